@@ -1,0 +1,133 @@
+//! The argument groups every plugin shares. This is the only module of the core crate that
+//! knows about clap; everything else takes the plain [`crate::discovery::Settings`] built here.
+//!
+//! Every flag is `global`, so it is accepted before or after a subcommand, as kubectl's are.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::discovery::Settings;
+use crate::render::OutputFormat;
+use crate::util::parse_duration;
+
+/// Flags shared by every `kubectl-etcd-*` plugin.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Path to the kubeconfig file to use for Kubernetes API discovery.
+    #[arg(long, global = true, env = "KUBECONFIG", value_name = "PATH", help_heading = "Kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The name of the kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Kubernetes")]
+    pub context: Option<String>,
+
+    /// Namespace of the etcd pods.
+    #[arg(short = 'n', long, global = true, default_value = "kube-system", value_name = "NAMESPACE", help_heading = "Kubernetes")]
+    pub namespace: String,
+
+    /// An etcd static pod manifest [default: /etc/kubernetes/manifests/etcd.yaml when it exists and no endpoints were given].
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Node")]
+    pub manifest: Option<PathBuf>,
+
+    /// gRPC endpoints, comma-separated (as etcdctl's).
+    #[arg(long, global = true, env = "ETCDCTL_ENDPOINTS", value_delimiter = ',', value_name = "URLS", help_heading = "etcd")]
+    pub endpoints: Vec<String>,
+
+    /// Verify certificates of TLS-enabled secure servers using this CA bundle.
+    #[arg(long, global = true, env = "ETCDCTL_CACERT", value_name = "PATH", help_heading = "etcd")]
+    pub cacert: Option<PathBuf>,
+
+    /// Identify secure client using this TLS certificate file.
+    #[arg(long, global = true, env = "ETCDCTL_CERT", value_name = "PATH", help_heading = "etcd")]
+    pub cert: Option<PathBuf>,
+
+    /// Identify secure client using this TLS key file.
+    #[arg(long, global = true, env = "ETCDCTL_KEY", value_name = "PATH", help_heading = "etcd")]
+    pub key: Option<PathBuf>,
+
+    /// Dial timeout for client connections (TCP connect and TLS handshake).
+    #[arg(long, global = true, env = "ETCDCTL_DIAL_TIMEOUT", default_value = "2s", value_parser = parse_duration, value_name = "DURATION", help_heading = "etcd")]
+    pub dial_timeout: Duration,
+
+    /// Timeout for short running commands (excluding dial timeout).
+    #[arg(long, global = true, env = "ETCDCTL_COMMAND_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION", help_heading = "etcd")]
+    pub command_timeout: Duration,
+
+    /// Skip verification of the servers' certificates. Insecure: the output says so.
+    #[arg(long, global = true, help_heading = "etcd")]
+    pub insecure_skip_tls_verify: bool,
+
+    /// Output format.
+    #[arg(short = 'o', long, global = true, default_value = "table", value_parser = ["table", "wide", "json", "yaml"], help_heading = "Output")]
+    pub output: String,
+
+    /// Don't print headers in table output.
+    #[arg(long, global = true, help_heading = "Output")]
+    pub no_headers: bool,
+
+    /// Print discovery decisions on stderr (which source, which files, which endpoints).
+    #[arg(short = 'v', long, global = true, help_heading = "Output")]
+    pub verbose: bool,
+}
+
+impl CommonArgs {
+    /// The output format (`-o`).
+    pub fn format(&self) -> OutputFormat {
+        OutputFormat::parse(&self.output).unwrap_or(OutputFormat::Table)
+    }
+
+    /// The discovery settings these flags describe.
+    pub fn settings(&self) -> Settings {
+        let endpoints_from_env = !self.endpoints.is_empty() && std::env::var_os("ETCDCTL_ENDPOINTS").is_some() && !flag_given("--endpoints");
+        Settings {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            manifest: self.manifest.clone(),
+            endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
+            endpoints_source: if endpoints_from_env { "env ETCDCTL_ENDPOINTS" } else { "flag --endpoints" },
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            dial_timeout: self.dial_timeout,
+            command_timeout: self.command_timeout,
+            command_timeout_explicit: flag_given("--command-timeout") || std::env::var_os("ETCDCTL_COMMAND_TIMEOUT").is_some(),
+            insecure_skip_tls_verify: self.insecure_skip_tls_verify,
+            verbose: self.verbose,
+            default_manifest: std::env::var_os("KUBECTL_ETCD_DEFAULT_MANIFEST")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(crate::discovery::DEFAULT_MANIFEST)),
+        }
+    }
+}
+
+fn flag_given(flag: &str) -> bool {
+    std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+}
+
+/// Runs a plugin's async body on a small runtime and maps the outcome to the process exit code:
+/// errors are printed on stderr as one `error: …` line; a closed stdout pipe exits quietly.
+pub fn run_main<F>(body: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = crate::Result<crate::ExitCode>>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return std::process::ExitCode::from(crate::ExitCode::Negative as u8);
+        }
+    };
+    let result = rt.block_on(body);
+    rt.shutdown_background();
+    match result {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) if e.is_broken_pipe() => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! A session with an etcd cluster: discovery, TLS, and the authoritative member list from etcd.
+
+use std::time::Duration;
+
+use futures::future::select_ok;
+use serde::Serialize;
+
+use crate::conn::{call, Dialer, TransportError};
+use crate::discovery::{self, Discovery, Settings};
+use crate::error::{Error, Result};
+use crate::tls::TlsContext;
+use crate::util::member_id;
+
+/// A member as etcd lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Member {
+    /// Member ID (hex in output).
+    #[serde(serialize_with = "ser_hex")]
+    pub id: u64,
+    /// Name; empty until a learner or new member has started.
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Client URLs; empty until the member has started.
+    pub client_urls: Vec<String>,
+    /// True for a learner (non-voting) member.
+    pub is_learner: bool,
+}
+
+impl Member {
+    /// A name to show: the name, or `(not started)` with the peer URL.
+    pub fn display_name(&self) -> String {
+        if self.name.is_empty() {
+            "(not started)".to_string()
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// Serializes a u64 as 16 hex digits.
+pub fn ser_hex<S: serde::Serializer>(v: &u64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&member_id(*v))
+}
+
+/// Serializes an optional u64 as 16 hex digits.
+pub fn ser_hex_opt<S: serde::Serializer>(v: &Option<u64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&member_id(*v)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The member list and who answered it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberList {
+    /// Cluster ID.
+    #[serde(serialize_with = "ser_hex")]
+    pub cluster_id: u64,
+    /// The member that answered.
+    #[serde(serialize_with = "ser_hex")]
+    pub answered_by: u64,
+    /// The endpoint that answered.
+    pub endpoint: String,
+    /// The members.
+    pub members: Vec<Member>,
+}
+
+/// Discovery plus a dialer: everything needed to talk to the cluster.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// What the user asked for.
+    pub settings: Settings,
+    /// What discovery found.
+    pub discovery: Discovery,
+    /// The dialer (TLS context, dial timeout).
+    pub dialer: Dialer,
+}
+
+impl Session {
+    /// Runs discovery and loads the TLS material.
+    pub async fn open(settings: &Settings) -> Result<Session> {
+        let discovery = discovery::discover(settings).await?;
+        let tls = TlsContext::load(&discovery.tls, discovery.insecure)?;
+        if discovery.insecure {
+            eprintln!("WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)");
+        }
+        Ok(Session { settings: settings.clone(), dialer: Dialer::new(tls, settings.dial_timeout), discovery })
+    }
+
+    /// The per-call deadline.
+    pub fn command_timeout(&self) -> Duration {
+        self.settings.command_timeout
+    }
+
+    /// Asks every discovered endpoint for the member list at once; the first answer wins.
+    pub async fn member_list(&self) -> Result<MemberList> {
+        let urls: Vec<String> = self.discovery.endpoints.iter().map(|e| e.url.clone()).collect();
+        self.member_list_from(&urls).await
+    }
+
+    /// The member list from the first of `urls` to answer.
+    pub async fn member_list_from(&self, urls: &[String]) -> Result<MemberList> {
+        if urls.is_empty() {
+            return Err(Error::NothingFound { tried: vec!["no endpoints to contact".into()] });
+        }
+        let futs = urls.iter().map(|u| Box::pin(self.member_list_one(u.clone())));
+        match select_ok(futs).await {
+            Ok((list, _)) => Ok(list),
+            Err(_) => {
+                // select_ok returns only the last error; collect every endpoint's for the message.
+                let all = futures::future::join_all(urls.iter().map(|u| self.member_list_one(u.clone()))).await;
+                Err(Error::Unreachable { errors: all.into_iter().filter_map(|r| r.err()).collect() })
+            }
+        }
+    }
+
+    async fn member_list_one(&self, url: String) -> std::result::Result<MemberList, TransportError> {
+        self.dialer.probe(&url).await?;
+        let mut client = self.dialer.client(&url).await?;
+        let resp = call(&url, "member list", self.command_timeout(), client.member_list()).await?;
+        let header = resp.header();
+        let members = resp
+            .members()
+            .iter()
+            .map(|m| Member {
+                id: m.id(),
+                name: m.name().to_string(),
+                peer_urls: m.peer_urls().to_vec(),
+                client_urls: m.client_urls().to_vec(),
+                is_learner: m.is_learner(),
+            })
+            .collect();
+        Ok(MemberList {
+            cluster_id: header.map(|h| h.cluster_id()).unwrap_or(0),
+            answered_by: header.map(|h| h.member_id()).unwrap_or(0),
+            endpoint: url,
+            members,
+        })
+    }
+
+    /// A client pinned to `url`.
+    pub async fn client(&self, url: &str) -> Result<etcd_client::Client> {
+        Ok(self.dialer.client(url).await?)
+    }
+}
+
+/// Finds a member by name or hex ID; errors name the known members.
+pub fn find_member<'a>(members: &'a [Member], key: &str) -> Result<&'a Member> {
+    if let Some(m) = members.iter().find(|m| m.name == key) {
+        return Ok(m);
+    }
+    if let Some(id) = crate::util::parse_member_id(key) {
+        if let Some(m) = members.iter().find(|m| m.id == id) {
+            return Ok(m);
+        }
+    }
+    let known: Vec<String> = members.iter().map(|m| format!("{} ({})", m.display_name(), member_id(m.id))).collect();
+    Err(Error::Usage(format!("no member named or with ID {key:?}; members are: {}", known.join(", "))))
+}

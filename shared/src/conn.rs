@@ -1,0 +1,391 @@
+//! Connections to etcd members: one pinned client per member endpoint, dialed through our own
+//! TCP + rustls connector so that every failure is classified (refused, timed out, which TLS
+//! problem) and the member's serving certificate can be read.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::tls::{CertInfo, TlsContext};
+
+/// The class of a failure to talk to one member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "class", content = "reason")]
+pub enum FailureClass {
+    /// Nothing listens on the port (the member is down).
+    ConnectionRefused,
+    /// The TCP connection did not complete within the dial timeout (host down, firewall).
+    DialTimeout,
+    /// Connected, but no answer within the deadline: the process is frozen or overloaded.
+    TimedOut,
+    /// The TLS handshake failed, for the reason given.
+    Tls(TlsFailure),
+    /// The member answered the RPC with an error.
+    Rpc(String),
+    /// The member has no client URL: it was added but never started.
+    NoClientUrl,
+    /// Any other network failure (no route, DNS).
+    Network(String),
+}
+
+/// Why a TLS handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsFailure {
+    /// The server's certificate is not signed by the CA we trust.
+    UnknownAuthority,
+    /// The server's certificate does not name the host we dialed (no matching SAN).
+    NameMismatch,
+    /// The server rejected our client certificate.
+    ClientCertRejected,
+    /// The server's certificate has expired.
+    Expired,
+    /// The server's certificate is not valid yet.
+    NotYetValid,
+    /// The server does not speak TLS on this port.
+    NotTls,
+    /// Anything else, with rustls' words.
+    Other(String),
+}
+
+impl FailureClass {
+    /// A short phrase for tables: `connection refused`, `timed out`, `tls: unknown authority`.
+    pub fn short(&self) -> String {
+        match self {
+            FailureClass::ConnectionRefused => "connection refused".into(),
+            FailureClass::DialTimeout => "dial timed out".into(),
+            FailureClass::TimedOut => "timed out".into(),
+            FailureClass::Tls(t) => format!("tls: {}", t.short()),
+            FailureClass::Rpc(m) => format!("rpc error: {m}"),
+            FailureClass::NoClientUrl => "no client URL (never started)".into(),
+            FailureClass::Network(m) => m.clone(),
+        }
+    }
+}
+
+impl TlsFailure {
+    fn short(&self) -> String {
+        match self {
+            TlsFailure::UnknownAuthority => "certificate signed by unknown authority".into(),
+            TlsFailure::NameMismatch => "certificate name mismatch".into(),
+            TlsFailure::ClientCertRejected => "client certificate rejected".into(),
+            TlsFailure::Expired => "certificate expired".into(),
+            TlsFailure::NotYetValid => "certificate not valid yet".into(),
+            TlsFailure::NotTls => "server does not speak TLS".into(),
+            TlsFailure::Other(m) => m.clone(),
+        }
+    }
+}
+
+/// A failure to talk to one member.
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+#[error("{endpoint}: {}: {detail}", class.short())]
+pub struct TransportError {
+    /// The endpoint dialed.
+    pub endpoint: String,
+    /// The class of failure.
+    #[serde(flatten)]
+    pub class: FailureClass,
+    /// What happened, with the next step where there is one.
+    pub detail: String,
+}
+
+impl TransportError {
+    fn new(endpoint: &str, class: FailureClass, detail: impl Into<String>) -> TransportError {
+        TransportError { endpoint: endpoint.to_string(), class, detail: detail.into() }
+    }
+
+    /// Maps an RPC error to a transport error.
+    pub fn rpc(endpoint: &str, e: etcd_client::Error) -> TransportError {
+        let msg = match &e {
+            etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
+            other => other.to_string(),
+        };
+        TransportError::new(endpoint, FailureClass::Rpc(msg.clone()), msg)
+    }
+
+    /// A deadline passed while waiting for a member's answer.
+    pub fn timed_out(endpoint: &str, what: &str, after: Duration) -> TransportError {
+        TransportError::new(
+            endpoint,
+            FailureClass::TimedOut,
+            format!("no answer to {what} within {} (member frozen or overloaded)", crate::util::format_duration(after)),
+        )
+    }
+}
+
+/// Host and port of an endpoint URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `https` or `http`.
+    pub tls: bool,
+    /// Host name or IP (no brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Target {
+    /// Parses `https://host:port`; a missing port means 2379.
+    pub fn parse(url: &str) -> Option<Target> {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+        let tls = match scheme {
+            "https" | "unixs" => true,
+            "http" | "unix" => false,
+            _ => return None,
+        };
+        let hostport = rest.split('/').next()?;
+        let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+            let (h, p) = h.split_once(']')?;
+            (h.to_string(), p.strip_prefix(':').map(|p| p.parse().ok()).unwrap_or(Some(2379))?)
+        } else if let Some((h, p)) = hostport.rsplit_once(':') {
+            (h.to_string(), p.parse().ok()?)
+        } else {
+            (hostport.to_string(), 2379)
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(Target { tls, host, port })
+    }
+
+    fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What a successful probe learned.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeInfo {
+    /// The member's serving certificate (leaf).
+    pub server_cert: Option<CertInfo>,
+    /// Time to connect and complete the handshake.
+    #[serde(with = "crate::render::duration_ms")]
+    pub handshake: Duration,
+}
+
+/// Dials members.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    tls: Option<TlsContext>,
+    dial_timeout: Duration,
+}
+
+type BoxIo = Box<dyn IoStream>;
+trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> IoStream for T {}
+
+impl Dialer {
+    /// A dialer with the given TLS context (`None` for plain http).
+    pub fn new(tls: Option<TlsContext>, dial_timeout: Duration) -> Dialer {
+        Dialer { tls, dial_timeout }
+    }
+
+    /// The TLS context.
+    pub fn tls(&self) -> Option<&TlsContext> {
+        self.tls.as_ref()
+    }
+
+    async fn dial(&self, url: &str) -> Result<(BoxIo, Option<CertInfo>), TransportError> {
+        let target = Target::parse(url).ok_or_else(|| {
+            TransportError::new(url, FailureClass::Network("invalid URL".into()), "expected https://host:port")
+        })?;
+        let tcp = match tokio::time::timeout(self.dial_timeout, TcpStream::connect(target.addr())).await {
+            Err(_) => {
+                return Err(TransportError::new(
+                    url,
+                    FailureClass::DialTimeout,
+                    format!("TCP connect did not complete within {} (host down or filtered)", crate::util::format_duration(self.dial_timeout)),
+                ))
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Err(TransportError::new(url, FailureClass::ConnectionRefused, "nothing listens on this port: is etcd running?"))
+            }
+            Ok(Err(e)) => return Err(TransportError::new(url, FailureClass::Network(e.to_string()), e.to_string())),
+            Ok(Ok(s)) => s,
+        };
+        let _ = tcp.set_nodelay(true);
+        if !target.tls {
+            return Ok((Box::new(tcp), None));
+        }
+        let Some(tls) = &self.tls else {
+            return Err(TransportError::new(
+                url,
+                FailureClass::Tls(TlsFailure::Other("no TLS material".into())),
+                "https endpoint but no certificates: pass --cacert, --cert and --key",
+            ));
+        };
+        let name: ServerName<'static> = TlsContext::server_name(&target.host).ok_or_else(|| {
+            TransportError::new(url, FailureClass::Network("invalid host".into()), format!("{:?} is not a valid server name", target.host))
+        })?;
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let stream = match tokio::time::timeout(self.dial_timeout, connector.connect(name, tcp)).await {
+            Err(_) => {
+                return Err(TransportError::new(
+                    url,
+                    FailureClass::TimedOut,
+                    format!(
+                        "connected, but the TLS handshake did not complete within {} (member frozen or overloaded)",
+                        crate::util::format_duration(self.dial_timeout)
+                    ),
+                ))
+            }
+            Ok(Err(e)) => return Err(classify_io(url, &e)),
+            Ok(Ok(s)) => s,
+        };
+        let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| CertInfo::from_der(c));
+        Ok((Box::new(stream), cert))
+    }
+
+    /// Connects, completes the TLS handshake, and makes sure the server accepted our client
+    /// certificate (with TLS 1.3 a rejection only shows after the handshake) by exchanging the
+    /// HTTP/2 preface.
+    pub async fn probe(&self, url: &str) -> Result<ProbeInfo, TransportError> {
+        let start = Instant::now();
+        let (mut io, cert) = self.dial(url).await?;
+        // HTTP/2 client preface and an empty SETTINGS frame; the server answers with its
+        // SETTINGS, or with a TLS alert when it rejects our certificate.
+        let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let exchange = async {
+            io.write_all(&preface).await?;
+            io.flush().await?;
+            let mut buf = [0u8; 9];
+            io.read_exact(&mut buf).await?;
+            Ok::<_, std::io::Error>(buf)
+        };
+        match tokio::time::timeout(self.dial_timeout, exchange).await {
+            Err(_) => Err(TransportError::new(
+                url,
+                FailureClass::TimedOut,
+                format!("connected, but no HTTP/2 answer within {} (member frozen or overloaded)", crate::util::format_duration(self.dial_timeout)),
+            )),
+            Ok(Err(e)) => Err(classify_io(url, &e)),
+            Ok(Ok(_)) => Ok(ProbeInfo { server_cert: cert, handshake: start.elapsed() }),
+        }
+    }
+
+    /// A client pinned to one endpoint. The connection is made on first use through this
+    /// dialer, so TLS is verified exactly as in [`Dialer::probe`].
+    pub async fn client(&self, url: &str) -> Result<etcd_client::Client, TransportError> {
+        let target = Target::parse(url)
+            .ok_or_else(|| TransportError::new(url, FailureClass::Network("invalid URL".into()), "expected https://host:port"))?;
+        // tonic sees plain http; TLS is done by our connector.
+        let uri = format!("http://{}", target.addr());
+        let endpoint = tonic::transport::Endpoint::from_shared(uri)
+            .map_err(|e| TransportError::new(url, FailureClass::Network(e.to_string()), e.to_string()))?
+            .tcp_nodelay(true);
+        let dialer = self.clone();
+        let url_owned = url.to_string();
+        let connector = tower::service_fn(move |_uri: http::Uri| {
+            let dialer = dialer.clone();
+            let url = url_owned.clone();
+            let fut: Pin<Box<dyn Future<Output = Result<TokioIo<BoxIo>, TransportError>> + Send>> =
+                Box::pin(async move { dialer.dial(&url).await.map(|(io, _)| TokioIo::new(io)) });
+            fut
+        });
+        let channel = endpoint.connect_with_connector_lazy(connector);
+        let client = etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None)
+            .await
+            .map_err(|e| TransportError::rpc(url, e))?;
+        Ok(client)
+    }
+}
+
+/// Classifies an I/O error from a TLS connection.
+fn classify_io(url: &str, e: &std::io::Error) -> TransportError {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return classify_rustls(url, inner);
+    }
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => {
+            TransportError::new(
+                url,
+                FailureClass::Tls(TlsFailure::ClientCertRejected),
+                format!("the server closed the connection during the TLS handshake ({e}); it most likely rejected our client certificate: check --cert/--key against the server's --trusted-ca-file"),
+            )
+        }
+        _ => TransportError::new(url, FailureClass::Network(e.to_string()), e.to_string()),
+    }
+}
+
+fn classify_rustls(url: &str, e: &rustls::Error) -> TransportError {
+    use rustls::{AlertDescription as A, CertificateError as C};
+    let (failure, detail) = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer | C::BadSignature => (
+                TlsFailure::UnknownAuthority,
+                "the server's certificate is not signed by the CA in use: check --cacert (the etcd CA, /etc/kubernetes/pki/etcd/ca.crt on kubeadm)".to_string(),
+            ),
+            C::NotValidForName | C::NotValidForNameContext { .. } => (
+                TlsFailure::NameMismatch,
+                format!("the server's certificate is not valid for this host ({c:?}): use an endpoint named in its SANs, or reissue the certificate with this IP/name"),
+            ),
+            C::Expired | C::ExpiredContext { .. } => (
+                TlsFailure::Expired,
+                "the server's certificate has expired: renew it (kubeadm certs renew etcd-server)".to_string(),
+            ),
+            C::NotValidYet | C::NotValidYetContext { .. } => (
+                TlsFailure::NotYetValid,
+                "the server's certificate is not valid yet: check the clocks".to_string(),
+            ),
+            other => (TlsFailure::Other(format!("invalid server certificate: {other:?}")), format!("{other:?}")),
+        },
+        rustls::Error::AlertReceived(a) => match a {
+            A::BadCertificate | A::UnknownCA | A::CertificateRequired | A::CertificateUnknown | A::UnsupportedCertificate | A::AccessDenied => (
+                TlsFailure::ClientCertRejected,
+                format!("the server rejected our client certificate (alert {a:?}): it must be signed by the server's --trusted-ca-file CA"),
+            ),
+            A::CertificateExpired => (
+                TlsFailure::ClientCertRejected,
+                "the server rejected our client certificate as expired: renew it".to_string(),
+            ),
+            other => (TlsFailure::Other(format!("alert {other:?}")), format!("the server sent TLS alert {other:?}")),
+        },
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => (
+            TlsFailure::NotTls,
+            "the server did not answer with TLS: is the endpoint http:// rather than https://?".to_string(),
+        ),
+        other => (TlsFailure::Other(other.to_string()), other.to_string()),
+    };
+    TransportError::new(url, FailureClass::Tls(failure), detail)
+}
+
+/// Runs one RPC against a member with a deadline; maps errors.
+pub async fn call<T, F>(endpoint: &str, what: &str, deadline: Duration, fut: F) -> Result<T, TransportError>
+where
+    F: Future<Output = Result<T, etcd_client::Error>>,
+{
+    match tokio::time::timeout(deadline, fut).await {
+        Err(_) => Err(TransportError::timed_out(endpoint, what, deadline)),
+        Ok(Err(e)) => Err(TransportError::rpc(endpoint, e)),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// A shared, cheaply cloned dialer.
+pub type SharedDialer = Arc<Dialer>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(Target::parse("https://127.0.0.1:2379"), Some(Target { tls: true, host: "127.0.0.1".into(), port: 2379 }));
+        assert_eq!(Target::parse("http://[::1]:12379"), Some(Target { tls: false, host: "::1".into(), port: 12379 }));
+        assert_eq!(Target::parse("https://etcd"), Some(Target { tls: true, host: "etcd".into(), port: 2379 }));
+        assert_eq!(Target::parse("ftp://x:1"), None);
+    }
+}

@@ -1,0 +1,422 @@
+//! Discovery: finds the etcd members to contact and the TLS material to contact them with, and
+//! remembers where each fact came from.
+//!
+//! Precedence, per fact: explicit flags and `ETCDCTL_*` variables, then the node's static pod
+//! manifest, then the Kubernetes API (etcd pods, then etcd-labelled nodes). Once connected, the
+//! member list from etcd itself is authoritative (see [`crate::cluster`]).
+
+pub mod kubeapi;
+pub mod manifest;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use manifest::Manifest;
+
+use crate::error::{Error, Result};
+
+/// kubeadm's etcd static pod manifest.
+pub const DEFAULT_MANIFEST: &str = "/etc/kubernetes/manifests/etcd.yaml";
+
+/// What the user asked for (flags, environment); built by [`crate::cli::CommonArgs::settings`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--kubeconfig` / `KUBECONFIG` (may be a colon-separated list).
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`.
+    pub context: Option<String>,
+    /// `-n/--namespace`.
+    pub namespace: String,
+    /// `--manifest`.
+    pub manifest: Option<PathBuf>,
+    /// `--endpoints` / `ETCDCTL_ENDPOINTS`.
+    pub endpoints: Vec<String>,
+    /// Which of the two gave the endpoints.
+    pub endpoints_source: &'static str,
+    /// `--cacert` / `ETCDCTL_CACERT`.
+    pub cacert: Option<PathBuf>,
+    /// `--cert` / `ETCDCTL_CERT`.
+    pub cert: Option<PathBuf>,
+    /// `--key` / `ETCDCTL_KEY`.
+    pub key: Option<PathBuf>,
+    /// `--dial-timeout`.
+    pub dial_timeout: Duration,
+    /// `--command-timeout`.
+    pub command_timeout: Duration,
+    /// Whether `--command-timeout` was given explicitly (long operations have no deadline
+    /// otherwise).
+    pub command_timeout_explicit: bool,
+    /// `--insecure-skip-tls-verify`.
+    pub insecure_skip_tls_verify: bool,
+    /// `-v`.
+    pub verbose: bool,
+    /// The manifest used when none is named and no endpoints are given.
+    pub default_manifest: PathBuf,
+}
+
+impl Settings {
+    /// Settings with defaults and nothing given (for tests and library users).
+    pub fn new() -> Settings {
+        Settings {
+            kubeconfig: None,
+            context: None,
+            namespace: "kube-system".into(),
+            manifest: None,
+            endpoints: Vec::new(),
+            endpoints_source: "flag --endpoints",
+            cacert: None,
+            cert: None,
+            key: None,
+            dial_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(5),
+            command_timeout_explicit: false,
+            insecure_skip_tls_verify: false,
+            verbose: false,
+            default_manifest: PathBuf::from(DEFAULT_MANIFEST),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One endpoint to contact, with where it was found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The member name the source gives for it, if any.
+    pub name: Option<String>,
+    /// The client URL.
+    pub url: String,
+    /// Where it came from (for example `manifest /etc/kubernetes/manifests/etcd.yaml`).
+    pub source: String,
+}
+
+/// A file path with where it came from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Sourced {
+    /// The file.
+    pub path: PathBuf,
+    /// Where the path came from.
+    pub source: String,
+}
+
+/// The TLS files to use.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TlsFiles {
+    /// CA bundle to verify the servers.
+    pub ca: Option<Sourced>,
+    /// Client certificate.
+    pub cert: Option<Sourced>,
+    /// Client key.
+    pub key: Option<Sourced>,
+}
+
+/// The result of discovery.
+#[derive(Debug, Clone, Serialize)]
+pub struct Discovery {
+    /// The endpoints to contact first.
+    pub endpoints: Vec<Endpoint>,
+    /// True when the source lists every member (the Kubernetes API), so a member without a
+    /// discovered endpoint is worth reporting.
+    pub endpoints_complete: bool,
+    /// TLS files.
+    pub tls: TlsFiles,
+    /// The static pod manifest, when one was read.
+    #[serde(skip)]
+    pub manifest: Option<Manifest>,
+    /// Every decision taken, in order (printed with `-v`).
+    pub log: Vec<String>,
+    /// Server certificate verification is off (`--insecure-skip-tls-verify`).
+    pub insecure: bool,
+}
+
+/// Collects decisions and prints them with `-v`.
+#[derive(Debug)]
+pub(crate) struct Log {
+    verbose: bool,
+    lines: Vec<String>,
+}
+
+impl Log {
+    pub(crate) fn new(verbose: bool) -> Log {
+        Log { verbose, lines: Vec::new() }
+    }
+    pub(crate) fn say(&mut self, line: String) {
+        if self.verbose {
+            eprintln!("discovery: {line}");
+        }
+        self.lines.push(line);
+    }
+}
+
+/// Runs discovery.
+pub async fn discover(settings: &Settings) -> Result<Discovery> {
+    let mut log = Log::new(settings.verbose);
+    let mut tried: Vec<String> = Vec::new();
+
+    // 1. The static pod manifest: named, or the default one when no endpoints were given.
+    let manifest = match &settings.manifest {
+        Some(path) => {
+            log.say(format!("reading static pod manifest {} (--manifest)", path.display()));
+            Some(Manifest::load(path)?)
+        }
+        None if settings.endpoints.is_empty() => {
+            let path = &settings.default_manifest;
+            if path.exists() {
+                log.say(format!("reading static pod manifest {} (default path)", path.display()));
+                Some(Manifest::load(path)?)
+            } else {
+                log.say(format!("no static pod manifest at {}", path.display()));
+                tried.push(format!("no static pod manifest at {}", path.display()));
+                None
+            }
+        }
+        None => None,
+    };
+    if let Some(m) = &manifest {
+        log.say(format!(
+            "manifest: container {:?}, member name {}, data dir {}{}",
+            m.container,
+            m.name().unwrap_or("(none)"),
+            m.flag("data-dir").unwrap_or("(none)"),
+            m.config_file.as_ref().map(|c| format!(", config file {}", c.display())).unwrap_or_default()
+        ));
+    }
+
+    // 2. Endpoints.
+    let mut endpoints_complete = false;
+    let mut api_pod_flags: Option<manifest::Manifest> = None;
+    let endpoints: Vec<Endpoint> = if !settings.endpoints.is_empty() {
+        for e in &settings.endpoints {
+            validate_url(e, settings.endpoints_source)?;
+        }
+        log.say(format!("endpoints from {}: {}", settings.endpoints_source, settings.endpoints.join(",")));
+        settings
+            .endpoints
+            .iter()
+            .map(|u| Endpoint { name: None, url: u.clone(), source: settings.endpoints_source.to_string() })
+            .collect()
+    } else if let Some(m) = &manifest {
+        let urls = m.client_urls();
+        if urls.is_empty() {
+            return Err(Error::InvalidValue {
+                what: format!("etcd flags in manifest {}", m.path.display()),
+                value: String::new(),
+                reason: "neither --advertise-client-urls nor --listen-client-urls is set; pass --endpoints".into(),
+            });
+        }
+        for u in &urls {
+            validate_url(u, &format!("--advertise-client-urls in manifest {}", m.path.display()))?;
+        }
+        let source = format!("manifest {}", m.path.display());
+        log.say(format!("endpoints from {source}: {}", urls.join(",")));
+        urls.into_iter().map(|u| Endpoint { name: m.name().map(String::from), url: u, source: source.clone() }).collect()
+    } else {
+        match kubeapi::discover(settings, &mut log).await {
+            Ok(found) => {
+                endpoints_complete = found.complete;
+                api_pod_flags = found.pod_flags;
+                found.endpoints
+            }
+            Err(kubeapi::ApiOutcome::Tried(why)) => {
+                tried.extend(why);
+                tried.insert(0, "no --endpoints flag or ETCDCTL_ENDPOINTS".into());
+                return Err(Error::NothingFound { tried });
+            }
+            Err(kubeapi::ApiOutcome::Failed(e)) => return Err(e),
+        }
+    };
+
+    // 3. TLS material.
+    let tls = find_tls(settings, manifest.as_ref().or(api_pod_flags.as_ref()), &endpoints, &mut log)?;
+    if settings.insecure_skip_tls_verify {
+        log.say("server certificate verification is OFF (--insecure-skip-tls-verify)".into());
+    }
+
+    Ok(Discovery {
+        endpoints,
+        endpoints_complete,
+        tls,
+        manifest,
+        log: log.lines,
+        insecure: settings.insecure_skip_tls_verify,
+    })
+}
+
+/// Checks that an endpoint is a usable URL.
+pub fn validate_url(url: &str, source: &str) -> Result<()> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://") || url.starts_with("unix"))
+        && url.split("://").nth(1).is_some_and(|r| !r.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidValue {
+            what: format!("endpoint from {source}"),
+            value: url.to_string(),
+            reason: "expected a URL such as https://10.0.0.1:2379".into(),
+        })
+    }
+}
+
+fn sourced(path: PathBuf, source: impl Into<String>) -> Sourced {
+    Sourced { path, source: source.into() }
+}
+
+/// Finds CA, client certificate and key: flags/env first, then what the manifest (or the etcd
+/// pod's command seen through the API) names, then the well-known layouts of kubeadm, RKE1,
+/// RKE2 and k3s.
+fn find_tls(settings: &Settings, flags_from: Option<&Manifest>, endpoints: &[Endpoint], log: &mut Log) -> Result<TlsFiles> {
+    let env_or_flag = |var: &str, flag: &str| {
+        if std::env::var_os(var).is_some() && !std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+            format!("env {var}")
+        } else {
+            format!("flag {flag}")
+        }
+    };
+    let mut tls = TlsFiles {
+        ca: settings.cacert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CACERT", "--cacert"))),
+        cert: settings.cert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CERT", "--cert"))),
+        key: settings.key.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_KEY", "--key"))),
+    };
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(Error::Usage(
+            "--cert and --key must be given together (or ETCDCTL_CERT and ETCDCTL_KEY)".into(),
+        ));
+    }
+    let all_http = endpoints.iter().all(|e| e.url.starts_with("http://"));
+    if all_http {
+        log.say("all endpoints are plain http: no TLS".into());
+        return Ok(tls);
+    }
+    let mut tried = Vec::new();
+
+    if let Some(m) = flags_from {
+        let origin = format!("manifest {}", m.path.display());
+        if tls.ca.is_none() {
+            if let Some(ca) = m.flag("trusted-ca-file") {
+                tls.ca = Some(sourced(PathBuf::from(ca), format!("--trusted-ca-file in {origin}")));
+            }
+        }
+        if tls.cert.is_none() {
+            let ca_dir = m.flag("trusted-ca-file").and_then(|c| Path::new(c).parent().map(Path::to_path_buf));
+            let mut candidates: Vec<(PathBuf, PathBuf, String)> = Vec::new();
+            if let Some(dir) = &ca_dir {
+                candidates.push((dir.join("healthcheck-client.crt"), dir.join("healthcheck-client.key"), "kubeadm healthcheck client beside the CA".into()));
+                if let Some(parent) = dir.parent() {
+                    candidates.push((
+                        parent.join("apiserver-etcd-client.crt"),
+                        parent.join("apiserver-etcd-client.key"),
+                        "kubeadm apiserver-etcd-client in the CA's parent folder".into(),
+                    ));
+                }
+                candidates.push((dir.join("client.crt"), dir.join("client.key"), "k3s/RKE2 client beside the CA".into()));
+            }
+            if let (Some(c), Some(k)) = (m.flag("cert-file"), m.flag("key-file")) {
+                candidates.push((PathBuf::from(c), PathBuf::from(k), format!("the server certificate named in {origin}")));
+            }
+            pick_pair(&mut tls, &candidates, &mut tried, log);
+        }
+    }
+
+    // Well-known layouts, for the API route or a bare node.
+    if tls.ca.is_none() || tls.cert.is_none() {
+        let mut layouts: Vec<(PathBuf, PathBuf, PathBuf, String)> = vec![(
+            "/etc/kubernetes/pki/etcd/ca.crt".into(),
+            "/etc/kubernetes/pki/etcd/healthcheck-client.crt".into(),
+            "/etc/kubernetes/pki/etcd/healthcheck-client.key".into(),
+            "kubeadm layout".into(),
+        )];
+        for dist in ["rke2", "k3s"] {
+            let dir = PathBuf::from(format!("/var/lib/rancher/{dist}/server/tls/etcd"));
+            layouts.push((dir.join("server-ca.crt"), dir.join("client.crt"), dir.join("client.key"), format!("{dist} layout")));
+        }
+        for e in endpoints {
+            if let Some(host) = url_host(&e.url) {
+                let ip = host.replace(['.', ':'], "-");
+                layouts.push((
+                    "/etc/kubernetes/ssl/kube-ca.pem".into(),
+                    format!("/etc/kubernetes/ssl/kube-etcd-{ip}.pem").into(),
+                    format!("/etc/kubernetes/ssl/kube-etcd-{ip}-key.pem").into(),
+                    "RKE1 layout".into(),
+                ));
+            }
+        }
+        for (ca, cert, key, what) in layouts {
+            if tls.ca.is_none() && tls.cert.is_none() && ca.exists() && cert.exists() && key.exists() {
+                log.say(format!("certificates from the {what}: {}, {}, {}", ca.display(), cert.display(), key.display()));
+                tls.ca = Some(sourced(ca, what.clone()));
+                tls.cert = Some(sourced(cert, what.clone()));
+                tls.key = Some(sourced(key, what));
+                break;
+            } else if tls.cert.is_none() && tls.ca.is_some() && cert.exists() && key.exists() {
+                log.say(format!("client certificate from the {what}: {}", cert.display()));
+                tls.cert = Some(sourced(cert, what.clone()));
+                tls.key = Some(sourced(key, what));
+                break;
+            } else {
+                tried.push(format!("{what} ({})", cert.display()));
+            }
+        }
+    }
+
+    if tls.cert.is_none() {
+        if settings.insecure_skip_tls_verify && tls.ca.is_none() {
+            return Ok(tls);
+        }
+        return Err(Error::NoCredentials {
+            endpoints: endpoints.iter().map(|e| e.url.clone()).collect::<Vec<_>>().join(","),
+            tried,
+        });
+    }
+    if tls.ca.is_none() && !settings.insecure_skip_tls_verify {
+        return Err(Error::NoCredentials {
+            endpoints: endpoints.iter().map(|e| e.url.clone()).collect::<Vec<_>>().join(","),
+            tried: vec!["no CA certificate found to verify the servers".into()],
+        });
+    }
+    for (what, f) in [("CA", &tls.ca), ("client certificate", &tls.cert), ("client key", &tls.key)] {
+        if let Some(f) = f {
+            log.say(format!("{what}: {} (from {})", f.path.display(), f.source));
+        }
+    }
+    Ok(tls)
+}
+
+fn pick_pair(tls: &mut TlsFiles, candidates: &[(PathBuf, PathBuf, String)], tried: &mut Vec<String>, log: &mut Log) {
+    for (cert, key, what) in candidates {
+        if cert.is_file() && key.is_file() {
+            log.say(format!("client certificate: {what}"));
+            tls.cert = Some(sourced(cert.clone(), what.clone()));
+            tls.key = Some(sourced(key.clone(), what.clone()));
+            return;
+        }
+        tried.push(format!("{what} ({} not found)", if cert.is_file() { key } else { cert }.display()));
+    }
+}
+
+/// The host part of a URL (without brackets for IPv6).
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.split("://").nth(1)?;
+    let hostport = rest.split('/').next()?;
+    if let Some(h) = hostport.strip_prefix('[') {
+        return h.split(']').next().map(String::from);
+    }
+    Some(hostport.rsplit_once(':').map(|(h, _)| h).unwrap_or(hostport).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(url_host("https://10.0.0.1:2379").as_deref(), Some("10.0.0.1"));
+        assert_eq!(url_host("https://[::1]:2379").as_deref(), Some("::1"));
+        assert_eq!(url_host("https://etcd-0.example:2379/").as_deref(), Some("etcd-0.example"));
+    }
+}

@@ -1,0 +1,170 @@
+//! The one error type of the core crate, and the exit codes every plugin uses.
+
+use std::path::PathBuf;
+
+use crate::conn::TransportError;
+
+/// Process exit codes shared by every `kubectl-etcd-*` binary.
+///
+/// Scripts rely on these numbers; never renumber them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything ran and the result is positive.
+    Ok = 0,
+    /// The command ran, but the result is negative (unhealthy, refused by a safety check).
+    Negative = 1,
+    /// Usage error or bad input (flags, files given by the user).
+    Usage = 2,
+    /// Discovery or configuration failure: no etcd found, certificates missing or unreadable.
+    Discovery = 3,
+    /// Transport failure: dial, TLS or RPC error talking to etcd.
+    Transport = 4,
+}
+
+impl ExitCode {
+    /// The numeric process exit code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Errors of the core crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag or argument combination is invalid.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A file named by the user or by discovery could not be read.
+    #[error("failed to read {what} {path}: {source}")]
+    ReadFile {
+        /// What the file is (for example "static pod manifest").
+        what: &'static str,
+        /// The path that was tried.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The static pod manifest is not a valid Pod document.
+    #[error("failed to parse static pod manifest {path}: {reason}; expected a Pod in YAML, such as kubeadm's /etc/kubernetes/manifests/etcd.yaml")]
+    ManifestParse {
+        /// The manifest path.
+        path: PathBuf,
+        /// The parser's message.
+        reason: String,
+    },
+
+    /// The static pod manifest has no etcd container.
+    #[error("static pod manifest {path} has no etcd container (looked for a container named \"etcd\" or running the etcd binary); pass --endpoints and certificates instead")]
+    ManifestNoEtcd {
+        /// The manifest path.
+        path: PathBuf,
+    },
+
+    /// A PEM file does not hold what it should.
+    #[error("failed to load {what} from {path}: {reason}")]
+    Pem {
+        /// What was expected (for example "CA certificate").
+        what: &'static str,
+        /// The path that was read.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A configuration value is invalid (for example a URL or a timeout).
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidValue {
+        /// Which setting.
+        what: String,
+        /// The offending value.
+        value: String,
+        /// Why it is invalid and what to do.
+        reason: String,
+    },
+
+    /// Nothing could be discovered; the message lists every place that was tried.
+    #[error("failed to find etcd: {}; pass --endpoints with --cacert, --cert and --key, or --manifest PATH", tried.join("; "))]
+    NothingFound {
+        /// One line per source that was tried and why it gave nothing.
+        tried: Vec<String>,
+    },
+
+    /// Endpoints were found but no client certificate for them.
+    #[error("found etcd endpoints ({endpoints}) but no TLS client certificate: {}; pass --cacert, --cert and --key", tried.join("; "))]
+    NoCredentials {
+        /// The endpoints that were found.
+        endpoints: String,
+        /// Where certificates were looked for.
+        tried: Vec<String>,
+    },
+
+    /// The Kubernetes API could not be used.
+    #[error("failed to {action} through the Kubernetes API: {source}")]
+    Kube {
+        /// What was being done.
+        action: String,
+        /// The kube client error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// No member of the cluster answered.
+    #[error("failed to reach any etcd member: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Unreachable {
+        /// The per-endpoint failures.
+        errors: Vec<TransportError>,
+    },
+
+    /// One member could not be reached or answered with an error.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+
+    /// A safety check refused the operation.
+    #[error("{0}")]
+    Refused(String),
+
+    /// Writing output failed.
+    #[error("failed to write output: {0}")]
+    Output(#[source] std::io::Error),
+
+    /// Any other I/O failure with context.
+    #[error("failed to {action}: {source}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The exit code this error maps to.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage(_) | Error::InvalidValue { .. } => ExitCode::Usage,
+            Error::ReadFile { .. }
+            | Error::ManifestParse { .. }
+            | Error::ManifestNoEtcd { .. }
+            | Error::Pem { .. }
+            | Error::NothingFound { .. }
+            | Error::NoCredentials { .. }
+            | Error::Kube { .. } => ExitCode::Discovery,
+            Error::Unreachable { .. } | Error::Transport(_) => ExitCode::Transport,
+            Error::Refused(_) => ExitCode::Negative,
+            Error::Output(_) | Error::Io { .. } => ExitCode::Negative,
+        }
+    }
+
+    /// True when the error is a closed stdout pipe, which must exit quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Result alias of the core crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,14 @@
+//! The core of kubectl-etcd: discovery of etcd members and credentials, TLS, connections,
+//! cluster operations, rendering and errors. The plugins are thin binaries over this crate.
+
+pub mod cli;
+pub mod cluster;
+pub mod conn;
+pub mod discovery;
+pub mod error;
+pub mod health;
+pub mod render;
+pub mod tls;
+pub mod util;
+
+pub use error::{Error, ExitCode, Result};

@@ -1,0 +1,128 @@
+//! Small helpers shared by the core modules.
+
+use std::time::Duration;
+
+/// Parses a Go-style duration as etcdctl accepts it: `5s`, `500ms`, `1m30s`, `2h`, or plain
+/// seconds (`5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration; use a value such as 5s or 500ms".into());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return secs_to_duration(secs, s);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_end == 0 {
+            return Err(format!("invalid duration {s:?}; use a value such as 5s, 500ms or 1m30s"));
+        }
+        let value: f64 = rest[..num_end].parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..unit_end];
+        rest = &rest[unit_end..];
+        let factor = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}; use ns, us, ms, s, m or h")),
+        };
+        total += value * factor;
+    }
+    secs_to_duration(total, s)
+}
+
+fn secs_to_duration(secs: f64, s: &str) -> Result<Duration, String> {
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Formats a duration for humans: `850ms`, `2.1s`, `3m05s`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1.0 {
+        format!("{:.2}ms", ms)
+    } else if ms < 1000.0 {
+        format!("{:.0}ms", ms)
+    } else if ms < 60_000.0 {
+        format!("{:.1}s", ms / 1000.0)
+    } else {
+        let s = d.as_secs();
+        if s < 3600 {
+            format!("{}m{:02}s", s / 60, s % 60)
+        } else {
+            format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+        }
+    }
+}
+
+/// Formats a byte count with binary units: `25 MiB`, `1.4 GiB`, `512 B`.
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else if v >= 100.0 {
+        format!("{v:.0} {}", UNITS[i])
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// A member ID as etcd prints it: 16 lowercase hex digits.
+pub fn member_id(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// Parses a member ID given as hex (with or without leading zeros, optional `0x`).
+pub fn parse_member_id(s: &str) -> Option<u64> {
+    let t = s.trim().trim_start_matches("0x");
+    if t.is_empty() || t.len() > 16 || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(t, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(member_id(0x8e9e05c52164694d), "8e9e05c52164694d");
+        assert_eq!(member_id(1), "0000000000000001");
+        assert_eq!(parse_member_id("8e9e05c52164694d"), Some(0x8e9e05c52164694d));
+        assert_eq!(parse_member_id("node-1"), None);
+    }
+
+    #[test]
+    fn bytes() {
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(25 * 1024 * 1024), "25.0 MiB");
+        assert_eq!(format_bytes(2 * 1024 * 1024 * 1024), "2.0 GiB");
+    }
+}

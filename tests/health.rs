@@ -1,0 +1,11 @@
+//! `kubectl etcd health` against real etcd clusters.
+
+use harness::*;
+
+#[test]
+fn smoke() {
+    let c = Cluster::start(3);
+    let o = run_plugin("kubectl-etcd-health", &["--manifest", c.nodes[0].manifest().to_str().unwrap(), "-v"], &[]);
+    println!("{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(0));
+}
