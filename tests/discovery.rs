@@ -1,0 +1,533 @@
+//! Discovery end to end: static pod manifests (kubeadm, RKE2), the Kubernetes API (served by
+//! the harness's fake API server, since no API server can be installed here: objects are shaped
+//! exactly like a real cluster's), flags and `ETCDCTL_*` precedence, and every bad input with
+//! its exact message and exit code. Clusters are real etcd processes with mTLS.
+
+use std::path::Path;
+
+use harness::fakekube::{etcd_node, kubeadm_pod, FakeKube};
+use harness::*;
+use serde_json::Value;
+
+const HEALTH: &str = "kubectl-etcd-health";
+
+fn json(o: &std::process::Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+/// Every member listed with a 16-hex-digit ID, its name, its endpoint, and answered.
+fn assert_all_members_answer(c: &Cluster, doc: &Value) {
+    let members = doc["members"].as_array().unwrap();
+    assert_eq!(members.len(), c.nodes.len(), "{doc:#}");
+    for n in &c.nodes {
+        let m = members
+            .iter()
+            .find(|m| m["name"] == n.name.as_str())
+            .unwrap_or_else(|| panic!("{} missing: {doc:#}", n.name));
+        let id = m["id"].as_str().unwrap();
+        assert_eq!(id.len(), 16, "{id}");
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(m["endpoint"], n.client_url().as_str());
+        assert_eq!(m["answered"], true, "{m:#}");
+        assert_eq!(m["health"], "healthy");
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn kubeadm_manifest_alone_finds_the_cluster_over_mtls() {
+    let c = Cluster::start(3);
+    let o = run_plugin(
+        HEALTH,
+        &["--manifest", s(&c.nodes[0].manifest()), "-o", "json", "-v"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_all_members_answer(&c, &json(&o));
+    let err = stderr(&o);
+    assert!(err.contains("endpoints from manifest"), "{err}");
+    assert!(
+        err.contains("client certificate: kubeadm healthcheck client beside the CA"),
+        "{err}"
+    );
+    // The table form lists the same members.
+    let o = run_plugin(HEALTH, &["--manifest", s(&c.nodes[0].manifest())], &[]);
+    let out = stdout(&o);
+    for n in &c.nodes {
+        assert!(
+            out.lines().any(|l| l.starts_with(&n.name)
+                && l.contains(&n.client_url())
+                && l.contains("healthy")),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn default_manifest_is_used_when_it_exists_and_no_endpoints_are_given() {
+    let c = Cluster::start(1);
+    let o = run_plugin(
+        HEALTH,
+        &["-v", "-o", "json"],
+        &[("KUBECTL_ETCD_DEFAULT_MANIFEST", s(&c.nodes[0].manifest()))],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(default path)"), "{}", stderr(&o));
+    assert_all_members_answer(&c, &json(&o));
+}
+
+#[test]
+fn falls_back_to_apiserver_etcd_client_when_no_healthcheck_client() {
+    let c = Cluster::start(1);
+    let pki = c.nodes[0].pki_etcd();
+    std::fs::remove_file(pki.join("healthcheck-client.crt")).unwrap();
+    let o = run_plugin(
+        HEALTH,
+        &["--manifest", s(&c.nodes[0].manifest()), "-v", "-o", "json"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("apiserver-etcd-client in the CA's parent folder"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// RKE2 runs etcd as a static pod whose only argument is `--config-file`; the certificates are
+/// in `/var/lib/rancher/rke2/server/tls/etcd/` (`server-ca.crt`, `client.crt`, `client.key`).
+#[test]
+fn rke2_manifest_with_config_file() {
+    let c = Cluster::start(3);
+    let n = &c.nodes[1];
+    let root = c.dir.path().join("rke2");
+    let tls = root.join("server/tls/etcd");
+    std::fs::create_dir_all(&tls).unwrap();
+    let pki = n.pki_etcd();
+    std::fs::copy(pki.join("ca.crt"), tls.join("server-ca.crt")).unwrap();
+    std::fs::copy(pki.join("server.crt"), tls.join("server-client.crt")).unwrap();
+    std::fs::copy(pki.join("server.key"), tls.join("server-client.key")).unwrap();
+    std::fs::copy(pki.join("healthcheck-client.crt"), tls.join("client.crt")).unwrap();
+    std::fs::copy(pki.join("healthcheck-client.key"), tls.join("client.key")).unwrap();
+    let config = root.join("server/db/etcd/config");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "advertise-client-urls: {url}\nclient-transport-security:\n  cert-file: {t}/server-client.crt\n  client-cert-auth: true\n  key-file: {t}/server-client.key\n  trusted-ca-file: {t}/server-ca.crt\ndata-dir: {data}\nelection-timeout: 5000\nheartbeat-interval: 500\nlisten-client-urls: {url},https://127.0.0.1:2379\nname: {name}-a1b2c3d4\npeer-transport-security:\n  cert-file: {t}/peer-server-client.crt\n  client-cert-auth: true\n  key-file: {t}/peer-server-client.key\n  trusted-ca-file: {t}/peer-ca.crt\nsnapshot-count: 10000\n",
+            url = n.client_url(),
+            t = tls.display(),
+            data = n.data_dir().display(),
+            name = n.name
+        ),
+    )
+    .unwrap();
+    let manifest = root.join("agent/pod-manifests/etcd.yaml");
+    std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    etcd.k3s.io/initial: '{{\"initial-advertise-peer-urls\":\"{peer}\",\"initial-cluster\":\"{name}=https://127.0.0.1:{pp}\",\"initial-cluster-state\":\"new\"}}'\n  creationTimestamp: null\n  labels:\n    component: etcd\n    tier: control-plane\n  name: etcd\n  namespace: kube-system\n  uid: 0c1a8a8f3b2f4e0a9b7f\nspec:\n  containers:\n  - args:\n    - --config-file={config}\n    command:\n    - etcd\n    env:\n    - name: FILE_HASH\n      value: 4a5c2b0f\n    - name: NO_PROXY\n      value: .svc,.cluster.local,10.42.0.0/16,10.43.0.0/16\n    image: index.docker.io/rancher/hardened-etcd:v3.5.13-k3s1-build20240531\n    imagePullPolicy: IfNotPresent\n    name: etcd\n    resources:\n      requests:\n        cpu: 200m\n        memory: 512Mi\n    securityContext:\n      privileged: false\n    volumeMounts:\n    - mountPath: /var/lib/rancher/rke2/server/db/etcd\n      name: dir\n  hostNetwork: true\n  priorityClassName: system-cluster-critical\n  securityContext:\n    runAsGroup: 1001\n    runAsNonRoot: true\n    runAsUser: 1001\n  volumes:\n  - hostPath:\n      path: /var/lib/rancher/rke2/server/db/etcd\n      type: DirectoryOrCreate\n    name: dir\nstatus: {{}}\n",
+            peer = n.peer_url(),
+            name = n.name,
+            pp = n.peer_port,
+            config = config.display()
+        ),
+    )
+    .unwrap();
+    let o = run_plugin(
+        HEALTH,
+        &["--manifest", s(&manifest), "-o", "json", "-v"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("config file {}", config.display())),
+        "{err}"
+    );
+    assert!(err.contains("k3s/RKE2 client beside the CA"), "{err}");
+    assert_all_members_answer(&c, &json(&o));
+}
+
+fn api_pods(c: &Cluster, annotate: bool, with_flag: bool) -> Vec<Value> {
+    c.nodes
+        .iter()
+        .map(|n| {
+            let flags: Vec<(String, String)> = n
+                .flags
+                .iter()
+                .filter(|(k, _)| with_flag || k != "advertise-client-urls")
+                .cloned()
+                .collect();
+            kubeadm_pod(&n.name, &flags, &n.client_url(), annotate, "127.0.0.1")
+        })
+        .collect()
+}
+
+#[test]
+fn api_pods_with_kubeadm_annotation() {
+    let c = Cluster::start(3);
+    let kube = FakeKube::start(api_pods(&c, true, true), vec![]);
+    let kc = kube.kubeconfig(c.dir.path());
+    let o = run_plugin(HEALTH, &["--kubeconfig", s(&kc), "-o", "json", "-v"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_all_members_answer(&c, &json(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("from annotation kubeadm.kubernetes.io/etcd.advertise-client-urls"),
+        "{err}"
+    );
+    let reqs = kube.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter().any(
+            |r| r.starts_with("GET /api/v1/namespaces/kube-system/pods?")
+                && r.contains("labelSelector=component%3Detcd%2Ctier%3Dcontrol-plane")
+        ),
+        "{reqs:?}"
+    );
+}
+
+#[test]
+fn api_pods_without_annotation_use_the_command_flag_and_kubeconfig_env() {
+    let c = Cluster::start(3);
+    let kube = FakeKube::start(api_pods(&c, false, true), vec![]);
+    let kc = kube.kubeconfig(c.dir.path());
+    let o = run_plugin(HEALTH, &["-o", "json", "-v"], &[("KUBECONFIG", s(&kc))]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_all_members_answer(&c, &json(&o));
+    assert!(
+        stderr(&o).contains("(from --advertise-client-urls in the pod's command)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn api_pod_ip_is_the_last_resort_for_pods() {
+    let mut pod = kubeadm_pod(
+        "cp-1",
+        &[("trusted-ca-file".into(), "/nonexistent/ca.crt".into())],
+        "",
+        false,
+        "10.0.0.11",
+    );
+    pod["metadata"]["namespace"] = "kube-system".into();
+    let kube = FakeKube::start(vec![pod], vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = kubectl_etcd::discovery::Settings::new();
+    settings.kubeconfig = Some(kube.kubeconfig(dir.path()));
+    settings.default_manifest = dir.path().join("none.yaml");
+    settings.cacert = Some("/ca.crt".into());
+    settings.cert = Some("/c.crt".into());
+    settings.key = Some("/c.key".into());
+    let d = kubectl_etcd::discovery::discover(&settings).await.unwrap();
+    assert_eq!(d.endpoints.len(), 1);
+    assert_eq!(d.endpoints[0].url, "https://10.0.0.11:2379");
+    assert_eq!(d.endpoints[0].name.as_deref(), Some("cp-1"));
+    assert!(
+        d.endpoints[0].source.contains("pod IP"),
+        "{:?}",
+        d.endpoints
+    );
+    assert!(d.endpoints_complete);
+}
+
+#[tokio::test]
+async fn etcd_labelled_nodes_when_there_are_no_etcd_pods() {
+    let kube = FakeKube::start(
+        vec![],
+        vec![
+            etcd_node("rke-node-1", "10.0.0.21"),
+            etcd_node("rke-node-2", "10.0.0.22"),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = kubectl_etcd::discovery::Settings::new();
+    settings.kubeconfig = Some(kube.kubeconfig(dir.path()));
+    settings.default_manifest = dir.path().join("none.yaml");
+    settings.cacert = Some("/ca.crt".into());
+    settings.cert = Some("/c.crt".into());
+    settings.key = Some("/c.key".into());
+    let d = kubectl_etcd::discovery::discover(&settings).await.unwrap();
+    let urls: Vec<&str> = d.endpoints.iter().map(|e| e.url.as_str()).collect();
+    assert_eq!(urls, ["https://10.0.0.21:2379", "https://10.0.0.22:2379"]);
+    assert_eq!(d.endpoints[0].name.as_deref(), Some("rke-node-1"));
+    let reqs = kube.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter().any(|r| r.starts_with("GET /api/v1/nodes?")
+            && r.contains("labelSelector=node-role.kubernetes.io%2Fetcd")),
+        "{reqs:?}"
+    );
+}
+
+#[test]
+fn api_with_neither_pods_nor_nodes_says_what_was_tried() {
+    let kube = FakeKube::start(vec![], vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kube.kubeconfig(dir.path());
+    let o = run_plugin(HEALTH, &["--kubeconfig", s(&kc), "-n", "etcd-system"], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: failed to find etcd: "), "{err}");
+    assert!(err.contains("no pods labelled component=etcd,tier=control-plane in namespace etcd-system (context \"fake-admin@fake\")"), "{err}");
+    assert!(
+        err.contains("no nodes labelled node-role.kubernetes.io/etcd"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pass --endpoints with --cacert, --cert and --key, or --manifest PATH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nothing_found_lists_what_was_tried() {
+    let o = run_plugin(HEALTH, &[], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no static pod manifest at"), "{err}");
+    assert!(
+        err.contains("no --endpoints flag or ETCDCTL_ENDPOINTS"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no kubeconfig for the Kubernetes API"),
+        "{err}"
+    );
+}
+
+#[test]
+fn flags_beat_env_and_env_works_alone() {
+    let c = Cluster::start(1);
+    let pki = c.nodes[0].pki_etcd();
+    let ca = pki.join("ca.crt");
+    let cert = pki.join("healthcheck-client.crt");
+    let key = pki.join("healthcheck-client.key");
+    let url = c.nodes[0].client_url();
+    let env = [
+        ("ETCDCTL_ENDPOINTS", "https://127.0.0.1:1"),
+        ("ETCDCTL_CACERT", s(&ca)),
+        ("ETCDCTL_CERT", s(&cert)),
+        ("ETCDCTL_KEY", s(&key)),
+    ];
+    // The flag wins over ETCDCTL_ENDPOINTS (which points at a closed port).
+    let o = run_plugin(HEALTH, &["--endpoints", &url, "-v", "-o", "json"], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("endpoints from flag --endpoints: {url}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("(from env ETCDCTL_CACERT)"),
+        "{}",
+        stderr(&o)
+    );
+    // The environment alone.
+    let mut env2 = env;
+    env2[0].1 = &url;
+    let o = run_plugin(HEALTH, &["-v", "-o", "json"], &env2);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("endpoints from env ETCDCTL_ENDPOINTS: {url}")),
+        "{}",
+        stderr(&o)
+    );
+    // Flags placed after the subcommand-less command line, and a manifest giving only certs.
+    let o = run_plugin(
+        HEALTH,
+        &[
+            "-o",
+            "json",
+            "--endpoints",
+            &url,
+            "--manifest",
+            s(&c.nodes[0].manifest()),
+            "-v",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("endpoints from flag --endpoints"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("beside the CA"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_and_unreadable_certificate_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.crt");
+    std::fs::write(&garbage, "this is not PEM\n").unwrap();
+    let ok_cert = dir.path().join("c.crt");
+    std::fs::write(&ok_cert, "").unwrap();
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["--cacert".into(), "/nonexistent/ca.crt".into(), "--cert".into(), s(&ok_cert).into(), "--key".into(), s(&ok_cert).into()],
+            "error: failed to read CA certificate /nonexistent/ca.crt: No such file or directory (os error 2)".into(),
+        ),
+        (
+            vec!["--cacert".into(), s(dir.path()).into(), "--cert".into(), s(&ok_cert).into(), "--key".into(), s(&ok_cert).into()],
+            format!("error: failed to read CA certificate {}: Is a directory (os error 21)", dir.path().display()),
+        ),
+        (
+            vec!["--cacert".into(), s(&garbage).into(), "--cert".into(), s(&ok_cert).into(), "--key".into(), s(&ok_cert).into()],
+            format!("error: failed to load CA certificate from {}: no CERTIFICATE block found", garbage.display()),
+        ),
+        (
+            vec!["--cacert".into(), "/etc/ssl/certs/ca-certificates.crt".into(), "--cert".into(), s(&ok_cert).into()],
+            "error: --cert and --key must be given together (or ETCDCTL_CERT and ETCDCTL_KEY)".into(),
+        ),
+    ];
+    for (args, want) in cases {
+        let mut a: Vec<&str> = vec!["--endpoints", "https://127.0.0.1:1"];
+        a.extend(args.iter().map(String::as_str));
+        let o = run_plugin(HEALTH, &a, &[]);
+        let err = stderr(&o);
+        assert_eq!(err.trim_end(), want, "args {args:?}");
+        let code = if want.contains("must be given together") {
+            2
+        } else {
+            3
+        };
+        assert_eq!(o.status.code(), Some(code), "args {args:?}: {err}");
+    }
+}
+
+#[test]
+fn manifest_that_is_not_yaml_or_has_no_etcd() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("etcd.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Pod\nspec: [unclosed\n").unwrap();
+    let o = run_plugin(HEALTH, &["--manifest", s(&bad)], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "error: failed to parse static pod manifest {}: ",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.trim_end().ends_with(
+            "expected a Pod in YAML, such as kubeadm's /etc/kubernetes/manifests/etcd.yaml"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let other = dir.path().join("kube-apiserver.yaml");
+    std::fs::write(
+        &other,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver-cp1\n  namespace: kube-system\nspec:\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.31.0\n    command:\n    - kube-apiserver\n    - --etcd-servers=https://127.0.0.1:2379\n",
+    )
+    .unwrap();
+    let o = run_plugin(HEALTH, &["--manifest", s(&other)], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!("error: static pod manifest {} has no etcd container (looked for a container named \"etcd\" or running the etcd binary); pass --endpoints and certificates instead", other.display())
+    );
+
+    let missing = dir.path().join("nope.yaml");
+    let o = run_plugin(HEALTH, &["--manifest", s(&missing)], &[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!(
+            "error: failed to read static pod manifest {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+}
+
+#[test]
+fn bad_flag_values_are_usage_errors() {
+    let o = run_plugin(HEALTH, &["-o", "xml"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run_plugin(HEALTH, &["--dial-timeout", "soon"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("invalid duration"), "{}", stderr(&o));
+    let o = run_plugin(
+        HEALTH,
+        &[
+            "--endpoints",
+            "127.0.0.1 2379",
+            "--cacert",
+            "/x",
+            "--cert",
+            "/x",
+            "--key",
+            "/x",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("expected a URL such as https://10.0.0.1:2379"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `kubectl etcd health` reaches the same command through the dispatcher and through kubectl's
+/// own plugin discovery (binaries on PATH).
+#[test]
+fn dispatcher_and_kubectl_plugin_discovery() {
+    let o = run_plugin("kubectl-etcd", &[], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    for sub in ["health", "learner", "restore"] {
+        assert!(stdout(&o).contains(sub), "{}", stdout(&o));
+    }
+    let direct = run_plugin(HEALTH, &["--help"], &[]);
+    let via = run_plugin("kubectl-etcd", &["health", "--help"], &[]);
+    assert_eq!(via.status.code(), Some(0), "{}", stderr(&via));
+    assert_eq!(stdout(&via), stdout(&direct));
+    assert!(stdout(&via).contains("--manifest"), "{}", stdout(&via));
+    // Exit codes pass through the dispatcher.
+    let o = run_plugin(
+        "kubectl-etcd",
+        &["health", "--manifest", "/nonexistent.yaml"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(3));
+    let o = run_plugin("kubectl-etcd", &["frobnicate"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+
+    if Path::new("/usr/bin/kubectl").exists() {
+        let dir = bin(HEALTH).parent().unwrap().to_path_buf();
+        let path = format!(
+            "{}:{}",
+            dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = std::process::Command::new("kubectl")
+            .args(["etcd", "health", "--help"])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), stdout(&direct));
+        let list = std::process::Command::new("kubectl")
+            .args(["plugin", "list"])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&list.stdout).contains("kubectl-etcd-health"));
+    }
+}

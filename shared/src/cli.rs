@@ -16,7 +16,13 @@ use crate::util::parse_duration;
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Path to the kubeconfig file to use for Kubernetes API discovery.
-    #[arg(long, global = true, env = "KUBECONFIG", value_name = "PATH", help_heading = "Kubernetes")]
+    #[arg(
+        long,
+        global = true,
+        env = "KUBECONFIG",
+        value_name = "PATH",
+        help_heading = "Kubernetes"
+    )]
     pub kubeconfig: Option<PathBuf>,
 
     /// The name of the kubeconfig context to use.
@@ -24,7 +30,14 @@ pub struct CommonArgs {
     pub context: Option<String>,
 
     /// Namespace of the etcd pods.
-    #[arg(short = 'n', long, global = true, default_value = "kube-system", value_name = "NAMESPACE", help_heading = "Kubernetes")]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        default_value = "kube-system",
+        value_name = "NAMESPACE",
+        help_heading = "Kubernetes"
+    )]
     pub namespace: String,
 
     /// An etcd static pod manifest [default: /etc/kubernetes/manifests/etcd.yaml when it exists and no endpoints were given].
@@ -32,19 +45,44 @@ pub struct CommonArgs {
     pub manifest: Option<PathBuf>,
 
     /// gRPC endpoints, comma-separated (as etcdctl's).
-    #[arg(long, global = true, env = "ETCDCTL_ENDPOINTS", value_delimiter = ',', value_name = "URLS", help_heading = "etcd")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "URLS",
+        help_heading = "etcd"
+    )]
     pub endpoints: Vec<String>,
 
     /// Verify certificates of TLS-enabled secure servers using this CA bundle.
-    #[arg(long, global = true, env = "ETCDCTL_CACERT", value_name = "PATH", help_heading = "etcd")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_CACERT",
+        value_name = "PATH",
+        help_heading = "etcd"
+    )]
     pub cacert: Option<PathBuf>,
 
     /// Identify secure client using this TLS certificate file.
-    #[arg(long, global = true, env = "ETCDCTL_CERT", value_name = "PATH", help_heading = "etcd")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_CERT",
+        value_name = "PATH",
+        help_heading = "etcd"
+    )]
     pub cert: Option<PathBuf>,
 
     /// Identify secure client using this TLS key file.
-    #[arg(long, global = true, env = "ETCDCTL_KEY", value_name = "PATH", help_heading = "etcd")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_KEY",
+        value_name = "PATH",
+        help_heading = "etcd"
+    )]
     pub key: Option<PathBuf>,
 
     /// Dial timeout for client connections (TCP connect and TLS handshake).
@@ -80,20 +118,32 @@ impl CommonArgs {
 
     /// The discovery settings these flags describe.
     pub fn settings(&self) -> Settings {
-        let endpoints_from_env = !self.endpoints.is_empty() && std::env::var_os("ETCDCTL_ENDPOINTS").is_some() && !flag_given("--endpoints");
+        let endpoints_from_env = !self.endpoints.is_empty()
+            && std::env::var_os("ETCDCTL_ENDPOINTS").is_some()
+            && !flag_given("--endpoints");
         Settings {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             namespace: self.namespace.clone(),
             manifest: self.manifest.clone(),
-            endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
-            endpoints_source: if endpoints_from_env { "env ETCDCTL_ENDPOINTS" } else { "flag --endpoints" },
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty())
+                .collect(),
+            endpoints_source: if endpoints_from_env {
+                "env ETCDCTL_ENDPOINTS"
+            } else {
+                "flag --endpoints"
+            },
             cacert: self.cacert.clone(),
             cert: self.cert.clone(),
             key: self.key.clone(),
             dial_timeout: self.dial_timeout,
             command_timeout: self.command_timeout,
-            command_timeout_explicit: flag_given("--command-timeout") || std::env::var_os("ETCDCTL_COMMAND_TIMEOUT").is_some(),
+            command_timeout_explicit: flag_given("--command-timeout")
+                || std::env::var_os("ETCDCTL_COMMAND_TIMEOUT").is_some(),
             insecure_skip_tls_verify: self.insecure_skip_tls_verify,
             verbose: self.verbose,
             default_manifest: std::env::var_os("KUBECTL_ETCD_DEFAULT_MANIFEST")
@@ -113,7 +163,11 @@ pub fn run_main<F>(body: F) -> std::process::ExitCode
 where
     F: std::future::Future<Output = crate::Result<crate::ExitCode>>,
 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");

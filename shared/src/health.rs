@@ -67,8 +67,18 @@ pub struct Check {
     pub hint: Option<String>,
 }
 
-fn check(name: &'static str, status: Status, message: impl Into<String>, hint: Option<String>) -> Check {
-    Check { name, status, message: message.into(), hint }
+fn check(
+    name: &'static str,
+    status: Status,
+    message: impl Into<String>,
+    hint: Option<String>,
+) -> Check {
+    Check {
+        name,
+        status,
+        message: message.into(),
+        hint,
+    }
 }
 
 /// A learner's progress.
@@ -234,10 +244,19 @@ fn same_url(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
-async fn probe_member(session: &Session, member: Option<&Member>, url: Option<String>, quota: u64) -> Probed {
+async fn probe_member(
+    session: &Session,
+    member: Option<&Member>,
+    url: Option<String>,
+    quota: u64,
+) -> Probed {
     let mut h = blank(member, url.clone(), quota);
     let Some(url) = url else {
-        h.health = if h.is_learner { "not started".into() } else { "unhealthy".into() };
+        h.health = if h.is_learner {
+            "not started".into()
+        } else {
+            "unhealthy".into()
+        };
         let f = TransportError {
             endpoint: String::new(),
             class: FailureClass::NoClientUrl,
@@ -245,7 +264,10 @@ async fn probe_member(session: &Session, member: Option<&Member>, url: Option<St
         };
         h.errors.push(f.class.short());
         h.failure = Some(f);
-        return Probed { member: h, client: None };
+        return Probed {
+            member: h,
+            client: None,
+        };
     };
     let deadline = session.command_timeout();
     let probe = match session.dialer.probe(&url).await {
@@ -253,7 +275,10 @@ async fn probe_member(session: &Session, member: Option<&Member>, url: Option<St
         Err(e) => {
             h.errors.push(e.class.short());
             h.failure = Some(e);
-            return Probed { member: h, client: None };
+            return Probed {
+                member: h,
+                client: None,
+            };
         }
     };
     h.server_cert = probe.server_cert;
@@ -262,7 +287,10 @@ async fn probe_member(session: &Session, member: Option<&Member>, url: Option<St
         Err(e) => {
             h.errors.push(e.class.short());
             h.failure = Some(e);
-            return Probed { member: h, client: None };
+            return Probed {
+                member: h,
+                client: None,
+            };
         }
     };
     let mut c2 = client.clone();
@@ -278,7 +306,9 @@ async fn probe_member(session: &Session, member: Option<&Member>, url: Option<St
         let r = call(&url, "linearizable read", deadline, c2.get("health", None)).await;
         Some(match r {
             Ok(_) => Ok(start.elapsed()),
-            Err(e) if matches!(&e.class, FailureClass::Rpc(m) if m.contains("permission denied")) => Ok(start.elapsed()),
+            Err(e) if matches!(&e.class, FailureClass::Rpc(m) if m.contains("permission denied")) => {
+                Ok(start.elapsed())
+            }
             Err(e) => Err(e),
         })
     };
@@ -319,9 +349,17 @@ async fn probe_member(session: &Session, member: Option<&Member>, url: Option<St
         }
     }
     if !h.is_learner {
-        h.health = if h.answered && h.latency.is_some() && h.failure.is_none() { "healthy" } else { "unhealthy" }.into();
+        h.health = if h.answered && h.latency.is_some() && h.failure.is_none() {
+            "healthy"
+        } else {
+            "unhealthy"
+        }
+        .into();
     }
-    Probed { member: h, client: Some(client) }
+    Probed {
+        member: h,
+        client: Some(client),
+    }
 }
 
 /// Runs every probe and check.
@@ -330,7 +368,13 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     let discovered = session.discovery.endpoints.clone();
     let quota = opts
         .quota_backend_bytes
-        .or_else(|| session.discovery.manifest.as_ref().and_then(|m| m.quota_backend_bytes()))
+        .or_else(|| {
+            session
+                .discovery
+                .manifest
+                .as_ref()
+                .and_then(|m| m.quota_backend_bytes())
+        })
         .filter(|q| *q > 0)
         .unwrap_or(DEFAULT_QUOTA);
 
@@ -374,17 +418,29 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     let list = list.expect("member list");
 
     // Probe every member and every discovered endpoint that is not a member, concurrently.
-    let mut targets: Vec<(Option<&Member>, Option<String>)> =
-        list.members.iter().map(|m| (Some(m), pick_url(m, &discovered))).collect();
+    let mut targets: Vec<(Option<&Member>, Option<String>)> = list
+        .members
+        .iter()
+        .map(|m| (Some(m), pick_url(m, &discovered)))
+        .collect();
     let strays: Vec<&Endpoint> = discovered
         .iter()
-        .filter(|d| !list.members.iter().any(|m| m.client_urls.iter().any(|u| same_url(u, &d.url))))
+        .filter(|d| {
+            !list
+                .members
+                .iter()
+                .any(|m| m.client_urls.iter().any(|u| same_url(u, &d.url)))
+        })
         .collect();
     for d in &strays {
         targets.push((None, Some(d.url.clone())));
     }
-    let probed: Vec<Probed> =
-        futures::future::join_all(targets.iter().map(|(m, u)| probe_member(session, *m, u.clone(), quota))).await;
+    let probed: Vec<Probed> = futures::future::join_all(
+        targets
+            .iter()
+            .map(|(m, u)| probe_member(session, *m, u.clone(), quota)),
+    )
+    .await;
     let mut rows: Vec<MemberHealth> = Vec::new();
     let mut clients: Vec<Option<etcd_client::Client>> = Vec::new();
     for p in probed {
@@ -396,18 +452,32 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         if let Some(id) = rows[i].id.filter(|_| rows[i].answered) {
             if list.members.iter().any(|m| m.id == id) {
                 rows[i].is_member = true;
-                rows[i].name = list.members.iter().find(|m| m.id == id).map(|m| m.name.clone()).unwrap_or_default();
+                rows[i].name = list
+                    .members
+                    .iter()
+                    .find(|m| m.id == id)
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default();
             }
         }
     }
 
     // Leader and learner progress.
-    let leader_votes: BTreeMap<u64, usize> = rows.iter().filter_map(|r| r.leader).fold(BTreeMap::new(), |mut acc, l| {
-        *acc.entry(l).or_default() += 1;
-        acc
-    });
-    let leader = leader_votes.iter().max_by_key(|(_, n)| **n).map(|(l, _)| *l);
-    let leader_applied = rows.iter().find(|r| Some(r.id) == Some(leader) && r.is_member).and_then(|r| r.raft_applied_index);
+    let leader_votes: BTreeMap<u64, usize> =
+        rows.iter()
+            .filter_map(|r| r.leader)
+            .fold(BTreeMap::new(), |mut acc, l| {
+                *acc.entry(l).or_default() += 1;
+                acc
+            });
+    let leader = leader_votes
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(l, _)| *l);
+    let leader_applied = rows
+        .iter()
+        .find(|r| Some(r.id) == Some(leader) && r.is_member)
+        .and_then(|r| r.raft_applied_index);
     for r in rows.iter_mut() {
         if let (Some(la), Some(a)) = (leader_applied, r.raft_applied_index) {
             r.applied_lag = Some(la.saturating_sub(a));
@@ -419,7 +489,11 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
                 _ => None,
             };
             let promotable = percent.is_some_and(|p| p >= LEARNER_READY_RATIO * 100.0);
-            let state = if r.client_urls.is_empty() || matches!(r.failure.as_ref().map(|f| &f.class), Some(FailureClass::NoClientUrl)) {
+            let state = if r.client_urls.is_empty()
+                || matches!(
+                    r.failure.as_ref().map(|f| &f.class),
+                    Some(FailureClass::NoClientUrl)
+                ) {
                 "not started"
             } else if !r.answered {
                 "unreachable"
@@ -445,14 +519,20 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     // HashKV of every answering voter at one common revision.
     let mut hash_check = None;
     if !opts.skip_hashkv {
-        let voters: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].is_member && !rows[*i].is_learner && rows[*i].answered).collect();
+        let voters: Vec<usize> = (0..rows.len())
+            .filter(|i| rows[*i].is_member && !rows[*i].is_learner && rows[*i].answered)
+            .collect();
         if let Some(rev) = voters.iter().filter_map(|i| rows[*i].revision).min() {
             let futs = voters.iter().map(|i| {
                 let client = clients[*i].clone();
                 let url = rows[*i].endpoint.clone().unwrap_or_default();
                 async move {
                     match client {
-                        Some(mut c) => call(&url, "hashkv", session.command_timeout(), c.hash_kv(rev)).await.map(|r| (r.hash(), r.compact_version())),
+                        Some(mut c) => {
+                            call(&url, "hashkv", session.command_timeout(), c.hash_kv(rev))
+                                .await
+                                .map(|r| (r.hash(), r.compact_version()))
+                        }
                         None => Err(TransportError::timed_out(&url, "hashkv", Duration::ZERO)),
                     }
                 }
@@ -470,7 +550,10 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
                 }
             }
             hash_check = Some(if by_hash.len() > 1 {
-                let groups: Vec<String> = by_hash.iter().map(|(h, names)| format!("{h:08x} on {}", names.join(","))).collect();
+                let groups: Vec<String> = by_hash
+                    .iter()
+                    .map(|(h, names)| format!("{h:08x} on {}", names.join(",")))
+                    .collect();
                 check(
                     "hash",
                     Status::Fail,
@@ -478,17 +561,44 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
                     Some("check the CORRUPT alarm and etcd logs; restore the odd member from a snapshot or re-add it as a learner".into()),
                 )
             } else if by_hash.is_empty() {
-                check("hash", Status::Warn, format!("no voter answered HashKV at revision {rev}: {}", errs.join("; ")), None)
+                check(
+                    "hash",
+                    Status::Warn,
+                    format!(
+                        "no voter answered HashKV at revision {rev}: {}",
+                        errs.join("; ")
+                    ),
+                    None,
+                )
             } else if !errs.is_empty() {
-                check("hash", Status::Warn, format!("HashKV agrees at revision {rev} on the voters that answered; {}", errs.join("; ")), None)
+                check(
+                    "hash",
+                    Status::Warn,
+                    format!(
+                        "HashKV agrees at revision {rev} on the voters that answered; {}",
+                        errs.join("; ")
+                    ),
+                    None,
+                )
             } else {
-                check("hash", Status::Ok, format!("{} voters agree at revision {rev}", by_hash.values().next().map(|v| v.len()).unwrap_or(0)), None)
+                check(
+                    "hash",
+                    Status::Ok,
+                    format!(
+                        "{} voters agree at revision {rev}",
+                        by_hash.values().next().map(|v| v.len()).unwrap_or(0)
+                    ),
+                    None,
+                )
             });
         }
     }
 
     // Alarms, from any answering member.
-    let alarm_client = rows.iter().zip(clients.iter()).find(|(r, c)| r.answered && c.is_some() && !r.is_learner);
+    let alarm_client = rows
+        .iter()
+        .zip(clients.iter())
+        .find(|(r, c)| r.answered && c.is_some() && !r.is_learner);
     let alarms = match alarm_client {
         Some((r, Some(c))) => {
             let mut c = c.clone();
@@ -498,7 +608,11 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
                     &url,
                     "alarm list",
                     session.command_timeout(),
-                    c.alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None),
+                    c.alarm(
+                        etcd_client::AlarmAction::Get,
+                        etcd_client::AlarmType::None,
+                        None,
+                    ),
                 )
                 .await,
             )
@@ -521,7 +635,13 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     }
     checks.push(count_check(&rows));
     checks.push(cert_check(&rows, session));
-    checks.push(discovery_check(&rows, &list, &discovered, &strays, session.discovery.endpoints_complete));
+    checks.push(discovery_check(
+        &rows,
+        &list,
+        &discovered,
+        &strays,
+        session.discovery.endpoints_complete,
+    ));
 
     let healthy = checks.iter().all(|c| c.status != Status::Fail);
     Ok(Report {
@@ -544,17 +664,38 @@ fn members_check(rows: &[MemberHealth]) -> Check {
     let bad: Vec<String> = rows
         .iter()
         .filter(|r| r.is_member && !r.is_learner && r.health != "healthy")
-        .map(|r| format!("{} {}", label(r), r.failure.as_ref().map(|f| f.class.short()).unwrap_or_else(|| r.errors.join(", "))))
+        .map(|r| {
+            format!(
+                "{} {}",
+                label(r),
+                r.failure
+                    .as_ref()
+                    .map(|f| f.class.short())
+                    .unwrap_or_else(|| r.errors.join(", "))
+            )
+        })
         .collect();
     let n = voters(rows).count();
     if bad.is_empty() {
-        check("members", Status::Ok, format!("{n}/{n} voting members healthy"), None)
+        check(
+            "members",
+            Status::Ok,
+            format!("{n}/{n} voting members healthy"),
+            None,
+        )
     } else {
         check(
             "members",
             Status::Fail,
-            format!("{}/{n} voting members healthy; unhealthy: {}", n - bad.len(), bad.join("; ")),
-            Some("see the ERRORS column; for a member that is down, check its etcd process and logs".into()),
+            format!(
+                "{}/{n} voting members healthy; unhealthy: {}",
+                n - bad.len(),
+                bad.join("; ")
+            ),
+            Some(
+                "see the ERRORS column; for a member that is down, check its etcd process and logs"
+                    .into(),
+            ),
         )
     }
 }
@@ -579,11 +720,19 @@ fn quorum_check(rows: &[MemberHealth]) -> Check {
     let n = voters(rows).count();
     let up = voters(rows).filter(|r| r.answered).count();
     let (_, needed, spare) = quorum(up, n);
-    let msg = format!("{up}/{n} voters answer, {needed} needed, may lose {} more", spare.max(0));
+    let msg = format!(
+        "{up}/{n} voters answer, {needed} needed, may lose {} more",
+        spare.max(0)
+    );
     if spare < 0 {
         check("quorum", Status::Fail, format!("quorum lost: {msg}"), Some("bring members back; if they are gone for good, restore from a snapshot (kubectl etcd restore)".into()))
     } else if spare == 0 && n > 1 {
-        check("quorum", Status::Warn, msg, Some("one more failure loses quorum".into()))
+        check(
+            "quorum",
+            Status::Warn,
+            msg,
+            Some("one more failure loses quorum".into()),
+        )
     } else {
         check("quorum", Status::Ok, msg, None)
     }
@@ -591,30 +740,77 @@ fn quorum_check(rows: &[MemberHealth]) -> Check {
 
 fn leader_check(rows: &[MemberHealth], leader: Option<u64>) -> Check {
     let answering: Vec<&MemberHealth> = rows.iter().filter(|r| r.answered && r.is_member).collect();
-    let leaders: std::collections::BTreeSet<u64> = answering.iter().filter_map(|r| r.leader).collect();
-    let terms: std::collections::BTreeSet<u64> = answering.iter().filter_map(|r| r.raft_term).collect();
-    let no_leader: Vec<String> = answering.iter().filter(|r| r.leader.is_none()).map(|r| label(r)).collect();
+    let leaders: std::collections::BTreeSet<u64> =
+        answering.iter().filter_map(|r| r.leader).collect();
+    let terms: std::collections::BTreeSet<u64> =
+        answering.iter().filter_map(|r| r.raft_term).collect();
+    let no_leader: Vec<String> = answering
+        .iter()
+        .filter(|r| r.leader.is_none())
+        .map(|r| label(r))
+        .collect();
     match leader {
-        None => check("leader", Status::Fail, "no member knows a leader", Some("the cluster has no quorum or is electing; check the quorum check and etcd logs".into())),
+        None => check(
+            "leader",
+            Status::Fail,
+            "no member knows a leader",
+            Some(
+                "the cluster has no quorum or is electing; check the quorum check and etcd logs"
+                    .into(),
+            ),
+        ),
         Some(_) if leaders.len() > 1 => check(
             "leader",
             Status::Fail,
-            format!("members disagree on the leader: {}", leaders.iter().map(|l| member_id(*l)).collect::<Vec<_>>().join(", ")),
+            format!(
+                "members disagree on the leader: {}",
+                leaders
+                    .iter()
+                    .map(|l| member_id(*l))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Some("a network partition or an election in progress; run again".into()),
         ),
         Some(l) => {
-            let name = rows.iter().find(|r| r.id == Some(l)).map(label).unwrap_or_else(|| member_id(l));
+            let name = rows
+                .iter()
+                .find(|r| r.id == Some(l))
+                .map(label)
+                .unwrap_or_else(|| member_id(l));
             if !no_leader.is_empty() {
-                check("leader", Status::Warn, format!("leader {name}, but {} know no leader", no_leader.join(",")), None)
+                check(
+                    "leader",
+                    Status::Warn,
+                    format!("leader {name}, but {} know no leader", no_leader.join(",")),
+                    None,
+                )
             } else if terms.len() > 1 {
                 check(
                     "leader",
                     Status::Warn,
-                    format!("leader {name} ({}), but members report terms {}", member_id(l), terms.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")),
+                    format!(
+                        "leader {name} ({}), but members report terms {}",
+                        member_id(l),
+                        terms
+                            .iter()
+                            .map(|t| t.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
                     None,
                 )
             } else {
-                check("leader", Status::Ok, format!("{name} ({}) leads term {}", member_id(l), terms.iter().next().copied().unwrap_or(0)), None)
+                check(
+                    "leader",
+                    Status::Ok,
+                    format!(
+                        "{name} ({}) leads term {}",
+                        member_id(l),
+                        terms.iter().next().copied().unwrap_or(0)
+                    ),
+                    None,
+                )
             }
         }
     }
@@ -631,27 +827,67 @@ fn progress_check(rows: &[MemberHealth]) -> Check {
     let max = voters(rows).filter_map(|r| r.applied_lag).max();
     let learners: Vec<String> = rows
         .iter()
-        .filter_map(|r| r.learner.as_ref().map(|l| format!("learner {} {}", label(r), l.state)))
+        .filter_map(|r| {
+            r.learner
+                .as_ref()
+                .map(|l| format!("learner {} {}", label(r), l.state))
+        })
         .collect();
-    let tail = if learners.is_empty() { String::new() } else { format!("; {}", learners.join("; ")) };
+    let tail = if learners.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", learners.join("; "))
+    };
     match max {
-        None => check("raft", Status::Warn, format!("no applied indexes to compare{tail}"), None),
-        Some(_) if !behind.is_empty() => check("raft", Status::Warn, format!("{}{tail}", behind.join("; ")), Some("a member far behind is slow (disk, network) or recovering".into())),
-        Some(m) => check("raft", Status::Ok, format!("voters within {m} entries of the leader{tail}"), None),
+        None => check(
+            "raft",
+            Status::Warn,
+            format!("no applied indexes to compare{tail}"),
+            None,
+        ),
+        Some(_) if !behind.is_empty() => check(
+            "raft",
+            Status::Warn,
+            format!("{}{tail}", behind.join("; ")),
+            Some("a member far behind is slow (disk, network) or recovering".into()),
+        ),
+        Some(m) => check(
+            "raft",
+            Status::Ok,
+            format!("voters within {m} entries of the leader{tail}"),
+            None,
+        ),
     }
 }
 
-fn alarm_check(alarms: Option<Result<etcd_client::AlarmResponse, TransportError>>, rows: &[MemberHealth]) -> Check {
+fn alarm_check(
+    alarms: Option<Result<etcd_client::AlarmResponse, TransportError>>,
+    rows: &[MemberHealth],
+) -> Check {
     match alarms {
-        None => check("alarms", Status::Warn, "no voter answered to list alarms", None),
-        Some(Err(e)) => check("alarms", Status::Warn, format!("alarm list failed: {}", e.class.short()), None),
+        None => check(
+            "alarms",
+            Status::Warn,
+            "no voter answered to list alarms",
+            None,
+        ),
+        Some(Err(e)) => check(
+            "alarms",
+            Status::Warn,
+            format!("alarm list failed: {}", e.class.short()),
+            None,
+        ),
         Some(Ok(resp)) => {
             let list: Vec<String> = resp
                 .alarms()
                 .iter()
                 .filter(|a| a.alarm() != etcd_client::AlarmType::None)
                 .map(|a| {
-                    let who = rows.iter().find(|r| r.id == Some(a.member_id())).map(label).unwrap_or_else(|| member_id(a.member_id()));
+                    let who = rows
+                        .iter()
+                        .find(|r| r.id == Some(a.member_id()))
+                        .map(label)
+                        .unwrap_or_else(|| member_id(a.member_id()));
                     let kind = match a.alarm() {
                         etcd_client::AlarmType::Nospace => "NOSPACE",
                         etcd_client::AlarmType::Corrupt => "CORRUPT",
@@ -671,7 +907,8 @@ fn alarm_check(alarms: Option<Result<etcd_client::AlarmResponse, TransportError>
                     Some(if nospace {
                         "the cluster is read-only: compact, defragment every member, then `etcdctl alarm disarm`".to_string()
                     } else {
-                        "data corruption detected: find the odd member (hash check) and replace it".to_string()
+                        "data corruption detected: find the odd member (hash check) and replace it"
+                            .to_string()
                     }),
                 )
             }
@@ -684,7 +921,9 @@ fn db_check(rows: &[MemberHealth], quota: u64) -> Check {
     let mut notes = Vec::new();
     let mut max_size = 0;
     for r in rows.iter().filter(|r| r.answered) {
-        let (Some(size), Some(used)) = (r.db_size, r.db_size_in_use) else { continue };
+        let (Some(size), Some(used)) = (r.db_size, r.db_size_in_use) else {
+            continue;
+        };
         max_size = max_size.max(size);
         let pct = size as f64 / quota as f64 * 100.0;
         if pct >= 95.0 {
@@ -696,30 +935,71 @@ fn db_check(rows: &[MemberHealth], quota: u64) -> Check {
         }
         if size > 64 * 1024 * 1024 && (used as f64) < size as f64 * 0.5 {
             worst = worst.max(Status::Warn);
-            notes.push(format!("{} {:.0}% fragmented ({} in use of {})", label(r), 100.0 - used as f64 / size as f64 * 100.0, format_bytes(used), format_bytes(size)));
+            notes.push(format!(
+                "{} {:.0}% fragmented ({} in use of {})",
+                label(r),
+                100.0 - used as f64 / size as f64 * 100.0,
+                format_bytes(used),
+                format_bytes(size)
+            ));
         }
     }
-    let base = format!("largest DB {} of {} quota", format_bytes(max_size), format_bytes(quota));
+    let base = format!(
+        "largest DB {} of {} quota",
+        format_bytes(max_size),
+        format_bytes(quota)
+    );
     if notes.is_empty() {
         check("db-size", Status::Ok, base, None)
     } else {
-        check("db-size", worst, format!("{base}; {}", notes.join("; ")), Some("compact and defragment (etcdctl defrag), one member at a time".into()))
+        check(
+            "db-size",
+            worst,
+            format!("{base}; {}", notes.join("; ")),
+            Some("compact and defragment (etcdctl defrag), one member at a time".into()),
+        )
     }
 }
 
 fn version_check(rows: &[MemberHealth]) -> Check {
-    let versions: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r.version.as_deref()).collect();
+    let versions: std::collections::BTreeSet<&str> =
+        rows.iter().filter_map(|r| r.version.as_deref()).collect();
     match versions.len() {
-        0 => check("versions", Status::Warn, "no member reported its version", None),
-        1 => check("versions", Status::Ok, format!("all members run {}", versions.iter().next().copied().unwrap_or_default()), None),
+        0 => check(
+            "versions",
+            Status::Warn,
+            "no member reported its version",
+            None,
+        ),
+        1 => check(
+            "versions",
+            Status::Ok,
+            format!(
+                "all members run {}",
+                versions.iter().next().copied().unwrap_or_default()
+            ),
+            None,
+        ),
         _ => {
-            let minors: std::collections::BTreeSet<String> = versions.iter().map(|v| v.split('.').take(2).collect::<Vec<_>>().join(".")).collect();
-            let list = rows.iter().filter_map(|r| r.version.as_ref().map(|v| format!("{} {v}", label(r)))).collect::<Vec<_>>().join(", ");
+            let minors: std::collections::BTreeSet<String> = versions
+                .iter()
+                .map(|v| v.split('.').take(2).collect::<Vec<_>>().join("."))
+                .collect();
+            let list = rows
+                .iter()
+                .filter_map(|r| r.version.as_ref().map(|v| format!("{} {v}", label(r))))
+                .collect::<Vec<_>>()
+                .join(", ");
             check(
                 "versions",
                 Status::Warn,
                 format!("version skew: {list}"),
-                Some(if minors.len() > 1 { "finish the upgrade: etcd supports mixed minor versions only while upgrading".into() } else { "patch versions differ; finish the rollout".into() }),
+                Some(if minors.len() > 1 {
+                    "finish the upgrade: etcd supports mixed minor versions only while upgrading"
+                        .into()
+                } else {
+                    "patch versions differ; finish the rollout".into()
+                }),
             )
         }
     }
@@ -728,16 +1008,35 @@ fn version_check(rows: &[MemberHealth]) -> Check {
 fn count_check(rows: &[MemberHealth]) -> Check {
     let n = voters(rows).count();
     if n > 7 {
-        check("member-count", Status::Warn, format!("{n} voting members: more than 7 slows every write"), Some("5 voters tolerate 2 failures; remove extras or make them learners".into()))
+        check(
+            "member-count",
+            Status::Warn,
+            format!("{n} voting members: more than 7 slows every write"),
+            Some("5 voters tolerate 2 failures; remove extras or make them learners".into()),
+        )
     } else if n % 2 == 0 && n > 0 {
         check(
             "member-count",
             Status::Warn,
-            format!("{n} voting members: an even count tolerates no more failures than {} members", n - 1),
-            Some(format!("add or remove one member (quorum is {})", n / 2 + 1)),
+            format!(
+                "{n} voting members: an even count tolerates no more failures than {} members",
+                n - 1
+            ),
+            Some(format!(
+                "add or remove one member (quorum is {})",
+                n / 2 + 1
+            )),
         )
     } else {
-        check("member-count", Status::Ok, format!("{n} voting members, tolerates {} failures", n.saturating_sub(1) / 2), None)
+        check(
+            "member-count",
+            Status::Ok,
+            format!(
+                "{n} voting members, tolerates {} failures",
+                n.saturating_sub(1) / 2
+            ),
+            None,
+        )
     }
 }
 
@@ -755,7 +1054,11 @@ fn cert_check(rows: &[MemberHealth], session: &Session) -> Check {
             notes.push(format!("{who} expired {}", c.not_after_rfc3339));
         } else if left < CERT_WARN_SECS {
             worst = worst.max(Status::Warn);
-            notes.push(format!("{who} expires in {} days ({})", left / 86400, c.not_after_rfc3339));
+            notes.push(format!(
+                "{who} expires in {} days ({})",
+                left / 86400,
+                c.not_after_rfc3339
+            ));
         }
     };
     if let Some(c) = session.dialer.tls().and_then(|t| t.client_cert.as_ref()) {
@@ -768,7 +1071,10 @@ fn cert_check(rows: &[MemberHealth], session: &Session) -> Check {
     }
     let mut expired_server = false;
     for r in rows {
-        if matches!(r.failure.as_ref().map(|f| &f.class), Some(FailureClass::Tls(crate::conn::TlsFailure::Expired))) {
+        if matches!(
+            r.failure.as_ref().map(|f| &f.class),
+            Some(FailureClass::Tls(crate::conn::TlsFailure::Expired))
+        ) {
             worst = Status::Fail;
             expired_server = true;
             notes.push(format!("{} serving certificate expired", label(r)));
@@ -782,35 +1088,81 @@ fn cert_check(rows: &[MemberHealth], session: &Session) -> Check {
     }
 }
 
-fn discovery_check(rows: &[MemberHealth], list: &MemberList, discovered: &[Endpoint], strays: &[&Endpoint], complete: bool) -> Check {
+fn discovery_check(
+    rows: &[MemberHealth],
+    list: &MemberList,
+    discovered: &[Endpoint],
+    strays: &[&Endpoint],
+    complete: bool,
+) -> Check {
     let mut notes = Vec::new();
     for s in strays {
-        let folded = rows.iter().any(|r| r.endpoint.as_deref() == Some(&s.url) && r.is_member);
+        let folded = rows
+            .iter()
+            .any(|r| r.endpoint.as_deref() == Some(&s.url) && r.is_member);
         if folded {
-            notes.push(format!("endpoint {} (from {}) is not a client URL etcd lists, but reaches a member", s.url, s.source));
+            notes.push(format!(
+                "endpoint {} (from {}) is not a client URL etcd lists, but reaches a member",
+                s.url, s.source
+            ));
         } else {
-            notes.push(format!("endpoint {} (from {}) is not a member of this cluster", s.url, s.source));
+            notes.push(format!(
+                "endpoint {} (from {}) is not a member of this cluster",
+                s.url, s.source
+            ));
         }
     }
     if complete {
         for m in &list.members {
-            let found = discovered.iter().any(|d| m.client_urls.iter().any(|u| same_url(u, &d.url)) || d.name.as_deref() == Some(m.name.as_str()));
+            let found = discovered.iter().any(|d| {
+                m.client_urls.iter().any(|u| same_url(u, &d.url))
+                    || d.name.as_deref() == Some(m.name.as_str())
+            });
             if !found && !m.is_learner {
-                notes.push(format!("member {} ({}) was not found by discovery", m.display_name(), member_id(m.id)));
+                notes.push(format!(
+                    "member {} ({}) was not found by discovery",
+                    m.display_name(),
+                    member_id(m.id)
+                ));
             }
         }
     }
     if notes.is_empty() {
-        check("discovery", Status::Ok, format!("{} discovered endpoint(s) match etcd's member list", discovered.len()), None)
+        check(
+            "discovery",
+            Status::Ok,
+            format!(
+                "{} discovered endpoint(s) match etcd's member list",
+                discovered.len()
+            ),
+            None,
+        )
     } else {
-        check("discovery", Status::Warn, notes.join("; "), Some("etcd's member list is authoritative; fix stale manifests, pods or flags".into()))
+        check(
+            "discovery",
+            Status::Warn,
+            notes.join("; "),
+            Some("etcd's member list is authoritative; fix stale manifests, pods or flags".into()),
+        )
     }
 }
 
 /// The members table (`table` and `wide`).
 pub fn members_table(report: &Report, wide: bool) -> Table {
     let mut header = vec![
-        "name", "id", "endpoint", "health", "latency", "leader", "learner", "version", "db size", "in use", "raft term", "raft index", "applied",
+        "name",
+        "id",
+        "endpoint",
+        "health",
+        "latency",
+        "leader",
+        "learner",
+        "version",
+        "db size",
+        "in use",
+        "raft term",
+        "raft index",
+        "applied",
     ];
     if wide {
         header.extend(["applied lag", "quota", "peer urls", "client urls"]);
@@ -819,17 +1171,31 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
     let mut t = Table::new(header);
     for r in &report.members {
         let in_use = match (r.db_size_in_use, r.db_size) {
-            (Some(u), Some(s)) if s > 0 => format!("{} ({:.0}%)", format_bytes(u), u as f64 / s as f64 * 100.0),
+            (Some(u), Some(s)) if s > 0 => {
+                format!("{} ({:.0}%)", format_bytes(u), u as f64 / s as f64 * 100.0)
+            }
             _ => String::new(),
         };
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let mut row = vec![
-            if r.name.is_empty() { if r.is_member { "(not started)".into() } else { "(not a member)".into() } } else { r.name.clone() },
+            if r.name.is_empty() {
+                if r.is_member {
+                    "(not started)".into()
+                } else {
+                    "(not a member)".into()
+                }
+            } else {
+                r.name.clone()
+            },
             r.id.map(member_id).unwrap_or_default(),
             r.endpoint.clone().unwrap_or_default(),
             r.health.clone(),
             r.latency.map(format_duration).unwrap_or_default(),
-            if r.answered || r.is_leader { yes_no(r.is_leader) } else { String::new() },
+            if r.answered || r.is_leader {
+                yes_no(r.is_leader)
+            } else {
+                String::new()
+            },
             yes_no(r.is_learner),
             r.version.clone().unwrap_or_default(),
             r.db_size.map(format_bytes).unwrap_or_default(),

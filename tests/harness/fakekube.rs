@@ -73,7 +73,11 @@ impl FakeKube {
                     }
                 }
                 let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                seen.lock().unwrap().push(format!("{} {}", line.split_whitespace().next().unwrap_or(""), target));
+                seen.lock().unwrap().push(format!(
+                    "{} {}",
+                    line.split_whitespace().next().unwrap_or(""),
+                    target
+                ));
                 let (path, query) = target.split_once('?').unwrap_or((&target, ""));
                 let selector = query
                     .split('&')
@@ -89,11 +93,19 @@ impl FakeKube {
                             .filter(|p| matches(&p["metadata"]["labels"], &selector))
                             .cloned()
                             .collect();
-                        Some(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}))
+                        Some(
+                            json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}),
+                        )
                     }
                     ["api", "v1", "nodes"] => {
-                        let items: Vec<Value> = nodes.iter().filter(|n| matches(&n["metadata"]["labels"], &selector)).cloned().collect();
-                        Some(json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}))
+                        let items: Vec<Value> = nodes
+                            .iter()
+                            .filter(|n| matches(&n["metadata"]["labels"], &selector))
+                            .cloned()
+                            .collect();
+                        Some(
+                            json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}),
+                        )
                     }
                     _ => None,
                 };
@@ -124,9 +136,20 @@ impl FakeKube {
 
 /// A kubeadm etcd static pod as the API server returns it (mirror pod), for a node whose etcd
 /// flags are `flags`. `annotate` adds kubeadm's advertise-client-urls annotation.
-pub fn kubeadm_pod(node: &str, flags: &[(String, String)], client_url: &str, annotate: bool, pod_ip: &str) -> Value {
+pub fn kubeadm_pod(
+    node: &str,
+    flags: &[(String, String)],
+    client_url: &str,
+    annotate: bool,
+    pod_ip: &str,
+) -> Value {
     let mut command = vec!["etcd".to_string()];
-    command.extend(flags.iter().filter(|(k, _)| k != "logger" && k != "log-level").map(|(k, v)| format!("--{k}={v}")));
+    command.extend(
+        flags
+            .iter()
+            .filter(|(k, _)| k != "logger" && k != "log-level")
+            .map(|(k, v)| format!("--{k}={v}")),
+    );
     let mut annotations = json!({
         "kubernetes.io/config.hash": "a1b2c3d4e5f6",
         "kubernetes.io/config.mirror": "a1b2c3d4e5f6",

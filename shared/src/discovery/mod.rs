@@ -144,7 +144,10 @@ pub(crate) struct Log {
 
 impl Log {
     pub(crate) fn new(verbose: bool) -> Log {
-        Log { verbose, lines: Vec::new() }
+        Log {
+            verbose,
+            lines: Vec::new(),
+        }
     }
     pub(crate) fn say(&mut self, line: String) {
         if self.verbose {
@@ -162,13 +165,19 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
     // 1. The static pod manifest: named, or the default one when no endpoints were given.
     let manifest = match &settings.manifest {
         Some(path) => {
-            log.say(format!("reading static pod manifest {} (--manifest)", path.display()));
+            log.say(format!(
+                "reading static pod manifest {} (--manifest)",
+                path.display()
+            ));
             Some(Manifest::load(path)?)
         }
         None if settings.endpoints.is_empty() => {
             let path = &settings.default_manifest;
             if path.exists() {
-                log.say(format!("reading static pod manifest {} (default path)", path.display()));
+                log.say(format!(
+                    "reading static pod manifest {} (default path)",
+                    path.display()
+                ));
                 Some(Manifest::load(path)?)
             } else {
                 log.say(format!("no static pod manifest at {}", path.display()));
@@ -184,7 +193,10 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             m.container,
             m.name().unwrap_or("(none)"),
             m.flag("data-dir").unwrap_or("(none)"),
-            m.config_file.as_ref().map(|c| format!(", config file {}", c.display())).unwrap_or_default()
+            m.config_file
+                .as_ref()
+                .map(|c| format!(", config file {}", c.display()))
+                .unwrap_or_default()
         ));
     }
 
@@ -195,11 +207,19 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
         for e in &settings.endpoints {
             validate_url(e, settings.endpoints_source)?;
         }
-        log.say(format!("endpoints from {}: {}", settings.endpoints_source, settings.endpoints.join(",")));
+        log.say(format!(
+            "endpoints from {}: {}",
+            settings.endpoints_source,
+            settings.endpoints.join(",")
+        ));
         settings
             .endpoints
             .iter()
-            .map(|u| Endpoint { name: None, url: u.clone(), source: settings.endpoints_source.to_string() })
+            .map(|u| Endpoint {
+                name: None,
+                url: u.clone(),
+                source: settings.endpoints_source.to_string(),
+            })
             .collect()
     } else if let Some(m) = &manifest {
         let urls = m.client_urls();
@@ -211,11 +231,20 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             });
         }
         for u in &urls {
-            validate_url(u, &format!("--advertise-client-urls in manifest {}", m.path.display()))?;
+            validate_url(
+                u,
+                &format!("--advertise-client-urls in manifest {}", m.path.display()),
+            )?;
         }
         let source = format!("manifest {}", m.path.display());
         log.say(format!("endpoints from {source}: {}", urls.join(",")));
-        urls.into_iter().map(|u| Endpoint { name: m.name().map(String::from), url: u, source: source.clone() }).collect()
+        urls.into_iter()
+            .map(|u| Endpoint {
+                name: m.name().map(String::from),
+                url: u,
+                source: source.clone(),
+            })
+            .collect()
     } else {
         match kubeapi::discover(settings, &mut log).await {
             Ok(found) => {
@@ -233,7 +262,12 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
     };
 
     // 3. TLS material.
-    let tls = find_tls(settings, manifest.as_ref().or(api_pod_flags.as_ref()), &endpoints, &mut log)?;
+    let tls = find_tls(
+        settings,
+        manifest.as_ref().or(api_pod_flags.as_ref()),
+        &endpoints,
+        &mut log,
+    )?;
     if settings.insecure_skip_tls_verify {
         log.say("server certificate verification is OFF (--insecure-skip-tls-verify)".into());
     }
@@ -264,24 +298,43 @@ pub fn validate_url(url: &str, source: &str) -> Result<()> {
 }
 
 fn sourced(path: PathBuf, source: impl Into<String>) -> Sourced {
-    Sourced { path, source: source.into() }
+    Sourced {
+        path,
+        source: source.into(),
+    }
 }
 
 /// Finds CA, client certificate and key: flags/env first, then what the manifest (or the etcd
 /// pod's command seen through the API) names, then the well-known layouts of kubeadm, RKE1,
 /// RKE2 and k3s.
-fn find_tls(settings: &Settings, flags_from: Option<&Manifest>, endpoints: &[Endpoint], log: &mut Log) -> Result<TlsFiles> {
+fn find_tls(
+    settings: &Settings,
+    flags_from: Option<&Manifest>,
+    endpoints: &[Endpoint],
+    log: &mut Log,
+) -> Result<TlsFiles> {
     let env_or_flag = |var: &str, flag: &str| {
-        if std::env::var_os(var).is_some() && !std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+        if std::env::var_os(var).is_some()
+            && !std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        {
             format!("env {var}")
         } else {
             format!("flag {flag}")
         }
     };
     let mut tls = TlsFiles {
-        ca: settings.cacert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CACERT", "--cacert"))),
-        cert: settings.cert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CERT", "--cert"))),
-        key: settings.key.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_KEY", "--key"))),
+        ca: settings
+            .cacert
+            .clone()
+            .map(|p| sourced(p, env_or_flag("ETCDCTL_CACERT", "--cacert"))),
+        cert: settings
+            .cert
+            .clone()
+            .map(|p| sourced(p, env_or_flag("ETCDCTL_CERT", "--cert"))),
+        key: settings
+            .key
+            .clone()
+            .map(|p| sourced(p, env_or_flag("ETCDCTL_KEY", "--key"))),
     };
     if tls.cert.is_some() != tls.key.is_some() {
         return Err(Error::Usage(
@@ -299,14 +352,23 @@ fn find_tls(settings: &Settings, flags_from: Option<&Manifest>, endpoints: &[End
         let origin = format!("manifest {}", m.path.display());
         if tls.ca.is_none() {
             if let Some(ca) = m.flag("trusted-ca-file") {
-                tls.ca = Some(sourced(PathBuf::from(ca), format!("--trusted-ca-file in {origin}")));
+                tls.ca = Some(sourced(
+                    PathBuf::from(ca),
+                    format!("--trusted-ca-file in {origin}"),
+                ));
             }
         }
         if tls.cert.is_none() {
-            let ca_dir = m.flag("trusted-ca-file").and_then(|c| Path::new(c).parent().map(Path::to_path_buf));
+            let ca_dir = m
+                .flag("trusted-ca-file")
+                .and_then(|c| Path::new(c).parent().map(Path::to_path_buf));
             let mut candidates: Vec<(PathBuf, PathBuf, String)> = Vec::new();
             if let Some(dir) = &ca_dir {
-                candidates.push((dir.join("healthcheck-client.crt"), dir.join("healthcheck-client.key"), "kubeadm healthcheck client beside the CA".into()));
+                candidates.push((
+                    dir.join("healthcheck-client.crt"),
+                    dir.join("healthcheck-client.key"),
+                    "kubeadm healthcheck client beside the CA".into(),
+                ));
                 if let Some(parent) = dir.parent() {
                     candidates.push((
                         parent.join("apiserver-etcd-client.crt"),
@@ -314,10 +376,18 @@ fn find_tls(settings: &Settings, flags_from: Option<&Manifest>, endpoints: &[End
                         "kubeadm apiserver-etcd-client in the CA's parent folder".into(),
                     ));
                 }
-                candidates.push((dir.join("client.crt"), dir.join("client.key"), "k3s/RKE2 client beside the CA".into()));
+                candidates.push((
+                    dir.join("client.crt"),
+                    dir.join("client.key"),
+                    "k3s/RKE2 client beside the CA".into(),
+                ));
             }
             if let (Some(c), Some(k)) = (m.flag("cert-file"), m.flag("key-file")) {
-                candidates.push((PathBuf::from(c), PathBuf::from(k), format!("the server certificate named in {origin}")));
+                candidates.push((
+                    PathBuf::from(c),
+                    PathBuf::from(k),
+                    format!("the server certificate named in {origin}"),
+                ));
             }
             pick_pair(&mut tls, &candidates, &mut tried, log);
         }
@@ -333,7 +403,12 @@ fn find_tls(settings: &Settings, flags_from: Option<&Manifest>, endpoints: &[End
         )];
         for dist in ["rke2", "k3s"] {
             let dir = PathBuf::from(format!("/var/lib/rancher/{dist}/server/tls/etcd"));
-            layouts.push((dir.join("server-ca.crt"), dir.join("client.crt"), dir.join("client.key"), format!("{dist} layout")));
+            layouts.push((
+                dir.join("server-ca.crt"),
+                dir.join("client.crt"),
+                dir.join("client.key"),
+                format!("{dist} layout"),
+            ));
         }
         for e in endpoints {
             if let Some(host) = url_host(&e.url) {
@@ -347,14 +422,27 @@ fn find_tls(settings: &Settings, flags_from: Option<&Manifest>, endpoints: &[End
             }
         }
         for (ca, cert, key, what) in layouts {
-            if tls.ca.is_none() && tls.cert.is_none() && ca.exists() && cert.exists() && key.exists() {
-                log.say(format!("certificates from the {what}: {}, {}, {}", ca.display(), cert.display(), key.display()));
+            if tls.ca.is_none()
+                && tls.cert.is_none()
+                && ca.exists()
+                && cert.exists()
+                && key.exists()
+            {
+                log.say(format!(
+                    "certificates from the {what}: {}, {}, {}",
+                    ca.display(),
+                    cert.display(),
+                    key.display()
+                ));
                 tls.ca = Some(sourced(ca, what.clone()));
                 tls.cert = Some(sourced(cert, what.clone()));
                 tls.key = Some(sourced(key, what));
                 break;
             } else if tls.cert.is_none() && tls.ca.is_some() && cert.exists() && key.exists() {
-                log.say(format!("client certificate from the {what}: {}", cert.display()));
+                log.say(format!(
+                    "client certificate from the {what}: {}",
+                    cert.display()
+                ));
                 tls.cert = Some(sourced(cert, what.clone()));
                 tls.key = Some(sourced(key, what));
                 break;
@@ -369,17 +457,29 @@ fn find_tls(settings: &Settings, flags_from: Option<&Manifest>, endpoints: &[End
             return Ok(tls);
         }
         return Err(Error::NoCredentials {
-            endpoints: endpoints.iter().map(|e| e.url.clone()).collect::<Vec<_>>().join(","),
+            endpoints: endpoints
+                .iter()
+                .map(|e| e.url.clone())
+                .collect::<Vec<_>>()
+                .join(","),
             tried,
         });
     }
     if tls.ca.is_none() && !settings.insecure_skip_tls_verify {
         return Err(Error::NoCredentials {
-            endpoints: endpoints.iter().map(|e| e.url.clone()).collect::<Vec<_>>().join(","),
+            endpoints: endpoints
+                .iter()
+                .map(|e| e.url.clone())
+                .collect::<Vec<_>>()
+                .join(","),
             tried: vec!["no CA certificate found to verify the servers".into()],
         });
     }
-    for (what, f) in [("CA", &tls.ca), ("client certificate", &tls.cert), ("client key", &tls.key)] {
+    for (what, f) in [
+        ("CA", &tls.ca),
+        ("client certificate", &tls.cert),
+        ("client key", &tls.key),
+    ] {
         if let Some(f) = f {
             log.say(format!("{what}: {} (from {})", f.path.display(), f.source));
         }
@@ -387,7 +487,12 @@ fn find_tls(settings: &Settings, flags_from: Option<&Manifest>, endpoints: &[End
     Ok(tls)
 }
 
-fn pick_pair(tls: &mut TlsFiles, candidates: &[(PathBuf, PathBuf, String)], tried: &mut Vec<String>, log: &mut Log) {
+fn pick_pair(
+    tls: &mut TlsFiles,
+    candidates: &[(PathBuf, PathBuf, String)],
+    tried: &mut Vec<String>,
+    log: &mut Log,
+) {
     for (cert, key, what) in candidates {
         if cert.is_file() && key.is_file() {
             log.say(format!("client certificate: {what}"));
@@ -395,7 +500,10 @@ fn pick_pair(tls: &mut TlsFiles, candidates: &[(PathBuf, PathBuf, String)], trie
             tls.key = Some(sourced(key.clone(), what.clone()));
             return;
         }
-        tried.push(format!("{what} ({} not found)", if cert.is_file() { key } else { cert }.display()));
+        tried.push(format!(
+            "{what} ({} not found)",
+            if cert.is_file() { key } else { cert }.display()
+        ));
     }
 }
 
@@ -406,7 +514,13 @@ pub fn url_host(url: &str) -> Option<String> {
     if let Some(h) = hostport.strip_prefix('[') {
         return h.split(']').next().map(String::from);
     }
-    Some(hostport.rsplit_once(':').map(|(h, _)| h).unwrap_or(hostport).to_string())
+    Some(
+        hostport
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(hostport)
+            .to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -415,8 +529,14 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(url_host("https://10.0.0.1:2379").as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            url_host("https://10.0.0.1:2379").as_deref(),
+            Some("10.0.0.1")
+        );
         assert_eq!(url_host("https://[::1]:2379").as_deref(), Some("::1"));
-        assert_eq!(url_host("https://etcd-0.example:2379/").as_deref(), Some("etcd-0.example"));
+        assert_eq!(
+            url_host("https://etcd-0.example:2379/").as_deref(),
+            Some("etcd-0.example")
+        );
     }
 }

