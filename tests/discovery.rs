@@ -12,8 +12,7 @@ use serde_json::Value;
 const HEALTH: &str = "kubectl-etcd-health";
 
 fn json(o: &std::process::Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
 }
 
 /// Every member listed with a 16-hex-digit ID, its name, its endpoint, and answered.
@@ -41,27 +40,18 @@ fn s(p: &Path) -> &str {
 #[test]
 fn kubeadm_manifest_alone_finds_the_cluster_over_mtls() {
     let c = Cluster::start(3);
-    let o = run_plugin(
-        HEALTH,
-        &["--manifest", s(&c.nodes[0].manifest()), "-o", "json", "-v"],
-        &[],
-    );
+    let o = run_plugin(HEALTH, &["--manifest", s(&c.nodes[0].manifest()), "-o", "json", "-v"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_all_members_answer(&c, &json(&o));
     let err = stderr(&o);
     assert!(err.contains("endpoints from manifest"), "{err}");
-    assert!(
-        err.contains("client certificate: kubeadm healthcheck client beside the CA"),
-        "{err}"
-    );
+    assert!(err.contains("client certificate: kubeadm healthcheck client beside the CA"), "{err}");
     // The table form lists the same members.
     let o = run_plugin(HEALTH, &["--manifest", s(&c.nodes[0].manifest())], &[]);
     let out = stdout(&o);
     for n in &c.nodes {
         assert!(
-            out.lines().any(|l| l.starts_with(&n.name)
-                && l.contains(&n.client_url())
-                && l.contains("healthy")),
+            out.lines().any(|l| l.starts_with(&n.name) && l.contains(&n.client_url()) && l.contains("healthy")),
             "{out}"
         );
     }
@@ -70,11 +60,7 @@ fn kubeadm_manifest_alone_finds_the_cluster_over_mtls() {
 #[test]
 fn default_manifest_is_used_when_it_exists_and_no_endpoints_are_given() {
     let c = Cluster::start(1);
-    let o = run_plugin(
-        HEALTH,
-        &["-v", "-o", "json"],
-        &[("KUBECTL_ETCD_DEFAULT_MANIFEST", s(&c.nodes[0].manifest()))],
-    );
+    let o = run_plugin(HEALTH, &["-v", "-o", "json"], &[("KUBECTL_ETCD_DEFAULT_MANIFEST", s(&c.nodes[0].manifest()))]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("(default path)"), "{}", stderr(&o));
     assert_all_members_answer(&c, &json(&o));
@@ -85,17 +71,9 @@ fn falls_back_to_apiserver_etcd_client_when_no_healthcheck_client() {
     let c = Cluster::start(1);
     let pki = c.nodes[0].pki_etcd();
     std::fs::remove_file(pki.join("healthcheck-client.crt")).unwrap();
-    let o = run_plugin(
-        HEALTH,
-        &["--manifest", s(&c.nodes[0].manifest()), "-v", "-o", "json"],
-        &[],
-    );
+    let o = run_plugin(HEALTH, &["--manifest", s(&c.nodes[0].manifest()), "-v", "-o", "json"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("apiserver-etcd-client in the CA's parent folder"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("apiserver-etcd-client in the CA's parent folder"), "{}", stderr(&o));
 }
 
 /// RKE2 runs etcd as a static pod whose only argument is `--config-file`; the certificates are
@@ -139,17 +117,10 @@ fn rke2_manifest_with_config_file() {
         ),
     )
     .unwrap();
-    let o = run_plugin(
-        HEALTH,
-        &["--manifest", s(&manifest), "-o", "json", "-v"],
-        &[],
-    );
+    let o = run_plugin(HEALTH, &["--manifest", s(&manifest), "-o", "json", "-v"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(
-        err.contains(&format!("config file {}", config.display())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("config file {}", config.display())), "{err}");
     assert!(err.contains("k3s/RKE2 client beside the CA"), "{err}");
     assert_all_members_answer(&c, &json(&o));
 }
@@ -158,12 +129,8 @@ fn api_pods(c: &Cluster, annotate: bool, with_flag: bool) -> Vec<Value> {
     c.nodes
         .iter()
         .map(|n| {
-            let flags: Vec<(String, String)> = n
-                .flags
-                .iter()
-                .filter(|(k, _)| with_flag || k != "advertise-client-urls")
-                .cloned()
-                .collect();
+            let flags: Vec<(String, String)> =
+                n.flags.iter().filter(|(k, _)| with_flag || k != "advertise-client-urls").cloned().collect();
             kubeadm_pod(&n.name, &flags, &n.client_url(), annotate, "127.0.0.1")
         })
         .collect()
@@ -178,16 +145,11 @@ fn api_pods_with_kubeadm_annotation() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_all_members_answer(&c, &json(&o));
     let err = stderr(&o);
-    assert!(
-        err.contains("from annotation kubeadm.kubernetes.io/etcd.advertise-client-urls"),
-        "{err}"
-    );
+    assert!(err.contains("from annotation kubeadm.kubernetes.io/etcd.advertise-client-urls"), "{err}");
     let reqs = kube.requests.lock().unwrap().clone();
     assert!(
-        reqs.iter().any(
-            |r| r.starts_with("GET /api/v1/namespaces/kube-system/pods?")
-                && r.contains("labelSelector=component%3Detcd%2Ctier%3Dcontrol-plane")
-        ),
+        reqs.iter().any(|r| r.starts_with("GET /api/v1/namespaces/kube-system/pods?")
+            && r.contains("labelSelector=component%3Detcd%2Ctier%3Dcontrol-plane")),
         "{reqs:?}"
     );
 }
@@ -200,22 +162,13 @@ fn api_pods_without_annotation_use_the_command_flag_and_kubeconfig_env() {
     let o = run_plugin(HEALTH, &["-o", "json", "-v"], &[("KUBECONFIG", s(&kc))]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_all_members_answer(&c, &json(&o));
-    assert!(
-        stderr(&o).contains("(from --advertise-client-urls in the pod's command)"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("(from --advertise-client-urls in the pod's command)"), "{}", stderr(&o));
 }
 
 #[tokio::test]
 async fn api_pod_ip_is_the_last_resort_for_pods() {
-    let mut pod = kubeadm_pod(
-        "cp-1",
-        &[("trusted-ca-file".into(), "/nonexistent/ca.crt".into())],
-        "",
-        false,
-        "10.0.0.11",
-    );
+    let mut pod =
+        kubeadm_pod("cp-1", &[("trusted-ca-file".into(), "/nonexistent/ca.crt".into())], "", false, "10.0.0.11");
     pod["metadata"]["namespace"] = "kube-system".into();
     let kube = FakeKube::start(vec![pod], vec![]);
     let dir = tempfile::tempdir().unwrap();
@@ -229,23 +182,14 @@ async fn api_pod_ip_is_the_last_resort_for_pods() {
     assert_eq!(d.endpoints.len(), 1);
     assert_eq!(d.endpoints[0].url, "https://10.0.0.11:2379");
     assert_eq!(d.endpoints[0].name.as_deref(), Some("cp-1"));
-    assert!(
-        d.endpoints[0].source.contains("pod IP"),
-        "{:?}",
-        d.endpoints
-    );
+    assert!(d.endpoints[0].source.contains("pod IP"), "{:?}", d.endpoints);
     assert!(d.endpoints_complete);
 }
 
 #[tokio::test]
 async fn etcd_labelled_nodes_when_there_are_no_etcd_pods() {
-    let kube = FakeKube::start(
-        vec![],
-        vec![
-            etcd_node("rke-node-1", "10.0.0.21"),
-            etcd_node("rke-node-2", "10.0.0.22"),
-        ],
-    );
+    let kube =
+        FakeKube::start(vec![], vec![etcd_node("rke-node-1", "10.0.0.21"), etcd_node("rke-node-2", "10.0.0.22")]);
     let dir = tempfile::tempdir().unwrap();
     let mut settings = kubectl_etcd::discovery::Settings::new();
     settings.kubeconfig = Some(kube.kubeconfig(dir.path()));
@@ -259,8 +203,8 @@ async fn etcd_labelled_nodes_when_there_are_no_etcd_pods() {
     assert_eq!(d.endpoints[0].name.as_deref(), Some("rke-node-1"));
     let reqs = kube.requests.lock().unwrap().clone();
     assert!(
-        reqs.iter().any(|r| r.starts_with("GET /api/v1/nodes?")
-            && r.contains("labelSelector=node-role.kubernetes.io%2Fetcd")),
+        reqs.iter()
+            .any(|r| r.starts_with("GET /api/v1/nodes?") && r.contains("labelSelector=node-role.kubernetes.io%2Fetcd")),
         "{reqs:?}"
     );
 }
@@ -275,15 +219,14 @@ fn api_with_neither_pods_nor_nodes_says_what_was_tried() {
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.starts_with("error: failed to find etcd: "), "{err}");
-    assert!(err.contains("no pods labelled component=etcd,tier=control-plane in namespace etcd-system (context \"fake-admin@fake\")"), "{err}");
     assert!(
-        err.contains("no nodes labelled node-role.kubernetes.io/etcd"),
+        err.contains(
+            "no pods labelled component=etcd,tier=control-plane in namespace etcd-system (context \"fake-admin@fake\")"
+        ),
         "{err}"
     );
-    assert!(
-        err.contains("pass --endpoints with --cacert, --cert and --key, or --manifest PATH"),
-        "{err}"
-    );
+    assert!(err.contains("no nodes labelled node-role.kubernetes.io/etcd"), "{err}");
+    assert!(err.contains("pass --endpoints with --cacert, --cert and --key, or --manifest PATH"), "{err}");
 }
 
 #[test]
@@ -293,14 +236,8 @@ fn nothing_found_lists_what_was_tried() {
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no static pod manifest at"), "{err}");
-    assert!(
-        err.contains("no --endpoints flag or ETCDCTL_ENDPOINTS"),
-        "{err}"
-    );
-    assert!(
-        err.contains("no kubeconfig for the Kubernetes API"),
-        "{err}"
-    );
+    assert!(err.contains("no --endpoints flag or ETCDCTL_ENDPOINTS"), "{err}");
+    assert!(err.contains("no kubeconfig for the Kubernetes API"), "{err}");
 }
 
 #[test]
@@ -320,46 +257,19 @@ fn flags_beat_env_and_env_works_alone() {
     // The flag wins over ETCDCTL_ENDPOINTS (which points at a closed port).
     let o = run_plugin(HEALTH, &["--endpoints", &url, "-v", "-o", "json"], &env);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(&format!("endpoints from flag --endpoints: {url}")),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("(from env ETCDCTL_CACERT)"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains(&format!("endpoints from flag --endpoints: {url}")), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(from env ETCDCTL_CACERT)"), "{}", stderr(&o));
     // The environment alone.
     let mut env2 = env;
     env2[0].1 = &url;
     let o = run_plugin(HEALTH, &["-v", "-o", "json"], &env2);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(&format!("endpoints from env ETCDCTL_ENDPOINTS: {url}")),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains(&format!("endpoints from env ETCDCTL_ENDPOINTS: {url}")), "{}", stderr(&o));
     // Flags placed after the subcommand-less command line, and a manifest giving only certs.
-    let o = run_plugin(
-        HEALTH,
-        &[
-            "-o",
-            "json",
-            "--endpoints",
-            &url,
-            "--manifest",
-            s(&c.nodes[0].manifest()),
-            "-v",
-        ],
-        &[],
-    );
+    let o =
+        run_plugin(HEALTH, &["-o", "json", "--endpoints", &url, "--manifest", s(&c.nodes[0].manifest()), "-v"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("endpoints from flag --endpoints"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("endpoints from flag --endpoints"), "{}", stderr(&o));
     assert!(stderr(&o).contains("beside the CA"), "{}", stderr(&o));
 }
 
@@ -372,15 +282,36 @@ fn missing_and_unreadable_certificate_files() {
     std::fs::write(&ok_cert, "").unwrap();
     let cases: Vec<(Vec<String>, String)> = vec![
         (
-            vec!["--cacert".into(), "/nonexistent/ca.crt".into(), "--cert".into(), s(&ok_cert).into(), "--key".into(), s(&ok_cert).into()],
+            vec![
+                "--cacert".into(),
+                "/nonexistent/ca.crt".into(),
+                "--cert".into(),
+                s(&ok_cert).into(),
+                "--key".into(),
+                s(&ok_cert).into(),
+            ],
             "error: failed to read CA certificate /nonexistent/ca.crt: No such file or directory (os error 2)".into(),
         ),
         (
-            vec!["--cacert".into(), s(dir.path()).into(), "--cert".into(), s(&ok_cert).into(), "--key".into(), s(&ok_cert).into()],
+            vec![
+                "--cacert".into(),
+                s(dir.path()).into(),
+                "--cert".into(),
+                s(&ok_cert).into(),
+                "--key".into(),
+                s(&ok_cert).into(),
+            ],
             format!("error: failed to read CA certificate {}: Is a directory (os error 21)", dir.path().display()),
         ),
         (
-            vec!["--cacert".into(), s(&garbage).into(), "--cert".into(), s(&ok_cert).into(), "--key".into(), s(&ok_cert).into()],
+            vec![
+                "--cacert".into(),
+                s(&garbage).into(),
+                "--cert".into(),
+                s(&ok_cert).into(),
+                "--key".into(),
+                s(&ok_cert).into(),
+            ],
             format!("error: failed to load CA certificate from {}: no CERTIFICATE block found", garbage.display()),
         ),
         (
@@ -394,11 +325,7 @@ fn missing_and_unreadable_certificate_files() {
         let o = run_plugin(HEALTH, &a, &[]);
         let err = stderr(&o);
         assert_eq!(err.trim_end(), want, "args {args:?}");
-        let code = if want.contains("must be given together") {
-            2
-        } else {
-            3
-        };
+        let code = if want.contains("must be given together") { 2 } else { 3 };
         assert_eq!(o.status.code(), Some(code), "args {args:?}: {err}");
     }
 }
@@ -411,17 +338,9 @@ fn manifest_that_is_not_yaml_or_has_no_etcd() {
     let o = run_plugin(HEALTH, &["--manifest", s(&bad)], &[]);
     assert_eq!(o.status.code(), Some(3));
     let err = stderr(&o);
+    assert!(err.starts_with(&format!("error: failed to parse static pod manifest {}: ", bad.display())), "{err}");
     assert!(
-        err.starts_with(&format!(
-            "error: failed to parse static pod manifest {}: ",
-            bad.display()
-        )),
-        "{err}"
-    );
-    assert!(
-        err.trim_end().ends_with(
-            "expected a Pod in YAML, such as kubeadm's /etc/kubernetes/manifests/etcd.yaml"
-        ),
+        err.trim_end().ends_with("expected a Pod in YAML, such as kubeadm's /etc/kubernetes/manifests/etcd.yaml"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -458,26 +377,10 @@ fn bad_flag_values_are_usage_errors() {
     let o = run_plugin(HEALTH, &["--dial-timeout", "soon"], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("invalid duration"), "{}", stderr(&o));
-    let o = run_plugin(
-        HEALTH,
-        &[
-            "--endpoints",
-            "127.0.0.1 2379",
-            "--cacert",
-            "/x",
-            "--cert",
-            "/x",
-            "--key",
-            "/x",
-        ],
-        &[],
-    );
+    let o =
+        run_plugin(HEALTH, &["--endpoints", "127.0.0.1 2379", "--cacert", "/x", "--cert", "/x", "--key", "/x"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("expected a URL such as https://10.0.0.1:2379"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("expected a URL such as https://10.0.0.1:2379"), "{}", stderr(&o));
 }
 
 /// `kubectl etcd health` reaches the same command through the dispatcher and through kubectl's
@@ -495,39 +398,22 @@ fn dispatcher_and_kubectl_plugin_discovery() {
     assert_eq!(stdout(&via), stdout(&direct));
     assert!(stdout(&via).contains("--manifest"), "{}", stdout(&via));
     // Exit codes pass through the dispatcher.
-    let o = run_plugin(
-        "kubectl-etcd",
-        &["health", "--manifest", "/nonexistent.yaml"],
-        &[],
-    );
+    let o = run_plugin("kubectl-etcd", &["health", "--manifest", "/nonexistent.yaml"], &[]);
     assert_eq!(o.status.code(), Some(3));
     let o = run_plugin("kubectl-etcd", &["frobnicate"], &[]);
     assert_eq!(o.status.code(), Some(2));
 
     if Path::new("/usr/bin/kubectl").exists() {
         let dir = bin(HEALTH).parent().unwrap().to_path_buf();
-        let path = format!(
-            "{}:{}",
-            dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
         let out = std::process::Command::new("kubectl")
             .args(["etcd", "health", "--help"])
             .env("PATH", &path)
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout), stdout(&direct));
-        let list = std::process::Command::new("kubectl")
-            .args(["plugin", "list"])
-            .env("PATH", &path)
-            .output()
-            .unwrap();
+        let list = std::process::Command::new("kubectl").args(["plugin", "list"]).env("PATH", &path).output().unwrap();
         assert!(String::from_utf8_lossy(&list.stdout).contains("kubectl-etcd-health"));
     }
 }

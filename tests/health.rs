@@ -1,28 +1,345 @@
-//! `kubectl etcd health` against real etcd clusters.
+//! `kubectl etcd health` against real etcd clusters (3.4 or 3.5, by `E2E_ETCD_VERSION`).
+
+use std::time::{Duration, Instant};
 
 use harness::*;
+use serde_json::Value;
 
-#[test]
-fn smoke() {
-    let c = Cluster::start(3);
-    let o = run_plugin(
-        "kubectl-etcd-health",
-        &["--manifest", c.nodes[0].manifest().to_str().unwrap(), "-v"],
-        &[],
-    );
-    println!("{}\n{}", stdout(&o), stderr(&o));
-    assert_eq!(o.status.code(), Some(0));
+const HEALTH: &str = "kubectl-etcd-health";
+
+fn health(c: &Cluster, extra: &[&str]) -> (std::process::Output, Value, Duration) {
+    let mut args: Vec<String> = c.manifest_args();
+    args.extend(["-o".to_string(), "json".to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    let o = run_plugin(HEALTH, &a, &[]);
+    let took = start.elapsed();
+    let doc: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(&o), stderr(&o)));
+    (o, doc, took)
+}
+
+fn member<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} missing: {doc:#}"))
+}
+
+fn check<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("check {name} missing: {doc:#}"))
 }
 
 #[test]
-fn timing() {
-    let t = std::time::Instant::now();
-    let _p = Pki::new(&tempfile::tempdir().unwrap().path().join("x"));
-    eprintln!("pki {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let _b = bin("kubectl-etcd-health");
-    eprintln!("bin {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let _c = Cluster::start(3);
-    eprintln!("cluster {:?}", t.elapsed());
+fn healthy_cluster_reports_everything_consistent() {
+    let c = Cluster::start(3);
+    c.put("/registry/pods/default/a", "1");
+    let (o, doc, _) = health(&c, &[]);
+    assert_eq!(o.status.code(), Some(0), "{doc:#}");
+    assert_eq!(doc["healthy"], true);
+    let members = doc["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members.iter().filter(|m| m["is_leader"] == true).count(), 1, "exactly one leader");
+    let leader = doc["leader"].as_str().unwrap();
+    for m in members {
+        for field in [
+            "name",
+            "id",
+            "endpoint",
+            "health",
+            "latency",
+            "is_leader",
+            "is_learner",
+            "version",
+            "db_size",
+            "db_size_in_use",
+            "raft_term",
+            "raft_index",
+            "raft_applied_index",
+            "applied_lag",
+            "leader",
+            "revision",
+            "errors",
+            "peer_urls",
+            "client_urls",
+            "server_cert",
+            "hash_kv",
+            "quota_backend_bytes",
+        ] {
+            assert!(m.get(field).is_some(), "member field {field} missing: {m:#}");
+        }
+        assert_eq!(m["leader"], leader, "every member agrees on the leader");
+        assert!(m["latency"].as_str().unwrap().ends_with("ms") || m["latency"].as_str().unwrap().ends_with('s'));
+        assert_eq!(m["version"].as_str().unwrap().split('.').take(2).collect::<Vec<_>>().join("."), etcd().version);
+        assert_eq!(m["hash_kv"], members[0]["hash_kv"]);
+        assert_eq!(m["server_cert"]["subject"], m["name"]);
+    }
+    for ch in doc["checks"].as_array().unwrap() {
+        assert_eq!(ch["status"], "ok", "{ch:#}");
+    }
+    assert!(check(&doc, "hash")["message"].as_str().unwrap().starts_with("3 voters agree at revision"));
+    assert_eq!(check(&doc, "quorum")["message"], "3/3 voters answer, 2 needed, may lose 1 more");
+    assert!(doc["cluster_id"].as_str().unwrap().len() == 16);
+}
+
+fn health_seeded(c: &Cluster, seed: usize, extra: &[&str]) -> (std::process::Output, Value, Duration) {
+    let manifest = c.nodes[seed].manifest().display().to_string();
+    let mut args = vec!["--manifest", manifest.as_str(), "-o", "json"];
+    args.extend(extra);
+    let start = Instant::now();
+    let o = run_plugin(HEALTH, &args, &[]);
+    let took = start.elapsed();
+    let doc: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(&o), stderr(&o)));
+    (o, doc, took)
+}
+
+#[test]
+fn frozen_member_times_out_within_one_deadline() {
+    let mut c = Cluster::start(3);
+    // Freeze a follower, and ask another follower (through its manifest).
+    let leader = c.leader();
+    let frozen = (leader + 1) % 3;
+    let seed = (leader + 2) % 3;
+    c.freeze(frozen);
+    let (o, doc, took) = health_seeded(&c, seed, &["--command-timeout", "3s"]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    let m = member(&doc, &c.nodes[frozen].name);
+    assert_eq!(m["failure"]["class"], "timed_out", "{m:#}");
+    assert_eq!(m["errors"][0], "timed out");
+    for n in [leader, seed] {
+        assert_eq!(member(&doc, &c.nodes[n].name)["health"], "healthy", "{doc:#}");
+    }
+    assert_eq!(check(&doc, "quorum")["message"], "2/3 voters answer, 2 needed, may lose 0 more");
+    assert_eq!(check(&doc, "members")["status"], "fail");
+    assert_eq!(check(&doc, "leader")["status"], "ok");
+    // One deadline for the whole run, not one per check or per member.
+    assert!(took < Duration::from_millis(3000 + 1500), "took {took:?}");
+    c.resume(frozen);
+}
+
+#[test]
+fn frozen_leader_is_named_and_costs_one_deadline() {
+    let mut c = Cluster::start(3);
+    let leader = c.leader();
+    c.freeze(leader);
+    let (o, doc, took) = health_seeded(&c, (leader + 1) % 3, &["--command-timeout", "3s"]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    assert_eq!(member(&doc, &c.nodes[leader].name)["failure"]["class"], "timed_out");
+    let l = check(&doc, "leader");
+    // The followers still name the frozen leader, or know none yet, or already elected another:
+    // never "ok" with the frozen member as leader.
+    let msg = l["message"].as_str().unwrap();
+    assert!(
+        (l["status"] == "fail" && (msg.contains("which does not answer") || msg.contains("no member knows a leader")))
+            || (l["status"] == "ok" && !msg.contains(&c.nodes[leader].name)),
+        "{l:#}"
+    );
+    assert!(took < Duration::from_millis(3000 + 1500), "took {took:?}");
+    c.resume(leader);
+}
+
+#[test]
+fn killed_member_is_refused_at_once() {
+    let mut c = Cluster::start(3);
+    c.kill(2);
+    let (o, doc, took) = health(&c, &[]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    let dead = member(&doc, "node-2");
+    assert_eq!(dead["failure"]["class"], "connection_refused", "{dead:#}");
+    assert_eq!(dead["errors"][0], "connection refused");
+    assert!(took < Duration::from_millis(2000), "a refused connection must not wait for a deadline: {took:?}");
+    // The table names it too.
+    let o = run_plugin(HEALTH, &c.manifest_args().iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let out = stdout(&o);
+    assert!(
+        out.lines().any(|l| l.starts_with("node-2") && l.contains("unhealthy") && l.contains("connection refused")),
+        "{out}"
+    );
+}
+
+fn tls_args<'a>(url: &'a str, ca: &'a str, cert: &'a str, key: &'a str) -> Vec<&'a str> {
+    vec!["--endpoints", url, "--cacert", ca, "--cert", cert, "--key", key, "-o", "json"]
+}
+
+#[test]
+fn tls_failures_each_have_their_own_message() {
+    let c = Cluster::builder(1).server_dns(&[]).start();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Pki::foreign(other_dir.path());
+    Pki::write_pair(
+        other_dir.path(),
+        "client",
+        &other.issue("intruder", None, &[], &[], harness::pki::Usage::Client, false),
+    );
+    let pki = c.nodes[0].pki_etcd();
+    let p = |f: &str| pki.join(f).display().to_string();
+    let (ca, cert, key) = (p("ca.crt"), p("healthcheck-client.crt"), p("healthcheck-client.key"));
+    let url = c.nodes[0].client_url();
+    let other_ca = other_dir.path().join("ca.crt").display().to_string();
+    let other_cert = other_dir.path().join("client.crt").display().to_string();
+    let other_key = other_dir.path().join("client.key").display().to_string();
+    let by_name = format!("https://localhost:{}", c.nodes[0].client_port);
+
+    let cases = [
+        (tls_args(&url, &other_ca, &cert, &key), "tls: certificate signed by unknown authority", "unknown_authority"),
+        (tls_args(&url, &ca, &other_cert, &other_key), "tls: client certificate rejected", "client_cert_rejected"),
+        (tls_args(&by_name, &ca, &cert, &key), "tls: certificate name mismatch", "name_mismatch"),
+    ];
+    for (args, short, class) in cases {
+        let o = run_plugin(HEALTH, &args, &[]);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let m = &doc["members"][0];
+        assert_eq!(m["errors"][0], short, "{m:#}");
+        assert_eq!(m["failure"]["reason"], class, "{m:#}");
+        assert_eq!(check(&doc, "quorum")["status"], "fail");
+    }
+}
+
+#[test]
+fn running_learner_is_reported_with_progress_and_cluster_stays_healthy() {
+    let mut c = Cluster::start(3);
+    for i in 0..20 {
+        c.put(&format!("/k/{i}"), "v");
+    }
+    let l = c.add_learner("learner-1", true);
+    let name = c.nodes[l].name.clone();
+    // The learner catches up within a moment; poll until it reports in sync.
+    let doc = wait_for("the learner to be in sync", Duration::from_secs(20), || {
+        let (o, doc, _) = health(&c, &[]);
+        let m = member(&doc, &name).clone();
+        (o.status.code() == Some(0) && m["learner"]["state"] == "in sync").then_some(doc)
+    });
+    let m = member(&doc, &name);
+    assert_eq!(m["is_learner"], true);
+    assert!(m["health"].as_str().unwrap().starts_with("learner: in sync"), "{m:#}");
+    assert!(m["learner"]["percent"].as_f64().unwrap() >= 90.0);
+    assert_eq!(m["learner"]["promotable"], true);
+    assert_eq!(m["errors"].as_array().unwrap().len(), 0, "a learner refusing reads is not an error: {m:#}");
+    assert_eq!(doc["healthy"], true);
+    assert_eq!(check(&doc, "member-count")["status"], "ok", "learners do not count as voters");
+}
+
+#[test]
+fn unstarted_learner_is_reported_as_not_started() {
+    let mut c = Cluster::start(3);
+    c.add_learner("learner-x", false);
+    let (o, doc, _) = health(&c, &[]);
+    assert_eq!(o.status.code(), Some(0), "{doc:#}");
+    let m = doc["members"].as_array().unwrap().iter().find(|m| m["is_learner"] == true).unwrap();
+    assert_eq!(m["health"], "learner: not started");
+    assert_eq!(m["name"], "");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nospace_alarm_fails_and_names_the_member() {
+    let c = Cluster::builder(3).quota(2 * 1024 * 1024).start();
+    let mut client = c.client(0).await;
+    let value = vec![b'x'; 100 * 1024];
+    let mut filled = false;
+    for i in 0..200 {
+        match client.put(format!("/fill/{i}"), value.clone(), None).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.to_string().contains("database space exceeded"), "{e}");
+                filled = true;
+                break;
+            }
+        }
+    }
+    assert!(filled, "the quota was never reached");
+    let (o, doc, _) = tokio::task::block_in_place(|| health(&c, &[]));
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    let alarms = check(&doc, "alarms");
+    assert_eq!(alarms["status"], "fail");
+    let msg = alarms["message"].as_str().unwrap();
+    assert!(msg.contains("NOSPACE on node-"), "{msg}");
+    assert!(alarms["hint"].as_str().unwrap().contains("alarm disarm"));
+}
+
+#[test]
+fn output_formats_parse() {
+    let c = Cluster::start(3);
+    let base = c.manifest_args();
+    let run = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.iter().map(String::as_str).collect();
+        a.extend(extra);
+        let o = run_plugin(HEALTH, &a, &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let yaml = run(&["-o", "yaml"]);
+    let doc: Value = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(doc["members"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["healthy"], true);
+
+    let table = run(&[]);
+    let header = table.lines().next().unwrap();
+    for col in [
+        "NAME",
+        "ID",
+        "ENDPOINT",
+        "HEALTH",
+        "LATENCY",
+        "LEADER",
+        "LEARNER",
+        "VERSION",
+        "DB SIZE",
+        "IN USE",
+        "RAFT TERM",
+        "RAFT INDEX",
+        "APPLIED",
+        "ERRORS",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(!header.contains("PEER URLS"));
+
+    let bare = run(&["--no-headers"]);
+    assert!(bare.lines().next().unwrap().starts_with("node-"), "{bare}");
+    assert!(!bare.contains("NAME"), "{bare}");
+    assert_eq!(bare.lines().filter(|l| l.starts_with("node-")).count(), 3);
+
+    let wide = run(&["-o", "wide"]);
+    let header = wide.lines().next().unwrap();
+    for col in ["PEER URLS", "CLIENT URLS", "APPLIED LAG", "QUOTA"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(wide.contains(&c.nodes[1].peer_url()));
+}
+
+#[test]
+fn watch_prints_one_json_document_per_round() {
+    use std::io::{BufRead, BufReader};
+    let c = Cluster::start(1);
+    let mut child = std::process::Command::new(bin(HEALTH))
+        .args(c.manifest_args())
+        .args(["--watch", "--interval", "200ms", "-o", "json"])
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        let line = lines.next().unwrap().unwrap();
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(doc["healthy"], true);
+    }
+    // SIGINT ends the watch cleanly.
+    unsafe_kill(child.id() as i32);
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(0));
+}
+
+fn unsafe_kill(pid: i32) {
+    std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
 }

@@ -16,13 +16,7 @@ use crate::util::parse_duration;
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Path to the kubeconfig file to use for Kubernetes API discovery.
-    #[arg(
-        long,
-        global = true,
-        env = "KUBECONFIG",
-        value_name = "PATH",
-        help_heading = "Kubernetes"
-    )]
+    #[arg(long, global = true, env = "KUBECONFIG", value_name = "PATH", help_heading = "Kubernetes")]
     pub kubeconfig: Option<PathBuf>,
 
     /// The name of the kubeconfig context to use.
@@ -56,33 +50,15 @@ pub struct CommonArgs {
     pub endpoints: Vec<String>,
 
     /// Verify certificates of TLS-enabled secure servers using this CA bundle.
-    #[arg(
-        long,
-        global = true,
-        env = "ETCDCTL_CACERT",
-        value_name = "PATH",
-        help_heading = "etcd"
-    )]
+    #[arg(long, global = true, env = "ETCDCTL_CACERT", value_name = "PATH", help_heading = "etcd")]
     pub cacert: Option<PathBuf>,
 
     /// Identify secure client using this TLS certificate file.
-    #[arg(
-        long,
-        global = true,
-        env = "ETCDCTL_CERT",
-        value_name = "PATH",
-        help_heading = "etcd"
-    )]
+    #[arg(long, global = true, env = "ETCDCTL_CERT", value_name = "PATH", help_heading = "etcd")]
     pub cert: Option<PathBuf>,
 
     /// Identify secure client using this TLS key file.
-    #[arg(
-        long,
-        global = true,
-        env = "ETCDCTL_KEY",
-        value_name = "PATH",
-        help_heading = "etcd"
-    )]
+    #[arg(long, global = true, env = "ETCDCTL_KEY", value_name = "PATH", help_heading = "etcd")]
     pub key: Option<PathBuf>,
 
     /// Dial timeout for client connections (TCP connect and TLS handshake).
@@ -118,25 +94,15 @@ impl CommonArgs {
 
     /// The discovery settings these flags describe.
     pub fn settings(&self) -> Settings {
-        let endpoints_from_env = !self.endpoints.is_empty()
-            && std::env::var_os("ETCDCTL_ENDPOINTS").is_some()
-            && !flag_given("--endpoints");
+        let endpoints_from_env =
+            !self.endpoints.is_empty() && std::env::var_os("ETCDCTL_ENDPOINTS").is_some() && !flag_given("--endpoints");
         Settings {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             namespace: self.namespace.clone(),
             manifest: self.manifest.clone(),
-            endpoints: self
-                .endpoints
-                .iter()
-                .map(|e| e.trim().to_string())
-                .filter(|e| !e.is_empty())
-                .collect(),
-            endpoints_source: if endpoints_from_env {
-                "env ETCDCTL_ENDPOINTS"
-            } else {
-                "flag --endpoints"
-            },
+            endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
+            endpoints_source: if endpoints_from_env { "env ETCDCTL_ENDPOINTS" } else { "flag --endpoints" },
             cacert: self.cacert.clone(),
             cert: self.cert.clone(),
             key: self.key.clone(),
@@ -163,11 +129,7 @@ pub fn run_main<F>(body: F) -> std::process::ExitCode
 where
     F: std::future::Future<Output = crate::Result<crate::ExitCode>>,
 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");

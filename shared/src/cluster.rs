@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use futures::future::select_ok;
 use serde::Serialize;
 
 use crate::conn::{call, Dialer, TransportError};
@@ -44,10 +43,7 @@ pub fn ser_hex<S: serde::Serializer>(v: &u64, s: S) -> std::result::Result<S::Ok
 }
 
 /// Serializes an optional u64 as 16 hex digits.
-pub fn ser_hex_opt<S: serde::Serializer>(
-    v: &Option<u64>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
+pub fn ser_hex_opt<S: serde::Serializer>(v: &Option<u64>, s: S) -> std::result::Result<S::Ok, S::Error> {
     match v {
         Some(v) => s.serialize_str(&member_id(*v)),
         None => s.serialize_none(),
@@ -88,11 +84,7 @@ impl Session {
         if discovery.insecure {
             eprintln!("WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)");
         }
-        Ok(Session {
-            settings: settings.clone(),
-            dialer: Dialer::new(tls, settings.dial_timeout),
-            discovery,
-        })
+        Ok(Session { settings: settings.clone(), dialer: Dialer::new(tls, settings.dial_timeout), discovery })
     }
 
     /// The per-call deadline.
@@ -102,52 +94,32 @@ impl Session {
 
     /// Asks every discovered endpoint for the member list at once; the first answer wins.
     pub async fn member_list(&self) -> Result<MemberList> {
-        let urls: Vec<String> = self
-            .discovery
-            .endpoints
-            .iter()
-            .map(|e| e.url.clone())
-            .collect();
+        let urls: Vec<String> = self.discovery.endpoints.iter().map(|e| e.url.clone()).collect();
         self.member_list_from(&urls).await
     }
 
     /// The member list from the first of `urls` to answer.
     pub async fn member_list_from(&self, urls: &[String]) -> Result<MemberList> {
         if urls.is_empty() {
-            return Err(Error::NothingFound {
-                tried: vec!["no endpoints to contact".into()],
-            });
+            return Err(Error::NothingFound { tried: vec!["no endpoints to contact".into()] });
         }
-        let futs = urls
-            .iter()
-            .map(|u| Box::pin(self.member_list_one(u.clone())));
-        match select_ok(futs).await {
-            Ok((list, _)) => Ok(list),
-            Err(_) => {
-                // select_ok returns only the last error; collect every endpoint's for the message.
-                let all =
-                    futures::future::join_all(urls.iter().map(|u| self.member_list_one(u.clone())))
-                        .await;
-                Err(Error::Unreachable {
-                    errors: all.into_iter().filter_map(|r| r.err()).collect(),
-                })
+        // All at once; the first answer wins, and when none answers every failure is reported.
+        let mut pending: futures::stream::FuturesUnordered<_> =
+            urls.iter().map(|u| self.member_list_one(u.clone())).collect();
+        let mut errors = Vec::new();
+        while let Some(r) = futures::StreamExt::next(&mut pending).await {
+            match r {
+                Ok(list) => return Ok(list),
+                Err(e) => errors.push(e),
             }
         }
+        Err(Error::Unreachable { errors })
     }
 
-    async fn member_list_one(
-        &self,
-        url: String,
-    ) -> std::result::Result<MemberList, TransportError> {
+    async fn member_list_one(&self, url: String) -> std::result::Result<MemberList, TransportError> {
         self.dialer.probe(&url).await?;
         let mut client = self.dialer.client(&url).await?;
-        let resp = call(
-            &url,
-            "member list",
-            self.command_timeout(),
-            client.member_list(),
-        )
-        .await?;
+        let resp = call(&url, "member list", self.command_timeout(), client.member_list()).await?;
         let header = resp.header();
         let members = resp
             .members()
@@ -184,12 +156,6 @@ pub fn find_member<'a>(members: &'a [Member], key: &str) -> Result<&'a Member> {
             return Ok(m);
         }
     }
-    let known: Vec<String> = members
-        .iter()
-        .map(|m| format!("{} ({})", m.display_name(), member_id(m.id)))
-        .collect();
-    Err(Error::Usage(format!(
-        "no member named or with ID {key:?}; members are: {}",
-        known.join(", ")
-    )))
+    let known: Vec<String> = members.iter().map(|m| format!("{} ({})", m.display_name(), member_id(m.id))).collect();
+    Err(Error::Usage(format!("no member named or with ID {key:?}; members are: {}", known.join(", "))))
 }

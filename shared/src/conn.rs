@@ -99,11 +99,7 @@ pub struct TransportError {
 
 impl TransportError {
     fn new(endpoint: &str, class: FailureClass, detail: impl Into<String>) -> TransportError {
-        TransportError {
-            endpoint: endpoint.to_string(),
-            class,
-            detail: detail.into(),
-        }
+        TransportError { endpoint: endpoint.to_string(), class, detail: detail.into() }
     }
 
     /// Maps an RPC error to a transport error.
@@ -120,10 +116,7 @@ impl TransportError {
         TransportError::new(
             endpoint,
             FailureClass::TimedOut,
-            format!(
-                "no answer to {what} within {} (member frozen or overloaded)",
-                crate::util::format_duration(after)
-            ),
+            format!("no answer to {what} within {} (member frozen or overloaded)", crate::util::format_duration(after)),
         )
     }
 }
@@ -151,12 +144,7 @@ impl Target {
         let hostport = rest.split('/').next()?;
         let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
             let (h, p) = h.split_once(']')?;
-            (
-                h.to_string(),
-                p.strip_prefix(':')
-                    .map(|p| p.parse().ok())
-                    .unwrap_or(Some(2379))?,
-            )
+            (h.to_string(), p.strip_prefix(':').map(|p| p.parse().ok()).unwrap_or(Some(2379))?)
         } else if let Some((h, p)) = hostport.rsplit_once(':') {
             (h.to_string(), p.parse().ok()?)
         } else {
@@ -211,15 +199,9 @@ impl Dialer {
 
     async fn dial(&self, url: &str) -> Result<(BoxIo, Option<CertInfo>), TransportError> {
         let target = Target::parse(url).ok_or_else(|| {
-            TransportError::new(
-                url,
-                FailureClass::Network("invalid URL".into()),
-                "expected https://host:port",
-            )
+            TransportError::new(url, FailureClass::Network("invalid URL".into()), "expected https://host:port")
         })?;
-        let tcp = match tokio::time::timeout(self.dial_timeout, TcpStream::connect(target.addr()))
-            .await
-        {
+        let tcp = match tokio::time::timeout(self.dial_timeout, TcpStream::connect(target.addr())).await {
             Err(_) => {
                 return Err(TransportError::new(
                     url,
@@ -237,13 +219,7 @@ impl Dialer {
                     "nothing listens on this port: is etcd running?",
                 ))
             }
-            Ok(Err(e)) => {
-                return Err(TransportError::new(
-                    url,
-                    FailureClass::Network(e.to_string()),
-                    e.to_string(),
-                ))
-            }
+            Ok(Err(e)) => return Err(TransportError::new(url, FailureClass::Network(e.to_string()), e.to_string())),
             Ok(Ok(s)) => s,
         };
         let _ = tcp.set_nodelay(true);
@@ -279,12 +255,7 @@ impl Dialer {
             Ok(Err(e)) => return Err(classify_io(url, &e)),
             Ok(Ok(s)) => s,
         };
-        let cert = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|c| CertInfo::from_der(c));
+        let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| CertInfo::from_der(c));
         Ok((Box::new(stream), cert))
     }
 
@@ -315,10 +286,7 @@ impl Dialer {
                 ),
             )),
             Ok(Err(e)) => Err(classify_io(url, &e)),
-            Ok(Ok(_)) => Ok(ProbeInfo {
-                server_cert: cert,
-                handshake: start.elapsed(),
-            }),
+            Ok(Ok(_)) => Ok(ProbeInfo { server_cert: cert, handshake: start.elapsed() }),
         }
     }
 
@@ -326,18 +294,12 @@ impl Dialer {
     /// dialer, so TLS is verified exactly as in [`Dialer::probe`].
     pub async fn client(&self, url: &str) -> Result<etcd_client::Client, TransportError> {
         let target = Target::parse(url).ok_or_else(|| {
-            TransportError::new(
-                url,
-                FailureClass::Network("invalid URL".into()),
-                "expected https://host:port",
-            )
+            TransportError::new(url, FailureClass::Network("invalid URL".into()), "expected https://host:port")
         })?;
         // tonic sees plain http; TLS is done by our connector.
         let uri = format!("http://{}", target.addr());
         let endpoint = tonic::transport::Endpoint::from_shared(uri)
-            .map_err(|e| {
-                TransportError::new(url, FailureClass::Network(e.to_string()), e.to_string())
-            })?
+            .map_err(|e| TransportError::new(url, FailureClass::Network(e.to_string()), e.to_string()))?
             .tcp_nodelay(true);
         let dialer = self.clone();
         let url_owned = url.to_string();
@@ -416,12 +378,7 @@ fn classify_rustls(url: &str, e: &rustls::Error) -> TransportError {
 }
 
 /// Runs one RPC against a member with a deadline; maps errors.
-pub async fn call<T, F>(
-    endpoint: &str,
-    what: &str,
-    deadline: Duration,
-    fut: F,
-) -> Result<T, TransportError>
+pub async fn call<T, F>(endpoint: &str, what: &str, deadline: Duration, fut: F) -> Result<T, TransportError>
 where
     F: Future<Output = Result<T, etcd_client::Error>>,
 {
@@ -443,28 +400,10 @@ mod tests {
     fn targets() {
         assert_eq!(
             Target::parse("https://127.0.0.1:2379"),
-            Some(Target {
-                tls: true,
-                host: "127.0.0.1".into(),
-                port: 2379
-            })
+            Some(Target { tls: true, host: "127.0.0.1".into(), port: 2379 })
         );
-        assert_eq!(
-            Target::parse("http://[::1]:12379"),
-            Some(Target {
-                tls: false,
-                host: "::1".into(),
-                port: 12379
-            })
-        );
-        assert_eq!(
-            Target::parse("https://etcd"),
-            Some(Target {
-                tls: true,
-                host: "etcd".into(),
-                port: 2379
-            })
-        );
+        assert_eq!(Target::parse("http://[::1]:12379"), Some(Target { tls: false, host: "::1".into(), port: 12379 }));
+        assert_eq!(Target::parse("https://etcd"), Some(Target { tls: true, host: "etcd".into(), port: 2379 }));
         assert_eq!(Target::parse("ftp://x:1"), None);
     }
 }

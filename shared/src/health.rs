@@ -67,18 +67,8 @@ pub struct Check {
     pub hint: Option<String>,
 }
 
-fn check(
-    name: &'static str,
-    status: Status,
-    message: impl Into<String>,
-    hint: Option<String>,
-) -> Check {
-    Check {
-        name,
-        status,
-        message: message.into(),
-        hint,
-    }
+fn check(name: &'static str, status: Status, message: impl Into<String>, hint: Option<String>) -> Check {
+    Check { name, status, message: message.into(), hint }
 }
 
 /// A learner's progress.
@@ -195,6 +185,19 @@ impl Report {
     }
 }
 
+/// The time left of a run's overall deadline.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    end: Instant,
+}
+
+impl Budget {
+    /// Time left, at least 100 ms so that a late call still gets a chance to answer.
+    fn left(&self) -> Duration {
+        self.end.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))
+    }
+}
+
 struct Probed {
     member: MemberHealth,
     client: Option<etcd_client::Client>,
@@ -246,17 +249,14 @@ fn same_url(a: &str, b: &str) -> bool {
 
 async fn probe_member(
     session: &Session,
+    budget: &Budget,
     member: Option<&Member>,
     url: Option<String>,
     quota: u64,
 ) -> Probed {
     let mut h = blank(member, url.clone(), quota);
     let Some(url) = url else {
-        h.health = if h.is_learner {
-            "not started".into()
-        } else {
-            "unhealthy".into()
-        };
+        h.health = if h.is_learner { "not started".into() } else { "unhealthy".into() };
         let f = TransportError {
             endpoint: String::new(),
             class: FailureClass::NoClientUrl,
@@ -264,21 +264,14 @@ async fn probe_member(
         };
         h.errors.push(f.class.short());
         h.failure = Some(f);
-        return Probed {
-            member: h,
-            client: None,
-        };
+        return Probed { member: h, client: None };
     };
-    let deadline = session.command_timeout();
     let probe = match session.dialer.probe(&url).await {
         Ok(p) => p,
         Err(e) => {
             h.errors.push(e.class.short());
             h.failure = Some(e);
-            return Probed {
-                member: h,
-                client: None,
-            };
+            return Probed { member: h, client: None };
         }
     };
     h.server_cert = probe.server_cert;
@@ -287,14 +280,12 @@ async fn probe_member(
         Err(e) => {
             h.errors.push(e.class.short());
             h.failure = Some(e);
-            return Probed {
-                member: h,
-                client: None,
-            };
+            return Probed { member: h, client: None };
         }
     };
     let mut c2 = client.clone();
     let is_learner = h.is_learner;
+    let deadline = budget.left();
     let status_fut = call(&url, "status", deadline, client.status());
     let health_fut = async {
         if is_learner {
@@ -349,32 +340,21 @@ async fn probe_member(
         }
     }
     if !h.is_learner {
-        h.health = if h.answered && h.latency.is_some() && h.failure.is_none() {
-            "healthy"
-        } else {
-            "unhealthy"
-        }
-        .into();
+        h.health =
+            if h.answered && h.latency.is_some() && h.failure.is_none() { "healthy" } else { "unhealthy" }.into();
     }
-    Probed {
-        member: h,
-        client: Some(client),
-    }
+    Probed { member: h, client: Some(client) }
 }
 
 /// Runs every probe and check.
 pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     let start = Instant::now();
+    // One budget for the whole run: a frozen member costs one deadline, not one per phase.
+    let budget = Budget { end: start + session.settings.dial_timeout + session.command_timeout() };
     let discovered = session.discovery.endpoints.clone();
     let quota = opts
         .quota_backend_bytes
-        .or_else(|| {
-            session
-                .discovery
-                .manifest
-                .as_ref()
-                .and_then(|m| m.quota_backend_bytes())
-        })
+        .or_else(|| session.discovery.manifest.as_ref().and_then(|m| m.quota_backend_bytes()))
         .filter(|q| *q > 0)
         .unwrap_or(DEFAULT_QUOTA);
 
@@ -418,29 +398,18 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     let list = list.expect("member list");
 
     // Probe every member and every discovered endpoint that is not a member, concurrently.
-    let mut targets: Vec<(Option<&Member>, Option<String>)> = list
-        .members
-        .iter()
-        .map(|m| (Some(m), pick_url(m, &discovered)))
-        .collect();
+    let mut targets: Vec<(Option<&Member>, Option<String>)> =
+        list.members.iter().map(|m| (Some(m), pick_url(m, &discovered))).collect();
     let strays: Vec<&Endpoint> = discovered
         .iter()
-        .filter(|d| {
-            !list
-                .members
-                .iter()
-                .any(|m| m.client_urls.iter().any(|u| same_url(u, &d.url)))
-        })
+        .filter(|d| !list.members.iter().any(|m| m.client_urls.iter().any(|u| same_url(u, &d.url))))
         .collect();
     for d in &strays {
         targets.push((None, Some(d.url.clone())));
     }
-    let probed: Vec<Probed> = futures::future::join_all(
-        targets
-            .iter()
-            .map(|(m, u)| probe_member(session, *m, u.clone(), quota)),
-    )
-    .await;
+    let probed: Vec<Probed> =
+        futures::future::join_all(targets.iter().map(|(m, u)| probe_member(session, &budget, *m, u.clone(), quota)))
+            .await;
     let mut rows: Vec<MemberHealth> = Vec::new();
     let mut clients: Vec<Option<etcd_client::Client>> = Vec::new();
     for p in probed {
@@ -452,32 +421,20 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         if let Some(id) = rows[i].id.filter(|_| rows[i].answered) {
             if list.members.iter().any(|m| m.id == id) {
                 rows[i].is_member = true;
-                rows[i].name = list
-                    .members
-                    .iter()
-                    .find(|m| m.id == id)
-                    .map(|m| m.name.clone())
-                    .unwrap_or_default();
+                rows[i].name = list.members.iter().find(|m| m.id == id).map(|m| m.name.clone()).unwrap_or_default();
             }
         }
     }
 
     // Leader and learner progress.
     let leader_votes: BTreeMap<u64, usize> =
-        rows.iter()
-            .filter_map(|r| r.leader)
-            .fold(BTreeMap::new(), |mut acc, l| {
-                *acc.entry(l).or_default() += 1;
-                acc
-            });
-    let leader = leader_votes
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .map(|(l, _)| *l);
-    let leader_applied = rows
-        .iter()
-        .find(|r| Some(r.id) == Some(leader) && r.is_member)
-        .and_then(|r| r.raft_applied_index);
+        rows.iter().filter_map(|r| r.leader).fold(BTreeMap::new(), |mut acc, l| {
+            *acc.entry(l).or_default() += 1;
+            acc
+        });
+    let leader = leader_votes.iter().max_by_key(|(_, n)| **n).map(|(l, _)| *l);
+    let leader_applied =
+        rows.iter().find(|r| Some(r.id) == Some(leader) && r.is_member).and_then(|r| r.raft_applied_index);
     for r in rows.iter_mut() {
         if let (Some(la), Some(a)) = (leader_applied, r.raft_applied_index) {
             r.applied_lag = Some(la.saturating_sub(a));
@@ -490,10 +447,8 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
             };
             let promotable = percent.is_some_and(|p| p >= LEARNER_READY_RATIO * 100.0);
             let state = if r.client_urls.is_empty()
-                || matches!(
-                    r.failure.as_ref().map(|f| &f.class),
-                    Some(FailureClass::NoClientUrl)
-                ) {
+                || matches!(r.failure.as_ref().map(|f| &f.class), Some(FailureClass::NoClientUrl))
+            {
                 "not started"
             } else if !r.answered {
                 "unreachable"
@@ -519,20 +474,17 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     // HashKV of every answering voter at one common revision.
     let mut hash_check = None;
     if !opts.skip_hashkv {
-        let voters: Vec<usize> = (0..rows.len())
-            .filter(|i| rows[*i].is_member && !rows[*i].is_learner && rows[*i].answered)
-            .collect();
+        let voters: Vec<usize> =
+            (0..rows.len()).filter(|i| rows[*i].is_member && !rows[*i].is_learner && rows[*i].answered).collect();
         if let Some(rev) = voters.iter().filter_map(|i| rows[*i].revision).min() {
             let futs = voters.iter().map(|i| {
                 let client = clients[*i].clone();
                 let url = rows[*i].endpoint.clone().unwrap_or_default();
                 async move {
                     match client {
-                        Some(mut c) => {
-                            call(&url, "hashkv", session.command_timeout(), c.hash_kv(rev))
-                                .await
-                                .map(|r| (r.hash(), r.compact_version()))
-                        }
+                        Some(mut c) => call(&url, "hashkv", budget.left(), c.hash_kv(rev))
+                            .await
+                            .map(|r| (r.hash(), r.compact_version())),
                         None => Err(TransportError::timed_out(&url, "hashkv", Duration::ZERO)),
                     }
                 }
@@ -550,10 +502,8 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
                 }
             }
             hash_check = Some(if by_hash.len() > 1 {
-                let groups: Vec<String> = by_hash
-                    .iter()
-                    .map(|(h, names)| format!("{h:08x} on {}", names.join(",")))
-                    .collect();
+                let groups: Vec<String> =
+                    by_hash.iter().map(|(h, names)| format!("{h:08x} on {}", names.join(","))).collect();
                 check(
                     "hash",
                     Status::Fail,
@@ -564,30 +514,21 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
                 check(
                     "hash",
                     Status::Warn,
-                    format!(
-                        "no voter answered HashKV at revision {rev}: {}",
-                        errs.join("; ")
-                    ),
+                    format!("no voter answered HashKV at revision {rev}: {}", errs.join("; ")),
                     None,
                 )
             } else if !errs.is_empty() {
                 check(
                     "hash",
                     Status::Warn,
-                    format!(
-                        "HashKV agrees at revision {rev} on the voters that answered; {}",
-                        errs.join("; ")
-                    ),
+                    format!("HashKV agrees at revision {rev} on the voters that answered; {}", errs.join("; ")),
                     None,
                 )
             } else {
                 check(
                     "hash",
                     Status::Ok,
-                    format!(
-                        "{} voters agree at revision {rev}",
-                        by_hash.values().next().map(|v| v.len()).unwrap_or(0)
-                    ),
+                    format!("{} voters agree at revision {rev}", by_hash.values().next().map(|v| v.len()).unwrap_or(0)),
                     None,
                 )
             });
@@ -595,10 +536,7 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     }
 
     // Alarms, from any answering member.
-    let alarm_client = rows
-        .iter()
-        .zip(clients.iter())
-        .find(|(r, c)| r.answered && c.is_some() && !r.is_learner);
+    let alarm_client = rows.iter().zip(clients.iter()).find(|(r, c)| r.answered && c.is_some() && !r.is_learner);
     let alarms = match alarm_client {
         Some((r, Some(c))) => {
             let mut c = c.clone();
@@ -607,12 +545,8 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
                 call(
                     &url,
                     "alarm list",
-                    session.command_timeout(),
-                    c.alarm(
-                        etcd_client::AlarmAction::Get,
-                        etcd_client::AlarmType::None,
-                        None,
-                    ),
+                    budget.left(),
+                    c.alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None),
                 )
                 .await,
             )
@@ -635,13 +569,7 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     }
     checks.push(count_check(&rows));
     checks.push(cert_check(&rows, session));
-    checks.push(discovery_check(
-        &rows,
-        &list,
-        &discovered,
-        &strays,
-        session.discovery.endpoints_complete,
-    ));
+    checks.push(discovery_check(&rows, &list, &discovered, &strays, session.discovery.endpoints_complete));
 
     let healthy = checks.iter().all(|c| c.status != Status::Fail);
     Ok(Report {
@@ -668,34 +596,19 @@ fn members_check(rows: &[MemberHealth]) -> Check {
             format!(
                 "{} {}",
                 label(r),
-                r.failure
-                    .as_ref()
-                    .map(|f| f.class.short())
-                    .unwrap_or_else(|| r.errors.join(", "))
+                r.failure.as_ref().map(|f| f.class.short()).unwrap_or_else(|| r.errors.join(", "))
             )
         })
         .collect();
     let n = voters(rows).count();
     if bad.is_empty() {
-        check(
-            "members",
-            Status::Ok,
-            format!("{n}/{n} voting members healthy"),
-            None,
-        )
+        check("members", Status::Ok, format!("{n}/{n} voting members healthy"), None)
     } else {
         check(
             "members",
             Status::Fail,
-            format!(
-                "{}/{n} voting members healthy; unhealthy: {}",
-                n - bad.len(),
-                bad.join("; ")
-            ),
-            Some(
-                "see the ERRORS column; for a member that is down, check its etcd process and logs"
-                    .into(),
-            ),
+            format!("{}/{n} voting members healthy; unhealthy: {}", n - bad.len(), bad.join("; ")),
+            Some("see the ERRORS column; for a member that is down, check its etcd process and logs".into()),
         )
     }
 }
@@ -720,19 +633,18 @@ fn quorum_check(rows: &[MemberHealth]) -> Check {
     let n = voters(rows).count();
     let up = voters(rows).filter(|r| r.answered).count();
     let (_, needed, spare) = quorum(up, n);
-    let msg = format!(
-        "{up}/{n} voters answer, {needed} needed, may lose {} more",
-        spare.max(0)
-    );
+    let msg = format!("{up}/{n} voters answer, {needed} needed, may lose {} more", spare.max(0));
     if spare < 0 {
-        check("quorum", Status::Fail, format!("quorum lost: {msg}"), Some("bring members back; if they are gone for good, restore from a snapshot (kubectl etcd restore)".into()))
-    } else if spare == 0 && n > 1 {
         check(
             "quorum",
-            Status::Warn,
-            msg,
-            Some("one more failure loses quorum".into()),
+            Status::Fail,
+            format!("quorum lost: {msg}"),
+            Some(
+                "bring members back; if they are gone for good, restore from a snapshot (kubectl etcd restore)".into(),
+            ),
         )
+    } else if spare == 0 && n > 1 {
+        check("quorum", Status::Warn, msg, Some("one more failure loses quorum".into()))
     } else {
         check("quorum", Status::Ok, msg, None)
     }
@@ -740,45 +652,36 @@ fn quorum_check(rows: &[MemberHealth]) -> Check {
 
 fn leader_check(rows: &[MemberHealth], leader: Option<u64>) -> Check {
     let answering: Vec<&MemberHealth> = rows.iter().filter(|r| r.answered && r.is_member).collect();
-    let leaders: std::collections::BTreeSet<u64> =
-        answering.iter().filter_map(|r| r.leader).collect();
-    let terms: std::collections::BTreeSet<u64> =
-        answering.iter().filter_map(|r| r.raft_term).collect();
-    let no_leader: Vec<String> = answering
-        .iter()
-        .filter(|r| r.leader.is_none())
-        .map(|r| label(r))
-        .collect();
+    let leaders: std::collections::BTreeSet<u64> = answering.iter().filter_map(|r| r.leader).collect();
+    let terms: std::collections::BTreeSet<u64> = answering.iter().filter_map(|r| r.raft_term).collect();
+    let no_leader: Vec<String> = answering.iter().filter(|r| r.leader.is_none()).map(|r| label(r)).collect();
     match leader {
         None => check(
             "leader",
             Status::Fail,
             "no member knows a leader",
-            Some(
-                "the cluster has no quorum or is electing; check the quorum check and etcd logs"
-                    .into(),
-            ),
+            Some("the cluster has no quorum or is electing; check the quorum check and etcd logs".into()),
         ),
         Some(_) if leaders.len() > 1 => check(
             "leader",
             Status::Fail,
             format!(
                 "members disagree on the leader: {}",
-                leaders
-                    .iter()
-                    .map(|l| member_id(*l))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                leaders.iter().map(|l| member_id(*l)).collect::<Vec<_>>().join(", ")
             ),
             Some("a network partition or an election in progress; run again".into()),
         ),
         Some(l) => {
-            let name = rows
-                .iter()
-                .find(|r| r.id == Some(l))
-                .map(label)
-                .unwrap_or_else(|| member_id(l));
-            if !no_leader.is_empty() {
+            let name = rows.iter().find(|r| r.id == Some(l)).map(label).unwrap_or_else(|| member_id(l));
+            let leader_answers = rows.iter().any(|r| r.id == Some(l) && r.answered);
+            if !leader_answers {
+                check(
+                    "leader",
+                    Status::Fail,
+                    format!("the members follow {name} ({}), which does not answer", member_id(l)),
+                    Some("an election follows within the election timeout while a quorum remains; run again".into()),
+                )
+            } else if !no_leader.is_empty() {
                 check(
                     "leader",
                     Status::Warn,
@@ -792,11 +695,7 @@ fn leader_check(rows: &[MemberHealth], leader: Option<u64>) -> Check {
                     format!(
                         "leader {name} ({}), but members report terms {}",
                         member_id(l),
-                        terms
-                            .iter()
-                            .map(|t| t.to_string())
-                            .collect::<Vec<_>>()
-                            .join(",")
+                        terms.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
                     ),
                     None,
                 )
@@ -804,11 +703,7 @@ fn leader_check(rows: &[MemberHealth], leader: Option<u64>) -> Check {
                 check(
                     "leader",
                     Status::Ok,
-                    format!(
-                        "{name} ({}) leads term {}",
-                        member_id(l),
-                        terms.iter().next().copied().unwrap_or(0)
-                    ),
+                    format!("{name} ({}) leads term {}", member_id(l), terms.iter().next().copied().unwrap_or(0)),
                     None,
                 )
             }
@@ -825,58 +720,25 @@ fn progress_check(rows: &[MemberHealth]) -> Check {
         .map(|r| format!("{} {} entries behind", label(r), r.applied_lag.unwrap_or(0)))
         .collect();
     let max = voters(rows).filter_map(|r| r.applied_lag).max();
-    let learners: Vec<String> = rows
-        .iter()
-        .filter_map(|r| {
-            r.learner
-                .as_ref()
-                .map(|l| format!("learner {} {}", label(r), l.state))
-        })
-        .collect();
-    let tail = if learners.is_empty() {
-        String::new()
-    } else {
-        format!("; {}", learners.join("; "))
-    };
+    let learners: Vec<String> =
+        rows.iter().filter_map(|r| r.learner.as_ref().map(|l| format!("learner {} {}", label(r), l.state))).collect();
+    let tail = if learners.is_empty() { String::new() } else { format!("; {}", learners.join("; ")) };
     match max {
-        None => check(
-            "raft",
-            Status::Warn,
-            format!("no applied indexes to compare{tail}"),
-            None,
-        ),
+        None => check("raft", Status::Warn, format!("no applied indexes to compare{tail}"), None),
         Some(_) if !behind.is_empty() => check(
             "raft",
             Status::Warn,
             format!("{}{tail}", behind.join("; ")),
             Some("a member far behind is slow (disk, network) or recovering".into()),
         ),
-        Some(m) => check(
-            "raft",
-            Status::Ok,
-            format!("voters within {m} entries of the leader{tail}"),
-            None,
-        ),
+        Some(m) => check("raft", Status::Ok, format!("voters within {m} entries of the leader{tail}"), None),
     }
 }
 
-fn alarm_check(
-    alarms: Option<Result<etcd_client::AlarmResponse, TransportError>>,
-    rows: &[MemberHealth],
-) -> Check {
+fn alarm_check(alarms: Option<Result<etcd_client::AlarmResponse, TransportError>>, rows: &[MemberHealth]) -> Check {
     match alarms {
-        None => check(
-            "alarms",
-            Status::Warn,
-            "no voter answered to list alarms",
-            None,
-        ),
-        Some(Err(e)) => check(
-            "alarms",
-            Status::Warn,
-            format!("alarm list failed: {}", e.class.short()),
-            None,
-        ),
+        None => check("alarms", Status::Warn, "no voter answered to list alarms", None),
+        Some(Err(e)) => check("alarms", Status::Warn, format!("alarm list failed: {}", e.class.short()), None),
         Some(Ok(resp)) => {
             let list: Vec<String> = resp
                 .alarms()
@@ -905,10 +767,10 @@ fn alarm_check(
                     Status::Fail,
                     list.join("; "),
                     Some(if nospace {
-                        "the cluster is read-only: compact, defragment every member, then `etcdctl alarm disarm`".to_string()
-                    } else {
-                        "data corruption detected: find the odd member (hash check) and replace it"
+                        "the cluster is read-only: compact, defragment every member, then `etcdctl alarm disarm`"
                             .to_string()
+                    } else {
+                        "data corruption detected: find the odd member (hash check) and replace it".to_string()
                     }),
                 )
             }
@@ -944,11 +806,7 @@ fn db_check(rows: &[MemberHealth], quota: u64) -> Check {
             ));
         }
     }
-    let base = format!(
-        "largest DB {} of {} quota",
-        format_bytes(max_size),
-        format_bytes(quota)
-    );
+    let base = format!("largest DB {} of {} quota", format_bytes(max_size), format_bytes(quota));
     if notes.is_empty() {
         check("db-size", Status::Ok, base, None)
     } else {
@@ -962,29 +820,18 @@ fn db_check(rows: &[MemberHealth], quota: u64) -> Check {
 }
 
 fn version_check(rows: &[MemberHealth]) -> Check {
-    let versions: std::collections::BTreeSet<&str> =
-        rows.iter().filter_map(|r| r.version.as_deref()).collect();
+    let versions: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r.version.as_deref()).collect();
     match versions.len() {
-        0 => check(
-            "versions",
-            Status::Warn,
-            "no member reported its version",
-            None,
-        ),
+        0 => check("versions", Status::Warn, "no member reported its version", None),
         1 => check(
             "versions",
             Status::Ok,
-            format!(
-                "all members run {}",
-                versions.iter().next().copied().unwrap_or_default()
-            ),
+            format!("all members run {}", versions.iter().next().copied().unwrap_or_default()),
             None,
         ),
         _ => {
-            let minors: std::collections::BTreeSet<String> = versions
-                .iter()
-                .map(|v| v.split('.').take(2).collect::<Vec<_>>().join("."))
-                .collect();
+            let minors: std::collections::BTreeSet<String> =
+                versions.iter().map(|v| v.split('.').take(2).collect::<Vec<_>>().join(".")).collect();
             let list = rows
                 .iter()
                 .filter_map(|r| r.version.as_ref().map(|v| format!("{} {v}", label(r))))
@@ -995,8 +842,7 @@ fn version_check(rows: &[MemberHealth]) -> Check {
                 Status::Warn,
                 format!("version skew: {list}"),
                 Some(if minors.len() > 1 {
-                    "finish the upgrade: etcd supports mixed minor versions only while upgrading"
-                        .into()
+                    "finish the upgrade: etcd supports mixed minor versions only while upgrading".into()
                 } else {
                     "patch versions differ; finish the rollout".into()
                 }),
@@ -1018,23 +864,14 @@ fn count_check(rows: &[MemberHealth]) -> Check {
         check(
             "member-count",
             Status::Warn,
-            format!(
-                "{n} voting members: an even count tolerates no more failures than {} members",
-                n - 1
-            ),
-            Some(format!(
-                "add or remove one member (quorum is {})",
-                n / 2 + 1
-            )),
+            format!("{n} voting members: an even count tolerates no more failures than {} members", n - 1),
+            Some(format!("add or remove one member (quorum is {})", n / 2 + 1)),
         )
     } else {
         check(
             "member-count",
             Status::Ok,
-            format!(
-                "{n} voting members, tolerates {} failures",
-                n.saturating_sub(1) / 2
-            ),
+            format!("{n} voting members, tolerates {} failures", n.saturating_sub(1) / 2),
             None,
         )
     }
@@ -1054,11 +891,7 @@ fn cert_check(rows: &[MemberHealth], session: &Session) -> Check {
             notes.push(format!("{who} expired {}", c.not_after_rfc3339));
         } else if left < CERT_WARN_SECS {
             worst = worst.max(Status::Warn);
-            notes.push(format!(
-                "{who} expires in {} days ({})",
-                left / 86400,
-                c.not_after_rfc3339
-            ));
+            notes.push(format!("{who} expires in {} days ({})", left / 86400, c.not_after_rfc3339));
         }
     };
     if let Some(c) = session.dialer.tls().and_then(|t| t.client_cert.as_ref()) {
@@ -1071,10 +904,7 @@ fn cert_check(rows: &[MemberHealth], session: &Session) -> Check {
     }
     let mut expired_server = false;
     for r in rows {
-        if matches!(
-            r.failure.as_ref().map(|f| &f.class),
-            Some(FailureClass::Tls(crate::conn::TlsFailure::Expired))
-        ) {
+        if matches!(r.failure.as_ref().map(|f| &f.class), Some(FailureClass::Tls(crate::conn::TlsFailure::Expired))) {
             worst = Status::Fail;
             expired_server = true;
             notes.push(format!("{} serving certificate expired", label(r)));
@@ -1082,9 +912,16 @@ fn cert_check(rows: &[MemberHealth], session: &Session) -> Check {
     }
     let _ = expired_server;
     match (notes.is_empty(), soonest) {
-        (true, Some((left, who))) => check("certificates", Status::Ok, format!("soonest expiry: {who} in {} days", left / 86400), None),
+        (true, Some((left, who))) => {
+            check("certificates", Status::Ok, format!("soonest expiry: {who} in {} days", left / 86400), None)
+        }
         (true, None) => check("certificates", Status::Ok, "no certificates in use (plain http)", None),
-        (false, _) => check("certificates", worst, notes.join("; "), Some("renew with `kubeadm certs renew etcd-server etcd-peer etcd-healthcheck-client` on kubeadm".into())),
+        (false, _) => check(
+            "certificates",
+            worst,
+            notes.join("; "),
+            Some("renew with `kubeadm certs renew etcd-server etcd-peer etcd-healthcheck-client` on kubeadm".into()),
+        ),
     }
 }
 
@@ -1097,33 +934,23 @@ fn discovery_check(
 ) -> Check {
     let mut notes = Vec::new();
     for s in strays {
-        let folded = rows
-            .iter()
-            .any(|r| r.endpoint.as_deref() == Some(&s.url) && r.is_member);
+        let folded = rows.iter().any(|r| r.endpoint.as_deref() == Some(&s.url) && r.is_member);
         if folded {
             notes.push(format!(
                 "endpoint {} (from {}) is not a client URL etcd lists, but reaches a member",
                 s.url, s.source
             ));
         } else {
-            notes.push(format!(
-                "endpoint {} (from {}) is not a member of this cluster",
-                s.url, s.source
-            ));
+            notes.push(format!("endpoint {} (from {}) is not a member of this cluster", s.url, s.source));
         }
     }
     if complete {
         for m in &list.members {
             let found = discovered.iter().any(|d| {
-                m.client_urls.iter().any(|u| same_url(u, &d.url))
-                    || d.name.as_deref() == Some(m.name.as_str())
+                m.client_urls.iter().any(|u| same_url(u, &d.url)) || d.name.as_deref() == Some(m.name.as_str())
             });
             if !found && !m.is_learner {
-                notes.push(format!(
-                    "member {} ({}) was not found by discovery",
-                    m.display_name(),
-                    member_id(m.id)
-                ));
+                notes.push(format!("member {} ({}) was not found by discovery", m.display_name(), member_id(m.id)));
             }
         }
     }
@@ -1131,10 +958,7 @@ fn discovery_check(
         check(
             "discovery",
             Status::Ok,
-            format!(
-                "{} discovered endpoint(s) match etcd's member list",
-                discovered.len()
-            ),
+            format!("{} discovered endpoint(s) match etcd's member list", discovered.len()),
             None,
         )
     } else {
@@ -1191,11 +1015,7 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
             r.endpoint.clone().unwrap_or_default(),
             r.health.clone(),
             r.latency.map(format_duration).unwrap_or_default(),
-            if r.answered || r.is_leader {
-                yes_no(r.is_leader)
-            } else {
-                String::new()
-            },
+            if r.answered || r.is_leader { yes_no(r.is_leader) } else { String::new() },
             yes_no(r.is_learner),
             r.version.clone().unwrap_or_default(),
             r.db_size.map(format_bytes).unwrap_or_default(),

@@ -53,10 +53,7 @@ pub struct Table {
 impl Table {
     /// A table with these column titles.
     pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Table {
-        Table {
-            header: header.into_iter().map(Into::into).collect(),
-            rows: Vec::new(),
-        }
+        Table { header: header.into_iter().map(Into::into).collect(), rows: Vec::new() }
     }
 
     /// Appends a row.
@@ -74,13 +71,7 @@ impl Table {
             t.set_header(self.header.iter().map(|h| h.to_uppercase()));
         }
         for r in &self.rows {
-            t.add_row(r.iter().map(|c| {
-                if c.is_empty() {
-                    "-".to_string()
-                } else {
-                    c.clone()
-                }
-            }));
+            t.add_row(r.iter().map(|c| if c.is_empty() { "-".to_string() } else { c.clone() }));
         }
         for col in t.column_iter_mut() {
             col.set_padding((0, 3));
@@ -97,17 +88,16 @@ impl Table {
 /// Serializes a document as pretty JSON or YAML.
 pub fn document<T: Serialize>(format: OutputFormat, doc: &T) -> Result<String> {
     match format {
-        OutputFormat::Yaml => serde_saphyr::to_string(doc)
-            .map_err(|e| Error::Output(std::io::Error::other(e.to_string()))),
+        OutputFormat::Yaml => {
+            serde_saphyr::to_string(doc).map_err(|e| Error::Output(std::io::Error::other(e.to_string())))
+        }
         OutputFormat::Json => serde_json::to_string_pretty(doc)
             .map(|mut s| {
                 s.push('\n');
                 s
             })
             .map_err(|e| Error::Output(std::io::Error::other(e))),
-        _ => Err(Error::Usage(
-            "internal: document() needs json or yaml".into(),
-        )),
+        _ => Err(Error::Usage("internal: document() needs json or yaml".into())),
     }
 }
 
@@ -151,10 +141,7 @@ pub mod duration_ms {
     pub mod option {
         use std::time::Duration;
         /// Serializes an optional duration with units (null when absent).
-        pub fn serialize<S: serde::Serializer>(
-            d: &Option<Duration>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
             match d {
                 Some(d) => s.serialize_str(&super::fmt(*d)),
                 None => s.serialize_none(),

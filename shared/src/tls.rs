@@ -51,18 +51,9 @@ impl CertInfo {
         let not_after = cert.validity().not_after.timestamp();
         let not_after_rfc3339 = time::OffsetDateTime::from_unix_timestamp(not_after)
             .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default();
-        Some(CertInfo {
-            subject: cn(cert.subject()),
-            issuer: cn(cert.issuer()),
-            sans,
-            not_after,
-            not_after_rfc3339,
-        })
+        Some(CertInfo { subject: cn(cert.subject()), issuer: cn(cert.issuer()), sans, not_after, not_after_rfc3339 })
     }
 
     /// Seconds from now until expiry (negative when expired).
@@ -85,43 +76,24 @@ fn ip_string(b: &[u8]) -> String {
 
 /// The current time as Unix seconds.
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Reads every certificate of a PEM file.
 pub fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ReadFile {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::ReadFile { what, path: path.to_path_buf(), source })?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Pem {
-            what,
-            path: path.to_path_buf(),
-            reason: format!("not valid PEM: {e}"),
-        })?;
+        .map_err(|e| Error::Pem { what, path: path.to_path_buf(), reason: format!("not valid PEM: {e}") })?;
     if certs.is_empty() {
-        return Err(Error::Pem {
-            what,
-            path: path.to_path_buf(),
-            reason: "no CERTIFICATE block found".into(),
-        });
+        return Err(Error::Pem { what, path: path.to_path_buf(), reason: "no CERTIFICATE block found".into() });
     }
     Ok(certs)
 }
 
 /// Reads a private key (PKCS#1 `RSA PRIVATE KEY`, PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`).
 pub fn load_key(path: &Path, what: &'static str) -> Result<PrivateKeyDer<'static>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ReadFile {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::ReadFile { what, path: path.to_path_buf(), source })?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| Error::Pem {
         what,
         path: path.to_path_buf(),
@@ -154,14 +126,9 @@ impl TlsContext {
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Usage(format!("failed to set up TLS: {e}")))?;
         let builder = if insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
         } else {
-            let ca = files
-                .ca
-                .as_ref()
-                .ok_or_else(|| Error::Usage("no CA certificate: pass --cacert".into()))?;
+            let ca = files.ca.as_ref().ok_or_else(|| Error::Usage("no CA certificate: pass --cacert".into()))?;
             let mut roots = RootCertStore::empty();
             for c in load_certs(&ca.path, "CA certificate")? {
                 roots.add(c).map_err(|e| Error::Pem {
@@ -177,26 +144,17 @@ impl TlsContext {
                 let chain = load_certs(&cert.path, "client certificate")?;
                 let info = CertInfo::from_der(&chain[0]);
                 let k = load_key(&key.path, "client key")?;
-                let config = builder
-                    .with_client_auth_cert(chain, k)
-                    .map_err(|e| Error::Pem {
-                        what: "client key",
-                        path: key.path.clone(),
-                        reason: format!(
-                            "does not match the client certificate {}: {e}",
-                            cert.path.display()
-                        ),
-                    })?;
+                let config = builder.with_client_auth_cert(chain, k).map_err(|e| Error::Pem {
+                    what: "client key",
+                    path: key.path.clone(),
+                    reason: format!("does not match the client certificate {}: {e}", cert.path.display()),
+                })?;
                 (config, info)
             }
             _ => (builder.with_no_client_auth(), None),
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Some(TlsContext {
-            config: Arc::new(config),
-            client_cert,
-            insecure,
-        }))
+        Ok(Some(TlsContext { config: Arc::new(config), client_cert, insecure }))
     }
 
     /// The server name to verify for a host (IP addresses are verified against IP SANs).
@@ -227,12 +185,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -241,12 +194,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -15,21 +15,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if num_end == 0 {
-            return Err(format!(
-                "invalid duration {s:?}; use a value such as 5s, 500ms or 1m30s"
-            ));
+            return Err(format!("invalid duration {s:?}; use a value such as 5s, 500ms or 1m30s"));
         }
-        let value: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}"))?;
+        let value: f64 = rest[..num_end].parse().map_err(|_| format!("invalid duration {s:?}"))?;
         rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let unit = &rest[..unit_end];
         rest = &rest[unit_end..];
         let factor = match unit {
@@ -39,11 +31,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            _ => {
-                return Err(format!(
-                    "invalid duration {s:?}: unknown unit {unit:?}; use ns, us, ms, s, m or h"
-                ))
-            }
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}; use ns, us, ms, s, m or h")),
         };
         total += value * factor;
     }
@@ -127,10 +115,7 @@ mod tests {
     fn ids() {
         assert_eq!(member_id(0x8e9e05c52164694d), "8e9e05c52164694d");
         assert_eq!(member_id(1), "0000000000000001");
-        assert_eq!(
-            parse_member_id("8e9e05c52164694d"),
-            Some(0x8e9e05c52164694d)
-        );
+        assert_eq!(parse_member_id("8e9e05c52164694d"), Some(0x8e9e05c52164694d));
         assert_eq!(parse_member_id("node-1"), None);
     }
 

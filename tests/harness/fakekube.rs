@@ -73,17 +73,10 @@ impl FakeKube {
                     }
                 }
                 let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                seen.lock().unwrap().push(format!(
-                    "{} {}",
-                    line.split_whitespace().next().unwrap_or(""),
-                    target
-                ));
+                seen.lock().unwrap().push(format!("{} {}", line.split_whitespace().next().unwrap_or(""), target));
                 let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-                let selector = query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("labelSelector="))
-                    .map(decode)
-                    .unwrap_or_default();
+                let selector =
+                    query.split('&').find_map(|kv| kv.strip_prefix("labelSelector=")).map(decode).unwrap_or_default();
                 let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
                 let body = match parts.as_slice() {
                     ["api", "v1", "namespaces", ns, "pods"] => {
@@ -98,11 +91,8 @@ impl FakeKube {
                         )
                     }
                     ["api", "v1", "nodes"] => {
-                        let items: Vec<Value> = nodes
-                            .iter()
-                            .filter(|n| matches(&n["metadata"]["labels"], &selector))
-                            .cloned()
-                            .collect();
+                        let items: Vec<Value> =
+                            nodes.iter().filter(|n| matches(&n["metadata"]["labels"], &selector)).cloned().collect();
                         Some(
                             json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}),
                         )
@@ -136,20 +126,9 @@ impl FakeKube {
 
 /// A kubeadm etcd static pod as the API server returns it (mirror pod), for a node whose etcd
 /// flags are `flags`. `annotate` adds kubeadm's advertise-client-urls annotation.
-pub fn kubeadm_pod(
-    node: &str,
-    flags: &[(String, String)],
-    client_url: &str,
-    annotate: bool,
-    pod_ip: &str,
-) -> Value {
+pub fn kubeadm_pod(node: &str, flags: &[(String, String)], client_url: &str, annotate: bool, pod_ip: &str) -> Value {
     let mut command = vec!["etcd".to_string()];
-    command.extend(
-        flags
-            .iter()
-            .filter(|(k, _)| k != "logger" && k != "log-level")
-            .map(|(k, v)| format!("--{k}={v}")),
-    );
+    command.extend(flags.iter().filter(|(k, _)| k != "logger" && k != "log-level").map(|(k, v)| format!("--{k}={v}")));
     let mut annotations = json!({
         "kubernetes.io/config.hash": "a1b2c3d4e5f6",
         "kubernetes.io/config.mirror": "a1b2c3d4e5f6",

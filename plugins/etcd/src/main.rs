@@ -9,18 +9,9 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 const SUBCOMMANDS: &[(&str, &str)] = &[
-    (
-        "health",
-        "Show the health of every etcd member and of the cluster",
-    ),
-    (
-        "learner",
-        "Add, promote, remove and replace members safely, as learners",
-    ),
-    (
-        "restore",
-        "Save, inspect and verify snapshots; restore data dirs natively",
-    ),
+    ("health", "Show the health of every etcd member and of the cluster"),
+    ("learner", "Add, promote, remove and replace members safely, as learners"),
+    ("restore", "Save, inspect and verify snapshots; restore data dirs natively"),
 ];
 
 fn usage() -> String {
@@ -33,26 +24,20 @@ fn usage() -> String {
 }
 
 fn find(plugin: &str) -> Option<PathBuf> {
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.canonicalize().ok())
-        .and_then(|p| p.parent().map(PathBuf::from))
+    if let Some(dir) =
+        std::env::current_exe().ok().and_then(|p| p.canonicalize().ok()).and_then(|p| p.parent().map(PathBuf::from))
     {
         let p = dir.join(plugin);
         if p.is_file() {
             return Some(p);
         }
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(plugin))
-        .find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(plugin)).find(|p| p.is_file())
 }
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let pos = args
-        .iter()
-        .position(|a| SUBCOMMANDS.iter().any(|(n, _)| a.to_str() == Some(n)));
+    let pos = args.iter().position(|a| SUBCOMMANDS.iter().any(|(n, _)| a.to_str() == Some(n)));
     let Some(pos) = pos else {
         match args.first().and_then(|a| a.to_str()) {
             None | Some("-h") | Some("--help") | Some("help") => {

@@ -16,11 +16,7 @@ use kubectl_etcd::{ExitCode, Result};
 ///
 /// Exit codes: 0 all checks ok or warn; 1 a check failed; 2 usage; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(
-    name = "kubectl-etcd-health",
-    bin_name = "kubectl etcd health",
-    version
-)]
+#[command(name = "kubectl-etcd-health", bin_name = "kubectl etcd health", version)]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]
@@ -53,8 +49,7 @@ pub fn render(report: &Report, format: OutputFormat, no_headers: bool) -> Result
     match format {
         OutputFormat::Json | OutputFormat::Yaml => render::document(format, report),
         OutputFormat::Table | OutputFormat::Wide => {
-            let mut s =
-                health::members_table(report, format == OutputFormat::Wide).format(no_headers);
+            let mut s = health::members_table(report, format == OutputFormat::Wide).format(no_headers);
             s.push('\n');
             s.push_str(&health::checks_table(report).format(no_headers));
             if report.insecure {
@@ -69,10 +64,7 @@ pub fn render(report: &Report, format: OutputFormat, no_headers: bool) -> Result
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let settings = cli.common.settings();
     let session = Session::open(&settings).await?;
-    let opts = Options {
-        skip_hashkv: cli.skip_hashkv,
-        quota_backend_bytes: cli.quota_backend_bytes,
-    };
+    let opts = Options { skip_hashkv: cli.skip_hashkv, quota_backend_bytes: cli.quota_backend_bytes };
     let format = cli.common.format();
     if !cli.watch {
         let report = health::run(&session, &opts).await?;

@@ -39,16 +39,10 @@ pub(crate) enum ApiOutcome {
 }
 
 async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, String), ApiOutcome> {
-    let options = KubeConfigOptions {
-        context: settings.context.clone(),
-        cluster: None,
-        user: None,
-    };
+    let options = KubeConfigOptions { context: settings.context.clone(), cluster: None, user: None };
     let (kubeconfig, what) = match &settings.kubeconfig {
         Some(p) => {
-            let paths: Vec<PathBuf> = std::env::split_paths(p)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect();
+            let paths: Vec<PathBuf> = std::env::split_paths(p).filter(|p| !p.as_os_str().is_empty()).collect();
             let mut merged = Kubeconfig::default();
             for path in &paths {
                 let kc = Kubeconfig::read_from(path).map_err(|e| {
@@ -67,9 +61,7 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
             (merged, format!("kubeconfig {}", p.display()))
         }
         None => {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
             let path = home.join(".kube/config");
             if path.is_file() {
                 let kc = Kubeconfig::read_from(&path).map_err(|e| {
@@ -88,10 +80,7 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
                 })?;
                 log.say("Kubernetes API: in-cluster service account".into());
                 let c = kube::Client::try_from(config).map_err(|e| {
-                    ApiOutcome::Failed(Error::Kube {
-                        action: "build a client".into(),
-                        source: Box::new(e),
-                    })
+                    ApiOutcome::Failed(Error::Kube { action: "build a client".into(), source: Box::new(e) })
                 })?;
                 return Ok((c, "in-cluster config".into()));
             } else {
@@ -102,29 +91,13 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
             }
         }
     };
-    let context = settings
-        .context
-        .clone()
-        .or(kubeconfig.current_context.clone())
-        .unwrap_or_default();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| {
-            ApiOutcome::Failed(Error::Kube {
-                action: format!("load context {context:?} from {what}"),
-                source: Box::new(e),
-            })
-        })?;
-    log.say(format!(
-        "Kubernetes API: {} (context {context:?} of {what})",
-        config.cluster_url
-    ));
-    let c = kube::Client::try_from(config).map_err(|e| {
-        ApiOutcome::Failed(Error::Kube {
-            action: "build a client".into(),
-            source: Box::new(e),
-        })
+    let context = settings.context.clone().or(kubeconfig.current_context.clone()).unwrap_or_default();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| {
+        ApiOutcome::Failed(Error::Kube { action: format!("load context {context:?} from {what}"), source: Box::new(e) })
     })?;
+    log.say(format!("Kubernetes API: {} (context {context:?} of {what})", config.cluster_url));
+    let c = kube::Client::try_from(config)
+        .map_err(|e| ApiOutcome::Failed(Error::Kube { action: "build a client".into(), source: Box::new(e) }))?;
     Ok((c, format!("context {context:?}")))
 }
 
@@ -133,23 +106,15 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
     let timeout = settings.dial_timeout + settings.command_timeout;
     let ns = settings.namespace.as_str();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let list = tokio::time::timeout(
-        timeout,
-        pods.list(&ListParams::default().labels(POD_SELECTOR)),
-    )
-    .await
-    .map_err(|_| {
-        api_failed(
-            format!("list etcd pods in namespace {ns} ({ctx})"),
-            "timed out",
-        )
-    })?
-    .map_err(|e| {
-        ApiOutcome::Failed(Error::Kube {
-            action: format!("list etcd pods in namespace {ns} ({ctx})"),
-            source: Box::new(e),
-        })
-    })?;
+    let list = tokio::time::timeout(timeout, pods.list(&ListParams::default().labels(POD_SELECTOR)))
+        .await
+        .map_err(|_| api_failed(format!("list etcd pods in namespace {ns} ({ctx})"), "timed out"))?
+        .map_err(|e| {
+            ApiOutcome::Failed(Error::Kube {
+                action: format!("list etcd pods in namespace {ns} ({ctx})"),
+                source: Box::new(e),
+            })
+        })?;
     let mut tried = Vec::new();
     if !list.items.is_empty() {
         let source = format!("Kubernetes API pods -n {ns} -l {POD_SELECTOR}");
@@ -162,49 +127,25 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .unwrap_or_else(|| pod_name.trim_start_matches("etcd-").to_string());
-            let container = pod.spec.as_ref().and_then(|s| {
-                s.containers
-                    .iter()
-                    .find(|c| c.name == "etcd")
-                    .or(s.containers.first())
-            });
-            let mut argv = container
-                .and_then(|c| c.command.clone())
-                .unwrap_or_default();
+            let container =
+                pod.spec.as_ref().and_then(|s| s.containers.iter().find(|c| c.name == "etcd").or(s.containers.first()));
+            let mut argv = container.and_then(|c| c.command.clone()).unwrap_or_default();
             argv.extend(container.and_then(|c| c.args.clone()).unwrap_or_default());
             let flags = parse_flags(&argv);
-            let annotation = pod
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ADVERTISE_ANNOTATION))
-                .cloned();
+            let annotation = pod.metadata.annotations.as_ref().and_then(|a| a.get(ADVERTISE_ANNOTATION)).cloned();
             let (urls, how) = if let Some(a) = annotation.filter(|a| !a.trim().is_empty()) {
                 (split_list(&a), format!("annotation {ADVERTISE_ANNOTATION}"))
             } else if let Some(f) = flags.get("advertise-client-urls").filter(|f| !f.is_empty()) {
-                (
-                    split_list(f),
-                    "--advertise-client-urls in the pod's command".to_string(),
-                )
+                (split_list(f), "--advertise-client-urls in the pod's command".to_string())
             } else if let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) {
-                (
-                    vec![format!("https://{}:2379", bracket(&ip))],
-                    "pod IP".to_string(),
-                )
+                (vec![format!("https://{}:2379", bracket(&ip))], "pod IP".to_string())
             } else {
                 log.say(format!("pod {pod_name}: no annotation, no --advertise-client-urls and no pod IP; skipped"));
                 continue;
             };
-            log.say(format!(
-                "pod {pod_name}: member {name} at {} (from {how})",
-                urls.join(",")
-            ));
+            log.say(format!("pod {pod_name}: member {name} at {} (from {how})", urls.join(",")));
             if let Some(u) = urls.into_iter().next() {
-                endpoints.push(Endpoint {
-                    name: Some(name),
-                    url: u,
-                    source: format!("{source} ({how})"),
-                });
+                endpoints.push(Endpoint { name: Some(name), url: u, source: format!("{source} ({how})") });
             }
             if pod_flags.is_none() && !flags.is_empty() {
                 pod_flags = Some(Manifest {
@@ -217,38 +158,24 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
             }
         }
         if !endpoints.is_empty() {
-            return Ok(Found {
-                endpoints,
-                complete: true,
-                pod_flags,
-            });
+            return Ok(Found { endpoints, complete: true, pod_flags });
         }
         tried.push(format!("etcd pods in namespace {ns} have no client URL"));
     } else {
         log.say(format!("no pods labelled {POD_SELECTOR} in namespace {ns}"));
-        tried.push(format!(
-            "no pods labelled {POD_SELECTOR} in namespace {ns} ({ctx})"
-        ));
+        tried.push(format!("no pods labelled {POD_SELECTOR} in namespace {ns} ({ctx})"));
     }
 
     let nodes: Api<Node> = Api::all(client);
-    let list = tokio::time::timeout(
-        timeout,
-        nodes.list(&ListParams::default().labels(NODE_LABEL)),
-    )
-    .await
-    .map_err(|_| {
-        api_failed(
-            format!("list nodes labelled {NODE_LABEL} ({ctx})"),
-            "timed out",
-        )
-    })?
-    .map_err(|e| {
-        ApiOutcome::Failed(Error::Kube {
-            action: format!("list nodes labelled {NODE_LABEL} ({ctx})"),
-            source: Box::new(e),
-        })
-    })?;
+    let list = tokio::time::timeout(timeout, nodes.list(&ListParams::default().labels(NODE_LABEL)))
+        .await
+        .map_err(|_| api_failed(format!("list nodes labelled {NODE_LABEL} ({ctx})"), "timed out"))?
+        .map_err(|e| {
+            ApiOutcome::Failed(Error::Kube {
+                action: format!("list nodes labelled {NODE_LABEL} ({ctx})"),
+                source: Box::new(e),
+            })
+        })?;
     let mut endpoints = Vec::new();
     for node in &list.items {
         let name = node.metadata.name.clone().unwrap_or_default();
@@ -256,11 +183,7 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
             .status
             .as_ref()
             .and_then(|s| s.addresses.as_ref())
-            .and_then(|a| {
-                a.iter()
-                    .find(|a| a.type_ == "InternalIP")
-                    .map(|a| a.address.clone())
-            });
+            .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP").map(|a| a.address.clone()));
         match ip {
             Some(ip) => {
                 let url = format!("https://{}:2379", bracket(&ip));
@@ -275,23 +198,14 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
         }
     }
     if endpoints.is_empty() {
-        tried.push(format!(
-            "no nodes labelled {NODE_LABEL} with an InternalIP ({ctx})"
-        ));
+        tried.push(format!("no nodes labelled {NODE_LABEL} with an InternalIP ({ctx})"));
         return Err(ApiOutcome::Tried(tried));
     }
-    Ok(Found {
-        endpoints,
-        complete: true,
-        pod_flags: None,
-    })
+    Ok(Found { endpoints, complete: true, pod_flags: None })
 }
 
 fn api_failed(action: String, why: &str) -> ApiOutcome {
-    ApiOutcome::Failed(Error::Kube {
-        action,
-        source: why.to_string().into(),
-    })
+    ApiOutcome::Failed(Error::Kube { action, source: why.to_string().into() })
 }
 
 fn bracket(ip: &str) -> String {

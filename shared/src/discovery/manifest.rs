@@ -37,27 +37,19 @@ impl Manifest {
 
     /// Parses manifest text; `path` is used for messages and to resolve nothing else.
     pub fn parse(path: &Path, text: &str) -> Result<Manifest> {
-        let pod: Pod = serde_saphyr::from_str(text).map_err(|e| Error::ManifestParse {
-            path: path.to_path_buf(),
-            reason: first_line(&e.to_string()),
-        })?;
+        let pod: Pod = serde_saphyr::from_str(text)
+            .map_err(|e| Error::ManifestParse { path: path.to_path_buf(), reason: first_line(&e.to_string()) })?;
         if pod.metadata.name.is_none() && pod.spec.is_none() {
             return Err(Error::ManifestParse {
                 path: path.to_path_buf(),
                 reason: "the document has neither metadata.name nor spec".into(),
             });
         }
-        let containers = pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.as_slice())
-            .unwrap_or(&[]);
+        let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or(&[]);
         let container = containers
             .iter()
             .find(|c| is_etcd_container(c))
-            .ok_or_else(|| Error::ManifestNoEtcd {
-                path: path.to_path_buf(),
-            })?;
+            .ok_or_else(|| Error::ManifestNoEtcd { path: path.to_path_buf() })?;
         let mut argv: Vec<String> = container.command.clone().unwrap_or_default();
         if argv.first().is_some_and(|a| is_etcd_binary(a)) {
             argv.remove(0);
@@ -87,10 +79,7 @@ impl Manifest {
 
     /// The value of an etcd flag (name without dashes).
     pub fn flag(&self, name: &str) -> Option<&str> {
-        self.flags
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.flags.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     /// A comma-separated flag as a list.
@@ -118,15 +107,14 @@ impl Manifest {
 
     /// A loopback client URL this node listens on, if any (preferred on the node itself).
     pub fn loopback_client_url(&self) -> Option<String> {
-        self.list("listen-client-urls").into_iter().find(|u| {
-            u.contains("://127.0.0.1") || u.contains("://localhost") || u.contains("://[::1]")
-        })
+        self.list("listen-client-urls")
+            .into_iter()
+            .find(|u| u.contains("://127.0.0.1") || u.contains("://localhost") || u.contains("://[::1]"))
     }
 
     /// `--quota-backend-bytes`, when set.
     pub fn quota_backend_bytes(&self) -> Option<u64> {
-        self.flag("quota-backend-bytes")
-            .and_then(|v| v.parse().ok())
+        self.flag("quota-backend-bytes").and_then(|v| v.parse().ok())
     }
 }
 
@@ -136,11 +124,7 @@ fn first_line(s: &str) -> String {
 
 /// Splits a comma-separated list, trimming and dropping empty items.
 pub fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(String::from)
-        .collect()
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect()
 }
 
 fn is_etcd_binary(arg: &str) -> bool {
@@ -151,10 +135,7 @@ fn is_etcd_container(c: &Container) -> bool {
     if c.name == "etcd" {
         return true;
     }
-    c.command
-        .as_ref()
-        .and_then(|cmd| cmd.first())
-        .is_some_and(|a| is_etcd_binary(a))
+    c.command.as_ref().and_then(|cmd| cmd.first()).is_some_and(|a| is_etcd_binary(a))
 }
 
 /// Parses `--flag=value`, `--flag value` and `-flag value` forms into a map (last one wins).
@@ -232,16 +213,11 @@ mod tests {
 
     #[test]
     fn flag_forms() {
-        let argv: Vec<String> = [
-            "--name=a",
-            "--data-dir",
-            "/var/lib/etcd",
-            "--client-cert-auth",
-            "--snapshot-count=10000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let argv: Vec<String> =
+            ["--name=a", "--data-dir", "/var/lib/etcd", "--client-cert-auth", "--snapshot-count=10000"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         let f = parse_flags(&argv);
         assert_eq!(f["name"], "a");
         assert_eq!(f["data-dir"], "/var/lib/etcd");

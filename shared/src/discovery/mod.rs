@@ -144,10 +144,7 @@ pub(crate) struct Log {
 
 impl Log {
     pub(crate) fn new(verbose: bool) -> Log {
-        Log {
-            verbose,
-            lines: Vec::new(),
-        }
+        Log { verbose, lines: Vec::new() }
     }
     pub(crate) fn say(&mut self, line: String) {
         if self.verbose {
@@ -165,19 +162,13 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
     // 1. The static pod manifest: named, or the default one when no endpoints were given.
     let manifest = match &settings.manifest {
         Some(path) => {
-            log.say(format!(
-                "reading static pod manifest {} (--manifest)",
-                path.display()
-            ));
+            log.say(format!("reading static pod manifest {} (--manifest)", path.display()));
             Some(Manifest::load(path)?)
         }
         None if settings.endpoints.is_empty() => {
             let path = &settings.default_manifest;
             if path.exists() {
-                log.say(format!(
-                    "reading static pod manifest {} (default path)",
-                    path.display()
-                ));
+                log.say(format!("reading static pod manifest {} (default path)", path.display()));
                 Some(Manifest::load(path)?)
             } else {
                 log.say(format!("no static pod manifest at {}", path.display()));
@@ -193,10 +184,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             m.container,
             m.name().unwrap_or("(none)"),
             m.flag("data-dir").unwrap_or("(none)"),
-            m.config_file
-                .as_ref()
-                .map(|c| format!(", config file {}", c.display()))
-                .unwrap_or_default()
+            m.config_file.as_ref().map(|c| format!(", config file {}", c.display())).unwrap_or_default()
         ));
     }
 
@@ -207,19 +195,11 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
         for e in &settings.endpoints {
             validate_url(e, settings.endpoints_source)?;
         }
-        log.say(format!(
-            "endpoints from {}: {}",
-            settings.endpoints_source,
-            settings.endpoints.join(",")
-        ));
+        log.say(format!("endpoints from {}: {}", settings.endpoints_source, settings.endpoints.join(",")));
         settings
             .endpoints
             .iter()
-            .map(|u| Endpoint {
-                name: None,
-                url: u.clone(),
-                source: settings.endpoints_source.to_string(),
-            })
+            .map(|u| Endpoint { name: None, url: u.clone(), source: settings.endpoints_source.to_string() })
             .collect()
     } else if let Some(m) = &manifest {
         let urls = m.client_urls();
@@ -231,19 +211,12 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             });
         }
         for u in &urls {
-            validate_url(
-                u,
-                &format!("--advertise-client-urls in manifest {}", m.path.display()),
-            )?;
+            validate_url(u, &format!("--advertise-client-urls in manifest {}", m.path.display()))?;
         }
         let source = format!("manifest {}", m.path.display());
         log.say(format!("endpoints from {source}: {}", urls.join(",")));
         urls.into_iter()
-            .map(|u| Endpoint {
-                name: m.name().map(String::from),
-                url: u,
-                source: source.clone(),
-            })
+            .map(|u| Endpoint { name: m.name().map(String::from), url: u, source: source.clone() })
             .collect()
     } else {
         match kubeapi::discover(settings, &mut log).await {
@@ -262,12 +235,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
     };
 
     // 3. TLS material.
-    let tls = find_tls(
-        settings,
-        manifest.as_ref().or(api_pod_flags.as_ref()),
-        &endpoints,
-        &mut log,
-    )?;
+    let tls = find_tls(settings, manifest.as_ref().or(api_pod_flags.as_ref()), &endpoints, &mut log)?;
     if settings.insecure_skip_tls_verify {
         log.say("server certificate verification is OFF (--insecure-skip-tls-verify)".into());
     }
@@ -298,10 +266,7 @@ pub fn validate_url(url: &str, source: &str) -> Result<()> {
 }
 
 fn sourced(path: PathBuf, source: impl Into<String>) -> Sourced {
-    Sourced {
-        path,
-        source: source.into(),
-    }
+    Sourced { path, source: source.into() }
 }
 
 /// Finds CA, client certificate and key: flags/env first, then what the manifest (or the etcd
@@ -314,8 +279,7 @@ fn find_tls(
     log: &mut Log,
 ) -> Result<TlsFiles> {
     let env_or_flag = |var: &str, flag: &str| {
-        if std::env::var_os(var).is_some()
-            && !std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        if std::env::var_os(var).is_some() && !std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
         {
             format!("env {var}")
         } else {
@@ -323,23 +287,12 @@ fn find_tls(
         }
     };
     let mut tls = TlsFiles {
-        ca: settings
-            .cacert
-            .clone()
-            .map(|p| sourced(p, env_or_flag("ETCDCTL_CACERT", "--cacert"))),
-        cert: settings
-            .cert
-            .clone()
-            .map(|p| sourced(p, env_or_flag("ETCDCTL_CERT", "--cert"))),
-        key: settings
-            .key
-            .clone()
-            .map(|p| sourced(p, env_or_flag("ETCDCTL_KEY", "--key"))),
+        ca: settings.cacert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CACERT", "--cacert"))),
+        cert: settings.cert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CERT", "--cert"))),
+        key: settings.key.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_KEY", "--key"))),
     };
     if tls.cert.is_some() != tls.key.is_some() {
-        return Err(Error::Usage(
-            "--cert and --key must be given together (or ETCDCTL_CERT and ETCDCTL_KEY)".into(),
-        ));
+        return Err(Error::Usage("--cert and --key must be given together (or ETCDCTL_CERT and ETCDCTL_KEY)".into()));
     }
     let all_http = endpoints.iter().all(|e| e.url.starts_with("http://"));
     if all_http {
@@ -352,16 +305,11 @@ fn find_tls(
         let origin = format!("manifest {}", m.path.display());
         if tls.ca.is_none() {
             if let Some(ca) = m.flag("trusted-ca-file") {
-                tls.ca = Some(sourced(
-                    PathBuf::from(ca),
-                    format!("--trusted-ca-file in {origin}"),
-                ));
+                tls.ca = Some(sourced(PathBuf::from(ca), format!("--trusted-ca-file in {origin}")));
             }
         }
         if tls.cert.is_none() {
-            let ca_dir = m
-                .flag("trusted-ca-file")
-                .and_then(|c| Path::new(c).parent().map(Path::to_path_buf));
+            let ca_dir = m.flag("trusted-ca-file").and_then(|c| Path::new(c).parent().map(Path::to_path_buf));
             let mut candidates: Vec<(PathBuf, PathBuf, String)> = Vec::new();
             if let Some(dir) = &ca_dir {
                 candidates.push((
@@ -422,12 +370,7 @@ fn find_tls(
             }
         }
         for (ca, cert, key, what) in layouts {
-            if tls.ca.is_none()
-                && tls.cert.is_none()
-                && ca.exists()
-                && cert.exists()
-                && key.exists()
-            {
+            if tls.ca.is_none() && tls.cert.is_none() && ca.exists() && cert.exists() && key.exists() {
                 log.say(format!(
                     "certificates from the {what}: {}, {}, {}",
                     ca.display(),
@@ -439,10 +382,7 @@ fn find_tls(
                 tls.key = Some(sourced(key, what));
                 break;
             } else if tls.cert.is_none() && tls.ca.is_some() && cert.exists() && key.exists() {
-                log.say(format!(
-                    "client certificate from the {what}: {}",
-                    cert.display()
-                ));
+                log.say(format!("client certificate from the {what}: {}", cert.display()));
                 tls.cert = Some(sourced(cert, what.clone()));
                 tls.key = Some(sourced(key, what));
                 break;
@@ -457,29 +397,17 @@ fn find_tls(
             return Ok(tls);
         }
         return Err(Error::NoCredentials {
-            endpoints: endpoints
-                .iter()
-                .map(|e| e.url.clone())
-                .collect::<Vec<_>>()
-                .join(","),
+            endpoints: endpoints.iter().map(|e| e.url.clone()).collect::<Vec<_>>().join(","),
             tried,
         });
     }
     if tls.ca.is_none() && !settings.insecure_skip_tls_verify {
         return Err(Error::NoCredentials {
-            endpoints: endpoints
-                .iter()
-                .map(|e| e.url.clone())
-                .collect::<Vec<_>>()
-                .join(","),
+            endpoints: endpoints.iter().map(|e| e.url.clone()).collect::<Vec<_>>().join(","),
             tried: vec!["no CA certificate found to verify the servers".into()],
         });
     }
-    for (what, f) in [
-        ("CA", &tls.ca),
-        ("client certificate", &tls.cert),
-        ("client key", &tls.key),
-    ] {
+    for (what, f) in [("CA", &tls.ca), ("client certificate", &tls.cert), ("client key", &tls.key)] {
         if let Some(f) = f {
             log.say(format!("{what}: {} (from {})", f.path.display(), f.source));
         }
@@ -487,12 +415,7 @@ fn find_tls(
     Ok(tls)
 }
 
-fn pick_pair(
-    tls: &mut TlsFiles,
-    candidates: &[(PathBuf, PathBuf, String)],
-    tried: &mut Vec<String>,
-    log: &mut Log,
-) {
+fn pick_pair(tls: &mut TlsFiles, candidates: &[(PathBuf, PathBuf, String)], tried: &mut Vec<String>, log: &mut Log) {
     for (cert, key, what) in candidates {
         if cert.is_file() && key.is_file() {
             log.say(format!("client certificate: {what}"));
@@ -500,10 +423,7 @@ fn pick_pair(
             tls.key = Some(sourced(key.clone(), what.clone()));
             return;
         }
-        tried.push(format!(
-            "{what} ({} not found)",
-            if cert.is_file() { key } else { cert }.display()
-        ));
+        tried.push(format!("{what} ({} not found)", if cert.is_file() { key } else { cert }.display()));
     }
 }
 
@@ -514,13 +434,7 @@ pub fn url_host(url: &str) -> Option<String> {
     if let Some(h) = hostport.strip_prefix('[') {
         return h.split(']').next().map(String::from);
     }
-    Some(
-        hostport
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(hostport)
-            .to_string(),
-    )
+    Some(hostport.rsplit_once(':').map(|(h, _)| h).unwrap_or(hostport).to_string())
 }
 
 #[cfg(test)]
@@ -529,14 +443,8 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(
-            url_host("https://10.0.0.1:2379").as_deref(),
-            Some("10.0.0.1")
-        );
+        assert_eq!(url_host("https://10.0.0.1:2379").as_deref(), Some("10.0.0.1"));
         assert_eq!(url_host("https://[::1]:2379").as_deref(), Some("::1"));
-        assert_eq!(
-            url_host("https://etcd-0.example:2379/").as_deref(),
-            Some("etcd-0.example")
-        );
+        assert_eq!(url_host("https://etcd-0.example:2379/").as_deref(), Some("etcd-0.example"));
     }
 }
