@@ -426,6 +426,11 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         }
     }
 
+    // Stable order: members by name (unstarted ones last), then stray endpoints.
+    let mut paired: Vec<(MemberHealth, Option<etcd_client::Client>)> = rows.into_iter().zip(clients).collect();
+    paired.sort_by_key(|(r, _)| (!r.is_member, r.name.is_empty(), r.name.clone(), r.endpoint.clone()));
+    let (mut rows, clients): (Vec<MemberHealth>, Vec<Option<etcd_client::Client>>) = paired.into_iter().unzip();
+
     // Leader and learner progress.
     let leader_votes: BTreeMap<u64, usize> =
         rows.iter().filter_map(|r| r.leader).fold(BTreeMap::new(), |mut acc, l| {
@@ -851,6 +856,14 @@ fn version_check(rows: &[MemberHealth]) -> Check {
     }
 }
 
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 fn count_check(rows: &[MemberHealth]) -> Check {
     let n = voters(rows).count();
     if n > 7 {
@@ -871,7 +884,7 @@ fn count_check(rows: &[MemberHealth]) -> Check {
         check(
             "member-count",
             Status::Ok,
-            format!("{n} voting members, tolerates {} failures", n.saturating_sub(1) / 2),
+            format!("{n} voting members, tolerates {}", plural(n.saturating_sub(1) / 2, "failure")),
             None,
         )
     }

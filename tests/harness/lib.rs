@@ -75,8 +75,13 @@ pub fn etcd() -> &'static Etcd {
 /// The workspace's target dir (`target/debug`), found from the test executable.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/debug/deps/test-xxxx → target/debug
-    exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf()
+    // target/debug/deps/test-xxxx → target/debug; target/debug/demo → target/debug
+    let dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir.parent().unwrap().to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 fn newest_source(dir: &Path) -> std::time::SystemTime {
