@@ -123,6 +123,27 @@ pub enum Error {
     #[error(transparent)]
     Transport(#[from] TransportError),
 
+    /// A file the user named cannot be read.
+    #[error("failed to read {what} {path}: {source}")]
+    Input {
+        /// What the file is.
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file is not a sound etcd database or snapshot.
+    #[error("{}: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The first problem found.
+        reason: String,
+    },
+
     /// A safety check refused the operation.
     #[error("{0}")]
     Refused(String),
@@ -146,7 +167,7 @@ impl Error {
     /// The exit code this error maps to.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) | Error::InvalidValue { .. } => ExitCode::Usage,
+            Error::Usage(_) | Error::InvalidValue { .. } | Error::Input { .. } => ExitCode::Usage,
             Error::ReadFile { .. }
             | Error::ManifestParse { .. }
             | Error::ManifestNoEtcd { .. }
@@ -155,7 +176,7 @@ impl Error {
             | Error::NoCredentials { .. }
             | Error::Kube { .. } => ExitCode::Discovery,
             Error::Unreachable { .. } | Error::Transport(_) => ExitCode::Transport,
-            Error::Refused(_) => ExitCode::Negative,
+            Error::Refused(_) | Error::Corrupt { .. } => ExitCode::Negative,
             Error::Output(_) | Error::Io { .. } => ExitCode::Negative,
         }
     }

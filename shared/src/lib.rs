@@ -1,6 +1,7 @@
 //! The core of kubectl-etcd: discovery of etcd members and credentials, TLS, connections,
 //! cluster operations, rendering and errors. The plugins are thin binaries over this crate.
 
+pub mod bbolt;
 pub mod cli;
 pub mod cluster;
 pub mod conn;
@@ -8,6 +9,7 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod render;
+pub mod snapshot;
 pub mod tls;
 pub mod util;
 

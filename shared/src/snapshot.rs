@@ -1,0 +1,506 @@
+//! Snapshots: `save` (streamed from one member, verified, durable), `status` (the same figures
+//! as `etcdutl snapshot status`), and `verify` (trailer hash and a full structural walk).
+//!
+//! A snapshot file is etcd's bbolt database followed by a 32-byte sha256 of it, which etcd
+//! appends to the snapshot stream; a file whose size is 32 more than a multiple of 512 has that
+//! trailer (etcd's own test). A `member/snap/db` copied from a data dir has none.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{find_member, Member, Session};
+use crate::conn::{call, TransportError};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::bbolt::check::{walk, Summary, Visitor};
+use crate::bbolt::{BoltError, Db};
+use crate::error::{Error, Result};
+
+/// Size of etcd's sha256 trailer.
+pub const TRAILER: u64 = 32;
+
+/// Whether a file carries etcd's sha256 trailer, and whether it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trailer {
+    /// No trailer: a database copied from a data dir (`member/snap/db`).
+    Absent,
+    /// Present and matching.
+    Valid,
+    /// Present and not matching: the file is corrupt or truncated.
+    Mismatch,
+}
+
+/// True when a file of this size carries the trailer.
+pub fn has_trailer(size: u64) -> bool {
+    size % 512 == TRAILER
+}
+
+/// What `snapshot status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// CRC-32C over bucket names, keys and values (as etcdutl computes it), lowercase hex.
+    pub hash: String,
+    /// The same hash as a number (etcdutl's JSON `hash`).
+    pub hash_u32: u32,
+    /// The store's revision (of the last key in the `key` bucket).
+    pub revision: i64,
+    /// Entries in all buckets (etcdutl 3.4/3.5 "total keys").
+    pub total_keys: u64,
+    /// Database size (pages in use × page size), as etcdutl's "total size".
+    pub total_size: u64,
+    /// The file's size on disk.
+    pub file_size: u64,
+    /// The sha256 trailer.
+    pub sha256_trailer: Trailer,
+    /// Top-level buckets.
+    pub buckets: Vec<String>,
+    /// Page size.
+    pub page_size: u32,
+    /// Free pages.
+    pub free_pages: u64,
+}
+
+struct Hasher {
+    crc: u32,
+    total: u64,
+    in_key: bool,
+    last_key: Option<Vec<u8>>,
+}
+
+impl Visitor for Hasher {
+    fn bucket(&mut self, name: &[u8]) -> Result<(), BoltError> {
+        self.crc = crc32c::crc32c_append(self.crc, name);
+        self.in_key = name == b"key";
+        Ok(())
+    }
+    fn entry(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), BoltError> {
+        self.crc = crc32c::crc32c_append(self.crc, key);
+        if let Some(v) = value {
+            self.crc = crc32c::crc32c_append(self.crc, v);
+        }
+        self.total += 1;
+        if self.in_key {
+            self.last_key = Some(key.to_vec());
+        }
+        Ok(())
+    }
+}
+
+/// Errors of a snapshot file, mapped to the crate error with the file's path.
+fn file_error(path: &Path, e: BoltError) -> Error {
+    match e {
+        BoltError::Io { source, .. } => Error::Input { what: "snapshot", path: path.to_path_buf(), source },
+        BoltError::Format(f) => Error::Corrupt { path: path.to_path_buf(), reason: f.to_string() },
+    }
+}
+
+/// Hashes the first `len` bytes of a file with sha256 and reads the 32 bytes after them.
+fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<([u8; 32], [u8; 32])> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = (buf.len() as u64).min(left) as usize;
+        f.read_exact(&mut buf[..n])?;
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    let mut trailer = [0u8; 32];
+    f.read_exact(&mut trailer)?;
+    Ok((h.finalize().into(), trailer))
+}
+
+fn check_trailer(path: &Path, size: u64) -> Result<Trailer> {
+    if !has_trailer(size) {
+        return Ok(Trailer::Absent);
+    }
+    let (sum, trailer) = sha256_prefix(path, size - TRAILER).map_err(|source| Error::Input {
+        what: "snapshot",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(if sum == trailer { Trailer::Valid } else { Trailer::Mismatch })
+}
+
+fn open(path: &Path) -> Result<(Db, u64)> {
+    let md = std::fs::metadata(path).map_err(|source| Error::Input {
+        what: "snapshot",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if md.is_dir() {
+        return Err(Error::Input {
+            what: "snapshot",
+            path: path.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(libc::EISDIR),
+        });
+    }
+    let db = Db::open(path).map_err(|e| file_error(path, e))?;
+    Ok((db, md.len()))
+}
+
+/// `snapshot status`: walks the whole file once (checking its structure) and hashes it as
+/// etcdutl does; checks the sha256 trailer on a second thread meanwhile.
+pub fn status(path: &Path) -> Result<Status> {
+    let (db, size) = open(path)?;
+    let p = path.to_path_buf();
+    let trailer = std::thread::spawn(move || check_trailer(&p, size));
+    let mut h = Hasher { crc: 0, total: 0, in_key: false, last_key: None };
+    let summary: Summary = walk(&db, &mut h).map_err(|e| file_error(path, e))?;
+    let trailer = trailer.join().map_err(|_| Error::Usage("internal: trailer thread panicked".into()))??;
+    let revision = match &h.last_key {
+        None => 0,
+        Some(k) if k.len() >= 17 => i64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])),
+        Some(k) => {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("the key bucket holds a {}-byte key; etcd revision keys are 17 bytes", k.len()),
+            })
+        }
+    };
+    Ok(Status {
+        hash: format!("{:x}", h.crc),
+        hash_u32: h.crc,
+        revision,
+        total_keys: h.total,
+        total_size: db.size(),
+        file_size: size,
+        sha256_trailer: trailer,
+        buckets: summary.buckets,
+        page_size: db.meta().page_size,
+        free_pages: summary.free,
+    })
+}
+
+/// The buckets etcd cannot start without.
+pub const REQUIRED_BUCKETS: &[&str] = &["key", "meta"];
+
+/// What `snapshot verify` found in a sound file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    /// The sha256 trailer.
+    pub sha256_trailer: Trailer,
+    /// The walk's summary.
+    pub summary: Summary,
+    /// The store's revision.
+    pub revision: i64,
+}
+
+/// `snapshot verify`: trailer hash first (a truncated or corrupted download is named as such),
+/// then the full structural walk and etcd's bucket layout. The error names the first problem.
+pub fn verify(path: &Path) -> Result<Verified> {
+    let (db, size) = open(path)?;
+    let trailer = check_trailer(path, size)?;
+    if trailer == Trailer::Mismatch {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "sha256 mismatch: snapshot is corrupt or truncated".into(),
+        });
+    }
+    let mut h = Hasher { crc: 0, total: 0, in_key: false, last_key: None };
+    let summary = walk(&db, &mut h).map_err(|e| file_error(path, e))?;
+    for b in REQUIRED_BUCKETS {
+        if !summary.buckets.iter().any(|x| x == b) {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("bucket {b:?} missing: not an etcd database (buckets: {})", summary.buckets.join(", ")),
+            });
+        }
+    }
+    if !summary.buckets.iter().any(|x| x == "members") {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "bucket \"members\" missing: not an etcd v3 database".into(),
+        });
+    }
+    let revision = h
+        .last_key
+        .as_ref()
+        .filter(|k| k.len() >= 17)
+        .map(|k| i64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])))
+        .unwrap_or(0);
+    Ok(Verified { sha256_trailer: trailer, summary, revision })
+}
+
+/// The result of `snapshot save`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Saved {
+    /// The file written.
+    pub path: PathBuf,
+    /// The member it was streamed from.
+    pub member: String,
+    /// That member's ID.
+    #[serde(serialize_with = "crate::cluster::ser_hex")]
+    pub member_id: u64,
+    /// The endpoint.
+    pub endpoint: String,
+    /// Revision of the snapshot.
+    pub revision: i64,
+    /// Bytes written (trailer included).
+    pub size: u64,
+    /// The sha256 trailer (hex), verified.
+    pub sha256: String,
+    /// How long it took.
+    #[serde(with = "crate::render::duration_ms")]
+    pub duration: Duration,
+}
+
+/// Streams snapshot chunks into `FILE.part`, verifying etcd's sha256 trailer on the fly.
+#[derive(Debug)]
+pub struct PartWriter {
+    final_path: PathBuf,
+    part: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    hasher: Sha256,
+    tail: Vec<u8>,
+    written: u64,
+}
+
+impl PartWriter {
+    /// Creates `FILE.part` (mode 0600). Refuses an existing `FILE` unless `overwrite`.
+    pub fn create(path: &Path, overwrite: bool) -> Result<PartWriter> {
+        if path.is_dir() {
+            return Err(Error::Usage(format!("{} is a directory: name the snapshot file to write", path.display())));
+        }
+        if path.exists() && !overwrite {
+            return Err(Error::Usage(format!(
+                "{} already exists: pass --overwrite to replace it, or choose another name",
+                path.display()
+            )));
+        }
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(Error::Usage(format!("directory {} does not exist: create it first", parent.display())));
+        }
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".part");
+        let part = path.with_file_name(name);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&part)
+            .map_err(|source| Error::Io { action: format!("create {}", part.display()), source })?;
+        let file = std::io::BufWriter::with_capacity(1 << 20, file);
+        Ok(PartWriter {
+            final_path: path.to_path_buf(),
+            part,
+            file: Some(file),
+            hasher: Sha256::new(),
+            tail: Vec::with_capacity(64),
+            written: 0,
+        })
+    }
+
+    /// The `.part` path.
+    pub fn part_path(&self) -> &Path {
+        &self.part
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends a chunk.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        let f = self.file.as_mut().ok_or_else(|| Error::Usage("internal: write after finish".into()))?;
+        f.write_all(chunk).map_err(|source| Error::Io { action: format!("write {}", self.part.display()), source })?;
+        self.written += chunk.len() as u64;
+        // Everything but the last 32 bytes seen so far goes into the hash.
+        self.tail.extend_from_slice(chunk);
+        if self.tail.len() > TRAILER as usize {
+            let cut = self.tail.len() - TRAILER as usize;
+            self.hasher.update(&self.tail[..cut]);
+            self.tail.drain(..cut);
+        }
+        Ok(())
+    }
+
+    /// Checks the trailer, fsyncs, renames to the final name and fsyncs the directory.
+    /// On any failure the `.part` is removed.
+    pub fn finish(mut self) -> Result<String> {
+        let result = self.finish_inner();
+        if result.is_err() {
+            self.abort();
+        }
+        result
+    }
+
+    fn finish_inner(&mut self) -> Result<String> {
+        let sum: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+        if self.tail.len() != TRAILER as usize || self.tail[..] != sum[..] {
+            return Err(Error::Corrupt {
+                path: self.part.clone(),
+                reason: "sha256 mismatch: snapshot is corrupt or truncated (the stream did not end with the hash of its contents)".into(),
+            });
+        }
+        let file = self.file.take().ok_or_else(|| Error::Usage("internal: finish twice".into()))?;
+        let file = file
+            .into_inner()
+            .map_err(|e| Error::Io { action: format!("write {}", self.part.display()), source: e.into_error() })?;
+        file.sync_all().map_err(|source| Error::Io { action: format!("fsync {}", self.part.display()), source })?;
+        drop(file);
+        // The database must open (valid meta page) before it takes the final name.
+        Db::open(&self.part).map_err(|e| file_error(&self.part, e))?;
+        std::fs::rename(&self.part, &self.final_path).map_err(|source| Error::Io {
+            action: format!("rename {} to {}", self.part.display(), self.final_path.display()),
+            source,
+        })?;
+        let dir = self.final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| Error::Io { action: format!("fsync directory {}", dir.display()), source })?;
+        Ok(sum.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Removes the `.part` file.
+    pub fn abort(&mut self) {
+        self.file = None;
+        let _ = std::fs::remove_file(&self.part);
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        // Still open: the save did not finish; leave nothing behind.
+        if self.file.is_some() {
+            self.abort();
+        }
+    }
+}
+
+/// The revision of an etcd database: main revision of the last key in the `key` bucket.
+pub fn revision(db: &Db) -> std::result::Result<i64, BoltError> {
+    Ok(db
+        .last_key(b"key")?
+        .filter(|k| k.len() >= 17)
+        .map(|k| i64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])))
+        .unwrap_or(0))
+}
+
+/// Options of `snapshot save`.
+#[derive(Debug, Clone, Default)]
+pub struct SaveOptions {
+    /// The member to stream from (name or ID); default: the healthiest voter that is not the leader.
+    pub member: Option<String>,
+    /// Replace an existing file.
+    pub overwrite: bool,
+    /// Give up when no data arrives for this long.
+    pub stall_timeout: Option<Duration>,
+    /// Overall deadline (only when `--command-timeout` was given explicitly).
+    pub deadline: Option<Duration>,
+}
+
+/// Picks the member to stream from: the named one, else the answering voter that is not the
+/// leader with the highest applied index (least load on the leader), else the leader.
+pub async fn pick_member(session: &Session, named: Option<&str>) -> Result<(Member, String)> {
+    let list = session.member_list().await?;
+    if let Some(key) = named {
+        let m = find_member(&list.members, key)?.clone();
+        let url = m.client_urls.first().cloned().ok_or_else(|| {
+            Error::Refused(format!("member {} has no client URL: it has never started", crate::util::member_id(m.id)))
+        })?;
+        return Ok((m, url));
+    }
+    let voters: Vec<&Member> = list.members.iter().filter(|m| !m.is_learner && !m.client_urls.is_empty()).collect();
+    let statuses = futures::future::join_all(voters.iter().map(|m| async move {
+        let url = m.client_urls[0].clone();
+        let r: std::result::Result<_, TransportError> = async {
+            session.dialer.probe(&url).await?;
+            let mut c = session.dialer.client(&url).await?;
+            call(&url, "status", session.command_timeout(), c.status()).await
+        }
+        .await;
+        (m, url, r)
+    }))
+    .await;
+    let mut best: Option<(&Member, String, u64, bool)> = None;
+    for (m, url, r) in statuses {
+        let Ok(s) = r else { continue };
+        let is_leader = s.leader() == m.id;
+        let applied = s.raft_applied_index();
+        let better = match &best {
+            None => true,
+            Some((_, _, a, l)) => (*l && !is_leader) || (*l == is_leader && applied > *a),
+        };
+        if better {
+            best = Some((m, url, applied, is_leader));
+        }
+    }
+    best.map(|(m, u, _, _)| (m.clone(), u))
+        .ok_or_else(|| Error::Refused("no voting member answered: cannot take a snapshot".into()))
+}
+
+/// `snapshot save`: streams a snapshot from one member into `path`.
+pub async fn save(
+    session: &Session,
+    path: &Path,
+    opts: &SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    let start = Instant::now();
+    let mut writer = PartWriter::create(path, opts.overwrite)?;
+    let (member, url) = pick_member(session, opts.member.as_deref()).await?;
+    session.dialer.probe(&url).await?;
+    let mut client = session.dialer.client(&url).await?;
+    let stall = opts.stall_timeout.unwrap_or(Duration::from_secs(30));
+    let stream = async {
+        let mut stream = call(&url, "snapshot", stall, client.snapshot()).await?;
+        let mut total = 0u64;
+        loop {
+            let msg = match tokio::time::timeout(stall, stream.message()).await {
+                Err(_) => return Err(Error::Transport(TransportError::timed_out(&url, "the snapshot stream", stall))),
+                Ok(Err(e)) => return Err(Error::Transport(TransportError::rpc(&url, e))),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(m))) => m,
+            };
+            let blob = msg.blob();
+            if total == 0 {
+                total = writer.written() + blob.len() as u64 + msg.remaining_bytes();
+            }
+            // Writing is quick next to the network; keep it on this task.
+            writer.write(blob)?;
+            progress(writer.written().min(total), total);
+        }
+        // etcd announces the database size, then sends the sha256 trailer after it.
+        if total != 0 && writer.written() != total + TRAILER {
+            return Err(Error::Corrupt {
+                path: writer.part_path().to_path_buf(),
+                reason: format!(
+                    "the stream ended after {} of {} bytes: snapshot is truncated",
+                    writer.written(),
+                    total + TRAILER
+                ),
+            });
+        }
+        Ok(())
+    };
+    match opts.deadline {
+        Some(d) => tokio::time::timeout(d, stream)
+            .await
+            .map_err(|_| Error::Transport(TransportError::timed_out(&url, "the snapshot (--command-timeout)", d)))??,
+        None => stream.await?,
+    }
+    let size = writer.written();
+    let sha256 = writer.finish()?;
+    let db = Db::open(path).map_err(|e| file_error(path, e))?;
+    let revision = revision(&db).map_err(|e| file_error(path, e))?;
+    Ok(Saved {
+        path: path.to_path_buf(),
+        member: member.name.clone(),
+        member_id: member.id,
+        endpoint: url,
+        revision,
+        size,
+        sha256,
+        duration: start.elapsed(),
+    })
+}
