@@ -102,7 +102,7 @@ async fn member_killed_mid_stream_leaves_no_file_and_no_part() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cut.db");
     let part = dir.path().join("cut.db.part");
-    let mut child = std::process::Command::new(bin(RESTORE))
+    let child = std::process::Command::new(bin(RESTORE))
         .args(c.manifest_args())
         .args(["snapshot", "save", s(&file), "--member", &c.nodes[victim].name])
         .env_remove("KUBECONFIG")

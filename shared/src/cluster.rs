@@ -157,5 +157,102 @@ pub fn find_member<'a>(members: &'a [Member], key: &str) -> Result<&'a Member> {
         }
     }
     let known: Vec<String> = members.iter().map(|m| format!("{} ({})", m.display_name(), member_id(m.id))).collect();
-    Err(Error::Usage(format!("no member named or with ID {key:?}; members are: {}", known.join(", "))))
+    let hint = if members.iter().any(|m| m.name.is_empty()) {
+        "; a member that never started has no name yet: use its ID"
+    } else {
+        ""
+    };
+    Err(Error::Usage(format!("no member named or with ID {key:?}; members are: {}{hint}", known.join(", "))))
+}
+
+/// What one member's Status RPC said.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusInfo {
+    /// The leader it follows (0: none).
+    #[serde(serialize_with = "ser_hex")]
+    pub leader: u64,
+    /// Raft term.
+    pub raft_term: u64,
+    /// Last raft log index.
+    pub raft_index: u64,
+    /// Applied index.
+    pub raft_applied_index: u64,
+    /// Whether it is a learner.
+    pub is_learner: bool,
+    /// etcd version.
+    pub version: String,
+}
+
+/// A member with the answer (or failure) of its Status RPC.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    /// The member.
+    pub member: Member,
+    /// The client URL used.
+    pub url: Option<String>,
+    /// Its status, or why it did not answer.
+    pub status: std::result::Result<StatusInfo, TransportError>,
+}
+
+impl MemberStatus {
+    /// True when it answered.
+    pub fn answered(&self) -> bool {
+        self.status.is_ok()
+    }
+}
+
+impl Session {
+    /// The Status of one member (no client URL: it never started).
+    pub async fn status_of(&self, m: &Member) -> MemberStatus {
+        let url = m.client_urls.first().cloned();
+        let status = match &url {
+            None => Err(TransportError {
+                endpoint: String::new(),
+                class: crate::conn::FailureClass::NoClientUrl,
+                detail: "the member was added but has never started".into(),
+            }),
+            Some(u) => {
+                async {
+                    self.dialer.probe(u).await?;
+                    let mut c = self.dialer.client(u).await?;
+                    let s = call(u, "status", self.command_timeout(), c.status()).await?;
+                    Ok(StatusInfo {
+                        leader: s.leader(),
+                        raft_term: s.raft_term(),
+                        raft_index: s.raft_index(),
+                        raft_applied_index: s.raft_applied_index(),
+                        is_learner: s.is_learner(),
+                        version: s.version().to_string(),
+                    })
+                }
+                .await
+            }
+        };
+        MemberStatus { member: m.clone(), url, status }
+    }
+
+    /// The Status of every member, concurrently.
+    pub async fn statuses(&self, members: &[Member]) -> Vec<MemberStatus> {
+        futures::future::join_all(members.iter().map(|m| self.status_of(m))).await
+    }
+
+    /// A client on a member that answers, preferring the leader: membership changes go there.
+    pub async fn any_client(
+        &self,
+        statuses: &[MemberStatus],
+        avoid: Option<u64>,
+    ) -> Result<(etcd_client::Client, String)> {
+        let leader = statuses.iter().find_map(|s| s.status.as_ref().ok().map(|x| x.leader).filter(|l| *l != 0));
+        let mut candidates: Vec<&MemberStatus> =
+            statuses.iter().filter(|s| s.answered() && !s.member.is_learner && Some(s.member.id) != avoid).collect();
+        candidates.sort_by_key(|s| Some(s.member.id) != leader);
+        for c in candidates {
+            if let Some(url) = &c.url {
+                if let Ok(client) = self.dialer.client(url).await {
+                    return Ok((client, url.clone()));
+                }
+            }
+        }
+        Err(Error::Refused("no voting member answers: the cluster cannot change membership".into()))
+    }
 }

@@ -2,12 +2,14 @@
 //! cluster operations, rendering and errors. The plugins are thin binaries over this crate.
 
 pub mod bbolt;
+pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod conn;
 pub mod discovery;
 pub mod error;
 pub mod health;
+pub mod members;
 pub mod render;
 pub mod snapshot;
 pub mod tls;

@@ -428,6 +428,64 @@ impl Cluster {
         self.wait_healthy(i);
     }
 
+    /// Prepares a node that is not a member yet: ports, PKI (unless `pki` is false: the test
+    /// supplies `pki/etcd/{server,peer}.*` itself), manifest dir. Returns its index.
+    pub fn new_node(&mut self, name: &str, pki: bool) -> usize {
+        let root = self.dir.path().join(name);
+        let node = Node {
+            name: name.to_string(),
+            root,
+            client_port: free_port(),
+            peer_port: free_port(),
+            child: None,
+            flags: Vec::new(),
+            frozen: false,
+        };
+        if pki {
+            self.pki.write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
+        } else {
+            let etcd = node.root.join("pki/etcd");
+            std::fs::create_dir_all(&etcd).unwrap();
+            std::fs::write(etcd.join("ca.crt"), &self.pki.ca_pem).unwrap();
+        }
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// Starts node `i` as a member joining the existing cluster with `initial_cluster` (as
+    /// printed by `member add`), and waits until it answers.
+    pub fn join(&mut self, i: usize, initial_cluster: &str) {
+        let flags = member_flags(&self.nodes[i], initial_cluster, "existing", &self.token, None, &[]);
+        self.nodes[i].flags = flags;
+        write_manifest(&self.nodes[i], &etcd().version);
+        self.spawn(i);
+        self.wait_healthy(i);
+    }
+
+    /// The member list as etcdctl prints it (JSON), with IDs as numbers.
+    pub fn member_list(&self) -> serde_json::Value {
+        let eps: Vec<String> =
+            self.nodes.iter().filter(|n| n.child.is_some() && !n.frozen).map(|n| n.client_url()).collect();
+        let out = self.etcdctl(&eps.join(","), &["member", "list", "-w", "json"]);
+        assert!(out.status.success(), "member list: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["members"].clone()
+    }
+
+    /// `--initial-cluster` for a member being added, from the current member list (as
+    /// etcdctl member add computes it): `new_name` for the member whose peer URL is `new_peer`.
+    pub fn initial_cluster_for(&self, new_name: &str, new_peer: &str) -> String {
+        let members = self.member_list();
+        let mut parts = Vec::new();
+        for m in members.as_array().unwrap() {
+            for u in m["peerURLs"].as_array().unwrap() {
+                let u = u.as_str().unwrap();
+                let name = if u == new_peer { new_name } else { m["name"].as_str().unwrap_or("") };
+                parts.push(format!("{name}={u}"));
+            }
+        }
+        parts.join(",")
+    }
+
     /// Adds a learner with `etcdctl member add --learner`, then starts its process; returns its
     /// index. With `start = false` the member is added but never started.
     pub fn add_learner(&mut self, name: &str, start: bool) -> usize {

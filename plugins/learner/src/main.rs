@@ -1,1 +1,6 @@
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = kubectl_etcd_learner::Cli::parse();
+    kubectl_etcd::cli::run_main(kubectl_etcd_learner::run(cli))
+}

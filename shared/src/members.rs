@@ -1,0 +1,694 @@
+//! Membership operations with safety checks: add a learner, follow its catch-up, promote it the
+//! moment etcd allows, remove members without losing quorum, replace a member.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cluster::{find_member, ser_hex, Member, MemberList, MemberStatus, Session};
+use crate::conn::{call, TransportError};
+use crate::error::{Error, Result};
+use crate::health::LEARNER_READY_RATIO;
+use crate::util::member_id;
+
+/// etcd's answer while a learner is behind.
+pub const NOT_IN_SYNC: &str = "can only promote a learner member which is in sync with leader";
+/// etcd's answer to a second learner.
+pub const TOO_MANY_LEARNERS: &str = "too many learner members in cluster";
+
+/// The settings the new member must start with.
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinSettings {
+    /// `--name`.
+    pub name: String,
+    /// `--initial-cluster`.
+    pub initial_cluster: String,
+    /// `--initial-cluster-state`.
+    pub initial_cluster_state: String,
+    /// `--initial-advertise-peer-urls`.
+    pub initial_advertise_peer_urls: String,
+}
+
+impl JoinSettings {
+    /// As etcd flags, one per line.
+    pub fn flags(&self) -> String {
+        format!(
+            "--name={}\n--initial-cluster={}\n--initial-cluster-state={}\n--initial-advertise-peer-urls={}\n",
+            self.name, self.initial_cluster, self.initial_cluster_state, self.initial_advertise_peer_urls
+        )
+    }
+}
+
+/// `--initial-cluster` for a cluster that will contain `members` (in etcd's order), naming the
+/// member `new_id` as `new_name` (as `etcdctl member add` prints it).
+pub fn initial_cluster(members: &[Member], new_id: Option<u64>, new_name: &str, new_peer_urls: &[String]) -> String {
+    let mut parts = Vec::new();
+    for m in members {
+        let name = if Some(m.id) == new_id { new_name } else { m.name.as_str() };
+        for u in &m.peer_urls {
+            parts.push(format!("{name}={u}"));
+        }
+    }
+    if new_id.is_none() {
+        for u in new_peer_urls {
+            parts.push(format!("{new_name}={u}"));
+        }
+    }
+    parts.join(",")
+}
+
+/// The result of `learner add`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Added {
+    /// The new member's ID (`None` in a dry run).
+    #[serde(serialize_with = "crate::cluster::ser_hex_opt")]
+    pub id: Option<u64>,
+    /// True when the learner already existed with these URLs (nothing was changed).
+    pub already_existed: bool,
+    /// True in a dry run.
+    pub dry_run: bool,
+    /// What the new member must start with.
+    pub settings: JoinSettings,
+    /// Warnings from the pre-checks that `--force` overrode.
+    pub forced: Vec<String>,
+}
+
+fn same_urls(a: &[String], b: &[String]) -> bool {
+    let mut a: Vec<&str> = a.iter().map(|s| s.trim_end_matches('/')).collect();
+    let mut b: Vec<&str> = b.iter().map(|s| s.trim_end_matches('/')).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+fn describe(m: &Member) -> String {
+    let state = if m.name.is_empty() { "never started".to_string() } else { format!("named {}", m.name) };
+    format!("{} (peer URLs {}, {state})", member_id(m.id), m.peer_urls.join(","))
+}
+
+/// Voter health pre-check: every voter answers and a leader exists. Returns the problems.
+pub fn voter_problems(statuses: &[MemberStatus]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for s in statuses.iter().filter(|s| !s.member.is_learner) {
+        if let Err(e) = &s.status {
+            problems.push(format!(
+                "voter {} ({}) does not answer: {}",
+                s.member.display_name(),
+                member_id(s.member.id),
+                e.class.short()
+            ));
+        }
+    }
+    let leader = statuses.iter().find_map(|s| s.status.as_ref().ok().map(|x| x.leader).filter(|l| *l != 0));
+    match leader {
+        None => problems.push("no leader: the cluster has no quorum or is electing".into()),
+        Some(l) if !statuses.iter().any(|s| s.member.id == l && s.answered()) => {
+            problems.push(format!("the leader {} does not answer", member_id(l)))
+        }
+        _ => {}
+    }
+    problems
+}
+
+/// Options of `learner add`.
+#[derive(Debug, Clone, Default)]
+pub struct AddOptions {
+    /// The new member's name.
+    pub name: String,
+    /// Its peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Override the voter health pre-check.
+    pub force: bool,
+    /// Change nothing; print the plan.
+    pub dry_run: bool,
+}
+
+/// `learner add`.
+pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
+    for u in &opts.peer_urls {
+        crate::discovery::validate_url(u, "--peer-urls")?;
+    }
+    if opts.name.trim().is_empty() {
+        return Err(Error::Usage("the member name must not be empty".into()));
+    }
+    let list = session.member_list().await?;
+    // Idempotence: the same learner, added before.
+    if let Some(m) = list.members.iter().find(|m| m.is_learner && same_urls(&m.peer_urls, &opts.peer_urls)) {
+        if m.name.is_empty() || m.name == opts.name {
+            return Ok(Added {
+                id: Some(m.id),
+                already_existed: true,
+                dry_run: opts.dry_run,
+                settings: settings_for(&list.members, Some(m.id), &opts.name, &opts.peer_urls),
+                forced: Vec::new(),
+            });
+        }
+    }
+    if let Some(l) = list.members.iter().find(|m| m.is_learner) {
+        return Err(Error::Refused(format!(
+            "the cluster already has a learner: {}; etcd allows one learner at a time (\"{TOO_MANY_LEARNERS}\"): promote it (kubectl etcd learner promote {id}) or remove it (kubectl etcd learner remove {id})",
+            describe(l),
+            id = member_id(l.id)
+        )));
+    }
+    for m in &list.members {
+        if let Some(u) = m
+            .peer_urls
+            .iter()
+            .find(|u| opts.peer_urls.iter().any(|n| n.trim_end_matches('/') == u.trim_end_matches('/')))
+        {
+            return Err(Error::Refused(format!("peer URL {u} is already used by member {}", describe(m))));
+        }
+        if !m.name.is_empty() && m.name == opts.name {
+            return Err(Error::Refused(format!(
+                "a member named {:?} already exists: {}; choose another --name or remove it first",
+                opts.name,
+                describe(m)
+            )));
+        }
+    }
+    let statuses = session.statuses(&list.members).await;
+    let problems = voter_problems(&statuses);
+    let mut forced = Vec::new();
+    if !problems.is_empty() {
+        if !opts.force {
+            return Err(Error::Refused(format!(
+                "refusing to add a member to a degraded cluster: {}; fix the cluster first, or pass --force",
+                problems.join("; ")
+            )));
+        }
+        forced = problems;
+    }
+    if opts.dry_run {
+        return Ok(Added {
+            id: None,
+            already_existed: false,
+            dry_run: true,
+            settings: settings_for(&list.members, None, &opts.name, &opts.peer_urls),
+            forced,
+        });
+    }
+    let (mut client, url) = session.any_client(&statuses, None).await?;
+    // etcd refuses membership changes ("unhealthy cluster") until the member handling them has
+    // been connected to every voter for 5 s. Right after a restart that passes by itself, so
+    // wait through it; with a voter down it never passes (--strict-reconfig-check).
+    let start = Instant::now();
+    let all_voters_up = !statuses.iter().any(|s| !s.member.is_learner && !s.answered());
+    let resp = loop {
+        let add =
+            client.member_add(opts.peer_urls.clone(), Some(etcd_client::MemberAddOptions::new().with_is_learner()));
+        match call(&url, "member add", session.command_timeout(), add).await {
+            Ok(r) => break r,
+            Err(e) if is_unhealthy(&e) && all_voters_up && start.elapsed() < Duration::from_secs(15) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) if is_unhealthy(&e) => {
+                return Err(Error::Refused(format!(
+                    "etcd refused the member add: \"etcdserver: unhealthy cluster\": the member handling it is not connected to every voter{}; etcd's --strict-reconfig-check (on by default) forbids membership changes then: bring the missing voter back or remove it first",
+                    if forced.is_empty() { String::new() } else { format!(" ({})", forced.join("; ")) }
+                )))
+            }
+            Err(e) => return Err(add_error(e)),
+        }
+    };
+    let id = resp.member().map(|m| m.id()).unwrap_or(0);
+    let members: Vec<Member> = resp
+        .member_list()
+        .iter()
+        .map(|m| Member {
+            id: m.id(),
+            name: m.name().to_string(),
+            peer_urls: m.peer_urls().to_vec(),
+            client_urls: m.client_urls().to_vec(),
+            is_learner: m.is_learner(),
+        })
+        .collect();
+    Ok(Added {
+        id: Some(id),
+        already_existed: false,
+        dry_run: false,
+        settings: settings_for(&members, Some(id), &opts.name, &opts.peer_urls),
+        forced,
+    })
+}
+
+fn is_unhealthy(e: &TransportError) -> bool {
+    matches!(&e.class, crate::conn::FailureClass::Rpc(m) if m.contains("unhealthy cluster"))
+}
+
+fn add_error(e: TransportError) -> Error {
+    if let crate::conn::FailureClass::Rpc(m) = &e.class {
+        if m.contains(TOO_MANY_LEARNERS) {
+            return Error::Refused(format!(
+                "etcd refused: {m}: remove or promote the existing learner first (kubectl etcd learner status)"
+            ));
+        }
+        if m.contains("Peer URLs already exists") || m.contains("peerURL exists") {
+            return Error::Refused(format!("etcd refused: {m}"));
+        }
+    }
+    Error::Transport(e)
+}
+
+fn settings_for(members: &[Member], id: Option<u64>, name: &str, peer_urls: &[String]) -> JoinSettings {
+    JoinSettings {
+        name: name.to_string(),
+        initial_cluster: initial_cluster(members, id, name, peer_urls),
+        initial_cluster_state: "existing".into(),
+        initial_advertise_peer_urls: peer_urls.join(","),
+    }
+}
+
+/// A learner's catch-up progress.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    /// The learner.
+    pub member: Member,
+    /// Its client URL, once started.
+    pub started: bool,
+    /// Its last log index.
+    pub raft_index: Option<u64>,
+    /// Its applied index.
+    pub applied: Option<u64>,
+    /// The leader's last log index.
+    pub leader_index: Option<u64>,
+    /// Percent of the leader's log the learner holds.
+    pub percent: Option<f64>,
+    /// Catch-up rate in entries per second (from two samples).
+    pub rate: Option<f64>,
+    /// Estimated time to reach the promotable point.
+    #[serde(with = "crate::render::duration_ms::option")]
+    pub eta: Option<Duration>,
+    /// Whether etcd would accept a promote now (≥ 90 % of the leader's log).
+    pub promotable: bool,
+    /// Why not, when it did not answer.
+    pub error: Option<String>,
+}
+
+/// One sample of every learner's progress (or of `only`).
+pub async fn sample(session: &Session, only: Option<&str>) -> Result<(MemberList, Vec<Progress>)> {
+    let list = session.member_list().await?;
+    let learners: Vec<Member> = match only {
+        Some(key) => {
+            let m = find_member(&list.members, key)?;
+            if !m.is_learner {
+                return Err(Error::Refused(format!(
+                    "member {} is already a voting member, not a learner",
+                    describe(m)
+                )));
+            }
+            vec![m.clone()]
+        }
+        None => list.members.iter().filter(|m| m.is_learner).cloned().collect(),
+    };
+    let statuses = session.statuses(&list.members).await;
+    let leader_id = statuses.iter().find_map(|s| s.status.as_ref().ok().map(|x| x.leader).filter(|l| *l != 0));
+    let leader_index = statuses
+        .iter()
+        .find(|s| Some(s.member.id) == leader_id)
+        .and_then(|s| s.status.as_ref().ok())
+        .map(|s| s.raft_index);
+    let out = learners
+        .into_iter()
+        .map(|m| {
+            let st = statuses.iter().find(|s| s.member.id == m.id);
+            let (raft_index, applied, error) = match st.map(|s| &s.status) {
+                Some(Ok(s)) => (Some(s.raft_index), Some(s.raft_applied_index), None),
+                Some(Err(e)) => (None, None, Some(e.class.short())),
+                None => (None, None, None),
+            };
+            let percent = match (raft_index, leader_index) {
+                (Some(a), Some(l)) if l > 0 => Some((a as f64 / l as f64 * 100.0).min(100.0)),
+                _ => None,
+            };
+            Progress {
+                started: !m.client_urls.is_empty(),
+                member: m,
+                raft_index,
+                applied,
+                leader_index,
+                percent,
+                rate: None,
+                eta: None,
+                promotable: percent.is_some_and(|p| p >= LEARNER_READY_RATIO * 100.0),
+                error,
+            }
+        })
+        .collect();
+    Ok((list, out))
+}
+
+/// Fills rate and ETA from an earlier sample taken `dt` before.
+pub fn with_rate(mut now: Vec<Progress>, before: &[Progress], dt: Duration) -> Vec<Progress> {
+    for p in now.iter_mut() {
+        let Some(b) = before.iter().find(|b| b.member.id == p.member.id) else { continue };
+        if let (Some(a1), Some(a0)) = (p.raft_index, b.raft_index) {
+            let rate = (a1.saturating_sub(a0)) as f64 / dt.as_secs_f64().max(0.001);
+            p.rate = Some(rate);
+            if let Some(l) = p.leader_index {
+                let target = (l as f64 * LEARNER_READY_RATIO).ceil() as u64;
+                p.eta = if a1 >= target {
+                    Some(Duration::ZERO)
+                } else if rate > 0.0 {
+                    Some(Duration::from_secs_f64((target - a1) as f64 / rate))
+                } else {
+                    None
+                };
+            }
+        }
+    }
+    now
+}
+
+/// The result of a promote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Promoted {
+    /// The member.
+    pub member: Member,
+    /// How long the wait took.
+    #[serde(with = "crate::render::duration_ms")]
+    pub waited: Duration,
+    /// Promote attempts made.
+    pub attempts: u32,
+    /// Time from the learner first being seen promotable to the accepted promote.
+    #[serde(with = "crate::render::duration_ms::option")]
+    pub since_in_sync: Option<Duration>,
+}
+
+/// Options of `learner promote`.
+#[derive(Debug, Clone)]
+pub struct PromoteOptions {
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Try once.
+    pub no_wait: bool,
+    /// Time between attempts (500 ms: etcd answers quickly, and the promote should follow the
+    /// learner reaching sync closely).
+    pub interval: Duration,
+}
+
+impl Default for PromoteOptions {
+    fn default() -> Self {
+        PromoteOptions { timeout: Duration::from_secs(600), no_wait: false, interval: Duration::from_millis(500) }
+    }
+}
+
+fn not_started_message(m: &Member, list: &[Member]) -> String {
+    let settings = settings_for(list, Some(m.id), "<NAME>", &m.peer_urls);
+    format!(
+        "learner {} has never started, so it can never catch up: start etcd on the new node with --initial-cluster-state=existing --initial-cluster={} --initial-advertise-peer-urls={}",
+        describe(m),
+        settings.initial_cluster,
+        settings.initial_advertise_peer_urls
+    )
+}
+
+/// `learner promote`: waits until etcd accepts the promote, then promotes. Retries only on
+/// etcd's "not in sync" answer. `progress` is called after every sample.
+pub async fn promote(
+    session: &Session,
+    key: &str,
+    opts: &PromoteOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Promoted> {
+    let start = Instant::now();
+    let list = session.member_list().await?;
+    let m = find_member(&list.members, key)?.clone();
+    if !m.is_learner {
+        return Err(Error::Refused(format!("member {} is already a voting member: nothing to promote", describe(&m))));
+    }
+    let mut attempts = 0;
+    let mut first_in_sync: Option<Instant> = None;
+    let mut last: Option<(Instant, Vec<Progress>)> = None;
+    loop {
+        // Where is the learner? (also refreshes "never started")
+        let (list_now, samples) = sample(session, Some(&member_id(m.id))).await?;
+        let now = Instant::now();
+        let samples = match &last {
+            Some((t, before)) => with_rate(samples, before, now - *t),
+            None => samples,
+        };
+        let p = samples.first().cloned();
+        if let Some(p) = &p {
+            progress(p);
+            if p.promotable && first_in_sync.is_none() {
+                first_in_sync = Some(now);
+            }
+        }
+        last = Some((now, samples));
+        let current = list_now.members.iter().find(|x| x.id == m.id).cloned().unwrap_or(m.clone());
+        if current.client_urls.is_empty() {
+            if opts.no_wait {
+                return Err(Error::Refused(not_started_message(&current, &list_now.members)));
+            }
+        } else {
+            let statuses = session.statuses(&list_now.members).await;
+            let (mut client, url) = session.any_client(&statuses, Some(m.id)).await?;
+            attempts += 1;
+            match call(&url, "member promote", session.command_timeout(), client.member_promote(m.id)).await {
+                Ok(_) => {
+                    return Ok(Promoted {
+                        member: current,
+                        waited: start.elapsed(),
+                        attempts,
+                        since_in_sync: first_in_sync.map(|t| t.elapsed()),
+                    })
+                }
+                Err(e) if matches!(&e.class, crate::conn::FailureClass::Rpc(msg) if msg.contains(NOT_IN_SYNC)) => {
+                    if opts.no_wait {
+                        return Err(Error::Refused(format!(
+                            "etcd refused: {NOT_IN_SYNC} ({}); run without --no-wait to wait for it",
+                            p.as_ref()
+                                .and_then(|p| p.percent)
+                                .map(|x| format!("{x:.0}% of the leader's log"))
+                                .unwrap_or_default()
+                        )));
+                    }
+                }
+                Err(e) if matches!(&e.class, crate::conn::FailureClass::Rpc(msg) if msg.contains("can only promote a learner member")) =>
+                {
+                    return Err(Error::Refused(format!(
+                        "member {} is already a voting member: nothing to promote",
+                        describe(&m)
+                    )));
+                }
+                Err(e) if matches!(&e.class, crate::conn::FailureClass::Rpc(msg) if msg.contains("member not found")) =>
+                {
+                    return Err(Error::Refused(format!("member {} was removed while waiting", member_id(m.id))));
+                }
+                Err(e) => return Err(Error::Transport(e)),
+            }
+        }
+        if start.elapsed() + opts.interval > opts.timeout {
+            let why = match &p {
+                Some(p) if !p.started => not_started_message(&current, &list_now.members),
+                Some(p) => format!(
+                    "learner {} holds {} of the leader's log",
+                    describe(&current),
+                    p.percent.map(|x| format!("{x:.1}%")).unwrap_or_else(|| "an unknown share".into())
+                ),
+                None => String::new(),
+            };
+            return Err(Error::Refused(format!(
+                "timed out after {} waiting to promote: {why}",
+                crate::util::format_duration(opts.timeout)
+            )));
+        }
+        tokio::time::sleep(opts.interval).await;
+    }
+}
+
+/// Options of `learner remove`.
+#[derive(Debug, Clone, Default)]
+pub struct RemoveOptions {
+    /// Override the quorum and leader checks.
+    pub force: bool,
+    /// Move leadership away first when removing the leader.
+    pub move_leader: bool,
+    /// Change nothing; print the plan.
+    pub dry_run: bool,
+}
+
+/// The result of a remove.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    /// The member removed (or to be removed in a dry run).
+    pub member: Member,
+    /// True in a dry run.
+    pub dry_run: bool,
+    /// Where leadership was moved first, if it was.
+    #[serde(serialize_with = "crate::cluster::ser_hex_opt")]
+    pub moved_leader_to: Option<u64>,
+    /// The plan / what was done, step by step.
+    pub steps: Vec<String>,
+    /// What the removed node must do next.
+    pub next_steps: Vec<String>,
+}
+
+/// What a removed node must do, so that it does not loop with "rejected the stream from peer …
+/// since it was removed".
+pub fn removed_node_next_steps(m: &Member) -> Vec<String> {
+    let who = if m.name.is_empty() { format!("the node of {}", member_id(m.id)) } else { format!("node {}", m.name) };
+    vec![
+        format!("on {who}: stop etcd: move /etc/kubernetes/manifests/etcd.yaml out of the manifests folder (kubeadm), or stop the etcd service"),
+        format!("on {who}: move its data dir aside, never reuse it: mv /var/lib/etcd /var/lib/etcd.removed-$(date +%Y%m%d%H%M%S)"),
+        "otherwise it keeps trying to rejoin and its peers log \"rejected the stream from peer ... since it was removed\"".to_string(),
+    ]
+}
+
+/// `learner remove`.
+pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Result<Removed> {
+    let list = session.member_list().await?;
+    let m = find_member(&list.members, key)?.clone();
+    let statuses = session.statuses(&list.members).await;
+    let mut steps = Vec::new();
+    let mut moved = None;
+    if !m.is_learner {
+        let voters: Vec<&MemberStatus> = statuses.iter().filter(|s| !s.member.is_learner).collect();
+        let remaining: Vec<&&MemberStatus> = voters.iter().filter(|s| s.member.id != m.id).collect();
+        let answering = remaining.iter().filter(|s| s.answered()).count();
+        let needed = remaining.len() / 2 + 1;
+        if remaining.is_empty() {
+            return Err(Error::Refused(format!(
+                "member {} is the only voter: removing it would destroy the cluster",
+                describe(&m)
+            )));
+        }
+        if answering < needed {
+            let down: Vec<String> =
+                remaining.iter().filter(|s| !s.answered()).map(|s| s.member.display_name()).collect();
+            let msg = format!(
+                "refusing to remove voter {}: the {} remaining voters need {needed} to answer for quorum, but only {answering} do ({} down)",
+                describe(&m),
+                remaining.len(),
+                down.join(",")
+            );
+            if !opts.force {
+                return Err(Error::Refused(format!("{msg}; bring them back first, or pass --force")));
+            }
+            steps.push(format!("forced: {msg}"));
+        }
+        let leader = statuses.iter().find_map(|s| s.status.as_ref().ok().map(|x| x.leader).filter(|l| *l != 0));
+        if leader == Some(m.id) {
+            if opts.move_leader {
+                let target = remaining
+                    .iter()
+                    .filter(|s| s.answered())
+                    .max_by_key(|s| s.status.as_ref().map(|x| x.raft_applied_index).unwrap_or(0))
+                    .map(|s| s.member.clone())
+                    .ok_or_else(|| Error::Refused("no other voter answers to take over leadership".into()))?;
+                steps.push(format!("move leadership from {} to {}", m.display_name(), target.display_name()));
+                if !opts.dry_run {
+                    let url = m
+                        .client_urls
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| Error::Refused("the leader has no client URL".into()))?;
+                    let mut c = session.dialer.client(&url).await?;
+                    call(&url, "move leader", session.command_timeout(), c.move_leader(target.id)).await?;
+                }
+                moved = Some(target.id);
+            } else if !opts.force {
+                return Err(Error::Refused(format!(
+                    "refusing to remove voter {}: it is the leader; move leadership first (etcdctl move-leader) or pass --move-leader",
+                    describe(&m)
+                )));
+            } else {
+                steps.push("forced: removing the leader (an election follows)".into());
+            }
+        }
+    }
+    steps.push(format!("remove {} {}", if m.is_learner { "learner" } else { "voter" }, describe(&m)));
+    if !opts.dry_run {
+        let statuses = session.statuses(&list.members).await;
+        let (mut client, url) = session.any_client(&statuses, Some(m.id)).await?;
+        // As for adds: etcd answers "unhealthy cluster" until its peers have been connected for
+        // 5 s (right after a restart); wait through that, briefly.
+        let start = Instant::now();
+        loop {
+            match call(&url, "member remove", session.command_timeout(), client.member_remove(m.id)).await {
+                Ok(_) => break,
+                Err(e) if is_unhealthy(&e) && start.elapsed() < Duration::from_secs(15) => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) if is_unhealthy(&e) => {
+                    return Err(Error::Refused(format!(
+                        "etcd refused the member remove: \"etcdserver: unhealthy cluster\" (removing {} would leave too few connected voters); bring the missing voters back first",
+                        describe(&m)
+                    )))
+                }
+                Err(e) => return Err(Error::Transport(e)),
+            }
+        }
+    }
+    Ok(Removed {
+        next_steps: removed_node_next_steps(&m),
+        member: m,
+        dry_run: opts.dry_run,
+        moved_leader_to: moved,
+        steps,
+    })
+}
+
+/// A summary of a member for output.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberRef {
+    /// ID.
+    #[serde(serialize_with = "ser_hex")]
+    pub id: u64,
+    /// Name.
+    pub name: String,
+}
+
+/// Derives the new member's static pod manifest from this node's: `--name`,
+/// `--initial-cluster`, `--initial-cluster-state=existing` and `--initial-advertise-peer-urls`
+/// set; this node's address replaced by the new member's in every URL; the pod renamed.
+/// Formatting and every other line are kept as they are.
+pub fn derive_manifest(text: &str, old_name: &str, old_host: &str, new_host: &str, s: &JoinSettings) -> String {
+    let mut out = Vec::new();
+    let mut saw_state = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let flag = trimmed.strip_prefix("- --").and_then(|f| f.split_once('='));
+        let new_line = match flag {
+            Some(("name", _)) => format!("{indent}- --name={}", s.name),
+            Some(("initial-cluster", _)) => format!("{indent}- --initial-cluster={}", s.initial_cluster),
+            Some(("initial-cluster-state", _)) => {
+                saw_state = true;
+                format!("{indent}- --initial-cluster-state=existing")
+            }
+            Some(("initial-advertise-peer-urls", _)) => {
+                format!("{indent}- --initial-advertise-peer-urls={}", s.initial_advertise_peer_urls)
+            }
+            Some((
+                k @ ("advertise-client-urls" | "listen-client-urls" | "listen-peer-urls" | "listen-metrics-urls"),
+                v,
+            )) => {
+                format!("{indent}- --{k}={}", replace_host(v, old_host, new_host))
+            }
+            _ if trimmed.starts_with("kubeadm.kubernetes.io/etcd.advertise-client-urls:") => {
+                replace_host(line, old_host, new_host)
+            }
+            _ if !old_name.is_empty() && trimmed == format!("name: etcd-{old_name}") => {
+                format!("{indent}name: etcd-{}", s.name)
+            }
+            _ => line.to_string(),
+        };
+        out.push(new_line);
+        if !saw_state && flag.is_some_and(|(k, _)| k == "initial-cluster") {
+            saw_state = true;
+            out.push(format!("{indent}- --initial-cluster-state=existing"));
+        }
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
+fn replace_host(v: &str, old: &str, new: &str) -> String {
+    if old.is_empty() || old == new {
+        return v.to_string();
+    }
+    v.replace(&format!("//{old}:"), &format!("//{new}:"))
+}

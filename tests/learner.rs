@@ -1,0 +1,408 @@
+//! `kubectl etcd learner` against real etcd clusters (3.4 or 3.5): add, promote, remove,
+//! replace, certs, and every refusal.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::*;
+use serde_json::Value;
+
+const LEARNER: &str = "kubectl-etcd-learner";
+
+fn learner(c: &Cluster, args: &[&str]) -> std::process::Output {
+    learner_via(c, 0, args)
+}
+
+/// Runs the learner plugin through node `seed`'s manifest.
+fn learner_via(c: &Cluster, seed: usize, args: &[&str]) -> std::process::Output {
+    let mut a: Vec<String> = vec!["--manifest".into(), c.nodes[seed].manifest().display().to_string()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    run_plugin(LEARNER, &a, &[])
+}
+
+fn json(o: &std::process::Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+fn voters_and_learners(c: &Cluster) -> (Vec<String>, Vec<String>) {
+    let list = c.member_list();
+    let mut v = Vec::new();
+    let mut l = Vec::new();
+    for m in list.as_array().unwrap() {
+        let name = m["name"].as_str().unwrap_or("").to_string();
+        if m["isLearner"].as_bool().unwrap_or(false) {
+            l.push(name);
+        } else {
+            v.push(name);
+        }
+    }
+    v.sort();
+    l.sort();
+    (v, l)
+}
+
+#[test]
+fn add_start_with_printed_flags_then_promote() {
+    let mut c = Cluster::start(3);
+    let i = c.new_node("node-3", true);
+    let peer = c.nodes[i].peer_url();
+    let o = learner(&c, &["add", "node-3", "--peer-urls", &peer, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let added = json(&o);
+    assert_eq!(added["id"].as_str().unwrap().len(), 16);
+    let s = &added["settings"];
+    assert_eq!(s["name"], "node-3");
+    assert_eq!(s["initial_cluster_state"], "existing");
+    assert_eq!(s["initial_advertise_peer_urls"], peer.as_str());
+    let initial = s["initial_cluster"].as_str().unwrap();
+    for n in &c.nodes {
+        assert!(initial.contains(&format!("{}={}", n.name, n.peer_url())), "{initial}");
+    }
+    // Re-running the same add is idempotent.
+    let again = learner(&c, &["add", "node-3", "--peer-urls", &peer, "-o", "json"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(json(&again)["already_existed"], true);
+    assert_eq!(json(&again)["id"], added["id"]);
+
+    c.join(i, initial);
+    let o = learner(&c, &["promote", "node-3", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let p = json(&o);
+    eprintln!("promote: waited {}, {} attempts, sync-to-promote {}", p["waited"], p["attempts"], p["since_in_sync"]);
+    let (voters, learners) = voters_and_learners(&c);
+    assert_eq!(voters, ["node-0", "node-1", "node-2", "node-3"]);
+    assert!(learners.is_empty());
+    // Promoting a voter is refused clearly.
+    let o = learner(&c, &["promote", "node-3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is already a voting member"), "{}", stderr(&o));
+}
+
+#[test]
+fn promote_waits_for_a_learner_that_has_not_started() {
+    let mut c = Cluster::start(3);
+    let i = c.new_node("late", true);
+    let peer = c.nodes[i].peer_url();
+    let o = learner(&c, &["add", "late", "--peer-urls", &peer, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let initial = json(&o)["settings"]["initial_cluster"].as_str().unwrap().to_string();
+    let id = json(&o)["id"].as_str().unwrap().to_string();
+    // By name: it has none until it starts; the message says to use the ID.
+    let o = learner(&c, &["promote", "late", "--no-wait"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("a member that never started has no name yet: use its ID"), "{}", stderr(&o));
+    // Trying once says it never started, with the start settings.
+    let o = learner(&c, &["promote", &id, "--no-wait"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("has never started, so it can never catch up"), "{err}");
+    assert!(err.contains("--initial-cluster-state=existing"), "{err}");
+    // A waiting promote reports it, and succeeds once the member starts.
+    let mut args = c.manifest_args();
+    args.extend(["promote".into(), id.clone(), "--timeout".into(), "60s".into()]);
+    let child = std::process::Command::new(bin(LEARNER))
+        .args(&args)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it see the learner unstarted at least once before starting it.
+    std::thread::sleep(Duration::from_millis(800));
+    c.join(i, &initial);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("has not started yet: waiting for it"), "{err}");
+    let (voters, _) = voters_and_learners(&c);
+    assert!(voters.contains(&"late".to_string()));
+}
+
+#[test]
+fn refusals_name_what_is_wrong() {
+    let mut c = Cluster::start(3);
+    let first = c.add_learner("first", false);
+    let first_peer = c.nodes[first].peer_url();
+    // A second learner is refused, naming the first and how to remove it.
+    let o = learner(&c, &["add", "second", "--peer-urls", "https://127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("already has a learner") && err.contains(&first_peer) && err.contains("never started"),
+        "{err}"
+    );
+    assert!(err.contains("kubectl etcd learner remove"), "{err}");
+    // A peer URL in use, a name in use.
+    let o = learner(&c, &["add", "x", "--peer-urls", &c.nodes[1].peer_url()]);
+    assert_eq!(o.status.code(), Some(1));
+    // (the learner check comes first: remove it, then check the others)
+    let list = c.member_list();
+    let lid = list.as_array().unwrap().iter().find(|m| m["isLearner"] == true).unwrap()["ID"].as_u64().unwrap();
+    let o = learner(&c, &["remove", &format!("{lid:016x}")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = learner(&c, &["add", "x", "--peer-urls", &c.nodes[1].peer_url()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("peer URL {} is already used by member", c.nodes[1].peer_url())),
+        "{}",
+        stderr(&o)
+    );
+    let o = learner(&c, &["add", "node-1", "--peer-urls", "https://127.0.0.1:2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("a member named \"node-1\" already exists"), "{}", stderr(&o));
+    // Unknown member.
+    let o = learner(&c, &["promote", "0123456789abcdef"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no member named or with ID \"0123456789abcdef\"; members are: node-"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn add_to_a_degraded_cluster_needs_force() {
+    // etcd itself refuses membership changes with a voter down unless it runs with
+    // --strict-reconfig-check=false; this cluster does, so --force can be seen to work.
+    let mut c = Cluster::builder(3).flag("strict-reconfig-check", "false").start();
+    let leader = c.leader();
+    let victim = if leader == 2 { 1 } else { 2 };
+    c.kill(victim);
+    let o = learner(&c, &["add", "extra", "--peer-urls", "https://127.0.0.1:3"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("refusing to add a member to a degraded cluster") && err.contains(&c.nodes[victim].name),
+        "{err}"
+    );
+    assert!(err.contains("connection refused") && err.contains("--force"), "{err}");
+    let o = learner(&c, &["add", "extra", "--peer-urls", "https://127.0.0.1:3", "--force", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!json(&o)["forced"].as_array().unwrap().is_empty());
+    let (_, learners) = voters_and_learners(&c);
+    assert_eq!(learners.len(), 1);
+}
+
+#[test]
+fn forced_add_is_still_refused_by_etcds_strict_reconfig_check() {
+    let mut c = Cluster::start(3);
+    let leader = c.leader();
+    let victim = if leader == 2 { 1 } else { 2 };
+    c.kill(victim);
+    let o = learner(&c, &["add", "extra", "--peer-urls", "https://127.0.0.1:3", "--force"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("etcd refused the member add") && err.contains("--strict-reconfig-check"), "{err}");
+    let (_, learners) = voters_and_learners(&c);
+    assert!(learners.is_empty());
+}
+
+#[test]
+fn remove_keeps_quorum_and_spares_the_leader() {
+    let mut c = Cluster::start(3);
+    let leader = c.leader();
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    // One follower down: removing the other follower would leave 1 of 2 answering.
+    c.kill(others[0]);
+    let o = learner_via(&c, leader, &["remove", &c.nodes[others[1]].name.clone()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("need 2 to answer for quorum, but only 1 do"), "{}", stderr(&o));
+    c.restart(others[0]);
+    // The leader is not removed without --move-leader.
+    let lname = c.nodes[leader].name.clone();
+    let o = learner_via(&c, others[1], &["remove", &lname]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("it is the leader") && stderr(&o).contains("--move-leader"), "{}", stderr(&o));
+    let before = c.member_list();
+    let o = learner_via(&c, others[1], &["remove", &lname, "--move-leader", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("move leadership from"), "{}", stdout(&o));
+    assert_eq!(c.member_list(), before, "--dry-run changes nothing");
+    let o = learner_via(&c, others[1], &["remove", &lname, "--move-leader", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json(&o);
+    assert!(r["moved_leader_to"].is_string());
+    assert!(r["next_steps"][1].as_str().unwrap().contains("move its data dir aside"));
+    let (voters, _) = voters_and_learners(&c);
+    assert_eq!(voters.len(), 2);
+    assert!(!voters.contains(&lname));
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let c = Cluster::start(3);
+    let before = c.member_list();
+    for args in [
+        vec!["add", "n", "--peer-urls", "https://127.0.0.1:4", "--dry-run"],
+        vec!["remove", "node-1", "--dry-run"],
+        vec!["replace", "node-1", "--name", "n", "--peer-urls", "https://127.0.0.1:4", "--dry-run"],
+    ] {
+        let o = learner(&c, &args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).contains("Dry run"), "{}", stdout(&o));
+        assert_eq!(c.member_list(), before, "{args:?}");
+    }
+    let o = learner(&c, &["add", "n", "--peer-urls", "https://127.0.0.1:4", "--dry-run", "--print-manifest"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("- --name=n\n")
+            && out.contains("- --initial-cluster-state=existing")
+            && out.contains("name: etcd-n"),
+        "{out}"
+    );
+}
+
+/// A writer keeps putting keys during the replace; it may fail only briefly (one election).
+#[tokio::test(flavor = "multi_thread")]
+async fn replace_end_to_end_without_losing_quorum() {
+    let mut c = Cluster::start(3);
+    let old = (c.leader() + 1) % 3;
+    let old_name = c.nodes[old].name.clone();
+    let stay = (0..3).filter(|i| *i != old).collect::<Vec<_>>();
+    let i = c.new_node("node-new", true);
+    let peer = c.nodes[i].peer_url();
+
+    // Background writer on the members that stay.
+    let stop = Arc::new(AtomicBool::new(false));
+    let longest = Arc::new(Mutex::new(Duration::ZERO));
+    let mut client = c.client(stay[0]).await;
+    let (stop2, longest2) = (stop.clone(), longest.clone());
+    let writer = tokio::spawn(async move {
+        let mut failing_since: Option<Instant> = None;
+        let mut n = 0u64;
+        while !stop2.load(Ordering::Relaxed) {
+            let r = tokio::time::timeout(Duration::from_secs(2), client.put(format!("/w/{n}"), "x", None)).await;
+            n += 1;
+            match r {
+                Ok(Ok(_)) => {
+                    if let Some(t) = failing_since.take() {
+                        let mut l = longest2.lock().unwrap();
+                        *l = (*l).max(t.elapsed());
+                    }
+                }
+                _ => {
+                    failing_since.get_or_insert_with(Instant::now);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        n
+    });
+
+    let mut args = c.manifest_args();
+    args[1] = c.nodes[stay[0]].manifest().display().to_string();
+    args.extend([
+        "replace".into(),
+        old_name.clone(),
+        "--name".into(),
+        "node-new".into(),
+        "--peer-urls".into(),
+        peer.clone(),
+        "--timeout".into(),
+        "60s".into(),
+    ]);
+    let child = std::process::Command::new(bin(LEARNER))
+        .args(&args)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Start the new member as soon as the learner is in the member list.
+    let initial = tokio::task::block_in_place(|| {
+        wait_for("the learner to be added", Duration::from_secs(30), || {
+            let list = c.member_list();
+            list.as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["peerURLs"][0] == peer.as_str())
+                .then(|| c.initial_cluster_for("node-new", &peer))
+        })
+    });
+    tokio::task::block_in_place(|| c.join(i, &initial));
+    let out = tokio::task::block_in_place(|| child.wait_with_output().unwrap());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await.unwrap();
+    let (voters, learners) = tokio::task::block_in_place(|| voters_and_learners(&c));
+    assert!(voters.contains(&"node-new".to_string()), "{voters:?}");
+    assert!(!voters.contains(&old_name), "{voters:?}");
+    assert!(learners.is_empty());
+    let longest = *longest.lock().unwrap();
+    eprintln!("{writes} writes; longest failure window {longest:?}");
+    assert!(longest < Duration::from_secs(3), "writes failed for {longest:?}: longer than an election");
+    c.kill(old);
+}
+
+#[test]
+fn issued_certificates_start_a_member_that_joins_over_mtls() {
+    let mut c = Cluster::start(3);
+    let i = c.new_node("node-certs", false);
+    let out = c.nodes[i].pki_etcd();
+    let o = learner(
+        &c,
+        &[
+            "certs",
+            "node-certs",
+            "--ip",
+            "127.0.0.1",
+            "--dns",
+            "etcd-3.example",
+            "--out",
+            out.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let issued = json(&o);
+    assert!(issued["sans"].as_array().unwrap().iter().any(|s| s == "localhost"));
+    for f in ["server.key", "peer.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777, 0o600, "{f}");
+    }
+    // Never overwrites.
+    let o = learner(&c, &["certs", "node-certs", "--ip", "127.0.0.1", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already exists: refusing to overwrite"), "{}", stderr(&o));
+    // The member starts with them, joins over peer mTLS, and serves clients over mTLS.
+    let peer = c.nodes[i].peer_url();
+    let o = learner(&c, &["add", "node-certs", "--peer-urls", &peer, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let initial = json(&o)["settings"]["initial_cluster"].as_str().unwrap().to_string();
+    c.join(i, &initial);
+    let o = learner(&c, &["promote", "node-certs"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let st = c.etcdctl(&c.nodes[i].client_url(), &["endpoint", "health"]);
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+}
+
+#[test]
+fn status_shows_learner_progress() {
+    let mut c = Cluster::start(3);
+    let l = c.add_learner("watcher", true);
+    let name = c.nodes[l].name.clone();
+    let doc = wait_for("the learner to be promotable", Duration::from_secs(20), || {
+        let o = learner(&c, &["status", "-o", "json"]);
+        let v = json(&o);
+        (v[0]["promotable"] == true).then_some(v)
+    });
+    assert_eq!(doc[0]["member"]["name"], name.as_str());
+    assert_eq!(doc[0]["started"], true);
+    assert!(doc[0]["percent"].as_f64().unwrap() >= 90.0);
+    let o = learner(&c, &["status"]);
+    let out = stdout(&o);
+    assert!(out.starts_with("NAME"), "{out}");
+    assert!(out.contains(&name), "{out}");
+    let o = learner(&c, &["status", "node-0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is already a voting member"), "{}", stderr(&o));
+}
