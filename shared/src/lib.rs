@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod members;
 pub mod render;
+pub mod restore;
 pub mod snapshot;
 pub mod tls;
 pub mod util;

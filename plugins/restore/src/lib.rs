@@ -35,6 +35,43 @@ pub enum Command {
     /// Snapshots: save, status, verify.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Restore a snapshot into a new data dir, natively (the contract of `etcdutl snapshot restore`).
+    Apply(ApplyArgs),
+}
+
+/// `restore apply` arguments (etcdutl's names).
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The snapshot file (or a copy of member/snap/db with --skip-hash-check).
+    pub file: PathBuf,
+    /// The data dir to create; it must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// This member's name.
+    #[arg(long)]
+    pub name: String,
+    /// The new cluster: NAME=PEER_URL,... (every member, this one included).
+    #[arg(long, value_name = "NAME=URL,...")]
+    pub initial_cluster: String,
+    /// This member's peer URLs [default: its URLs in --initial-cluster].
+    #[arg(long, value_delimiter = ',', value_name = "URLS")]
+    pub initial_advertise_peer_urls: Option<Vec<String>>,
+    /// The cluster token; every member of the new cluster must use the same.
+    #[arg(long, default_value = kubectl_etcd::restore::DEFAULT_TOKEN)]
+    pub initial_cluster_token: String,
+    /// Do not require a matching sha256 trailer (needed for a copy of member/snap/db).
+    #[arg(long)]
+    pub skip_hash_check: bool,
+    /// Raise the revision by this much (use with --mark-compacted), so that clients' caches
+    /// and watches from before the restore are invalidated.
+    #[arg(long, value_name = "N")]
+    pub bump_revision: Option<u64>,
+    /// Mark the restored revision compacted: watches from older revisions get "compacted".
+    #[arg(long)]
+    pub mark_compacted: bool,
+    /// Who writes the data dir: native (this binary) or etcdutl (found on PATH, for comparison).
+    #[arg(long, default_value = "native", value_parser = ["native", "etcdutl"])]
+    pub engine: String,
 }
 
 /// `snapshot` subcommands.
@@ -166,11 +203,90 @@ impl Progress {
     }
 }
 
+/// What the other members must do after a restore.
+pub fn next_steps(a: &kubectl_etcd::restore::Applied, snapshot: &std::path::Path, token: &str) -> Vec<String> {
+    let cluster: Vec<String> =
+        a.members.iter().flat_map(|m| m.peer_urls.iter().map(move |u| format!("{}={u}", m.name))).collect();
+    let mut steps = Vec::new();
+    for m in a.members.iter().filter(|m| m.name != a.member.name) {
+        steps.push(format!(
+            "on {}: kubectl etcd restore apply {} --data-dir <its data dir> --name {} --initial-cluster {} --initial-cluster-token {token}{}",
+            m.name,
+            snapshot.display(),
+            m.name,
+            cluster.join(","),
+            if a.bumped_to.is_some() { " --bump-revision <same> --mark-compacted" } else { "" }
+        ));
+    }
+    steps.push(format!(
+        "then start etcd on every member: the restored data dirs form cluster {} (etcd ignores the --initial-cluster* flags once a data dir exists)",
+        member_id(a.cluster_id)
+    ));
+    if a.members.len() == 1 {
+        steps.push(
+            "to grow the cluster again, add members as learners: kubectl etcd learner add NAME --peer-urls URL".into(),
+        );
+    }
+    steps
+}
+
 /// Runs the command.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let format = cli.common.format();
     let no_headers = cli.common.no_headers;
     match cli.command {
+        Command::Apply(a) => {
+            let opts = kubectl_etcd::restore::ApplyOptions {
+                snapshot: a.file.clone(),
+                data_dir: a.data_dir,
+                name: a.name,
+                initial_cluster: a.initial_cluster,
+                initial_advertise_peer_urls: a.initial_advertise_peer_urls,
+                token: a.initial_cluster_token.clone(),
+                skip_hash_check: a.skip_hash_check,
+                bump_revision: a.bump_revision,
+                mark_compacted: a.mark_compacted,
+                engine: if a.engine == "etcdutl" {
+                    kubectl_etcd::restore::Engine::Etcdutl
+                } else {
+                    kubectl_etcd::restore::Engine::Native
+                },
+            };
+            let applied = tokio::task::spawn_blocking(move || kubectl_etcd::restore::apply(&opts))
+                .await
+                .map_err(|e| Error::Usage(format!("internal: {e}")))??;
+            let steps = next_steps(&applied, &a.file, &a.initial_cluster_token);
+            if format.is_structured() {
+                #[derive(serde::Serialize)]
+                struct Doc<'a> {
+                    #[serde(flatten)]
+                    applied: &'a kubectl_etcd::restore::Applied,
+                    next_steps: &'a [String],
+                }
+                render::print(&render::document(format, &Doc { applied: &applied, next_steps: &steps })?)?;
+            } else {
+                let mut s = format!(
+                    "Restored {} into {} as member {} ({}) of cluster {} at revision {}{} in {}.\nMembers:\n",
+                    a.file.display(),
+                    applied.data_dir.display(),
+                    applied.member.name,
+                    member_id(applied.member.id),
+                    member_id(applied.cluster_id),
+                    applied.revision,
+                    applied.bumped_to.map(|b| format!(" (bumped to {b}, compacted)")).unwrap_or_default(),
+                    format_duration(applied.duration)
+                );
+                for m in &applied.members {
+                    s.push_str(&format!("  {}  {}  {}\n", member_id(m.id), m.name, m.peer_urls.join(",")));
+                }
+                s.push_str("Next:\n");
+                for st in &steps {
+                    s.push_str(&format!("  - {st}\n"));
+                }
+                render::print(&s)?;
+            }
+            Ok(ExitCode::Ok)
+        }
         Command::Snapshot(SnapshotCommand::Status { file }) => {
             let s = tokio::task::spawn_blocking(move || snapshot::status(&file))
                 .await

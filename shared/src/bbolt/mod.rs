@@ -16,6 +16,7 @@
 //! it: any input gives an [`FormatError`] naming the page, never a panic.
 
 pub mod check;
+pub mod writer;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -1,0 +1,623 @@
+//! Native snapshot restore: the contract of `etcdutl snapshot restore`, in Rust. A restored
+//! data dir holds
+//! - `member/snap/db`: the snapshot's database rewritten compactly, with the membership replaced
+//!   by the new cluster's (`members` holds each member's JSON under its hex ID, `members_removed`
+//!   is empty) and `meta` carrying `consistent_index` = member count and `term` = 1;
+//! - `member/snap/<term>-<index>.snap`: the v2 store (where etcd 3.4 and 3.5 read membership
+//!   from) inside a CRC-checked `snappb.Snapshot`;
+//! - `member/wal/0000000000000000-0000000000000000.wal`: metadata (member and cluster ID), one
+//!   ConfChange AddNode entry per member, the hard state (term 1, commit = member count), and a
+//!   snapshot marker at that index with the voters.
+//!
+//! Member IDs are etcd's: the first 8 bytes (big endian) of sha1 over the member's sorted peer
+//! URLs and the cluster token; the cluster ID is sha1 over the sorted member IDs.
+
+pub mod pb;
+pub mod wal;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha1::{Digest, Sha1};
+
+use crate::bbolt::writer::DbWriter;
+use crate::bbolt::{check, BoltError, Db};
+use crate::error::{Error, Result};
+use crate::snapshot::{has_trailer, Trailer};
+
+/// etcd's default `--initial-cluster-token`.
+pub const DEFAULT_TOKEN: &str = "etcd-cluster";
+
+/// One member of the cluster being restored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NewMember {
+    /// Name.
+    pub name: String,
+    /// ID, as etcd derives it.
+    #[serde(serialize_with = "crate::cluster::ser_hex")]
+    pub id: u64,
+    /// Peer URLs, sorted.
+    pub peer_urls: Vec<String>,
+}
+
+/// Parses and checks a peer URL the way etcd's `types.NewURLs` does.
+fn check_peer_url(u: &str) -> Result<String> {
+    let bad =
+        |reason: &str| Error::InvalidValue { what: "peer URL".into(), value: u.to_string(), reason: reason.into() };
+    let (scheme, rest) = u.split_once("://").ok_or_else(|| bad("expected http(s)://host:port"))?;
+    if scheme != "http" && scheme != "https" && scheme != "unix" && scheme != "unixs" {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if rest.contains('/') {
+        return Err(bad("a peer URL must not contain a path"));
+    }
+    if scheme.starts_with("http")
+        && crate::conn::Target::parse(u).is_none_or(|t| !rest.ends_with(&format!(":{}", t.port)))
+    {
+        return Err(bad("a peer URL needs a port (https://10.0.0.1:2380)"));
+    }
+    Ok(u.to_string())
+}
+
+/// The ID etcd gives a member: sha1(sorted peer URLs joined, token), first 8 bytes big endian.
+pub fn compute_member_id(peer_urls: &[String], token: &str) -> u64 {
+    let mut urls = peer_urls.to_vec();
+    urls.sort();
+    let mut h = Sha1::new();
+    h.update(urls.concat().as_bytes());
+    h.update(token.as_bytes());
+    let d = h.finalize();
+    u64::from_be_bytes(d[..8].try_into().unwrap_or([0; 8]))
+}
+
+/// The cluster ID etcd derives from its member IDs.
+pub fn compute_cluster_id(ids: &[u64]) -> u64 {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    let mut h = Sha1::new();
+    for id in ids {
+        h.update(id.to_be_bytes());
+    }
+    let d = h.finalize();
+    u64::from_be_bytes(d[..8].try_into().unwrap_or([0; 8]))
+}
+
+/// Parses `--initial-cluster` (`name=url,name=url2,...`; a name may repeat for several URLs)
+/// into members sorted by ID.
+pub fn parse_initial_cluster(spec: &str, token: &str) -> Result<Vec<NewMember>> {
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, url) = part.split_once('=').ok_or_else(|| Error::InvalidValue {
+            what: "--initial-cluster".into(),
+            value: spec.to_string(),
+            reason: format!("{part:?} is not NAME=URL"),
+        })?;
+        by_name.entry(name.trim().to_string()).or_default().push(check_peer_url(url.trim())?);
+    }
+    if by_name.is_empty() {
+        return Err(Error::InvalidValue {
+            what: "--initial-cluster".into(),
+            value: spec.to_string(),
+            reason: "no members".into(),
+        });
+    }
+    let mut members: Vec<NewMember> = by_name
+        .into_iter()
+        .map(|(name, mut urls)| {
+            urls.sort();
+            let id = compute_member_id(&urls, token);
+            NewMember { name, id, peer_urls: urls }
+        })
+        .collect();
+    members.sort_by_key(|m| m.id);
+    Ok(members)
+}
+
+#[derive(Serialize)]
+struct MemberJson<'a> {
+    id: u64,
+    #[serde(rename = "peerURLs")]
+    peer_urls: &'a [String],
+    name: &'a str,
+}
+
+/// The member JSON etcd stores in the `members` bucket and in ConfChange contexts.
+pub fn member_json(m: &NewMember) -> String {
+    serde_json::to_string(&MemberJson { id: m.id, peer_urls: &m.peer_urls, name: &m.name }).unwrap_or_default()
+}
+
+fn raft_attributes(m: &NewMember) -> String {
+    #[derive(Serialize)]
+    struct R<'a> {
+        #[serde(rename = "peerURLs")]
+        peer_urls: &'a [String],
+    }
+    serde_json::to_string(&R { peer_urls: &m.peer_urls }).unwrap_or_default()
+}
+
+/// The v2 store, as etcd serializes it, holding `/0/members/<id>/raftAttributes` for every
+/// member (created in ID order, indexes 1..=N).
+pub fn v2_store_json(members: &[NewMember]) -> String {
+    use serde_json::{json, Map, Value};
+    const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+    let node = |path: &str, idx: u64, value: &str, children: Value| json!({"Path": path, "CreatedIndex": idx, "ModifiedIndex": idx, "ExpireTime": ZERO_TIME, "Value": value, "Children": children});
+    let mut member_nodes = Map::new();
+    let mut events = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        let idx = i as u64 + 1;
+        let key = format!("{:x}", m.id);
+        let dir = format!("/0/members/{key}");
+        let attr_path = format!("{dir}/raftAttributes");
+        let attrs = raft_attributes(m);
+        let mut children = Map::new();
+        children.insert("raftAttributes".into(), node(&attr_path, idx, &attrs, Value::Null));
+        member_nodes.insert(key, node(&dir, idx, "", Value::Object(children)));
+        events.push(json!({"action": "create", "node": {"key": attr_path, "value": attrs, "modifiedIndex": idx, "createdIndex": idx}}));
+    }
+    let n = members.len() as u64;
+    let mut queue: Vec<Value> = events;
+    queue.resize(1000, Value::Null);
+    let mut zero = Map::new();
+    zero.insert("members".into(), node("/0/members", 1, "", Value::Object(member_nodes)));
+    let mut root_children = Map::new();
+    root_children.insert("0".into(), node("/0", 0, "", Value::Object(zero)));
+    root_children.insert("1".into(), node("/1", 0, "", Value::Object(Map::new())));
+    let doc = json!({
+        "Root": node("/", 0, "", Value::Object(root_children)),
+        "WatcherHub": {"EventHistory": {"Queue": {"Events": queue, "Size": n, "Front": 0, "Back": n, "Capacity": 1000}, "StartIndex": 1, "LastIndex": n}},
+        "CurrentIndex": n,
+        "Stats": {
+            "getsSuccess": 0, "getsFail": 0, "setsSuccess": 0, "setsFail": 0, "deleteSuccess": 0, "deleteFail": 0,
+            "updateSuccess": 0, "updateFail": 0, "createSuccess": n, "createFail": 0, "compareAndSwapSuccess": 0,
+            "compareAndSwapFail": 0, "compareAndDeleteSuccess": 0, "compareAndDeleteFail": 0, "expireCount": 0, "watchers": 0
+        },
+        "CurrentVersion": 2
+    });
+    serde_json::to_string(&doc).unwrap_or_default()
+}
+
+/// 17-byte revision key (`main` big endian, `_`, `sub` big endian).
+pub fn rev_bytes(main: i64, sub: i64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(17);
+    b.extend_from_slice(&main.to_be_bytes());
+    b.push(b'_');
+    b.extend_from_slice(&sub.to_be_bytes());
+    b
+}
+
+/// Which engine performs the restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// This crate's native implementation.
+    Native,
+    /// `etcdutl snapshot restore` found on PATH (for comparison).
+    Etcdutl,
+}
+
+/// What to restore, and how.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// The snapshot (or a copy of `member/snap/db` with `skip_hash_check`).
+    pub snapshot: PathBuf,
+    /// Target data dir; must not exist or be empty.
+    pub data_dir: PathBuf,
+    /// This member's name.
+    pub name: String,
+    /// `--initial-cluster`.
+    pub initial_cluster: String,
+    /// `--initial-advertise-peer-urls` (default: this member's URLs in the initial cluster).
+    pub initial_advertise_peer_urls: Option<Vec<String>>,
+    /// `--initial-cluster-token`.
+    pub token: String,
+    /// Accept a file without (or with a mismatching) sha256 trailer check.
+    pub skip_hash_check: bool,
+    /// Raise the revision by this much.
+    pub bump_revision: Option<u64>,
+    /// Mark the (bumped) revision compacted.
+    pub mark_compacted: bool,
+    /// Native or etcdutl.
+    pub engine: Engine,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// The data dir written.
+    pub data_dir: PathBuf,
+    /// This member.
+    pub member: NewMember,
+    /// Cluster ID.
+    #[serde(serialize_with = "crate::cluster::ser_hex")]
+    pub cluster_id: u64,
+    /// Every member of the new cluster.
+    pub members: Vec<NewMember>,
+    /// The snapshot's revision.
+    pub revision: i64,
+    /// The revision after the bump, when bumped.
+    pub bumped_to: Option<i64>,
+    /// Keys in the `key` bucket (revisions, tombstones included).
+    pub key_entries: u64,
+    /// The engine used.
+    pub engine: Engine,
+    /// How long it took.
+    #[serde(with = "crate::render::duration_ms")]
+    pub duration: Duration,
+}
+
+fn io_err(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Io { action, source }
+}
+
+fn bolt_err(path: &Path) -> impl Fn(BoltError) -> Error + '_ {
+    move |e| match e {
+        BoltError::Io { source, .. } => Error::Input { what: "snapshot", path: path.to_path_buf(), source },
+        BoltError::Format(f) => Error::Corrupt { path: path.to_path_buf(), reason: f.to_string() },
+    }
+}
+
+/// Validates the options and the snapshot without writing anything; returns the members, this
+/// member, the database and its revision.
+pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i64)> {
+    let members = parse_initial_cluster(&opts.initial_cluster, &opts.token)?;
+    let me = members.iter().find(|m| m.name == opts.name).cloned().ok_or_else(|| {
+        Error::Usage(format!(
+            "--name {:?} is not in --initial-cluster ({}): the restored member must be one of the cluster's",
+            opts.name, opts.initial_cluster
+        ))
+    })?;
+    if let Some(adv) = &opts.initial_advertise_peer_urls {
+        let mut adv: Vec<String> = adv.iter().map(|u| check_peer_url(u.trim())).collect::<Result<_>>()?;
+        adv.sort();
+        if adv != me.peer_urls {
+            return Err(Error::Usage(format!(
+                "--initial-advertise-peer-urls {} does not match {}'s URLs in --initial-cluster ({})",
+                adv.join(","),
+                me.name,
+                me.peer_urls.join(",")
+            )));
+        }
+    }
+    if opts.bump_revision.is_some() && !opts.mark_compacted {
+        return Err(Error::Usage(
+            "--bump-revision requires --mark-compacted (clients watching old revisions must be told they are gone)"
+                .into(),
+        ));
+    }
+    if let Ok(mut rd) = std::fs::read_dir(&opts.data_dir) {
+        if rd.next().is_some() {
+            return Err(Error::Usage(format!(
+                "data dir {} is not empty: restore into a new directory (move the old one aside first)",
+                opts.data_dir.display()
+            )));
+        }
+    } else if opts.data_dir.exists() {
+        return Err(Error::Usage(format!("{} exists and is not a directory", opts.data_dir.display())));
+    }
+    // The snapshot: readable, trailer as required, structurally sound, an etcd database.
+    let md = std::fs::metadata(&opts.snapshot).map_err(|source| Error::Input {
+        what: "snapshot",
+        path: opts.snapshot.clone(),
+        source,
+    })?;
+    let trailer = if has_trailer(md.len()) {
+        let v = crate::snapshot::verify(&opts.snapshot);
+        match v {
+            Ok(v) => v.sha256_trailer,
+            Err(Error::Corrupt { reason, .. }) if reason.starts_with("sha256 mismatch") && opts.skip_hash_check => {
+                Trailer::Mismatch
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        Trailer::Absent
+    };
+    if trailer == Trailer::Absent && !opts.skip_hash_check {
+        return Err(Error::Usage(format!(
+            "{} has no sha256 trailer (a copy of member/snap/db?): pass --skip-hash-check to restore it",
+            opts.snapshot.display()
+        )));
+    }
+    let db = Db::open(&opts.snapshot).map_err(bolt_err(&opts.snapshot))?;
+    if trailer != Trailer::Valid {
+        let summary = check::check(&db).map_err(bolt_err(&opts.snapshot))?;
+        if !summary.buckets.iter().any(|b| b == "key") || !summary.buckets.iter().any(|b| b == "meta") {
+            return Err(Error::Corrupt {
+                path: opts.snapshot.clone(),
+                reason: "not an etcd database (no key or meta bucket)".into(),
+            });
+        }
+    }
+    let revision = crate::snapshot::revision(&db).map_err(bolt_err(&opts.snapshot))?;
+    Ok((members, me, db, revision))
+}
+
+/// Restores a snapshot into a new data dir. Everything is written into a temporary sibling
+/// directory, fsynced, and renamed into place at the end: a failure leaves nothing behind.
+pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
+    let start = Instant::now();
+    let (members, me, db, revision) = prepare(opts)?;
+    let parent = opts.data_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
+    let base = opts.data_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "etcd".into());
+    let tmp = parent.join(format!(".{base}.restore-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err(format!("clear {}", tmp.display())))?;
+    }
+    let result = (|| {
+        let (bumped_to, key_entries) = match opts.engine {
+            Engine::Native => write_data_dir(&tmp, &db, &members, &me, revision, opts)?,
+            Engine::Etcdutl => (run_etcdutl(&tmp, opts)?, 0),
+        };
+        // An empty target dir is replaced by the rename; a missing one is created by it.
+        if opts.data_dir.exists() {
+            std::fs::remove_dir(&opts.data_dir)
+                .map_err(io_err(format!("replace the empty {}", opts.data_dir.display())))?;
+        }
+        std::fs::rename(&tmp, &opts.data_dir).map_err(io_err(format!(
+            "rename {} to {}",
+            tmp.display(),
+            opts.data_dir.display()
+        )))?;
+        sync_dir(parent)?;
+        Ok((bumped_to, key_entries))
+    })();
+    let (bumped_to, key_entries) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let cluster_id = compute_cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+    Ok(Applied {
+        data_dir: opts.data_dir.clone(),
+        member: me,
+        cluster_id,
+        members,
+        revision,
+        bumped_to,
+        key_entries,
+        engine: opts.engine,
+        duration: start.elapsed(),
+    })
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(format!("fsync {}", dir.display())))
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(io_err(format!("create {}", path.display())))
+}
+
+fn write_data_dir(
+    dir: &Path,
+    db: &Db,
+    members: &[NewMember],
+    me: &NewMember,
+    revision: i64,
+    opts: &ApplyOptions,
+) -> Result<(Option<i64>, u64)> {
+    let snap_dir = dir.join("member/snap");
+    let wal_dir = dir.join("member/wal");
+    mkdir(&snap_dir)?;
+    mkdir(&wal_dir)?;
+    let n = members.len() as u64;
+    let cluster_id = compute_cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+
+    // 1. The database.
+    let db_path = snap_dir.join("db");
+    let src = opts.snapshot.as_path();
+    let mut w =
+        DbWriter::create(&db_path, db.meta().page_size).map_err(io_err(format!("create {}", db_path.display())))?;
+    let werr = |e: std::io::Error| Error::Io { action: format!("write {}", db_path.display()), source: e };
+    let bumped = opts.bump_revision.map(|b| revision + b as i64);
+    let mut key_entries = 0;
+    let mut names: Vec<Vec<u8>> = db.buckets().map_err(bolt_err(src))?.into_iter().map(|(n, _)| n).collect();
+    for required in [&b"members"[..], b"members_removed", b"meta"] {
+        if !names.iter().any(|n| n == required) {
+            names.push(required.to_vec());
+        }
+    }
+    names.sort();
+    let roots: BTreeMap<Vec<u8>, crate::bbolt::BucketRoot> = db.buckets().map_err(bolt_err(src))?.into_iter().collect();
+    for name in names {
+        let mut bw = w.bucket(&name, 0);
+        match name.as_slice() {
+            b"members" => {
+                let mut entries: Vec<(String, String)> =
+                    members.iter().map(|m| (format!("{:x}", m.id), member_json(m))).collect();
+                entries.sort();
+                for (k, v) in entries {
+                    bw.put(k.as_bytes(), v.as_bytes()).map_err(werr)?;
+                }
+            }
+            b"members_removed" => {}
+            b"meta" => {
+                let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+                if let Some(root) = roots.get(&name) {
+                    db.for_each(root, &mut |k, v| {
+                        if let Some(v) = v {
+                            entries.insert(k.to_vec(), v.to_vec());
+                        }
+                        Ok(())
+                    })
+                    .map_err(bolt_err(src))?;
+                }
+                entries.insert(b"consistent_index".to_vec(), n.to_be_bytes().to_vec());
+                entries.insert(b"term".to_vec(), 1u64.to_be_bytes().to_vec());
+                if opts.mark_compacted {
+                    entries.insert(b"scheduledCompactRev".to_vec(), rev_bytes(bumped.unwrap_or(revision), 0));
+                }
+                for (k, v) in entries {
+                    bw.put(&k, &v).map_err(werr)?;
+                }
+            }
+            _ => {
+                let Some(root) = roots.get(&name) else { continue };
+                let mut failed: Option<std::io::Error> = None;
+                let mut count = 0u64;
+                db.for_each(root, &mut |k, v| {
+                    match v {
+                        Some(v) => {
+                            if let Err(e) = bw.put(k, v) {
+                                failed = Some(e);
+                            }
+                        }
+                        None => {
+                            failed = Some(std::io::Error::other("nested buckets are not part of etcd's layout"));
+                        }
+                    }
+                    count += 1;
+                    Ok(())
+                })
+                .map_err(bolt_err(src))?;
+                if let Some(e) = failed {
+                    return Err(werr(e));
+                }
+                if name == b"key" {
+                    if let Some(b) = bumped {
+                        bw.put(&rev_bytes(b, 0), &[]).map_err(werr)?;
+                    }
+                    key_entries = count;
+                }
+            }
+        }
+        bw.finish().map_err(werr)?;
+    }
+    w.finish(db.meta().sequence).map_err(werr)?;
+    // Our own output must pass our own check.
+    let out = Db::open(&db_path).map_err(bolt_err(&db_path))?;
+    check::check(&out).map_err(bolt_err(&db_path))?;
+
+    // 2. The raft snapshot file with the v2 store.
+    let voters: Vec<u64> = members.iter().map(|m| m.id).collect();
+    let cs = pb::conf_state(&voters);
+    let store = v2_store_json(members);
+    let snap = pb::raft_snapshot(store.as_bytes(), &cs, n, 1);
+    let snap_path = snap_dir.join(format!("{:016x}-{:016x}.snap", 1, n));
+    write_file(&snap_path, &pb::snap_file(&snap), 0o644)?;
+
+    // 3. The WAL.
+    let mut wal = wal::WalWriter::new();
+    wal.record(pb::record::METADATA, Some(&pb::metadata(me.id, cluster_id)));
+    wal.record(pb::record::SNAPSHOT, Some(&pb::wal_snapshot(0, 0, None)));
+    for (i, m) in members.iter().enumerate() {
+        let cc = pb::conf_change_add(m.id, member_json(m).as_bytes());
+        wal.record(pb::record::ENTRY, Some(&pb::entry(pb::ENTRY_CONF_CHANGE, 1, i as u64 + 1, &cc)));
+    }
+    wal.record(pb::record::STATE, Some(&pb::hard_state(1, members[0].id, n)));
+    wal.record(pb::record::SNAPSHOT, Some(&pb::wal_snapshot(n, 1, Some(&cs))));
+    let wal_path = wal_dir.join("0000000000000000-0000000000000000.wal");
+    wal.write(&wal_path).map_err(io_err(format!("write {}", wal_path.display())))?;
+
+    for d in [&wal_dir, &snap_dir, &dir.join("member"), &dir.to_path_buf()] {
+        sync_dir(d)?;
+    }
+    Ok((bumped, key_entries))
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io_err(format!("create {}", path.display())))?;
+    f.write_all(data).and_then(|_| f.sync_all()).map_err(io_err(format!("write {}", path.display())))
+}
+
+/// Runs `etcdutl snapshot restore` (or, for etcd 3.4, `etcdctl snapshot restore`) from PATH.
+fn run_etcdutl(dir: &Path, opts: &ApplyOptions) -> Result<Option<i64>> {
+    let find = |name: &str| {
+        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
+    };
+    let (bin, api) = match (find("etcdutl"), find("etcdctl")) {
+        (Some(u), _) => (u, false),
+        (None, Some(c)) => (c, true),
+        _ => return Err(Error::Usage("--engine etcdutl: neither etcdutl nor etcdctl is on PATH".into())),
+    };
+    let mut cmd = std::process::Command::new(&bin);
+    if api {
+        cmd.env("ETCDCTL_API", "3");
+    }
+    cmd.arg("snapshot")
+        .arg("restore")
+        .arg(&opts.snapshot)
+        .arg(format!("--data-dir={}", dir.display()))
+        .arg(format!("--name={}", opts.name))
+        .arg(format!("--initial-cluster={}", opts.initial_cluster))
+        .arg(format!("--initial-cluster-token={}", opts.token));
+    if let Some(adv) = &opts.initial_advertise_peer_urls {
+        cmd.arg(format!("--initial-advertise-peer-urls={}", adv.join(",")));
+    }
+    if opts.skip_hash_check {
+        cmd.arg("--skip-hash-check");
+    }
+    if let Some(b) = opts.bump_revision {
+        cmd.arg(format!("--bump-revision={b}"));
+    }
+    if opts.mark_compacted {
+        cmd.arg("--mark-compacted");
+    }
+    let out = cmd.output().map_err(io_err(format!("run {}", bin.display())))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+        return Err(Error::Refused(format!("{} snapshot restore failed: {last}", bin.display())));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_match_etcd() {
+        // From a data dir `etcdutl snapshot restore` wrote: --initial-cluster
+        // n1=https://127.0.0.1:2380,n2=https://127.0.0.2:2380 --initial-cluster-token tok.
+        let m = parse_initial_cluster("n1=https://127.0.0.1:2380,n2=https://127.0.0.2:2380", "tok").unwrap();
+        let n1 = m.iter().find(|m| m.name == "n1").unwrap();
+        let n2 = m.iter().find(|m| m.name == "n2").unwrap();
+        assert_eq!(n1.id, 0xd9f180b5523aec8e);
+        assert_eq!(n2.id, 0xa854351089f2b69b);
+        assert_eq!(m[0].name, "n2", "sorted by ID");
+        assert_eq!(member_json(n2), r#"{"id":12129378041565722267,"peerURLs":["https://127.0.0.2:2380"],"name":"n2"}"#);
+    }
+
+    #[test]
+    fn bad_cluster_specs() {
+        assert!(parse_initial_cluster("n1", "t").is_err());
+        assert!(parse_initial_cluster("n1=https://h:2380/path", "t").is_err());
+        assert!(parse_initial_cluster("n1=ftp://h:2380", "t").is_err());
+        assert!(parse_initial_cluster("", "t").is_err());
+    }
+
+    #[test]
+    fn wal_bytes_match_etcds() {
+        let m = parse_initial_cluster("n1=https://127.0.0.1:2380,n2=https://127.0.0.2:2380", "tok").unwrap();
+        let me = m.iter().find(|m| m.name == "n1").unwrap();
+        let cid = compute_cluster_id(&m.iter().map(|m| m.id).collect::<Vec<_>>());
+        let mut wal = wal::WalWriter::new();
+        wal.record(pb::record::METADATA, Some(&pb::metadata(me.id, cid)));
+        // The first two records as `etcdutl snapshot restore` wrote them: the CRC record
+        // (length 4, padded by 4: length field 0x84000000_00000004), then the metadata.
+        let got: String = wal.bytes()[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(got, "0400000000000084080410000000000".to_string() + "0");
+        let meta_rec = &wal.bytes()[16 + 8..16 + 8 + 31];
+        let hex: String = meta_rec.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "080110f4a0d2b10c1a15088ed9eb91d596e0f8d9011082b5cdee98deaec13b");
+    }
+}
