@@ -166,6 +166,30 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Starts an etcd process for a node rooted at `root` (log in `root/etcd.log`); it dies with
+/// the test process.
+pub fn spawn_etcd(root: &Path, argv: &[String]) -> Child {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(root).unwrap();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("etcd.log")).unwrap();
+    let mut cmd = Command::new(&etcd().etcd);
+    cmd.args(argv).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+    // etcd reads ETCD_* variables as flags; none of the test environment's may leak in.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ETCD_") || k.starts_with("ETCDCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    // SAFETY: prctl is async-signal-safe; the etcd process dies with the test process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
 /// One etcd member: its node layout and process.
 pub struct Node {
     /// Member name (also the node name).
@@ -182,6 +206,8 @@ pub struct Node {
     pub flags: Vec<(String, String)>,
     /// Frozen with SIGSTOP.
     pub frozen: bool,
+    /// A data dir outside the node root (on a small tmpfs, say).
+    pub data_override: Option<PathBuf>,
 }
 
 impl Node {
@@ -199,7 +225,7 @@ impl Node {
     }
     /// The etcd data dir.
     pub fn data_dir(&self) -> PathBuf {
-        self.root.join("data")
+        self.data_override.clone().unwrap_or_else(|| self.root.join("data"))
     }
     /// The node's `pki/etcd` dir.
     pub fn pki_etcd(&self) -> PathBuf {
@@ -224,6 +250,8 @@ pub struct Builder {
     quota: Option<u64>,
     extra: Vec<(String, String)>,
     server_dns: Vec<String>,
+    tmpfs: Option<(usize, u64)>,
+    start: bool,
 }
 
 impl Builder {
@@ -242,6 +270,16 @@ impl Builder {
         self.server_dns = names.iter().map(|s| s.to_string()).collect();
         self
     }
+    /// Puts node `i`'s data dir on its own tmpfs of `mib` MiB (for disk-full tests; needs root).
+    pub fn tmpfs_data(mut self, i: usize, mib: u64) -> Self {
+        self.tmpfs = Some((i, mib));
+        self
+    }
+    /// Lays the nodes out (ports, PKI, manifests) without starting anything: for restores.
+    pub fn planned(mut self) -> Cluster {
+        self.start = false;
+        Cluster::start_with(self)
+    }
     /// Starts the cluster and waits until every member is healthy.
     pub fn start(self) -> Cluster {
         Cluster::start_with(self)
@@ -259,12 +297,48 @@ pub struct Cluster {
     pub pki: Pki,
     /// `--initial-cluster-token`.
     pub token: String,
+    /// Kubelet emulations running for some nodes.
+    pub kubelets: Vec<Kubelet>,
+}
+
+/// Plays kubelet for one node: starts etcd with the flags of `manifests/etcd.yaml` when the file
+/// is there and stops it when the file is moved away, polling every 50 ms, as kubelet does
+/// with static pods.
+pub struct Kubelet {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// How many times it started etcd.
+    pub starts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Kubelet {
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn manifest_argv(path: &Path) -> Option<Vec<String>> {
+    let m = kubectl_etcd::discovery::Manifest::load(path).ok()?;
+    let mut argv: Vec<String> = m.flags.iter().map(|(k, v)| format!("--{k}={v}")).collect();
+    argv.push("--logger=zap".into());
+    argv.push("--log-level=warn".into());
+    Some(argv)
 }
 
 impl Cluster {
     /// A builder for `n` members.
     pub fn builder(n: usize) -> Builder {
-        Builder { members: n, quota: None, extra: Vec::new(), server_dns: vec!["localhost".into()] }
+        Builder {
+            members: n,
+            quota: None,
+            extra: Vec::new(),
+            server_dns: vec!["localhost".into()],
+            tmpfs: None,
+            start: true,
+        }
     }
 
     /// Starts `n` members and waits until they are healthy.
@@ -288,9 +362,21 @@ impl Cluster {
                     child: None,
                     flags: Vec::new(),
                     frozen: false,
+                    data_override: None,
                 }
             })
             .collect();
+        if let Some((i, mib)) = b.tmpfs {
+            let mnt = nodes[i].root.join("varlib");
+            std::fs::create_dir_all(&mnt).unwrap();
+            let st = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+                .arg(&mnt)
+                .status()
+                .unwrap();
+            assert!(st.success(), "mounting a tmpfs needs root");
+            nodes[i].data_override = Some(mnt.join("etcd"));
+        }
         let initial: Vec<String> = nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
         for n in nodes.iter_mut() {
             let dns: Vec<&str> = b.server_dns.iter().map(String::as_str).collect();
@@ -298,37 +384,28 @@ impl Cluster {
             n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &b.extra);
             write_manifest(n, &etcd().version);
         }
-        let mut c = Cluster { dir, nodes, pki, token };
+        let mut c = Cluster { dir, nodes, pki, token, kubelets: Vec::new() };
+        if !b.start {
+            return c;
+        }
+        c.start_all();
+        c
+    }
+
+    /// Starts every node (planned ones, or restored data dirs) and waits until each answers.
+    pub fn start_all(&mut self) {
+        let c = self;
         for i in 0..c.nodes.len() {
             c.spawn(i);
         }
         for i in 0..c.nodes.len() {
             c.wait_healthy(i);
         }
-        c
     }
 
     fn spawn(&mut self, i: usize) {
-        use std::os::unix::process::CommandExt;
         let n = &mut self.nodes[i];
-        std::fs::create_dir_all(&n.root).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(n.root.join("etcd.log")).unwrap();
-        let mut cmd = Command::new(&etcd().etcd);
-        cmd.args(n.argv()).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-        // etcd reads ETCD_* variables as flags; none of the test environment's may leak in.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("ETCD_") || k.starts_with("ETCDCTL_") {
-                cmd.env_remove(k);
-            }
-        }
-        // SAFETY: prctl is async-signal-safe; the etcd process dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        n.child = Some(cmd.spawn().unwrap());
+        n.child = Some(spawn_etcd(&n.root, &n.argv()));
         n.frozen = false;
     }
 
@@ -440,6 +517,7 @@ impl Cluster {
             child: None,
             flags: Vec::new(),
             frozen: false,
+            data_override: None,
         };
         if pki {
             self.pki.write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
@@ -498,6 +576,7 @@ impl Cluster {
             child: None,
             flags: Vec::new(),
             frozen: false,
+            data_override: None,
         };
         // etcd refuses membership changes ("etcdserver: unhealthy cluster") until its members
         // have been connected for 5 s; poll through that.
@@ -544,6 +623,50 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// Hands node `i` to a kubelet emulation (adopting its running process, if any).
+    pub fn kubelet(&mut self, i: usize) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let mut child = self.nodes[i].child.take();
+        let manifest = self.nodes[i].manifest();
+        let root = self.nodes[i].root.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let starts = Arc::new(AtomicUsize::new(0));
+        let (stop2, starts2) = (stop.clone(), starts.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                if let Some(c) = child.as_mut() {
+                    if let Ok(Some(_)) = c.try_wait() {
+                        // It died: kubelet restarts crashed static pods.
+                        child = None;
+                    }
+                }
+                match (manifest.exists(), child.is_some()) {
+                    (true, false) => {
+                        if let Some(argv) = manifest_argv(&manifest) {
+                            child = Some(spawn_etcd(&root, &argv));
+                            starts2.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    (false, true) => {
+                        if let Some(mut c) = child.take() {
+                            let _ = c.kill();
+                            let _ = c.wait();
+                        }
+                    }
+                    _ => {}
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if let Some(mut c) = child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        });
+        self.kubelets.push(Kubelet { stop, thread: Some(thread), starts: starts.clone() });
+        starts
+    }
+
     /// An etcd client pinned to member `i`, over mTLS with the node's healthcheck client
     /// certificate (dialed through the core crate's dialer).
     pub async fn client(&self, i: usize) -> etcd_client::Client {
@@ -572,11 +695,17 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        for k in self.kubelets.drain(..) {
+            k.stop();
+        }
         for n in &mut self.nodes {
             if let Some(mut c) = n.child.take() {
                 signal(c.id() as i32, libc::SIGCONT);
                 let _ = c.kill();
                 let _ = c.wait();
+            }
+            if n.data_override.is_some() {
+                let _ = Command::new("umount").arg("-l").arg(n.root.join("varlib")).status();
             }
         }
         if std::thread::panicking() || std::env::var_os("KEEP_TEST_DIRS").is_some() {

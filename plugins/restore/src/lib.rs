@@ -9,8 +9,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 use kubectl_etcd::cli::CommonArgs;
 use kubectl_etcd::cluster::Session;
 use kubectl_etcd::render::{self, OutputFormat, Table};
+use kubectl_etcd::restore::node::{self as node_flow, NodeOptions, Source};
 use kubectl_etcd::snapshot::{self, SaveOptions, Trailer};
-use kubectl_etcd::util::{format_bytes, format_duration, member_id};
+use kubectl_etcd::util::{format_bytes, format_duration, member_id, parse_duration};
 use kubectl_etcd::{Error, ExitCode, Result};
 
 /// Back up and restore etcd: snapshots saved, inspected and verified without etcd binaries.
@@ -37,6 +38,70 @@ pub enum Command {
     Snapshot(SnapshotCommand),
     /// Restore a snapshot into a new data dir, natively (the contract of `etcdutl snapshot restore`).
     Apply(ApplyArgs),
+    /// On a control-plane node: stop etcd, move its data dir aside, restore FILE, start it again.
+    Node(NodeArgs),
+    /// Rebuild a one-member cluster from a surviving member's data dir (a learner kept in a
+    /// second site, typically), on its node.
+    FromDataDir(FromDataDirArgs),
+}
+
+/// Flags shared by the node flows.
+#[derive(Debug, clap::Args)]
+pub struct FlowArgs {
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long to wait for etcd to stop, and to answer after the restore.
+    #[arg(long, default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// `restore node` arguments.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The snapshot to restore.
+    pub file: PathBuf,
+    /// Restore a one-member cluster (when the other members are lost); re-add them as learners after.
+    #[arg(long)]
+    pub single_member: bool,
+    /// Do not require a matching sha256 trailer.
+    #[arg(long)]
+    pub skip_hash_check: bool,
+    /// Raise the revision by this much (with --mark-compacted).
+    #[arg(long, value_name = "N")]
+    pub bump_revision: Option<u64>,
+    /// Mark the restored revision compacted.
+    #[arg(long)]
+    pub mark_compacted: bool,
+    /// The restored cluster's token [default: the manifest's with a suffix from the snapshot's
+    /// sha256: the same on every node restoring that snapshot, never the old cluster's].
+    #[arg(long, value_name = "TOKEN")]
+    pub initial_cluster_token: Option<String>,
+    /// Confirmation, dry run, timeout.
+    #[command(flatten)]
+    pub flow: FlowArgs,
+}
+
+/// `restore from-data-dir` arguments.
+#[derive(Debug, clap::Args)]
+pub struct FromDataDirArgs {
+    /// The surviving member's data dir (holding member/snap/db).
+    pub dir: PathBuf,
+    /// Without a manifest: the new data dir to create.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Without a manifest: the member's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Without a manifest: the member's peer URLs.
+    #[arg(long, value_delimiter = ',', value_name = "URLS")]
+    pub initial_advertise_peer_urls: Option<Vec<String>>,
+    /// Confirmation, dry run, timeout.
+    #[command(flatten)]
+    pub flow: FlowArgs,
 }
 
 /// `restore apply` arguments (etcdutl's names).
@@ -230,11 +295,216 @@ pub fn next_steps(a: &kubectl_etcd::restore::Applied, snapshot: &std::path::Path
     steps
 }
 
+fn confirm(flow: &FlowArgs) -> Result<()> {
+    if flow.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "refusing to change this node without confirmation: pass --yes (or --dry-run to see the plan)".into(),
+        ));
+    }
+    eprint!("Proceed? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|source| Error::Io { action: "read the answer".into(), source })?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Refused("not confirmed: nothing was changed".into()))
+    }
+}
+
+async fn node_flow(
+    common: &CommonArgs,
+    opts: NodeOptions,
+    flow: &FlowArgs,
+    format: OutputFormat,
+    no_headers: bool,
+) -> Result<ExitCode> {
+    let plan = node_flow::plan(&opts)?;
+    let mut text = format!("Plan for member {} (from {}):\n", plan.name, plan.manifest.display());
+    for (i, s) in plan.steps.iter().enumerate() {
+        text.push_str(&format!("  {}. {s}\n", i + 1));
+    }
+    if flow.dry_run {
+        if format.is_structured() {
+            render::print(&render::document(format, &plan)?)?;
+        } else {
+            render::print(&format!("{text}Dry run: nothing was changed.\n"))?;
+        }
+        return Ok(ExitCode::Ok);
+    }
+    eprint!("{text}");
+    confirm(flow)?;
+    // TLS material and endpoints, read now while everything is in place.
+    let mut settings = common.settings();
+    settings.manifest = Some(opts.manifest.clone());
+    settings.endpoints = vec![plan.client_url.clone()];
+    settings.endpoints_source = "the manifest's client URL";
+    let session = Session::open(&settings).await?;
+    let me = kubectl_etcd::cluster::Member {
+        id: 0,
+        name: plan.name.clone(),
+        peer_urls: plan.peer_urls.clone(),
+        client_urls: vec![plan.client_url.clone()],
+        is_learner: false,
+    };
+    let outcome = node_flow::execute(&opts, &plan, || async { session.status_of(&me).await.answered() }).await?;
+    let mut steps: Vec<String> = Vec::new();
+    match &opts.source {
+        Source::Snapshot(p) if !opts.single_member => {
+            for m in outcome.applied.members.iter().filter(|m| m.name != plan.name) {
+                steps.push(format!(
+                    "on {}: kubectl etcd restore node {} --yes (the same file gives the same token {})",
+                    m.name,
+                    p.display(),
+                    plan.token
+                ));
+            }
+            steps.push("the cluster answers once a quorum of its members is restored and running".into());
+        }
+        _ => {
+            steps.push(format!(
+                "the other members are gone from this cluster: on each, stop etcd, move its data dir aside, then add it back as a learner: kubectl etcd learner add NAME --peer-urls URL (and start it with --initial-cluster-state=existing --initial-cluster-token={})",
+                plan.token
+            ));
+        }
+    }
+    if format.is_structured() {
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            #[serde(flatten)]
+            outcome: &'a node_flow::Outcome,
+            next_steps: &'a [String],
+        }
+        render::print(&render::document(format, &Doc { outcome: &outcome, next_steps: &steps })?)?;
+        return Ok(ExitCode::Ok);
+    }
+    let mut s = format!(
+        "Restored member {} ({}) of cluster {} at revision {}; the old data dir is at {}.\n\n",
+        outcome.applied.member.name,
+        member_id(outcome.applied.member.id),
+        member_id(outcome.applied.cluster_id),
+        outcome.applied.revision,
+        plan.backup.display()
+    );
+    if outcome.answered {
+        if let Ok(report) = kubectl_etcd::health::run(
+            &session,
+            &kubectl_etcd::health::Options { skip_hashkv: true, quota_backend_bytes: None },
+        )
+        .await
+        {
+            s.push_str(&kubectl_etcd::health::members_table(&report, false).format(no_headers));
+            s.push('\n');
+        }
+    } else {
+        s.push_str(&format!(
+            "etcd runs on the restored data dir and listens on {}; it will answer once a quorum of the {} restored members runs.\n\n",
+            plan.client_url,
+            outcome.applied.members.len()
+        ));
+    }
+    s.push_str("Next:\n");
+    for st in &steps {
+        s.push_str(&format!("  - {st}\n"));
+    }
+    render::print(&s)?;
+    Ok(ExitCode::Ok)
+}
+
+fn manifest_path(common: &CommonArgs) -> PathBuf {
+    common.manifest.clone().unwrap_or_else(|| common.settings().default_manifest)
+}
+
 /// Runs the command.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let format = cli.common.format();
     let no_headers = cli.common.no_headers;
     match cli.command {
+        Command::Node(a) => {
+            let opts = NodeOptions {
+                manifest: manifest_path(&cli.common),
+                source: Source::Snapshot(a.file),
+                single_member: a.single_member,
+                skip_hash_check: a.skip_hash_check,
+                bump_revision: a.bump_revision,
+                mark_compacted: a.mark_compacted,
+                timeout: a.flow.timeout,
+                token: a.initial_cluster_token,
+            };
+            node_flow(&cli.common, opts, &a.flow, format, no_headers).await
+        }
+        Command::FromDataDir(a) => {
+            let manifest = manifest_path(&cli.common);
+            if a.data_dir.is_none() && manifest.exists() {
+                let opts = NodeOptions {
+                    manifest,
+                    source: Source::DataDir(a.dir),
+                    single_member: true,
+                    skip_hash_check: true,
+                    bump_revision: None,
+                    mark_compacted: false,
+                    timeout: a.flow.timeout,
+                    token: None,
+                };
+                return node_flow(&cli.common, opts, &a.flow, format, no_headers).await;
+            }
+            // No manifest: restore into a new data dir and say how to start it.
+            let (Some(data_dir), Some(name), Some(peers)) = (a.data_dir, a.name, a.initial_advertise_peer_urls) else {
+                return Err(Error::Usage(format!(
+                    "no manifest at {}: pass --manifest, or --data-dir, --name and --initial-advertise-peer-urls",
+                    manifest.display()
+                )));
+            };
+            let db = a.dir.join("member/snap/db");
+            let initial_cluster = peers.iter().map(|u| format!("{name}={u}")).collect::<Vec<_>>().join(",");
+            let opts = kubectl_etcd::restore::ApplyOptions {
+                snapshot: db,
+                data_dir,
+                name,
+                initial_cluster,
+                initial_advertise_peer_urls: Some(peers),
+                token: kubectl_etcd::restore::DEFAULT_TOKEN.into(),
+                skip_hash_check: true,
+                bump_revision: None,
+                mark_compacted: false,
+                engine: kubectl_etcd::restore::Engine::Native,
+            };
+            if a.flow.dry_run {
+                kubectl_etcd::restore::prepare(&opts)?;
+                render::print(&format!(
+                    "Plan: restore {} (skip-hash-check) into {} as the only member {} ({}).\nDry run: nothing was changed.\n",
+                    opts.snapshot.display(),
+                    opts.data_dir.display(),
+                    opts.name,
+                    opts.initial_cluster
+                ))?;
+                return Ok(ExitCode::Ok);
+            }
+            confirm(&a.flow)?;
+            let snap = opts.snapshot.clone();
+            let applied = tokio::task::spawn_blocking(move || kubectl_etcd::restore::apply(&opts))
+                .await
+                .map_err(|e| Error::Usage(format!("internal: {e}")))??;
+            let steps = next_steps(&applied, &snap, kubectl_etcd::restore::DEFAULT_TOKEN);
+            if format.is_structured() {
+                render::print(&render::document(format, &applied)?)?;
+            } else {
+                let mut s = format!(
+                    "Restored a one-member cluster {} into {}: start etcd there with --name {} --data-dir {} (never --force-new-cluster on a learner's data dir).\nNext:\n",
+                    member_id(applied.cluster_id),
+                    applied.data_dir.display(),
+                    applied.member.name,
+                    applied.data_dir.display()
+                );
+                for st in &steps {
+                    s.push_str(&format!("  - {st}\n"));
+                }
+                render::print(&s)?;
+            }
+            Ok(ExitCode::Ok)
+        }
         Command::Apply(a) => {
             let opts = kubectl_etcd::restore::ApplyOptions {
                 snapshot: a.file.clone(),

@@ -12,6 +12,7 @@
 //! Member IDs are etcd's: the first 8 bytes (big endian) of sha1 over the member's sorted peer
 //! URLs and the cluster token; the cluster ID is sha1 over the sorted member IDs.
 
+pub mod node;
 pub mod pb;
 pub mod wal;
 
@@ -540,13 +541,22 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// Runs `etcdutl snapshot restore` (or, for etcd 3.4, `etcdctl snapshot restore`) from PATH.
 fn run_etcdutl(dir: &Path, opts: &ApplyOptions) -> Result<Option<i64>> {
-    let find = |name: &str| {
-        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
-    };
-    let (bin, api) = match (find("etcdutl"), find("etcdctl")) {
-        (Some(u), _) => (u, false),
-        (None, Some(c)) => (c, true),
-        _ => return Err(Error::Usage("--engine etcdutl: neither etcdutl nor etcdctl is on PATH".into())),
+    // The first directory on PATH with etcdutl, or with etcdctl (etcd 3.4 restores with it).
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p).find_map(|d| {
+            let u = d.join("etcdutl");
+            let c = d.join("etcdctl");
+            if u.is_file() {
+                Some((u, false))
+            } else if c.is_file() {
+                Some((c, true))
+            } else {
+                None
+            }
+        })
+    });
+    let Some((bin, api)) = found else {
+        return Err(Error::Usage("--engine etcdutl: neither etcdutl nor etcdctl is on PATH".into()));
     };
     let mut cmd = std::process::Command::new(&bin);
     if api {

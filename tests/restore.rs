@@ -1,0 +1,407 @@
+//! Native restore against real etcd (3.4 or 3.5): restored data dirs start as a healthy cluster
+//! serving exactly the snapshot's data, as `etcdutl snapshot restore`'s do; the on-node flows
+//! (the harness plays kubelet: it starts and stops etcd as the static pod manifest appears and
+//! disappears) restore, roll back on failure, and rebuild a cluster from a learner's data dir.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const RESTORE: &str = "kubectl-etcd-restore";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+async fn txn_puts(client: &mut etcd_client::Client, keys: impl Iterator<Item = (String, Vec<u8>)>) {
+    let all: Vec<(String, Vec<u8>)> = keys.collect();
+    for chunk in all.chunks(100) {
+        let size: usize = chunk.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let per = if size > 1_000_000 { 5 } else { 100 };
+        for sub in chunk.chunks(per) {
+            let ops: Vec<etcd_client::TxnOp> =
+                sub.iter().map(|(k, v)| etcd_client::TxnOp::put(k.clone(), v.clone(), None)).collect();
+            client.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
+        }
+    }
+}
+
+/// ~50k keys: small ones, some 100 KiB values, some deleted, some overwritten.
+async fn realistic_data(c: &Cluster, small: usize, big: usize) {
+    let mut client = c.client(0).await;
+    txn_puts(
+        &mut client,
+        (0..small)
+            .map(|i| (format!("/registry/pods/ns-{}/pod-{i:06}", i % 50), format!("{{\"spec\":{i}}}").into_bytes())),
+    )
+    .await;
+    txn_puts(
+        &mut client,
+        (0..big).map(|i| (format!("/registry/secrets/big-{i:04}"), vec![(i % 251) as u8; 100 * 1024])),
+    )
+    .await;
+    for i in (0..small).step_by(97) {
+        client.delete(format!("/registry/pods/ns-{}/pod-{i:06}", i % 50), None).await.unwrap();
+    }
+    txn_puts(
+        &mut client,
+        (0..small).step_by(13).map(|i| (format!("/registry/pods/ns-{}/pod-{i:06}", i % 50), b"overwritten".to_vec())),
+    )
+    .await;
+}
+
+/// sha256 over every live key and value, read in pages; and the number of keys.
+async fn digest(client: &mut etcd_client::Client) -> (String, usize) {
+    let mut h = Sha256::new();
+    let mut n = 0;
+    let mut from = vec![0u8];
+    loop {
+        let opts = etcd_client::GetOptions::new().with_range(vec![0u8]).with_limit(30).with_serializable();
+        let r = client.get(from.clone(), Some(opts)).await.unwrap();
+        for kv in r.kvs() {
+            h.update(kv.key());
+            h.update(kv.value());
+            n += 1;
+        }
+        if !r.more() {
+            break;
+        }
+        let mut last = r.kvs().last().unwrap().key().to_vec();
+        last.push(0);
+        from = last;
+    }
+    (h.finalize().iter().map(|b| format!("{b:02x}")).collect(), n)
+}
+
+fn save(c: &Cluster, file: &Path) {
+    let mut a = c.manifest_args();
+    a.extend(["snapshot".into(), "save".into(), s(file).into()]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = run_plugin(RESTORE, &a, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+fn status_revision(file: &Path) -> i64 {
+    let o = run_plugin(RESTORE, &["snapshot", "status", s(file), "-o", "json"], &[]);
+    serde_json::from_slice::<Value>(&o.stdout).unwrap()["revision"].as_i64().unwrap()
+}
+
+fn apply(file: &Path, target: &Cluster, i: usize, extra: &[&str]) -> std::process::Output {
+    let initial: Vec<String> = target.nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
+    let n = &target.nodes[i];
+    let data = n.data_dir();
+    let initial = initial.join(",");
+    let peer = n.peer_url();
+    let mut a = vec![
+        "apply",
+        s(file),
+        "--data-dir",
+        s(&data),
+        "--name",
+        &n.name,
+        "--initial-cluster",
+        &initial,
+        "--initial-advertise-peer-urls",
+        &peer,
+        "--initial-cluster-token",
+        &target.token,
+        "-o",
+        "json",
+    ];
+    a.extend(extra);
+    run_plugin(RESTORE, &a, &[("PATH", &path_with_etcd())])
+}
+
+/// PATH with the selected etcd version's etcdutl/etcdctl first (for --engine etcdutl).
+fn path_with_etcd() -> String {
+    let dir = etcd().etcd.parent().unwrap().display().to_string();
+    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
+async fn hashkv(c: &Cluster, i: usize, rev: i64) -> u32 {
+    let mut client = c.client(i).await;
+    client.hash_kv(rev).await.unwrap().hash()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_member_restore_serves_the_snapshots_data() {
+    let src = Cluster::start(3);
+    realistic_data(&src, 50_000, 200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    tokio::task::block_in_place(|| save(&src, &snap));
+    let rev = tokio::task::block_in_place(|| status_revision(&snap));
+    let (src_digest, src_keys) = digest(&mut src.client(0).await).await;
+    let src_hash = hashkv(&src, 0, rev).await;
+
+    let mut dst = Cluster::builder(3).planned();
+    for i in 0..3 {
+        let o = tokio::task::block_in_place(|| apply(&snap, &dst, i, &[]));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(doc["revision"], rev);
+        assert_eq!(doc["members"].as_array().unwrap().len(), 3);
+    }
+    tokio::task::block_in_place(|| dst.start_all());
+    let h = tokio::task::block_in_place(|| {
+        run_plugin("kubectl-etcd-health", &["--manifest", s(&dst.nodes[0].manifest()), "-o", "json"], &[])
+    });
+    assert_eq!(h.status.code(), Some(0), "{}\n{}", stdout(&h), stderr(&h));
+    for i in 0..3 {
+        let (d, n) = digest(&mut dst.client(i).await).await;
+        assert_eq!(n, src_keys);
+        assert_eq!(d, src_digest, "member {i} serves other data");
+        assert_eq!(hashkv(&dst, i, rev).await, src_hash, "HashKV of member {i} at revision {rev}");
+    }
+    // The member list is the new cluster's.
+    let list = tokio::task::block_in_place(|| dst.member_list());
+    let mut names: Vec<&str> = list.as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["node-0", "node-1", "node-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_member_restore_matches_etcdutls() {
+    let src = Cluster::start(1);
+    realistic_data(&src, 5_000, 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    tokio::task::block_in_place(|| save(&src, &snap));
+    let rev = tokio::task::block_in_place(|| status_revision(&snap));
+    let mut ours = Cluster::builder(1).planned();
+    let mut theirs = Cluster::builder(1).planned();
+    let o = tokio::task::block_in_place(|| apply(&snap, &ours, 0, &[]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = tokio::task::block_in_place(|| apply(&snap, &theirs, 0, &["--engine", "etcdutl"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    tokio::task::block_in_place(|| {
+        ours.start_all();
+        theirs.start_all();
+    });
+    let (a, na) = digest(&mut ours.client(0).await).await;
+    let (b, nb) = digest(&mut theirs.client(0).await).await;
+    assert_eq!((a.clone(), na), (b, nb), "native and etcdutl restores serve different data");
+    assert_eq!(digest(&mut src.client(0).await).await.0, a);
+    assert_eq!(hashkv(&ours, 0, rev).await, hashkv(&theirs, 0, rev).await);
+    assert_eq!(hashkv(&ours, 0, rev).await, hashkv(&src, 0, rev).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bumped_revision_and_compacted_watches() {
+    let src = Cluster::start(1);
+    realistic_data(&src, 1_000, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    tokio::task::block_in_place(|| save(&src, &snap));
+    let rev = tokio::task::block_in_place(|| status_revision(&snap));
+    let mut dst = Cluster::builder(1).planned();
+    let o = tokio::task::block_in_place(|| apply(&snap, &dst, 0, &["--bump-revision", "1000000", "--mark-compacted"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(serde_json::from_slice::<Value>(&o.stdout).unwrap()["bumped_to"], rev + 1_000_000);
+    tokio::task::block_in_place(|| dst.start_all());
+    let mut client = dst.client(0).await;
+    let r = client.put("/after", "x", None).await.unwrap();
+    let new_rev = r.header().unwrap().revision();
+    assert!(new_rev > rev + 1_000_000, "revision {new_rev} not bumped past {}", rev + 1_000_000);
+    // A watch from an old revision is told it was compacted.
+    let mut stream = client
+        .watch("/registry", Some(etcd_client::WatchOptions::new().with_prefix().with_start_revision(rev - 10)))
+        .await
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+    let resp = if resp.created() && !resp.canceled() {
+        tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap()
+    } else {
+        resp
+    };
+    assert!(resp.canceled(), "{resp:?}");
+    assert!(resp.compact_revision() >= rev, "{resp:?}");
+    // The data is intact.
+    assert_eq!(digest(&mut dst.client(0).await).await.1, digest(&mut src.client(0).await).await.1 + 1);
+}
+
+#[test]
+fn corrupt_or_truncated_snapshots_are_refused_before_anything_changes() {
+    let mut c = Cluster::start(1);
+    c.put("/k", "v");
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    save(&c, &snap);
+    let bytes = std::fs::read(&snap).unwrap();
+    let truncated = dir.path().join("truncated.db");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let flipped = dir.path().join("flipped.db");
+    let mut f = bytes.clone();
+    f[4096 * 2 + 40] ^= 0xff;
+    std::fs::write(&flipped, &f).unwrap();
+    let target = Cluster::builder(1).planned();
+    for bad in [&truncated, &flipped] {
+        let o = apply(bad, &target, 0, &[]);
+        assert_eq!(o.status.code(), Some(if bad == &truncated { 2 } else { 1 }), "{}", stderr(&o));
+        assert!(!target.nodes[0].data_dir().exists(), "nothing may be written");
+    }
+    // On the node: the manifest stays, the data dir stays, etcd keeps running.
+    c.kubelet(0);
+    for bad in [&truncated, &flipped] {
+        let o = run_plugin(RESTORE, &["node", s(bad), "--manifest", s(&c.nodes[0].manifest()), "--yes"], &[]);
+        assert_ne!(o.status.code(), Some(0));
+        assert!(c.nodes[0].manifest().exists());
+        let backups = std::fs::read_dir(c.nodes[0].root.clone())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".bak-"))
+            .count();
+        assert_eq!(backups, 0);
+    }
+    let st = c.etcdctl(&c.nodes[0].client_url(), &["get", "/k"]);
+    assert!(String::from_utf8_lossy(&st.stdout).contains('v'));
+}
+
+fn node_restore(c: &Cluster, i: usize, snap: &Path, extra: &[&str]) -> std::process::Output {
+    let m = c.nodes[i].manifest();
+    let mut a = vec!["node", s(snap), "--manifest", s(&m), "--yes", "--timeout", "60s"];
+    a.extend(extra);
+    run_plugin(RESTORE, &a, &[])
+}
+
+fn backups(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".bak-"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_restore_on_every_member_brings_the_cluster_back() {
+    let mut c = Cluster::start(3);
+    realistic_data(&c, 2_000, 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    tokio::task::block_in_place(|| save(&c, &snap));
+    let (want, _) = digest(&mut c.client(0).await).await;
+    c.put("/written-after-the-snapshot", "x");
+    for i in 0..3 {
+        c.kubelet(i);
+    }
+    for i in 0..3 {
+        let o = tokio::task::block_in_place(|| node_restore(&c, i, &snap, &[]));
+        assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("Restored member"), "{}", stdout(&o));
+        assert_eq!(backups(&c.nodes[i].root).len(), 1, "the old data dir is kept aside");
+    }
+    let h = tokio::task::block_in_place(|| {
+        wait_for("the restored cluster to be healthy", Duration::from_secs(30), || {
+            let h = run_plugin("kubectl-etcd-health", &["--manifest", s(&c.nodes[0].manifest()), "-o", "json"], &[]);
+            (h.status.code() == Some(0)).then_some(h)
+        })
+    });
+    let doc: Value = serde_json::from_slice(&h.stdout).unwrap();
+    assert_eq!(doc["members"].as_array().unwrap().len(), 3);
+    for i in 0..3 {
+        assert_eq!(digest(&mut c.client(i).await).await.0, want, "member {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_member_node_restore_when_the_others_are_lost() {
+    let mut c = Cluster::start(3);
+    realistic_data(&c, 500, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    tokio::task::block_in_place(|| save(&c, &snap));
+    let (want, _) = digest(&mut c.client(0).await).await;
+    tokio::task::block_in_place(|| {
+        c.kill(1);
+        c.kill(2);
+    });
+    c.kubelet(0);
+    let o = tokio::task::block_in_place(|| node_restore(&c, 0, &snap, &["--single-member"]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("add it back as a learner: kubectl etcd learner add"), "{}", stdout(&o));
+    let manifest = std::fs::read_to_string(c.nodes[0].manifest()).unwrap();
+    assert!(manifest.contains(&format!("--initial-cluster=node-0={}\n", c.nodes[0].peer_url())), "{manifest}");
+    let h = run_plugin("kubectl-etcd-health", &["--manifest", s(&c.nodes[0].manifest()), "-o", "json"], &[]);
+    assert_eq!(h.status.code(), Some(0), "{}", stdout(&h));
+    assert_eq!(serde_json::from_slice::<Value>(&h.stdout).unwrap()["members"].as_array().unwrap().len(), 1);
+    assert_eq!(digest(&mut c.client(0).await).await.0, want);
+}
+
+/// The restore runs out of disk midway (node-0's data dir is on a small tmpfs): the old data
+/// dir and the manifest go back, and etcd runs again on the old data.
+#[tokio::test(flavor = "multi_thread")]
+async fn failure_midway_rolls_back() {
+    let big = Cluster::start(1);
+    let mut client = big.client(0).await;
+    txn_puts(&mut client, (0..800).map(|i| (format!("/big/{i:04}"), vec![7u8; 100 * 1024]))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("big.db");
+    tokio::task::block_in_place(|| save(&big, &snap));
+    drop(big);
+
+    let mut c = Cluster::builder(1).tmpfs_data(0, 128).start();
+    c.put("/old", "still here");
+    let starts = c.kubelet(0);
+    let manifest_before = std::fs::read_to_string(c.nodes[0].manifest()).unwrap();
+    let o = tokio::task::block_in_place(|| node_restore(&c, 0, &snap, &[]));
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("rolled back: the old data dir and manifest are back in place"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(std::fs::read_to_string(c.nodes[0].manifest()).unwrap(), manifest_before);
+    let varlib = c.nodes[0].root.join("varlib");
+    assert!(backups(&varlib).is_empty(), "the data dir is back under its own name");
+    tokio::task::block_in_place(|| {
+        wait_for("etcd to run again on the old data", Duration::from_secs(30), || {
+            let out = c.etcdctl(&c.nodes[0].client_url(), &["get", "/old", "--print-value-only"]);
+            (String::from_utf8_lossy(&out.stdout).trim() == "still here").then_some(())
+        })
+    });
+    assert!(starts.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}
+
+/// The RKE cross-datacenter drill: three voters and a learner; the voters are lost; the
+/// learner's data dir becomes a one-member cluster with the data it had.
+#[tokio::test(flavor = "multi_thread")]
+async fn from_data_dir_rebuilds_a_cluster_from_a_learner() {
+    let mut c = Cluster::start(3);
+    realistic_data(&c, 3_000, 3).await;
+    let (want, keys) = digest(&mut c.client(0).await).await;
+    let l = tokio::task::block_in_place(|| c.add_learner("dr-site", true));
+    // Wait until the learner has applied everything the leader has.
+    tokio::task::block_in_place(|| {
+        wait_for("the learner to catch up", Duration::from_secs(30), || {
+            let out = c.etcdctl(&c.endpoints(), &["endpoint", "status", "-w", "json"]);
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let leader_applied =
+                v.as_array()?.iter().map(|s| s["Status"]["raftAppliedIndex"].as_u64().unwrap_or(0)).max()?;
+            let out = c.etcdctl(&c.nodes[l].client_url(), &["endpoint", "status", "-w", "json"]);
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            (v[0]["Status"]["raftAppliedIndex"].as_u64()? >= leader_applied).then_some(())
+        });
+        for i in 0..3 {
+            c.kill(i);
+        }
+    });
+    c.kubelet(l);
+    let data = c.nodes[l].data_dir();
+    let o = tokio::task::block_in_place(|| {
+        run_plugin(
+            RESTORE,
+            &["from-data-dir", s(&data), "--manifest", s(&c.nodes[l].manifest()), "--yes", "--timeout", "60s"],
+            &[],
+        )
+    });
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let h = run_plugin("kubectl-etcd-health", &["--manifest", s(&c.nodes[l].manifest()), "-o", "json"], &[]);
+    assert_eq!(h.status.code(), Some(0), "{}", stdout(&h));
+    let doc: Value = serde_json::from_slice(&h.stdout).unwrap();
+    assert_eq!(doc["members"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["members"][0]["is_learner"], false);
+    let (got, n) = digest(&mut c.client(l).await).await;
+    assert_eq!(n, keys);
+    assert_eq!(got, want);
+    assert_eq!(backups(&c.nodes[l].root).len(), 1, "the learner's data dir is kept aside");
+}
