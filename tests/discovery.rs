@@ -417,3 +417,25 @@ fn dispatcher_and_kubectl_plugin_discovery() {
         assert!(String::from_utf8_lossy(&list.stdout).contains("kubectl-etcd-health"));
     }
 }
+
+/// Completions come from each plugin's clap command; kubectl's plugin completion helpers ask
+/// `kubectl-etcd-gen __complete`.
+#[test]
+fn completion_helpers_and_man_pages() {
+    let o = run_plugin("kubectl-etcd-gen", &["__complete", "etcd", "learner", "pro"], &[]);
+    assert_eq!(stdout(&o), "promote\n:4\n");
+    let o = run_plugin("kubectl-etcd-gen", &["__complete", "etcd-health", "--sk"], &[]);
+    assert_eq!(stdout(&o), "--skip-hashkv\n:4\n");
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_plugin("kubectl-etcd-gen", &[dir.path().to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for f in [
+        "kubectl-etcd-health.bash",
+        "_kubectl-etcd-learner",
+        "kubectl-etcd-restore.fish",
+        "man/kubectl-etcd-restore.1",
+        "kubectl_complete-etcd",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+}

@@ -123,7 +123,9 @@ pub fn bin(name: &str) -> PathBuf {
             && ["health", "learner", "restore"].iter().all(|p| {
                 built(&format!("kubectl-etcd-{p}"))
                     .is_some_and(|t| t >= newest(&["shared", &format!("plugins/{p}"), "Cargo.lock"]))
-            });
+            })
+            && built("kubectl-etcd-gen")
+                .is_some_and(|t| t >= newest(&["shared", "plugins", "completions", "Cargo.lock"]));
         if !fresh {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let st = Command::new(cargo)
