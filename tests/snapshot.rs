@@ -86,6 +86,9 @@ async fn save_from_a_three_member_cluster_agrees_with_etcd() {
     let (_, st) = tokio::task::block_in_place(|| ours(&["snapshot", "status", s(&file)]));
     assert_eq!(st["sha256_trailer"], "valid");
     assert_eq!(st["revision"], saved["revision"]);
+    let (_, quick) = tokio::task::block_in_place(|| ours(&["snapshot", "status", "--skip-hash-check", s(&file)]));
+    assert_eq!(quick["sha256_trailer"], "unchecked");
+    assert_eq!(quick["hash"], st["hash"]);
     assert!(st["total_keys"].as_u64().unwrap() >= 50_000);
     // An existing file is not overwritten without --overwrite.
     let (o, _) = tokio::task::block_in_place(|| ours(&a));

@@ -26,6 +26,18 @@ pub struct Member {
     pub is_learner: bool,
 }
 
+impl From<&etcd_client::Member> for Member {
+    fn from(m: &etcd_client::Member) -> Member {
+        Member {
+            id: m.id(),
+            name: m.name().to_string(),
+            peer_urls: m.peer_urls().to_vec(),
+            client_urls: m.client_urls().to_vec(),
+            is_learner: m.is_learner(),
+        }
+    }
+}
+
 impl Member {
     /// A name to show: the name, or `(not started)` with the peer URL.
     pub fn display_name(&self) -> String {
@@ -121,17 +133,7 @@ impl Session {
         let mut client = self.dialer.client(&url).await?;
         let resp = call(&url, "member list", self.command_timeout(), client.member_list()).await?;
         let header = resp.header();
-        let members = resp
-            .members()
-            .iter()
-            .map(|m| Member {
-                id: m.id(),
-                name: m.name().to_string(),
-                peer_urls: m.peer_urls().to_vec(),
-                client_urls: m.client_urls().to_vec(),
-                is_learner: m.is_learner(),
-            })
-            .collect();
+        let members = resp.members().iter().map(Member::from).collect();
         Ok(MemberList {
             cluster_id: header.map(|h| h.cluster_id()).unwrap_or(0),
             answered_by: header.map(|h| h.member_id()).unwrap_or(0),

@@ -300,7 +300,10 @@ impl Dialer {
         let uri = format!("http://{}", target.addr());
         let endpoint = tonic::transport::Endpoint::from_shared(uri)
             .map_err(|e| TransportError::new(url, FailureClass::Network(e.to_string()), e.to_string()))?
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // Large HTTP/2 windows: a snapshot stream is a gigabyte, not a few requests.
+            .initial_stream_window_size(Some(16 << 20))
+            .initial_connection_window_size(Some(32 << 20));
         let dialer = self.clone();
         let url_owned = url.to_string();
         let connector = tower::service_fn(move |_uri: http::Uri| {

@@ -212,17 +212,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
         }
     };
     let id = resp.member().map(|m| m.id()).unwrap_or(0);
-    let members: Vec<Member> = resp
-        .member_list()
-        .iter()
-        .map(|m| Member {
-            id: m.id(),
-            name: m.name().to_string(),
-            peer_urls: m.peer_urls().to_vec(),
-            client_urls: m.client_urls().to_vec(),
-            is_learner: m.is_learner(),
-        })
-        .collect();
+    let members: Vec<Member> = resp.member_list().iter().map(Member::from).collect();
     Ok(Added {
         id: Some(id),
         already_existed: false,

@@ -33,6 +33,8 @@ pub enum Trailer {
     Valid,
     /// Present and not matching: the file is corrupt or truncated.
     Mismatch,
+    /// Present, not checked (`--skip-hash-check`).
+    Unchecked,
 }
 
 /// True when a file of this size carries the trailer.
@@ -148,9 +150,24 @@ fn open(path: &Path) -> Result<(Db, u64)> {
 /// `snapshot status`: walks the whole file once (checking its structure) and hashes it as
 /// etcdutl does; checks the sha256 trailer on a second thread meanwhile.
 pub fn status(path: &Path) -> Result<Status> {
+    status_with(path, true)
+}
+
+/// `snapshot status`; with `check_trailer = false` the sha256 trailer is only reported as
+/// present (`Valid` is not claimed: it reads `Absent` or `Unchecked`), and the file is read
+/// once instead of twice, as `etcdutl snapshot status` reads it.
+pub fn status_with(path: &Path, check: bool) -> Result<Status> {
     let (db, size) = open(path)?;
     let p = path.to_path_buf();
-    let trailer = std::thread::spawn(move || check_trailer(&p, size));
+    let trailer = std::thread::spawn(move || {
+        if check {
+            check_trailer(&p, size)
+        } else if has_trailer(size) {
+            Ok(Trailer::Unchecked)
+        } else {
+            Ok(Trailer::Absent)
+        }
+    });
     let mut h = Hasher { crc: 0, total: 0, in_key: false, last_key: None };
     let summary: Summary = walk(&db, &mut h).map_err(|e| file_error(path, e))?;
     let trailer = trailer.join().map_err(|_| Error::Usage("internal: trailer thread panicked".into()))??;

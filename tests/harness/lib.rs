@@ -128,9 +128,11 @@ pub fn bin(name: &str) -> PathBuf {
                 .is_some_and(|t| t >= newest(&["shared", "plugins", "completions", "Cargo.lock"]));
         if !fresh {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let release = target_dir().ends_with("release");
             let st = Command::new(cargo)
                 .args(["build", "--quiet", "--workspace", "--bins", "--manifest-path"])
                 .arg(root.join("Cargo.toml"))
+                .args(if release { &["--release"][..] } else { &[][..] })
                 .status()
                 .expect("cargo build");
             assert!(st.success(), "building the workspace binaries failed");
@@ -213,6 +215,20 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node not started yet, with free ports.
+    fn new(name: String, root: PathBuf) -> Node {
+        Node {
+            name,
+            root,
+            client_port: free_port(),
+            peer_port: free_port(),
+            child: None,
+            flags: Vec::new(),
+            frozen: false,
+            data_override: None,
+        }
+    }
+
     /// `https://127.0.0.1:<client port>`.
     pub fn client_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.client_port)
@@ -356,16 +372,7 @@ impl Cluster {
             .map(|i| {
                 let name = format!("node-{i}");
                 let root = dir.path().join(&name);
-                Node {
-                    name,
-                    root,
-                    client_port: free_port(),
-                    peer_port: free_port(),
-                    child: None,
-                    flags: Vec::new(),
-                    frozen: false,
-                    data_override: None,
-                }
+                Node::new(name, root)
             })
             .collect();
         if let Some((i, mib)) = b.tmpfs {
@@ -511,16 +518,7 @@ impl Cluster {
     /// supplies `pki/etcd/{server,peer}.*` itself), manifest dir. Returns its index.
     pub fn new_node(&mut self, name: &str, pki: bool) -> usize {
         let root = self.dir.path().join(name);
-        let node = Node {
-            name: name.to_string(),
-            root,
-            client_port: free_port(),
-            peer_port: free_port(),
-            child: None,
-            flags: Vec::new(),
-            frozen: false,
-            data_override: None,
-        };
+        let node = Node::new(name.to_string(), root);
         if pki {
             self.pki.write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
         } else {
@@ -570,16 +568,7 @@ impl Cluster {
     /// index. With `start = false` the member is added but never started.
     pub fn add_learner(&mut self, name: &str, start: bool) -> usize {
         let root = self.dir.path().join(name);
-        let mut node = Node {
-            name: name.to_string(),
-            root,
-            client_port: free_port(),
-            peer_port: free_port(),
-            child: None,
-            flags: Vec::new(),
-            frozen: false,
-            data_override: None,
-        };
+        let mut node = Node::new(name.to_string(), root);
         // etcd refuses membership changes ("etcdserver: unhealthy cluster") until its members
         // have been connected for 5 s; poll through that.
         let eps = self.endpoints();

@@ -1,0 +1,177 @@
+//! Benchmarks (not tests): kubectl etcd side by side with etcdctl/etcdutl on the same real
+//! clusters, printing wall time and peak memory. Run with
+//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|snapshot|all] [--size-mib N]`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::*;
+
+/// Runs a command under /usr/bin/time; returns (wall seconds, peak RSS KiB, success).
+fn measure(cmd: &mut Command) -> (f64, u64, bool) {
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect();
+    let mut t = Command::new("/usr/bin/time");
+    t.arg("-f").arg("__TIME__ %e %M").arg(prog).args(args);
+    for (k, v) in envs {
+        match v {
+            Some(v) => t.env(k, v),
+            None => t.env_remove(k),
+        };
+    }
+    let start = Instant::now();
+    let out = t.output().expect("run /usr/bin/time");
+    let wall = start.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().find(|l| l.starts_with("__TIME__")).unwrap_or("__TIME__ 0 0");
+    let rss: u64 = line.split_whitespace().nth(2).and_then(|x| x.parse().ok()).unwrap_or(0);
+    // "Command exited with non-zero status" is how time reports a failure.
+    (wall, rss, !err.contains("exited with non-zero status"))
+}
+
+fn etcdctl(c: &Cluster, args: &[&str]) -> Command {
+    let pki = c.nodes[0].pki_etcd();
+    let mut cmd = Command::new(&etcd().etcdctl);
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", c.nodes[0].client_url()))
+        .arg(format!("--cacert={}", pki.join("ca.crt").display()))
+        .arg(format!("--cert={}", pki.join("healthcheck-client.crt").display()))
+        .arg(format!("--key={}", pki.join("healthcheck-client.key").display()))
+        .args(args);
+    cmd
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn health_bench() {
+    println!("## health: 5-member cluster, etcd {}", etcd().version);
+    println!("{:<10} {:>14} {:>14} {:>8}", "scenario", "kubectl etcd", "etcdctl x5", "ratio");
+    let mut c = Cluster::start(5);
+    for i in 0..200 {
+        c.put(&format!("/k/{i}"), "v");
+    }
+    let leader = c.leader();
+    let victim = (leader + 1) % 5;
+    for scenario in ["healthy", "frozen", "killed"] {
+        match scenario {
+            "frozen" => c.freeze(victim),
+            "killed" => {
+                c.resume(victim);
+                c.kill(victim);
+            }
+            _ => {}
+        }
+        let ours: Vec<f64> = (0..5)
+            .map(|_| {
+                let mut cmd = Command::new(bin("kubectl-etcd-health"));
+                cmd.args(["--manifest", c.nodes[leader].manifest().to_str().unwrap(), "-o", "json"])
+                    .env_remove("KUBECONFIG");
+                measure(&mut cmd).0
+            })
+            .collect();
+        let theirs: Vec<f64> = (0..3)
+            .map(|_| {
+                let cmds: [&[&str]; 5] = [
+                    &["member", "list"],
+                    &["endpoint", "health", "--cluster"],
+                    &["endpoint", "status", "--cluster"],
+                    &["alarm", "list"],
+                    &["endpoint", "hashkv", "--cluster"],
+                ];
+                cmds.iter().map(|a| measure(&mut etcdctl(&c, a)).0).sum()
+            })
+            .collect();
+        let (o, t) = (median(ours), median(theirs));
+        println!("{:<10} {:>13.3}s {:>13.3}s {:>8.2}", scenario, o, t, o / t);
+    }
+}
+
+async fn fill(c: &Cluster, mib: usize) {
+    let mut client = c.client(0).await;
+    let value = vec![b'x'; 100 * 1024];
+    let n = mib * 10;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
+        let ops: Vec<etcd_client::TxnOp> =
+            chunk.iter().map(|i| etcd_client::TxnOp::put(format!("/bench/{i:08}"), value.clone(), None)).collect();
+        client.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
+    }
+}
+
+fn snapshot_bench(mib: usize) {
+    println!("\n## snapshot and restore: 1-member cluster, ~{mib} MiB database, etcd {}", etcd().version);
+    let c = Cluster::start(1);
+    let start = Instant::now();
+    tokio::runtime::Runtime::new().unwrap().block_on(fill(&c, mib));
+    println!("(filled in {:.1}s)", start.elapsed().as_secs_f64());
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.db");
+    let theirs = dir.path().join("theirs.db");
+    println!("{:<28} {:>10} {:>12}", "command", "wall", "peak RSS");
+    let row = |name: &str, r: (f64, u64, bool)| {
+        println!("{:<28} {:>9.2}s {:>9} MiB{}", name, r.0, r.1 / 1024, if r.2 { "" } else { "  (FAILED)" });
+    };
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.args(["--manifest", c.nodes[0].manifest().to_str().unwrap(), "snapshot", "save", ours.to_str().unwrap()]);
+    row("kubectl etcd snapshot save", measure(&mut cmd));
+    row("etcdctl snapshot save", measure(&mut etcdctl(&c, &["snapshot", "save", theirs.to_str().unwrap()])));
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.args(["snapshot", "status", ours.to_str().unwrap()]);
+    row("kubectl etcd snapshot status", measure(&mut cmd));
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.args(["snapshot", "status", "--skip-hash-check", ours.to_str().unwrap()]);
+    row("  ... --skip-hash-check", measure(&mut cmd));
+    let status_tool = etcd().etcdutl.clone().unwrap_or(etcd().etcdctl.clone());
+    let tool_name = if etcd().etcdutl.is_some() { "etcdutl" } else { "etcdctl" };
+    let mut cmd = Command::new(&status_tool);
+    cmd.env("ETCDCTL_API", "3").args(["snapshot", "status"]).arg(&ours);
+    row(&format!("{tool_name} snapshot status"), measure(&mut cmd));
+    let ic = "m1=https://127.0.0.1:2380";
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.args([
+        "apply",
+        ours.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("r-ours").to_str().unwrap(),
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ic,
+    ]);
+    row("kubectl etcd restore apply", measure(&mut cmd));
+    let mut cmd = Command::new(&status_tool);
+    cmd.env("ETCDCTL_API", "3").args(["snapshot", "restore"]).arg(&ours).args([
+        "--data-dir",
+        dir.path().join("r-theirs").to_str().unwrap(),
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ic,
+        "--initial-advertise-peer-urls",
+        "https://127.0.0.1:2380",
+    ]);
+    row(&format!("{tool_name} snapshot restore"), measure(&mut cmd));
+    let size = std::fs::metadata(&ours).map(|m| m.len()).unwrap_or(0);
+    println!("(snapshot size {} MiB)", size / (1024 * 1024));
+    let _ = Duration::ZERO;
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().cloned().unwrap_or_else(|| "all".into());
+    let mib = args
+        .iter()
+        .position(|a| a == "--size-mib")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    if what == "health" || what == "all" {
+        health_bench();
+    }
+    if what == "snapshot" || what == "all" {
+        snapshot_bench(mib);
+    }
+}
