@@ -302,8 +302,8 @@ impl Dialer {
             .map_err(|e| TransportError::new(url, FailureClass::Network(e.to_string()), e.to_string()))?
             .tcp_nodelay(true)
             // Large HTTP/2 windows: a snapshot stream is a gigabyte, not a few requests.
-            .initial_stream_window_size(Some(16 << 20))
-            .initial_connection_window_size(Some(32 << 20));
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(8 << 20));
         let dialer = self.clone();
         let url_owned = url.to_string();
         let connector = tower::service_fn(move |_uri: http::Uri| {
