@@ -234,10 +234,12 @@ fn remove_keeps_quorum_and_spares_the_leader() {
 fn dry_run_changes_nothing() {
     let c = Cluster::start(3);
     let before = c.member_list();
+    // A follower: removing the leader is refused even in a dry run.
+    let follower = c.nodes[(c.leader() + 1) % 3].name.clone();
     for args in [
         vec!["add", "n", "--peer-urls", "https://127.0.0.1:4", "--dry-run"],
-        vec!["remove", "node-1", "--dry-run"],
-        vec!["replace", "node-1", "--name", "n", "--peer-urls", "https://127.0.0.1:4", "--dry-run"],
+        vec!["remove", &follower, "--dry-run"],
+        vec!["replace", &follower, "--name", "n", "--peer-urls", "https://127.0.0.1:4", "--dry-run"],
     ] {
         let o = learner(&c, &args);
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
