@@ -2,6 +2,8 @@
 //! clusters, printing wall time and peak memory. Run with
 //! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|snapshot|all] [--size-mib N]`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

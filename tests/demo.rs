@@ -1,6 +1,8 @@
 //! The README's demo: a local 3-member etcd cluster with mTLS and a kubeadm-shaped node layout,
 //! and kubectl etcd run against it through the real discovery path (`--manifest`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use harness::{bin, etcd, Cluster};

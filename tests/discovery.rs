@@ -3,6 +3,8 @@
 //! exactly like a real cluster's), flags and `ETCDCTL_*` precedence, and every bad input with
 //! its exact message and exit code. Clusters are real etcd processes with mTLS.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use harness::fakekube::{etcd_node, kubeadm_pod, FakeKube};

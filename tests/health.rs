@@ -1,5 +1,7 @@
 //! `kubectl etcd health` against real etcd clusters (3.4 or 3.5, by `E2E_ETCD_VERSION`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use harness::*;

@@ -1,6 +1,8 @@
 //! `kubectl etcd learner` against real etcd clusters (3.4 or 3.5): add, promote, remove,
 //! replace, certs, and every refusal.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! (the harness plays kubelet: it starts and stops etcd as the static pod manifest appears and
 //! disappears) restore, roll back on failure, and rebuild a cluster from a learner's data dir.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

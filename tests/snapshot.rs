@@ -1,6 +1,8 @@
 //! `kubectl etcd restore snapshot save|status|verify` against real etcd (3.4 or 3.5), compared
 //! with etcd's own `etcdutl`/`etcdctl snapshot status` on the same files.
 
+#![allow(clippy::unwrap_used)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

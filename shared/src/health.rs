@@ -559,11 +559,8 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         _ => None,
     };
 
-    let mut checks = Vec::new();
-    checks.push(members_check(&rows));
-    checks.push(quorum_check(&rows));
-    checks.push(leader_check(&rows, leader));
-    checks.push(progress_check(&rows));
+    let mut checks =
+        vec![members_check(&rows), quorum_check(&rows), leader_check(&rows, leader), progress_check(&rows)];
     checks.push(alarm_check(alarms, &rows));
     checks.push(db_check(&rows, quota));
     checks.push(version_check(&rows));
@@ -873,7 +870,7 @@ fn count_check(rows: &[MemberHealth]) -> Check {
             format!("{n} voting members: more than 7 slows every write"),
             Some("5 voters tolerate 2 failures; remove extras or make them learners".into()),
         )
-    } else if n % 2 == 0 && n > 0 {
+    } else if n.is_multiple_of(2) && n > 0 {
         check(
             "member-count",
             Status::Warn,

@@ -443,7 +443,7 @@ async fn replace(
         &AddOptions { name: name.to_string(), peer_urls: peer_urls.clone(), force: false, dry_run },
     )
     .await
-    .map_err(|e| fail(&done, e, format!("fix the cause and run the replace again")))?;
+    .map_err(|e| fail(&done, e, "fix the cause and run the replace again".to_string()))?;
     if dry_run {
         let plan = format!(
             "Dry run; the plan:\n  1. add {name} ({}) as a learner\n  2. wait for it to start with the settings below and catch up\n  3. promote it\n  4. move leadership away from {} if it leads\n  5. remove {} ({old_ref})\nNothing was changed.\n\nStart etcd on the new member with:\n{}",

@@ -313,6 +313,9 @@ impl BucketRoot {
     }
 }
 
+/// A visitor of a bucket's entries: key, and value (`None` for a nested bucket).
+pub type EntryFn<'a> = dyn FnMut(&[u8], Option<&[u8]>) -> Result<(), BoltError> + 'a;
+
 /// An open database file.
 #[derive(Debug)]
 pub struct Db {
@@ -429,23 +432,14 @@ impl Db {
 
     /// Visits every key/value of a bucket in key order. Nested buckets are given with
     /// `value = None` (as bbolt's `ForEach` gives them).
-    pub fn for_each(
-        &self,
-        bucket: &BucketRoot,
-        f: &mut dyn FnMut(&[u8], Option<&[u8]>) -> Result<(), BoltError>,
-    ) -> Result<(), BoltError> {
+    pub fn for_each(&self, bucket: &BucketRoot, f: &mut EntryFn<'_>) -> Result<(), BoltError> {
         match bucket {
             BucketRoot::Inline(p) => self.walk_page(p, 0, f),
             BucketRoot::Page(id) => self.walk(*id, 0, f),
         }
     }
 
-    fn walk(
-        &self,
-        id: u64,
-        depth: usize,
-        f: &mut dyn FnMut(&[u8], Option<&[u8]>) -> Result<(), BoltError>,
-    ) -> Result<(), BoltError> {
+    fn walk(&self, id: u64, depth: usize, f: &mut EntryFn<'_>) -> Result<(), BoltError> {
         if depth > MAX_DEPTH {
             return Err(ferr(Some(id), "tree deeper than any real database (a cycle?)").into());
         }
@@ -453,12 +447,7 @@ impl Db {
         self.walk_page(&p, depth, f)
     }
 
-    fn walk_page(
-        &self,
-        p: &Page,
-        depth: usize,
-        f: &mut dyn FnMut(&[u8], Option<&[u8]>) -> Result<(), BoltError>,
-    ) -> Result<(), BoltError> {
+    fn walk_page(&self, p: &Page, depth: usize, f: &mut EntryFn<'_>) -> Result<(), BoltError> {
         match p.flags() {
             BRANCH => {
                 for i in 0..p.count() {

@@ -261,7 +261,7 @@ mod tests {
         db.for_each(&key, &mut |k, v| {
             assert_eq!(k, format!("k{n:08}").as_bytes());
             let v = v.unwrap();
-            if n % 1000 == 0 {
+            if n.is_multiple_of(1000) {
                 assert_eq!(v.len(), 10_000);
             } else {
                 assert_eq!(v, n.to_be_bytes());
