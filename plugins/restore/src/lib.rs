@@ -45,6 +45,21 @@ pub enum Command {
     FromDataDir(FromDataDirArgs),
 }
 
+/// How a restore treats the snapshot's hash and the store's revision (etcdutl's flags).
+#[derive(Debug, clap::Args)]
+pub struct Tuning {
+    /// Do not require a matching sha256 trailer (needed for a copy of member/snap/db).
+    #[arg(long)]
+    pub skip_hash_check: bool,
+    /// Raise the revision by this much (use with --mark-compacted), so that clients' caches
+    /// and watches from before the restore are invalidated.
+    #[arg(long, value_name = "N")]
+    pub bump_revision: Option<u64>,
+    /// Mark the restored revision compacted: watches from older revisions get "compacted".
+    #[arg(long)]
+    pub mark_compacted: bool,
+}
+
 /// Flags shared by the node flows.
 #[derive(Debug, clap::Args)]
 pub struct FlowArgs {
@@ -67,15 +82,9 @@ pub struct NodeArgs {
     /// Restore a one-member cluster (when the other members are lost); re-add them as learners after.
     #[arg(long)]
     pub single_member: bool,
-    /// Do not require a matching sha256 trailer.
-    #[arg(long)]
-    pub skip_hash_check: bool,
-    /// Raise the revision by this much (with --mark-compacted).
-    #[arg(long, value_name = "N")]
-    pub bump_revision: Option<u64>,
-    /// Mark the restored revision compacted.
-    #[arg(long)]
-    pub mark_compacted: bool,
+    /// Hash check and revision handling.
+    #[command(flatten)]
+    pub tuning: Tuning,
     /// The restored cluster's token [default: the manifest's with a suffix from the snapshot's
     /// sha256: the same on every node restoring that snapshot, never the old cluster's].
     #[arg(long, value_name = "TOKEN")]
@@ -124,16 +133,9 @@ pub struct ApplyArgs {
     /// The cluster token; every member of the new cluster must use the same.
     #[arg(long, default_value = kubectl_etcd::restore::DEFAULT_TOKEN)]
     pub initial_cluster_token: String,
-    /// Do not require a matching sha256 trailer (needed for a copy of member/snap/db).
-    #[arg(long)]
-    pub skip_hash_check: bool,
-    /// Raise the revision by this much (use with --mark-compacted), so that clients' caches
-    /// and watches from before the restore are invalidated.
-    #[arg(long, value_name = "N")]
-    pub bump_revision: Option<u64>,
-    /// Mark the restored revision compacted: watches from older revisions get "compacted".
-    #[arg(long)]
-    pub mark_compacted: bool,
+    /// Hash check and revision handling.
+    #[command(flatten)]
+    pub tuning: Tuning,
     /// Who writes the data dir: native (this binary) or etcdutl (found on PATH, for comparison).
     #[arg(long, default_value = "native", value_parser = ["native", "etcdutl"])]
     pub engine: String,
@@ -431,9 +433,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 manifest: manifest_path(&cli.common),
                 source: Source::Snapshot(a.file),
                 single_member: a.single_member,
-                skip_hash_check: a.skip_hash_check,
-                bump_revision: a.bump_revision,
-                mark_compacted: a.mark_compacted,
+                skip_hash_check: a.tuning.skip_hash_check,
+                bump_revision: a.tuning.bump_revision,
+                mark_compacted: a.tuning.mark_compacted,
                 timeout: a.flow.timeout,
                 token: a.initial_cluster_token,
             };
@@ -517,9 +519,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 initial_cluster: a.initial_cluster,
                 initial_advertise_peer_urls: a.initial_advertise_peer_urls,
                 token: a.initial_cluster_token.clone(),
-                skip_hash_check: a.skip_hash_check,
-                bump_revision: a.bump_revision,
-                mark_compacted: a.mark_compacted,
+                skip_hash_check: a.tuning.skip_hash_check,
+                bump_revision: a.tuning.bump_revision,
+                mark_compacted: a.tuning.mark_compacted,
                 engine: if a.engine == "etcdutl" {
                     kubectl_etcd::restore::Engine::Etcdutl
                 } else {
