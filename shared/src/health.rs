@@ -351,7 +351,7 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     let start = Instant::now();
     // One budget for the whole run: a frozen member costs one deadline, not one per phase.
     let budget = Budget { end: start + session.settings.dial_timeout + session.command_timeout() };
-    let discovered = session.discovery.endpoints.clone();
+    let mut discovered = session.discovery.endpoints.clone();
     let quota = opts
         .quota_backend_bytes
         .or_else(|| session.discovery.manifest.as_ref().and_then(|m| m.quota_backend_bytes()))
@@ -362,6 +362,12 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     let list: Result<MemberList, crate::Error> = session.member_list().await;
     let list = match list {
         Ok(l) => Some(l),
+        Err(crate::Error::Unreachable { errors })
+            if !errors.is_empty() && errors.iter().all(|e| matches!(e.class, FailureClass::Tls(_))) =>
+        {
+            // Every member refused our TLS: that is our credentials, not the cluster's quorum.
+            return Err(crate::Error::Unreachable { errors });
+        }
         Err(crate::Error::Unreachable { errors }) => {
             // Nothing answered: report every discovered endpoint with its failure.
             let members = discovered
@@ -396,6 +402,7 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         Err(e) => return Err(e),
     };
     let list = list.expect("member list");
+    discovered.extend(list.extra_endpoints.iter().cloned());
 
     // Probe every member and every discovered endpoint that is not a member, concurrently.
     let mut targets: Vec<(Option<&Member>, Option<String>)> =
@@ -416,15 +423,34 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         rows.push(p.member);
         clients.push(p.client);
     }
-    // A stray endpoint that turns out to be a member under another URL: fold it in.
-    for i in (list.members.len()..rows.len()).rev() {
-        if let Some(id) = rows[i].id.filter(|_| rows[i].answered) {
-            if list.members.iter().any(|m| m.id == id) {
-                rows[i].is_member = true;
-                rows[i].name = list.members.iter().find(|m| m.id == id).map(|m| m.name.clone()).unwrap_or_default();
-            }
+    // A stray endpoint that turns out to be a member under another URL (an alias such as
+    // localhost for 127.0.0.1): one row per member ID, never two, so that quorum counts members.
+    // The alias's answer replaces the member's own row only when that row did not answer.
+    let n_members = list.members.len();
+    let mut aliases: Vec<String> = Vec::new();
+    for i in (n_members..rows.len()).rev() {
+        let Some(id) = rows[i].id.filter(|_| rows[i].answered) else { continue };
+        let Some(j) = rows[..n_members].iter().position(|r| r.id == Some(id)) else { continue };
+        let alias = rows.remove(i);
+        let client = clients.remove(i);
+        let url = alias.endpoint.clone().unwrap_or_default();
+        aliases.push(format!("endpoint {url} reaches member {} ({})", rows[j].name, member_id(id)));
+        if !rows[j].answered {
+            let keep = MemberHealth {
+                name: rows[j].name.clone(),
+                is_member: true,
+                peer_urls: rows[j].peer_urls.clone(),
+                client_urls: rows[j].client_urls.clone(),
+                ..alias
+            };
+            rows[j] = keep;
+            clients[j] = client;
         }
     }
+    let strays: Vec<&Endpoint> = strays
+        .into_iter()
+        .filter(|d| !aliases.iter().any(|a| a.starts_with(&format!("endpoint {} ", d.url))))
+        .collect();
 
     // Stable order: members by name (unstarted ones last), then stray endpoints.
     let mut paired: Vec<(MemberHealth, Option<etcd_client::Client>)> = rows.into_iter().zip(clients).collect();
@@ -571,7 +597,7 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     }
     checks.push(count_check(&rows));
     checks.push(cert_check(&rows, session));
-    checks.push(discovery_check(&rows, &list, &discovered, &strays, session.discovery.endpoints_complete));
+    checks.push(discovery_check(&list, &discovered, &strays, &aliases, session.discovery.endpoints_complete));
 
     let healthy = checks.iter().all(|c| c.status != Status::Fail);
     Ok(Report {
@@ -636,6 +662,18 @@ fn quorum_check(rows: &[MemberHealth]) -> Check {
     let up = voters(rows).filter(|r| r.answered).count();
     let (_, needed, spare) = quorum(up, n);
     let msg = format!("{up}/{n} voters answer, {needed} needed, may lose {} more", spare.max(0));
+    let learners: Vec<String> = rows.iter().filter(|r| r.is_member && r.is_learner && r.answered).map(label).collect();
+    if up == 0 && !learners.is_empty() {
+        return check(
+            "quorum",
+            Status::Fail,
+            format!("quorum lost: {msg}; only learner {} answers", learners.join(", ")),
+            Some(format!(
+                "a learner cannot be promoted without a quorum; if the voters are gone for good, rebuild a one-member cluster from the learner's data dir with `kubectl etcd restore from-data-dir` on {}",
+                learners.join(", ")
+            )),
+        );
+    }
     if spare < 0 {
         check(
             "quorum",
@@ -936,23 +974,18 @@ fn cert_check(rows: &[MemberHealth], session: &Session) -> Check {
 }
 
 fn discovery_check(
-    rows: &[MemberHealth],
     list: &MemberList,
     discovered: &[Endpoint],
     strays: &[&Endpoint],
+    aliases: &[String],
     complete: bool,
 ) -> Check {
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = aliases.iter().map(|a| format!("{a} under another URL (counted once)")).collect();
+    for e in &list.extra_endpoints {
+        notes.push(format!("{} found through {} (this node's endpoints did not answer)", e.url, e.source));
+    }
     for s in strays {
-        let folded = rows.iter().any(|r| r.endpoint.as_deref() == Some(&s.url) && r.is_member);
-        if folded {
-            notes.push(format!(
-                "endpoint {} (from {}) is not a client URL etcd lists, but reaches a member",
-                s.url, s.source
-            ));
-        } else {
-            notes.push(format!("endpoint {} (from {}) is not a member of this cluster", s.url, s.source));
-        }
+        notes.push(format!("endpoint {} (from {}) is not a member of this cluster", s.url, s.source));
     }
     if complete {
         for m in &list.members {

@@ -1,6 +1,7 @@
 //! The core of kubectl-etcd: discovery of etcd members and credentials, TLS, connections,
 //! cluster operations, rendering and errors. The plugins are thin binaries over this crate.
 
+pub mod backend;
 pub mod bbolt;
 pub mod certs;
 pub mod cli;
@@ -15,5 +16,6 @@ pub mod restore;
 pub mod snapshot;
 pub mod tls;
 pub mod util;
+pub mod wal;
 
 pub use error::{Error, ExitCode, Result};

@@ -270,6 +270,7 @@ pub struct Builder {
     server_dns: Vec<String>,
     tmpfs: Option<(usize, u64)>,
     start: bool,
+    kubeadm: bool,
 }
 
 impl Builder {
@@ -291,6 +292,14 @@ impl Builder {
     /// Puts node `i`'s data dir on its own tmpfs of `mib` MiB (for disk-full tests; needs root).
     pub fn tmpfs_data(mut self, i: usize, mib: u64) -> Self {
         self.tmpfs = Some((i, mib));
+        self
+    }
+    /// Writes the manifests as kubeadm leaves them on a grown cluster: the first control-plane
+    /// node's `--initial-cluster` lists only itself (`new`), each joined node's lists the members
+    /// present when it joined (`existing`). etcd reads those flags only to bootstrap, so the
+    /// members still start together from the full list; what the plugins read is kubeadm's shape.
+    pub fn kubeadm_manifests(mut self) -> Self {
+        self.kubeadm = true;
         self
     }
     /// Lays the nodes out (ports, PKI, manifests) without starting anything: for restores.
@@ -356,6 +365,7 @@ impl Cluster {
             server_dns: vec!["localhost".into()],
             tmpfs: None,
             start: true,
+            kubeadm: false,
         }
     }
 
@@ -392,6 +402,28 @@ impl Cluster {
             pki.write_node(&n.root.join("pki"), &n.name, &["127.0.0.1"], &dns);
             n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &b.extra);
             write_manifest(n, &etcd().version);
+        }
+        if b.kubeadm {
+            for (i, n) in nodes.iter().enumerate() {
+                let state = if i == 0 { "new" } else { "existing" };
+                let shaped = Node {
+                    flags: n
+                        .flags
+                        .iter()
+                        .map(|(k, v)| match k.as_str() {
+                            "initial-cluster" => (k.clone(), initial[..=i].join(",")),
+                            "initial-cluster-state" => (k.clone(), state.to_string()),
+                            _ => (k.clone(), v.clone()),
+                        })
+                        .collect(),
+                    child: None,
+                    name: n.name.clone(),
+                    root: n.root.clone(),
+                    data_override: n.data_override.clone(),
+                    ..*n
+                };
+                write_manifest(&shaped, &etcd().version);
+            }
         }
         let mut c = Cluster { dir, nodes, pki, token, kubelets: Vec::new() };
         if !b.start {

@@ -35,6 +35,37 @@ struct Level {
     bytes: usize,
 }
 
+impl Level {
+    /// Adds an element taking `size` bytes on a page (element header included); the page
+    /// filled so far is written first when the element would not fit on it. Each written page's
+    /// first key and ID go to `done`, for the level above.
+    fn add(
+        &mut self,
+        db: &mut DbWriter,
+        kind: u16,
+        e: Pending,
+        size: usize,
+        done: &mut Vec<(Vec<u8>, u64)>,
+    ) -> std::io::Result<()> {
+        if !self.elems.is_empty() && PAGE_HEADER + self.bytes + size > db.ps {
+            self.flush(db, kind, done)?;
+        }
+        self.bytes += size;
+        self.elems.push(e);
+        Ok(())
+    }
+
+    /// Writes the elements gathered so far as one page (an empty leaf when there are none).
+    fn flush(&mut self, db: &mut DbWriter, kind: u16, done: &mut Vec<(Vec<u8>, u64)>) -> std::io::Result<()> {
+        let elems = std::mem::take(&mut self.elems);
+        self.bytes = 0;
+        let first = elems.first().map(|e| e.key.clone()).unwrap_or_default();
+        let id = db.write_page(kind, &elems)?;
+        done.push((first, id));
+        Ok(())
+    }
+}
+
 /// Writes the entries of one bucket, in key order.
 #[derive(Debug)]
 pub struct BucketWriter<'a> {
@@ -117,21 +148,11 @@ impl DbWriter {
             let mut parents = Vec::new();
             let mut level = Level::default();
             for (key, id) in children {
-                let add = ELEMENT + key.len();
-                if !level.elems.is_empty() && PAGE_HEADER + level.bytes + add > self.ps {
-                    let first = level.elems[0].key.clone();
-                    let pid = self.write_page(BRANCH, &level.elems)?;
-                    parents.push((first, pid));
-                    level = Level::default();
-                }
-                level.bytes += add;
-                level.elems.push(Pending { flags: 0, key, value: id.to_le_bytes().to_vec() });
+                let size = ELEMENT + key.len();
+                let e = Pending { flags: 0, key, value: id.to_le_bytes().to_vec() };
+                level.add(self, BRANCH, e, size, &mut parents)?;
             }
-            if !level.elems.is_empty() {
-                let first = level.elems[0].key.clone();
-                let pid = self.write_page(BRANCH, &level.elems)?;
-                parents.push((first, pid));
-            }
+            level.flush(self, BRANCH, &mut parents)?;
             children = parents;
         }
         Ok(children[0].1)
@@ -148,19 +169,10 @@ impl DbWriter {
             let mut value = Vec::with_capacity(BUCKET_HEADER);
             value.extend_from_slice(&root.to_le_bytes());
             value.extend_from_slice(&seq.to_le_bytes());
-            let add = ELEMENT + name.len() + value.len();
-            if !leaf.elems.is_empty() && PAGE_HEADER + leaf.bytes + add > self.ps {
-                let first = leaf.elems[0].key.clone();
-                let id = self.write_page(LEAF, &leaf.elems)?;
-                children.push((first, id));
-                leaf = Level::default();
-            }
-            leaf.bytes += add;
-            leaf.elems.push(Pending { flags: BUCKET_LEAF, key: name, value });
+            let size = ELEMENT + name.len() + value.len();
+            leaf.add(&mut self, LEAF, Pending { flags: BUCKET_LEAF, key: name, value }, size, &mut children)?;
         }
-        let first = leaf.elems.first().map(|e| e.key.clone()).unwrap_or_default();
-        let id = self.write_page(LEAF, &leaf.elems)?;
-        children.push((first, id));
+        leaf.flush(&mut self, LEAF, &mut children)?;
         let root = self.branches(children)?;
         let pgid = self.next;
         let mut f = self.out.into_inner().map_err(|e| e.into_error())?;
@@ -197,30 +209,18 @@ impl BucketWriter<'_> {
                 "keys must be written in increasing order",
             ));
         }
-        let add = ELEMENT + key.len() + value.len();
-        if !self.leaf.elems.is_empty() && PAGE_HEADER + self.leaf.bytes + add > self.db.ps {
-            self.flush()?;
-        }
-        self.leaf.bytes += add;
-        self.leaf.elems.push(Pending { flags: 0, key: key.to_vec(), value: value.to_vec() });
+        let size = ELEMENT + key.len() + value.len();
+        let e = Pending { flags: 0, key: key.to_vec(), value: value.to_vec() };
+        self.leaf.add(self.db, LEAF, e, size, &mut self.children)?;
         self.last = Some(key.to_vec());
         self.count += 1;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let elems = std::mem::take(&mut self.leaf.elems);
-        self.leaf.bytes = 0;
-        let first = elems.first().map(|e| e.key.clone()).unwrap_or_default();
-        let id = self.db.write_page(LEAF, &elems)?;
-        self.children.push((first, id));
         Ok(())
     }
 
     /// Finishes the bucket; returns the number of entries.
     pub fn finish(mut self) -> std::io::Result<u64> {
         if !self.leaf.elems.is_empty() || self.children.is_empty() {
-            self.flush()?;
+            self.leaf.flush(self.db, LEAF, &mut self.children)?;
         }
         let children = std::mem::take(&mut self.children);
         let root = self.db.branches(children)?;

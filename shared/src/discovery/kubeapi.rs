@@ -95,10 +95,11 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| {
         ApiOutcome::Failed(Error::Kube { action: format!("load context {context:?} from {what}"), source: Box::new(e) })
     })?;
-    log.say(format!("Kubernetes API: {} (context {context:?} of {what})", config.cluster_url));
+    let server = config.cluster_url.to_string();
+    log.say(format!("Kubernetes API: {server} (context {context:?} of {what})"));
     let c = kube::Client::try_from(config)
         .map_err(|e| ApiOutcome::Failed(Error::Kube { action: "build a client".into(), source: Box::new(e) }))?;
-    Ok((c, format!("context {context:?}")))
+    Ok((c, format!("server {server}, context {context:?} of {what}")))
 }
 
 pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found, ApiOutcome> {

@@ -124,6 +124,12 @@ pub struct Discovery {
     /// True when the source lists every member (the Kubernetes API), so a member without a
     /// discovered endpoint is worth reporting.
     pub endpoints_complete: bool,
+    /// Where else the other members may be reached when none of `endpoints` answers: on a node
+    /// whose own member is down, the manifest's endpoints are only that member's. Taken from the
+    /// data dir's backend (every member's client URLs) and the hosts of `--initial-cluster` at
+    /// this node's client port; the API server (kubeadm's admin.conf) is tried after these by
+    /// [`crate::cluster::Session::member_list`].
+    pub fallback: Vec<Endpoint>,
     /// TLS files.
     pub tls: TlsFiles,
     /// The static pod manifest, when one was read.
@@ -240,14 +246,114 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
         log.say("server certificate verification is OFF (--insecure-skip-tls-verify)".into());
     }
 
+    let fallback = match &manifest {
+        Some(m) if settings.endpoints.is_empty() => fallback_endpoints(m, &endpoints, &mut log),
+        _ => Vec::new(),
+    };
+
     Ok(Discovery {
         endpoints,
         endpoints_complete,
+        fallback,
         tls,
         manifest,
         log: log.lines,
         insecure: settings.insecure_skip_tls_verify,
     })
+}
+
+/// The other members' endpoints a node knows without its own member: the data dir's backend
+/// first (it has every member's advertised client URLs), then the hosts of `--initial-cluster` at
+/// this node's client port (kubeadm runs every member on the same ports). Only endpoints not in
+/// `primary`, each once, with its source.
+fn fallback_endpoints(m: &Manifest, primary: &[Endpoint], log: &mut Log) -> Vec<Endpoint> {
+    let mut out: Vec<Endpoint> = Vec::new();
+    let add = |out: &mut Vec<Endpoint>, e: Endpoint| {
+        if !primary.iter().chain(out.iter()).any(|p| p.url.trim_end_matches('/') == e.url.trim_end_matches('/')) {
+            out.push(e);
+        }
+    };
+    if let Some(dir) = m.flag("data-dir") {
+        let dir = Path::new(dir);
+        let source = format!("members bucket of {}", crate::backend::db_path(dir).display());
+        match crate::backend::data_dir_members(dir) {
+            Ok(members) => {
+                for mem in members {
+                    for u in mem.client_urls {
+                        let name = Some(mem.name.clone()).filter(|n| !n.is_empty());
+                        add(&mut out, Endpoint { name, url: u, source: source.clone() });
+                    }
+                }
+            }
+            Err(e) => log.say(format!("no membership from the data dir: {e}")),
+        }
+    }
+    let own = primary.first().and_then(|e| crate::conn::Target::parse(&e.url));
+    if let Some(own) = own {
+        let scheme = if own.tls { "https" } else { "http" };
+        let source =
+            format!("--initial-cluster host in manifest {} at this node's client port {}", m.path.display(), own.port);
+        for (name, peer) in parse_initial_cluster_pairs(m.flag("initial-cluster").unwrap_or("")) {
+            if Some(name.as_str()) == m.name() {
+                continue;
+            }
+            if let Some(host) = url_host(&peer) {
+                let host = if host.contains(':') { format!("[{host}]") } else { host };
+                add(
+                    &mut out,
+                    Endpoint {
+                        name: Some(name),
+                        url: format!("{scheme}://{host}:{}", own.port),
+                        source: source.clone(),
+                    },
+                );
+            }
+        }
+    }
+    for e in &out {
+        log.say(format!("fallback endpoint {} ({}) from {}", e.url, e.name.as_deref().unwrap_or("?"), e.source));
+    }
+    out
+}
+
+/// The kubeconfig kubeadm leaves on control-plane nodes (`KUBECTL_ETCD_ADMIN_KUBECONFIG`
+/// overrides the path, for tests).
+pub fn admin_kubeconfig() -> PathBuf {
+    std::env::var_os("KUBECTL_ETCD_ADMIN_KUBECONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/kubernetes/admin.conf"))
+}
+
+/// The etcd pods' endpoints through kubeadm's admin.conf, when it is readable and no other
+/// kubeconfig was given: the last way to the other members from a node whose member is down.
+pub(crate) async fn admin_conf_endpoints(settings: &Settings) -> Vec<Endpoint> {
+    let mut log = Log::new(settings.verbose);
+    let path = admin_kubeconfig();
+    if settings.kubeconfig.is_some() || std::fs::File::open(&path).is_err() {
+        return Vec::new();
+    }
+    log.say(format!("trying the etcd pods through {}", path.display()));
+    let mut s = settings.clone();
+    s.kubeconfig = Some(path.clone());
+    match kubeapi::discover(&s, &mut log).await {
+        Ok(found) => found.endpoints,
+        Err(kubeapi::ApiOutcome::Tried(why)) => {
+            log.say(format!("nothing through {}: {}", path.display(), why.join("; ")));
+            Vec::new()
+        }
+        Err(kubeapi::ApiOutcome::Failed(e)) => {
+            log.say(format!("nothing through {}: {e}", path.display()));
+            Vec::new()
+        }
+    }
+}
+
+/// `name=url,name=url` pairs of an `--initial-cluster` value, in order.
+pub fn parse_initial_cluster_pairs(spec: &str) -> Vec<(String, String)> {
+    manifest::split_list(spec)
+        .into_iter()
+        .filter_map(|p| p.split_once('=').map(|(n, u)| (n.trim().to_string(), u.trim().to_string())))
+        .collect()
 }
 
 /// Checks that an endpoint is a usable URL.

@@ -131,9 +131,96 @@ pub fn wal_record(kind: u64, crc: u32, data: Option<&[u8]>) -> Vec<u8> {
     b
 }
 
+/// One decoded protobuf field value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// A varint.
+    Varint(u64),
+    /// A length-delimited field (bytes, string or message).
+    Bytes(&'a [u8]),
+    /// A fixed 32- or 64-bit field.
+    Fixed(u64),
+}
+
+/// Reads a varint at `*pos`; `None` when the buffer ends inside it or it runs past 10 bytes.
+fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Decodes the top-level fields of a message, in order; `None` when it is not well-formed
+/// protobuf (so that a guess at a message's type can be told wrong).
+pub fn decode(b: &[u8]) -> Option<Vec<(u32, Value<'_>)>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < b.len() {
+        let key = read_varint(b, &mut pos)?;
+        let field = u32::try_from(key >> 3).ok().filter(|f| *f > 0)?;
+        let v = match key & 7 {
+            0 => Value::Varint(read_varint(b, &mut pos)?),
+            1 => {
+                let bytes = b.get(pos..pos + 8)?;
+                pos += 8;
+                Value::Fixed(u64::from_le_bytes(bytes.try_into().ok()?))
+            }
+            2 => {
+                let len = usize::try_from(read_varint(b, &mut pos)?).ok()?;
+                let bytes = b.get(pos..pos.checked_add(len)?)?;
+                pos += len;
+                Value::Bytes(bytes)
+            }
+            5 => {
+                let bytes = b.get(pos..pos + 4)?;
+                pos += 4;
+                Value::Fixed(u64::from(u32::from_le_bytes(bytes.try_into().ok()?)))
+            }
+            _ => return None,
+        };
+        out.push((field, v));
+    }
+    Some(out)
+}
+
+/// The first varint of `field`.
+pub fn get_varint(fields: &[(u32, Value<'_>)], field: u32) -> Option<u64> {
+    fields.iter().find_map(|(f, v)| match v {
+        Value::Varint(x) if *f == field => Some(*x),
+        _ => None,
+    })
+}
+
+/// Every length-delimited value of `field`.
+pub fn get_bytes<'a>(fields: &[(u32, Value<'a>)], field: u32) -> Vec<&'a [u8]> {
+    fields
+        .iter()
+        .filter_map(|(f, v)| match v {
+            Value::Bytes(x) if *f == field => Some(*x),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_reads_what_the_encoders_write() {
+        let e = entry(ENTRY_CONF_CHANGE, 3, 7, b"xyz");
+        let f = decode(&e).unwrap();
+        assert_eq!(get_varint(&f, 1), Some(ENTRY_CONF_CHANGE));
+        assert_eq!(get_varint(&f, 3), Some(7));
+        assert_eq!(get_bytes(&f, 4), vec![b"xyz".as_slice()]);
+        assert!(decode(&[0x0a, 0x05, 0x01]).is_none(), "a length past the end is not protobuf");
+    }
 
     #[test]
     fn encodings_match_etcds() {

@@ -1,0 +1,295 @@
+//! Reading what an etcd data dir's raft log holds: WAL segments (`member/wal/*.wal`) and v2
+//! store snapshots (`member/snap/*.snap`), read-only, with or without etcd running.
+//!
+//! A WAL segment is a run of frames: a u64 little-endian length (top bit set when the record is
+//! padded to 8 bytes, the pad count in bits 56–58), then a `walpb.Record{Type, Crc, Data}`.
+//! A zero length ends the written part (etcd preallocates segments with zeros).
+//!
+//! Members' client URLs live here: etcd 3.5 keeps only names and peer URLs in the backend's
+//! `members` bucket, and records each member's `clientURLs` when it publishes its attributes —
+//! a raft entry (`PUT /0/members/<id>/attributes`, or a `ClusterMemberAttrSet` request) that
+//! stays in the WAL until a snapshot folds it into the v2 store of a `.snap` file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::backend::StoredMember;
+use crate::restore::pb::{self, decode, get_bytes, get_varint};
+
+/// Frames larger than this are not records (etcd caps a record far below it).
+const MAX_RECORD: u64 = 64 << 20;
+
+/// One WAL record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// `walpb.Record.Type` (see [`crate::restore::pb::record`]).
+    pub kind: u64,
+    /// The rolling CRC-32C stored with it.
+    pub crc: u32,
+    /// Its data.
+    pub data: Vec<u8>,
+}
+
+/// The WAL segments of a data dir, in order.
+pub fn segments(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(data_dir.join("member/wal"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wal") && p.is_file())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The records of one segment, up to its end, its zero-filled tail, or a torn last record.
+pub fn read_segment(path: &Path) -> std::io::Result<Vec<Record>> {
+    let mut r = BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
+    let mut out = Vec::new();
+    loop {
+        let mut len = [0u8; 8];
+        if r.read_exact(&mut len).is_err() {
+            break;
+        }
+        let field = u64::from_le_bytes(len);
+        if field == 0 {
+            break;
+        }
+        let size = field & !(0xffu64 << 56);
+        let pad = if field >> 63 == 1 { (field >> 56) & 7 } else { 0 };
+        if size > MAX_RECORD {
+            break;
+        }
+        let mut buf = vec![0u8; (size + pad) as usize];
+        if r.read_exact(&mut buf).is_err() {
+            break;
+        }
+        buf.truncate(size as usize);
+        let Some(fields) = decode(&buf) else { break };
+        let kind = get_varint(&fields, 1).unwrap_or(0);
+        let crc = get_varint(&fields, 2).unwrap_or(0) as u32;
+        let data = get_bytes(&fields, 3).first().map(|d| d.to_vec()).unwrap_or_default();
+        out.push(Record { kind, crc, data });
+    }
+    Ok(out)
+}
+
+/// A member's published attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Attributes {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Client URLs.
+    #[serde(rename = "clientURLs", default)]
+    pub client_urls: Vec<String>,
+}
+
+/// `/0/members/<hex id>/attributes` → the ID.
+fn attributes_path(path: &[u8]) -> Option<u64> {
+    let p = std::str::from_utf8(path).ok()?;
+    let hex = p.strip_prefix("/0/members/")?.strip_suffix("/attributes")?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// A v2 `etcdserverpb.Request` that publishes attributes: `(ID, attributes)`.
+fn from_v2_request(b: &[u8]) -> Option<(u64, Attributes)> {
+    let f = decode(b)?;
+    if get_bytes(&f, 2).first().copied() != Some(b"PUT".as_slice()) {
+        return None;
+    }
+    let id = attributes_path(get_bytes(&f, 3).first()?)?;
+    let attrs = serde_json::from_slice(get_bytes(&f, 4).first()?).ok()?;
+    Some((id, attrs))
+}
+
+/// Field numbers of `etcdserverpb.InternalRaftRequest` read here.
+const IRR_V2: u32 = 2;
+const IRR_MEMBER_ATTR_SET: u32 = 1301;
+
+/// The attributes an entry's data publishes, whichever form etcd wrote it in.
+fn attributes_of_entry(data: &[u8]) -> Option<(u64, Attributes)> {
+    if let Some(a) = from_v2_request(data) {
+        return Some(a);
+    }
+    let f = decode(data)?;
+    if let Some(v2) = get_bytes(&f, IRR_V2).first() {
+        if let Some(a) = from_v2_request(v2) {
+            return Some(a);
+        }
+    }
+    let set = decode(get_bytes(&f, IRR_MEMBER_ATTR_SET).first()?)?;
+    let id = get_varint(&set, 1)?;
+    let attrs = decode(get_bytes(&set, 2).first()?)?;
+    let name = get_bytes(&attrs, 1).first().map(|n| String::from_utf8_lossy(n).to_string()).unwrap_or_default();
+    let client_urls = get_bytes(&attrs, 2).iter().map(|u| String::from_utf8_lossy(u).to_string()).collect();
+    Some((id, Attributes { name, client_urls }))
+}
+
+/// The membership a data dir's raft log records.
+#[derive(Debug, Clone, Default)]
+pub struct LogMembership {
+    /// Members added by configuration changes in the WAL (and not removed since).
+    pub members: BTreeMap<u64, StoredMember>,
+    /// Members the WAL removes.
+    pub removed: BTreeSet<u64>,
+    /// Every member's last published attributes: from the newest `.snap` file's v2 store, then
+    /// the WAL's entries (later ones win).
+    pub attributes: BTreeMap<u64, Attributes>,
+}
+
+/// `raftpb.ConfChangeType`.
+const CC_ADD: u64 = 0;
+const CC_REMOVE: u64 = 1;
+const CC_UPDATE: u64 = 2;
+const CC_ADD_LEARNER: u64 = 3;
+
+/// Reads the membership a data dir's raft log records. Unreadable parts are skipped: this is
+/// a best effort beside the backend's `members` bucket.
+pub fn membership(data_dir: &Path) -> LogMembership {
+    let mut out = LogMembership::default();
+    if let Some(snap) = newest_snap(data_dir) {
+        if let Ok(bytes) = std::fs::read(&snap) {
+            store_attributes(&bytes, &mut out.attributes);
+        }
+    }
+    for seg in segments(data_dir).unwrap_or_default() {
+        for rec in read_segment(&seg).unwrap_or_default() {
+            if rec.kind != pb::record::ENTRY {
+                continue;
+            }
+            let Some(entry) = decode(&rec.data) else { continue };
+            let Some(data) = get_bytes(&entry, 4).first().copied() else { continue };
+            match get_varint(&entry, 1).unwrap_or(0) {
+                pb::ENTRY_CONF_CHANGE => conf_change(data, &mut out),
+                0 => {
+                    if let Some((id, a)) = attributes_of_entry(data) {
+                        out.attributes.insert(id, a);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Applies one `raftpb.ConfChange{ID, Type, NodeID, Context}`; the context of adds and updates
+/// is the member's JSON.
+fn conf_change(data: &[u8], out: &mut LogMembership) {
+    let Some(cc) = decode(data) else { return };
+    let kind = get_varint(&cc, 2).unwrap_or(0);
+    let Some(id) = get_varint(&cc, 3) else { return };
+    let context: Option<StoredMember> = get_bytes(&cc, 4).first().and_then(|c| serde_json::from_slice(c).ok());
+    match kind {
+        CC_ADD | CC_ADD_LEARNER | CC_UPDATE => {
+            if let Some(mut m) = context {
+                m.id = id;
+                m.is_learner = kind == CC_ADD_LEARNER || (kind == CC_UPDATE && m.is_learner);
+                out.removed.remove(&id);
+                out.members.insert(id, m);
+            }
+        }
+        CC_REMOVE => {
+            out.members.remove(&id);
+            out.removed.insert(id);
+        }
+        _ => {}
+    }
+}
+
+fn newest_snap(data_dir: &Path) -> Option<PathBuf> {
+    let mut snaps: Vec<PathBuf> = std::fs::read_dir(data_dir.join("member/snap"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+        .collect();
+    snaps.sort();
+    snaps.pop()
+}
+
+/// Reads `/0/members/*/attributes` out of a `.snap` file (`snappb.Snapshot` → `raftpb.Snapshot`
+/// → the v2 store's JSON).
+fn store_attributes(snap_file: &[u8], out: &mut BTreeMap<u64, Attributes>) {
+    let Some(outer) = decode(snap_file) else { return };
+    let Some(raft) = get_bytes(&outer, 2).first().and_then(|d| decode(d)) else { return };
+    let Some(store) = get_bytes(&raft, 1).first().and_then(|d| serde_json::from_slice::<serde_json::Value>(d).ok())
+    else {
+        return;
+    };
+    fn walk(v: &serde_json::Value, out: &mut BTreeMap<u64, Attributes>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let (Some(path), Some(value)) =
+                    (m.get("Path").and_then(|p| p.as_str()), m.get("Value").and_then(|v| v.as_str()))
+                {
+                    if let (Some(id), Ok(a)) = (attributes_path(path.as_bytes()), serde_json::from_str(value)) {
+                        out.insert(id, a);
+                    }
+                }
+                for child in m.values() {
+                    walk(child, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|c| walk(c, out)),
+            _ => {}
+        }
+    }
+    walk(&store, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::pb::{field_bytes, field_varint};
+
+    fn v2_put(path: &str, val: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        field_varint(&mut b, 1, 42);
+        field_bytes(&mut b, 2, b"PUT");
+        field_bytes(&mut b, 3, path.as_bytes());
+        field_bytes(&mut b, 4, val.as_bytes());
+        b
+    }
+
+    #[test]
+    fn attributes_in_every_form_etcd_writes() {
+        let val = r#"{"name":"cp-2","clientURLs":["https://10.0.0.2:2379"]}"#;
+        let plain = v2_put("/0/members/ff/attributes", val);
+        let (id, a) = attributes_of_entry(&plain).unwrap();
+        assert_eq!((id, a.name.as_str(), a.client_urls[0].as_str()), (255, "cp-2", "https://10.0.0.2:2379"));
+        let mut wrapped = Vec::new();
+        field_varint(&mut wrapped, 1, 7);
+        field_bytes(&mut wrapped, IRR_V2, &plain);
+        assert_eq!(attributes_of_entry(&wrapped).unwrap().0, 255);
+        let mut attrs = Vec::new();
+        field_bytes(&mut attrs, 1, b"cp-3");
+        field_bytes(&mut attrs, 2, b"https://10.0.0.3:2379");
+        let mut set = Vec::new();
+        field_varint(&mut set, 1, 9);
+        field_bytes(&mut set, 2, &attrs);
+        let mut v3 = Vec::new();
+        field_bytes(&mut v3, IRR_MEMBER_ATTR_SET, &set);
+        let (id, a) = attributes_of_entry(&v3).unwrap();
+        assert_eq!((id, a.name.as_str(), a.client_urls.len()), (9, "cp-3", 1));
+        assert!(attributes_of_entry(&v2_put("/registry/pods/x", "{}")).is_none());
+    }
+
+    #[test]
+    fn segment_reader_stops_at_zeros_and_torn_tails() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = crate::restore::wal::WalWriter::new();
+        let e = pb::entry(0, 1, 1, &v2_put("/0/members/a/attributes", r#"{"name":"x","clientURLs":["https://h:1"]}"#));
+        w.record(pb::record::ENTRY, Some(&e));
+        let path = dir.path().join("0.wal");
+        let mut bytes = w.bytes().to_vec();
+        bytes.extend_from_slice(&[0u8; 64]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_segment(&path).unwrap().len(), 2);
+        // A last record cut short (a power loss) ends the read; what came before stays.
+        let torn = &w.bytes()[..w.bytes().len() - 3];
+        std::fs::write(&path, torn).unwrap();
+        assert_eq!(read_segment(&path).unwrap().len(), 1);
+    }
+}
