@@ -224,13 +224,61 @@ fn api_with_neither_pods_nor_nodes_says_what_was_tried() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.starts_with("error: failed to find etcd: "), "{err}");
     assert!(
-        err.contains(
-            "no pods labelled component=etcd,tier=control-plane in namespace etcd-system (context \"fake-admin@fake\")"
-        ),
+        err.contains("no pods labelled component=etcd,tier=control-plane in namespace etcd-system (server http"),
         "{err}"
     );
+    assert!(err.contains(&format!("context \"fake-admin@fake\" of kubeconfig {})", kc.display())), "{err}");
     assert!(err.contains("no nodes labelled node-role.kubernetes.io/etcd"), "{err}");
     assert!(err.contains("pass --endpoints with --cacert, --cert and --key, or --manifest PATH"), "{err}");
+}
+
+#[test]
+fn explicit_kubeconfig_or_context_selects_the_api_over_the_default_manifest() {
+    let c = Cluster::start(1);
+    let kube = FakeKube::start(vec![], vec![]);
+    let kc = kube.kubeconfig(c.dir.path());
+    let manifest = c.nodes[0].manifest().display().to_string();
+    // The default manifest exists, but --kubeconfig names the API: its (empty) answer is used.
+    let o = run_plugin(HEALTH, &["--kubeconfig", s(&kc)], &[("KUBECTL_ETCD_DEFAULT_MANIFEST", &manifest)]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no pods labelled component=etcd"), "{}", stderr(&o));
+    // Both an explicit manifest and an explicit context: which one is meant? Say so.
+    let o = run_plugin(HEALTH, &["--manifest", &manifest, "--context", "fake-admin@fake"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--manifest and --kubeconfig/--context name two different ways"), "{}", stderr(&o));
+    // KUBECONFIG in the environment (common on nodes) does not override the node's manifest.
+    let o =
+        run_plugin(HEALTH, &["-o", "json"], &[("KUBECTL_ETCD_DEFAULT_MANIFEST", &manifest), ("KUBECONFIG", s(&kc))]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn this_nodes_member_down_and_no_data_dir_finds_the_others_through_admin_conf() {
+    let mut c = Cluster::builder(3).kubeadm_manifests().start();
+    let kube = FakeKube::start(api_pods(&c, true, true), vec![]);
+    let kc = kube.kubeconfig(c.dir.path());
+    // node-0's manifest with a data dir that holds nothing (a fresh disk, a wiped node).
+    let text = std::fs::read_to_string(c.nodes[0].manifest()).unwrap();
+    let data = c.nodes[0].data_dir().display().to_string();
+    let copy = c.dir.path().join("etcd-no-data.yaml");
+    std::fs::write(&copy, text.replace(&data, &c.dir.path().join("empty").display().to_string())).unwrap();
+    c.kill(0);
+    let others = format!("{},{}", c.nodes[1].client_url(), c.nodes[2].client_url());
+    wait_for("a leader among node-1 and node-2", std::time::Duration::from_secs(10), || {
+        c.etcdctl(&others, &["endpoint", "health"]).status.success().then_some(())
+    });
+    let o = run_plugin(HEALTH, &["--manifest", s(&copy), "-o", "json"], &[("KUBECTL_ETCD_ADMIN_KUBECONFIG", s(&kc))]);
+    let doc = json(&o);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    let quorum = doc["checks"].as_array().unwrap().iter().find(|c| c["name"] == "quorum").unwrap();
+    assert_eq!(quorum["message"], "2/3 voters answer, 2 needed, may lose 0 more", "{doc:#}");
+    let via_api = doc["discovered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"].as_str().unwrap().contains("Kubernetes API pods"))
+        .count();
+    assert_eq!(via_api, 2, "{doc:#}");
 }
 
 #[test]

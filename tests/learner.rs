@@ -154,6 +154,19 @@ fn refusals_name_what_is_wrong() {
     let o = learner(&c, &["add", "node-1", "--peer-urls", "https://127.0.0.1:2"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("a member named \"node-1\" already exists"), "{}", stderr(&o));
+    // Peer URLs that could never work are usage errors (exit 2, one line) before any change.
+    let client = c.nodes[0].client_url();
+    for (url, why) in [
+        ("http://127.0.0.1:2390", "the cluster's peers use https://, so a http:// member could never join"),
+        ("https://127.0.0.1", "no port; expected a URL such as https://10.0.0.4:2380"),
+        (client.as_str(), "it is a client URL of member"),
+    ] {
+        let o = learner(&c, &["add", "y", "--peer-urls", url]);
+        assert_eq!(o.status.code(), Some(2), "{url}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{url}: {}", stderr(&o));
+    }
+    assert!(!c.member_list().as_array().unwrap().iter().any(|m| m["name"] == "y" || m["isLearner"] == true));
     // Unknown member.
     let o = learner(&c, &["promote", "0123456789abcdef"]);
     assert_eq!(o.status.code(), Some(2));

@@ -99,6 +99,7 @@ impl CommonArgs {
         Settings {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
+            api_explicit: flag_given("--kubeconfig") || flag_given("--context"),
             namespace: self.namespace.clone(),
             manifest: self.manifest.clone(),
             endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),

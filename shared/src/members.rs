@@ -123,15 +123,103 @@ pub struct AddOptions {
     pub dry_run: bool,
 }
 
+/// Checks one new peer URL on its own: `http(s)://HOST:PORT`, a valid host, an explicit port.
+pub fn check_peer_url(u: &str) -> Result<()> {
+    let bad = |reason: &str| Error::InvalidValue {
+        what: "--peer-urls".into(),
+        value: u.to_string(),
+        reason: format!("{reason}; expected a URL such as https://10.0.0.4:2380"),
+    };
+    let Some((scheme, rest)) = u.split_once("://") else { return Err(bad("no scheme")) };
+    if scheme != "https" && scheme != "http" {
+        return Err(bad(&format!("scheme {scheme:?} is not http or https")));
+    }
+    let hostport = rest.trim_end_matches('/');
+    if hostport.contains('/') || hostport.contains('?') || hostport.contains('@') {
+        return Err(bad("a peer URL has no path, query or user part"));
+    }
+    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+        let Some((h, p)) = h.split_once(']') else { return Err(bad("unclosed [ in an IPv6 address")) };
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("not an IPv6 address between [ ]"));
+        }
+        (h.to_string(), p.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (hostport.to_string(), None),
+        }
+    };
+    let Some(port) = port.filter(|p| !p.is_empty()) else { return Err(bad("no port")) };
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => {}
+        _ => return Err(bad(&format!("port {port:?} is not a number from 1 to 65535"))),
+    }
+    let valid_host = !host.is_empty()
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !l.starts_with('-')
+            }));
+    if !valid_host {
+        return Err(bad(&format!("host {host:?} is not an IP address or a DNS name")));
+    }
+    Ok(())
+}
+
+/// Checks new peer URLs against the cluster: the scheme its peers use (a plain http peer can
+/// never join a cluster whose peers speak TLS, nor the reverse), and no client URL of a member.
+pub fn check_peer_urls_against(new: &[String], members: &[Member]) -> Result<()> {
+    let schemes: std::collections::BTreeSet<&str> =
+        members.iter().flat_map(|m| m.peer_urls.iter()).filter_map(|u| u.split_once("://").map(|(s, _)| s)).collect();
+    for u in new {
+        let scheme = u.split_once("://").map(|(s, _)| s).unwrap_or("");
+        if schemes.len() == 1 && !schemes.contains(scheme) {
+            let theirs = schemes.iter().next().copied().unwrap_or_default();
+            return Err(Error::InvalidValue {
+                what: "--peer-urls".into(),
+                value: u.clone(),
+                reason: format!(
+                    "the cluster's peers use {theirs}://, so a {scheme}:// member could never join; use {theirs}://{}",
+                    u.split_once("://").map(|(_, r)| r).unwrap_or("")
+                ),
+            });
+        }
+        let target = crate::conn::Target::parse(u);
+        if let Some(m) = members.iter().find(|m| {
+            m.client_urls.iter().any(|c| {
+                let c = crate::conn::Target::parse(c);
+                c.is_some() && c.map(|c| (c.host, c.port)) == target.as_ref().map(|t| (t.host.clone(), t.port))
+            })
+        }) {
+            return Err(Error::InvalidValue {
+                what: "--peer-urls".into(),
+                value: u.clone(),
+                reason: format!(
+                    "it is a client URL of member {}; peers listen on their own port (2380 by convention)",
+                    describe(m)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `learner add`.
 pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
+    if opts.peer_urls.is_empty() {
+        return Err(Error::Usage("--peer-urls is required, such as https://10.0.0.4:2380".into()));
+    }
     for u in &opts.peer_urls {
-        crate::discovery::validate_url(u, "--peer-urls")?;
+        check_peer_url(u)?;
     }
     if opts.name.trim().is_empty() {
         return Err(Error::Usage("the member name must not be empty".into()));
     }
     let list = session.member_list().await?;
+    check_peer_urls_against(&opts.peer_urls, &list.members)?;
     // Idempotence: the same learner, added before.
     if let Some(m) = list.members.iter().find(|m| m.is_learner && same_urls(&m.peer_urls, &opts.peer_urls)) {
         if m.name.is_empty() || m.name == opts.name {
@@ -337,8 +425,9 @@ pub fn with_rate(mut now: Vec<Progress>, before: &[Progress], dt: Duration) -> V
             p.rate = Some(rate);
             if let Some(l) = p.leader_index {
                 let target = (l as f64 * LEARNER_READY_RATIO).ceil() as u64;
+                // Nothing to wait for once the promotable point is reached.
                 p.eta = if a1 >= target {
-                    Some(Duration::ZERO)
+                    None
                 } else if rate > 0.0 {
                     Some(Duration::from_secs_f64((target - a1) as f64 / rate))
                 } else {
@@ -636,7 +725,9 @@ pub struct MemberRef {
 /// Formatting and every other line are kept as they are.
 pub fn derive_manifest(text: &str, old_name: &str, old_host: &str, new_host: &str, s: &JoinSettings) -> String {
     let mut out = Vec::new();
-    let mut saw_state = false;
+    // Insert the state flag after --initial-cluster only when the manifest has none of its own
+    // (kubeadm's first node has none; joined nodes' manifests do).
+    let mut saw_state = text.lines().any(|l| l.trim_start().starts_with("- --initial-cluster-state="));
     for line in text.lines() {
         let trimmed = line.trim_start();
         let indent = &line[..line.len() - trimmed.len()];
@@ -651,10 +742,9 @@ pub fn derive_manifest(text: &str, old_name: &str, old_host: &str, new_host: &st
             Some(("initial-advertise-peer-urls", _)) => {
                 format!("{indent}- --initial-advertise-peer-urls={}", s.initial_advertise_peer_urls)
             }
-            Some((
-                k @ ("advertise-client-urls" | "listen-client-urls" | "listen-peer-urls" | "listen-metrics-urls"),
-                v,
-            )) => {
+            // The new member listens for peers where it advertises them: its own host and port.
+            Some(("listen-peer-urls", _)) => format!("{indent}- --listen-peer-urls={}", s.initial_advertise_peer_urls),
+            Some((k @ ("advertise-client-urls" | "listen-client-urls" | "listen-metrics-urls"), v)) => {
                 format!("{indent}- --{k}={}", replace_host(v, old_host, new_host))
             }
             _ if trimmed.starts_with("kubeadm.kubernetes.io/etcd.advertise-client-urls:") => {
@@ -681,4 +771,51 @@ fn replace_host(v: &str, old: &str, new: &str) -> String {
         return v.to_string();
     }
     v.replace(&format!("//{old}:"), &format!("//{new}:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(peer: &str, client: &str) -> Member {
+        Member {
+            id: 1,
+            name: "cp-1".into(),
+            peer_urls: vec![peer.into()],
+            client_urls: vec![client.into()],
+            is_learner: false,
+        }
+    }
+
+    #[test]
+    fn peer_urls_checked_alone() {
+        assert!(check_peer_url("https://10.0.0.4:2380").is_ok());
+        assert!(check_peer_url("https://[fd00::4]:2380").is_ok());
+        assert!(check_peer_url("https://cp-4.example.com:2380").is_ok());
+        for (bad, why) in [
+            ("https://10.0.0.4", "no port"),
+            ("10.0.0.4:2380", "no scheme"),
+            ("unix://x:1", "is not http or https"),
+            ("https://10.0.0.4:99999", "1 to 65535"),
+            ("https://bad_host!:2380", "not an IP address or a DNS name"),
+            ("https://10.0.0.4:2380/path", "no path"),
+        ] {
+            let e = check_peer_url(bad).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(":2380"), "{bad}: {e}");
+            assert_eq!(
+                Error::InvalidValue { what: String::new(), value: String::new(), reason: String::new() }.exit_code(),
+                crate::ExitCode::Usage
+            );
+        }
+    }
+
+    #[test]
+    fn peer_urls_checked_against_the_cluster() {
+        let ms = [member("https://10.0.0.1:2380", "https://10.0.0.1:2379")];
+        let e = check_peer_urls_against(&["http://10.0.0.4:2380".into()], &ms).unwrap_err().to_string();
+        assert!(e.contains("use https://10.0.0.4:2380"), "{e}");
+        let e = check_peer_urls_against(&["https://10.0.0.1:2379".into()], &ms).unwrap_err().to_string();
+        assert!(e.contains("client URL of member") && e.contains("cp-1"), "{e}");
+        assert!(check_peer_urls_against(&["https://10.0.0.4:2380".into()], &ms).is_ok());
+    }
 }

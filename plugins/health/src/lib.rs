@@ -82,8 +82,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 _ => {
                     let body = render(&report, format, cli.common.no_headers)?;
                     if tty {
-                        // Home, draw, clear what is left of the previous frame.
-                        format!("\x1b[H{}\x1b[J", body.replace('\n', "\x1b[K\n"))
+                        render::redraw_frame(&body)
                     } else {
                         format!("{body}\n")
                     }

@@ -363,6 +363,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     _ if rows.is_empty() => "No learners.\n".to_string(),
                     _ => progress_table(&rows).format(no_headers),
                 };
+                let text = if watch && !format.is_structured() && std::io::stdout().is_terminal() {
+                    render::redraw_frame(&text)
+                } else {
+                    text
+                };
                 render::print(&text)?;
                 if !watch {
                     return Ok(ExitCode::Ok);

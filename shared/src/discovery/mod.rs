@@ -27,6 +27,9 @@ pub struct Settings {
     pub kubeconfig: Option<PathBuf>,
     /// `--context`.
     pub context: Option<String>,
+    /// `--kubeconfig` or `--context` was given as a flag: the Kubernetes API is the way to find
+    /// etcd, not the node's default manifest.
+    pub api_explicit: bool,
     /// `-n/--namespace`.
     pub namespace: String,
     /// `--manifest`.
@@ -62,6 +65,7 @@ impl Settings {
         Settings {
             kubeconfig: None,
             context: None,
+            api_explicit: false,
             namespace: "kube-system".into(),
             manifest: None,
             endpoints: Vec::new(),
@@ -166,10 +170,19 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
     let mut tried: Vec<String> = Vec::new();
 
     // 1. The static pod manifest: named, or the default one when no endpoints were given.
+    if settings.api_explicit && settings.manifest.is_some() && settings.endpoints.is_empty() {
+        return Err(Error::Usage(
+            "--manifest and --kubeconfig/--context name two different ways to find etcd: pass one of them".into(),
+        ));
+    }
     let manifest = match &settings.manifest {
         Some(path) => {
             log.say(format!("reading static pod manifest {} (--manifest)", path.display()));
             Some(Manifest::load(path)?)
+        }
+        None if settings.endpoints.is_empty() && settings.api_explicit => {
+            log.say("--kubeconfig/--context given: the Kubernetes API, not the default manifest".into());
+            None
         }
         None if settings.endpoints.is_empty() => {
             let path = &settings.default_manifest;
