@@ -150,6 +150,12 @@ pub mod duration_ms {
     }
 }
 
+/// One `--watch` frame for a terminal: home the cursor, draw, clear what is left of the
+/// previous frame, so that each round redraws in place.
+pub fn redraw_frame(body: &str) -> String {
+    format!("\x1b[H{}\x1b[J", body.replace('\n', "\x1b[K\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,10 +172,4 @@ mod tests {
         assert_eq!(lines[2], "b        -");
         assert_eq!(t.format(true).lines().count(), 2);
     }
-}
-
-/// One `--watch` frame for a terminal: home the cursor, draw, clear what is left of the
-/// previous frame, so that each round redraws in place.
-pub fn redraw_frame(body: &str) -> String {
-    format!("\x1b[H{}\x1b[J", body.replace('\n', "\x1b[K\n"))
 }
