@@ -272,19 +272,48 @@ fn backups(root: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(root)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains(".bak-"))
+        .filter(|p| p.is_dir() && p.to_string_lossy().contains(".bak-"))
         .collect()
 }
 
+fn wait_restored_healthy(c: &Cluster) -> Value {
+    let h = wait_for("the restored cluster to be healthy", Duration::from_secs(30), || {
+        let h = run_plugin("kubectl-etcd-health", &["--manifest", s(&c.nodes[0].manifest()), "-o", "json"], &[]);
+        (h.status.code() == Some(0)).then_some(h)
+    });
+    serde_json::from_slice(&h.stdout).unwrap()
+}
+
+/// kubeadm's layout: node-0's manifest lists only itself in --initial-cluster, node-1's lists
+/// node-0 and node-1. Every node restores the snapshot's three members, and a second restore
+/// from the same file after one manifest lost its token line still ends in one cluster.
 #[tokio::test(flavor = "multi_thread")]
 async fn node_restore_on_every_member_brings_the_cluster_back() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::builder(3).kubeadm_manifests().start();
     realistic_data(&c, 2_000, 5).await;
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snap.db");
     tokio::task::block_in_place(|| save(&c, &snap));
     let (want, _) = digest(&mut c.client(0).await).await;
     c.put("/written-after-the-snapshot", "x");
+    let everyone: String = c.nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect::<Vec<_>>().join(",");
+
+    // The plan, from the first node's manifest, while the cluster still has a quorum.
+    let o = node_restore(&c, 0, &snap, &["--dry-run", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got: std::collections::BTreeSet<&str> = plan["initial_cluster"].as_str().unwrap().split(',').collect();
+    assert_eq!(got, everyone.split(',').collect(), "{plan:#}");
+    assert_eq!(plan["manifest_initial_cluster"], format!("node-0={}", c.nodes[0].peer_url()));
+    let warnings = plan["warnings"].as_array().unwrap();
+    assert!(warnings[0].as_str().unwrap().contains("still has a quorum (3/3 voters answer, 2 needed)"), "{plan:#}");
+    assert!(
+        warnings.iter().any(|w| w.as_str().unwrap().contains("differs from the snapshot's membership")),
+        "{plan:#}"
+    );
+    let o = node_restore(&c, 0, &snap, &["--dry-run"]);
+    assert!(stdout(&o).starts_with("WARNING: the live cluster"), "{}", stdout(&o));
+
     for i in 0..3 {
         c.kubelet(i);
     }
@@ -293,17 +322,45 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
         assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
         assert!(stdout(&o).contains("Restored member"), "{}", stdout(&o));
         assert_eq!(backups(&c.nodes[i].root).len(), 1, "the old data dir is kept aside");
+        let kept: Vec<PathBuf> = std::fs::read_dir(&c.nodes[i].root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("etcd.yaml.bak-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "the original manifest is kept beside the manifests folder");
+        assert!(std::fs::read_to_string(&kept[0]).unwrap().contains("--initial-cluster-state"), "a manifest");
+        let m = kubectl_etcd::discovery::Manifest::load(&c.nodes[i].manifest()).unwrap();
+        let ic: std::collections::BTreeSet<&str> = m.flag("initial-cluster").unwrap().split(',').collect();
+        assert_eq!(ic, everyone.split(',').collect(), "node-{i}'s manifest now lists the restored membership");
     }
-    let h = tokio::task::block_in_place(|| {
-        wait_for("the restored cluster to be healthy", Duration::from_secs(30), || {
-            let h = run_plugin("kubectl-etcd-health", &["--manifest", s(&c.nodes[0].manifest()), "-o", "json"], &[]);
-            (h.status.code() == Some(0)).then_some(h)
-        })
-    });
-    let doc: Value = serde_json::from_slice(&h.stdout).unwrap();
+    let doc = tokio::task::block_in_place(|| wait_restored_healthy(&c));
     assert_eq!(doc["members"].as_array().unwrap().len(), 3);
     for i in 0..3 {
         assert_eq!(digest(&mut c.client(i).await).await.0, want, "member {i}");
+    }
+
+    // Later, node-2's manifest loses its token line (kubeadm regenerated it); restore again.
+    let text = std::fs::read_to_string(c.nodes[2].manifest()).unwrap();
+    let without: String =
+        text.lines().filter(|l| !l.contains("--initial-cluster-token=")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(c.nodes[2].manifest(), without).unwrap();
+    for i in 0..3 {
+        let o = tokio::task::block_in_place(|| node_restore(&c, i, &snap, &[]));
+        assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    }
+    let doc = tokio::task::block_in_place(|| wait_restored_healthy(&c));
+    assert_eq!(doc["members"].as_array().unwrap().len(), 3, "{doc:#}");
+    let clusters: std::collections::BTreeSet<String> = (0..3)
+        .map(|i| {
+            let o = c.etcdctl(&c.nodes[i].client_url(), &["endpoint", "status", "-w", "json"]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            v[0]["Status"]["header"]["cluster_id"].to_string()
+        })
+        .collect();
+    assert_eq!(clusters.len(), 1, "one cluster: {clusters:?}");
+    for n in &c.nodes {
+        let text = std::fs::read_to_string(n.manifest()).unwrap();
+        assert_eq!(text.matches("--initial-cluster-token=").count(), 1, "{text}");
     }
 }
 

@@ -267,6 +267,9 @@ pub struct StatusInfo {
     pub is_learner: bool,
     /// etcd version.
     pub version: String,
+    /// The cluster it belongs to (from the response header).
+    #[serde(serialize_with = "ser_hex")]
+    pub cluster_id: u64,
 }
 
 /// A member with the answer (or failure) of its Status RPC.
@@ -309,6 +312,7 @@ impl Session {
                         raft_applied_index: s.raft_applied_index(),
                         is_learner: s.is_learner(),
                         version: s.version().to_string(),
+                        cluster_id: s.header().map(|h| h.cluster_id()).unwrap_or(0),
                     })
                 }
                 .await

@@ -75,6 +75,14 @@ pub fn read_segment(path: &Path) -> std::io::Result<Vec<Record>> {
     Ok(out)
 }
 
+/// `(member ID, cluster ID)` from the metadata record of a data dir's first WAL segment.
+pub fn metadata(data_dir: &Path) -> Option<(u64, u64)> {
+    let first = segments(data_dir).ok()?.into_iter().next()?;
+    let rec = read_segment(&first).ok()?.into_iter().find(|r| r.kind == pb::record::METADATA)?;
+    let f = decode(&rec.data)?;
+    Some((get_varint(&f, 1)?, get_varint(&f, 2)?))
+}
+
 /// A member's published attributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Attributes {

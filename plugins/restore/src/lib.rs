@@ -327,8 +327,35 @@ async fn node_flow(
     format: OutputFormat,
     no_headers: bool,
 ) -> Result<ExitCode> {
-    let plan = node_flow::plan(&opts)?;
-    let mut text = format!("Plan for member {} (from {}):\n", plan.name, plan.manifest.display());
+    // TLS material and endpoints, read now while everything is in place. The live cluster is
+    // asked whether it still has a quorum: a deliberate roll-back is legitimate, an accidental
+    // one a disaster, so that comes first in the plan and the prompt.
+    let mut settings = common.settings();
+    settings.manifest = Some(opts.manifest.clone());
+    let session = Session::open(&settings).await;
+    let (live, live_id) = match &session {
+        Ok(s) => (node_flow::live_quorum_warning(s).await.map(Ok), s.member_list().await.ok().map(|l| l.cluster_id)),
+        Err(e) => (Some(Err(format!("could not check whether the live cluster still has a quorum: {e}"))), None),
+    };
+    let mut opts = opts;
+    opts.live_cluster_id = live_id;
+    let mut plan = node_flow::plan(&opts)?;
+    match live {
+        Some(Ok(w)) => plan.warnings.insert(0, w),
+        Some(Err(w)) => plan.warnings.push(w),
+        None => {}
+    }
+    let session = session?;
+    let mut text = String::new();
+    for w in &plan.warnings {
+        text.push_str(&format!("WARNING: {w}\n"));
+    }
+    text.push_str(&format!(
+        "Plan for member {} (from {}), membership from {}:\n",
+        plan.name,
+        plan.manifest.display(),
+        plan.membership_source
+    ));
     for (i, s) in plan.steps.iter().enumerate() {
         text.push_str(&format!("  {}. {s}\n", i + 1));
     }
@@ -342,12 +369,6 @@ async fn node_flow(
     }
     eprint!("{text}");
     confirm(flow)?;
-    // TLS material and endpoints, read now while everything is in place.
-    let mut settings = common.settings();
-    settings.manifest = Some(opts.manifest.clone());
-    settings.endpoints = vec![plan.client_url.clone()];
-    settings.endpoints_source = "the manifest's client URL";
-    let session = Session::open(&settings).await?;
     let me = kubectl_etcd::cluster::Member {
         id: 0,
         name: plan.name.clone(),
@@ -374,6 +395,15 @@ async fn node_flow(
                 "the other members are gone from this cluster: on each, stop etcd, move its data dir aside, then add it back as a learner: kubectl etcd learner add NAME --peer-urls URL (and start it with --initial-cluster-state=existing --initial-cluster-token={})",
                 plan.token
             ));
+        }
+    }
+    if outcome.answered {
+        // Restored members that answer must all be in this cluster (or not restored yet).
+        let pending =
+            node_flow::check_one_cluster(&session, &plan.client_url, outcome.applied.cluster_id, plan.old_cluster_id)
+                .await?;
+        if !pending.is_empty() {
+            steps = pending.into_iter().chain(steps).collect();
         }
     }
     if format.is_structured() {
@@ -438,6 +468,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 mark_compacted: a.tuning.mark_compacted,
                 timeout: a.flow.timeout,
                 token: a.initial_cluster_token,
+                live_cluster_id: None,
             };
             node_flow(&cli.common, opts, &a.flow, format, no_headers).await
         }
@@ -453,6 +484,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     mark_compacted: false,
                     timeout: a.flow.timeout,
                     token: None,
+                    live_cluster_id: None,
                 };
                 return node_flow(&cli.common, opts, &a.flow, format, no_headers).await;
             }
