@@ -404,7 +404,8 @@ async fn failure_midway_rolls_back() {
     c.put("/old", "still here");
     let starts = c.kubelet(0);
     let manifest_before = std::fs::read_to_string(c.nodes[0].manifest()).unwrap();
-    let o = tokio::task::block_in_place(|| node_restore(&c, 0, &snap, &[]));
+    // (another cluster's snapshot, whose membership is not this node's: restored alone)
+    let o = tokio::task::block_in_place(|| node_restore(&c, 0, &snap, &["--single-member"]));
     assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("rolled back: the old data dir and manifest are back in place"), "{err}");
@@ -463,4 +464,23 @@ async fn from_data_dir_rebuilds_a_cluster_from_a_learner() {
     assert_eq!(n, keys);
     assert_eq!(got, want);
     assert_eq!(backups(&c.nodes[l].root).len(), 1, "the learner's data dir is kept aside");
+}
+
+/// `from-data-dir` with another cluster's data dir, on a node whose cluster still has a quorum:
+/// refused before anything is planned, naming both reasons.
+#[test]
+fn from_data_dir_refuses_a_foreign_data_dir_and_a_live_quorum() {
+    let c = Cluster::start(1);
+    let mut other = Cluster::start(1);
+    other.kill(0);
+    let foreign = other.nodes[0].data_dir();
+    let o =
+        run_plugin(RESTORE, &["from-data-dir", s(&foreign), "--manifest", s(&c.nodes[0].manifest()), "--dry-run"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("belongs to cluster") && err.contains("but this node's cluster is"), "{err}");
+    assert!(err.contains("still has a quorum (1/1 voters answer"), "{err}");
+    assert!(err.contains("pass --force"), "{err}");
+    assert!(stdout(&o).is_empty());
 }

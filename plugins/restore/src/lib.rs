@@ -85,10 +85,15 @@ pub struct NodeArgs {
     /// Hash check and revision handling.
     #[command(flatten)]
     pub tuning: Tuning,
-    /// The restored cluster's token [default: the manifest's with a suffix from the snapshot's
-    /// sha256: the same on every node restoring that snapshot, never the old cluster's].
+    /// The restored cluster's token [default: derived from the snapshot's sha256 and the cluster
+    /// this node's data dir is in: the same on every node restoring that snapshot, never the
+    /// old cluster's].
     #[arg(long, value_name = "TOKEN")]
     pub initial_cluster_token: Option<String>,
+    /// The restored membership NAME=PEER_URL,... [default: the snapshot's members]; for
+    /// restoring onto machines whose addresses changed. Every node must pass the same.
+    #[arg(long, value_name = "NAME=URL,...", conflicts_with = "single_member")]
+    pub initial_cluster: Option<String>,
     /// Confirmation, dry run, timeout.
     #[command(flatten)]
     pub flow: FlowArgs,
@@ -108,6 +113,10 @@ pub struct FromDataDirArgs {
     /// Without a manifest: the member's peer URLs.
     #[arg(long, value_delimiter = ',', value_name = "URLS")]
     pub initial_advertise_peer_urls: Option<Vec<String>>,
+    /// Go on although the data dir belongs to another cluster than this node's, or this node's
+    /// cluster still has a quorum.
+    #[arg(long)]
+    pub force: bool,
     /// Confirmation, dry run, timeout.
     #[command(flatten)]
     pub flow: FlowArgs,
@@ -323,6 +332,7 @@ fn confirm(flow: &FlowArgs) -> Result<()> {
 async fn node_flow(
     common: &CommonArgs,
     opts: NodeOptions,
+    force: bool,
     flow: &FlowArgs,
     format: OutputFormat,
     no_headers: bool,
@@ -339,6 +349,15 @@ async fn node_flow(
     };
     let mut opts = opts;
     opts.live_cluster_id = live_id;
+    if let Source::DataDir(dir) = &opts.source {
+        node_flow::check_data_dir_source(
+            dir,
+            &opts.manifest,
+            live_id,
+            live.as_ref().and_then(|w| w.as_ref().ok()),
+            force,
+        )?;
+    }
     let mut plan = node_flow::plan(&opts)?;
     match live {
         Some(Ok(w)) => plan.warnings.insert(0, w),
@@ -469,8 +488,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: a.flow.timeout,
                 token: a.initial_cluster_token,
                 live_cluster_id: None,
+                initial_cluster: a.initial_cluster,
             };
-            node_flow(&cli.common, opts, &a.flow, format, no_headers).await
+            node_flow(&cli.common, opts, false, &a.flow, format, no_headers).await
         }
         Command::FromDataDir(a) => {
             let manifest = manifest_path(&cli.common);
@@ -485,8 +505,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     timeout: a.flow.timeout,
                     token: None,
                     live_cluster_id: None,
+                    initial_cluster: None,
                 };
-                return node_flow(&cli.common, opts, &a.flow, format, no_headers).await;
+                return node_flow(&cli.common, opts, a.force, &a.flow, format, no_headers).await;
             }
             // No manifest: restore into a new data dir and say how to start it.
             let (Some(data_dir), Some(name), Some(peers)) = (a.data_dir, a.name, a.initial_advertise_peer_urls) else {

@@ -47,6 +47,9 @@ pub struct NodeOptions {
     /// The live cluster's ID, when a member answered: the cluster identity for the token when
     /// this node's data dir has none (a lost disk).
     pub live_cluster_id: Option<u64>,
+    /// The restored membership, given explicitly (restoring onto machines with new addresses)
+    /// instead of the snapshot's.
+    pub initial_cluster: Option<String>,
 }
 
 /// The token of a cluster restored from a file with this [`snapshot_tag`], by the members of
@@ -180,6 +183,21 @@ pub fn plan(opts: &NodeOptions) -> Result<Plan> {
     let mut warnings = Vec::new();
     let manifest_ic = m.flag("initial-cluster").unwrap_or_default().to_string();
     let (initial_cluster, membership_source) = match (&opts.source, opts.single_member) {
+        (_, false) if opts.initial_cluster.is_some() => {
+            let ic = opts.initial_cluster.clone().unwrap_or_default();
+            let members = super::parse_initial_cluster(&ic, "")?;
+            let mine: Vec<String> =
+                members.iter().find(|x| x.name == name).map(|x| x.peer_urls.clone()).unwrap_or_default();
+            let mut want = peer_urls.clone();
+            want.sort();
+            if mine != want {
+                return Err(Error::Usage(format!(
+                    "--initial-cluster must list this member {name} with its --initial-advertise-peer-urls {}",
+                    peer_urls.join(",")
+                )));
+            }
+            (ic, "flag --initial-cluster".to_string())
+        }
         (Source::Snapshot(p), false) => {
             let (ic, skipped) = snapshot_initial_cluster(p, &name, &peer_urls)?;
             warnings.extend(skipped);
@@ -340,7 +358,7 @@ fn snapshot_initial_cluster(snapshot: &Path, name: &str, peer_urls: &[String]) -
     theirs.sort();
     if mine != theirs {
         return Err(Error::Refused(format!(
-            "member {name}'s peer URLs differ: the manifest's --initial-advertise-peer-urls is {} but the snapshot has {}; every node must restore the same membership, so fix the manifest or pass --single-member",
+            "member {name}'s peer URLs differ: the manifest's --initial-advertise-peer-urls is {} but the snapshot has {}; every node must restore the same membership, so fix the manifest, pass the membership with --initial-cluster (new addresses), or pass --single-member",
             peer_urls.join(","),
             me.peer_urls.join(",")
         )));
@@ -438,13 +456,22 @@ where
     // 0. The snapshot, before anything is moved.
     let skip = opts.skip_hash_check || matches!(opts.source, Source::DataDir(_));
     let mut temp_copy = None;
-    if let Source::DataDir(d) = &opts.source {
+    // The node's own data dir is copied only once its etcd has stopped: a copy of a database
+    // etcd is writing lacks its last batch.
+    let own_dir = match &opts.source {
+        Source::DataDir(d) => d.canonicalize().ok().is_some_and(|c| plan.data_dir.canonicalize().ok() == Some(c)),
+        Source::Snapshot(_) => false,
+    };
+    let copy_db = |d: &Path| -> Result<PathBuf> {
         let src = d.join("member/snap/db");
         std::fs::copy(&src, &plan.snapshot).map_err(|source| Error::Io {
             action: format!("copy {} to {}", src.display(), plan.snapshot.display()),
             source,
         })?;
-        temp_copy = Some(plan.snapshot.clone());
+        Ok(plan.snapshot.clone())
+    };
+    if let (Source::DataDir(d), false) = (&opts.source, own_dir) {
+        temp_copy = Some(copy_db(d)?);
     }
     let apply_opts = ApplyOptions {
         snapshot: plan.snapshot.clone(),
@@ -459,8 +486,14 @@ where
         engine: Engine::Native,
     };
     // Validate everything but the (still occupied) data dir now.
-    let check_opts =
-        ApplyOptions { data_dir: with_suffix(&plan.data_dir, ".kubectl-etcd-does-not-exist"), ..apply_opts.clone() };
+    let check_opts = ApplyOptions {
+        data_dir: with_suffix(&plan.data_dir, ".kubectl-etcd-does-not-exist"),
+        snapshot: match &opts.source {
+            Source::DataDir(d) if own_dir => d.join("member/snap/db"),
+            _ => apply_opts.snapshot.clone(),
+        },
+        ..apply_opts.clone()
+    };
     if let Err(e) = super::prepare(&check_opts) {
         if let Some(t) = &temp_copy {
             let _ = std::fs::remove_file(t);
@@ -479,6 +512,9 @@ where
     let mut restored = false;
     let result: Result<(Applied, bool)> = async {
         wait_closed(&plan.client_url, opts.timeout).await?;
+        if let (Source::DataDir(d), true) = (&opts.source, own_dir) {
+            temp_copy = Some(copy_db(d)?);
+        }
         // 2. Move the data dir aside.
         if plan.data_dir.exists() {
             rename(&plan.data_dir, &plan.backup)?;
@@ -639,4 +675,46 @@ pub async fn check_one_cluster(
         )));
     }
     Ok(pending)
+}
+
+/// Before `from-data-dir` on a node: the data dir must belong to this node's cluster (the live
+/// cluster's ID, else the manifest's own data dir's), and that cluster must have lost its
+/// quorum: a one-member cluster built from one data dir drops every other member, which is the
+/// way back only when they are gone. `--force` goes on anyway.
+pub fn check_data_dir_source(
+    dir: &Path,
+    manifest: &Path,
+    live_cluster: Option<u64>,
+    live_quorum: Option<&String>,
+    force: bool,
+) -> Result<()> {
+    let theirs = crate::wal::metadata(dir).map(|(_, c)| c);
+    let own_dir = Manifest::load(manifest).ok().and_then(|m| m.flag("data-dir").map(PathBuf::from));
+    let same_dir = own_dir.as_ref().is_some_and(|d| d.canonicalize().ok() == dir.canonicalize().ok());
+    let ours =
+        live_cluster.or_else(|| own_dir.filter(|_| !same_dir).and_then(|d| crate::wal::metadata(&d).map(|(_, c)| c)));
+    let mut problems = Vec::new();
+    if let (Some(t), Some(o)) = (theirs, ours) {
+        if t != o {
+            problems.push(format!(
+                "{} belongs to cluster {}, but this node's cluster is {}: it is another cluster's data",
+                dir.display(),
+                crate::util::member_id(t),
+                crate::util::member_id(o)
+            ));
+        }
+    }
+    if let Some(w) = live_quorum {
+        problems.push(format!(
+            "{w}; from-data-dir is for a cluster that lost its quorum (use kubectl etcd learner promote, or restore node from a snapshot)"
+        ));
+    }
+    if problems.is_empty() || force {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "refusing to rebuild from {}: {}; pass --force to go on anyway",
+        dir.display(),
+        problems.join("; ")
+    )))
 }
