@@ -597,29 +597,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn initial_cluster_rewrite() {
-        let text = "spec:\n  containers:\n  - command:\n    - etcd\n    - --initial-cluster=a=https://1:2380,b=https://2:2380\n    - --initial-cluster-state=existing\n    - --name=a\n";
-        let out = adjust_manifest(text, "tok-restored-1234", Some("a=https://1:2380"));
-        assert!(out.contains("    - --initial-cluster=a=https://1:2380\n"));
-        assert!(out.contains("    - --initial-cluster-token=tok-restored-1234\n"));
-        assert!(out.contains("    - --initial-cluster-state=new\n"));
-        assert!(out.contains("    - --name=a\n"));
-        // Restoring again replaces the token; it never adds a second line.
-        let again = adjust_manifest(&out, "tok-restored-5678", Some("a=https://1:2380"));
-        assert_eq!(again.matches("--initial-cluster-token=").count(), 1, "{again}");
-        assert!(again.contains("--initial-cluster-token=tok-restored-5678\n"));
-        let kubeadm_order = "    - --initial-cluster=a=https://1:2380\n    - --initial-cluster-state=new\n    - --initial-cluster-token=old\n";
-        let out = adjust_manifest(kubeadm_order, "t2", Some("a=https://1:2380,b=https://2:2380"));
-        assert_eq!(out.matches("--initial-cluster-token=").count(), 1, "{out}");
-        assert!(same_initial_cluster("b=https://2:2380,a=https://1:2380", "a=https://1:2380,b=https://2:2380"));
-        assert!(!same_initial_cluster("a=https://1:2380", "a=https://1:2380,b=https://2:2380"));
-    }
-}
 
 /// When the cluster this node belongs to still has a quorum, the warning to give before a
 /// restore: every member goes back to the snapshot's revision and every later write is lost.
@@ -717,4 +694,28 @@ pub fn check_data_dir_source(
         dir.display(),
         problems.join("; ")
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_rewrite() {
+        let text = "spec:\n  containers:\n  - command:\n    - etcd\n    - --initial-cluster=a=https://1:2380,b=https://2:2380\n    - --initial-cluster-state=existing\n    - --name=a\n";
+        let out = adjust_manifest(text, "tok-restored-1234", Some("a=https://1:2380"));
+        assert!(out.contains("    - --initial-cluster=a=https://1:2380\n"));
+        assert!(out.contains("    - --initial-cluster-token=tok-restored-1234\n"));
+        assert!(out.contains("    - --initial-cluster-state=new\n"));
+        assert!(out.contains("    - --name=a\n"));
+        // Restoring again replaces the token; it never adds a second line.
+        let again = adjust_manifest(&out, "tok-restored-5678", Some("a=https://1:2380"));
+        assert_eq!(again.matches("--initial-cluster-token=").count(), 1, "{again}");
+        assert!(again.contains("--initial-cluster-token=tok-restored-5678\n"));
+        let kubeadm_order = "    - --initial-cluster=a=https://1:2380\n    - --initial-cluster-state=new\n    - --initial-cluster-token=old\n";
+        let out = adjust_manifest(kubeadm_order, "t2", Some("a=https://1:2380,b=https://2:2380"));
+        assert_eq!(out.matches("--initial-cluster-token=").count(), 1, "{out}");
+        assert!(same_initial_cluster("b=https://2:2380,a=https://1:2380", "a=https://1:2380,b=https://2:2380"));
+        assert!(!same_initial_cluster("a=https://1:2380", "a=https://1:2380,b=https://2:2380"));
+    }
 }
