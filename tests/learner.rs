@@ -274,6 +274,12 @@ fn dry_run_changes_nothing() {
             && out.contains("name: etcd-n"),
         "{out}"
     );
+    // One state flag; the new member listens for peers where its peer URL says.
+    assert_eq!(out.matches("--initial-cluster-state=").count(), 2, "the flags list and the manifest, once each: {out}");
+    let manifest = out.split("# Static pod manifest").nth(1).unwrap();
+    assert_eq!(manifest.matches("--initial-cluster-state=").count(), 1, "{manifest}");
+    assert!(manifest.contains("- --listen-peer-urls=https://127.0.0.1:4\n"), "{manifest}");
+    assert!(manifest.contains("- --initial-advertise-peer-urls=https://127.0.0.1:4\n"), "{manifest}");
 }
 
 /// A writer keeps putting keys during the replace; it may fail only briefly (one election).

@@ -1095,3 +1095,27 @@ pub fn checks_table(report: &Report) -> Table {
     }
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, learner: bool, answered: bool) -> MemberHealth {
+        let m = Member { id: name.len() as u64, name: name.into(), peer_urls: vec![], client_urls: vec!["https://x:2379".into()], is_learner: learner };
+        let mut r = blank(Some(&m), Some("https://x:2379".into()), DEFAULT_QUOTA);
+        r.answered = answered;
+        r
+    }
+
+    #[test]
+    fn quorum_arithmetic_and_the_learner_only_case() {
+        let rows = [row("a", false, false), row("bb", false, true), row("ccc", false, true)];
+        assert_eq!(quorum_check(&rows).message, "2/3 voters answer, 2 needed, may lose 0 more");
+        assert_eq!(quorum_check(&rows).status, Status::Warn);
+        let rows = [row("a", false, false), row("bb", false, false), row("ccc", false, false), row("dr", true, true)];
+        let c = quorum_check(&rows);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.message.ends_with("only learner dr answers"), "{}", c.message);
+        assert!(c.hint.unwrap().contains("kubectl etcd restore from-data-dir"));
+    }
+}
