@@ -293,3 +293,107 @@ async fn reader_survives_mutated_snapshots() {
     }
     assert!(err > 1000, "most mutations must be caught: {ok} passed, {err} failed");
 }
+
+/// Two saves to one path at once (a scheduled backup overlapping a manual one): at most one
+/// succeeds, and the file under the final name verifies. A save while another holds the `.part`
+/// is refused at once; a `.part` left by a killed save is taken over.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_saves_to_one_path_never_publish_a_corrupt_file() {
+    let c = Cluster::start(3);
+    fill(&c, "/big/", 400, 100 * 1024, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shared.db");
+    let spawn = |member: &str| {
+        std::process::Command::new(bin(RESTORE))
+            .args(c.manifest_args())
+            .args(["snapshot", "save", s(&file), "--member", member])
+            .env_remove("KUBECONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    for _round in 0..3 {
+        let _ = std::fs::remove_file(&file);
+        let a = spawn("node-1");
+        let b = spawn("node-2");
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let ok = [&a, &b].iter().filter(|o| o.status.success()).count();
+        assert!(ok <= 1, "both saves claimed success");
+        assert_eq!(ok, 1, "one save must succeed: {}\n{}", stderr(&a), stderr(&b));
+        let loser = if a.status.success() { &b } else { &a };
+        let err = String::from_utf8_lossy(&loser.stderr);
+        assert!(err.contains("another snapshot save is writing") || err.contains("already exists"), "{err}");
+        let (o, _) = tokio::task::block_in_place(|| ours(&["snapshot", "verify", s(&file)]));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(!dir.path().join("shared.db.part").exists());
+    }
+    // Deterministic: a held lock is refused at once, with the path.
+    let part = dir.path().join("held.db.part");
+    let held = std::fs::File::create(&part).unwrap();
+    held.try_lock().unwrap();
+    let target = dir.path().join("held.db");
+    let (o, _) = tokio::task::block_in_place(|| {
+        ours(&[&c.manifest_args()[0], &c.manifest_args()[1], "snapshot", "save", s(&target)])
+    });
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("another snapshot save is writing {}", part.display())), "{}", stderr(&o));
+    assert!(!target.exists() && part.exists(), "the other writer's .part is left alone");
+    // Released (its writer was killed): taken over, and the save succeeds.
+    drop(held);
+    let (o, _) = tokio::task::block_in_place(|| {
+        ours(&[&c.manifest_args()[0], &c.manifest_args()[1], "snapshot", "save", s(&target)])
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(target.is_file() && !part.exists());
+}
+
+#[test]
+fn save_never_replaces_a_device_or_a_link() {
+    let c = Cluster::start(1);
+    let m = c.manifest_args();
+    let o = run_plugin(RESTORE, &[&m[0], &m[1], "snapshot", "save", "/dev/null", "--overwrite"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/dev/null is a character device: refusing to replace it"), "{}", stderr(&o));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null is still a device");
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+    let o = run_plugin(RESTORE, &[&m[0], &m[1], "snapshot", "save", s(&link), "--overwrite"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
+}
+
+/// `/dev/zero` and a FIFO as each input file: refused at once, naming the file and why, with
+/// no unbounded read and no hang.
+#[test]
+fn endless_or_blocking_input_files_are_refused_at_once() {
+    let c = Cluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let pki = c.nodes[0].pki_etcd();
+    let p = |f: &str| pki.join(f).display().to_string();
+    let (ca, cert, key) = (p("ca.crt"), p("healthcheck-client.crt"), p("healthcheck-client.key"));
+    let url = c.nodes[0].client_url();
+    for bad in ["/dev/zero", s(&fifo)] {
+        let kind = if bad == "/dev/zero" { "a character device" } else { "a FIFO" };
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (vec!["--endpoints", &url, "--cacert", bad, "--cert", &cert, "--key", &key], "CA"),
+            (vec!["--endpoints", &url, "--cacert", &ca, "--cert", &cert, "--key", bad], "key"),
+            (vec!["--manifest", bad], "static pod manifest"),
+            (vec!["--kubeconfig", bad], "kubeconfig"),
+        ];
+        for (args, what) in cases {
+            let start = std::time::Instant::now();
+            let o = run_plugin("kubectl-etcd-health", &args, &[]);
+            assert!(start.elapsed() < Duration::from_secs(5), "{args:?} took {:?}", start.elapsed());
+            let err = stderr(&o);
+            assert!(o.status.code() == Some(3) || o.status.code() == Some(2), "{args:?}: {err}");
+            assert!(err.contains(bad) && err.contains(kind) && err.contains(what), "{args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+}

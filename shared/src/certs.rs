@@ -90,11 +90,7 @@ pub fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Vec<u8>> {
 
 /// Loads a CA private key for signing.
 pub fn load_ca_key(path: &Path) -> Result<KeyPair> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-        what: "CA key",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::util::read_bounded_string(path, "CA key", crate::util::MAX_PEM)?;
     let bad = |reason: String| Error::Pem { what: "CA key", path: path.to_path_buf(), reason };
     let block = text
         .lines()
@@ -182,11 +178,7 @@ pub fn issue(name: &str, ips: &[IpAddr], dns: &[String], ca_cert: &Path, ca_key:
             existing.display()
         )));
     }
-    let ca_pem = std::fs::read_to_string(ca_cert).map_err(|source| Error::ReadFile {
-        what: "CA certificate",
-        path: ca_cert.to_path_buf(),
-        source,
-    })?;
+    let ca_pem = crate::util::read_bounded_string(ca_cert, "CA certificate", crate::util::MAX_PEM)?;
     let key = load_ca_key(ca_key)?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, key).map_err(|e| Error::Pem {
         what: "CA certificate",

@@ -1101,7 +1101,13 @@ mod tests {
     use super::*;
 
     fn row(name: &str, learner: bool, answered: bool) -> MemberHealth {
-        let m = Member { id: name.len() as u64, name: name.into(), peer_urls: vec![], client_urls: vec!["https://x:2379".into()], is_learner: learner };
+        let m = Member {
+            id: name.len() as u64,
+            name: name.into(),
+            peer_urls: vec![],
+            client_urls: vec!["https://x:2379".into()],
+            is_learner: learner,
+        };
         let mut r = blank(Some(&m), Some("https://x:2379".into()), DEFAULT_QUOTA);
         r.answered = answered;
         r

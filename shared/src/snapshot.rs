@@ -269,6 +269,11 @@ pub struct Saved {
 }
 
 /// Streams snapshot chunks into `FILE.part`, verifying etcd's sha256 trailer on the fly.
+///
+/// The `.part` is held under an exclusive lock for the writer's whole life: a second save to
+/// the same path (a scheduled backup overlapping a manual one) is refused at once, and a
+/// `.part` left by a save that was killed is taken over. The final name is given only to the
+/// file this writer verified.
 #[derive(Debug)]
 pub struct PartWriter {
     final_path: PathBuf,
@@ -277,19 +282,47 @@ pub struct PartWriter {
     hasher: Sha256,
     tail: Vec<u8>,
     written: u64,
+    overwrite: bool,
+}
+
+/// What a path holds, for messages: `None` for a regular file.
+fn not_regular(md: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = md.file_type();
+    if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else if ft.is_symlink() {
+        Some("a symbolic link")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_fifo() {
+        Some("a FIFO")
+    } else {
+        Some("not a regular file")
+    }
 }
 
 impl PartWriter {
-    /// Creates `FILE.part` (mode 0600). Refuses an existing `FILE` unless `overwrite`.
+    /// Creates `FILE.part` (mode 0600) and locks it. Refuses an existing `FILE` unless
+    /// `overwrite`, and anything at `FILE` that is not a regular file even then.
     pub fn create(path: &Path, overwrite: bool) -> Result<PartWriter> {
-        if path.is_dir() {
-            return Err(Error::Usage(format!("{} is a directory: name the snapshot file to write", path.display())));
-        }
-        if path.exists() && !overwrite {
-            return Err(Error::Usage(format!(
-                "{} already exists: pass --overwrite to replace it, or choose another name",
-                path.display()
-            )));
+        if let Ok(md) = std::fs::symlink_metadata(path) {
+            if let Some(kind) = not_regular(&md) {
+                return Err(Error::Usage(format!(
+                    "{} is {kind}: refusing to replace it with a snapshot; name a regular file to write",
+                    path.display()
+                )));
+            }
+            if !overwrite {
+                return Err(Error::Usage(format!(
+                    "{} already exists: pass --overwrite to replace it, or choose another name",
+                    path.display()
+                )));
+            }
         }
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if !parent.is_dir() {
@@ -298,13 +331,45 @@ impl PartWriter {
         let mut name = path.file_name().unwrap_or_default().to_os_string();
         name.push(".part");
         let part = path.with_file_name(name);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&part)
-            .map_err(|source| Error::Io { action: format!("create {}", part.display()), source })?;
+        let busy = || {
+            Error::Refused(format!(
+                "another snapshot save is writing {} right now: wait for it to finish, or save under another name",
+                part.display()
+            ))
+        };
+        let create = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+        };
+        let file = match create(&part) {
+            Ok(f) => {
+                f.try_lock().map_err(|_| busy())?;
+                f
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Some(kind) = std::fs::symlink_metadata(&part).ok().as_ref().and_then(not_regular) {
+                    return Err(Error::Usage(format!(
+                        "{} is {kind}: remove it or save under another name",
+                        part.display()
+                    )));
+                }
+                // Locked: a save is under way. Not locked: left by a save that was killed; its
+                // contents were never verified, so it is taken over.
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&part)
+                    .map_err(|source| Error::Io { action: format!("open {}", part.display()), source })?;
+                f.try_lock().map_err(|_| busy())?;
+                f.set_len(0).map_err(|source| Error::Io { action: format!("truncate {}", part.display()), source })?;
+                f
+            }
+            Err(source) => return Err(Error::Io { action: format!("create {}", part.display()), source }),
+        };
         let file = std::io::BufWriter::with_capacity(1 << 20, file);
         Ok(PartWriter {
             final_path: path.to_path_buf(),
@@ -313,6 +378,7 @@ impl PartWriter {
             hasher: Sha256::new(),
             tail: Vec::with_capacity(64),
             written: 0,
+            overwrite,
         })
     }
 
@@ -364,13 +430,40 @@ impl PartWriter {
             .into_inner()
             .map_err(|e| Error::Io { action: format!("write {}", self.part.display()), source: e.into_error() })?;
         file.sync_all().map_err(|source| Error::Io { action: format!("fsync {}", self.part.display()), source })?;
-        drop(file);
         // The database must open (valid meta page) before it takes the final name.
         Db::open(&self.part).map_err(|e| file_error(&self.part, e))?;
-        std::fs::rename(&self.part, &self.final_path).map_err(|source| Error::Io {
-            action: format!("rename {} to {}", self.part.display(), self.final_path.display()),
-            source,
+        // Publish only the file this writer wrote: the `.part` name must still be our inode.
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ours = file
+                .metadata()
+                .map_err(|source| Error::Io { action: format!("stat {}", self.part.display()), source })?;
+            let named = std::fs::symlink_metadata(&self.part)
+                .map_err(|source| Error::Io { action: format!("stat {}", self.part.display()), source })?;
+            if (ours.dev(), ours.ino()) != (named.dev(), named.ino()) {
+                return Err(Error::Refused(format!(
+                    "{} was replaced by another process while this save wrote it: nothing was published; save again",
+                    self.part.display()
+                )));
+            }
+        }
+        let publish = if self.overwrite {
+            std::fs::rename(&self.part, &self.final_path)
+        } else {
+            // No replace: a file that appeared under the final name meanwhile is kept.
+            std::fs::hard_link(&self.part, &self.final_path).and_then(|()| std::fs::remove_file(&self.part))
+        };
+        publish.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Refused(format!(
+                    "{} appeared while this save ran (another save?): kept it; pass --overwrite to replace it",
+                    self.final_path.display()
+                ))
+            } else {
+                Error::Io { action: format!("rename {} to {}", self.part.display(), self.final_path.display()), source }
+            }
         })?;
+        drop(file);
         let dir = self.final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())

@@ -81,7 +81,7 @@ pub fn now_unix() -> i64 {
 
 /// Reads every certificate of a PEM file.
 pub fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ReadFile { what, path: path.to_path_buf(), source })?;
+    let bytes = crate::util::read_bounded(path, what, crate::util::MAX_PEM)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::Pem { what, path: path.to_path_buf(), reason: format!("not valid PEM: {e}") })?;
@@ -93,7 +93,7 @@ pub fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<
 
 /// Reads a private key (PKCS#1 `RSA PRIVATE KEY`, PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`).
 pub fn load_key(path: &Path, what: &'static str) -> Result<PrivateKeyDer<'static>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ReadFile { what, path: path.to_path_buf(), source })?;
+    let bytes = crate::util::read_bounded(path, what, crate::util::MAX_PEM)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| Error::Pem {
         what,
         path: path.to_path_buf(),

@@ -1,6 +1,64 @@
 //! Small helpers shared by the core modules.
 
+use std::io::Read;
+use std::path::Path;
 use std::time::Duration;
+
+/// The most a certificate, key or CA bundle file may hold (real ones are a few KiB).
+pub const MAX_PEM: u64 = 1 << 20;
+/// The most a static pod manifest or etcd config file may hold.
+pub const MAX_MANIFEST: u64 = 1 << 20;
+/// The most a kubeconfig may hold.
+pub const MAX_KUBECONFIG: u64 = 16 << 20;
+
+/// Reads a small input file whole, refusing what is not a regular file (a FIFO would block for
+/// ever, `/dev/zero` never ends) and anything larger than `cap`: the error names the file and
+/// why.
+pub fn read_bounded(path: &Path, what: &'static str, cap: u64) -> crate::Result<Vec<u8>> {
+    let err = |source: std::io::Error| crate::Error::ReadFile { what, path: path.to_path_buf(), source };
+    let md = std::fs::metadata(path).map_err(err)?;
+    let ft = md.file_type();
+    if !ft.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(err(std::io::Error::other(format!("it is {kind}, not a regular file: name the file itself"))));
+    }
+    if md.len() > cap {
+        return Err(err(std::io::Error::other(format!(
+            "it holds {}, more than any {what} ({} at most): is it the right file?",
+            format_bytes(md.len()),
+            format_bytes(cap)
+        ))));
+    }
+    let mut out = Vec::with_capacity(md.len() as usize);
+    std::fs::File::open(path).map_err(err)?.take(cap + 1).read_to_end(&mut out).map_err(err)?;
+    if out.len() as u64 > cap {
+        return Err(err(std::io::Error::other(format!("it grew past {} while being read", format_bytes(cap)))));
+    }
+    Ok(out)
+}
+
+/// [`read_bounded`] as UTF-8 text.
+pub fn read_bounded_string(path: &Path, what: &'static str, cap: u64) -> crate::Result<String> {
+    let bytes = read_bounded(path, what, cap)?;
+    String::from_utf8(bytes).map_err(|_| crate::Error::ReadFile {
+        what,
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"),
+    })
+}
 
 /// Parses a Go-style duration as etcdctl accepts it: `5s`, `500ms`, `1m30s`, `2h`, or plain
 /// seconds (`5`).

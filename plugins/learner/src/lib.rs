@@ -264,7 +264,9 @@ async fn do_promote(session: &Session, key: &str, opts: &PromoteOptions) -> Resu
 
 fn manifest_for(session: &Session, a: &Added) -> Option<String> {
     let m = session.discovery.manifest.as_ref()?;
-    let text = std::fs::read_to_string(&m.path).ok()?;
+    let text =
+        kubectl_etcd::util::read_bounded_string(&m.path, "static pod manifest", kubectl_etcd::util::MAX_MANIFEST)
+            .ok()?;
     let old_host = m
         .flag("initial-advertise-peer-urls")
         .and_then(|u| url_host(u.split(',').next().unwrap_or(u)))

@@ -45,6 +45,8 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
             let paths: Vec<PathBuf> = std::env::split_paths(p).filter(|p| !p.as_os_str().is_empty()).collect();
             let mut merged = Kubeconfig::default();
             for path in &paths {
+                crate::util::read_bounded(path, "kubeconfig", crate::util::MAX_KUBECONFIG)
+                    .map_err(ApiOutcome::Failed)?;
                 let kc = Kubeconfig::read_from(path).map_err(|e| {
                     ApiOutcome::Failed(Error::Kube {
                         action: format!("read kubeconfig {}", path.display()),
@@ -64,6 +66,8 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
             let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
             let path = home.join(".kube/config");
             if path.is_file() {
+                crate::util::read_bounded(&path, "kubeconfig", crate::util::MAX_KUBECONFIG)
+                    .map_err(ApiOutcome::Failed)?;
                 let kc = Kubeconfig::read_from(&path).map_err(|e| {
                     ApiOutcome::Failed(Error::Kube {
                         action: format!("read kubeconfig {}", path.display()),

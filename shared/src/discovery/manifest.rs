@@ -27,11 +27,7 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and parses a manifest file.
     pub fn load(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-            what: "static pod manifest",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::util::read_bounded_string(path, "static pod manifest", crate::util::MAX_MANIFEST)?;
         Self::parse(path, &text)
     }
 
@@ -61,7 +57,7 @@ impl Manifest {
             let cfg = PathBuf::from(cfg);
             // A config file that is not readable here (for example when the manifest was copied
             // off the node) leaves the command-line flags as they are.
-            if let Ok(text) = std::fs::read_to_string(&cfg) {
+            if let Ok(text) = crate::util::read_bounded_string(&cfg, "etcd config file", crate::util::MAX_MANIFEST) {
                 for (k, v) in parse_config_file(&text) {
                     flags.entry(k).or_insert(v);
                 }

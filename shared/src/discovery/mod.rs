@@ -342,7 +342,8 @@ pub fn admin_kubeconfig() -> PathBuf {
 pub(crate) async fn admin_conf_endpoints(settings: &Settings) -> Vec<Endpoint> {
     let mut log = Log::new(settings.verbose);
     let path = admin_kubeconfig();
-    if settings.kubeconfig.is_some() || std::fs::File::open(&path).is_err() {
+    let readable = path.is_file() && std::fs::File::open(&path).is_ok();
+    if settings.kubeconfig.is_some() || !readable {
         return Vec::new();
     }
     log.say(format!("trying the etcd pods through {}", path.display()));

@@ -500,11 +500,8 @@ where
         }
         return Err(e);
     }
-    let original_manifest = std::fs::read_to_string(&plan.manifest).map_err(|source| Error::ReadFile {
-        what: "static pod manifest",
-        path: plan.manifest.clone(),
-        source,
-    })?;
+    let original_manifest =
+        crate::util::read_bounded_string(&plan.manifest, "static pod manifest", crate::util::MAX_MANIFEST)?;
 
     // 1. Stop etcd.
     rename(&plan.manifest, &plan.manifest_aside)?;
@@ -596,7 +593,6 @@ where
         }
     }
 }
-
 
 /// When the cluster this node belongs to still has a quorum, the warning to give before a
 /// restore: every member goes back to the snapshot's revision and every later write is lost.
