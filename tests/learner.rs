@@ -397,6 +397,30 @@ fn issued_certificates_start_a_member_that_joins_over_mtls() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777, 0o600, "{f}");
     }
+    // A CA key that is not the CA certificate's: refused before anything is written.
+    let other = tempfile::tempdir().unwrap();
+    Pki::foreign(other.path());
+    let wrong = other.path().join("ca.key");
+    let elsewhere = other.path().join("out");
+    let ca = c.nodes[0].pki_etcd().join("ca.crt");
+    let o = learner(
+        &c,
+        &[
+            "certs",
+            "x",
+            "--ip",
+            "127.0.0.1",
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--ca-key",
+            wrong.to_str().unwrap(),
+            "--out",
+            elsewhere.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not belong to CA certificate"), "{}", stderr(&o));
+    assert!(!elsewhere.join("server.crt").exists() && !elsewhere.join("server.key").exists());
     // Never overwrites.
     let o = learner(&c, &["certs", "node-certs", "--ip", "127.0.0.1", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));

@@ -180,6 +180,23 @@ pub fn issue(name: &str, ips: &[IpAddr], dns: &[String], ca_cert: &Path, ca_key:
     }
     let ca_pem = crate::util::read_bounded_string(ca_cert, "CA certificate", crate::util::MAX_PEM)?;
     let key = load_ca_key(ca_key)?;
+    let ca_der = ca_der(&ca_pem, ca_cert)?;
+    // The key must be the CA certificate's: certificates signed by another key would fail
+    // every handshake.
+    {
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).map_err(|e| Error::Pem {
+            what: "CA certificate",
+            path: ca_cert.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if ca.public_key().raw != rcgen::PublicKeyData::subject_public_key_info(&key).as_slice() {
+            return Err(Error::Usage(format!(
+                "CA key {} does not belong to CA certificate {} (their public keys differ): pass the key of that CA (kubeadm: /etc/kubernetes/pki/etcd/ca.key beside ca.crt)",
+                ca_key.display(),
+                ca_cert.display()
+            )));
+        }
+    }
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, key).map_err(|e| Error::Pem {
         what: "CA certificate",
         path: ca_cert.to_path_buf(),
@@ -224,6 +241,12 @@ pub fn issue(name: &str, ips: &[IpAddr], dns: &[String], ca_cert: &Path, ca_key:
         let cert = params
             .signed_by(&leaf, &issuer)
             .map_err(|e| Error::Usage(format!("failed to sign the {kind} certificate: {e}")))?;
+        verify_signed_by(cert.der(), &ca_der).map_err(|reason| {
+            Error::Refused(format!(
+                "the issued {kind} certificate does not verify against {}: {reason}; nothing was written",
+                ca_cert.display()
+            ))
+        })?;
         write_new(&out.join(format!("{kind}.key")), &leaf.serialize_pem(), 0o600)?;
         write_new(&out.join(format!("{kind}.crt")), &cert.pem(), 0o644)?;
         if sans.is_empty() {
@@ -235,6 +258,26 @@ pub fn issue(name: &str, ips: &[IpAddr], dns: &[String], ca_cert: &Path, ca_key:
         sans,
         not_after: not_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
     })
+}
+
+/// The DER of the first certificate of a PEM text.
+fn ca_der(pem: &str, path: &Path) -> Result<Vec<u8>> {
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| Error::Pem {
+        what: "CA certificate",
+        path: path.to_path_buf(),
+        reason: format!("not valid PEM: {e}"),
+    })?;
+    Ok(p.contents)
+}
+
+/// Checks a certificate's signature with the CA's public key.
+fn verify_signed_by(cert: &[u8], ca: &[u8]) -> std::result::Result<(), String> {
+    let (_, ca) = x509_parser::parse_x509_certificate(ca).map_err(|e| e.to_string())?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(cert).map_err(|e| e.to_string())?;
+    if leaf.issuer() != ca.subject() {
+        return Err("its issuer is not the CA's subject".into());
+    }
+    leaf.verify_signature(Some(ca.public_key())).map_err(|e| format!("signature: {e}"))
 }
 
 #[cfg(test)]
