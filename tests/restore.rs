@@ -484,3 +484,66 @@ fn from_data_dir_refuses_a_foreign_data_dir_and_a_live_quorum() {
     assert!(err.contains("pass --force"), "{err}");
     assert!(stdout(&o).is_empty());
 }
+
+/// A data dir on its own mount (and one behind a symbolic link): `apply` restores into it,
+/// `restore node` moves its `member/` aside inside it; the mount and the link stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_dir_on_its_own_mount_or_behind_a_link() {
+    let mut c = Cluster::builder(1).data_dir_is_a_mount(0, 256).start();
+    c.put("/before", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    tokio::task::block_in_place(|| save(&c, &snap));
+    let (want, _) = digest(&mut c.client(0).await).await;
+    c.put("/after-the-snapshot", "2");
+    let mount = c.nodes[0].data_dir();
+    let is_mount = |p: &Path| {
+        std::fs::read_to_string("/proc/mounts")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(p.to_str().unwrap()))
+    };
+    assert!(is_mount(&mount));
+    c.kubelet(0);
+    let o = tokio::task::block_in_place(|| node_restore(&c, 0, &snap, &["--single-member"]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(is_mount(&mount), "the mount point stays mounted");
+    let aside: Vec<String> =
+        std::fs::read_dir(&mount).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    assert!(aside.iter().any(|n| n.starts_with("member.bak-")), "the old member/ is kept inside: {aside:?}");
+    tokio::task::block_in_place(|| {
+        wait_for("the restored member to serve", Duration::from_secs(30), || {
+            let h = run_plugin("kubectl-etcd-health", &["--manifest", s(&c.nodes[0].manifest())], &[]);
+            (h.status.code() == Some(0)).then_some(())
+        })
+    });
+    assert_eq!(digest(&mut c.client(0).await).await.0, want);
+
+    // apply into a fresh mount point, and through a symbolic link to an empty directory.
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::create_dir(mnt.join("lost+found")).unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let peer = "https://127.0.0.1:2380";
+    for target in [&mnt, &link] {
+        let o = run_plugin(
+            RESTORE,
+            &["apply", s(&snap), "--data-dir", s(target), "--name", "m", "--initial-cluster", &format!("m={peer}")],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}: {}", target.display(), stderr(&o));
+        assert!(target.join("member/snap/db").is_file() && target.join("member/wal").is_dir());
+    }
+    assert!(is_mount(&mnt) && std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(real.join("member/snap/db").is_file(), "written through the link");
+    let _ = std::process::Command::new("umount").arg("-l").arg(&mnt).status();
+}

@@ -209,6 +209,26 @@ pub struct Verified {
     pub revision: i64,
 }
 
+/// etcd's bucket layout: what makes a sound bbolt file an etcd v3 database. The one rule for
+/// `verify` and for every restore, `--skip-hash-check` or not.
+pub fn check_layout(path: &Path, buckets: &[String]) -> Result<()> {
+    for b in REQUIRED_BUCKETS {
+        if !buckets.iter().any(|x| x == b) {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("bucket {b:?} missing: not an etcd database (buckets: {})", buckets.join(", ")),
+            });
+        }
+    }
+    if !buckets.iter().any(|x| x == "members") {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "bucket \"members\" missing: not an etcd v3 database".into(),
+        });
+    }
+    Ok(())
+}
+
 /// `snapshot verify`: trailer hash first (a truncated or corrupted download is named as such),
 /// then the full structural walk and etcd's bucket layout. The error names the first problem.
 pub fn verify(path: &Path) -> Result<Verified> {
@@ -222,20 +242,7 @@ pub fn verify(path: &Path) -> Result<Verified> {
     }
     let mut h = Hasher { crc: 0, total: 0, in_key: false, last_key: None };
     let summary = walk(&db, &mut h).map_err(|e| file_error(path, e))?;
-    for b in REQUIRED_BUCKETS {
-        if !summary.buckets.iter().any(|x| x == b) {
-            return Err(Error::Corrupt {
-                path: path.to_path_buf(),
-                reason: format!("bucket {b:?} missing: not an etcd database (buckets: {})", summary.buckets.join(", ")),
-            });
-        }
-    }
-    if !summary.buckets.iter().any(|x| x == "members") {
-        return Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            reason: "bucket \"members\" missing: not an etcd v3 database".into(),
-        });
-    }
+    check_layout(path, &summary.buckets)?;
     let revision = h
         .last_key
         .as_ref()

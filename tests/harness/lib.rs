@@ -271,6 +271,7 @@ pub struct Builder {
     tmpfs: Option<(usize, u64)>,
     start: bool,
     kubeadm: bool,
+    data_is_mount: bool,
 }
 
 impl Builder {
@@ -292,6 +293,13 @@ impl Builder {
     /// Puts node `i`'s data dir on its own tmpfs of `mib` MiB (for disk-full tests; needs root).
     pub fn tmpfs_data(mut self, i: usize, mib: u64) -> Self {
         self.tmpfs = Some((i, mib));
+        self
+    }
+    /// Makes node `i`'s data dir itself a tmpfs mount point of `mib` MiB (etcd's guidance: a
+    /// disk of its own; needs root).
+    pub fn data_dir_is_a_mount(mut self, i: usize, mib: u64) -> Self {
+        self.tmpfs = Some((i, mib));
+        self.data_is_mount = true;
         self
     }
     /// Writes the manifests as kubeadm leaves them on a grown cluster: the first control-plane
@@ -366,6 +374,7 @@ impl Cluster {
             tmpfs: None,
             start: true,
             kubeadm: false,
+            data_is_mount: false,
         }
     }
 
@@ -394,7 +403,7 @@ impl Cluster {
                 .status()
                 .unwrap();
             assert!(st.success(), "mounting a tmpfs needs root");
-            nodes[i].data_override = Some(mnt.join("etcd"));
+            nodes[i].data_override = Some(if b.data_is_mount { mnt } else { mnt.join("etcd") });
         }
         let initial: Vec<String> = nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
         for n in nodes.iter_mut() {

@@ -435,13 +435,17 @@ async fn node_flow(
         render::print(&render::document(format, &Doc { outcome: &outcome, next_steps: &steps })?)?;
         return Ok(ExitCode::Ok);
     }
+    let old = if plan.backup.exists() {
+        format!("the old data is at {}", plan.backup.display())
+    } else {
+        format!("there was no old data in {}", plan.data_dir.display())
+    };
     let mut s = format!(
-        "Restored member {} ({}) of cluster {} at revision {}; the old data dir is at {}.\n\n",
+        "Restored member {} ({}) of cluster {} at revision {}; {old}.\n\n",
         outcome.applied.member.name,
         member_id(outcome.applied.member.id),
         member_id(outcome.applied.cluster_id),
         outcome.applied.revision,
-        plan.backup.display()
     );
     if outcome.answered {
         if let Ok(report) = kubectl_etcd::health::run(

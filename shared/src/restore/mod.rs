@@ -95,7 +95,23 @@ pub fn parse_initial_cluster(spec: &str, token: &str) -> Result<Vec<NewMember>> 
             value: spec.to_string(),
             reason: format!("{part:?} is not NAME=URL"),
         })?;
-        by_name.entry(name.trim().to_string()).or_default().push(check_peer_url(url.trim())?);
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::InvalidValue {
+                what: "--initial-cluster".into(),
+                value: spec.to_string(),
+                reason: format!("{part:?} has an empty member name: every member needs NAME=URL"),
+            });
+        }
+        let url = check_peer_url(url.trim())?;
+        if let Some((other, _)) = by_name.iter().find(|(_, urls)| urls.contains(&url)) {
+            return Err(Error::InvalidValue {
+                what: "--initial-cluster".into(),
+                value: spec.to_string(),
+                reason: format!("peer URL {url} is listed twice (for {other} and {name}): each member needs its own"),
+            });
+        }
+        by_name.entry(name.to_string()).or_default().push(url);
     }
     if by_name.is_empty() {
         return Err(Error::InvalidValue {
@@ -288,10 +304,16 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
                 .into(),
         ));
     }
-    if let Ok(mut rd) = std::fs::read_dir(&opts.data_dir) {
-        if rd.next().is_some() {
+    if let Ok(rd) = std::fs::read_dir(&opts.data_dir) {
+        // A data dir on its own disk is restored in place: its lost+found, and data moved aside
+        // inside it by an earlier restore, may stay.
+        let in_place = in_place_dir(&opts.data_dir).is_some();
+        let busy = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).find(|n| {
+            !(in_place && (n == "lost+found" || n.starts_with("member.bak-") || n.starts_with("member.failed-")))
+        });
+        if let Some(n) = busy {
             return Err(Error::Usage(format!(
-                "data dir {} is not empty: restore into a new directory (move the old one aside first)",
+                "data dir {} is not empty (it holds {n}): restore into a new directory (move the old one aside first)",
                 opts.data_dir.display()
             )));
         }
@@ -324,15 +346,24 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
     }
     let db = Db::open(&opts.snapshot).map_err(bolt_err(&opts.snapshot))?;
     if trailer != Trailer::Valid {
+        // The hash may be skipped; the structure and etcd's layout never are.
         let summary = check::check(&db).map_err(bolt_err(&opts.snapshot))?;
-        if !summary.buckets.iter().any(|b| b == "key") || !summary.buckets.iter().any(|b| b == "meta") {
-            return Err(Error::Corrupt {
-                path: opts.snapshot.clone(),
-                reason: "not an etcd database (no key or meta bucket)".into(),
+        crate::snapshot::check_layout(&opts.snapshot, &summary.buckets)?;
+    }
+    let revision = crate::snapshot::revision(&db).map_err(bolt_err(&opts.snapshot))?;
+    if let Some(b) = opts.bump_revision {
+        // etcd's revisions are signed 64-bit: the bumped one must stay one.
+        if i64::try_from(b).ok().and_then(|b| revision.checked_add(b)).is_none() {
+            return Err(Error::InvalidValue {
+                what: "--bump-revision".into(),
+                value: b.to_string(),
+                reason: format!(
+                    "the snapshot's revision {revision} plus this passes etcd's largest revision {}; bump by far less (1000000000 is plenty)",
+                    i64::MAX
+                ),
             });
         }
     }
-    let revision = crate::snapshot::revision(&db).map_err(bolt_err(&opts.snapshot))?;
     Ok((members, me, db, revision))
 }
 
@@ -341,6 +372,9 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
 pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
     let start = Instant::now();
     let (members, me, db, revision) = prepare(opts)?;
+    if let Some(dir) = in_place_dir(&opts.data_dir) {
+        return apply_in_place(opts, &dir, start, members, me, &db, revision);
+    }
     let parent = opts.data_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
     let base = opts.data_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "etcd".into());
@@ -364,6 +398,69 @@ pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
             opts.data_dir.display()
         )))?;
         sync_dir(parent)?;
+        Ok((bumped_to, key_entries))
+    })();
+    let (bumped_to, key_entries) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let cluster_id = compute_cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+    Ok(Applied {
+        data_dir: opts.data_dir.clone(),
+        member: me,
+        cluster_id,
+        members,
+        revision,
+        bumped_to,
+        key_entries,
+        engine: opts.engine,
+        duration: start.elapsed(),
+    })
+}
+
+/// A data dir that must stay where it is: a mount point (etcd's guidance is a disk of its
+/// own) or a symbolic link to one. Its contents are moved and restored inside it; the
+/// directory itself is never renamed. Returns the directory to work in.
+pub fn in_place_dir(data_dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let lmd = std::fs::symlink_metadata(data_dir).ok()?;
+    if lmd.file_type().is_symlink() {
+        return std::fs::canonicalize(data_dir).ok().filter(|p| p.is_dir());
+    }
+    if !lmd.is_dir() {
+        return None;
+    }
+    let real = std::fs::canonicalize(data_dir).ok()?;
+    let parent = real.parent()?;
+    let pmd = std::fs::metadata(parent).ok()?;
+    (pmd.dev() != lmd.dev() || pmd.ino() == lmd.ino()).then_some(real)
+}
+
+/// [`apply`] into a directory that stays in place: the new `member/` is written to a hidden
+/// directory inside it and renamed to `member` (one file system, so the rename is atomic).
+fn apply_in_place(
+    opts: &ApplyOptions,
+    dir: &Path,
+    start: Instant,
+    members: Vec<NewMember>,
+    me: NewMember,
+    db: &Db,
+    revision: i64,
+) -> Result<Applied> {
+    let tmp = dir.join(format!(".member.restore-{}", std::process::id()));
+    let result = (|| {
+        let (bumped_to, key_entries) = match opts.engine {
+            Engine::Native => write_data_dir(&tmp, db, &members, &me, revision, opts)?,
+            Engine::Etcdutl => (run_etcdutl(&tmp, opts)?, 0),
+        };
+        let from = tmp.join("member");
+        let to = dir.join("member");
+        std::fs::rename(&from, &to).map_err(io_err(format!("rename {} to {}", from.display(), to.display())))?;
+        std::fs::remove_dir(&tmp).map_err(io_err(format!("remove the empty {}", tmp.display())))?;
+        sync_dir(dir)?;
         Ok((bumped_to, key_entries))
     })();
     let (bumped_to, key_entries) = match result {
@@ -613,6 +710,10 @@ mod tests {
         assert!(parse_initial_cluster("n1=https://h:2380/path", "t").is_err());
         assert!(parse_initial_cluster("n1=ftp://h:2380", "t").is_err());
         assert!(parse_initial_cluster("", "t").is_err());
+        let e = parse_initial_cluster("a=https://h:2380,b=https://h:2380", "t").unwrap_err().to_string();
+        assert!(e.contains("peer URL https://h:2380 is listed twice (for a and b)"), "{e}");
+        let e = parse_initial_cluster("=https://h:2380", "t").unwrap_err().to_string();
+        assert!(e.contains("empty member name"), "{e}");
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub struct Plan {
     pub data_dir: PathBuf,
     /// Where the old data dir goes.
     pub backup: PathBuf,
+    /// The data dir is a mount point or a symbolic link: its `member/` is moved aside inside
+    /// it, and the restore written into it; the directory itself stays.
+    pub in_place: bool,
     /// The cluster the restore creates.
     pub initial_cluster: String,
     /// Where that membership comes from (the snapshot's `members` bucket, or this member alone).
@@ -255,7 +258,12 @@ pub fn plan(opts: &NodeOptions) -> Result<Plan> {
         opts.manifest.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_else(|| "etcd.yaml".into());
     let manifest_aside = aside_dir.join(format!("{file_name}.kubectl-etcd-{ts}"));
     let manifest_backup = aside_dir.join(format!("{file_name}.bak-{ts}"));
-    let backup = with_suffix(&data_dir, &format!(".bak-{ts}"));
+    let in_place = super::in_place_dir(&data_dir).is_some();
+    let backup = if in_place {
+        data_dir.join(format!("member.bak-{ts}"))
+    } else {
+        with_suffix(&data_dir, &format!(".bak-{ts}"))
+    };
     let snapshot = match &opts.source {
         Source::Snapshot(p) => p.clone(),
         Source::DataDir(d) => {
@@ -277,7 +285,15 @@ pub fn plan(opts: &NodeOptions) -> Result<Plan> {
     }
     steps.push(format!("move {} to {} (kubelet stops etcd)", opts.manifest.display(), manifest_aside.display()));
     steps.push(format!("wait until {client_url} is closed"));
-    steps.push(format!("move data dir {} aside to {} (nothing is deleted)", data_dir.display(), backup.display()));
+    if in_place {
+        steps.push(format!(
+            "move {}/member aside to {} inside the data dir (a mount point or link: it stays; nothing is deleted)",
+            data_dir.display(),
+            backup.display()
+        ));
+    } else {
+        steps.push(format!("move data dir {} aside to {} (nothing is deleted)", data_dir.display(), backup.display()));
+    }
     steps.push(format!(
         "restore into {} as member {name} of {} (token {token})",
         data_dir.display(),
@@ -294,6 +310,7 @@ pub fn plan(opts: &NodeOptions) -> Result<Plan> {
         manifest_aside,
         data_dir,
         backup,
+        in_place,
         initial_cluster,
         membership_source,
         manifest_initial_cluster,
@@ -513,8 +530,9 @@ where
             temp_copy = Some(copy_db(d)?);
         }
         // 2. Move the data dir aside.
-        if plan.data_dir.exists() {
-            rename(&plan.data_dir, &plan.backup)?;
+        let current = if plan.in_place { plan.data_dir.join("member") } else { plan.data_dir.clone() };
+        if current.exists() {
+            rename(&current, &plan.backup)?;
             moved_data = true;
         }
         // 3. Restore.
@@ -571,16 +589,17 @@ where
                 }
                 let _ = wait_closed(&plan.client_url, opts.timeout).await;
             }
-            if restored && plan.data_dir.exists() {
-                let failed = with_suffix(&plan.data_dir, &format!(".failed-{}", timestamp()));
-                if let Err(err) = rename(&plan.data_dir, &failed) {
+            let current = if plan.in_place { plan.data_dir.join("member") } else { plan.data_dir.clone() };
+            if restored && current.exists() {
+                let failed = with_suffix(&current, &format!(".failed-{}", timestamp()));
+                if let Err(err) = rename(&current, &failed) {
                     notes.push(err.to_string());
                 } else {
                     notes.push(format!("the restored data dir was kept at {}", failed.display()));
                 }
             }
             if moved_data {
-                if let Err(err) = rename(&plan.backup, &plan.data_dir) {
+                if let Err(err) = rename(&plan.backup, &current) {
                     notes.push(err.to_string());
                 }
             }
