@@ -337,6 +337,8 @@ async fn node_flow(
     format: OutputFormat,
     no_headers: bool,
 ) -> Result<ExitCode> {
+    // A signal from here on is seen by the flow: before anything changes it just stops.
+    kubectl_etcd::util::catch_signals();
     // TLS material and endpoints, read now while everything is in place. The live cluster is
     // asked whether it still has a quorum: a deliberate roll-back is legitimate, an accidental
     // one a disaster, so that comes first in the plan and the prompt.
@@ -569,6 +571,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Apply(a) => {
+            // A signal stops the restore between batches; its temporary dir is removed.
+            kubectl_etcd::util::catch_signals();
             let opts = kubectl_etcd::restore::ApplyOptions {
                 snapshot: a.file.clone(),
                 data_dir: a.data_dir,
@@ -660,9 +664,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let saved = {
                 let mut on_progress = |d, t| progress.update(d, t);
                 let fut = snapshot::save(&session, &file, &opts, &mut on_progress);
+                kubectl_etcd::util::catch_signals();
                 tokio::select! {
                     r = fut => r,
-                    _ = tokio::signal::ctrl_c() => Err(Error::Refused("interrupted: no snapshot written (the .part file was removed)".into())),
+                    _ = kubectl_etcd::util::until_interrupted() => Err(Error::Refused(format!(
+                        "interrupted by {}: no snapshot written (the .part file was removed)",
+                        kubectl_etcd::util::interrupting_signal().unwrap_or("a signal")
+                    ))),
                 }
             };
             progress.done();

@@ -378,7 +378,9 @@ pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
     let parent = opts.data_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
     let base = opts.data_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "etcd".into());
-    let tmp = parent.join(format!(".{base}.restore-{}", std::process::id()));
+    let prefix = format!(".{base}.restore-");
+    remove_stale_temp_dirs(parent, &prefix);
+    let tmp = parent.join(format!("{prefix}{}", std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(format!("clear {}", tmp.display())))?;
     }
@@ -450,6 +452,7 @@ fn apply_in_place(
     db: &Db,
     revision: i64,
 ) -> Result<Applied> {
+    remove_stale_temp_dirs(dir, ".member.restore-");
     let tmp = dir.join(format!(".member.restore-{}", std::process::id()));
     let result = (|| {
         let (bumped_to, key_entries) = match opts.engine {
@@ -482,6 +485,22 @@ fn apply_in_place(
         engine: opts.engine,
         duration: start.elapsed(),
     })
+}
+
+/// Removes the temporary directories an earlier restore left when it was killed
+/// (`<prefix><pid>` whose process is gone): they were never published, so nothing is lost.
+fn remove_stale_temp_dirs(dir: &Path, prefix: &str) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(pid) = name.strip_prefix(prefix).and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && pid != std::process::id() as i32 {
+            if std::fs::remove_dir_all(e.path()).is_ok() {
+                eprintln!("removed {}, left by a restore (pid {pid}) that was killed", e.path().display());
+            }
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -565,6 +584,14 @@ fn write_data_dir(
                 let mut failed: Option<std::io::Error> = None;
                 let mut count = 0u64;
                 db.for_each(root, &mut |k, v| {
+                    if count % 4096 == 0 && failed.is_none() && crate::util::interrupted() {
+                        let sig = crate::util::interrupting_signal().unwrap_or("a signal");
+                        failed =
+                            Some(std::io::Error::new(std::io::ErrorKind::Interrupted, format!("interrupted by {sig}")));
+                    }
+                    if failed.is_some() {
+                        return Ok(());
+                    }
                     match v {
                         Some(v) => {
                             if let Err(e) = bw.put(k, v) {

@@ -392,9 +392,28 @@ async fn port_closed(url: &str) -> bool {
     )
 }
 
-async fn wait_closed(url: &str, timeout: Duration) -> Result<()> {
+/// The error of a flow a signal interrupted before its point of no return.
+fn interrupted_error() -> Error {
+    Error::Refused(format!("interrupted by {}", crate::util::interrupting_signal().unwrap_or("a signal")))
+}
+
+/// Fails when a signal arrived: checked between the steps of a flow.
+fn check_interrupted() -> Result<()> {
+    if crate::util::interrupted() {
+        Err(interrupted_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits until nothing listens on `url`; `abortable`: a signal ends the wait with an error
+/// (a rollback's wait is not abortable: it must finish).
+async fn wait_closed(url: &str, timeout: Duration, abortable: bool) -> Result<()> {
     let start = Instant::now();
     while !port_closed(url).await {
+        if abortable {
+            check_interrupted()?;
+        }
         if start.elapsed() > timeout {
             return Err(Error::Refused(format!(
                 "etcd still listens on {url} {} after its manifest was moved out: is kubelet running?",
@@ -462,6 +481,9 @@ pub struct Outcome {
     pub applied: Applied,
     /// Whether the member answered before the timeout.
     pub answered: bool,
+    /// A signal that arrived after the point of no return (the flow finished without waiting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 /// Carries out a plan. `answers` tells whether the member answers (a Status RPC).
@@ -520,25 +542,33 @@ where
     let original_manifest =
         crate::util::read_bounded_string(&plan.manifest, "static pod manifest", crate::util::MAX_MANIFEST)?;
 
+    // From here on SIGINT, SIGTERM and SIGHUP do not kill the process: before the point of no
+    // return they roll back like any other failure; after it, the flow finishes and says so.
+    crate::util::catch_signals();
+    check_interrupted()?;
     // 1. Stop etcd.
     rename(&plan.manifest, &plan.manifest_aside)?;
     let mut moved_data = false;
     let mut restored = false;
+    let mut interrupted_late = None;
     let result: Result<(Applied, bool)> = async {
-        wait_closed(&plan.client_url, opts.timeout).await?;
+        wait_closed(&plan.client_url, opts.timeout, true).await?;
         if let (Source::DataDir(d), true) = (&opts.source, own_dir) {
             temp_copy = Some(copy_db(d)?);
         }
+        check_interrupted()?;
         // 2. Move the data dir aside.
         let current = if plan.in_place { plan.data_dir.join("member") } else { plan.data_dir.clone() };
         if current.exists() {
             rename(&current, &plan.backup)?;
             moved_data = true;
         }
-        // 3. Restore.
+        check_interrupted()?;
+        // 3. Restore (a signal stops it between batches; its temporary dir is removed).
         let a = tokio::task::block_in_place(|| apply(&apply_opts))?;
         restored = true;
-        // 4. The manifest back, adjusted when membership changed.
+        check_interrupted()?;
+        // 4. The manifest back, adjusted when membership changed: the point of no return.
         let text = adjust_manifest(&original_manifest, &plan.token, Some(plan.initial_cluster.as_str()));
         write_synced(&plan.manifest_backup, original_manifest.as_bytes())?;
         std::fs::write(&plan.manifest_aside, text)
@@ -553,6 +583,12 @@ where
         while start.elapsed() < opts.timeout {
             if answers().await {
                 answered = true;
+                break;
+            }
+            if let Some(sig) = crate::util::interrupting_signal() {
+                // Past the point of no return: the restore is in place; stop waiting.
+                interrupted_late = Some(sig);
+                listening_since.get_or_insert_with(Instant::now);
                 break;
             }
             if !opts.single_member && !port_closed(&plan.client_url).await {
@@ -578,7 +614,15 @@ where
         let _ = std::fs::remove_file(t);
     }
     match result {
-        Ok((applied, answered)) => Ok(Outcome { plan: plan.clone(), applied, answered }),
+        Ok((applied, answered)) => {
+            if let Some(sig) = interrupted_late {
+                eprintln!(
+                    "{sig} arrived after the restore was complete: the restored data dir and manifest are in place and kubelet runs etcd on them; not waiting for member {} to answer (check: kubectl etcd health)",
+                    plan.name
+                );
+            }
+            Ok(Outcome { plan: plan.clone(), applied, answered, interrupted: interrupted_late.map(String::from) })
+        }
         Err(e) => {
             // Roll back: etcd stopped, the restored dir aside (kept), the old data dir and the
             // original manifest back.
@@ -587,7 +631,7 @@ where
                 if let Err(err) = rename(&plan.manifest, &plan.manifest_aside) {
                     notes.push(err.to_string());
                 }
-                let _ = wait_closed(&plan.client_url, opts.timeout).await;
+                let _ = wait_closed(&plan.client_url, opts.timeout, false).await;
             }
             let current = if plan.in_place { plan.data_dir.join("member") } else { plan.data_dir.clone() };
             if restored && current.exists() {
