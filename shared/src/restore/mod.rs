@@ -495,10 +495,8 @@ fn remove_stale_temp_dirs(dir: &Path, prefix: &str) {
         let name = e.file_name().to_string_lossy().to_string();
         let Some(pid) = name.strip_prefix(prefix).and_then(|p| p.parse::<i32>().ok()) else { continue };
         let alive = Path::new(&format!("/proc/{pid}")).exists();
-        if !alive && pid != std::process::id() as i32 {
-            if std::fs::remove_dir_all(e.path()).is_ok() {
-                eprintln!("removed {}, left by a restore (pid {pid}) that was killed", e.path().display());
-            }
+        if !alive && pid != std::process::id() as i32 && std::fs::remove_dir_all(e.path()).is_ok() {
+            eprintln!("removed {}, left by a restore (pid {pid}) that was killed", e.path().display());
         }
     }
 }
@@ -584,7 +582,7 @@ fn write_data_dir(
                 let mut failed: Option<std::io::Error> = None;
                 let mut count = 0u64;
                 db.for_each(root, &mut |k, v| {
-                    if count % 4096 == 0 && failed.is_none() && crate::util::interrupted() {
+                    if count.is_multiple_of(4096) && failed.is_none() && crate::util::interrupted() {
                         let sig = crate::util::interrupting_signal().unwrap_or("a signal");
                         failed =
                             Some(std::io::Error::new(std::io::ErrorKind::Interrupted, format!("interrupted by {sig}")));
