@@ -256,11 +256,23 @@ fn tls_failures_each_have_their_own_message() {
     let other_cert = other_dir.path().join("client.crt").display().to_string();
     let other_key = other_dir.path().join("client.key").display().to_string();
     let by_name = format!("https://localhost:{}", c.nodes[0].client_port);
+    Pki::write_pair(
+        other_dir.path(),
+        "expired",
+        &c.pki.issue("old-client", None, &[], &[], harness::pki::Usage::Client, true),
+    );
+    let expired_cert = other_dir.path().join("expired.crt").display().to_string();
+    let expired_key = other_dir.path().join("expired.key").display().to_string();
 
     let cases = [
         (tls_args(&url, &other_ca, &cert, &key), "tls: certificate signed by unknown authority", "--cacert"),
         (tls_args(&url, &ca, &other_cert, &other_key), "tls: client certificate rejected", "--trusted-ca-file"),
         (tls_args(&by_name, &ca, &cert, &key), "tls: certificate name mismatch", "SANs"),
+        (
+            tls_args(&url, &ca, &expired_cert, &expired_key),
+            "tls: client certificate rejected",
+            "our client certificate (old-client) expired on",
+        ),
     ];
     for (args, short, hint) in cases {
         // Every member refusing our TLS is a transport failure of ours, not a lost quorum.

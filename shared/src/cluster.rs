@@ -226,6 +226,11 @@ pub fn find_member<'a>(members: &'a [Member], key: &str) -> Result<&'a Member> {
             return Ok(m);
         }
     }
+    if let Some(id) = crate::util::parse_member_id_decimal(key) {
+        if let Some(m) = members.iter().find(|m| m.id == id) {
+            return Ok(m);
+        }
+    }
     if let Some(m) =
         members.iter().find(|m| m.peer_urls.iter().any(|u| u.trim_end_matches('/') == key.trim_end_matches('/')))
     {
@@ -234,7 +239,11 @@ pub fn find_member<'a>(members: &'a [Member], key: &str) -> Result<&'a Member> {
     // A learner that never started has no name in etcd: the name given to `learner add` can
     // only mean it when it is the one such member (etcd allows one learner at a time).
     let unstarted: Vec<&Member> = members.iter().filter(|m| m.name.is_empty() && m.is_learner).collect();
-    if unstarted.len() == 1 && !key.contains("://") && crate::util::parse_member_id(key).is_none() {
+    if unstarted.len() == 1
+        && !key.contains("://")
+        && crate::util::parse_member_id(key).is_none()
+        && crate::util::parse_member_id_decimal(key).is_none()
+    {
         eprintln!(
             "note: no started member is named {key:?}; taking the learner that has not started yet, {} (peer URLs {})",
             member_id(unstarted[0].id),

@@ -252,11 +252,40 @@ impl Dialer {
                     ),
                 ))
             }
-            Ok(Err(e)) => return Err(classify_io(url, &e)),
+            Ok(Err(e)) => return Err(self.explain(classify_io(url, &e))),
             Ok(Ok(s)) => s,
         };
         let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| CertInfo::from_der(c));
         Ok((Box::new(stream), cert))
+    }
+
+    /// A rejected client certificate that is out of its validity period says so, with the
+    /// dates: that, not the CA, is what to fix.
+    fn explain(&self, mut e: TransportError) -> TransportError {
+        let Some(c) = self.tls().and_then(|t| t.client_cert.as_ref()) else { return e };
+        if !matches!(e.class, FailureClass::Tls(TlsFailure::ClientCertRejected)) {
+            return e;
+        }
+        let now = crate::tls::now_unix();
+        let date = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default()
+        };
+        if c.not_after < now {
+            e.detail = format!(
+                "our client certificate ({}) expired on {}: renew it (kubeadm: kubeadm certs renew etcd-healthcheck-client, or pass another with --cert/--key)",
+                c.subject, c.not_after_rfc3339
+            );
+        } else if c.not_before > now {
+            e.detail = format!(
+                "our client certificate ({}) is not valid before {}: check this machine's clock",
+                c.subject,
+                date(c.not_before)
+            );
+        }
+        e
     }
 
     /// Connects, completes the TLS handshake, and makes sure the server accepted our client
@@ -285,7 +314,7 @@ impl Dialer {
                     crate::util::format_duration(self.dial_timeout)
                 ),
             )),
-            Ok(Err(e)) => Err(classify_io(url, &e)),
+            Ok(Err(e)) => Err(self.explain(classify_io(url, &e))),
             Ok(Ok(_)) => Ok(ProbeInfo { server_cert: cert, handshake: start.elapsed() }),
         }
     }

@@ -26,6 +26,8 @@ pub struct CertInfo {
     pub not_after: i64,
     /// Not valid after, RFC 3339.
     pub not_after_rfc3339: String,
+    /// Not valid before, as Unix seconds.
+    pub not_before: i64,
 }
 
 impl CertInfo {
@@ -53,7 +55,15 @@ impl CertInfo {
             .ok()
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default();
-        Some(CertInfo { subject: cn(cert.subject()), issuer: cn(cert.issuer()), sans, not_after, not_after_rfc3339 })
+        let not_before = cert.validity().not_before.timestamp();
+        Some(CertInfo {
+            subject: cn(cert.subject()),
+            issuer: cn(cert.issuer()),
+            sans,
+            not_after,
+            not_after_rfc3339,
+            not_before,
+        })
     }
 
     /// Seconds from now until expiry (negative when expired).

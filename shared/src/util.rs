@@ -145,11 +145,42 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     secs_to_duration(total, s)
 }
 
+/// The shortest timeout that can work: a TCP connect and a TLS handshake on loopback take
+/// about a millisecond.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+/// The longest duration accepted (a year): longer ones are typing errors.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 fn secs_to_duration(secs: f64, s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {s:?}: must be positive"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!("invalid duration {s:?}: longer than a year; use a value such as 5s, 10m or 2h"));
+    }
+    let d = Duration::from_secs_f64(secs);
+    if d < MIN_TIMEOUT {
+        return Err(format!(
+            "duration {s:?} is too short to work: use at least {} (etcdctl's defaults: --dial-timeout 2s, --command-timeout 5s)",
+            format_duration(MIN_TIMEOUT)
+        ));
+    }
+    Ok(d)
+}
+
+/// The shortest `--watch` interval: a watch redraws a table, it is not a busy loop.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
+
+/// [`parse_duration`] for `--watch` intervals (at least [`MIN_INTERVAL`]).
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < MIN_INTERVAL {
+        return Err(format!(
+            "interval {s:?} is shorter than {}: a watch round takes longer than that",
+            format_duration(MIN_INTERVAL)
+        ));
+    }
+    Ok(d)
 }
 
 /// Formats a duration for humans: `850ms`, `2.1s`, `3m05s`.
@@ -203,6 +234,12 @@ pub fn parse_member_id(s: &str) -> Option<u64> {
     u64::from_str_radix(t, 16).ok()
 }
 
+/// A member ID as `etcdctl -w json` prints it: decimal.
+pub fn parse_member_id_decimal(s: &str) -> Option<u64> {
+    let t = s.trim();
+    (!t.is_empty() && t.chars().all(|c| c.is_ascii_digit())).then(|| t.parse().ok()).flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +253,14 @@ mod tests {
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1").is_err());
+        for cannot_work in ["0", "0s", "1ns", "5ms"] {
+            assert!(parse_duration(cannot_work).unwrap_err().contains("too short to work"), "{cannot_work}");
+        }
+        assert!(parse_duration("999999999999999999h").unwrap_err().contains("longer than a year"));
+        assert!(parse_interval("0").is_err() && parse_interval("100ms").is_err());
+        assert_eq!(parse_interval("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_member_id_decimal("8167322934525592410"), Some(8167322934525592410));
+        assert_eq!(parse_member_id_decimal("7167fe"), None);
     }
 
     #[test]

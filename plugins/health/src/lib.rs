@@ -9,7 +9,6 @@ use kubectl_etcd::cli::CommonArgs;
 use kubectl_etcd::cluster::Session;
 use kubectl_etcd::health::{self, Options, Report};
 use kubectl_etcd::render::{self, OutputFormat};
-use kubectl_etcd::util::parse_duration;
 use kubectl_etcd::{ExitCode, Result};
 
 /// Show the health of every etcd member and of the cluster as a whole.
@@ -27,7 +26,7 @@ pub struct Cli {
     pub watch: bool,
 
     /// Time between rounds with --watch.
-    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "2s", value_parser = kubectl_etcd::util::parse_interval, value_name = "DURATION")]
     pub interval: Duration,
 
     /// Skip the HashKV consistency check (for very large databases).

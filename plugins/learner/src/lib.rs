@@ -65,7 +65,7 @@ pub enum Command {
         #[arg(short = 'w', long)]
         watch: bool,
         /// Time between rounds with --watch.
-        #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+        #[arg(long, default_value = "1s", value_parser = kubectl_etcd::util::parse_interval, value_name = "DURATION")]
         interval: Duration,
     },
     /// Promote a learner to a voter, waiting until etcd accepts it.

@@ -374,6 +374,13 @@ pub fn parse_initial_cluster_pairs(spec: &str) -> Vec<(String, String)> {
 pub fn validate_url(url: &str, source: &str) -> Result<()> {
     let ok = (url.starts_with("https://") || url.starts_with("http://") || url.starts_with("unix"))
         && url.split("://").nth(1).is_some_and(|r| !r.is_empty());
+    if ok && !url.starts_with("unix") && crate::conn::Target::parse(url).is_none_or(|t| t.port == 0) {
+        return Err(Error::InvalidValue {
+            what: format!("endpoint from {source}"),
+            value: url.to_string(),
+            reason: "the port must be a number from 1 to 65535, such as https://10.0.0.1:2379".into(),
+        });
+    }
     if ok {
         Ok(())
     } else {
@@ -560,6 +567,15 @@ pub fn url_host(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_urls() {
+        assert!(validate_url("https://127.0.0.1:2379", "t").is_ok());
+        let e = validate_url("https://127.0.0.1:99999", "flag --endpoints").unwrap_err();
+        assert_eq!(e.exit_code(), crate::ExitCode::Usage);
+        assert!(e.to_string().contains("from 1 to 65535"), "{e}");
+        assert!(validate_url("10.0.0.1:2379", "t").is_err());
+    }
 
     #[test]
     fn hosts() {
