@@ -256,6 +256,7 @@ fn tls_failures_each_have_their_own_message() {
     let other_cert = other_dir.path().join("client.crt").display().to_string();
     let other_key = other_dir.path().join("client.key").display().to_string();
     let by_name = format!("https://localhost:{}", c.nodes[0].client_port);
+    let plain = url.replace("https://", "http://");
     Pki::write_pair(
         other_dir.path(),
         "expired",
@@ -273,6 +274,7 @@ fn tls_failures_each_have_their_own_message() {
             "tls: client certificate rejected",
             "our client certificate (old-client) expired on",
         ),
+        (tls_args(&plain, &ca, &cert, &key), "tls: server requires TLS (use https://)", "use https://"),
     ];
     for (args, short, hint) in cases {
         // Every member refusing our TLS is a transport failure of ours, not a lost quorum.

@@ -51,6 +51,8 @@ pub enum TlsFailure {
     NotYetValid,
     /// The server does not speak TLS on this port.
     NotTls,
+    /// The endpoint is `http://`, but the server speaks TLS on this port.
+    TlsRequired,
     /// Anything else, with rustls' words.
     Other(String),
 }
@@ -79,6 +81,7 @@ impl TlsFailure {
             TlsFailure::Expired => "certificate expired".into(),
             TlsFailure::NotYetValid => "certificate not valid yet".into(),
             TlsFailure::NotTls => "server does not speak TLS".into(),
+            TlsFailure::TlsRequired => "server requires TLS (use https://)".into(),
             TlsFailure::Other(m) => m.clone(),
         }
     }
@@ -293,6 +296,7 @@ impl Dialer {
     /// HTTP/2 preface.
     pub async fn probe(&self, url: &str) -> Result<ProbeInfo, TransportError> {
         let start = Instant::now();
+        let plain = Target::parse(url).is_some_and(|t| !t.tls);
         let (mut io, cert) = self.dial(url).await?;
         // HTTP/2 client preface and an empty SETTINGS frame; the server answers with its
         // SETTINGS, or with a TLS alert when it rejects our certificate.
@@ -314,7 +318,22 @@ impl Dialer {
                     crate::util::format_duration(self.dial_timeout)
                 ),
             )),
+            Ok(Err(e)) if plain => Err(TransportError::new(
+                url,
+                FailureClass::Tls(TlsFailure::TlsRequired),
+                format!("the server closed the plain-text connection ({e}): if it serves TLS (etcd with --cert-file), use https://"),
+            )),
             Ok(Err(e)) => Err(self.explain(classify_io(url, &e))),
+            Ok(Ok(buf)) if plain && buf.starts_with(b"HTTP/") => Err(TransportError::new(
+                url,
+                FailureClass::Tls(TlsFailure::TlsRequired),
+                "the server speaks TLS on this port (it answered \"Client sent an HTTP request to an HTTPS server\"): use https://",
+            )),
+            Ok(Ok(buf)) if buf[3] != 0x04 => Err(TransportError::new(
+                url,
+                FailureClass::Network("not HTTP/2".into()),
+                "the server did not answer with HTTP/2 SETTINGS: is this an etcd client port (2379), not the peer or metrics port?",
+            )),
             Ok(Ok(_)) => Ok(ProbeInfo { server_cert: cert, handshake: start.elapsed() }),
         }
     }
