@@ -127,6 +127,11 @@ async fn member_killed_mid_stream_leaves_no_file_and_no_part() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: "), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    // Says what happened and what to do (not etcd's raw words twice).
+    assert!(
+        err.contains("stopped sending") || err.contains("connection refused") || err.contains("truncated"),
+        "{err}"
+    );
 }
 
 fn copy_db(c: &Cluster, i: usize, to: &Path) -> PathBuf {

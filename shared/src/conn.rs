@@ -89,7 +89,7 @@ impl TlsFailure {
 
 /// A failure to talk to one member.
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
-#[error("{endpoint}: {}: {detail}", class.short())]
+#[error("{endpoint}: {}", self.text())]
 pub struct TransportError {
     /// The endpoint dialed.
     pub endpoint: String,
@@ -101,6 +101,14 @@ pub struct TransportError {
 }
 
 impl TransportError {
+    /// The class and the detail, the detail left out when it only repeats etcd's message.
+    fn text(&self) -> String {
+        match &self.class {
+            FailureClass::Rpc(m) if m == &self.detail => self.class.short(),
+            c => format!("{}: {}", c.short(), self.detail),
+        }
+    }
+
     fn new(endpoint: &str, class: FailureClass, detail: impl Into<String>) -> TransportError {
         TransportError { endpoint: endpoint.to_string(), class, detail: detail.into() }
     }

@@ -575,7 +575,18 @@ pub async fn save(
         loop {
             let msg = match tokio::time::timeout(stall, stream.message()).await {
                 Err(_) => return Err(Error::Transport(TransportError::timed_out(&url, "the snapshot stream", stall))),
-                Ok(Err(e)) => return Err(Error::Transport(TransportError::rpc(&url, e))),
+                Ok(Err(e)) => {
+                    let mut t = TransportError::rpc(&url, e);
+                    if t.detail.contains("h2 protocol error")
+                        || t.detail.contains("connection")
+                        || t.detail.contains("broken pipe")
+                    {
+                        t.detail = format!(
+                            "the member stopped sending after {total} bytes (it was killed, restarted or lost the network); no snapshot was written: save again, from another member with --member if this one is down"
+                        );
+                    }
+                    return Err(Error::Transport(t));
+                }
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(m))) => m,
             };
