@@ -207,6 +207,9 @@ pub fn check_peer_urls_against(new: &[String], members: &[Member]) -> Result<()>
     Ok(())
 }
 
+/// How long a started learner may fail to answer before `promote` gives up on it.
+pub const LEARNER_SILENT_LIMIT: Duration = Duration::from_secs(10);
+
 /// `learner add`.
 pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
     if opts.peer_urls.is_empty() {
@@ -499,6 +502,7 @@ pub async fn promote(
     let mut attempts = 0;
     let mut first_in_sync: Option<Instant> = None;
     let mut last: Option<(Instant, Vec<Progress>)> = None;
+    let mut silent_since: Option<Instant> = None;
     loop {
         // Where is the learner? (also refreshes "never started")
         let (list_now, samples) = sample(session, Some(&member_id(m.id))).await?;
@@ -516,6 +520,22 @@ pub async fn promote(
         }
         last = Some((now, samples));
         let current = list_now.members.iter().find(|x| x.id == m.id).cloned().unwrap_or(m.clone());
+        // A started learner that stops answering will not catch up: say so instead of waiting
+        // out the whole timeout.
+        match p.as_ref().filter(|p| p.started).and_then(|p| p.error.clone()) {
+            Some(err) => {
+                let since = *silent_since.get_or_insert(now);
+                if now - since >= LEARNER_SILENT_LIMIT && !opts.no_wait {
+                    return Err(Error::Refused(format!(
+                        "learner {} stopped answering ({err}) {} ago: it is down and cannot catch up; start its etcd again and rerun promote, or remove it (kubectl etcd learner remove {})",
+                        describe(&current),
+                        crate::util::format_duration(now - since),
+                        member_id(m.id)
+                    )));
+                }
+            }
+            None => silent_since = None,
+        }
         if current.client_urls.is_empty() {
             if opts.no_wait {
                 return Err(Error::Refused(not_started_message(&current, &list_now.members)));
