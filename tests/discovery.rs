@@ -353,7 +353,10 @@ fn missing_and_unreadable_certificate_files() {
                 "--key".into(),
                 s(&ok_cert).into(),
             ],
-            format!("error: failed to read CA certificate {}: Is a directory (os error 21)", dir.path().display()),
+            format!(
+                "error: failed to read CA certificate {}: it is a directory, not a regular file: name the file itself",
+                dir.path().display()
+            ),
         ),
         (
             vec![

@@ -16,6 +16,7 @@ pub mod restore;
 pub mod snapshot;
 pub mod tls;
 pub mod util;
+pub mod version;
 pub mod wal;
 
 pub use error::{Error, ExitCode, Result};

@@ -14,11 +14,21 @@ const SUBCOMMANDS: &[(&str, &str)] = &[
     ("restore", "Save, inspect and verify snapshots; restore data dirs natively"),
 ];
 
+/// `kubectl etcd version`: the release, commit and target, and the etcd versions tested.
+fn version() -> String {
+    use kubectl_etcd::version::{COMMIT, TARGET, TESTED_ETCD, VERSION};
+    format!("kubectl-etcd {VERSION}\ncommit: {COMMIT}\ntarget: {TARGET}\ntested with etcd: {TESTED_ETCD}\n")
+}
+
 fn usage() -> String {
     let mut s = String::from("kubectl etcd: check, grow, shrink, back up and restore the etcd cluster behind the control plane.\n\nUsage: kubectl etcd <COMMAND> [ARGS]...\n\nCommands:\n");
     for (name, about) in SUBCOMMANDS {
         s.push_str(&format!("  {name:<9}{about}\n"));
     }
+    s.push_str(&format!(
+        "  {:<9}{}\n",
+        "version", "Print the version, git commit, target and the etcd versions tested"
+    ));
     s.push_str("\nRun 'kubectl etcd <COMMAND> --help' for a command's flags.\n");
     s
 }
@@ -45,11 +55,15 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             Some("--version") | Some("-V") => {
-                println!("kubectl-etcd {}", env!("CARGO_PKG_VERSION"));
+                println!("kubectl-etcd {}", kubectl_etcd::version::LONG);
+                return ExitCode::SUCCESS;
+            }
+            Some("version") => {
+                print!("{}", version());
                 return ExitCode::SUCCESS;
             }
             Some(other) => {
-                eprintln!("error: unknown command {other:?}: expected one of health, learner, restore (run 'kubectl etcd --help')");
+                eprintln!("error: unknown command {other:?}: expected one of health, learner, restore, version (run 'kubectl etcd --help')");
                 return ExitCode::from(2);
             }
         }

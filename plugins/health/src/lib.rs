@@ -15,7 +15,7 @@ use kubectl_etcd::{ExitCode, Result};
 ///
 /// Exit codes: 0 all checks ok or warn; 1 a check failed; 2 usage; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-health", bin_name = "kubectl etcd health", version)]
+#[command(name = "kubectl-etcd-health", bin_name = "kubectl etcd health", version = kubectl_etcd::version::LONG)]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]

@@ -20,7 +20,7 @@ use kubectl_etcd::{Error, ExitCode, Result};
 ///
 /// Exit codes: 0 ok; 1 refused by a safety check or by etcd; 2 usage; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-learner", bin_name = "kubectl etcd learner", version)]
+#[command(name = "kubectl-etcd-learner", bin_name = "kubectl etcd learner", version = kubectl_etcd::version::LONG)]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]

@@ -19,7 +19,7 @@ use kubectl_etcd::{Error, ExitCode, Result};
 /// Exit codes: 0 ok; 1 the file is corrupt or the operation was refused; 2 usage or unreadable
 /// input; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-restore", bin_name = "kubectl etcd restore", version)]
+#[command(name = "kubectl-etcd-restore", bin_name = "kubectl etcd restore", version = kubectl_etcd::version::LONG)]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]
