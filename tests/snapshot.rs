@@ -98,6 +98,26 @@ async fn save_from_a_three_member_cluster_agrees_with_etcd() {
     assert!(stderr(&o).contains("already exists: pass --overwrite"), "{}", stderr(&o));
 }
 
+/// Starts `snapshot save FILE EXTRA…` through node-0's manifest in the background, and waits
+/// until its `.part` has bytes.
+fn spawn_save_and_wait_for_bytes(c: &Cluster, file: &Path, extra: &[&str]) -> std::process::Child {
+    let child = std::process::Command::new(bin(RESTORE))
+        .args(c.manifest_args())
+        .args(["snapshot", "save", s(file)])
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut part = file.as_os_str().to_os_string();
+    part.push(".part");
+    wait_for("the snapshot stream to start", Duration::from_secs(20), || {
+        std::fs::metadata(&part).ok().filter(|m| m.len() > 0).map(|_| ())
+    });
+    child
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn member_killed_mid_stream_leaves_no_file_and_no_part() {
     let mut c = Cluster::start(3);
@@ -107,18 +127,8 @@ async fn member_killed_mid_stream_leaves_no_file_and_no_part() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cut.db");
     let part = dir.path().join("cut.db.part");
-    let child = std::process::Command::new(bin(RESTORE))
-        .args(c.manifest_args())
-        .args(["snapshot", "save", s(&file), "--member", &c.nodes[victim].name])
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // As soon as bytes arrive, kill the member that sends them.
-    wait_for("the snapshot stream to start", Duration::from_secs(20), || {
-        std::fs::metadata(&part).ok().filter(|m| m.len() > 0).map(|_| ())
-    });
+    let child = spawn_save_and_wait_for_bytes(&c, &file, &["--member", &c.nodes[victim].name]);
     c.kill(victim);
     let out = child.wait_with_output().unwrap();
     assert_ne!(out.status.code(), Some(0), "the save must fail: {}", String::from_utf8_lossy(&out.stdout));
@@ -412,17 +422,7 @@ async fn signals_during_save_leave_no_part() {
     for sig in ["-TERM", "-HUP"] {
         let file = dir.path().join("sig.db");
         let part = dir.path().join("sig.db.part");
-        let child = std::process::Command::new(bin(RESTORE))
-            .args(c.manifest_args())
-            .args(["snapshot", "save", s(&file)])
-            .env_remove("KUBECONFIG")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_for("the snapshot stream to start", Duration::from_secs(20), || {
-            std::fs::metadata(&part).ok().filter(|m| m.len() > 0).map(|_| ())
-        });
+        let child = spawn_save_and_wait_for_bytes(&c, &file, &[]);
         std::process::Command::new("kill").arg(sig).arg(child.id().to_string()).status().unwrap();
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

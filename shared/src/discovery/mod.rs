@@ -578,6 +578,28 @@ mod tests {
     }
 
     #[test]
+    fn fallback_from_initial_cluster_hosts_at_this_nodes_client_port() {
+        // kubeadm's joined node: --initial-cluster lists the members present at join; every
+        // member serves clients on the same port, so the other hosts are tried there.
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd-cp-2\nspec:\n  containers:\n  - name: etcd\n    command:\n    - etcd\n    - --advertise-client-urls=https://10.0.0.2:2379\n    - --data-dir=/nonexistent/etcd\n    - --initial-cluster=cp-1=https://10.0.0.1:2380,cp-2=https://10.0.0.2:2380,cp-3=https://[fd00::3]:2380\n    - --name=cp-2\n";
+        let m = Manifest::parse(Path::new("/etc/kubernetes/manifests/etcd.yaml"), text).unwrap();
+        let primary = vec![Endpoint {
+            name: Some("cp-2".into()),
+            url: "https://10.0.0.2:2379".into(),
+            source: "manifest".into(),
+        }];
+        let got = fallback_endpoints(&m, &primary, &mut Log::new(false));
+        let urls: Vec<&str> = got.iter().map(|e| e.url.as_str()).collect();
+        assert_eq!(urls, ["https://10.0.0.1:2379", "https://[fd00::3]:2379"]);
+        assert_eq!(got[0].name.as_deref(), Some("cp-1"));
+        assert!(
+            got[0].source.contains("--initial-cluster host") && got[0].source.contains("client port 2379"),
+            "{}",
+            got[0].source
+        );
+    }
+
+    #[test]
     fn hosts() {
         assert_eq!(url_host("https://10.0.0.1:2379").as_deref(), Some("10.0.0.1"));
         assert_eq!(url_host("https://[::1]:2379").as_deref(), Some("::1"));

@@ -367,20 +367,27 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
     Ok((members, me, db, revision))
 }
 
-/// Restores a snapshot into a new data dir. Everything is written into a temporary sibling
-/// directory, fsynced, and renamed into place at the end: a failure leaves nothing behind.
+/// Restores a snapshot into a new data dir. Everything is written into a temporary directory,
+/// fsynced, and renamed into place at the end: a failure leaves nothing behind. The temporary
+/// directory is a sibling of the data dir, or, for a data dir that must stay where it is (a
+/// mount point or a link, [`in_place_dir`]), a hidden directory inside it whose `member/` is
+/// renamed into place (one file system, so the rename is atomic).
 pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
     let start = Instant::now();
     let (members, me, db, revision) = prepare(opts)?;
-    if let Some(dir) = in_place_dir(&opts.data_dir) {
-        return apply_in_place(opts, &dir, start, members, me, &db, revision);
-    }
-    let parent = opts.data_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
-    let base = opts.data_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "etcd".into());
-    let prefix = format!(".{base}.restore-");
-    remove_stale_temp_dirs(parent, &prefix);
-    let tmp = parent.join(format!("{prefix}{}", std::process::id()));
+    let in_place = in_place_dir(&opts.data_dir);
+    let (work_dir, prefix) = match &in_place {
+        Some(dir) => (dir.clone(), ".member.restore-".to_string()),
+        None => {
+            let parent = opts.data_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::create_dir_all(parent).map_err(io_err(format!("create {}", parent.display())))?;
+            let base =
+                opts.data_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "etcd".into());
+            (parent.to_path_buf(), format!(".{base}.restore-"))
+        }
+    };
+    remove_stale_temp_dirs(&work_dir, &prefix);
+    let tmp = work_dir.join(format!("{prefix}{}", std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(format!("clear {}", tmp.display())))?;
     }
@@ -389,17 +396,22 @@ pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
             Engine::Native => write_data_dir(&tmp, &db, &members, &me, revision, opts)?,
             Engine::Etcdutl => (run_etcdutl(&tmp, opts)?, 0),
         };
-        // An empty target dir is replaced by the rename; a missing one is created by it.
-        if opts.data_dir.exists() {
-            std::fs::remove_dir(&opts.data_dir)
-                .map_err(io_err(format!("replace the empty {}", opts.data_dir.display())))?;
+        let (from, to) = match &in_place {
+            Some(dir) => (tmp.join("member"), dir.join("member")),
+            None => {
+                // An empty target dir is replaced by the rename; a missing one is created by it.
+                if opts.data_dir.exists() {
+                    std::fs::remove_dir(&opts.data_dir)
+                        .map_err(io_err(format!("replace the empty {}", opts.data_dir.display())))?;
+                }
+                (tmp.clone(), opts.data_dir.clone())
+            }
+        };
+        std::fs::rename(&from, &to).map_err(io_err(format!("rename {} to {}", from.display(), to.display())))?;
+        if in_place.is_some() {
+            std::fs::remove_dir(&tmp).map_err(io_err(format!("remove the empty {}", tmp.display())))?;
         }
-        std::fs::rename(&tmp, &opts.data_dir).map_err(io_err(format!(
-            "rename {} to {}",
-            tmp.display(),
-            opts.data_dir.display()
-        )))?;
-        sync_dir(parent)?;
+        sync_dir(&work_dir)?;
         Ok((bumped_to, key_entries))
     })();
     let (bumped_to, key_entries) = match result {
@@ -439,52 +451,6 @@ pub fn in_place_dir(data_dir: &Path) -> Option<PathBuf> {
     let parent = real.parent()?;
     let pmd = std::fs::metadata(parent).ok()?;
     (pmd.dev() != lmd.dev() || pmd.ino() == lmd.ino()).then_some(real)
-}
-
-/// [`apply`] into a directory that stays in place: the new `member/` is written to a hidden
-/// directory inside it and renamed to `member` (one file system, so the rename is atomic).
-fn apply_in_place(
-    opts: &ApplyOptions,
-    dir: &Path,
-    start: Instant,
-    members: Vec<NewMember>,
-    me: NewMember,
-    db: &Db,
-    revision: i64,
-) -> Result<Applied> {
-    remove_stale_temp_dirs(dir, ".member.restore-");
-    let tmp = dir.join(format!(".member.restore-{}", std::process::id()));
-    let result = (|| {
-        let (bumped_to, key_entries) = match opts.engine {
-            Engine::Native => write_data_dir(&tmp, db, &members, &me, revision, opts)?,
-            Engine::Etcdutl => (run_etcdutl(&tmp, opts)?, 0),
-        };
-        let from = tmp.join("member");
-        let to = dir.join("member");
-        std::fs::rename(&from, &to).map_err(io_err(format!("rename {} to {}", from.display(), to.display())))?;
-        std::fs::remove_dir(&tmp).map_err(io_err(format!("remove the empty {}", tmp.display())))?;
-        sync_dir(dir)?;
-        Ok((bumped_to, key_entries))
-    })();
-    let (bumped_to, key_entries) = match result {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    let cluster_id = compute_cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
-    Ok(Applied {
-        data_dir: opts.data_dir.clone(),
-        member: me,
-        cluster_id,
-        members,
-        revision,
-        bumped_to,
-        key_entries,
-        engine: opts.engine,
-        duration: start.elapsed(),
-    })
 }
 
 /// Removes the temporary directories an earlier restore left when it was killed
