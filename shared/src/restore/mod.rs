@@ -695,6 +695,74 @@ mod tests {
         assert_eq!(member_json(n2), r#"{"id":12129378041565722267,"peerURLs":["https://127.0.0.2:2380"],"name":"n2"}"#);
     }
 
+    /// A bbolt file with the given top-level buckets (each holding one key).
+    fn bolt_file(dir: &Path, buckets: &[&[u8]]) -> PathBuf {
+        let path = dir.join("db");
+        let mut w = DbWriter::create(&path, 4096).unwrap();
+        for b in buckets {
+            let mut bw = w.bucket(b, 0);
+            let key = if *b == b"key" { rev_bytes(5, 0) } else { b"k".to_vec() };
+            bw.put(&key, b"v").unwrap();
+            bw.finish().unwrap();
+        }
+        w.finish(0).unwrap();
+        path
+    }
+
+    fn opts(snapshot: PathBuf, data_dir: PathBuf) -> ApplyOptions {
+        ApplyOptions {
+            snapshot,
+            data_dir,
+            name: "m".into(),
+            initial_cluster: "m=https://127.0.0.1:2380".into(),
+            initial_advertise_peer_urls: None,
+            token: DEFAULT_TOKEN.into(),
+            skip_hash_check: true,
+            bump_revision: None,
+            mark_compacted: false,
+            engine: Engine::Native,
+        }
+    }
+
+    #[test]
+    fn skip_hash_check_skips_the_hash_never_the_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_etcd = bolt_file(dir.path(), &[b"key", b"meta"]);
+        let e = prepare(&opts(not_etcd, dir.path().join("new"))).unwrap_err().to_string();
+        assert!(e.contains("bucket \"members\" missing: not an etcd v3 database"), "{e}");
+    }
+
+    #[test]
+    fn revision_bumps_past_i64_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = bolt_file(
+            dir.path(),
+            &[b"alarm", b"auth", b"cluster", b"key", b"lease", b"members", b"members_removed", b"meta"],
+        );
+        let mut o = opts(db, dir.path().join("new"));
+        o.mark_compacted = true;
+        o.bump_revision = Some(i64::MAX as u64);
+        let e = prepare(&o).unwrap_err();
+        assert_eq!(e.exit_code(), crate::ExitCode::Usage);
+        assert!(e.to_string().contains("passes etcd's largest revision"), "{e}");
+        o.bump_revision = Some(1_000_000_000);
+        assert!(prepare(&o).is_ok());
+    }
+
+    #[test]
+    fn stale_temp_dirs_of_killed_restores_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No process has PID 4194305 (above Linux's largest pid_max); ours is alive.
+        let dead = dir.path().join(".etcd.restore-4194305");
+        let alive = dir.path().join(format!(".etcd.restore-{}", std::process::id()));
+        let other = dir.path().join(".etcd.restore-notapid");
+        for d in [&dead, &alive, &other] {
+            std::fs::create_dir_all(d.join("member")).unwrap();
+        }
+        remove_stale_temp_dirs(dir.path(), ".etcd.restore-");
+        assert!(!dead.exists() && alive.exists() && other.exists());
+    }
+
     #[test]
     fn bad_cluster_specs() {
         assert!(parse_initial_cluster("n1", "t").is_err());
