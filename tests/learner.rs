@@ -265,6 +265,13 @@ fn dry_run_changes_nothing() {
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
         assert!(stdout(&o).contains("Dry run"), "{}", stdout(&o));
         assert_eq!(c.member_list(), before, "{args:?}");
+        // Every dry run's plan as JSON too.
+        let mut a = args.clone();
+        a.extend(["-o", "json"]);
+        let o = learner(&c, &a);
+        assert_eq!(o.status.code(), Some(0), "{a:?}: {}", stderr(&o));
+        assert_eq!(json(&o)["dry_run"], true, "{a:?}");
+        assert_eq!(c.member_list(), before, "{a:?}");
     }
     let o = learner(&c, &["add", "n", "--peer-urls", "https://127.0.0.1:4", "--dry-run", "--print-manifest"]);
     let out = stdout(&o);
@@ -457,4 +464,37 @@ fn status_shows_learner_progress() {
     let o = learner(&c, &["status", "node-0"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is already a voting member"), "{}", stderr(&o));
+}
+
+/// The cluster goes away while `replace` waits for the new member: a transport failure, exit 4,
+/// naming the members it could not reach and what was done so far.
+#[test]
+fn transport_failure_mid_replace_exits_4_and_names_the_members() {
+    let mut c = Cluster::start(3);
+    let follower = c.nodes[(c.leader() + 1) % 3].name.clone();
+    let mut a: Vec<String> = vec!["--manifest".into(), c.nodes[0].manifest().display().to_string()];
+    a.extend(
+        ["replace", &follower, "--name", "never", "--peer-urls", "https://127.0.0.1:5", "--timeout", "60s"]
+            .map(String::from),
+    );
+    let child = std::process::Command::new(bin(LEARNER))
+        .args(&a)
+        .env_remove("KUBECONFIG")
+        .env("KUBECTL_ETCD_ADMIN_KUBECONFIG", "/nonexistent")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the new learner to be added", Duration::from_secs(20), || {
+        c.member_list().as_array()?.iter().any(|m| m["isLearner"] == true).then_some(())
+    });
+    for i in 0..3 {
+        c.kill(i);
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("replace stopped: failed to reach any etcd member"), "{err}");
+    assert!(err.contains(&c.nodes[0].client_url()) && err.contains("connection refused"), "{err}");
+    assert!(err.contains("done so far: added learner never"), "{err}");
 }

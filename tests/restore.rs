@@ -483,6 +483,30 @@ fn from_data_dir_refuses_a_foreign_data_dir_and_a_live_quorum() {
     assert!(err.contains("still has a quorum (1/1 voters answer"), "{err}");
     assert!(err.contains("pass --force"), "{err}");
     assert!(stdout(&o).is_empty());
+    // Without a manifest, the dry run's plan as JSON.
+    let new_dir = other.dir.path().join("rebuilt");
+    let o = run_plugin(
+        RESTORE,
+        &[
+            "from-data-dir",
+            s(&foreign),
+            "--data-dir",
+            s(&new_dir),
+            "--name",
+            "dr",
+            "--initial-advertise-peer-urls",
+            "https://127.0.0.1:2390",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("not JSON: {}", stdout(&o)));
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["initial_cluster"], "dr=https://127.0.0.1:2390");
+    assert!(!new_dir.exists());
 }
 
 /// A data dir on its own mount (and one behind a symbolic link): `apply` restores into it,

@@ -74,8 +74,8 @@ pub struct CommonArgs {
     pub insecure_skip_tls_verify: bool,
 
     /// Output format.
-    #[arg(short = 'o', long, global = true, default_value = "table", value_parser = ["table", "wide", "json", "yaml"], help_heading = "Output")]
-    pub output: String,
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table, help_heading = "Output")]
+    pub output: OutputFormat,
 
     /// Don't print headers in table output.
     #[arg(long, global = true, help_heading = "Output")]
@@ -89,7 +89,7 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// The output format (`-o`).
     pub fn format(&self) -> OutputFormat {
-        OutputFormat::parse(&self.output).unwrap_or(OutputFormat::Table)
+        self.output
     }
 
     /// The discovery settings these flags describe.
@@ -146,5 +146,20 @@ where
             eprintln!("error: {e}");
             std::process::ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+impl clap::ValueEnum for OutputFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[OutputFormat::Table, OutputFormat::Wide, OutputFormat::Json, OutputFormat::Yaml]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            OutputFormat::Table => "table",
+            OutputFormat::Wide => "wide",
+            OutputFormat::Json => "json",
+            OutputFormat::Yaml => "yaml",
+        }))
     }
 }

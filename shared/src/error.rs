@@ -148,6 +148,24 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// An operation of several steps stopped part way: why, what was done (or undone), and
+    /// what to do next. Exits with the cause's code (a transport failure stays 4).
+    #[error("{what} stopped: {cause}; {done}; next: {next}")]
+    Stopped {
+        /// The operation (`replace`, `restore node`).
+        what: &'static str,
+        /// Why it stopped.
+        cause: Box<Error>,
+        /// What was done so far, or rolled back, as one phrase.
+        done: String,
+        /// The next step for the operator.
+        next: String,
+    },
+
+    /// A bug: a task panicked or was cancelled.
+    #[error("internal error: {0} (a bug: please report it with the command that caused it)")]
+    Internal(String),
+
     /// Writing output failed.
     #[error("failed to write output: {0}")]
     Output(#[source] std::io::Error),
@@ -177,8 +195,14 @@ impl Error {
             | Error::Kube { .. } => ExitCode::Discovery,
             Error::Unreachable { .. } | Error::Transport(_) => ExitCode::Transport,
             Error::Refused(_) | Error::Corrupt { .. } => ExitCode::Negative,
-            Error::Output(_) | Error::Io { .. } => ExitCode::Negative,
+            Error::Stopped { cause, .. } => cause.exit_code(),
+            Error::Output(_) | Error::Io { .. } | Error::Internal(_) => ExitCode::Negative,
         }
+    }
+
+    /// A blocking task that panicked or was cancelled (not a usage error).
+    pub fn from_join(e: tokio::task::JoinError) -> Error {
+        Error::Internal(e.to_string())
     }
 
     /// True when the error is a closed stdout pipe, which must exit quietly.

@@ -442,7 +442,7 @@ async fn replace(
     let mut done: Vec<String> = Vec::new();
     let fail = |done: &[String], e: Error, next: String| -> Error {
         let steps = if done.is_empty() { "nothing".to_string() } else { done.join("; ") };
-        Error::Refused(format!("replace stopped: {e}; done so far: {steps}; next: {next}"))
+        Error::Stopped { what: "replace", cause: Box::new(e), done: format!("done so far: {steps}"), next }
     };
     // 1. add
     let added = members::add(
@@ -451,6 +451,23 @@ async fn replace(
     )
     .await
     .map_err(|e| fail(&done, e, "fix the cause and run the replace again".to_string()))?;
+    if dry_run && format.is_structured() {
+        #[derive(serde::Serialize)]
+        struct Plan<'a> {
+            dry_run: bool,
+            steps: Vec<String>,
+            settings: &'a members::JoinSettings,
+        }
+        let steps = vec![
+            format!("add {name} ({}) as a learner", peer_urls.join(",")),
+            "wait for it to start with the settings and catch up".to_string(),
+            "promote it".to_string(),
+            format!("move leadership away from {} if it leads", old_m.display_name()),
+            format!("remove {} ({old_ref})", old_m.display_name()),
+        ];
+        render::print(&render::document(format, &Plan { dry_run: true, steps, settings: &added.settings })?)?;
+        return Ok(ExitCode::Ok);
+    }
     if dry_run {
         let plan = format!(
             "Dry run; the plan:\n  1. add {name} ({}) as a learner\n  2. wait for it to start with the settings below and catch up\n  3. promote it\n  4. move leadership away from {} if it leads\n  5. remove {} ({old_ref})\nNothing was changed.\n\nStart etcd on the new member with:\n{}",

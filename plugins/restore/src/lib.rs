@@ -536,6 +536,30 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 mark_compacted: false,
                 engine: kubectl_etcd::restore::Engine::Native,
             };
+            if a.flow.dry_run && format.is_structured() {
+                kubectl_etcd::restore::prepare(&opts)?;
+                #[derive(serde::Serialize)]
+                struct Plan<'a> {
+                    dry_run: bool,
+                    snapshot: &'a std::path::Path,
+                    skip_hash_check: bool,
+                    data_dir: &'a std::path::Path,
+                    name: &'a str,
+                    initial_cluster: &'a str,
+                    token: &'a str,
+                }
+                let plan = Plan {
+                    dry_run: true,
+                    snapshot: &opts.snapshot,
+                    skip_hash_check: true,
+                    data_dir: &opts.data_dir,
+                    name: &opts.name,
+                    initial_cluster: &opts.initial_cluster,
+                    token: &opts.token,
+                };
+                render::print(&render::document(format, &plan)?)?;
+                return Ok(ExitCode::Ok);
+            }
             if a.flow.dry_run {
                 kubectl_etcd::restore::prepare(&opts)?;
                 render::print(&format!(
@@ -551,7 +575,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let snap = opts.snapshot.clone();
             let applied = tokio::task::spawn_blocking(move || kubectl_etcd::restore::apply(&opts))
                 .await
-                .map_err(|e| Error::Usage(format!("internal: {e}")))??;
+                .map_err(kubectl_etcd::Error::from_join)??;
             let steps = next_steps(&applied, &snap, kubectl_etcd::restore::DEFAULT_TOKEN);
             if format.is_structured() {
                 render::print(&render::document(format, &applied)?)?;
@@ -591,7 +615,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let applied = tokio::task::spawn_blocking(move || kubectl_etcd::restore::apply(&opts))
                 .await
-                .map_err(|e| Error::Usage(format!("internal: {e}")))??;
+                .map_err(kubectl_etcd::Error::from_join)??;
             let steps = next_steps(&applied, &a.file, &a.initial_cluster_token);
             if format.is_structured() {
                 #[derive(serde::Serialize)]
@@ -627,7 +651,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Snapshot(SnapshotCommand::Status { file, skip_hash_check }) => {
             let s = tokio::task::spawn_blocking(move || snapshot::status_with(&file, !skip_hash_check))
                 .await
-                .map_err(|e| Error::Usage(format!("internal: {e}")))??;
+                .map_err(kubectl_etcd::Error::from_join)??;
             emit(format, no_headers, &s, |wide| status_table(&s, wide))?;
             Ok(if s.sha256_trailer == Trailer::Mismatch { ExitCode::Negative } else { ExitCode::Ok })
         }
@@ -635,7 +659,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let f = file.clone();
             let v = tokio::task::spawn_blocking(move || snapshot::verify(&f))
                 .await
-                .map_err(|e| Error::Usage(format!("internal: {e}")))??;
+                .map_err(kubectl_etcd::Error::from_join)??;
             match format {
                 OutputFormat::Json | OutputFormat::Yaml => render::print(&render::document(format, &v)?)?,
                 _ => render::print(&format!(

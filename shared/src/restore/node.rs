@@ -652,7 +652,12 @@ where
                 notes.push(err.to_string());
             }
             let extra = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
-            Err(Error::Refused(format!("{e}; rolled back: the old data dir and manifest are back in place{extra}")))
+            Err(Error::Stopped {
+                what: "restore node",
+                cause: Box::new(e),
+                done: format!("rolled back: the old data dir and manifest are back in place{extra}"),
+                next: "fix the cause and run the restore again; kubelet runs etcd on the old data meanwhile".into(),
+            })
         }
     }
 }
