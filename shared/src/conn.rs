@@ -13,103 +13,11 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use crate::error::{FailureClass, TlsFailure, TransportError};
 use crate::tls::{CertInfo, TlsContext};
 
-/// The class of a failure to talk to one member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "class", content = "reason")]
-pub enum FailureClass {
-    /// Nothing listens on the port (the member is down).
-    ConnectionRefused,
-    /// The TCP connection did not complete within the dial timeout (host down, firewall).
-    DialTimeout,
-    /// Connected, but no answer within the deadline: the process is frozen or overloaded.
-    TimedOut,
-    /// The TLS handshake failed, for the reason given.
-    Tls(TlsFailure),
-    /// The member answered the RPC with an error.
-    Rpc(String),
-    /// The member has no client URL: it was added but never started.
-    NoClientUrl,
-    /// Any other network failure (no route, DNS).
-    Network(String),
-}
-
-/// Why a TLS handshake failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TlsFailure {
-    /// The server's certificate is not signed by the CA we trust.
-    UnknownAuthority,
-    /// The server's certificate does not name the host we dialed (no matching SAN).
-    NameMismatch,
-    /// The server rejected our client certificate.
-    ClientCertRejected,
-    /// The server's certificate has expired.
-    Expired,
-    /// The server's certificate is not valid yet.
-    NotYetValid,
-    /// The server does not speak TLS on this port.
-    NotTls,
-    /// The endpoint is `http://`, but the server speaks TLS on this port.
-    TlsRequired,
-    /// Anything else, with rustls' words.
-    Other(String),
-}
-
-impl FailureClass {
-    /// A short phrase for tables: `connection refused`, `timed out`, `tls: unknown authority`.
-    pub fn short(&self) -> String {
-        match self {
-            FailureClass::ConnectionRefused => "connection refused".into(),
-            FailureClass::DialTimeout => "dial timed out".into(),
-            FailureClass::TimedOut => "timed out".into(),
-            FailureClass::Tls(t) => format!("tls: {}", t.short()),
-            FailureClass::Rpc(m) => format!("rpc error: {m}"),
-            FailureClass::NoClientUrl => "no client URL (never started)".into(),
-            FailureClass::Network(m) => m.clone(),
-        }
-    }
-}
-
-impl TlsFailure {
-    fn short(&self) -> String {
-        match self {
-            TlsFailure::UnknownAuthority => "certificate signed by unknown authority".into(),
-            TlsFailure::NameMismatch => "certificate name mismatch".into(),
-            TlsFailure::ClientCertRejected => "client certificate rejected".into(),
-            TlsFailure::Expired => "certificate expired".into(),
-            TlsFailure::NotYetValid => "certificate not valid yet".into(),
-            TlsFailure::NotTls => "server does not speak TLS".into(),
-            TlsFailure::TlsRequired => "server requires TLS (use https://)".into(),
-            TlsFailure::Other(m) => m.clone(),
-        }
-    }
-}
-
-/// A failure to talk to one member.
-#[derive(Debug, Clone, thiserror::Error, Serialize)]
-#[error("{endpoint}: {}", self.text())]
-pub struct TransportError {
-    /// The endpoint dialed.
-    pub endpoint: String,
-    /// The class of failure.
-    #[serde(flatten)]
-    pub class: FailureClass,
-    /// What happened, with the next step where there is one.
-    pub detail: String,
-}
-
 impl TransportError {
-    /// The class and the detail, the detail left out when it only repeats etcd's message.
-    fn text(&self) -> String {
-        match &self.class {
-            FailureClass::Rpc(m) if m == &self.detail => self.class.short(),
-            c => format!("{}: {}", c.short(), self.detail),
-        }
-    }
-
-    fn new(endpoint: &str, class: FailureClass, detail: impl Into<String>) -> TransportError {
+    pub(crate) fn new(endpoint: &str, class: FailureClass, detail: impl Into<String>) -> TransportError {
         TransportError { endpoint: endpoint.to_string(), class, detail: detail.into() }
     }
 
