@@ -209,11 +209,6 @@ impl Session {
             extra_endpoints: Vec::new(),
         })
     }
-
-    /// A client pinned to `url`.
-    pub async fn client(&self, url: &str) -> Result<etcd_client::Client> {
-        Ok(self.dialer.client(url).await?)
-    }
 }
 
 /// Finds a member by name or hex ID; errors name the known members.

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
@@ -355,9 +354,6 @@ where
         Ok(Ok(v)) => Ok(v),
     }
 }
-
-/// A shared, cheaply cloned dialer.
-pub type SharedDialer = Arc<Dialer>;
 
 #[cfg(test)]
 mod tests {

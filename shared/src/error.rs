@@ -117,13 +117,6 @@ pub enum ExitCode {
     Transport = 4,
 }
 
-impl ExitCode {
-    /// The numeric process exit code.
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-}
-
 /// Errors of the core crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

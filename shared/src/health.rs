@@ -1,6 +1,6 @@
 //! `kubectl etcd health`: every member probed concurrently, then the cluster-wide checks.
 //!
-//! The model ([`Report`]) is built by [`check`]; printers ([`members_table`], [`checks_table`])
+//! The model ([`Report`]) is built by [`run`]; printers ([`members_table`], [`checks_table`])
 //! are pure functions over it.
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cluster::{find_member, ser_hex, Member, MemberList, MemberStatus, Session};
+use crate::cluster::{find_member, Member, MemberList, MemberStatus, Session};
 use crate::conn::{call, TransportError};
 use crate::error::{Error, Result};
 use crate::health::LEARNER_READY_RATIO;
@@ -727,16 +727,6 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
         moved_leader_to: moved,
         steps,
     })
-}
-
-/// A summary of a member for output.
-#[derive(Debug, Clone, Serialize)]
-pub struct MemberRef {
-    /// ID.
-    #[serde(serialize_with = "ser_hex")]
-    pub id: u64,
-    /// Name.
-    pub name: String,
 }
 
 /// Derives the new member's static pod manifest from this node's: `--name`,

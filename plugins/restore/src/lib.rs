@@ -1,5 +1,5 @@
-//! `kubectl etcd restore`: snapshot save (verified, durable), snapshot status and verify, and
-//! (next) native restore of data dirs and the on-node disaster-recovery flows.
+//! `kubectl etcd restore`: snapshot save (verified, durable), snapshot status and verify,
+//! native restore of data dirs, and the on-node disaster-recovery flows.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

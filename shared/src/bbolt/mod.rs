@@ -1,4 +1,4 @@
-//! A read-only reader of etcd's database files: the bbolt B+tree format that etcd keeps in
+//! A reader of etcd's database files (and, in [`writer`], a bulk-load writer): the bbolt B+tree format that etcd keeps in
 //! `member/snap/db` and that `etcdctl snapshot save` writes (followed by a sha256 trailer).
 //!
 //! The format, as bbolt defines it: the file is an array of pages of `page_size` bytes. Every
