@@ -444,7 +444,7 @@ fn bad_flag_values_are_usage_errors() {
 fn dispatcher_and_kubectl_plugin_discovery() {
     let o = run_plugin("kubectl-etcd", &[], &[]);
     assert_eq!(o.status.code(), Some(0));
-    for sub in ["health", "learner", "restore"] {
+    for (sub, _) in kubectl_etcd::PLUGINS {
         assert!(stdout(&o).contains(sub), "{}", stdout(&o));
     }
     let direct = run_plugin(HEALTH, &["--help"], &[]);

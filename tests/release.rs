@@ -111,8 +111,9 @@ fn release_archive_and_manifest_install_as_krew_does() {
             std::fs::copy(unpacked.join(n), &dest).unwrap();
         }
     }
-    for plugin in ["kubectl-etcd", "kubectl-etcd-health", "kubectl-etcd-learner", "kubectl-etcd-restore", "LICENSE"] {
-        assert!(install.join(plugin).is_file(), "{plugin} installed");
+    let expected = kubectl_etcd::PLUGINS.iter().map(|(p, _)| format!("kubectl-etcd-{p}"));
+    for plugin in expected.chain(["kubectl-etcd".to_string(), "LICENSE".to_string()]) {
+        assert!(install.join(&plugin).is_file(), "{plugin} installed");
     }
     let link = bin.join(format!("kubectl-{}", m["metadata"]["name"].as_str().unwrap()));
     std::os::unix::fs::symlink(install.join(here["bin"].as_str().unwrap()), &link).unwrap();
@@ -132,12 +133,10 @@ fn release_archive_and_manifest_install_as_krew_does() {
             String::from_utf8_lossy(&o.stderr).to_string(),
         )
     };
-    for (cmd, usage) in
-        [("health", "kubectl etcd health"), ("learner", "kubectl etcd learner"), ("restore", "kubectl etcd restore")]
-    {
+    for (cmd, _) in kubectl_etcd::PLUGINS {
         let (code, out, err) = run(&["etcd", cmd, "--help"]);
         assert_eq!(code, Some(0), "kubectl etcd {cmd} --help: {err}");
-        assert!(out.contains(&format!("Usage: {usage}")), "{out}");
+        assert!(out.contains(&format!("Usage: kubectl etcd {cmd}")), "{out}");
     }
     let (code, out, err) = run(&["etcd", "version"]);
     assert_eq!(code, Some(0), "{err}");

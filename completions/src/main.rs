@@ -49,7 +49,7 @@ fn main() -> Result<()> {
                     .find(|(n, _)| *n == format!("kubectl-etcd-{sub}"))
                     .map(|(_, c)| candidates(&c, &rest[1..]))
                     .unwrap_or_default(),
-                _ => vec!["health".into(), "learner".into(), "restore".into()],
+                _ => kubectl_etcd::PLUGINS.iter().map(|(n, _)| n.to_string()).collect(),
             },
             other => commands()
                 .into_iter()

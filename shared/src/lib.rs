@@ -20,3 +20,11 @@ pub mod version;
 pub mod wal;
 
 pub use error::{Error, ExitCode, Result};
+
+/// The plugins behind `kubectl etcd` (`kubectl-etcd-NAME`), with their one-line summaries: the
+/// dispatcher's commands, the completion helpers and the tests all take the list from here.
+pub const PLUGINS: &[(&str, &str)] = &[
+    ("health", "Show the health of every etcd member and of the cluster"),
+    ("learner", "Add, promote, remove and replace members safely, as learners"),
+    ("restore", "Save, inspect and verify snapshots; restore data dirs natively"),
+];

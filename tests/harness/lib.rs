@@ -120,7 +120,7 @@ pub fn bin(name: &str) -> PathBuf {
         };
         let built = |b: &str| std::fs::metadata(target_dir().join(b)).and_then(|m| m.modified()).ok();
         let fresh = built("kubectl-etcd").is_some_and(|t| t >= newest(&["plugins/etcd", "Cargo.lock"]))
-            && ["health", "learner", "restore"].iter().all(|p| {
+            && kubectl_etcd::PLUGINS.iter().all(|(p, _)| {
                 built(&format!("kubectl-etcd-{p}"))
                     .is_some_and(|t| t >= newest(&["shared", &format!("plugins/{p}"), "Cargo.lock"]))
             })

@@ -8,11 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
-    ("health", "Show the health of every etcd member and of the cluster"),
-    ("learner", "Add, promote, remove and replace members safely, as learners"),
-    ("restore", "Save, inspect and verify snapshots; restore data dirs natively"),
-];
+use kubectl_etcd::PLUGINS as SUBCOMMANDS;
 
 /// `kubectl etcd version`: the release, commit and target, and the etcd versions tested.
 fn version() -> String {
@@ -63,7 +59,10 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             Some(other) => {
-                eprintln!("error: unknown command {other:?}: expected one of health, learner, restore, version (run 'kubectl etcd --help')");
+                eprintln!(
+                    "error: unknown command {other:?}: expected one of {}, version (run 'kubectl etcd --help')",
+                    SUBCOMMANDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                );
                 return ExitCode::from(2);
             }
         }
