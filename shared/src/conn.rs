@@ -170,11 +170,29 @@ impl Dialer {
                     ),
                 ))
             }
-            Ok(Err(e)) => return Err(self.explain(classify_io(url, &e))),
+            Ok(Err(e)) => return Err(self.recheck(&target, self.explain(classify_io(url, &e))).await),
             Ok(Ok(s)) => s,
         };
         let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| CertInfo::from_der(c));
         Ok((Box::new(stream), cert))
+    }
+
+    /// A connection closed during the handshake reads like a rejected client certificate, and
+    /// is one only if the member still listens: one that was killed meanwhile refuses the next
+    /// connection, and is reported as down.
+    async fn recheck(&self, target: &Target, e: TransportError) -> TransportError {
+        if !matches!(e.class, FailureClass::Tls(TlsFailure::ClientCertRejected)) || e.detail.contains("alert") {
+            return e;
+        }
+        let connect = tokio::time::timeout(self.dial_timeout, TcpStream::connect(target.addr())).await;
+        match connect {
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => TransportError::new(
+                &e.endpoint,
+                FailureClass::ConnectionRefused,
+                "the member went down while we connected (nothing listens on this port now): is etcd running?",
+            ),
+            _ => e,
+        }
     }
 
     /// A rejected client certificate that is out of its validity period says so, with the
@@ -238,7 +256,10 @@ impl Dialer {
                 FailureClass::Tls(TlsFailure::TlsRequired),
                 format!("the server closed the plain-text connection ({e}): if it serves TLS (etcd with --cert-file), use https://"),
             )),
-            Ok(Err(e)) => Err(self.explain(classify_io(url, &e))),
+            Ok(Err(e)) => match Target::parse(url) {
+                Some(t) => Err(self.recheck(&t, self.explain(classify_io(url, &e))).await),
+                None => Err(self.explain(classify_io(url, &e))),
+            },
             Ok(Ok(buf)) if plain && buf.starts_with(b"HTTP/") => Err(TransportError::new(
                 url,
                 FailureClass::Tls(TlsFailure::TlsRequired),

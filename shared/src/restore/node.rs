@@ -410,7 +410,18 @@ fn check_interrupted() -> Result<()> {
 /// (a rollback's wait is not abortable: it must finish).
 async fn wait_closed(url: &str, timeout: Duration, abortable: bool) -> Result<()> {
     let start = Instant::now();
-    while !port_closed(url).await {
+    // Closed for a moment is not stopped: an etcd that is just starting (or crash-looping)
+    // has not opened its port yet. Closed for a whole second, after kubelet saw the manifest go.
+    let mut closed_since: Option<Instant> = None;
+    loop {
+        if port_closed(url).await {
+            let since = *closed_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_secs(1) {
+                return Ok(());
+            }
+        } else {
+            closed_since = None;
+        }
         if abortable {
             check_interrupted()?;
         }
@@ -422,7 +433,6 @@ async fn wait_closed(url: &str, timeout: Duration, abortable: bool) -> Result<()
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
 }
 
 /// Writes a new file (never over an existing one), fsynced.
