@@ -627,3 +627,37 @@ async fn signals_during_node_restore_roll_back_or_finish() {
     }
     eprintln!("restored after each signal: {outcomes:?}");
 }
+
+/// A node whose data dir is gone (a replaced disk, etcd stopped): the restore says there was
+/// no old data rather than naming a backup that does not exist, and the member comes back.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_restore_onto_a_missing_data_dir() {
+    let mut c = Cluster::start(1);
+    c.put("/k", "v");
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    tokio::task::block_in_place(|| save(&c, &snap));
+    tokio::task::block_in_place(|| c.kill(0));
+    let data = c.nodes[0].data_dir();
+    std::fs::rename(&data, dir.path().join("the-lost-disk")).unwrap();
+    let manifest = c.nodes[0].manifest();
+    let child = std::process::Command::new(bin(RESTORE))
+        .args(["node", s(&snap), "--manifest", s(&manifest), "--yes", "--single-member", "--timeout", "60s"])
+        .env("HOME", dir.path())
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // kubelet takes over once the manifest is out, so that it starts etcd only on the restore.
+    tokio::task::block_in_place(|| {
+        wait_for("the manifest to be moved out", Duration::from_secs(20), || (!manifest.exists()).then_some(()))
+    });
+    c.kubelet(0);
+    let o = tokio::task::block_in_place(|| child.wait_with_output().unwrap());
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&format!("there was no old data in {}", data.display())), "{}", stdout(&o));
+    assert!(!stdout(&o).contains(".bak-"), "{}", stdout(&o));
+    let got = c.etcdctl(&c.nodes[0].client_url(), &["get", "/k", "--print-value-only"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "v");
+}
