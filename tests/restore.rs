@@ -572,6 +572,18 @@ async fn data_dir_on_its_own_mount_or_behind_a_link() {
     let _ = std::process::Command::new("umount").arg("-l").arg(&mnt).status();
 }
 
+/// Starts `restore node SNAP --single-member --yes` in the background.
+fn spawn_single_member_restore(snap: &Path, manifest: &Path, home: &Path) -> std::process::Child {
+    std::process::Command::new(bin(RESTORE))
+        .args(["node", s(snap), "--manifest", s(manifest), "--yes", "--single-member", "--timeout", "60s"])
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// SIGINT or SIGTERM at any point of `restore node` (the harness plays kubelet): the node ends
 /// with its member running, on its old data (rolled back) or fully restored, never down; no
 /// temporary directory is left behind.
@@ -590,14 +602,7 @@ async fn signals_during_node_restore_roll_back_or_finish() {
         let marker = format!("/written-after-the-snapshot-{i}");
         c.put(&marker, "x");
         let sig = if i % 2 == 0 { "-INT" } else { "-TERM" };
-        let child = std::process::Command::new(bin(RESTORE))
-            .args(["node", s(&snap), "--manifest", s(&manifest), "--yes", "--single-member", "--timeout", "60s"])
-            .env("HOME", dir.path())
-            .env_remove("KUBECONFIG")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_single_member_restore(&snap, &manifest, dir.path());
         std::thread::sleep(Duration::from_millis(delay_ms));
         let st = std::process::Command::new("kill").arg(sig).arg(child.id().to_string()).status().unwrap();
         assert!(st.success());
@@ -641,14 +646,7 @@ async fn node_restore_onto_a_missing_data_dir() {
     let data = c.nodes[0].data_dir();
     std::fs::rename(&data, dir.path().join("the-lost-disk")).unwrap();
     let manifest = c.nodes[0].manifest();
-    let child = std::process::Command::new(bin(RESTORE))
-        .args(["node", s(&snap), "--manifest", s(&manifest), "--yes", "--single-member", "--timeout", "60s"])
-        .env("HOME", dir.path())
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_single_member_restore(&snap, &manifest, dir.path());
     // kubelet takes over once the manifest is out, so that it starts etcd only on the restore.
     tokio::task::block_in_place(|| {
         wait_for("the manifest to be moved out", Duration::from_secs(20), || (!manifest.exists()).then_some(()))
