@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::bbolt::check::{walk, Summary, Visitor};
 use crate::bbolt::{BoltError, Db};
 use crate::error::{Error, Result};
+use crate::util::not_regular;
 
 /// Size of etcd's sha256 trailer.
 pub const TRAILER: u64 = 32;
@@ -290,27 +291,6 @@ pub struct PartWriter {
     tail: Vec<u8>,
     written: u64,
     overwrite: bool,
-}
-
-/// What a path holds, for messages: `None` for a regular file.
-fn not_regular(md: &std::fs::Metadata) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt;
-    let ft = md.file_type();
-    if ft.is_file() {
-        None
-    } else if ft.is_dir() {
-        Some("a directory")
-    } else if ft.is_symlink() {
-        Some("a symbolic link")
-    } else if ft.is_char_device() {
-        Some("a character device")
-    } else if ft.is_block_device() {
-        Some("a block device")
-    } else if ft.is_fifo() {
-        Some("a FIFO")
-    } else {
-        Some("not a regular file")
-    }
 }
 
 impl PartWriter {

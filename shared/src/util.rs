@@ -60,28 +60,37 @@ pub const MAX_MANIFEST: u64 = 1 << 20;
 /// The most a kubeconfig may hold.
 pub const MAX_KUBECONFIG: u64 = 16 << 20;
 
+/// What a path holds when it is not a regular file (`a FIFO`, `a character device`, ...), for
+/// messages; `None` for a regular file. Takes `symlink_metadata` to name links too.
+pub fn not_regular(md: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = md.file_type();
+    Some(if ft.is_file() {
+        return None;
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    })
+}
+
 /// Reads a small input file whole, refusing what is not a regular file (a FIFO would block for
 /// ever, `/dev/zero` never ends) and anything larger than `cap`: the error names the file and
 /// why.
 pub fn read_bounded(path: &Path, what: &'static str, cap: u64) -> crate::Result<Vec<u8>> {
     let err = |source: std::io::Error| crate::Error::ReadFile { what, path: path.to_path_buf(), source };
     let md = std::fs::metadata(path).map_err(err)?;
-    let ft = md.file_type();
-    if !ft.is_file() {
-        use std::os::unix::fs::FileTypeExt;
-        let kind = if ft.is_dir() {
-            "a directory"
-        } else if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_char_device() {
-            "a character device"
-        } else if ft.is_block_device() {
-            "a block device"
-        } else if ft.is_socket() {
-            "a socket"
-        } else {
-            "not a regular file"
-        };
+    if let Some(kind) = not_regular(&md) {
         return Err(err(std::io::Error::other(format!("it is {kind}, not a regular file: name the file itself"))));
     }
     if md.len() > cap {
