@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bbolt::{BoltError, Db};
-use crate::cluster::ser_hex;
+use crate::util::ser_hex;
 
 /// A member as etcd stores it in the backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -145,9 +145,26 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The etcd CA to sign with when none is given: the manifest's `--trusted-ca-file` (the
+/// `--manifest` given, else the node's default one when it exists), else kubeadm's path.
+pub fn default_ca(settings: &crate::discovery::Settings) -> Result<PathBuf> {
+    let manifest = settings.manifest.clone().or_else(|| Some(settings.default_manifest.clone()).filter(|p| p.exists()));
+    match manifest {
+        Some(p) => crate::discovery::Manifest::load(&p)?
+            .flag("trusted-ca-file")
+            .map(PathBuf::from)
+            .ok_or_else(|| Error::Usage(format!("manifest {} has no --trusted-ca-file: pass --ca-cert", p.display()))),
+        None => Ok(PathBuf::from("/etc/kubernetes/pki/etcd/ca.crt")),
+    }
+}
+
 /// What `learner certs` wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct Issued {
+    /// The member's name (CN).
+    pub name: String,
+    /// The CA certificate that signed them.
+    pub ca_cert: PathBuf,
     /// Files written.
     pub files: Vec<PathBuf>,
     /// SANs of both certificates.
@@ -254,6 +271,8 @@ pub fn issue(name: &str, ips: &[IpAddr], dns: &[String], ca_cert: &Path, ca_key:
         }
     }
     Ok(Issued {
+        name: name.to_string(),
+        ca_cert: ca_cert.to_path_buf(),
         files,
         sans,
         not_after: not_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::discovery::Settings;
-use crate::render::OutputFormat;
+use crate::print::OutputFormat;
 use crate::util::parse_duration;
 
 /// Flags shared by every `kubectl-etcd-*` plugin.
@@ -92,6 +92,11 @@ impl CommonArgs {
         self.output
     }
 
+    /// Where results go: `-o` and `--no-headers`.
+    pub fn out(&self) -> crate::print::Output {
+        crate::print::Output::new(self.output, self.no_headers)
+    }
+
     /// The discovery settings these flags describe.
     pub fn settings(&self) -> Settings {
         let endpoints_from_env =
@@ -146,6 +151,30 @@ where
             eprintln!("error: {e}");
             std::process::ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// Asks "Proceed? [y/N]" on a terminal before a node is changed; `yes` (`--yes`) skips it.
+/// Without a terminal and without `--yes` it refuses: a script must say so explicitly.
+pub fn confirm(yes: bool) -> crate::Result<()> {
+    use std::io::IsTerminal;
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::Error::Usage(
+            "refusing to change this node without confirmation: pass --yes (or --dry-run to see the plan)".into(),
+        ));
+    }
+    eprint!("Proceed? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|source| crate::Error::Io { action: "read the answer".into(), source })?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(crate::Error::Refused("not confirmed: nothing was changed".into()))
     }
 }
 

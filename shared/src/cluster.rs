@@ -49,18 +49,7 @@ impl Member {
     }
 }
 
-/// Serializes a u64 as 16 hex digits.
-pub fn ser_hex<S: serde::Serializer>(v: &u64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&member_id(*v))
-}
-
-/// Serializes an optional u64 as 16 hex digits.
-pub fn ser_hex_opt<S: serde::Serializer>(v: &Option<u64>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.serialize_str(&member_id(*v)),
-        None => s.serialize_none(),
-    }
-}
+pub use crate::util::{ser_hex, ser_hex_opt};
 
 /// The member list and who answered it.
 #[derive(Debug, Clone, Serialize)]
@@ -276,6 +265,56 @@ pub struct StatusInfo {
     pub cluster_id: u64,
 }
 
+/// etcd accepts a promote once the leader has replicated this share of its log to the learner
+/// (etcd's `readyPercent` in `isLearnerReady`).
+pub const LEARNER_READY_RATIO: f64 = 0.9;
+
+/// The leader most members that answered follow (`votes`: each one's leader, 0 for none); on a
+/// tie the highest ID. `None` when nobody knows a leader.
+pub fn agreed_leader(votes: impl IntoIterator<Item = u64>) -> Option<u64> {
+    let mut count: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
+    for l in votes.into_iter().filter(|l| *l != 0) {
+        *count.entry(l).or_default() += 1;
+    }
+    count.iter().max_by_key(|(_, n)| **n).map(|(l, _)| *l)
+}
+
+/// The leader the answering members agree on.
+pub fn leader_of(statuses: &[MemberStatus]) -> Option<u64> {
+    agreed_leader(statuses.iter().filter_map(|s| s.status.as_ref().ok()).map(|s| s.leader))
+}
+
+/// Whether a learner can be promoted, from what the Status RPC shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Readiness {
+    /// The share of the leader's log the learner holds, in percent (100 at most).
+    pub percent: Option<f64>,
+    /// The index the learner must reach for etcd to accept a promote.
+    pub target: Option<u64>,
+    /// Whether etcd would accept a promote now.
+    pub promotable: bool,
+}
+
+/// The one rule for "promotable" everywhere. etcd compares the learner's replicated index
+/// (the leader's `Match` for it) with the leader's commit index; the API shows neither, so this
+/// compares the learner's raft index with the leader's (the Status RPC's `raftIndex`, a commit
+/// index on both sides), which is what etcd's rule sees up to an in-flight batch.
+pub fn learner_readiness(learner_index: Option<u64>, leader_index: Option<u64>) -> Readiness {
+    let target = leader_index.map(|l| (l as f64 * LEARNER_READY_RATIO).ceil() as u64);
+    let percent = match (learner_index, leader_index) {
+        (Some(a), Some(l)) if l > 0 => Some((a as f64 / l as f64 * 100.0).min(100.0)),
+        _ => None,
+    };
+    let promotable = matches!((learner_index, target), (Some(a), Some(t)) if a >= t && leader_index > Some(0));
+    Readiness { percent, target, promotable }
+}
+
+/// Quorum arithmetic: `(answering voters, voters, needed, may still fail)`.
+pub fn quorum(answering: usize, voters: usize) -> (usize, usize, i64) {
+    let needed = voters / 2 + 1;
+    (answering, needed, answering as i64 - needed as i64)
+}
+
 /// A member with the answer (or failure) of its Status RPC.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberStatus {
@@ -336,7 +375,7 @@ impl Session {
         statuses: &[MemberStatus],
         avoid: Option<u64>,
     ) -> Result<(etcd_client::Client, String)> {
-        let leader = statuses.iter().find_map(|s| s.status.as_ref().ok().map(|x| x.leader).filter(|l| *l != 0));
+        let leader = leader_of(statuses);
         let mut candidates: Vec<&MemberStatus> =
             statuses.iter().filter(|s| s.answered() && !s.member.is_learner && Some(s.member.id) != avoid).collect();
         candidates.sort_by_key(|s| Some(s.member.id) != leader);
@@ -348,5 +387,34 @@ impl Session {
             }
         }
         Err(Error::Refused("no voting member answers: the cluster cannot change membership".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leader_is_the_one_most_members_follow() {
+        assert_eq!(agreed_leader([0, 0]), None);
+        assert_eq!(agreed_leader([7, 7, 9]), Some(7));
+        assert_eq!(agreed_leader([0, 9]), Some(9));
+        assert_eq!(agreed_leader([3, 9]), Some(9), "a tie goes to the highest ID, every time");
+    }
+
+    #[test]
+    fn promotable_at_ninety_percent_of_the_leaders_log() {
+        let r = learner_readiness(Some(90), Some(100));
+        assert!(r.promotable);
+        assert_eq!(r.target, Some(90));
+        assert_eq!(r.percent, Some(90.0));
+        assert!(!learner_readiness(Some(89), Some(100)).promotable);
+        assert!(!learner_readiness(None, Some(100)).promotable);
+        assert!(!learner_readiness(Some(5), None).promotable);
+        assert!(!learner_readiness(Some(0), Some(0)).promotable);
+        assert_eq!(learner_readiness(Some(120), Some(100)).percent, Some(100.0));
+        // ceil: 0.9 × 11 = 9.9 → 10 entries.
+        assert!(!learner_readiness(Some(9), Some(11)).promotable);
+        assert!(learner_readiness(Some(10), Some(11)).promotable);
     }
 }

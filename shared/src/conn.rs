@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 pub use crate::error::{FailureClass, TlsFailure, TransportError};
 use crate::tls::{CertInfo, TlsContext};
+use crate::url::EtcdUrl;
 
 impl TransportError {
     pub(crate) fn new(endpoint: &str, class: FailureClass, detail: impl Into<String>) -> TransportError {
@@ -39,57 +40,13 @@ impl TransportError {
     }
 }
 
-/// Host and port of an endpoint URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// `https` or `http`.
-    pub tls: bool,
-    /// Host name or IP (no brackets).
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
-
-impl Target {
-    /// Parses `https://host:port`; a missing port means 2379.
-    pub fn parse(url: &str) -> Option<Target> {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
-        let tls = match scheme {
-            "https" | "unixs" => true,
-            "http" | "unix" => false,
-            _ => return None,
-        };
-        let hostport = rest.split('/').next()?;
-        let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-            let (h, p) = h.split_once(']')?;
-            (h.to_string(), p.strip_prefix(':').map(|p| p.parse().ok()).unwrap_or(Some(2379))?)
-        } else if let Some((h, p)) = hostport.rsplit_once(':') {
-            (h.to_string(), p.parse().ok()?)
-        } else {
-            (hostport.to_string(), 2379)
-        };
-        if host.is_empty() {
-            return None;
-        }
-        Some(Target { tls, host, port })
-    }
-
-    fn addr(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
 /// What a successful probe learned.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeInfo {
     /// The member's serving certificate (leaf).
     pub server_cert: Option<CertInfo>,
     /// Time to connect and complete the handshake.
-    #[serde(with = "crate::render::duration_ms")]
+    #[serde(with = "crate::util::duration_ms")]
     pub handshake: Duration,
 }
 
@@ -116,8 +73,12 @@ impl Dialer {
     }
 
     async fn dial(&self, url: &str) -> Result<(BoxIo, Option<CertInfo>), TransportError> {
-        let target = Target::parse(url).ok_or_else(|| {
-            TransportError::new(url, FailureClass::Network("invalid URL".into()), "expected https://host:port")
+        let target = EtcdUrl::parse(url).map_err(|e| {
+            TransportError::new(
+                url,
+                FailureClass::Network("invalid URL".into()),
+                format!("{e}; expected https://host:port"),
+            )
         })?;
         let tcp = match tokio::time::timeout(self.dial_timeout, TcpStream::connect(target.addr())).await {
             Err(_) => {
@@ -180,7 +141,7 @@ impl Dialer {
     /// A connection closed during the handshake reads like a rejected client certificate, and
     /// is one only if the member still listens: one that was killed meanwhile refuses the next
     /// connection, and is reported as down.
-    async fn recheck(&self, target: &Target, e: TransportError) -> TransportError {
+    async fn recheck(&self, target: &EtcdUrl, e: TransportError) -> TransportError {
         if !matches!(e.class, FailureClass::Tls(TlsFailure::ClientCertRejected)) || e.detail.contains("alert") {
             return e;
         }
@@ -229,7 +190,7 @@ impl Dialer {
     /// HTTP/2 preface.
     pub async fn probe(&self, url: &str) -> Result<ProbeInfo, TransportError> {
         let start = Instant::now();
-        let plain = Target::parse(url).is_some_and(|t| !t.tls);
+        let plain = EtcdUrl::parse(url).is_ok_and(|t| !t.tls);
         let (mut io, cert) = self.dial(url).await?;
         // HTTP/2 client preface and an empty SETTINGS frame; the server answers with its
         // SETTINGS, or with a TLS alert when it rejects our certificate.
@@ -256,9 +217,9 @@ impl Dialer {
                 FailureClass::Tls(TlsFailure::TlsRequired),
                 format!("the server closed the plain-text connection ({e}): if it serves TLS (etcd with --cert-file), use https://"),
             )),
-            Ok(Err(e)) => match Target::parse(url) {
-                Some(t) => Err(self.recheck(&t, self.explain(classify_io(url, &e))).await),
-                None => Err(self.explain(classify_io(url, &e))),
+            Ok(Err(e)) => match EtcdUrl::parse(url) {
+                Ok(t) => Err(self.recheck(&t, self.explain(classify_io(url, &e))).await),
+                Err(_) => Err(self.explain(classify_io(url, &e))),
             },
             Ok(Ok(buf)) if plain && buf.starts_with(b"HTTP/") => Err(TransportError::new(
                 url,
@@ -277,8 +238,12 @@ impl Dialer {
     /// A client pinned to one endpoint. The connection is made on first use through this
     /// dialer, so TLS is verified exactly as in [`Dialer::probe`].
     pub async fn client(&self, url: &str) -> Result<etcd_client::Client, TransportError> {
-        let target = Target::parse(url).ok_or_else(|| {
-            TransportError::new(url, FailureClass::Network("invalid URL".into()), "expected https://host:port")
+        let target = EtcdUrl::parse(url).map_err(|e| {
+            TransportError::new(
+                url,
+                FailureClass::Network("invalid URL".into()),
+                format!("{e}; expected https://host:port"),
+            )
         })?;
         // tonic sees plain http; TLS is done by our connector.
         let uri = format!("http://{}", target.addr());
@@ -373,21 +338,5 @@ where
         Err(_) => Err(TransportError::timed_out(endpoint, what, deadline)),
         Ok(Err(e)) => Err(TransportError::rpc(endpoint, e)),
         Ok(Ok(v)) => Ok(v),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets() {
-        assert_eq!(
-            Target::parse("https://127.0.0.1:2379"),
-            Some(Target { tls: true, host: "127.0.0.1".into(), port: 2379 })
-        );
-        assert_eq!(Target::parse("http://[::1]:12379"), Some(Target { tls: false, host: "::1".into(), port: 12379 }));
-        assert_eq!(Target::parse("https://etcd"), Some(Target { tls: true, host: "etcd".into(), port: 2379 }));
-        assert_eq!(Target::parse("ftp://x:1"), None);
     }
 }

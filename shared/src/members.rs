@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cluster::{find_member, Member, MemberList, MemberStatus, Session};
+use crate::cluster::{find_member, leader_of, learner_readiness, Member, MemberList, MemberStatus, Session};
 use crate::conn::{call, TransportError};
 use crate::error::{Error, Result};
-use crate::health::LEARNER_READY_RATIO;
+use crate::url::{EtcdUrl, InitialCluster};
 use crate::util::member_id;
 
 /// etcd's answer while a learner is behind.
@@ -41,20 +41,20 @@ impl JoinSettings {
 
 /// `--initial-cluster` for a cluster that will contain `members` (in etcd's order), naming the
 /// member `new_id` as `new_name` (as `etcdctl member add` prints it).
-pub fn initial_cluster(members: &[Member], new_id: Option<u64>, new_name: &str, new_peer_urls: &[String]) -> String {
-    let mut parts = Vec::new();
+pub fn initial_cluster(
+    members: &[Member],
+    new_id: Option<u64>,
+    new_name: &str,
+    new_peer_urls: &[String],
+) -> InitialCluster {
+    let mut ic = InitialCluster::default();
     for m in members {
-        let name = if Some(m.id) == new_id { new_name } else { m.name.as_str() };
-        for u in &m.peer_urls {
-            parts.push(format!("{name}={u}"));
-        }
+        ic.push(if Some(m.id) == new_id { new_name } else { m.name.as_str() }, &m.peer_urls);
     }
     if new_id.is_none() {
-        for u in new_peer_urls {
-            parts.push(format!("{new_name}={u}"));
-        }
+        ic.push(new_name, new_peer_urls);
     }
-    parts.join(",")
+    ic
 }
 
 /// The result of `learner add`.
@@ -71,6 +71,13 @@ pub struct Added {
     pub settings: JoinSettings,
     /// Warnings from the pre-checks that `--force` overrode.
     pub forced: Vec<String>,
+    /// The new member's static pod manifest (`--print-manifest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// This command promotes the learner itself (`add --promote`, `replace`): the text then
+    /// does not tell the user to.
+    #[serde(skip)]
+    pub promote_follows: bool,
 }
 
 fn same_urls(a: &[String], b: &[String]) -> bool {
@@ -99,8 +106,7 @@ pub fn voter_problems(statuses: &[MemberStatus]) -> Vec<String> {
             ));
         }
     }
-    let leader = statuses.iter().find_map(|s| s.status.as_ref().ok().map(|x| x.leader).filter(|l| *l != 0));
-    match leader {
+    match leader_of(statuses) {
         None => problems.push("no leader: the cluster has no quorum or is electing".into()),
         Some(l) if !statuses.iter().any(|s| s.member.id == l && s.answered()) => {
             problems.push(format!("the leader {} does not answer", member_id(l)))
@@ -123,59 +129,17 @@ pub struct AddOptions {
     pub dry_run: bool,
 }
 
-/// Checks one new peer URL on its own: `http(s)://HOST:PORT`, a valid host, an explicit port.
-pub fn check_peer_url(u: &str) -> Result<()> {
-    let bad = |reason: &str| Error::InvalidValue {
-        what: "--peer-urls".into(),
-        value: u.to_string(),
-        reason: format!("{reason}; expected a URL such as https://10.0.0.4:2380"),
-    };
-    let Some((scheme, rest)) = u.split_once("://") else { return Err(bad("no scheme")) };
-    if scheme != "https" && scheme != "http" {
-        return Err(bad(&format!("scheme {scheme:?} is not http or https")));
-    }
-    let hostport = rest.trim_end_matches('/');
-    if hostport.contains('/') || hostport.contains('?') || hostport.contains('@') {
-        return Err(bad("a peer URL has no path, query or user part"));
-    }
-    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-        let Some((h, p)) = h.split_once(']') else { return Err(bad("unclosed [ in an IPv6 address")) };
-        if h.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad("not an IPv6 address between [ ]"));
-        }
-        (h.to_string(), p.strip_prefix(':'))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (hostport.to_string(), None),
-        }
-    };
-    let Some(port) = port.filter(|p| !p.is_empty()) else { return Err(bad("no port")) };
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => {}
-        _ => return Err(bad(&format!("port {port:?} is not a number from 1 to 65535"))),
-    }
-    let valid_host = !host.is_empty()
-        && (host.parse::<std::net::IpAddr>().is_ok()
-            || host.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    && !l.starts_with('-')
-            }));
-    if !valid_host {
-        return Err(bad(&format!("host {host:?} is not an IP address or a DNS name")));
-    }
-    Ok(())
-}
-
 /// Checks new peer URLs against the cluster: the scheme its peers use (a plain http peer can
 /// never join a cluster whose peers speak TLS, nor the reverse), and no client URL of a member.
 pub fn check_peer_urls_against(new: &[String], members: &[Member]) -> Result<()> {
-    let schemes: std::collections::BTreeSet<&str> =
-        members.iter().flat_map(|m| m.peer_urls.iter()).filter_map(|u| u.split_once("://").map(|(s, _)| s)).collect();
+    let schemes: std::collections::BTreeSet<&str> = members
+        .iter()
+        .flat_map(|m| m.peer_urls.iter())
+        .filter_map(|u| EtcdUrl::parse(u).ok().map(|u| u.scheme()))
+        .collect();
     for u in new {
-        let scheme = u.split_once("://").map(|(s, _)| s).unwrap_or("");
+        let Ok(url) = EtcdUrl::parse(u) else { continue };
+        let scheme = url.scheme();
         if schemes.len() == 1 && !schemes.contains(scheme) {
             let theirs = schemes.iter().next().copied().unwrap_or_default();
             return Err(Error::InvalidValue {
@@ -183,17 +147,13 @@ pub fn check_peer_urls_against(new: &[String], members: &[Member]) -> Result<()>
                 value: u.clone(),
                 reason: format!(
                     "the cluster's peers use {theirs}://, so a {scheme}:// member could never join; use {theirs}://{}",
-                    u.split_once("://").map(|(_, r)| r).unwrap_or("")
+                    u.split_once("://").map(|(_, r)| r).unwrap_or(u)
                 ),
             });
         }
-        let target = crate::conn::Target::parse(u);
-        if let Some(m) = members.iter().find(|m| {
-            m.client_urls.iter().any(|c| {
-                let c = crate::conn::Target::parse(c);
-                c.is_some() && c.map(|c| (c.host, c.port)) == target.as_ref().map(|t| (t.host.clone(), t.port))
-            })
-        }) {
+        if let Some(m) =
+            members.iter().find(|m| m.client_urls.iter().any(|c| EtcdUrl::parse(c).is_ok_and(|c| c.same_socket(&url))))
+        {
             return Err(Error::InvalidValue {
                 what: "--peer-urls".into(),
                 value: u.clone(),
@@ -216,7 +176,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
         return Err(Error::Usage("--peer-urls is required, such as https://10.0.0.4:2380".into()));
     }
     for u in &opts.peer_urls {
-        check_peer_url(u)?;
+        EtcdUrl::peer(u, "--peer-urls")?;
     }
     if opts.name.trim().is_empty() {
         return Err(Error::Usage("the member name must not be empty".into()));
@@ -232,6 +192,8 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
                 dry_run: opts.dry_run,
                 settings: settings_for(&list.members, Some(m.id), &opts.name, &opts.peer_urls),
                 forced: Vec::new(),
+                manifest: None,
+                promote_follows: false,
             });
         }
     }
@@ -277,6 +239,8 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
             dry_run: true,
             settings: settings_for(&list.members, None, &opts.name, &opts.peer_urls),
             forced,
+            manifest: None,
+            promote_follows: false,
         });
     }
     let (mut client, url) = session.any_client(&statuses, None).await?;
@@ -310,6 +274,8 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
         dry_run: false,
         settings: settings_for(&members, Some(id), &opts.name, &opts.peer_urls),
         forced,
+        manifest: None,
+        promote_follows: false,
     })
 }
 
@@ -334,7 +300,7 @@ fn add_error(e: TransportError) -> Error {
 fn settings_for(members: &[Member], id: Option<u64>, name: &str, peer_urls: &[String]) -> JoinSettings {
     JoinSettings {
         name: name.to_string(),
-        initial_cluster: initial_cluster(members, id, name, peer_urls),
+        initial_cluster: initial_cluster(members, id, name, peer_urls).to_string(),
         initial_cluster_state: "existing".into(),
         initial_advertise_peer_urls: peer_urls.join(","),
     }
@@ -358,7 +324,7 @@ pub struct Progress {
     /// Catch-up rate in entries per second (from two samples).
     pub rate: Option<f64>,
     /// Estimated time to reach the promotable point.
-    #[serde(with = "crate::render::duration_ms::option")]
+    #[serde(with = "crate::util::duration_ms::option")]
     pub eta: Option<Duration>,
     /// Whether etcd would accept a promote now (≥ 90 % of the leader's log).
     pub promotable: bool,
@@ -383,7 +349,7 @@ pub async fn sample(session: &Session, only: Option<&str>) -> Result<(MemberList
         None => list.members.iter().filter(|m| m.is_learner).cloned().collect(),
     };
     let statuses = session.statuses(&list.members).await;
-    let leader_id = statuses.iter().find_map(|s| s.status.as_ref().ok().map(|x| x.leader).filter(|l| *l != 0));
+    let leader_id = leader_of(&statuses);
     let leader_index = statuses
         .iter()
         .find(|s| Some(s.member.id) == leader_id)
@@ -398,20 +364,17 @@ pub async fn sample(session: &Session, only: Option<&str>) -> Result<(MemberList
                 Some(Err(e)) => (None, None, Some(e.class.short())),
                 None => (None, None, None),
             };
-            let percent = match (raft_index, leader_index) {
-                (Some(a), Some(l)) if l > 0 => Some((a as f64 / l as f64 * 100.0).min(100.0)),
-                _ => None,
-            };
+            let ready = learner_readiness(raft_index, leader_index);
             Progress {
                 started: !m.client_urls.is_empty(),
                 member: m,
                 raft_index,
                 applied,
                 leader_index,
-                percent,
+                percent: ready.percent,
                 rate: None,
                 eta: None,
-                promotable: percent.is_some_and(|p| p >= LEARNER_READY_RATIO * 100.0),
+                promotable: ready.promotable,
                 error,
             }
         })
@@ -426,8 +389,7 @@ pub fn with_rate(mut now: Vec<Progress>, before: &[Progress], dt: Duration) -> V
         if let (Some(a1), Some(a0)) = (p.raft_index, b.raft_index) {
             let rate = (a1.saturating_sub(a0)) as f64 / dt.as_secs_f64().max(0.001);
             p.rate = Some(rate);
-            if let Some(l) = p.leader_index {
-                let target = (l as f64 * LEARNER_READY_RATIO).ceil() as u64;
+            if let Some(target) = learner_readiness(Some(a1), p.leader_index).target {
                 // Nothing to wait for once the promotable point is reached.
                 p.eta = if a1 >= target {
                     None
@@ -448,12 +410,12 @@ pub struct Promoted {
     /// The member.
     pub member: Member,
     /// How long the wait took.
-    #[serde(with = "crate::render::duration_ms")]
+    #[serde(with = "crate::util::duration_ms")]
     pub waited: Duration,
     /// Promote attempts made.
     pub attempts: u32,
     /// Time from the learner first being seen promotable to the accepted promote.
-    #[serde(with = "crate::render::duration_ms::option")]
+    #[serde(with = "crate::util::duration_ms::option")]
     pub since_in_sync: Option<Duration>,
 }
 
@@ -667,8 +629,7 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
             }
             steps.push(format!("forced: {msg}"));
         }
-        let leader = statuses.iter().find_map(|s| s.status.as_ref().ok().map(|x| x.leader).filter(|l| *l != 0));
-        if leader == Some(m.id) {
+        if leader_of(&statuses) == Some(m.id) {
             if opts.move_leader {
                 let target = remaining
                     .iter()
@@ -729,58 +690,148 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
     })
 }
 
-/// Derives the new member's static pod manifest from this node's: `--name`,
-/// `--initial-cluster`, `--initial-cluster-state=existing` and `--initial-advertise-peer-urls`
-/// set; this node's address replaced by the new member's in every URL; the pod renamed.
-/// Formatting and every other line are kept as they are.
-pub fn derive_manifest(text: &str, old_name: &str, old_host: &str, new_host: &str, s: &JoinSettings) -> String {
-    let mut out = Vec::new();
-    // Insert the state flag after --initial-cluster only when the manifest has none of its own
-    // (kubeadm's first node has none; joined nodes' manifests do).
-    let mut saw_state = text.lines().any(|l| l.trim_start().starts_with("- --initial-cluster-state="));
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        let indent = &line[..line.len() - trimmed.len()];
-        let flag = trimmed.strip_prefix("- --").and_then(|f| f.split_once('='));
-        let new_line = match flag {
-            Some(("name", _)) => format!("{indent}- --name={}", s.name),
-            Some(("initial-cluster", _)) => format!("{indent}- --initial-cluster={}", s.initial_cluster),
-            Some(("initial-cluster-state", _)) => {
-                saw_state = true;
-                format!("{indent}- --initial-cluster-state=existing")
-            }
-            Some(("initial-advertise-peer-urls", _)) => {
-                format!("{indent}- --initial-advertise-peer-urls={}", s.initial_advertise_peer_urls)
-            }
-            // The new member listens for peers where it advertises them: its own host and port.
-            Some(("listen-peer-urls", _)) => format!("{indent}- --listen-peer-urls={}", s.initial_advertise_peer_urls),
-            Some((k @ ("advertise-client-urls" | "listen-client-urls" | "listen-metrics-urls"), v)) => {
-                format!("{indent}- --{k}={}", replace_host(v, old_host, new_host))
-            }
-            _ if trimmed.starts_with("kubeadm.kubernetes.io/etcd.advertise-client-urls:") => {
-                replace_host(line, old_host, new_host)
-            }
-            _ if !old_name.is_empty() && trimmed == format!("name: etcd-{old_name}") => {
-                format!("{indent}name: etcd-{}", s.name)
-            }
-            _ => line.to_string(),
-        };
-        out.push(new_line);
-        if !saw_state && flag.is_some_and(|(k, _)| k == "initial-cluster") {
-            saw_state = true;
-            out.push(format!("{indent}- --initial-cluster-state=existing"));
-        }
-    }
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
+/// Every learner's progress (or one's): the result of `learner status`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Learners(pub Vec<Progress>);
+
+/// `learner status`: samples every learner (or one), with rate and ETA from the previous
+/// sample.
+#[derive(Debug, Default)]
+pub struct Follower {
+    only: Option<String>,
+    prev: Option<(Instant, Vec<Progress>)>,
 }
 
-fn replace_host(v: &str, old: &str, new: &str) -> String {
-    if old.is_empty() || old == new {
-        return v.to_string();
+impl Follower {
+    /// Follows every learner, or `only`.
+    pub fn new(only: Option<String>) -> Follower {
+        Follower { only, prev: None }
     }
-    v.replace(&format!("//{old}:"), &format!("//{new}:"))
+
+    /// One round. The first round of a one-shot run (`again`) takes a second sample 500 ms
+    /// later while a learner catches up, for its rate and ETA.
+    pub async fn round(&mut self, session: &Session, again: bool) -> Result<Learners> {
+        let only = self.only.as_deref();
+        let (_, now) = sample(session, only).await?;
+        let t = Instant::now();
+        let rows = match &self.prev {
+            Some((t0, before)) => with_rate(now, before, t - *t0),
+            None if again && now.iter().any(|p| p.started && !p.promotable) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let (_, later) = sample(session, only).await?;
+                with_rate(later, &now, t.elapsed())
+            }
+            None => now,
+        };
+        self.prev = Some((t, rows.clone()));
+        Ok(Learners(rows))
+    }
+}
+
+/// The new member's static pod manifest, derived from this node's (`None` without one).
+pub fn new_member_manifest(session: &Session, a: &Added) -> Option<String> {
+    let m = session.discovery.manifest.as_ref()?;
+    let text = crate::util::read_bounded_string(&m.path, "static pod manifest", crate::util::MAX_MANIFEST).ok()?;
+    let first = |urls: &str| urls.split(',').next().and_then(crate::url::host).unwrap_or_default();
+    let old_host = m.flag("initial-advertise-peer-urls").map(first).unwrap_or_default();
+    let new_host = first(&a.settings.initial_advertise_peer_urls);
+    let flags = crate::discovery::manifest::NewMemberFlags {
+        name: &a.settings.name,
+        initial_cluster: &a.settings.initial_cluster,
+        initial_advertise_peer_urls: &a.settings.initial_advertise_peer_urls,
+    };
+    Some(crate::discovery::manifest::for_new_member(&text, m.name().unwrap_or_default(), &old_host, &new_host, &flags))
+}
+
+/// Options of `learner replace`.
+#[derive(Debug, Clone)]
+pub struct ReplaceOptions {
+    /// The member to replace (name or ID).
+    pub old: String,
+    /// The new member's name.
+    pub name: String,
+    /// The new member's peer URLs.
+    pub peer_urls: Vec<String>,
+    /// How long to wait for the new member to start and catch up.
+    pub timeout: Duration,
+    /// Change nothing; return the plan.
+    pub dry_run: bool,
+}
+
+/// The result of `learner replace` (or its plan).
+#[derive(Debug, Clone, Serialize)]
+pub struct Replaced {
+    /// True in a dry run.
+    pub dry_run: bool,
+    /// The plan, or what was done.
+    pub steps: Vec<String>,
+    /// What the old member's node must do next.
+    pub next_steps: Vec<String>,
+    /// What the new member must start with.
+    pub settings: JoinSettings,
+}
+
+/// `learner replace`: add the new member as a learner, wait for it and promote it, then
+/// remove the old one (moving leadership away first). `added` is told the new learner's
+/// settings as soon as it is added (the user must start it with them); `progress` follows its
+/// catch-up. A failure after the first change says what was done and what is left, and keeps
+/// the cause's exit code.
+pub async fn replace(
+    session: &Session,
+    opts: &ReplaceOptions,
+    added: &mut dyn FnMut(&Added) -> Result<()>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Replaced> {
+    let list = session.member_list().await?;
+    let old_m = find_member(&list.members, &opts.old)?.clone();
+    if old_m.is_learner {
+        return Err(Error::Refused(format!(
+            "{} is a learner: remove it with kubectl etcd learner remove",
+            old_m.display_name()
+        )));
+    }
+    let old_ref = member_id(old_m.id);
+    let name = opts.name.as_str();
+    let mut done: Vec<String> = Vec::new();
+    let fail = |done: &[String], e: Error, next: String| -> Error {
+        let steps = if done.is_empty() { "nothing".to_string() } else { done.join("; ") };
+        Error::Stopped { what: "replace", cause: Box::new(e), done: format!("done so far: {steps}"), next }
+    };
+    let add_opts =
+        AddOptions { name: name.to_string(), peer_urls: opts.peer_urls.clone(), force: false, dry_run: opts.dry_run };
+    let mut new = add(session, &add_opts)
+        .await
+        .map_err(|e| fail(&done, e, "fix the cause and run the replace again".to_string()))?;
+    if opts.dry_run {
+        return Ok(Replaced {
+            dry_run: true,
+            steps: vec![
+                format!("add {name} ({}) as a learner", opts.peer_urls.join(",")),
+                "wait for it to start with the settings and catch up".to_string(),
+                "promote it".to_string(),
+                format!("move leadership away from {} if it leads", old_m.display_name()),
+                format!("remove {} ({old_ref})", old_m.display_name()),
+            ],
+            next_steps: removed_node_next_steps(&old_m),
+            settings: new.settings,
+        });
+    }
+    let new_id = new.id.map(member_id).unwrap_or_else(|| name.to_string());
+    done.push(format!("added learner {name} ({new_id})"));
+    new.promote_follows = true;
+    added(&new)?;
+    let promote_opts = PromoteOptions { timeout: opts.timeout, ..Default::default() };
+    let p = promote(session, &new_id, &promote_opts, progress).await.map_err(|e| {
+        fail(&done, e, format!("start the new member, then: kubectl etcd learner promote {new_id} && kubectl etcd learner remove {old_ref} --move-leader"))
+    })?;
+    done.push(format!("promoted {name} after {}", crate::util::format_duration(p.waited)));
+    let remove_opts = RemoveOptions { force: false, move_leader: true, dry_run: false };
+    let r = remove(session, &old_ref, &remove_opts)
+        .await
+        .map_err(|e| fail(&done, e, format!("kubectl etcd learner remove {old_ref} --move-leader")))?;
+    done.push(format!("removed {} ({old_ref})", old_m.display_name()));
+    Ok(Replaced { dry_run: false, steps: done, next_steps: r.next_steps, settings: new.settings })
 }
 
 #[cfg(test)]
@@ -794,28 +845,6 @@ mod tests {
             peer_urls: vec![peer.into()],
             client_urls: vec![client.into()],
             is_learner: false,
-        }
-    }
-
-    #[test]
-    fn peer_urls_checked_alone() {
-        assert!(check_peer_url("https://10.0.0.4:2380").is_ok());
-        assert!(check_peer_url("https://[fd00::4]:2380").is_ok());
-        assert!(check_peer_url("https://cp-4.example.com:2380").is_ok());
-        for (bad, why) in [
-            ("https://10.0.0.4", "no port"),
-            ("10.0.0.4:2380", "no scheme"),
-            ("unix://x:1", "is not http or https"),
-            ("https://10.0.0.4:99999", "1 to 65535"),
-            ("https://bad_host!:2380", "not an IP address or a DNS name"),
-            ("https://10.0.0.4:2380/path", "no path"),
-        ] {
-            let e = check_peer_url(bad).unwrap_err().to_string();
-            assert!(e.contains(why) && e.contains(":2380"), "{bad}: {e}");
-            assert_eq!(
-                Error::InvalidValue { what: String::new(), value: String::new(), reason: String::new() }.exit_code(),
-                crate::ExitCode::Usage
-            );
         }
     }
 

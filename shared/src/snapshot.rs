@@ -202,6 +202,8 @@ pub const REQUIRED_BUCKETS: &[&str] = &["key", "meta"];
 /// What `snapshot verify` found in a sound file.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verified {
+    /// The file verified.
+    pub path: PathBuf,
     /// The sha256 trailer.
     pub sha256_trailer: Trailer,
     /// The walk's summary.
@@ -250,7 +252,7 @@ pub fn verify(path: &Path) -> Result<Verified> {
         .filter(|k| k.len() >= 17)
         .map(|k| i64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])))
         .unwrap_or(0);
-    Ok(Verified { sha256_trailer: trailer, summary, revision })
+    Ok(Verified { path: path.to_path_buf(), sha256_trailer: trailer, summary, revision })
 }
 
 /// The result of `snapshot save`.
@@ -272,7 +274,7 @@ pub struct Saved {
     /// The sha256 trailer (hex), verified.
     pub sha256: String,
     /// How long it took.
-    #[serde(with = "crate::render::duration_ms")]
+    #[serde(with = "crate::util::duration_ms")]
     pub duration: Duration,
 }
 
@@ -507,33 +509,42 @@ pub async fn pick_member(session: &Session, named: Option<&str>) -> Result<(Memb
         })?;
         return Ok((m, url));
     }
-    let voters: Vec<&Member> = list.members.iter().filter(|m| !m.is_learner && !m.client_urls.is_empty()).collect();
-    let statuses = futures::future::join_all(voters.iter().map(|m| async move {
-        let url = m.client_urls[0].clone();
-        let r: std::result::Result<_, TransportError> = async {
-            session.dialer.probe(&url).await?;
-            let mut c = session.dialer.client(&url).await?;
-            call(&url, "status", session.command_timeout(), c.status()).await
-        }
-        .await;
-        (m, url, r)
-    }))
-    .await;
+    let voters: Vec<Member> =
+        list.members.iter().filter(|m| !m.is_learner && !m.client_urls.is_empty()).cloned().collect();
+    let statuses = session.statuses(&voters).await;
     let mut best: Option<(&Member, String, u64, bool)> = None;
-    for (m, url, r) in statuses {
-        let Ok(s) = r else { continue };
-        let is_leader = s.leader() == m.id;
-        let applied = s.raft_applied_index();
+    for st in &statuses {
+        let (Ok(s), Some(url)) = (&st.status, &st.url) else { continue };
+        let is_leader = s.leader == st.member.id;
+        let applied = s.raft_applied_index;
         let better = match &best {
             None => true,
             Some((_, _, a, l)) => (*l && !is_leader) || (*l == is_leader && applied > *a),
         };
         if better {
-            best = Some((m, url, applied, is_leader));
+            best = Some((&st.member, url.clone(), applied, is_leader));
         }
     }
     best.map(|(m, u, _, _)| (m.clone(), u))
         .ok_or_else(|| Error::Refused("no voting member answered: cannot take a snapshot".into()))
+}
+
+/// [`save`] that a signal (Ctrl-C, SIGTERM) stops cleanly: the `.part` is removed and the
+/// error says which signal.
+pub async fn save_interruptible(
+    session: &Session,
+    path: &Path,
+    opts: &SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    crate::util::catch_signals();
+    tokio::select! {
+        r = save(session, path, opts, progress) => r,
+        _ = crate::util::until_interrupted() => Err(Error::Refused(format!(
+            "interrupted by {}: no snapshot written (the .part file was removed)",
+            crate::util::interrupting_signal().unwrap_or("a signal")
+        ))),
+    }
 }
 
 /// `snapshot save`: streams a snapshot from one member into `path`.

@@ -249,6 +249,51 @@ pub fn parse_member_id_decimal(s: &str) -> Option<u64> {
     (!t.is_empty() && t.chars().all(|c| c.is_ascii_digit())).then(|| t.parse().ok()).flatten()
 }
 
+/// Serde helper: a `Duration` as a string with units (`"3.214ms"`, `"1.5s"`).
+pub mod duration_ms {
+    use std::time::Duration;
+
+    /// Serializes a duration with units.
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&fmt(*d))
+    }
+
+    /// The text form used in JSON and YAML.
+    pub fn fmt(d: Duration) -> String {
+        let ms = d.as_secs_f64() * 1000.0;
+        if ms < 1000.0 {
+            format!("{ms:.3}ms")
+        } else {
+            format!("{:.3}s", ms / 1000.0)
+        }
+    }
+
+    /// The same for an optional duration.
+    pub mod option {
+        use std::time::Duration;
+        /// Serializes an optional duration with units (null when absent).
+        pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_str(&super::fmt(*d)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+/// Serializes a u64 as 16 hex digits.
+pub fn ser_hex<S: serde::Serializer>(v: &u64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&member_id(*v))
+}
+
+/// Serializes an optional u64 as 16 hex digits.
+pub fn ser_hex_opt<S: serde::Serializer>(v: &Option<u64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&member_id(*v)),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

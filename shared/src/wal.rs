@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::backend::StoredMember;
-use crate::restore::pb::{self, decode, get_bytes, get_varint};
+use crate::pb::{self, decode, get_bytes, get_varint};
 
 /// Frames larger than this are not records (etcd caps a record far below it).
 const MAX_RECORD: u64 = 64 << 20;
@@ -25,7 +25,7 @@ const MAX_RECORD: u64 = 64 << 20;
 /// One WAL record.
 #[derive(Debug, Clone)]
 pub struct Record {
-    /// `walpb.Record.Type` (see [`crate::restore::pb::record`]).
+    /// `walpb.Record.Type` (see [`crate::pb::record`]).
     pub kind: u64,
     /// The rolling CRC-32C stored with it.
     pub crc: u32,
@@ -250,7 +250,7 @@ fn store_attributes(snap_file: &[u8], out: &mut BTreeMap<u64, Attributes>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::restore::pb::{field_bytes, field_varint};
+    use crate::pb::{field_bytes, field_varint};
 
     fn v2_put(path: &str, val: &str) -> Vec<u8> {
         let mut b = Vec::new();

@@ -1,14 +1,13 @@
 //! `kubectl etcd health`: every member's health, latency, leader, learner progress, raft
 //! indexes, DB size, alarms, hash consistency and certificate expiry in one table.
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use kubectl_etcd::cli::CommonArgs;
 use kubectl_etcd::cluster::Session;
-use kubectl_etcd::health::{self, Options, Report};
-use kubectl_etcd::render::{self, OutputFormat};
+use kubectl_etcd::health::{self, Options};
+use kubectl_etcd::print;
 use kubectl_etcd::{ExitCode, Result};
 
 /// Show the health of every etcd member and of the cluster as a whole.
@@ -43,64 +42,20 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-/// Renders a report in the chosen format.
-pub fn render(report: &Report, format: OutputFormat, no_headers: bool) -> Result<String> {
-    match format {
-        OutputFormat::Json | OutputFormat::Yaml => render::document(format, report),
-        OutputFormat::Table | OutputFormat::Wide => {
-            let mut s = health::members_table(report, format == OutputFormat::Wide).format(no_headers);
-            s.push('\n');
-            s.push_str(&health::checks_table(report).format(no_headers));
-            if report.insecure {
-                s.push_str("\nWARNING: server certificates were NOT verified (--insecure-skip-tls-verify)\n");
-            }
-            Ok(s)
-        }
-    }
-}
-
-/// Runs the command.
+/// Runs the command: settings → session → health run → emit (each round with `--watch`).
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let settings = cli.common.settings();
-    let session = Session::open(&settings).await?;
+    let session = Session::open(&cli.common.settings()).await?;
     let opts = Options { skip_hashkv: cli.skip_hashkv, quota_backend_bytes: cli.quota_backend_bytes };
-    let format = cli.common.format();
+    let out = cli.common.out();
     if !cli.watch {
         let report = health::run(&session, &opts).await?;
-        render::print(&render(&report, format, cli.common.no_headers)?)?;
+        out.emit(&report)?;
         return Ok(report.exit_code());
     }
-    let tty = std::io::stdout().is_terminal();
-    let mut last;
-    loop {
-        let round = async {
-            let report = health::run(&session, &opts).await?;
-            let text = match format {
-                OutputFormat::Json => render::json_line(&report)?,
-                OutputFormat::Yaml => format!("---\n{}", render::document(format, &report)?),
-                _ => {
-                    let body = render(&report, format, cli.common.no_headers)?;
-                    if tty {
-                        render::redraw_frame(&body)
-                    } else {
-                        format!("{body}\n")
-                    }
-                }
-            };
-            render::print(&text)?;
-            Ok::<_, kubectl_etcd::Error>(report.exit_code())
-        };
-        last = match round.await {
-            Ok(c) => c,
-            Err(e) if e.is_broken_pipe() => return Err(e),
-            Err(e) => {
-                eprintln!("error: {e}");
-                e.exit_code()
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(last),
-            _ = tokio::time::sleep(cli.interval) => {}
-        }
-    }
+    print::watch(cli.interval, async || {
+        let report = health::run(&session, &opts).await?;
+        out.emit_round(&report)?;
+        Ok(report.exit_code())
+    })
+    .await
 }

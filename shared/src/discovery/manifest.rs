@@ -203,6 +203,106 @@ fn scalar(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+// Rewriting: both keep every line but the flags they set, and the manifest's formatting.
+
+/// The flags a new member's manifest gets (`kubectl etcd learner add` prints them).
+#[derive(Debug, Clone, Copy)]
+pub struct NewMemberFlags<'a> {
+    /// `--name`.
+    pub name: &'a str,
+    /// `--initial-cluster`.
+    pub initial_cluster: &'a str,
+    /// `--initial-advertise-peer-urls` (also its `--listen-peer-urls`).
+    pub initial_advertise_peer_urls: &'a str,
+}
+
+/// Derives the new member's static pod manifest from this node's: `--name`,
+/// `--initial-cluster`, `--initial-cluster-state=existing` and `--initial-advertise-peer-urls`
+/// set; this node's address replaced by the new member's in every URL; the pod renamed.
+/// Formatting and every other line are kept as they are.
+pub fn for_new_member(text: &str, old_name: &str, old_host: &str, new_host: &str, s: &NewMemberFlags) -> String {
+    let mut out = Vec::new();
+    // Insert the state flag after --initial-cluster only when the manifest has none of its own
+    // (kubeadm's first node has none; joined nodes' manifests do).
+    let mut saw_state = text.lines().any(|l| l.trim_start().starts_with("- --initial-cluster-state="));
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let flag = trimmed.strip_prefix("- --").and_then(|f| f.split_once('='));
+        let new_line = match flag {
+            Some(("name", _)) => format!("{indent}- --name={}", s.name),
+            Some(("initial-cluster", _)) => format!("{indent}- --initial-cluster={}", s.initial_cluster),
+            Some(("initial-cluster-state", _)) => {
+                saw_state = true;
+                format!("{indent}- --initial-cluster-state=existing")
+            }
+            Some(("initial-advertise-peer-urls", _)) => {
+                format!("{indent}- --initial-advertise-peer-urls={}", s.initial_advertise_peer_urls)
+            }
+            // The new member listens for peers where it advertises them: its own host and port.
+            Some(("listen-peer-urls", _)) => format!("{indent}- --listen-peer-urls={}", s.initial_advertise_peer_urls),
+            Some((k @ ("advertise-client-urls" | "listen-client-urls" | "listen-metrics-urls"), v)) => {
+                format!("{indent}- --{k}={}", replace_host(v, old_host, new_host))
+            }
+            _ if trimmed.starts_with("kubeadm.kubernetes.io/etcd.advertise-client-urls:") => {
+                replace_host(line, old_host, new_host)
+            }
+            _ if !old_name.is_empty() && trimmed == format!("name: etcd-{old_name}") => {
+                format!("{indent}name: etcd-{}", s.name)
+            }
+            _ => line.to_string(),
+        };
+        out.push(new_line);
+        if !saw_state && flag.is_some_and(|(k, _)| k == "initial-cluster") {
+            saw_state = true;
+            out.push(format!("{indent}- --initial-cluster-state=existing"));
+        }
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
+fn replace_host(v: &str, old: &str, new: &str) -> String {
+    if old.is_empty() || old == new {
+        return v.to_string();
+    }
+    v.replace(&format!("//{old}:"), &format!("//{new}:"))
+}
+
+/// Rewrites the manifest's `--initial-cluster-token` (added when missing) and, when given,
+/// `--initial-cluster` (with `--initial-cluster-state=new`) to describe the restored cluster.
+pub fn for_restored_cluster(text: &str, token: &str, initial_cluster: Option<&str>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    // The flag is replaced where it stands, and inserted after --initial-cluster only when the
+    // manifest has none: one token line, however often a node is restored.
+    let mut saw_token = text.lines().any(|l| l.trim_start().starts_with("- --initial-cluster-token="));
+    let mut kept_token = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if trimmed.starts_with("- --initial-cluster-token=") {
+            if !kept_token {
+                out.push(format!("{indent}- --initial-cluster-token={token}"));
+            }
+            kept_token = true;
+        } else if let (Some(ic), true) = (initial_cluster, trimmed.starts_with("- --initial-cluster=")) {
+            out.push(format!("{indent}- --initial-cluster={ic}"));
+        } else if initial_cluster.is_some() && trimmed.starts_with("- --initial-cluster-state=") {
+            out.push(format!("{indent}- --initial-cluster-state=new"));
+        } else {
+            out.push(line.to_string());
+        }
+        if !saw_token && trimmed.starts_with("- --initial-cluster=") {
+            saw_token = true;
+            out.push(format!("{indent}- --initial-cluster-token={token}"));
+        }
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +330,40 @@ mod tests {
         assert_eq!(f["trusted-ca-file"], "/tls/server-ca.crt");
         assert_eq!(f["peer-cert-file"], "/tls/peer.crt");
         assert_eq!(f["client-cert-auth"], "true");
+    }
+
+    #[test]
+    fn restored_cluster_rewrite() {
+        let text = "spec:\n  containers:\n  - command:\n    - etcd\n    - --initial-cluster=a=https://1:2380,b=https://2:2380\n    - --initial-cluster-state=existing\n    - --name=a\n";
+        let out = for_restored_cluster(text, "tok-restored-1234", Some("a=https://1:2380"));
+        assert!(out.contains("    - --initial-cluster=a=https://1:2380\n"));
+        assert!(out.contains("    - --initial-cluster-token=tok-restored-1234\n"));
+        assert!(out.contains("    - --initial-cluster-state=new\n"));
+        assert!(out.contains("    - --name=a\n"));
+        // Restoring again replaces the token; it never adds a second line.
+        let again = for_restored_cluster(&out, "tok-restored-5678", Some("a=https://1:2380"));
+        assert_eq!(again.matches("--initial-cluster-token=").count(), 1, "{again}");
+        assert!(again.contains("--initial-cluster-token=tok-restored-5678\n"));
+        let kubeadm_order = "    - --initial-cluster=a=https://1:2380\n    - --initial-cluster-state=new\n    - --initial-cluster-token=old\n";
+        let out = for_restored_cluster(kubeadm_order, "t2", Some("a=https://1:2380,b=https://2:2380"));
+        assert_eq!(out.matches("--initial-cluster-token=").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn new_member_rewrite() {
+        let text = "metadata:\n  annotations:\n    kubeadm.kubernetes.io/etcd.advertise-client-urls: https://10.0.0.1:2379\n  name: etcd-cp-1\nspec:\n  containers:\n  - command:\n    - etcd\n    - --advertise-client-urls=https://10.0.0.1:2379\n    - --initial-advertise-peer-urls=https://10.0.0.1:2380\n    - --initial-cluster=cp-1=https://10.0.0.1:2380\n    - --listen-client-urls=https://127.0.0.1:2379,https://10.0.0.1:2379\n    - --listen-peer-urls=https://10.0.0.1:2380\n    - --name=cp-1\n";
+        let flags = NewMemberFlags {
+            name: "cp-4",
+            initial_cluster: "cp-1=https://10.0.0.1:2380,cp-4=https://10.0.0.4:2380",
+            initial_advertise_peer_urls: "https://10.0.0.4:2380",
+        };
+        let out = for_new_member(text, "cp-1", "10.0.0.1", "10.0.0.4", &flags);
+        assert!(out.contains("etcd.advertise-client-urls: https://10.0.0.4:2379\n"), "{out}");
+        assert!(out.contains("  name: etcd-cp-4\n"));
+        assert!(out.contains("    - --initial-cluster-state=existing\n"), "{out}");
+        assert!(out.contains("    - --listen-client-urls=https://127.0.0.1:2379,https://10.0.0.4:2379\n"), "{out}");
+        assert!(out.contains("    - --listen-peer-urls=https://10.0.0.4:2380\n"));
+        assert!(out.contains("    - --name=cp-4\n"));
+        assert_eq!(out.matches("10.0.0.1").count(), 1, "only the old member in --initial-cluster: {out}");
     }
 }

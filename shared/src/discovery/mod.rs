@@ -16,6 +16,7 @@ use serde::Serialize;
 pub use manifest::Manifest;
 
 use crate::error::{Error, Result};
+use crate::url::{self, EtcdUrl, InitialCluster};
 
 /// kubeadm's etcd static pod manifest.
 pub const DEFAULT_MANIFEST: &str = "/etc/kubernetes/manifests/etcd.yaml";
@@ -212,7 +213,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
     let mut api_pod_flags: Option<manifest::Manifest> = None;
     let endpoints: Vec<Endpoint> = if !settings.endpoints.is_empty() {
         for e in &settings.endpoints {
-            validate_url(e, settings.endpoints_source)?;
+            EtcdUrl::client(e, settings.endpoints_source)?;
         }
         log.say(format!("endpoints from {}: {}", settings.endpoints_source, settings.endpoints.join(",")));
         settings
@@ -230,7 +231,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             });
         }
         for u in &urls {
-            validate_url(u, &format!("--advertise-client-urls in manifest {}", m.path.display()))?;
+            EtcdUrl::client(u, &format!("--advertise-client-urls in manifest {}", m.path.display()))?;
         }
         let source = format!("manifest {}", m.path.display());
         log.say(format!("endpoints from {source}: {}", urls.join(",")));
@@ -301,25 +302,19 @@ fn fallback_endpoints(m: &Manifest, primary: &[Endpoint], log: &mut Log) -> Vec<
             Err(e) => log.say(format!("no membership from the data dir: {e}")),
         }
     }
-    let own = primary.first().and_then(|e| crate::conn::Target::parse(&e.url));
+    let own = primary.first().and_then(|e| EtcdUrl::parse(&e.url).ok());
     if let Some(own) = own {
-        let scheme = if own.tls { "https" } else { "http" };
-        let source =
-            format!("--initial-cluster host in manifest {} at this node's client port {}", m.path.display(), own.port);
-        for (name, peer) in parse_initial_cluster_pairs(m.flag("initial-cluster").unwrap_or("")) {
+        let source = format!(
+            "--initial-cluster host in manifest {} at this node's client port {}",
+            m.path.display(),
+            own.port()
+        );
+        for (name, peer) in InitialCluster::lenient(m.flag("initial-cluster").unwrap_or("")).pairs {
             if Some(name.as_str()) == m.name() {
                 continue;
             }
-            if let Some(host) = url_host(&peer) {
-                let host = if host.contains(':') { format!("[{host}]") } else { host };
-                add(
-                    &mut out,
-                    Endpoint {
-                        name: Some(name),
-                        url: format!("{scheme}://{host}:{}", own.port),
-                        source: source.clone(),
-                    },
-                );
+            if let Some(host) = url::host(&peer) {
+                add(&mut out, Endpoint { name: Some(name), url: own.with_host(&host), source: source.clone() });
             }
         }
     }
@@ -359,36 +354,6 @@ pub(crate) async fn admin_conf_endpoints(settings: &Settings) -> Vec<Endpoint> {
             log.say(format!("nothing through {}: {e}", path.display()));
             Vec::new()
         }
-    }
-}
-
-/// `name=url,name=url` pairs of an `--initial-cluster` value, in order.
-pub fn parse_initial_cluster_pairs(spec: &str) -> Vec<(String, String)> {
-    manifest::split_list(spec)
-        .into_iter()
-        .filter_map(|p| p.split_once('=').map(|(n, u)| (n.trim().to_string(), u.trim().to_string())))
-        .collect()
-}
-
-/// Checks that an endpoint is a usable URL.
-pub fn validate_url(url: &str, source: &str) -> Result<()> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://") || url.starts_with("unix"))
-        && url.split("://").nth(1).is_some_and(|r| !r.is_empty());
-    if ok && !url.starts_with("unix") && crate::conn::Target::parse(url).is_none_or(|t| t.port == 0) {
-        return Err(Error::InvalidValue {
-            what: format!("endpoint from {source}"),
-            value: url.to_string(),
-            reason: "the port must be a number from 1 to 65535, such as https://10.0.0.1:2379".into(),
-        });
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidValue {
-            what: format!("endpoint from {source}"),
-            value: url.to_string(),
-            reason: "expected a URL such as https://10.0.0.1:2379".into(),
-        })
     }
 }
 
@@ -486,7 +451,7 @@ fn find_tls(
             ));
         }
         for e in endpoints {
-            if let Some(host) = url_host(&e.url) {
+            if let Some(host) = url::host(&e.url) {
                 let ip = host.replace(['.', ':'], "-");
                 layouts.push((
                     "/etc/kubernetes/ssl/kube-ca.pem".into(),
@@ -554,28 +519,9 @@ fn pick_pair(tls: &mut TlsFiles, candidates: &[(PathBuf, PathBuf, String)], trie
     }
 }
 
-/// The host part of a URL (without brackets for IPv6).
-pub fn url_host(url: &str) -> Option<String> {
-    let rest = url.split("://").nth(1)?;
-    let hostport = rest.split('/').next()?;
-    if let Some(h) = hostport.strip_prefix('[') {
-        return h.split(']').next().map(String::from);
-    }
-    Some(hostport.rsplit_once(':').map(|(h, _)| h).unwrap_or(hostport).to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_urls() {
-        assert!(validate_url("https://127.0.0.1:2379", "t").is_ok());
-        let e = validate_url("https://127.0.0.1:99999", "flag --endpoints").unwrap_err();
-        assert_eq!(e.exit_code(), crate::ExitCode::Usage);
-        assert!(e.to_string().contains("from 1 to 65535"), "{e}");
-        assert!(validate_url("10.0.0.1:2379", "t").is_err());
-    }
 
     #[test]
     fn fallback_from_initial_cluster_hosts_at_this_nodes_client_port() {
@@ -597,12 +543,5 @@ mod tests {
             "{}",
             got[0].source
         );
-    }
-
-    #[test]
-    fn hosts() {
-        assert_eq!(url_host("https://10.0.0.1:2379").as_deref(), Some("10.0.0.1"));
-        assert_eq!(url_host("https://[::1]:2379").as_deref(), Some("::1"));
-        assert_eq!(url_host("https://etcd-0.example:2379/").as_deref(), Some("etcd-0.example"));
     }
 }

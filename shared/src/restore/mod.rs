@@ -13,7 +13,6 @@
 //! URLs and the cluster token; the cluster ID is sha1 over the sorted member IDs.
 
 pub mod node;
-pub mod pb;
 pub mod wal;
 
 use std::collections::BTreeMap;
@@ -26,7 +25,9 @@ use sha1::{Digest, Sha1};
 use crate::bbolt::writer::DbWriter;
 use crate::bbolt::{check, BoltError, Db};
 use crate::error::{Error, Result};
+use crate::pb;
 use crate::snapshot::{has_trailer, Trailer};
+use crate::url::{EtcdUrl, InitialCluster};
 
 /// etcd's default `--initial-cluster-token`.
 pub const DEFAULT_TOKEN: &str = "etcd-cluster";
@@ -41,25 +42,6 @@ pub struct NewMember {
     pub id: u64,
     /// Peer URLs, sorted.
     pub peer_urls: Vec<String>,
-}
-
-/// Parses and checks a peer URL the way etcd's `types.NewURLs` does.
-fn check_peer_url(u: &str) -> Result<String> {
-    let bad =
-        |reason: &str| Error::InvalidValue { what: "peer URL".into(), value: u.to_string(), reason: reason.into() };
-    let (scheme, rest) = u.split_once("://").ok_or_else(|| bad("expected http(s)://host:port"))?;
-    if scheme != "http" && scheme != "https" && scheme != "unix" && scheme != "unixs" {
-        return Err(bad("the scheme must be http or https"));
-    }
-    if rest.contains('/') {
-        return Err(bad("a peer URL must not contain a path"));
-    }
-    if scheme.starts_with("http")
-        && crate::conn::Target::parse(u).is_none_or(|t| !rest.ends_with(&format!(":{}", t.port)))
-    {
-        return Err(bad("a peer URL needs a port (https://10.0.0.1:2380)"));
-    }
-    Ok(u.to_string())
 }
 
 /// The ID etcd gives a member: sha1(sorted peer URLs joined, token), first 8 bytes big endian.
@@ -88,45 +70,10 @@ pub fn compute_cluster_id(ids: &[u64]) -> u64 {
 /// Parses `--initial-cluster` (`name=url,name=url2,...`; a name may repeat for several URLs)
 /// into members sorted by ID.
 pub fn parse_initial_cluster(spec: &str, token: &str) -> Result<Vec<NewMember>> {
-    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, url) = part.split_once('=').ok_or_else(|| Error::InvalidValue {
-            what: "--initial-cluster".into(),
-            value: spec.to_string(),
-            reason: format!("{part:?} is not NAME=URL"),
-        })?;
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(Error::InvalidValue {
-                what: "--initial-cluster".into(),
-                value: spec.to_string(),
-                reason: format!("{part:?} has an empty member name: every member needs NAME=URL"),
-            });
-        }
-        let url = check_peer_url(url.trim())?;
-        if let Some((other, _)) = by_name.iter().find(|(_, urls)| urls.contains(&url)) {
-            return Err(Error::InvalidValue {
-                what: "--initial-cluster".into(),
-                value: spec.to_string(),
-                reason: format!("peer URL {url} is listed twice (for {other} and {name}): each member needs its own"),
-            });
-        }
-        by_name.entry(name.to_string()).or_default().push(url);
-    }
-    if by_name.is_empty() {
-        return Err(Error::InvalidValue {
-            what: "--initial-cluster".into(),
-            value: spec.to_string(),
-            reason: "no members".into(),
-        });
-    }
-    let mut members: Vec<NewMember> = by_name
+    let mut members: Vec<NewMember> = InitialCluster::parse(spec)?
+        .by_name()
         .into_iter()
-        .map(|(name, mut urls)| {
-            urls.sort();
-            let id = compute_member_id(&urls, token);
-            NewMember { name, id, peer_urls: urls }
-        })
+        .map(|(name, urls)| NewMember { id: compute_member_id(&urls, token), name, peer_urls: urls })
         .collect();
     members.sort_by_key(|m| m.id);
     Ok(members)
@@ -260,8 +207,113 @@ pub struct Applied {
     /// The engine used.
     pub engine: Engine,
     /// How long it took.
-    #[serde(with = "crate::render::duration_ms")]
+    #[serde(with = "crate::util::duration_ms")]
     pub duration: Duration,
+}
+
+/// A restore into a new data dir and what the other members must do (`restore apply`, and
+/// `restore from-data-dir` without a manifest).
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    /// The restore.
+    #[serde(flatten)]
+    pub applied: Applied,
+    /// What to do next.
+    pub next_steps: Vec<String>,
+    /// The snapshot restored.
+    #[serde(skip)]
+    pub snapshot: PathBuf,
+    /// A one-member cluster rebuilt from a surviving member's data dir.
+    #[serde(skip)]
+    pub from_data_dir: bool,
+}
+
+/// Restores (on a blocking thread: it is file work) and says what comes next.
+pub async fn apply_and_plan(opts: ApplyOptions, from_data_dir: bool) -> Result<Restored> {
+    let snapshot = opts.snapshot.clone();
+    let token = opts.token.clone();
+    let applied = tokio::task::spawn_blocking(move || apply(&opts)).await.map_err(Error::from_join)??;
+    let next_steps = next_steps(&applied, &snapshot, &token);
+    Ok(Restored { applied, next_steps, snapshot, from_data_dir })
+}
+
+/// What the other members must do after a restore.
+pub fn next_steps(a: &Applied, snapshot: &Path, token: &str) -> Vec<String> {
+    let mut cluster = InitialCluster::default();
+    for m in &a.members {
+        cluster.push(&m.name, &m.peer_urls);
+    }
+    let mut steps = Vec::new();
+    for m in a.members.iter().filter(|m| m.name != a.member.name) {
+        steps.push(format!(
+            "on {}: kubectl etcd restore apply {} --data-dir <its data dir> --name {} --initial-cluster {cluster} --initial-cluster-token {token}{}",
+            m.name,
+            snapshot.display(),
+            m.name,
+            if a.bumped_to.is_some() { " --bump-revision <same> --mark-compacted" } else { "" }
+        ));
+    }
+    let start = if a.members.len() == 1 { "start etcd on it" } else { "start etcd on every member" };
+    steps.push(format!(
+        "{start}: the restored data dirs form cluster {} (etcd ignores the --initial-cluster* flags once a data dir exists)",
+        crate::util::member_id(a.cluster_id)
+    ));
+    if a.members.len() == 1 {
+        steps.push(
+            "to grow the cluster again, add members as learners: kubectl etcd learner add NAME --peer-urls URL".into(),
+        );
+    }
+    steps
+}
+
+/// The restore of a surviving member's data dir into a new one-member cluster, when no
+/// manifest says where (`restore from-data-dir --data-dir --name --initial-advertise-peer-urls`).
+pub fn from_data_dir_options(dir: &Path, data_dir: PathBuf, name: String, peer_urls: Vec<String>) -> ApplyOptions {
+    ApplyOptions {
+        snapshot: dir.join("member/snap/db"),
+        data_dir,
+        initial_cluster: InitialCluster::single(&name, &peer_urls).to_string(),
+        name,
+        initial_advertise_peer_urls: Some(peer_urls),
+        token: DEFAULT_TOKEN.into(),
+        skip_hash_check: true,
+        bump_revision: None,
+        mark_compacted: false,
+        engine: Engine::Native,
+    }
+}
+
+/// The plan of a restore into a new data dir (`--dry-run`), checked by [`prepare`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyPlan {
+    /// Always true: nothing was changed.
+    pub dry_run: bool,
+    /// The snapshot (or data dir database).
+    pub snapshot: PathBuf,
+    /// Whether the sha256 trailer is skipped.
+    pub skip_hash_check: bool,
+    /// The data dir to create.
+    pub data_dir: PathBuf,
+    /// The member restored.
+    pub name: String,
+    /// The new cluster.
+    pub initial_cluster: String,
+    /// Its token.
+    pub token: String,
+}
+
+/// Checks the options and the snapshot and returns the plan; writes nothing.
+pub fn plan(opts: &ApplyOptions) -> Result<ApplyPlan> {
+    prepare(opts)?;
+    Ok(ApplyPlan {
+        dry_run: true,
+        snapshot: opts.snapshot.clone(),
+        skip_hash_check: opts.skip_hash_check,
+        data_dir: opts.data_dir.clone(),
+        name: opts.name.clone(),
+        initial_cluster: opts.initial_cluster.clone(),
+        token: opts.token.clone(),
+    })
 }
 
 fn io_err(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -287,7 +339,10 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
         ))
     })?;
     if let Some(adv) = &opts.initial_advertise_peer_urls {
-        let mut adv: Vec<String> = adv.iter().map(|u| check_peer_url(u.trim())).collect::<Result<_>>()?;
+        let mut adv: Vec<String> = adv
+            .iter()
+            .map(|u| EtcdUrl::peer(u.trim(), "--initial-advertise-peer-urls").map(|u| u.to_string()))
+            .collect::<Result<_>>()?;
         adv.sort();
         if adv != me.peer_urls {
             return Err(Error::Usage(format!(

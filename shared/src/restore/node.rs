@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{apply, Applied, ApplyOptions, Engine};
-use crate::conn::Target;
-use crate::discovery::Manifest;
+use crate::cluster::Session;
+use crate::discovery::{Manifest, Settings};
 use crate::error::{Error, Result};
+use crate::url::{EtcdUrl, InitialCluster};
 
 /// Where the snapshot comes from.
 #[derive(Debug, Clone)]
@@ -50,6 +51,25 @@ pub struct NodeOptions {
     /// The restored membership, given explicitly (restoring onto machines with new addresses)
     /// instead of the snapshot's.
     pub initial_cluster: Option<String>,
+}
+
+impl NodeOptions {
+    /// `restore from-data-dir` on a node: a one-member cluster from a surviving member's data
+    /// dir (its database has no sha256 trailer; the token is derived as for a snapshot).
+    pub fn from_data_dir(manifest: PathBuf, dir: PathBuf, timeout: Duration) -> NodeOptions {
+        NodeOptions {
+            manifest,
+            source: Source::DataDir(dir),
+            single_member: true,
+            skip_hash_check: true,
+            bump_revision: None,
+            mark_compacted: false,
+            timeout,
+            token: None,
+            live_cluster_id: None,
+            initial_cluster: None,
+        }
+    }
 }
 
 /// The token of a cluster restored from a file with this [`snapshot_tag`], by the members of
@@ -206,10 +226,7 @@ pub fn plan(opts: &NodeOptions) -> Result<Plan> {
             warnings.extend(skipped);
             (ic, format!("the members bucket of snapshot {}", p.display()))
         }
-        _ => (
-            peer_urls.iter().map(|u| format!("{name}={u}")).collect::<Vec<_>>().join(","),
-            "this member alone (--single-member)".to_string(),
-        ),
+        _ => (InitialCluster::single(&name, &peer_urls).to_string(), "this member alone (--single-member)".to_string()),
     };
     let old_cluster_id = crate::wal::metadata(&data_dir).map(|(_, c)| c);
     let token = match &opts.token {
@@ -327,12 +344,7 @@ pub fn plan(opts: &NodeOptions) -> Result<Plan> {
 
 /// The same members and peer URLs, whatever the order.
 fn same_initial_cluster(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        let mut v = crate::discovery::parse_initial_cluster_pairs(s);
-        v.sort();
-        v
-    };
-    norm(a) == norm(b)
+    InitialCluster::lenient(a).same_members(&InitialCluster::lenient(b))
 }
 
 /// The `--initial-cluster` of the snapshot's voters, checked against this member's name and peer
@@ -340,7 +352,7 @@ fn same_initial_cluster(a: &str, b: &str) -> bool {
 fn snapshot_initial_cluster(snapshot: &Path, name: &str, peer_urls: &[String]) -> Result<(String, Vec<String>)> {
     let members = snapshot_members(snapshot)?;
     let mut warnings = Vec::new();
-    let mut pairs = Vec::new();
+    let mut pairs = InitialCluster::default();
     for m in &members {
         if m.is_learner || m.name.is_empty() {
             warnings.push(format!(
@@ -351,13 +363,11 @@ fn snapshot_initial_cluster(snapshot: &Path, name: &str, peer_urls: &[String]) -
             ));
             continue;
         }
-        for u in &m.peer_urls {
-            pairs.push(format!("{}={u}", m.name));
-        }
+        pairs.push(&m.name, &m.peer_urls);
     }
     let names: Vec<&str> =
         members.iter().filter(|m| !m.is_learner && !m.name.is_empty()).map(|m| m.name.as_str()).collect();
-    if pairs.is_empty() {
+    if pairs.pairs.is_empty() {
         return Err(Error::Corrupt {
             path: snapshot.to_path_buf(),
             reason: "the snapshot records no voting members (an empty members bucket): pass --single-member to restore this member alone".into(),
@@ -380,12 +390,12 @@ fn snapshot_initial_cluster(snapshot: &Path, name: &str, peer_urls: &[String]) -
             me.peer_urls.join(",")
         )));
     }
-    Ok((pairs.join(","), warnings))
+    Ok((pairs.to_string(), warnings))
 }
 
 async fn port_closed(url: &str) -> bool {
-    let Some(t) = Target::parse(url) else { return true };
-    let addr = if t.host.contains(':') { format!("[{}]:{}", t.host, t.port) } else { format!("{}:{}", t.host, t.port) };
+    let Ok(t) = EtcdUrl::parse(url) else { return true };
+    let addr = t.addr();
     matches!(
         tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(addr)).await,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
@@ -447,39 +457,6 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
 fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to)
         .map_err(|source| Error::Io { action: format!("move {} to {}", from.display(), to.display()), source })
-}
-
-/// Rewrites the manifest's `--initial-cluster-token` (added when missing) and, when given,
-/// `--initial-cluster` (with `--initial-cluster-state=new`) to describe the restored cluster.
-pub fn adjust_manifest(text: &str, token: &str, initial_cluster: Option<&str>) -> String {
-    let mut out: Vec<String> = Vec::new();
-    // The flag is replaced where it stands, and inserted after --initial-cluster only when the
-    // manifest has none: one token line, however often a node is restored.
-    let mut saw_token = text.lines().any(|l| l.trim_start().starts_with("- --initial-cluster-token="));
-    let mut kept_token = false;
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        let indent = &line[..line.len() - trimmed.len()];
-        if trimmed.starts_with("- --initial-cluster-token=") {
-            if !kept_token {
-                out.push(format!("{indent}- --initial-cluster-token={token}"));
-            }
-            kept_token = true;
-        } else if let (Some(ic), true) = (initial_cluster, trimmed.starts_with("- --initial-cluster=")) {
-            out.push(format!("{indent}- --initial-cluster={ic}"));
-        } else if initial_cluster.is_some() && trimmed.starts_with("- --initial-cluster-state=") {
-            out.push(format!("{indent}- --initial-cluster-state=new"));
-        } else {
-            out.push(line.to_string());
-        }
-        if !saw_token && trimmed.starts_with("- --initial-cluster=") {
-            saw_token = true;
-            out.push(format!("{indent}- --initial-cluster-token={token}"));
-        }
-    }
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
 }
 
 /// What the flow did.
@@ -579,7 +556,11 @@ where
         restored = true;
         check_interrupted()?;
         // 4. The manifest back, adjusted when membership changed: the point of no return.
-        let text = adjust_manifest(&original_manifest, &plan.token, Some(plan.initial_cluster.as_str()));
+        let text = crate::discovery::manifest::for_restored_cluster(
+            &original_manifest,
+            &plan.token,
+            Some(plan.initial_cluster.as_str()),
+        );
         write_synced(&plan.manifest_backup, original_manifest.as_bytes())?;
         std::fs::write(&plan.manifest_aside, text)
             .map_err(|source| Error::Io { action: format!("write {}", plan.manifest_aside.display()), source })?;
@@ -675,12 +656,12 @@ where
 /// When the cluster this node belongs to still has a quorum, the warning to give before a
 /// restore: every member goes back to the snapshot's revision and every later write is lost.
 /// `None` when no quorum answers (the usual case of a disaster recovery).
-pub async fn live_quorum_warning(session: &crate::cluster::Session) -> Option<String> {
+pub async fn live_quorum_warning(session: &Session) -> Option<String> {
     let list = session.member_list().await.ok()?;
     let statuses = session.statuses(&list.members).await;
     let voters = statuses.iter().filter(|s| !s.member.is_learner).count();
     let up = statuses.iter().filter(|s| !s.member.is_learner && s.answered()).count();
-    let (_, needed, _) = crate::health::quorum(up, voters);
+    let (_, needed, _) = crate::cluster::quorum(up, voters);
     (up >= needed && voters > 0).then(|| {
         format!(
             "the live cluster {} still has a quorum ({up}/{voters} voters answer, {needed} needed): restoring rolls every member back to the snapshot's revision and loses every write made since; go on only if that roll-back is what you want",
@@ -694,7 +675,7 @@ pub async fn live_quorum_warning(session: &crate::cluster::Session) -> Option<St
 /// third cluster was restored with other settings: the nodes did not form one cluster.
 /// Returns one line per member not restored yet.
 pub async fn check_one_cluster(
-    session: &crate::cluster::Session,
+    session: &Session,
     client_url: &str,
     restored_cluster: u64,
     old_cluster: Option<u64>,
@@ -770,25 +751,105 @@ pub fn check_data_dir_source(
     )))
 }
 
+/// A node flow ready to run: its plan, and the session opened while everything was in place.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The options, completed with the live cluster's ID.
+    pub opts: NodeOptions,
+    /// The plan (warnings first).
+    pub plan: Plan,
+    session: Session,
+}
+
+/// Everything before the point of no return: reads the TLS material and endpoints while they
+/// are in place, asks the live cluster whether it still has a quorum (a deliberate roll-back is
+/// legitimate, an accidental one a disaster, so that warning comes first), checks a data-dir
+/// source against this node's cluster (`force` goes on anyway), and builds the plan.
+pub async fn prepare(settings: &Settings, opts: NodeOptions, force: bool) -> Result<Prepared> {
+    let mut settings = settings.clone();
+    settings.manifest = Some(opts.manifest.clone());
+    let session = Session::open(&settings).await;
+    let (live, live_id) = match &session {
+        Ok(s) => (live_quorum_warning(s).await.map(Ok), s.member_list().await.ok().map(|l| l.cluster_id)),
+        Err(e) => (Some(Err(format!("could not check whether the live cluster still has a quorum: {e}"))), None),
+    };
+    let mut opts = opts;
+    opts.live_cluster_id = live_id;
+    if let Source::DataDir(dir) = &opts.source {
+        let quorum = live.as_ref().and_then(|w| w.as_ref().ok());
+        check_data_dir_source(dir, &opts.manifest, live_id, quorum, force)?;
+    }
+    let mut plan = plan(&opts)?;
+    match live {
+        Some(Ok(w)) => plan.warnings.insert(0, w),
+        Some(Err(w)) => plan.warnings.push(w),
+        None => {}
+    }
+    Ok(Prepared { opts, plan, session: session? })
+}
+
+/// The result of a node flow: what was done, the restored member's health when it answers,
+/// and what the other members must do.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeRestored {
+    /// What the flow did.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// What to do next, on the other nodes first.
+    pub next_steps: Vec<String>,
+    /// The restored cluster's health, when it answers (the table shows it; `kubectl etcd
+    /// health -o json` gives the document).
+    #[serde(skip)]
+    pub health: Option<crate::health::Report>,
+}
+
+/// Carries out a prepared flow, then checks that the members that answer form one cluster.
+pub async fn run(p: Prepared) -> Result<NodeRestored> {
+    let Prepared { opts, plan, session } = p;
+    let me = crate::cluster::Member {
+        id: 0,
+        name: plan.name.clone(),
+        peer_urls: plan.peer_urls.clone(),
+        client_urls: vec![plan.client_url.clone()],
+        is_learner: false,
+    };
+    let outcome = execute(&opts, &plan, || async { session.status_of(&me).await.answered() }).await?;
+    let mut steps: Vec<String> = Vec::new();
+    match &opts.source {
+        Source::Snapshot(p) if !opts.single_member => {
+            for m in outcome.applied.members.iter().filter(|m| m.name != plan.name) {
+                steps.push(format!(
+                    "on {}: kubectl etcd restore node {} --yes (the same file gives the same token {})",
+                    m.name,
+                    p.display(),
+                    plan.token
+                ));
+            }
+            steps.push("the cluster answers once a quorum of its members is restored and running".into());
+        }
+        _ => steps.push(format!(
+            "the other members are gone from this cluster: on each, stop etcd, move its data dir aside, then add it back as a learner: kubectl etcd learner add NAME --peer-urls URL (and start it with --initial-cluster-state=existing --initial-cluster-token={})",
+            plan.token
+        )),
+    }
+    let mut health = None;
+    if outcome.answered {
+        // Restored members that answer must all be in this cluster (or not restored yet).
+        let pending =
+            check_one_cluster(&session, &plan.client_url, outcome.applied.cluster_id, plan.old_cluster_id).await?;
+        steps = pending.into_iter().chain(steps).collect();
+        let opts = crate::health::Options { skip_hashkv: true, quota_backend_bytes: None };
+        health = crate::health::run(&session, &opts).await.ok();
+    }
+    Ok(NodeRestored { outcome, next_steps: steps, health })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn initial_cluster_rewrite() {
-        let text = "spec:\n  containers:\n  - command:\n    - etcd\n    - --initial-cluster=a=https://1:2380,b=https://2:2380\n    - --initial-cluster-state=existing\n    - --name=a\n";
-        let out = adjust_manifest(text, "tok-restored-1234", Some("a=https://1:2380"));
-        assert!(out.contains("    - --initial-cluster=a=https://1:2380\n"));
-        assert!(out.contains("    - --initial-cluster-token=tok-restored-1234\n"));
-        assert!(out.contains("    - --initial-cluster-state=new\n"));
-        assert!(out.contains("    - --name=a\n"));
-        // Restoring again replaces the token; it never adds a second line.
-        let again = adjust_manifest(&out, "tok-restored-5678", Some("a=https://1:2380"));
-        assert_eq!(again.matches("--initial-cluster-token=").count(), 1, "{again}");
-        assert!(again.contains("--initial-cluster-token=tok-restored-5678\n"));
-        let kubeadm_order = "    - --initial-cluster=a=https://1:2380\n    - --initial-cluster-state=new\n    - --initial-cluster-token=old\n";
-        let out = adjust_manifest(kubeadm_order, "t2", Some("a=https://1:2380,b=https://2:2380"));
-        assert_eq!(out.matches("--initial-cluster-token=").count(), 1, "{out}");
+    fn same_membership_in_any_order() {
         assert!(same_initial_cluster("b=https://2:2380,a=https://1:2380", "a=https://1:2380,b=https://2:2380"));
         assert!(!same_initial_cluster("a=https://1:2380", "a=https://1:2380,b=https://2:2380"));
     }

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::pb::{self, record};
+use crate::pb::{self, record};
 
 /// etcd preallocates WAL segments to this size.
 pub const SEGMENT_BYTES: u64 = 64 * 1000 * 1000;

@@ -1,0 +1,114 @@
+//! `kubectl etcd health`: every member probed concurrently, then the cluster-wide checks.
+//!
+//! [`model`] holds the report, [`probe`] the RPCs, [`checks`] the verdicts (pure, unit-tested);
+//! [`run`] ties them together. The printers are in [`crate::print`].
+
+pub mod checks;
+pub mod model;
+pub mod probe;
+
+use std::time::Instant;
+
+pub use model::{Check, LearnerProgress, MemberHealth, Report, Status};
+
+use crate::cluster::{Member, Session};
+use crate::conn::FailureClass;
+use crate::discovery::Endpoint;
+use crate::url::same_url;
+use checks::*;
+use model::{annotate, check, merge_aliases, nothing_answered, sort_rows};
+use probe::{pick_url, probe_member, Budget, Probed};
+
+/// etcd's default backend quota (`--quota-backend-bytes` unset).
+pub const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
+/// Certificates expiring sooner than this get a warning.
+pub const CERT_WARN_SECS: i64 = 30 * 24 * 3600;
+
+/// Options of a health run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Skip the HashKV consistency check.
+    pub skip_hashkv: bool,
+    /// Backend quota to compare DB sizes against (`None`: manifest or etcd's default).
+    pub quota_backend_bytes: Option<u64>,
+}
+
+/// Runs every probe and check.
+pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
+    let start = Instant::now();
+    // One budget for the whole run: a frozen member costs one deadline, not one per phase.
+    let budget = Budget { end: start + session.settings.dial_timeout + session.command_timeout() };
+    let mut discovered = session.discovery.endpoints.clone();
+    let quota = opts
+        .quota_backend_bytes
+        .or_else(|| session.discovery.manifest.as_ref().and_then(|m| m.quota_backend_bytes()))
+        .filter(|q| *q > 0)
+        .unwrap_or(DEFAULT_QUOTA);
+    let report = |members, checks: Vec<Check>, cluster_id, leader, discovered| Report {
+        cluster_id,
+        leader,
+        healthy: checks.iter().all(|c| c.status != Status::Fail),
+        members,
+        checks,
+        discovered,
+        insecure: session.discovery.insecure,
+        took: start.elapsed(),
+    };
+
+    // The member list is the truth; without it, report what discovery found.
+    let list = match session.member_list().await {
+        Ok(l) => l,
+        // Every member refused our TLS: that is our credentials, not the cluster's quorum.
+        Err(crate::Error::Unreachable { errors })
+            if !errors.is_empty() && errors.iter().all(|e| matches!(e.class, FailureClass::Tls(_))) =>
+        {
+            return Err(crate::Error::Unreachable { errors })
+        }
+        Err(crate::Error::Unreachable { errors }) => {
+            let hint = "check that etcd runs on the endpoints and that the certificates are right (see ERRORS)";
+            let checks = vec![check("quorum", Status::Fail, "no member answered", Some(hint.into()))];
+            let members = nothing_answered(&discovered, &errors, quota);
+            return Ok(report(members, checks, None, None, discovered));
+        }
+        Err(e) => return Err(e),
+    };
+    discovered.extend(list.extra_endpoints.iter().cloned());
+
+    // Probe every member and every discovered endpoint that is not a member, concurrently.
+    let mut targets: Vec<(Option<&Member>, Option<String>)> =
+        list.members.iter().map(|m| (Some(m), pick_url(m, &discovered))).collect();
+    let strays: Vec<&Endpoint> = discovered
+        .iter()
+        .filter(|d| !list.members.iter().any(|m| m.client_urls.iter().any(|u| same_url(u, &d.url))))
+        .collect();
+    targets.extend(strays.iter().map(|d| (None, Some(d.url.clone()))));
+    let probed: Vec<Probed> =
+        futures::future::join_all(targets.iter().map(|(m, u)| probe_member(session, &budget, *m, u.clone(), quota)))
+            .await;
+    let (mut rows, mut clients): (Vec<_>, Vec<_>) = probed.into_iter().map(|p| (p.member, p.client)).unzip();
+    let aliases = merge_aliases(&mut rows, &mut clients, list.members.len());
+    let strays: Vec<&Endpoint> = strays
+        .into_iter()
+        .filter(|d| !aliases.iter().any(|a| a.starts_with(&format!("endpoint {} ", d.url))))
+        .collect();
+    let (mut rows, clients) = sort_rows(rows, clients);
+    let leader = annotate(&mut rows);
+
+    let hashes = if opts.skip_hashkv { None } else { probe::hash_kv(&mut rows, &clients, &budget).await };
+    let alarms = probe::alarms(&rows, &clients, &budget).await;
+    let client_cert = session.dialer.tls().and_then(|t| t.client_cert.as_ref());
+    let mut checks = vec![
+        members_check(&rows),
+        quorum_check(&rows),
+        leader_check(&rows, leader),
+        progress_check(&rows),
+        alarm_check(alarms, &rows),
+        db_check(&rows, quota),
+        version_check(&rows),
+    ];
+    checks.extend(hash_check(hashes.as_ref(), opts.skip_hashkv));
+    checks.push(count_check(&rows));
+    checks.push(cert_check(&rows, client_cert));
+    checks.push(discovery_check(&list, &discovered, &strays, &aliases, session.discovery.endpoints_complete));
+    Ok(report(rows, checks, Some(list.cluster_id), leader, discovered))
+}

@@ -1,0 +1,214 @@
+//! The RPCs of a health run: one probe per member (TLS handshake, Status, a linearizable read),
+//! HashKV on the voters at one revision, and the alarm list. Each returns what it saw; the
+//! checks judge it.
+
+use std::time::{Duration, Instant};
+
+use super::checks::HashOutcome;
+use super::model::{blank, MemberHealth};
+use crate::cluster::{Member, Session};
+use crate::conn::{call, FailureClass, TransportError};
+use crate::discovery::Endpoint;
+use crate::url::same_url;
+
+/// The time left of a run's overall deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub(crate) end: Instant,
+}
+
+impl Budget {
+    /// Time left, at least 100 ms so that a late call still gets a chance to answer.
+    pub(crate) fn left(&self) -> Duration {
+        self.end.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))
+    }
+}
+
+/// One probed row and the client that reached it (for the cluster-wide RPCs after).
+pub(crate) struct Probed {
+    pub(crate) member: MemberHealth,
+    pub(crate) client: Option<etcd_client::Client>,
+}
+
+/// Picks the client URL to use for a member: one discovery also found, else the first.
+pub(crate) fn pick_url(m: &Member, discovered: &[Endpoint]) -> Option<String> {
+    m.client_urls
+        .iter()
+        .find(|u| discovered.iter().any(|d| same_url(&d.url, u)))
+        .or_else(|| m.client_urls.first())
+        .cloned()
+}
+
+/// Status and a linearizable read on one member (or a bare endpoint), within the budget.
+pub(crate) async fn probe_member(
+    session: &Session,
+    budget: &Budget,
+    member: Option<&Member>,
+    url: Option<String>,
+    quota: u64,
+) -> Probed {
+    let mut h = blank(member, url.clone(), quota);
+    let Some(url) = url else {
+        h.health = if h.is_learner { "not started".into() } else { "unhealthy".into() };
+        let f = TransportError {
+            endpoint: String::new(),
+            class: FailureClass::NoClientUrl,
+            detail: "the member was added but has never started (no client URL)".into(),
+        };
+        h.errors.push(f.class.short());
+        h.failure = Some(f);
+        return Probed { member: h, client: None };
+    };
+    let probe = match session.dialer.probe(&url).await {
+        Ok(p) => p,
+        Err(e) => {
+            h.errors.push(e.class.short());
+            h.failure = Some(e);
+            return Probed { member: h, client: None };
+        }
+    };
+    h.server_cert = probe.server_cert;
+    let mut client = match session.dialer.client(&url).await {
+        Ok(c) => c,
+        Err(e) => {
+            h.errors.push(e.class.short());
+            h.failure = Some(e);
+            return Probed { member: h, client: None };
+        }
+    };
+    let mut c2 = client.clone();
+    let is_learner = h.is_learner;
+    let deadline = budget.left();
+    let status_fut = call(&url, "status", deadline, client.status());
+    let health_fut = async {
+        if is_learner {
+            return None;
+        }
+        let start = Instant::now();
+        // A linearizable read, as etcdctl's endpoint health does; permission denied still
+        // proves the member is serving.
+        let r = call(&url, "linearizable read", deadline, c2.get("health", None)).await;
+        Some(match r {
+            Ok(_) => Ok(start.elapsed()),
+            Err(e) if matches!(&e.class, FailureClass::Rpc(m) if m.contains("permission denied")) => {
+                Ok(start.elapsed())
+            }
+            Err(e) => Err(e),
+        })
+    };
+    let (status, read) = tokio::join!(status_fut, health_fut);
+    match status {
+        Ok(s) => {
+            h.answered = true;
+            h.version = Some(s.version().to_string());
+            h.db_size = Some(s.db_size().max(0) as u64);
+            h.db_size_in_use = Some(s.raft_used_db_size().max(0) as u64);
+            h.raft_term = Some(s.raft_term());
+            h.raft_index = Some(s.raft_index());
+            h.raft_applied_index = Some(s.raft_applied_index());
+            h.leader = Some(s.leader()).filter(|l| *l != 0);
+            h.is_learner = h.is_learner || s.is_learner();
+            h.revision = s.header().map(|x| x.revision());
+            if let Some(hdr) = s.header() {
+                if h.id.is_none() {
+                    h.id = Some(hdr.member_id());
+                }
+                h.is_leader = hdr.member_id() == s.leader();
+            }
+            h.errors.extend(s.errors().iter().cloned());
+        }
+        Err(e) => {
+            h.errors.push(e.class.short());
+            h.failure = Some(e);
+        }
+    }
+    match read {
+        None => {}
+        Some(Ok(lat)) => h.latency = Some(lat),
+        Some(Err(e)) => {
+            h.errors.push(format!("read: {}", e.class.short()));
+            if h.failure.is_none() {
+                h.failure = Some(e);
+            }
+        }
+    }
+    if !h.is_learner {
+        h.health =
+            if h.answered && h.latency.is_some() && h.failure.is_none() { "healthy" } else { "unhealthy" }.into();
+    }
+    Probed { member: h, client: Some(client) }
+}
+
+/// HashKV of every answering voter at the lowest revision they report (one common revision),
+/// recorded on the rows; `None` when no voter answered.
+pub(crate) async fn hash_kv(
+    rows: &mut [MemberHealth],
+    clients: &[Option<etcd_client::Client>],
+    budget: &Budget,
+) -> Option<HashOutcome> {
+    let voters: Vec<usize> =
+        (0..rows.len()).filter(|i| rows[*i].is_member && !rows[*i].is_learner && rows[*i].answered).collect();
+    let revision = voters.iter().filter_map(|i| rows[*i].revision).min()?;
+    let futs = voters.iter().map(|i| {
+        let client = clients[*i].clone();
+        let url = rows[*i].endpoint.clone().unwrap_or_default();
+        async move {
+            match client {
+                Some(mut c) => call(&url, "hashkv", budget.left(), c.hash_kv(revision)).await.map(|r| r.hash()),
+                None => Err(TransportError::timed_out(&url, "hashkv", Duration::ZERO)),
+            }
+        }
+    });
+    let answers = futures::future::join_all(futs).await;
+    let mut out = HashOutcome { revision, hashes: Vec::new(), errors: Vec::new() };
+    for (i, r) in voters.iter().zip(answers) {
+        match r {
+            Ok(hash) => {
+                rows[*i].hash_kv = Some(hash);
+                out.hashes.push((rows[*i].name.clone(), hash));
+            }
+            Err(e) => out.errors.push(format!("{}: {}", rows[*i].name, e.class.short())),
+        }
+    }
+    Some(out)
+}
+
+/// An alarm etcd raised: the member and `NOSPACE` or `CORRUPT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alarm {
+    /// The member it is raised on.
+    pub member_id: u64,
+    /// `NOSPACE` or `CORRUPT`.
+    pub kind: &'static str,
+}
+
+/// The alarm list, from the first answering voter; `None` when no voter answered.
+pub(crate) async fn alarms(
+    rows: &[MemberHealth],
+    clients: &[Option<etcd_client::Client>],
+    budget: &Budget,
+) -> Option<Result<Vec<Alarm>, TransportError>> {
+    let (r, c) = rows.iter().zip(clients).find(|(r, c)| r.answered && c.is_some() && !r.is_learner)?;
+    let mut c = c.clone()?;
+    let url = r.endpoint.clone().unwrap_or_default();
+    let resp = call(
+        &url,
+        "alarm list",
+        budget.left(),
+        c.alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None),
+    )
+    .await;
+    Some(resp.map(|resp| {
+        resp.alarms()
+            .iter()
+            .filter_map(|a| {
+                let kind = match a.alarm() {
+                    etcd_client::AlarmType::Nospace => "NOSPACE",
+                    etcd_client::AlarmType::Corrupt => "CORRUPT",
+                    etcd_client::AlarmType::None => return None,
+                };
+                Some(Alarm { member_id: a.member_id(), kind })
+            })
+            .collect()
+    }))
+}

@@ -1,0 +1,249 @@
+//! The one way results leave the suite. Every command's result is a type that implements
+//! [`Print`] (serializable for `-o json|yaml`, a table or text form for `-o table|wide`), and
+//! goes out through [`Output::emit`] — so no command can skip `-o json`, dry-run plans
+//! included. The per-noun printers live beside this module, one file per noun (as etcdctl's
+//! printer): [`health`], [`members`], [`snapshot`], [`restore`]; [`progress`] is the one
+//! progress line on stderr. Results go to stdout; a closed stdout pipe is reported as
+//! [`Error::Output`] with `BrokenPipe`, which the binaries turn into a quiet exit.
+
+pub mod health;
+pub mod members;
+pub mod progress;
+pub mod restore;
+pub mod snapshot;
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The `-o` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Borderless table, UPPERCASE headers.
+    Table,
+    /// Table with more columns.
+    Wide,
+    /// Pretty JSON of the documented schema.
+    Json,
+    /// YAML of the same schema.
+    Yaml,
+}
+
+impl OutputFormat {
+    /// True for json and yaml.
+    pub fn is_structured(self) -> bool {
+        matches!(self, OutputFormat::Json | OutputFormat::Yaml)
+    }
+}
+
+/// A table: header and rows of cells.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    /// Column titles (printed UPPERCASE).
+    pub header: Vec<String>,
+    /// The rows; each as long as the header.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column titles.
+    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Table {
+        Table { header: header.into_iter().map(Into::into).collect(), rows: Vec::new() }
+    }
+
+    /// Appends a row.
+    pub fn push<S: Into<String>>(&mut self, row: impl IntoIterator<Item = S>) {
+        self.rows.push(row.into_iter().map(Into::into).collect());
+    }
+
+    /// Formats the table kubectl-style: no borders, UPPERCASE headers, three spaces between
+    /// columns, no trailing blanks.
+    pub fn format(&self, no_headers: bool) -> String {
+        let mut t = comfy_table::Table::new();
+        t.load_style(comfy_table::presets::NOTHING);
+        t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        if !no_headers {
+            t.set_header(self.header.iter().map(|h| h.to_uppercase()));
+        }
+        for r in &self.rows {
+            t.add_row(r.iter().map(|c| if c.is_empty() { "-".to_string() } else { c.clone() }));
+        }
+        for col in t.column_iter_mut() {
+            col.set_padding((0, 3));
+        }
+        let mut out = String::new();
+        for line in t.lines() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Serializes a document as pretty JSON or YAML.
+pub fn document<T: Serialize>(format: OutputFormat, doc: &T) -> Result<String> {
+    match format {
+        OutputFormat::Yaml => {
+            serde_saphyr::to_string(doc).map_err(|e| Error::Output(std::io::Error::other(e.to_string())))
+        }
+        OutputFormat::Json => serde_json::to_string_pretty(doc)
+            .map(|mut s| {
+                s.push('\n');
+                s
+            })
+            .map_err(|e| Error::Output(std::io::Error::other(e))),
+        _ => Err(Error::Internal("document() needs json or yaml".into())),
+    }
+}
+
+/// One compact JSON line (for `--watch -o json`).
+fn json_line<T: Serialize>(doc: &T) -> Result<String> {
+    serde_json::to_string(doc)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| Error::Output(std::io::Error::other(e)))
+}
+
+/// Writes to stdout and flushes.
+fn write_stdout(s: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes()).map_err(Error::Output)?;
+    out.flush().map_err(Error::Output)
+}
+
+/// One `--watch` frame for a terminal: home the cursor, draw, clear what is left of the
+/// previous frame, so that each round redraws in place.
+fn redraw_frame(body: &str) -> String {
+    format!("\x1b[H{}\x1b[J", body.replace('\n', "\x1b[K\n"))
+}
+
+/// How a result reads in `-o table` and `-o wide`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct View {
+    /// `-o wide`: more columns.
+    pub wide: bool,
+    /// `--no-headers`.
+    pub no_headers: bool,
+}
+
+/// A command's result: serializable for json/yaml, and a table or text for people.
+pub trait Print: Serialize {
+    /// The table or text form, ending with a newline.
+    fn text(&self, view: View) -> String;
+}
+
+/// Where and how results are printed: the `-o` format and `--no-headers`.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// `-o`.
+    pub format: OutputFormat,
+    /// `--no-headers`.
+    pub no_headers: bool,
+}
+
+impl Output {
+    /// An output in this format.
+    pub fn new(format: OutputFormat, no_headers: bool) -> Output {
+        Output { format, no_headers }
+    }
+
+    /// True for json and yaml.
+    pub fn is_structured(&self) -> bool {
+        self.format.is_structured()
+    }
+
+    fn view(&self) -> View {
+        View { wide: self.format == OutputFormat::Wide, no_headers: self.no_headers }
+    }
+
+    /// The result as it will be printed.
+    pub fn render<T: Print>(&self, doc: &T) -> Result<String> {
+        match self.format {
+            OutputFormat::Json | OutputFormat::Yaml => document(self.format, doc),
+            OutputFormat::Table | OutputFormat::Wide => Ok(doc.text(self.view())),
+        }
+    }
+
+    /// Prints a result on stdout.
+    pub fn emit<T: Print>(&self, doc: &T) -> Result<()> {
+        write_stdout(&self.render(doc)?)
+    }
+
+    /// Prints one round of `--watch`: one JSON line, or one YAML document after `---`, or the
+    /// table redrawn in place on a terminal (one table after another, blank-line separated,
+    /// when stdout is not a terminal).
+    pub fn emit_round<T: Print>(&self, doc: &T) -> Result<()> {
+        let text = match self.format {
+            OutputFormat::Json => json_line(doc)?,
+            OutputFormat::Yaml => format!("---\n{}", document(self.format, doc)?),
+            _ if std::io::IsTerminal::is_terminal(&std::io::stdout()) => redraw_frame(&doc.text(self.view())),
+            _ => format!("{}\n", doc.text(self.view())),
+        };
+        write_stdout(&text)
+    }
+}
+
+/// A titled list of steps (`Next:`, `Done:`), each on its own `  - ` line.
+pub fn steps(title: &str, items: &[String]) -> String {
+    let mut s = format!("{title}\n");
+    for i in items {
+        s.push_str(&format!("  - {i}\n"));
+    }
+    s
+}
+
+/// A numbered plan (`  1. …`).
+pub fn numbered(items: &[String]) -> String {
+    items.iter().enumerate().map(|(i, s)| format!("  {}. {s}\n", i + 1)).collect()
+}
+
+/// A block of lines indented by two spaces.
+pub fn indented(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Runs `round` every `interval` until interrupted (`--watch`). A failed round is reported on
+/// stderr and the next one follows; a closed stdout ends the loop. Returns the last round's
+/// exit code.
+pub async fn watch(
+    interval: std::time::Duration,
+    mut round: impl AsyncFnMut() -> Result<crate::ExitCode>,
+) -> Result<crate::ExitCode> {
+    loop {
+        let last = match round().await {
+            Ok(c) => c,
+            Err(e) if e.is_broken_pipe() => return Err(e),
+            Err(e) => {
+                eprintln!("error: {e}");
+                e.exit_code()
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(last),
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_kubectl_style() {
+        let mut t = Table::new(["name", "endpoint"]);
+        t.push(["etcd-a", "https://127.0.0.1:2379"]);
+        t.push(["b", ""]);
+        let s = t.format(false);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines[0], "NAME     ENDPOINT");
+        assert_eq!(lines[1], "etcd-a   https://127.0.0.1:2379");
+        assert_eq!(lines[2], "b        -");
+        assert_eq!(t.format(true).lines().count(), 2);
+    }
+}

@@ -1,0 +1,96 @@
+//! The one progress line of the suite, on stderr and only when stderr is a terminal: a bar,
+//! a percentage and a detail, redrawn at most every 100 ms. Snapshot saves and learner
+//! catch-up both draw through it.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use crate::util::format_bytes;
+
+const WIDTH: usize = 30;
+
+/// A progress line.
+#[derive(Debug)]
+pub struct Bar {
+    tty: bool,
+    start: Instant,
+    last: Option<Instant>,
+    drawn: bool,
+    notes: Vec<String>,
+}
+
+impl Default for Bar {
+    fn default() -> Self {
+        Bar::new()
+    }
+}
+
+impl Bar {
+    /// A bar that draws when stderr is a terminal.
+    pub fn new() -> Bar {
+        Bar { tty: std::io::stderr().is_terminal(), start: Instant::now(), last: None, drawn: false, notes: Vec::new() }
+    }
+
+    /// The bar text: `[####    ]  42.0%  detail`.
+    pub fn format(percent: f64, detail: &str) -> String {
+        let filled = (((percent / 100.0) * WIDTH as f64) as usize).min(WIDTH);
+        format!("[{}{}] {:>5.1}%  {detail}", "#".repeat(filled), " ".repeat(WIDTH - filled), percent)
+    }
+
+    /// Redraws the line (throttled unless `force`).
+    pub fn draw(&mut self, line: &str, force: bool) {
+        if !self.tty {
+            return;
+        }
+        if !force && self.last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.drawn = true;
+        eprint!("\r{line}\x1b[K");
+    }
+
+    /// A line of its own on stderr (always, terminal or not), printed once per distinct text.
+    pub fn note(&mut self, text: &str) {
+        if self.notes.iter().any(|n| n == text) {
+            return;
+        }
+        self.notes.push(text.to_string());
+        if self.drawn {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("{text}");
+    }
+
+    /// Bytes of a stream: done of total, with the rate.
+    pub fn bytes(&mut self, done: u64, total: u64) {
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        let pct = if total > 0 { done as f64 / total as f64 * 100.0 } else { 0.0 };
+        let detail = format!(
+            "{} / {}  {}/s",
+            format_bytes(done),
+            format_bytes(total),
+            format_bytes((done as f64 / secs) as u64)
+        );
+        self.draw(&Bar::format(pct, &detail), done >= total);
+    }
+
+    /// Ends the line.
+    pub fn finish(&self) {
+        if self.tty && self.drawn {
+            eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_fills_with_the_percentage() {
+        assert_eq!(Bar::format(0.0, "x"), format!("[{}]   0.0%  x", " ".repeat(30)));
+        assert_eq!(Bar::format(50.0, "x"), format!("[{}{}]  50.0%  x", "#".repeat(15), " ".repeat(15)));
+        assert_eq!(Bar::format(130.0, ""), format!("[{}] 130.0%  ", "#".repeat(30)));
+    }
+}

@@ -1,0 +1,73 @@
+//! Snapshots: status (the figures of `etcdutl snapshot status`), verify, save.
+
+use super::{Print, Table, View};
+use crate::snapshot::{Saved, Status, Trailer, Verified};
+use crate::util::{format_bytes, format_duration, member_id};
+
+/// How a sha256 trailer reads.
+pub fn trailer_text(t: Trailer) -> &'static str {
+    match t {
+        Trailer::Absent => "absent (data-dir copy)",
+        Trailer::Valid => "valid",
+        Trailer::Mismatch => "MISMATCH",
+        Trailer::Unchecked => "present (not checked)",
+    }
+}
+
+/// The status table.
+pub fn status_table(s: &Status, wide: bool) -> Table {
+    let mut header = vec!["hash", "revision", "total keys", "total size", "sha256 trailer"];
+    if wide {
+        header.extend(["file size", "page size", "free pages", "buckets"]);
+    }
+    let mut t = Table::new(header);
+    let mut row = vec![
+        s.hash.clone(),
+        s.revision.to_string(),
+        s.total_keys.to_string(),
+        format_bytes(s.total_size),
+        trailer_text(s.sha256_trailer).to_string(),
+    ];
+    if wide {
+        row.extend([s.file_size.to_string(), s.page_size.to_string(), s.free_pages.to_string(), s.buckets.join(",")]);
+    }
+    t.push(row);
+    t
+}
+
+impl Print for Status {
+    fn text(&self, view: View) -> String {
+        status_table(self, view.wide).format(view.no_headers)
+    }
+}
+
+impl Print for Saved {
+    fn text(&self, view: View) -> String {
+        let mut t = Table::new(["file", "member", "id", "revision", "size", "sha256", "duration"]);
+        t.push([
+            self.path.display().to_string(),
+            self.member.clone(),
+            member_id(self.member_id),
+            self.revision.to_string(),
+            format_bytes(self.size),
+            self.sha256.clone(),
+            format_duration(self.duration),
+        ]);
+        t.format(view.no_headers)
+    }
+}
+
+impl Print for Verified {
+    fn text(&self, _: View) -> String {
+        format!(
+            "{}: ok: sha256 trailer {}, {} pages ({} in use, {} free), revision {}, buckets {}\n",
+            self.path.display(),
+            trailer_text(self.sha256_trailer),
+            self.summary.pages,
+            self.summary.in_use,
+            self.summary.free,
+            self.revision,
+            self.summary.buckets.join(",")
+        )
+    }
+}
