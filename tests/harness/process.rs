@@ -1,0 +1,68 @@
+//! Processes and ports: free loopback ports, polling, starting etcd processes that die with
+//! the test, signals.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::*;
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    // Ports are handed out from the kernel's ephemeral range; remember them so that two
+    // clusters of this process never get the same one.
+    static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        let mut used = USED.lock().unwrap();
+        if !used.contains(&p) {
+            used.push(p);
+            return p;
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts an etcd process for a node rooted at `root` (log in `root/etcd.log`); it dies with
+/// the test process.
+pub fn spawn_etcd(root: &Path, argv: &[String]) -> Child {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(root).unwrap();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("etcd.log")).unwrap();
+    let mut cmd = Command::new(&etcd().etcd);
+    cmd.args(argv).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+    // etcd reads ETCD_* variables as flags; none of the test environment's may leak in.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ETCD_") || k.starts_with("ETCDCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    // SAFETY: prctl is async-signal-safe; the etcd process dies with the test process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+pub(crate) fn signal(pid: i32, sig: i32) {
+    // SAFETY: plain kill(2) on a child we spawned.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
