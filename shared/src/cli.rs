@@ -148,7 +148,7 @@ where
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) if e.is_broken_pipe() => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.report());
             std::process::ExitCode::from(e.exit_code() as u8)
         }
     }

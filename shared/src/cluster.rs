@@ -334,6 +334,22 @@ impl MemberStatus {
 }
 
 impl Session {
+    /// The Status RPC of whatever member serves `url`.
+    pub async fn status_at(&self, url: &str) -> std::result::Result<StatusInfo, TransportError> {
+        self.dialer.probe(url).await?;
+        let mut c = self.dialer.client(url).await?;
+        let s = call(url, "status", self.command_timeout(), c.status()).await?;
+        Ok(StatusInfo {
+            leader: s.leader(),
+            raft_term: s.raft_term(),
+            raft_index: s.raft_index(),
+            raft_applied_index: s.raft_applied_index(),
+            is_learner: s.is_learner(),
+            version: s.version().to_string(),
+            cluster_id: s.header().map(|h| h.cluster_id()).unwrap_or(0),
+        })
+    }
+
     /// The Status of one member (no client URL: it never started).
     pub async fn status_of(&self, m: &Member) -> MemberStatus {
         let url = m.client_urls.first().cloned();
@@ -343,23 +359,7 @@ impl Session {
                 class: crate::conn::FailureClass::NoClientUrl,
                 detail: "the member was added but has never started".into(),
             }),
-            Some(u) => {
-                async {
-                    self.dialer.probe(u).await?;
-                    let mut c = self.dialer.client(u).await?;
-                    let s = call(u, "status", self.command_timeout(), c.status()).await?;
-                    Ok(StatusInfo {
-                        leader: s.leader(),
-                        raft_term: s.raft_term(),
-                        raft_index: s.raft_index(),
-                        raft_applied_index: s.raft_applied_index(),
-                        is_learner: s.is_learner(),
-                        version: s.version().to_string(),
-                        cluster_id: s.header().map(|h| h.cluster_id()).unwrap_or(0),
-                    })
-                }
-                .await
-            }
+            Some(u) => self.status_at(u).await,
         };
         MemberStatus { member: m.clone(), url, status }
     }

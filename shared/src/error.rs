@@ -125,12 +125,15 @@ pub enum Error {
     Usage(String),
 
     /// A file named by the user or by discovery could not be read.
-    #[error("failed to read {what} {path}: {source}")]
+    #[error("failed to read {what} {path}")]
     ReadFile {
         /// What the file is (for example "static pod manifest").
         what: &'static str,
         /// The path that was tried.
         path: PathBuf,
+        /// An input the user named for the operation (a snapshot: exit 2), rather than a file
+        /// discovery relies on (a manifest, a certificate: exit 3).
+        input: bool,
         /// The underlying I/O error.
         #[source]
         source: std::io::Error,
@@ -191,7 +194,7 @@ pub enum Error {
     },
 
     /// The Kubernetes API could not be used.
-    #[error("failed to {action} through the Kubernetes API: {source}")]
+    #[error("failed to {action} through the Kubernetes API")]
     Kube {
         /// What was being done.
         action: String,
@@ -211,18 +214,6 @@ pub enum Error {
     #[error(transparent)]
     Transport(#[from] TransportError),
 
-    /// A file the user named cannot be read.
-    #[error("failed to read {what} {path}: {source}")]
-    Input {
-        /// What the file is.
-        what: &'static str,
-        /// The path given.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-
     /// A file is not a sound etcd database or snapshot.
     #[error("{}: {reason}", path.display())]
     Corrupt {
@@ -238,7 +229,7 @@ pub enum Error {
 
     /// An operation of several steps stopped part way: why, what was done (or undone), and
     /// what to do next. Exits with the cause's code (a transport failure stays 4).
-    #[error("{what} stopped: {cause}; {done}; next: {next}")]
+    #[error("{what} stopped: {}; {done}; next: {next}", cause.report())]
     Stopped {
         /// The operation (`replace`, `restore node`).
         what: &'static str,
@@ -255,11 +246,11 @@ pub enum Error {
     Internal(String),
 
     /// Writing output failed.
-    #[error("failed to write output: {0}")]
+    #[error("failed to write output")]
     Output(#[source] std::io::Error),
 
     /// Any other I/O failure with context.
-    #[error("failed to {action}: {source}")]
+    #[error("failed to {action}")]
     Io {
         /// What was being done.
         action: String,
@@ -273,8 +264,8 @@ impl Error {
     /// The exit code this error maps to.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) | Error::InvalidValue { .. } | Error::Input { .. } => ExitCode::Usage,
-            Error::ReadFile { .. }
+            Error::Usage(_) | Error::InvalidValue { .. } | Error::ReadFile { input: true, .. } => ExitCode::Usage,
+            Error::ReadFile { input: false, .. }
             | Error::ManifestParse { .. }
             | Error::ManifestNoEtcd { .. }
             | Error::Pem { .. }
@@ -286,6 +277,22 @@ impl Error {
             Error::Stopped { cause, .. } => cause.exit_code(),
             Error::Output(_) | Error::Io { .. } | Error::Internal(_) => ExitCode::Negative,
         }
+    }
+
+    /// The message with its causes, each once: `failed to read snapshot x.db: No such file or
+    /// directory (os error 2)`. Variants print their own words; the cause comes from `source()`.
+    pub fn report(&self) -> String {
+        let mut s = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !s.contains(&text) {
+                s.push_str(": ");
+                s.push_str(&text);
+            }
+            cause = c.source();
+        }
+        s
     }
 
     /// A blocking task that panicked or was cancelled (not a usage error).
@@ -301,3 +308,36 @@ impl Error {
 
 /// Result alias of the core crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missing(input: bool) -> Error {
+        Error::ReadFile {
+            what: "snapshot",
+            path: "/x.db".into(),
+            input,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
+    }
+
+    #[test]
+    fn the_cause_is_printed_once_and_a_wrapped_failure_keeps_its_exit_code() {
+        assert_eq!(missing(true).to_string(), "failed to read snapshot /x.db");
+        assert_eq!(missing(true).report(), "failed to read snapshot /x.db: entity not found");
+        assert_eq!(missing(true).exit_code(), ExitCode::Usage);
+        assert_eq!(missing(false).exit_code(), ExitCode::Discovery);
+        let stopped = Error::Stopped {
+            what: "replace",
+            cause: Box::new(missing(false)),
+            done: "done so far: nothing".into(),
+            next: "run it again".into(),
+        };
+        assert_eq!(
+            stopped.report(),
+            "replace stopped: failed to read snapshot /x.db: entity not found; done so far: nothing; next: run it again"
+        );
+        assert_eq!(stopped.exit_code(), ExitCode::Discovery);
+    }
+}

@@ -97,7 +97,9 @@ impl Visitor for Hasher {
 /// Errors of a snapshot file, mapped to the crate error with the file's path.
 fn file_error(path: &Path, e: BoltError) -> Error {
     match e {
-        BoltError::Io { source, .. } => Error::Input { what: "snapshot", path: path.to_path_buf(), source },
+        BoltError::Io { source, .. } => {
+            Error::ReadFile { input: true, what: "snapshot", path: path.to_path_buf(), source }
+        }
         BoltError::Format(f) => Error::Corrupt { path: path.to_path_buf(), reason: f.to_string() },
     }
 }
@@ -123,7 +125,8 @@ fn check_trailer(path: &Path, size: u64) -> Result<Trailer> {
     if !has_trailer(size) {
         return Ok(Trailer::Absent);
     }
-    let (sum, trailer) = sha256_prefix(path, size - TRAILER).map_err(|source| Error::Input {
+    let (sum, trailer) = sha256_prefix(path, size - TRAILER).map_err(|source| Error::ReadFile {
+        input: true,
         what: "snapshot",
         path: path.to_path_buf(),
         source,
@@ -132,13 +135,15 @@ fn check_trailer(path: &Path, size: u64) -> Result<Trailer> {
 }
 
 fn open(path: &Path) -> Result<(Db, u64)> {
-    let md = std::fs::metadata(path).map_err(|source| Error::Input {
+    let md = std::fs::metadata(path).map_err(|source| Error::ReadFile {
+        input: true,
         what: "snapshot",
         path: path.to_path_buf(),
         source,
     })?;
     if md.is_dir() {
-        return Err(Error::Input {
+        return Err(Error::ReadFile {
+            input: true,
             what: "snapshot",
             path: path.to_path_buf(),
             source: std::io::Error::from_raw_os_error(libc::EISDIR),

@@ -88,7 +88,7 @@ pub fn not_regular(md: &std::fs::Metadata) -> Option<&'static str> {
 /// ever, `/dev/zero` never ends) and anything larger than `cap`: the error names the file and
 /// why.
 pub fn read_bounded(path: &Path, what: &'static str, cap: u64) -> crate::Result<Vec<u8>> {
-    let err = |source: std::io::Error| crate::Error::ReadFile { what, path: path.to_path_buf(), source };
+    let err = |source: std::io::Error| crate::Error::ReadFile { input: false, what, path: path.to_path_buf(), source };
     let md = std::fs::metadata(path).map_err(err)?;
     if let Some(kind) = not_regular(&md) {
         return Err(err(std::io::Error::other(format!("it is {kind}, not a regular file: name the file itself"))));
@@ -112,6 +112,7 @@ pub fn read_bounded(path: &Path, what: &'static str, cap: u64) -> crate::Result<
 pub fn read_bounded_string(path: &Path, what: &'static str, cap: u64) -> crate::Result<String> {
     let bytes = read_bounded(path, what, cap)?;
     String::from_utf8(bytes).map_err(|_| crate::Error::ReadFile {
+        input: false,
         what,
         path: path.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"),

@@ -8,7 +8,14 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+use kubectl_etcd::ExitCode as Code;
 use kubectl_etcd::PLUGINS as SUBCOMMANDS;
+
+/// The suite's documented exit codes: 2 usage (an unknown command), 3 discovery (a plugin
+/// binary that cannot be found or run).
+fn exit(code: Code) -> ExitCode {
+    ExitCode::from(code as u8)
+}
 
 /// `kubectl etcd version`: the release, commit and target, and the etcd versions tested.
 fn version() -> String {
@@ -63,7 +70,7 @@ fn main() -> ExitCode {
                     "error: unknown command {other:?}: expected one of {}, version (run 'kubectl etcd --help')",
                     SUBCOMMANDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
                 );
-                return ExitCode::from(2);
+                return exit(Code::Usage);
             }
         }
     };
@@ -71,12 +78,12 @@ fn main() -> ExitCode {
     let plugin = format!("kubectl-etcd-{sub}");
     let Some(path) = find(&plugin) else {
         eprintln!("error: {plugin} was not found next to kubectl-etcd or on PATH; install it with 'kubectl krew install etcd' or put it on PATH");
-        return ExitCode::from(3);
+        return exit(Code::Discovery);
     };
     let mut rest = args.clone();
     rest.remove(pos);
     // exec replaces this process: stdio, signals and the exit code are the plugin's own.
     let err = Command::new(&path).arg0(&plugin).args(rest).exec();
     eprintln!("error: failed to run {}: {err}", path.display());
-    ExitCode::from(3)
+    exit(Code::Discovery)
 }

@@ -143,13 +143,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let out = cli.common.out();
     let settings = cli.common.settings();
     if let Command::Certs { name, ips, dns, out: dir, ca_cert, ca_key } = &cli.command {
-        let ca_cert = match ca_cert {
-            Some(c) => c.clone(),
-            None => certs::default_ca(&settings)?,
-        };
+        // Offline: the CA's files, no cluster.
+        let ca_cert = ca_cert.clone().map_or_else(|| certs::default_ca(&settings), Ok)?;
         let ca_key = ca_key.clone().unwrap_or_else(|| ca_cert.with_extension("key"));
-        out.emit(&certs::issue(name, ips, dns, &ca_cert, &ca_key, dir)?)?;
-        return Ok(ExitCode::Ok);
+        return out.emit(&certs::issue(name, ips, dns, &ca_cert, &ca_key, dir)?).map(|()| ExitCode::Ok);
     }
     let session = Session::open(&settings).await?;
     let mut bar = Bar::new();

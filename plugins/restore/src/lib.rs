@@ -63,7 +63,7 @@ pub struct Tuning {
 }
 
 /// Flags shared by the node flows.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct FlowArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
@@ -194,19 +194,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let manifest = cli.common.manifest.clone().unwrap_or_else(|| cli.common.settings().default_manifest);
     match cli.command {
         Command::Node(a) => {
-            let opts = NodeOptions {
-                manifest,
-                source: Source::Snapshot(a.file),
-                single_member: a.single_member,
-                skip_hash_check: a.tuning.skip_hash_check,
-                bump_revision: a.tuning.bump_revision,
-                mark_compacted: a.tuning.mark_compacted,
-                timeout: a.flow.timeout,
-                token: a.initial_cluster_token,
-                live_cluster_id: None,
-                initial_cluster: a.initial_cluster,
-            };
-            on_node(&cli.common, out, opts, false, &a.flow).await
+            let flow = a.flow;
+            on_node(&cli.common, out, a.options(manifest), false, &flow).await
         }
         Command::FromDataDir(a) if a.data_dir.is_none() && manifest.exists() => {
             let opts = NodeOptions::from_data_dir(manifest, a.dir, a.flow.timeout);
@@ -284,6 +273,23 @@ async fn snapshot(common: &CommonArgs, out: Output, cmd: SnapshotCommand) -> Res
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(Error::from_join)?
+}
+
+impl NodeArgs {
+    fn options(self, manifest: PathBuf) -> NodeOptions {
+        NodeOptions {
+            manifest,
+            source: Source::Snapshot(self.file),
+            single_member: self.single_member,
+            skip_hash_check: self.tuning.skip_hash_check,
+            bump_revision: self.tuning.bump_revision,
+            mark_compacted: self.tuning.mark_compacted,
+            timeout: self.flow.timeout,
+            token: self.initial_cluster_token,
+            live_cluster_id: None,
+            initial_cluster: self.initial_cluster,
+        }
+    }
 }
 
 impl ApplyArgs {

@@ -351,7 +351,7 @@ pub(crate) async fn admin_conf_endpoints(settings: &Settings) -> Vec<Endpoint> {
             Vec::new()
         }
         Err(kubeapi::ApiOutcome::Failed(e)) => {
-            log.say(format!("nothing through {}: {e}", path.display()));
+            log.say(format!("nothing through {}: {}", path.display(), e.report()));
             Vec::new()
         }
     }

@@ -219,7 +219,7 @@ pub async fn watch(
             Ok(c) => c,
             Err(e) if e.is_broken_pipe() => return Err(e),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", e.report());
                 e.exit_code()
             }
         };

@@ -323,7 +323,9 @@ fn io_err(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 
 fn bolt_err(path: &Path) -> impl Fn(BoltError) -> Error + '_ {
     move |e| match e {
-        BoltError::Io { source, .. } => Error::Input { what: "snapshot", path: path.to_path_buf(), source },
+        BoltError::Io { source, .. } => {
+            Error::ReadFile { input: true, what: "snapshot", path: path.to_path_buf(), source }
+        }
         BoltError::Format(f) => Error::Corrupt { path: path.to_path_buf(), reason: f.to_string() },
     }
 }
@@ -376,7 +378,8 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
         return Err(Error::Usage(format!("{} exists and is not a directory", opts.data_dir.display())));
     }
     // The snapshot: readable, trailer as required, structurally sound, an etcd database.
-    let md = std::fs::metadata(&opts.snapshot).map_err(|source| Error::Input {
+    let md = std::fs::metadata(&opts.snapshot).map_err(|source| Error::ReadFile {
+        input: true,
         what: "snapshot",
         path: opts.snapshot.clone(),
         source,

@@ -96,7 +96,7 @@ pub fn restored_cluster_id(initial_cluster: &str, token: &str) -> Result<u64> {
 pub fn snapshot_members(path: &Path) -> Result<Vec<crate::backend::StoredMember>> {
     let corrupt = |e: crate::bbolt::BoltError| match e {
         crate::bbolt::BoltError::Io { source, .. } => {
-            Error::Input { what: "snapshot", path: path.to_path_buf(), source }
+            Error::ReadFile { input: true, what: "snapshot", path: path.to_path_buf(), source }
         }
         crate::bbolt::BoltError::Format(f) => Error::Corrupt { path: path.to_path_buf(), reason: f.to_string() },
     };
@@ -109,7 +109,7 @@ pub fn snapshot_members(path: &Path) -> Result<Vec<crate::backend::StoredMember>
 pub fn snapshot_tag(path: &Path) -> Result<String> {
     use sha2::Digest;
     use std::io::{Read, Seek, SeekFrom};
-    let io = |source| Error::Input { what: "snapshot", path: path.to_path_buf(), source };
+    let io = |source| Error::ReadFile { input: true, what: "snapshot", path: path.to_path_buf(), source };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let len = f.metadata().map_err(io)?.len();
     let digest: Vec<u8> = if crate::snapshot::has_trailer(len) {
@@ -771,7 +771,9 @@ pub async fn prepare(settings: &Settings, opts: NodeOptions, force: bool) -> Res
     let session = Session::open(&settings).await;
     let (live, live_id) = match &session {
         Ok(s) => (live_quorum_warning(s).await.map(Ok), s.member_list().await.ok().map(|l| l.cluster_id)),
-        Err(e) => (Some(Err(format!("could not check whether the live cluster still has a quorum: {e}"))), None),
+        Err(e) => {
+            (Some(Err(format!("could not check whether the live cluster still has a quorum: {}", e.report()))), None)
+        }
     };
     let mut opts = opts;
     opts.live_cluster_id = live_id;
@@ -806,14 +808,7 @@ pub struct NodeRestored {
 /// Carries out a prepared flow, then checks that the members that answer form one cluster.
 pub async fn run(p: Prepared) -> Result<NodeRestored> {
     let Prepared { opts, plan, session } = p;
-    let me = crate::cluster::Member {
-        id: 0,
-        name: plan.name.clone(),
-        peer_urls: plan.peer_urls.clone(),
-        client_urls: vec![plan.client_url.clone()],
-        is_learner: false,
-    };
-    let outcome = execute(&opts, &plan, || async { session.status_of(&me).await.answered() }).await?;
+    let outcome = execute(&opts, &plan, || async { session.status_at(&plan.client_url).await.is_ok() }).await?;
     let mut steps: Vec<String> = Vec::new();
     match &opts.source {
         Source::Snapshot(p) if !opts.single_member => {
