@@ -1,6 +1,6 @@
 //! Benchmarks (not tests): kubectl etcd side by side with etcdctl/etcdutl on the same real
 //! clusters, printing wall time and peak memory. Run with
-//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|snapshot|all] [--size-mib N]`.
+//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|snapshot|defrag|all] [--size-mib N]`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -161,6 +161,99 @@ fn snapshot_bench(mib: usize) {
     let _ = Duration::ZERO;
 }
 
+/// Writes `mib` MiB of values and deletes every other one, then compacts: every member's DB
+/// keeps its size with half of it free and half live (what a defrag must copy).
+async fn fragment(c: &Cluster, mib: usize) {
+    let mut client = c.client(0).await;
+    let _ = client.delete("/bench/", Some(etcd_client::DeleteOptions::new().with_prefix())).await;
+    fill(c, mib).await;
+    let n = mib * 10;
+    let mut rev = 0;
+    for chunk in (0..n).step_by(2).collect::<Vec<_>>().chunks(50) {
+        let ops: Vec<etcd_client::TxnOp> =
+            chunk.iter().map(|i| etcd_client::TxnOp::delete(format!("/bench/{i:08}"), None)).collect();
+        let r = client.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
+        rev = r.header().unwrap().revision();
+    }
+    client.compact(rev, Some(etcd_client::CompactionOptions::new().with_physical())).await.unwrap();
+    for i in 0..20 {
+        client.put("/bench-tick", i.to_string(), None).await.unwrap();
+    }
+}
+
+/// A writer putting one small key every 10 ms through the leader until `stop`; returns the
+/// longest time one write took (the write outage) and how many failed.
+fn background_writer(
+    c: &Cluster,
+    leader: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(Duration, usize)> {
+    let pki = c.nodes[leader].pki_etcd();
+    let url = c.nodes[leader].client_url();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let sourced =
+                |f: &str| Some(kubectl_etcd::discovery::Sourced { path: pki.join(f), source: "bench".into() });
+            let files = kubectl_etcd::discovery::TlsFiles {
+                ca: sourced("ca.crt"),
+                cert: sourced("healthcheck-client.crt"),
+                key: sourced("healthcheck-client.key"),
+            };
+            let tls = kubectl_etcd::tls::TlsContext::load(&files, false).unwrap();
+            let mut client = kubectl_etcd::conn::Dialer::new(tls, Duration::from_secs(2)).client(&url).await.unwrap();
+            let (mut worst, mut failed) = (Duration::ZERO, 0);
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let t = Instant::now();
+                if client.put("/bench-writer", i.to_string(), None).await.is_err() {
+                    failed += 1;
+                }
+                worst = worst.max(t.elapsed());
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (worst, failed)
+        })
+    })
+}
+
+fn defrag_bench(mib: usize) {
+    println!("\n## defrag: 3-member cluster, ~{mib} MiB fragmented per member, etcd {}", etcd().version);
+    let c = Cluster::start(3);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    println!("{:<32} {:>10} {:>18} {:>8}", "command", "wall", "longest write", "failed");
+    let run = |name: &str, cmd: &mut Command| {
+        let start = Instant::now();
+        rt.block_on(fragment(&c, mib));
+        let filled = start.elapsed().as_secs_f64();
+        let leader = c.leader();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = background_writer(&c, leader, stop.clone());
+        std::thread::sleep(Duration::from_millis(500));
+        let (wall, _, ok) = measure(cmd);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (worst, failed) = writer.join().unwrap();
+        println!(
+            "{:<32} {:>9.2}s {:>16.0}ms {:>8}{}   (fragmented in {filled:.0}s)",
+            name,
+            wall,
+            worst.as_secs_f64() * 1000.0,
+            failed,
+            if ok { "" } else { "  (FAILED)" }
+        );
+    };
+    let manifest = c.nodes[0].manifest();
+    let mut ours = Command::new(bin("kubectl-etcd-defrag"));
+    ours.args(["--manifest", manifest.to_str().unwrap()]).env_remove("KUBECONFIG");
+    run("kubectl etcd defrag", &mut ours);
+    let mut pause = Command::new(bin("kubectl-etcd-defrag"));
+    pause.args(["--manifest", manifest.to_str().unwrap(), "--wait-between", "2s"]).env_remove("KUBECONFIG");
+    run("  ... --wait-between 2s", &mut pause);
+    let mut theirs = etcdctl(&c, &["defrag", "--cluster", "--command-timeout=10m"]);
+    run("etcdctl defrag --cluster", &mut theirs);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().cloned().unwrap_or_else(|| "all".into());
@@ -175,5 +268,8 @@ fn main() {
     }
     if what == "snapshot" || what == "all" {
         snapshot_bench(mib);
+    }
+    if what == "defrag" || what == "all" {
+        defrag_bench(mib);
     }
 }

@@ -346,7 +346,7 @@ async fn nospace_alarm_fails_and_names_the_member() {
     assert_eq!(alarms["status"], "fail");
     let msg = alarms["message"].as_str().unwrap();
     assert!(msg.contains("NOSPACE on node-"), "{msg}");
-    assert!(alarms["hint"].as_str().unwrap().contains("alarm disarm"));
+    assert!(alarms["hint"].as_str().unwrap().contains("kubectl etcd defrag --compact --disarm"));
 }
 
 #[test]

@@ -10,6 +10,7 @@ use clap_complete::Shell;
 fn commands() -> Vec<(&'static str, clap::Command)> {
     vec![
         ("kubectl-etcd-health", kubectl_etcd_health::command()),
+        ("kubectl-etcd-defrag", kubectl_etcd_defrag::command()),
         ("kubectl-etcd-learner", kubectl_etcd_learner::command()),
         ("kubectl-etcd-restore", kubectl_etcd_restore::command()),
     ]

@@ -260,6 +260,12 @@ pub struct StatusInfo {
     pub is_learner: bool,
     /// etcd version.
     pub version: String,
+    /// DB size in bytes.
+    pub db_size: u64,
+    /// DB size in use in bytes.
+    pub db_size_in_use: u64,
+    /// The store's revision (from the response header).
+    pub revision: i64,
     /// The cluster it belongs to (from the response header).
     #[serde(serialize_with = "ser_hex")]
     pub cluster_id: u64,
@@ -346,6 +352,9 @@ impl Session {
             raft_applied_index: s.raft_applied_index(),
             is_learner: s.is_learner(),
             version: s.version().to_string(),
+            db_size: s.db_size().max(0) as u64,
+            db_size_in_use: s.raft_used_db_size().max(0) as u64,
+            revision: s.header().map(|h| h.revision()).unwrap_or(0),
             cluster_id: s.header().map(|h| h.cluster_id()).unwrap_or(0),
         })
     }
@@ -388,6 +397,29 @@ impl Session {
         }
         Err(Error::Refused("no voting member answers: the cluster cannot change membership".into()))
     }
+}
+
+/// The voter to hand leadership to: the one that answers with the highest applied index.
+pub fn successor(statuses: &[MemberStatus], from: u64) -> Result<Member> {
+    statuses
+        .iter()
+        .filter(|s| s.answered() && !s.member.is_learner && s.member.id != from)
+        .max_by_key(|s| s.status.as_ref().map(|x| x.raft_applied_index).unwrap_or(0))
+        .map(|s| s.member.clone())
+        .ok_or_else(|| Error::Refused("no other voter answers to take over leadership".into()))
+}
+
+/// Moves leadership from `from` (the leader) to its [`successor`], and returns that voter's ID.
+pub async fn move_leader(session: &Session, statuses: &[MemberStatus], from: u64) -> Result<u64> {
+    let target = successor(statuses, from)?.id;
+    let url = statuses
+        .iter()
+        .find(|s| s.member.id == from)
+        .and_then(|s| s.url.clone())
+        .ok_or_else(|| Error::Refused("the leader has no client URL".into()))?;
+    let mut c = session.dialer.client(&url).await?;
+    call(&url, "move leader", session.command_timeout(), c.move_leader(target)).await?;
+    Ok(target)
 }
 
 #[cfg(test)]

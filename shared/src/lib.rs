@@ -7,6 +7,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod conn;
+pub mod defrag;
 pub mod discovery;
 pub mod error;
 pub mod health;
@@ -29,4 +30,5 @@ pub const PLUGINS: &[(&str, &str)] = &[
     ("health", "Show the health of every etcd member and of the cluster"),
     ("learner", "Add, promote, remove and replace members safely, as learners"),
     ("restore", "Save, inspect and verify snapshots; restore data dirs natively"),
+    ("defrag", "Defragment members one at a time, compact, and recover from NOSPACE"),
 ];

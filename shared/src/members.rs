@@ -631,21 +631,10 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
         }
         if leader_of(&statuses) == Some(m.id) {
             if opts.move_leader {
-                let target = remaining
-                    .iter()
-                    .filter(|s| s.answered())
-                    .max_by_key(|s| s.status.as_ref().map(|x| x.raft_applied_index).unwrap_or(0))
-                    .map(|s| s.member.clone())
-                    .ok_or_else(|| Error::Refused("no other voter answers to take over leadership".into()))?;
+                let target = crate::cluster::successor(&statuses, m.id)?;
                 steps.push(format!("move leadership from {} to {}", m.display_name(), target.display_name()));
                 if !opts.dry_run {
-                    let url = m
-                        .client_urls
-                        .first()
-                        .cloned()
-                        .ok_or_else(|| Error::Refused("the leader has no client URL".into()))?;
-                    let mut c = session.dialer.client(&url).await?;
-                    call(&url, "move leader", session.command_timeout(), c.move_leader(target.id)).await?;
+                    crate::cluster::move_leader(session, &statuses, m.id).await?;
                 }
                 moved = Some(target.id);
             } else if !opts.force {

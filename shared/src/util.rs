@@ -250,6 +250,24 @@ pub fn parse_member_id_decimal(s: &str) -> Option<u64> {
     (!t.is_empty() && t.chars().all(|c| c.is_ascii_digit())).then(|| t.parse().ok()).flatten()
 }
 
+/// Parses a size: a byte count, or a number with `K`/`M`/`G`/`T` (`KiB`, `MiB`, ... and `KB`,
+/// `MB`, ... mean the same powers of 1024 here, as etcd's own flags take bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 100MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("{s:?}: unknown unit {other:?}; use KiB, MiB, GiB or bytes")),
+    };
+    Ok((n * mult as f64) as u64)
+}
+
 /// Serde helper: a `Duration` as a string with units (`"3.214ms"`, `"1.5s"`).
 pub mod duration_ms {
     use std::time::Duration;

@@ -131,6 +131,11 @@ pub fn bin(name: &str) -> PathBuf {
 /// Runs a plugin binary with a clean environment (no KUBECONFIG, no ETCDCTL_*, HOME in a temp
 /// dir, no default manifest) plus `envs`.
 pub fn run_plugin(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    plugin_command(name, args, envs).output().unwrap()
+}
+
+/// The command [`run_plugin`] runs, to spawn it in the background.
+pub fn plugin_command(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Command {
     static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
     let home = HOME.get_or_init(|| tempfile::tempdir().unwrap());
     let mut cmd = Command::new(bin(name));
@@ -144,7 +149,7 @@ pub fn run_plugin(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    cmd
 }
 
 /// stdout as text.

@@ -177,7 +177,7 @@ pub(crate) fn alarm_check(alarms: Option<Result<Vec<Alarm>, TransportError>>, ro
                 Status::Fail,
                 list.join("; "),
                 Some(if nospace {
-                    "the cluster is read-only: compact, defragment every member, then `etcdctl alarm disarm`"
+                    "the cluster is read-only (mvcc: database space exceeded): kubectl etcd defrag --compact --disarm"
                         .to_string()
                 } else {
                     "data corruption detected: find the odd member (hash check) and replace it".to_string()
@@ -272,7 +272,12 @@ pub(crate) fn db_check(rows: &[MemberHealth], quota: u64) -> Check {
             "db-size",
             worst,
             format!("{base}; {}", notes.join("; ")),
-            Some("compact and defragment (etcdctl defrag), one member at a time".into()),
+            Some(if worst == Status::Fail {
+                "near the quota: kubectl etcd defrag --compact (then raise --quota-backend-bytes if it stays high)"
+                    .into()
+            } else {
+                "kubectl etcd defrag (one member at a time, the leader last; --dry-run shows the plan)".into()
+            }),
         )
     }
 }
@@ -546,7 +551,7 @@ mod tests {
         let c = alarm_check(Some(Ok(vec![Alarm { member_id: 1, kind: "NOSPACE" }])), &rows);
         assert_eq!(c.status, Status::Fail);
         assert_eq!(c.message, "NOSPACE on a (0000000000000001)");
-        assert!(c.hint.unwrap().contains("alarm disarm"));
+        assert!(c.hint.unwrap().contains("kubectl etcd defrag --compact --disarm"));
         let c = alarm_check(Some(Ok(vec![Alarm { member_id: 9, kind: "CORRUPT" }])), &rows);
         assert!(c.hint.unwrap().contains("corruption"));
     }
@@ -584,6 +589,7 @@ mod tests {
         let c = db_check(&[sized(200 << 20, 50 << 20)], q);
         assert_eq!(c.status, Status::Warn);
         assert!(c.message.contains("75% fragmented"), "{}", c.message);
+        assert!(c.hint.unwrap().starts_with("kubectl etcd defrag"));
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! [`Print`] (serializable for `-o json|yaml`, a table or text form for `-o table|wide`), and
 //! goes out through [`Output::emit`] — so no command can skip `-o json`, dry-run plans
 //! included. The per-noun printers live beside this module, one file per noun (as etcdctl's
-//! printer): [`health`], [`members`], [`snapshot`], [`restore`]; [`progress`] is the one
+//! printer): [`health`], [`members`], [`snapshot`], [`restore`], [`defrag`]; [`progress`] is the one
 //! progress line on stderr. Results go to stdout; a closed stdout pipe is reported as
 //! [`Error::Output`] with `BrokenPipe`, which the binaries turn into a quiet exit.
 
+pub mod defrag;
 pub mod health;
 pub mod members;
 pub mod progress;
