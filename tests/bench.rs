@@ -1,6 +1,6 @@
 //! Benchmarks (not tests): kubectl etcd side by side with etcdctl/etcdutl on the same real
 //! clusters, printing wall time and peak memory. Run with
-//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|snapshot|defrag|all] [--size-mib N]`.
+//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|snapshot|defrag|doctor|all] [--size-mib N]`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -254,6 +254,28 @@ fn defrag_bench(mib: usize) {
     run("etcdctl defrag --cluster", &mut theirs);
 }
 
+fn doctor_bench(mib: usize) {
+    println!("\n## doctor: a stopped member's data dir, ~{mib} MiB database, etcd {}", etcd().version);
+    let mut c = Cluster::start(1);
+    tokio::runtime::Runtime::new().unwrap().block_on(fill(&c, mib));
+    c.kill(0);
+    let dir = c.nodes[0].data_dir();
+    let segments = std::fs::read_dir(dir.join("member/wal")).map(|d| d.count()).unwrap_or(0);
+    let db = std::fs::metadata(dir.join("member/snap/db")).map(|m| m.len()).unwrap_or(0);
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.args(["doctor", dir.to_str().unwrap()]).env_remove("KUBECONFIG");
+    let (wall, rss, ok) = measure(&mut cmd);
+    println!("{:<28} {:>10} {:>12}", "command", "wall", "peak RSS");
+    println!(
+        "{:<28} {:>9.2}s {:>9} MiB{}   ({segments} WAL segments, {} MiB database)",
+        "kubectl etcd restore doctor",
+        wall,
+        rss / 1024,
+        if ok { "" } else { "  (FAILED)" },
+        db >> 20
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().cloned().unwrap_or_else(|| "all".into());
@@ -271,5 +293,8 @@ fn main() {
     }
     if what == "defrag" || what == "all" {
         defrag_bench(mib);
+    }
+    if what == "doctor" || what == "all" {
+        doctor_bench(mib);
     }
 }

@@ -214,6 +214,15 @@ pub enum Error {
     #[error(transparent)]
     Transport(#[from] TransportError),
 
+    /// A directory given as an etcd data dir is not one.
+    #[error("{} is not an etcd data dir: {reason}", path.display())]
+    NotDataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+
     /// A file is not a sound etcd database or snapshot.
     #[error("{}: {reason}", path.display())]
     Corrupt {
@@ -271,6 +280,7 @@ impl Error {
             | Error::Pem { .. }
             | Error::NothingFound { .. }
             | Error::NoCredentials { .. }
+            | Error::NotDataDir { .. }
             | Error::Kube { .. } => ExitCode::Discovery,
             Error::Unreachable { .. } | Error::Transport(_) => ExitCode::Transport,
             Error::Refused(_) | Error::Corrupt { .. } => ExitCode::Negative,

@@ -21,6 +21,7 @@ pub mod url;
 pub mod util;
 pub mod version;
 pub mod wal;
+pub mod walcheck;
 
 pub use error::{Error, ExitCode, Result};
 

@@ -10,6 +10,7 @@ use kubectl_etcd::cluster::Session;
 use kubectl_etcd::print::progress::Bar;
 use kubectl_etcd::print::restore::plan_text;
 use kubectl_etcd::print::Output;
+use kubectl_etcd::restore::doctor;
 use kubectl_etcd::restore::node::{self, NodeOptions, Source};
 use kubectl_etcd::restore::{self, ApplyOptions, Engine};
 use kubectl_etcd::snapshot::{self, SaveOptions, Trailer};
@@ -45,6 +46,23 @@ pub enum Command {
     /// Rebuild a one-member cluster from a surviving member's data dir (a learner kept in a
     /// second site, typically), on its node.
     FromDataDir(FromDataDirArgs),
+    /// Why won't this member start? Read its data dir offline (WAL, .snap files, database),
+    /// say what is wrong and the safe way back. Changes nothing.
+    ///
+    /// Exit codes: 0 healthy, or only a torn WAL tail etcd repairs itself; 1 damaged; 2 usage;
+    /// 3 not a data dir.
+    Doctor(DoctorArgs),
+}
+
+/// `restore doctor` arguments.
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// The data dir [default: the manifest's --data-dir].
+    pub data_dir: Option<PathBuf>,
+    /// A directory of snapshot files (`*.db`): the newest is named in the way back when this
+    /// member is the only survivor and its database is damaged.
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
 }
 
 /// How a restore treats the snapshot's hash and the store's revision (etcdutl's flags).
@@ -221,6 +239,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             out.emit(&restore::apply_and_plan(a.options(), false).await?).map(|()| ExitCode::Ok)
         }
         Command::Snapshot(cmd) => snapshot(&cli.common, out, cmd).await,
+        Command::Doctor(a) => {
+            let d = doctor::examine(&cli.common.settings(), a.data_dir, a.snapshots.as_deref()).await?;
+            out.emit(&d)?;
+            Ok(d.exit_code())
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! [`Error::Output`] with `BrokenPipe`, which the binaries turn into a quiet exit.
 
 pub mod defrag;
+pub mod doctor;
 pub mod health;
 pub mod members;
 pub mod progress;

@@ -12,6 +12,7 @@
 //! Member IDs are etcd's: the first 8 bytes (big endian) of sha1 over the member's sorted peer
 //! URLs and the cluster token; the cluster ID is sha1 over the sorted member IDs.
 
+pub mod doctor;
 pub mod node;
 pub mod wal;
 

@@ -1,0 +1,408 @@
+//! `kubectl etcd restore doctor`: why a member's etcd will not start, read offline from its
+//! data dir (no etcd process, nothing changed), and the safe way back.
+//!
+//! It checks what etcd reads at start: the WAL ([`crate::walcheck`]), the `.snap` files and
+//! the database (`member/snap/db`, the structural walk of `snapshot verify`), compares the
+//! database's consistent index with the WAL, and names the member from the WAL's metadata and
+//! the database's `members` bucket.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::bbolt::Db;
+use crate::cluster::Session;
+use crate::discovery::{Manifest, Settings};
+use crate::error::{Error, Result};
+use crate::util::member_id;
+use crate::walcheck::{self, WalReport};
+
+/// One `.snap` file.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapFile {
+    /// File name (`%016x-%016x.snap`: term, index).
+    pub name: String,
+    /// Term from the name.
+    pub term: Option<u64>,
+    /// Index from the name.
+    pub index: Option<u64>,
+    /// Its CRC matches its data.
+    pub valid: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// The database file.
+#[derive(Debug, Clone, Serialize)]
+pub struct DbReport {
+    /// Its size.
+    pub size: u64,
+    /// The structural walk and etcd's bucket layout passed.
+    pub valid: bool,
+    /// The first problem found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// The last raft index applied to it (`meta/consistent_index`).
+    pub consistent_index: Option<u64>,
+    /// Its term (`meta/term`, etcd 3.5).
+    pub term: Option<u64>,
+    /// The members it records.
+    pub members: Vec<crate::backend::StoredMember>,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Everything etcd reads at start is sound: etcd should start; look elsewhere (flags,
+    /// certificates, disk space, its log).
+    Healthy,
+    /// Only a torn WAL tail: etcd truncates it at start and goes on.
+    Repairable,
+    /// etcd refuses to start (or would start wrong) on this data dir.
+    Damaged,
+}
+
+/// The report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// This member's ID (the WAL's metadata).
+    #[serde(serialize_with = "crate::util::ser_hex_opt")]
+    pub member_id: Option<u64>,
+    /// This member's name (the database's members bucket, else the manifest).
+    pub name: Option<String>,
+    /// What prevents etcd from starting.
+    pub damage: Vec<String>,
+    /// What etcd repairs by itself, and what is worth knowing.
+    pub notes: Vec<String>,
+    /// The WAL.
+    pub wal: WalReport,
+    /// The `.snap` files, newest first, and the one etcd loads.
+    pub snaps: Vec<SnapFile>,
+    /// The `.snap` etcd loads at start (the newest valid one the WAL has a marker for).
+    pub loads_snap: Option<String>,
+    /// The database.
+    pub db: Option<DbReport>,
+    /// The way back, command by command (every one moves data aside; none deletes).
+    pub next_steps: Vec<String>,
+}
+
+impl Diagnosis {
+    /// 0 healthy or self-repairing, 1 damaged.
+    pub fn exit_code(&self) -> crate::ExitCode {
+        match self.verdict {
+            Verdict::Damaged => crate::ExitCode::Negative,
+            _ => crate::ExitCode::Ok,
+        }
+    }
+}
+
+/// What the doctor knows about the cluster around this member (from the manifest and, when
+/// it answers, the live cluster).
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The member's name from the manifest (`--name`).
+    pub name: Option<String>,
+    /// Its peer URLs from the manifest.
+    pub peer_urls: Vec<String>,
+    /// The static pod manifest, for the commands it prints.
+    pub manifest: Option<PathBuf>,
+    /// Other voters answer with a quorum without this member (`None`: not known).
+    pub others_have_quorum: Option<bool>,
+    /// The newest snapshot file the operator has, for the sole-survivor case.
+    pub newest_snapshot: Option<PathBuf>,
+}
+
+fn snap_files(dir: &Path) -> Vec<SnapFile> {
+    let mut out: Vec<SnapFile> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+        .map(|p| {
+            let name = p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+            let parsed = walcheck::parse_name(&name, ".snap");
+            let problem = check_snap(&p).err();
+            SnapFile { term: parsed.map(|x| x.0), index: parsed.map(|x| x.1), valid: problem.is_none(), problem, name }
+        })
+        .collect();
+    out.sort_by(|a, b| b.name.cmp(&a.name));
+    out
+}
+
+fn check_snap(path: &Path) -> std::result::Result<(), String> {
+    let bytes = crate::util::read_bounded(path, "snap file", 1 << 30).map_err(|e| e.report())?;
+    if bytes.is_empty() {
+        return Err("empty (etcd: \"snap: empty snapshot\")".into());
+    }
+    let f = crate::pb::decode(&bytes).ok_or("does not decode")?;
+    let crc = crate::pb::get_varint(&f, 1).unwrap_or(0) as u32;
+    let data = crate::pb::get_bytes(&f, 2).first().copied().unwrap_or(&[]);
+    if crc32c::crc32c(data) != crc {
+        return Err("CRC mismatch (etcd: \"snap: crc mismatch\")".into());
+    }
+    Ok(())
+}
+
+fn meta_u64(db: &Db, key: &[u8]) -> Option<u64> {
+    let buckets = db.buckets().ok()?;
+    let (_, meta) = buckets.iter().find(|(n, _)| n.as_slice() == b"meta")?;
+    let mut out = None;
+    let _ = db.for_each(meta, &mut |k, v| {
+        if let (true, Some(v)) = (k == key, v.filter(|v| v.len() == 8)) {
+            out = Some(u64::from_be_bytes(v.try_into().unwrap_or([0; 8])));
+        }
+        Ok(())
+    });
+    out
+}
+
+fn check_db(path: &Path) -> DbReport {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut rep = DbReport { size, valid: false, problem: None, consistent_index: None, term: None, members: vec![] };
+    let db = match Db::open(path) {
+        Ok(db) => db,
+        Err(e) => {
+            rep.problem = Some(e.to_string());
+            return rep;
+        }
+    };
+    match crate::bbolt::check::check(&db) {
+        Ok(summary) => match crate::snapshot::check_layout(path, &summary.buckets) {
+            Ok(()) => rep.valid = true,
+            Err(e) => rep.problem = Some(e.to_string()),
+        },
+        Err(e) => rep.problem = Some(e.to_string()),
+    }
+    rep.consistent_index = meta_u64(&db, b"consistent_index");
+    rep.term = meta_u64(&db, b"term");
+    rep.members = crate::backend::members(&db).unwrap_or_default();
+    rep
+}
+
+/// Examines a data dir. Fails (exit 3) when it is not one.
+pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
+    let member = data_dir.join("member");
+    if !member.is_dir() {
+        return Err(Error::NotDataDir {
+            path: data_dir.to_path_buf(),
+            reason: "it has no member/ directory (an etcd data dir holds member/wal and member/snap)".into(),
+        });
+    }
+    let wal_dir = member.join("wal");
+    let wal = walcheck::check(&wal_dir).map_err(|source| Error::ReadFile {
+        what: "WAL directory",
+        path: wal_dir.clone(),
+        input: true,
+        source,
+    })?;
+    let snaps = snap_files(&member.join("snap"));
+    let db_path = member.join("snap/db");
+    let db = db_path.exists().then(|| check_db(&db_path));
+    let mut damage = wal.damage.clone();
+    let mut notes = wal.repairable.clone();
+    if wal.segments.is_empty() {
+        damage.push("member/wal holds no segment: etcd cannot start on this data dir".into());
+    }
+    // The .snap etcd loads: the newest valid one whose (term, index) the WAL has a marker for.
+    let loads_snap = snaps
+        .iter()
+        .filter(|s| s.valid)
+        .find(|s| wal.snapshots.iter().any(|(i, t)| Some(*i) == s.index && Some(*t) == s.term))
+        .map(|s| s.name.clone());
+    for s in snaps.iter().filter(|s| !s.valid) {
+        notes.push(format!(
+            "{} is broken ({}): etcd skips it and loads an older one",
+            s.name,
+            s.problem.clone().unwrap_or_default()
+        ));
+    }
+    let newest_marker = wal.snapshots.iter().filter(|(i, _)| *i > 0).max().copied();
+    if let (Some((i, _)), None) = (newest_marker, &loads_snap) {
+        if !snaps.is_empty() || i > 0 {
+            // Without a matching .snap etcd replays from an older marker, which the WAL must still hold.
+            let first_seg_index = wal.segments.first().and_then(|s| s.index).unwrap_or(0);
+            if first_seg_index > 0 {
+                damage.push(format!(
+                    "no valid .snap matches the WAL's snapshot markers and the WAL starts at index {first_seg_index}: etcd cannot rebuild its state"
+                ));
+            } else {
+                notes.push("no valid .snap matches the WAL's snapshot markers: etcd replays the whole WAL".into());
+            }
+        }
+    }
+    match &db {
+        None => damage.push("member/snap/db is missing".into()),
+        Some(d) if !d.valid => {
+            damage.push(format!("member/snap/db is damaged: {}", d.problem.clone().unwrap_or_default()))
+        }
+        Some(d) => {
+            if let (Some(ci), Some(last)) = (d.consistent_index, wal.last_index) {
+                if ci > last {
+                    notes.push(format!(
+                        "the database is ahead of the WAL (consistent index {ci}, last WAL entry {last}): entries were lost from the WAL"
+                    ));
+                }
+            }
+        }
+    }
+    let me = wal.member_id;
+    let name = me
+        .and_then(|id| db.as_ref().and_then(|d| d.members.iter().find(|m| m.id == id)).map(|m| m.name.clone()))
+        .filter(|n| !n.is_empty())
+        .or_else(|| ctx.name.clone());
+    if let (Some(id), Some(d)) = (me, &db) {
+        if d.valid && !d.members.is_empty() && !d.members.iter().any(|m| m.id == id) {
+            damage.push(format!(
+                "the WAL belongs to member {} which is not in this database's members ({}): the WAL comes from another data dir",
+                member_id(id),
+                d.members.iter().map(|m| format!("{} {}", m.name, member_id(m.id))).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    if let (Some(n), Some(mine)) = (&name, &ctx.name) {
+        if n != mine && damage.iter().all(|d| !d.contains("another data dir")) {
+            damage.push(format!(
+                "the WAL belongs to member {n}, but this node's manifest runs --name={mine}: the data dir comes from another node"
+            ));
+        }
+    }
+    let verdict = if !damage.is_empty() {
+        Verdict::Damaged
+    } else if !wal.repairable.is_empty() {
+        Verdict::Repairable
+    } else {
+        Verdict::Healthy
+    };
+    let mut d = Diagnosis {
+        data_dir: data_dir.to_path_buf(),
+        verdict,
+        member_id: me,
+        name,
+        damage,
+        notes,
+        wal,
+        snaps,
+        loads_snap,
+        db,
+        next_steps: Vec::new(),
+    };
+    d.next_steps = next_steps(&d, ctx);
+    Ok(d)
+}
+
+fn next_steps(d: &Diagnosis, ctx: &Context) -> Vec<String> {
+    let dir = d.data_dir.display().to_string();
+    let aside = format!("mv {dir} {dir}.damaged-$(date +%Y%m%d%H%M%S)");
+    let stop = match &ctx.manifest {
+        Some(m) => {
+            // Out of the manifests folder (kubelet stops the pod), beside it, as restore node does.
+            let aside = m.parent().and_then(Path::parent).unwrap_or(Path::new("/")).join("etcd.yaml.stopped");
+            format!("stop etcd: mv {} {}", m.display(), aside.display())
+        }
+        None => "stop etcd on this node".into(),
+    };
+    let name = d.name.clone().unwrap_or_else(|| "<this node's name>".into());
+    let id = d.member_id.map(member_id).unwrap_or_else(|| name.clone());
+    let peer = if ctx.peer_urls.is_empty() { "<its peer URL>".to_string() } else { ctx.peer_urls.join(",") };
+    match d.verdict {
+        Verdict::Healthy => vec![
+            "etcd should start on this data dir: look elsewhere — its log (crictl logs, journalctl), its flags and certificates, free disk space".into(),
+        ],
+        Verdict::Repairable => vec![
+            "start etcd as it is: it truncates the torn WAL tail and goes on (it logs \"repairing wal\")".into(),
+        ],
+        Verdict::Damaged if ctx.others_have_quorum != Some(false) => vec![
+            stop.clone(),
+            format!("move the damaged data dir aside, never delete it: {aside}"),
+            format!("from a healthy member: kubectl etcd learner remove {id}"),
+            format!("kubectl etcd learner add {name} --peer-urls {peer} --print-manifest (start it empty with the settings printed)"),
+            format!("put the printed manifest in place on this node; once it caught up: kubectl etcd learner promote {name}"),
+        ],
+        Verdict::Damaged => {
+            let db_ok = d.db.as_ref().is_some_and(|x| x.valid);
+            let mut s = vec![stop.clone()];
+            if db_ok {
+                s.push(format!(
+                    "this member is the only survivor and its database verifies: kubectl etcd restore from-data-dir {dir} (a one-member cluster from it; the old data dir is moved aside)"
+                ));
+            } else {
+                let snap = ctx
+                    .newest_snapshot
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "<your newest snapshot file>".into());
+                s.push(format!(
+                    "this member is the only survivor and its database is damaged: kubectl etcd restore node {snap} --single-member (the old data dir is moved aside)"
+                ));
+            }
+            s.push("then add the other members back as learners: kubectl etcd learner add NAME --peer-urls URL".into());
+            s
+        }
+    }
+}
+
+/// Everything around the data dir: which one (the argument, else the manifest's
+/// `--data-dir`), this member's name and peer URLs from the manifest, whether the other voters
+/// still have a quorum (asked with a short timeout; nobody answering means no), and the newest
+/// `*.db` in `snapshots`. Then the diagnosis, read on a blocking thread.
+pub async fn examine(settings: &Settings, dir: Option<PathBuf>, snapshots: Option<&Path>) -> Result<Diagnosis> {
+    let manifest_path =
+        settings.manifest.clone().or_else(|| Some(settings.default_manifest.clone()).filter(|p| p.exists()));
+    let manifest = match &manifest_path {
+        Some(p) => Some(Manifest::load(p)?),
+        None => None,
+    };
+    let data_dir = match (dir, manifest.as_ref().and_then(|m| m.flag("data-dir"))) {
+        (Some(d), _) => d,
+        (None, Some(d)) => PathBuf::from(d),
+        (None, None) => {
+            return Err(Error::Usage("no data dir: pass DATA_DIR, or --manifest with the member's --data-dir".into()))
+        }
+    };
+    let mut ctx = Context {
+        name: manifest.as_ref().and_then(|m| m.name()).map(String::from),
+        peer_urls: manifest
+            .as_ref()
+            .and_then(|m| m.flag("initial-advertise-peer-urls"))
+            .map(crate::discovery::manifest::split_list)
+            .unwrap_or_default(),
+        manifest: manifest_path.clone(),
+        others_have_quorum: None,
+        newest_snapshot: snapshots.and_then(newest_db),
+    };
+    if manifest.is_some() || !settings.endpoints.is_empty() {
+        ctx.others_have_quorum = others_have_quorum(settings, ctx.name.as_deref()).await;
+    }
+    let dir = data_dir.clone();
+    tokio::task::spawn_blocking(move || diagnose(&dir, &ctx)).await.map_err(Error::from_join)?
+}
+
+async fn others_have_quorum(settings: &Settings, me: Option<&str>) -> Option<bool> {
+    let session = Session::open(settings).await.ok()?;
+    let list = match session.member_list().await {
+        Ok(l) => l,
+        Err(Error::Unreachable { .. }) => return Some(false),
+        Err(_) => return None,
+    };
+    let statuses = session.statuses(&list.members).await;
+    let voters = statuses.iter().filter(|s| !s.member.is_learner).count();
+    let up =
+        statuses.iter().filter(|s| !s.member.is_learner && s.answered() && Some(s.member.name.as_str()) != me).count();
+    let (_, needed, _) = crate::cluster::quorum(up, voters);
+    Some(voters > 1 && up >= needed)
+}
+
+fn newest_db(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "db"))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+}
