@@ -196,16 +196,7 @@ async fn nospace_is_recovered_by_compact_and_disarm() {
     let c = Cluster::builder(3).quota(2 * 1024 * 1024).start();
     let mut client = c.client(0).await;
     // History, as kube-apiserver writes it: the same few keys over and over.
-    let value = vec![b'x'; 100 * 1024];
-    let mut filled = false;
-    for i in 0..400 {
-        if let Err(e) = client.put(format!("/registry/leases/l{}", i % 3), value.clone(), None).await {
-            assert!(e.to_string().contains("database space exceeded"), "{e}");
-            filled = true;
-            break;
-        }
-    }
-    assert!(filled, "the quota was never reached");
+    c.fill_until_nospace("/registry/leases/l", 3, 400).await;
     let o = run_plugin("kubectl-etcd-health", &[&c.manifest_args()[0], &c.manifest_args()[1]], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("kubectl etcd defrag --compact --disarm"), "health names the command: {}", stdout(&o));

@@ -35,14 +35,19 @@ fn copy(c: &Cluster, tag: &str) -> PathBuf {
     to
 }
 
-fn wal_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("member/wal"))
+/// The files of `dir/sub` ending in `.ext`, sorted.
+fn files(dir: &Path, sub: &str, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
     v.sort();
     v
+}
+
+fn wal_files(dir: &Path) -> Vec<PathBuf> {
+    files(dir, "member/wal", "wal")
 }
 
 fn doctor(dir: &Path) -> (std::process::Output, Value) {
@@ -142,12 +147,7 @@ async fn verdicts_match_what_etcd_does() {
 
     // The newest .snap deleted: etcd loads an older one the WAL has a marker for.
     let nosnap = copy(&c, "no-newest-snap");
-    let mut snaps: Vec<PathBuf> = std::fs::read_dir(nosnap.join("member/snap"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
-        .collect();
-    snaps.sort();
+    let mut snaps = files(&nosnap, "member/snap", "snap");
     assert!(snaps.len() >= 2, "{snaps:?}");
     std::fs::remove_file(snaps.pop().unwrap()).unwrap();
     let d = assert_agrees(&c, &nosnap, "healthy");

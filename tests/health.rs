@@ -326,20 +326,7 @@ fn unstarted_learner_is_reported_as_not_started() {
 #[tokio::test(flavor = "multi_thread")]
 async fn nospace_alarm_fails_and_names_the_member() {
     let c = Cluster::builder(3).quota(2 * 1024 * 1024).start();
-    let mut client = c.client(0).await;
-    let value = vec![b'x'; 100 * 1024];
-    let mut filled = false;
-    for i in 0..200 {
-        match client.put(format!("/fill/{i}"), value.clone(), None).await {
-            Ok(_) => {}
-            Err(e) => {
-                assert!(e.to_string().contains("database space exceeded"), "{e}");
-                filled = true;
-                break;
-            }
-        }
-    }
-    assert!(filled, "the quota was never reached");
+    c.fill_until_nospace("/fill/", 200, 200).await;
     let (o, doc, _) = tokio::task::block_in_place(|| health(&c, &[]));
     assert_eq!(o.status.code(), Some(1), "{doc:#}");
     let alarms = check(&doc, "alarms");

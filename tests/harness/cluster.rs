@@ -507,6 +507,21 @@ impl Cluster {
         dialer.client(&self.nodes[i].client_url()).await.unwrap()
     }
 
+    /// Puts 100 KiB values under `keys` distinct keys (rewriting them, as kube-apiserver
+    /// rewrites its objects) until etcd answers "database space exceeded"; panics if the quota
+    /// is never reached within `max` puts.
+    pub async fn fill_until_nospace(&self, prefix: &str, keys: usize, max: usize) {
+        let mut client = self.client(0).await;
+        let value = vec![b'x'; 100 * 1024];
+        for i in 0..max {
+            if let Err(e) = client.put(format!("{prefix}{}", i % keys), value.clone(), None).await {
+                assert!(e.to_string().contains("database space exceeded"), "{e}");
+                return;
+            }
+        }
+        panic!("the quota was never reached in {max} puts");
+    }
+
     /// Common flags for a plugin to reach this cluster through its node-0 manifest.
     pub fn manifest_args(&self) -> Vec<String> {
         vec!["--manifest".into(), self.nodes[0].manifest().display().to_string()]
