@@ -299,14 +299,12 @@ pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
 fn next_steps(d: &Diagnosis, ctx: &Context) -> Vec<String> {
     let dir = d.data_dir.display().to_string();
     let aside = format!("mv {dir} {dir}.damaged-$(date +%Y%m%d%H%M%S)");
-    let stop = match &ctx.manifest {
-        Some(m) => {
-            // Out of the manifests folder (kubelet stops the pod), beside it, as restore node does.
-            let aside = m.parent().and_then(Path::parent).unwrap_or(Path::new("/")).join("etcd.yaml.stopped");
-            format!("stop etcd: mv {} {}", m.display(), aside.display())
-        }
-        None => "stop etcd on this node".into(),
-    };
+    // Out of the manifests folder (kubelet stops the pod), beside it, as restore node does; the
+    // commands after it read the node's settings from there.
+    let stopped = ctx.manifest.as_ref().map(|m| {
+        let to = m.parent().and_then(Path::parent).unwrap_or(Path::new("/")).join("etcd.yaml.stopped");
+        (m.clone(), to)
+    });
     let name = d.name.clone().unwrap_or_else(|| "<this node's name>".into());
     let id = d.member_id.map(member_id).unwrap_or_else(|| name.clone());
     let peer = if ctx.peer_urls.is_empty() { "<its peer URL>".to_string() } else { ctx.peer_urls.join(",") };
@@ -317,32 +315,47 @@ fn next_steps(d: &Diagnosis, ctx: &Context) -> Vec<String> {
         Verdict::Repairable => vec![
             "start etcd as it is: it truncates the torn WAL tail and goes on (it logs \"repairing wal\")".into(),
         ],
-        Verdict::Damaged if ctx.others_have_quorum != Some(false) => vec![
-            stop.clone(),
-            format!("move the damaged data dir aside, never delete it: {aside}"),
-            format!("from a healthy member: kubectl etcd learner remove {id}"),
-            format!("kubectl etcd learner add {name} --peer-urls {peer} --print-manifest (start it empty with the settings printed)"),
-            format!("put the printed manifest in place on this node; once it caught up: kubectl etcd learner promote {name}"),
-        ],
+        Verdict::Damaged if ctx.others_have_quorum != Some(false) => {
+            let (stop, flag, put_back) = match &stopped {
+                Some((m, to)) => (
+                    format!("stop etcd: mv {} {}", m.display(), to.display()),
+                    format!(" --manifest {}", to.display()),
+                    format!("save the manifest it prints as {}: kubelet starts etcd on an empty data dir and it joins as a learner", m.display()),
+                ),
+                None => (
+                    "stop etcd on this node".to_string(),
+                    String::new(),
+                    "start etcd on an empty data dir with the settings it prints".to_string(),
+                ),
+            };
+            vec![
+                stop,
+                format!("move the damaged data dir aside, never delete it: {aside}"),
+                format!("remove the member (the other voters keep the quorum): kubectl etcd learner remove {id}{flag}"),
+                format!("add it back as a learner: kubectl etcd learner add {name} --peer-urls {peer}{flag} --print-manifest --promote"),
+                format!("{put_back}; the add waits for it to catch up and promotes it"),
+            ]
+        }
         Verdict::Damaged => {
             let db_ok = d.db.as_ref().is_some_and(|x| x.valid);
-            let mut s = vec![stop.clone()];
-            if db_ok {
-                s.push(format!(
-                    "this member is the only survivor and its database verifies: kubectl etcd restore from-data-dir {dir} (a one-member cluster from it; the old data dir is moved aside)"
-                ));
+            let survivor = if db_ok {
+                format!(
+                    "this member is the only survivor and its database verifies: kubectl etcd restore from-data-dir {dir} (it stops etcd, moves the data dir aside, rebuilds a one-member cluster from its database and starts it)"
+                )
             } else {
                 let snap = ctx
                     .newest_snapshot
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| "<your newest snapshot file>".into());
-                s.push(format!(
-                    "this member is the only survivor and its database is damaged: kubectl etcd restore node {snap} --single-member (the old data dir is moved aside)"
-                ));
-            }
-            s.push("then add the other members back as learners: kubectl etcd learner add NAME --peer-urls URL".into());
-            s
+                format!(
+                    "this member is the only survivor and its database is damaged: kubectl etcd restore node {snap} --single-member (it stops etcd, moves the data dir aside and restores)"
+                )
+            };
+            vec![
+                survivor,
+                "afterwards, add the other members back as learners: kubectl etcd learner add NAME --peer-urls URL".into(),
+            ]
         }
     }
 }
@@ -405,4 +418,64 @@ fn newest_db(dir: &Path) -> Option<PathBuf> {
         .filter(|e| e.path().extension().is_some_and(|x| x == "db"))
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
         .map(|e| e.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn damaged(db_valid: bool) -> Diagnosis {
+        Diagnosis {
+            data_dir: "/var/lib/etcd".into(),
+            verdict: Verdict::Damaged,
+            member_id: Some(0xab),
+            name: Some("cp-2".into()),
+            damage: vec!["x".into()],
+            notes: vec![],
+            wal: WalReport::default(),
+            snaps: vec![],
+            loads_snap: None,
+            db: Some(DbReport {
+                size: 1,
+                valid: db_valid,
+                problem: None,
+                consistent_index: None,
+                term: None,
+                members: vec![],
+            }),
+            next_steps: vec![],
+        }
+    }
+
+    #[test]
+    fn the_way_back_replaces_the_member_while_the_others_keep_quorum() {
+        let ctx = Context {
+            name: Some("cp-2".into()),
+            peer_urls: vec!["https://10.0.0.2:2380".into()],
+            manifest: Some("/etc/kubernetes/manifests/etcd.yaml".into()),
+            others_have_quorum: Some(true),
+            newest_snapshot: None,
+        };
+        let s = next_steps(&damaged(true), &ctx);
+        assert_eq!(s[0], "stop etcd: mv /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/etcd.yaml.stopped");
+        assert!(s[1].ends_with("mv /var/lib/etcd /var/lib/etcd.damaged-$(date +%Y%m%d%H%M%S)"), "{}", s[1]);
+        assert!(
+            s[2].ends_with("kubectl etcd learner remove 00000000000000ab --manifest /etc/kubernetes/etcd.yaml.stopped"),
+            "{}",
+            s[2]
+        );
+        assert!(s[3].contains("kubectl etcd learner add cp-2 --peer-urls https://10.0.0.2:2380 --manifest /etc/kubernetes/etcd.yaml.stopped --print-manifest --promote"), "{}", s[3]);
+        assert!(s[4].starts_with("save the manifest it prints as /etc/kubernetes/manifests/etcd.yaml"), "{}", s[4]);
+    }
+
+    #[test]
+    fn the_sole_survivor_restores_from_its_database_or_the_newest_snapshot() {
+        let ctx =
+            Context { others_have_quorum: Some(false), newest_snapshot: Some("/b/s.db".into()), ..Default::default() };
+        let s = next_steps(&damaged(true), &ctx);
+        assert!(s[0].contains("kubectl etcd restore from-data-dir /var/lib/etcd"), "{s:?}");
+        let s = next_steps(&damaged(false), &ctx);
+        assert!(s[0].contains("kubectl etcd restore node /b/s.db --single-member"), "{s:?}");
+        assert!(!s.iter().any(|x| x.starts_with("then")), "{s:?}");
+    }
 }
