@@ -35,7 +35,12 @@ pub struct Record {
 
 /// The WAL segments of a data dir, in order.
 pub fn segments(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(data_dir.join("member/wal"))?
+    segments_in(&data_dir.join("member/wal"))
+}
+
+/// The `*.wal` files of a WAL directory, in order.
+pub fn segments_in(wal_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(wal_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "wal") && p.is_file())
         .collect();
@@ -43,34 +48,126 @@ pub fn segments(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The records of one segment, up to its end, its zero-filled tail, or a torn last record.
-pub fn read_segment(path: &Path) -> std::io::Result<Vec<Record>> {
-    let mut r = BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
-    let mut out = Vec::new();
-    loop {
+/// etcd's torn-write check looks at 512-byte sectors (`minSectorSize`).
+const SECTOR: u64 = 512;
+
+/// The next frame of a segment.
+#[derive(Debug)]
+pub enum Frame {
+    /// A record; `torn` when a 512-byte sector of its bytes is all zeros (etcd's
+    /// `isTornEntry`: what a half-written record looks like).
+    Record {
+        /// The record.
+        record: Record,
+        /// A zeroed sector in its bytes.
+        torn: bool,
+    },
+    /// The end of the written part: end of file, or the zero-filled tail etcd preallocates.
+    End,
+    /// A frame that cannot be a record; `torn` when it is cut short or half written.
+    Problem {
+        /// Cut short or half written (etcd repairs that in the last segment).
+        torn: bool,
+        /// What is wrong, with the byte offset.
+        reason: String,
+    },
+}
+
+/// Reads a segment frame by frame: a u64 little-endian length (top bit set when padded to 8
+/// bytes, the pad in bits 56–58), then a `walpb.Record`. Memory is one record at a time.
+#[derive(Debug)]
+pub struct Frames {
+    r: BufReader<std::fs::File>,
+    off: u64,
+}
+
+impl Frames {
+    /// Opens a segment.
+    pub fn open(path: &Path) -> std::io::Result<Frames> {
+        Ok(Frames { r: BufReader::with_capacity(1 << 16, std::fs::File::open(path)?), off: 0 })
+    }
+
+    /// The offset of the next frame (after the last record read: the end of the written part).
+    pub fn offset(&self) -> u64 {
+        self.off
+    }
+
+    /// The next frame.
+    pub fn next_frame(&mut self) -> std::io::Result<Frame> {
+        let off = self.off;
         let mut len = [0u8; 8];
-        if r.read_exact(&mut len).is_err() {
-            break;
+        let got = read_full(&mut self.r, &mut len)?;
+        if got == 0 {
+            return Ok(Frame::End);
+        }
+        if got < 8 {
+            return Ok(Frame::Problem { torn: true, reason: format!("a record's length is cut short at byte {off}") });
         }
         let field = u64::from_le_bytes(len);
         if field == 0 {
-            break;
+            return Ok(Frame::End);
         }
         let size = field & !(0xffu64 << 56);
         let pad = if field >> 63 == 1 { (field >> 56) & 7 } else { 0 };
         if size > MAX_RECORD {
-            break;
+            return Ok(Frame::Problem {
+                torn: false,
+                reason: format!("impossible record length {size} at byte {off}"),
+            });
         }
-        let mut buf = vec![0u8; (size + pad) as usize];
-        if r.read_exact(&mut buf).is_err() {
-            break;
+        let mut frame = vec![0u8; (size + pad) as usize];
+        let got = read_full(&mut self.r, &mut frame)?;
+        if got < frame.len() {
+            let reason = format!("the record at byte {off} is cut short ({got} of {} bytes)", frame.len());
+            return Ok(Frame::Problem { torn: true, reason });
         }
-        buf.truncate(size as usize);
-        let Some(fields) = decode(&buf) else { break };
-        let kind = get_varint(&fields, 1).unwrap_or(0);
-        let crc = get_varint(&fields, 2).unwrap_or(0) as u32;
-        let data = get_bytes(&fields, 3).first().map(|d| d.to_vec()).unwrap_or_default();
-        out.push(Record { kind, crc, data });
+        let torn = has_zero_sector(&frame, off + 8);
+        frame.truncate(size as usize);
+        let Some(fields) = decode(&frame) else {
+            return Ok(Frame::Problem { torn, reason: format!("the record at byte {off} does not decode") });
+        };
+        let record = Record {
+            kind: get_varint(&fields, 1).unwrap_or(0),
+            crc: get_varint(&fields, 2).unwrap_or(0) as u32,
+            data: get_bytes(&fields, 3).first().map(|d| d.to_vec()).unwrap_or_default(),
+        };
+        self.off = off + 8 + size + pad;
+        Ok(Frame::Record { record, torn })
+    }
+}
+
+fn has_zero_sector(frame: &[u8], start: u64) -> bool {
+    let mut off = 0usize;
+    let mut pos = start;
+    while off < frame.len() {
+        let to_boundary = (SECTOR - pos % SECTOR) as usize;
+        let end = (off + to_boundary).min(frame.len());
+        if frame[off..end].iter().all(|b| *b == 0) {
+            return true;
+        }
+        pos += (end - off) as u64;
+        off = end;
+    }
+    false
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// The records of one segment, up to its end, its zero-filled tail, or a torn last record.
+pub fn read_segment(path: &Path) -> std::io::Result<Vec<Record>> {
+    let mut frames = Frames::open(path)?;
+    let mut out = Vec::new();
+    while let Frame::Record { record, .. } = frames.next_frame()? {
+        out.push(record);
     }
     Ok(out)
 }

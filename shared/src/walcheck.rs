@@ -3,17 +3,12 @@
 //! and snapshot markers; a torn tail (what a power loss leaves, and what etcd truncates at
 //! start) told apart from damage etcd refuses to start on.
 
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
-use crate::pb::{decode, get_bytes, get_varint, record};
-
-/// Frames larger than this are not records (etcd caps a record far below it).
-const MAX_RECORD: u64 = 64 << 20;
-/// etcd's torn-write check looks at 512-byte sectors (`minSectorSize`).
-const SECTOR: u64 = 512;
+use crate::pb::{decode, get_varint, record};
+use crate::wal::{Frame, Frames};
 
 /// How a segment's written part ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,11 +96,7 @@ pub fn parse_name(name: &str, ext: &str) -> Option<(u64, u64)> {
 /// Reads every segment of `wal_dir` as etcd's decoder does: one rolling CRC across segments,
 /// reset by each segment's CRC record.
 pub fn check(wal_dir: &Path) -> std::io::Result<WalReport> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(wal_dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wal") && p.is_file())
-        .collect();
-    files.sort();
+    let files = crate::wal::segments_in(wal_dir)?;
     let mut rep = WalReport::default();
     let mut crc: u32 = 0;
     let n = files.len();
@@ -151,87 +142,38 @@ pub fn check(wal_dir: &Path) -> std::io::Result<WalReport> {
     Ok(rep)
 }
 
-fn has_zero_sector(frame: &[u8], start: u64) -> bool {
-    // etcd's isTornEntry: a sector of the record's bytes that is all zeros.
-    let mut off = 0usize;
-    let mut pos = start;
-    while off < frame.len() {
-        let to_boundary = (SECTOR - pos % SECTOR) as usize;
-        let end = (off + to_boundary).min(frame.len());
-        if frame[off..end].iter().all(|b| *b == 0) {
-            return true;
-        }
-        pos += (end - off) as u64;
-        off = end;
-    }
-    false
-}
-
 fn read_segment(path: &Path, seg: &mut Segment, crc: &mut u32, rep: &mut WalReport) -> std::io::Result<()> {
-    let mut r = BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
-    let mut off: u64 = 0;
-    let bad = |seg: &mut Segment, end: End, why: String| {
-        seg.end = end;
-        seg.problem = Some(why);
-    };
+    let mut frames = Frames::open(path)?;
     loop {
-        let mut len = [0u8; 8];
-        let got = read_full(&mut r, &mut len)?;
-        if got == 0 {
-            return Ok(());
-        }
-        if got < 8 {
-            bad(seg, End::Torn, format!("a record's length is cut short at byte {off}"));
-            return Ok(());
-        }
-        let field = u64::from_le_bytes(len);
-        if field == 0 {
-            return Ok(()); // the preallocated, zero-filled tail
-        }
-        let size = field & !(0xffu64 << 56);
-        let pad = if field >> 63 == 1 { (field >> 56) & 7 } else { 0 };
-        if size > MAX_RECORD {
-            bad(seg, End::Damaged, format!("impossible record length {size} at byte {off}"));
-            return Ok(());
-        }
-        let mut frame = vec![0u8; (size + pad) as usize];
-        let got = read_full(&mut r, &mut frame)?;
-        if got < frame.len() {
-            bad(seg, End::Torn, format!("the record at byte {off} is cut short ({got} of {} bytes)", frame.len()));
-            return Ok(());
-        }
-        let torn = has_zero_sector(&frame, off + 8);
-        frame.truncate(size as usize);
-        let Some(fields) = decode(&frame) else {
-            let end = if torn { End::Torn } else { End::Damaged };
-            bad(seg, end, format!("the record at byte {off} does not decode"));
-            return Ok(());
+        let off = frames.offset();
+        let (rec, torn) = match frames.next_frame()? {
+            Frame::End => return Ok(()),
+            Frame::Problem { torn, reason } => {
+                seg.end = if torn { End::Torn } else { End::Damaged };
+                seg.problem = Some(reason);
+                return Ok(());
+            }
+            Frame::Record { record, torn } => (record, torn),
         };
-        let kind = get_varint(&fields, 1).unwrap_or(0);
-        let stored = get_varint(&fields, 2).unwrap_or(0) as u32;
-        let data: &[u8] = get_bytes(&fields, 3).first().copied().unwrap_or(&[]);
-        if kind == record::CRC {
-            if *crc != 0 && stored != *crc {
-                bad(
-                    seg,
-                    End::Damaged,
-                    format!("the CRC record at byte {off} does not continue the previous segment's CRC"),
-                );
+        if rec.kind == record::CRC {
+            if *crc != 0 && rec.crc != *crc {
+                seg.end = End::Damaged;
+                seg.problem =
+                    Some(format!("the CRC record at byte {off} does not continue the previous segment's CRC"));
                 return Ok(());
             }
-            *crc = stored;
+            *crc = rec.crc;
         } else {
-            *crc = crc32c::crc32c_append(*crc, data);
-            if stored != *crc {
-                let end = if torn { End::Torn } else { End::Damaged };
-                bad(seg, end, format!("CRC mismatch in the record at byte {off} (etcd: \"wal: crc mismatch\")"));
+            *crc = crc32c::crc32c_append(*crc, &rec.data);
+            if rec.crc != *crc {
+                seg.end = if torn { End::Torn } else { End::Damaged };
+                seg.problem = Some(format!("CRC mismatch in the record at byte {off} (etcd: \"wal: crc mismatch\")"));
                 return Ok(());
             }
-            note(kind, data, rep);
+            note(rec.kind, &rec.data, rep);
         }
         seg.records += 1;
-        off += 8 + size + pad;
-        seg.used = off;
+        seg.used = frames.offset();
     }
 }
 
@@ -263,20 +205,11 @@ fn note(kind: u64, data: &[u8], rep: &mut WalReport) {
     }
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
     use crate::pb;
     use crate::restore::wal::WalWriter;
 
