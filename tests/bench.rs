@@ -258,7 +258,7 @@ fn doctor_bench(mib: usize) {
     println!("\n## doctor: a stopped member's data dir, ~{mib} MiB database, etcd {}", etcd().version);
     let mut c = Cluster::start(1);
     tokio::runtime::Runtime::new().unwrap().block_on(fill(&c, mib));
-    c.kill(0);
+    c.stop(0);
     let dir = c.nodes[0].data_dir();
     let segments = std::fs::read_dir(dir.join("member/wal")).map(|d| d.count()).unwrap_or(0);
     let db = std::fs::metadata(dir.join("member/snap/db")).map(|m| m.len()).unwrap_or(0);

@@ -314,6 +314,20 @@ impl Cluster {
         self.nodes[i].frozen = false;
     }
 
+    /// Stops node `i` the way a clean shutdown does (SIGTERM: etcd syncs and closes its WAL),
+    /// and waits for it to exit.
+    pub fn stop(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        if let Some(mut c) = n.child.take() {
+            if n.frozen {
+                signal(c.id() as i32, libc::SIGCONT);
+            }
+            signal(c.id() as i32, libc::SIGTERM);
+            let _ = c.wait();
+        }
+        n.frozen = false;
+    }
+
     /// Kills member `i` (SIGKILL) and waits until its client port is closed.
     pub fn kill(&mut self, i: usize) {
         let n = &mut self.nodes[i];
