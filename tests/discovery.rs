@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use harness::fakekube::{etcd_node, kubeadm_pod, FakeKube};
+use harness::fakekube::{cluster_pods, etcd_node, kubeadm_pod, FakeKube};
 use harness::*;
 use serde_json::Value;
 
@@ -127,21 +127,10 @@ fn rke2_manifest_with_config_file() {
     assert_all_members_answer(&c, &json(&o));
 }
 
-fn api_pods(c: &Cluster, annotate: bool, with_flag: bool) -> Vec<Value> {
-    c.nodes
-        .iter()
-        .map(|n| {
-            let flags: Vec<(String, String)> =
-                n.flags.iter().filter(|(k, _)| with_flag || k != "advertise-client-urls").cloned().collect();
-            kubeadm_pod(&n.name, &flags, &n.client_url(), annotate, "127.0.0.1")
-        })
-        .collect()
-}
-
 #[test]
 fn api_pods_with_kubeadm_annotation() {
     let c = Cluster::start(3);
-    let kube = FakeKube::start(api_pods(&c, true, true), vec![]);
+    let kube = FakeKube::start(cluster_pods(&c, true, true), vec![]);
     let kc = kube.kubeconfig(c.dir.path());
     let o = run_plugin(HEALTH, &["--kubeconfig", s(&kc), "-o", "json", "-v"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -159,7 +148,7 @@ fn api_pods_with_kubeadm_annotation() {
 #[test]
 fn api_pods_without_annotation_use_the_command_flag_and_kubeconfig_env() {
     let c = Cluster::start(3);
-    let kube = FakeKube::start(api_pods(&c, false, true), vec![]);
+    let kube = FakeKube::start(cluster_pods(&c, false, true), vec![]);
     let kc = kube.kubeconfig(c.dir.path());
     let o = run_plugin(HEALTH, &["-o", "json", "-v"], &[("KUBECONFIG", s(&kc))]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -255,7 +244,7 @@ fn explicit_kubeconfig_or_context_selects_the_api_over_the_default_manifest() {
 #[test]
 fn this_nodes_member_down_and_no_data_dir_finds_the_others_through_admin_conf() {
     let mut c = Cluster::builder(3).kubeadm_manifests().start();
-    let kube = FakeKube::start(api_pods(&c, true, true), vec![]);
+    let kube = FakeKube::start(cluster_pods(&c, true, true), vec![]);
     let kc = kube.kubeconfig(c.dir.path());
     // node-0's manifest with a data dir that holds nothing (a fresh disk, a wiped node).
     let text = std::fs::read_to_string(c.nodes[0].manifest()).unwrap();

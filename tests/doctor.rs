@@ -57,9 +57,9 @@ fn doctor(dir: &Path) -> (std::process::Output, Value) {
     (o, v)
 }
 
-/// Starts real etcd on `dir` with the node's own flags: true when it serves, false when it
-/// exits (refuses to start).
-fn etcd_starts(c: &Cluster, dir: &Path) -> (bool, String) {
+/// Starts real etcd on `dir` with the node's own flags: its `endpoint status` (JSON) when it
+/// serves, `None` when it exits (refuses to start); and its log.
+fn etcd_status(c: &Cluster, dir: &Path) -> (Option<Value>, String) {
     let root = dir.with_extension("run");
     let argv: Vec<String> = c.nodes[0]
         .flags
@@ -71,10 +71,11 @@ fn etcd_starts(c: &Cluster, dir: &Path) -> (bool, String) {
     let url = c.nodes[0].client_url();
     let result = loop {
         if let Ok(Some(_)) = child.try_wait() {
-            break false;
+            break None;
         }
-        if c.etcdctl(&url, &["endpoint", "status"]).status.success() {
-            break true;
+        let o = c.etcdctl(&url, &["endpoint", "status", "-w", "json"]);
+        if o.status.success() {
+            break Some(serde_json::from_slice(&o.stdout).unwrap());
         }
         assert!(start.elapsed() < Duration::from_secs(30), "etcd neither served nor exited on {}", dir.display());
         std::thread::sleep(Duration::from_millis(200));
@@ -88,7 +89,8 @@ fn assert_agrees(c: &Cluster, dir: &Path, want: &str) -> Value {
     let (o, d) = doctor(dir);
     assert_eq!(d["verdict"], want, "{}\n{d:#}", stderr(&o));
     assert_eq!(o.status.code(), Some(if want == "damaged" { 1 } else { 0 }), "{}", stderr(&o));
-    let (started, log) = etcd_starts(c, dir);
+    let (status, log) = etcd_status(c, dir);
+    let started = status.is_some();
     assert_eq!(
         started,
         want != "damaged",
@@ -146,6 +148,21 @@ async fn verdicts_match_what_etcd_does() {
     let d = assert_agrees(&c, &short, "damaged");
     assert!(d["damage"].to_string().contains("member/snap/db is damaged"), "{d:#}");
 
+    // A bad sector: the page holding the database's root (as both meta pages name it) zeroed.
+    let zeroed = copy(&c, "zeroed-db-page");
+    let db = zeroed.join("member/snap/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    let page = u32_at(&bytes, 16 + 8);
+    for meta in [0, page] {
+        let root = u64_at(&bytes, meta + 16 + 16);
+        bytes[root * page..(root + 1) * page].fill(0);
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let d = assert_agrees(&c, &zeroed, "damaged");
+    assert!(d["damage"].to_string().contains("member/snap/db is damaged"), "{d:#}");
+
     // The newest .snap deleted: etcd loads an older one the WAL has a marker for.
     let nosnap = copy(&c, "no-newest-snap");
     let mut snaps = files(&nosnap, "member/snap", "snap");
@@ -165,6 +182,8 @@ fn not_a_data_dir_and_a_wal_from_another_member() {
 
     let mut c = Cluster::start(3);
     c.put("/k", "v");
+    let members = c.member_list();
+    let node1 = members.as_array().unwrap().iter().find(|m| m["name"] == "node-1").unwrap()["ID"].as_u64().unwrap();
     c.stop(0);
     c.stop(1);
     let mixed = c.dir.path().join("mixed");
@@ -186,4 +205,93 @@ fn not_a_data_dir_and_a_wal_from_another_member() {
     assert!(d["next_steps"].to_string().contains("restore from-data-dir"), "{d:#}");
     let text = run_plugin(RESTORE, &["doctor", mixed.to_str().unwrap(), "--manifest", manifest.to_str().unwrap()], &[]);
     assert!(stdout(&text).starts_with(&format!("Data dir {}: DAMAGED", mixed.display())), "{}", stdout(&text));
+    // Real etcd does start on it, and that is the damage: it runs as node-1, the member the WAL
+    // came from, with node-0's name and URLs (and publishes them over node-1's entry).
+    let (status, log) = etcd_status(&c, &mixed);
+    let status = status.unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(status[0]["Status"]["header"]["member_id"], node1, "{status:#}");
+}
+
+/// The command a printed step ends with (`…: mv …` or `…: kubectl etcd …`).
+fn step_command(step: &str) -> &str {
+    [": mv ", ": kubectl etcd "]
+        .iter()
+        .find_map(|p| step.find(p).map(|i| &step[i + 2..]))
+        .unwrap_or_else(|| panic!("no command in step {step:?}"))
+}
+
+/// A member of a three-member kubeadm-shaped cluster whose WAL is damaged crash-loops under
+/// kubelet; the doctor's steps, run exactly as printed (the shell for `mv`, the plugins for
+/// `kubectl etcd …`, on the node: the moved-aside manifest and kubeadm's admin.conf are all
+/// they have), bring it back as a voter holding every key, with the damaged dir kept aside.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_printed_replace_steps_bring_the_member_back() {
+    use harness::fakekube::{cluster_pods, FakeKube};
+    let mut c = Cluster::builder(3).kubeadm_manifests().start();
+    let value = "x".repeat(1024);
+    let mut client = c.client(0).await;
+    for i in 0..300 {
+        client.put(format!("/k/{i:03}"), value.clone(), None).await.unwrap();
+    }
+    let kube = FakeKube::start(cluster_pods(&c, true, true), vec![]);
+    let kc = kube.kubeconfig(c.dir.path());
+    let env = [("KUBECTL_ETCD_ADMIN_KUBECONFIG", kc.to_str().unwrap())];
+
+    // node-1 (joined second: its manifest lists node-0 and itself) loses a byte in the middle of
+    // its first WAL segment; kubelet keeps restarting it and it keeps refusing.
+    c.stop(1);
+    let data = c.nodes[1].data_dir();
+    let first = wal_files(&data).remove(0);
+    let mut bytes = std::fs::read(&first).unwrap();
+    let at = bytes.windows(64).position(|w| w.iter().all(|b| *b == b'x')).unwrap() + 10;
+    bytes[at] = b'y';
+    std::fs::write(&first, &bytes).unwrap();
+    let starts = c.kubelet(1);
+    wait_for("kubelet to restart the damaged member", Duration::from_secs(20), || {
+        (starts.load(std::sync::atomic::Ordering::SeqCst) >= 2).then_some(())
+    });
+
+    let manifest = c.nodes[1].manifest();
+    let o = run_plugin(RESTORE, &["doctor", "--manifest", manifest.to_str().unwrap(), "-o", "json"], &env);
+    let d: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    assert_eq!(d["verdict"], "damaged", "{d:#}");
+    let steps: Vec<String> = d["next_steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().into()).collect();
+    assert_eq!(steps.len(), 4, "{steps:#?}");
+
+    for step in &steps {
+        let cmd = step_command(step);
+        if let Some(rest) = cmd.strip_prefix("kubectl etcd ") {
+            let mut words = rest.split_whitespace();
+            let plugin = format!("kubectl-etcd-{}", words.next().unwrap());
+            let args: Vec<&str> = words.collect();
+            let o = run_plugin(&plugin, &args, &env);
+            assert_eq!(o.status.code(), Some(0), "{cmd}\nstdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+        } else {
+            let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+            assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+
+    // node-1 is a voter again, under a new ID, and serves every key from its own copy.
+    let members = c.member_list();
+    let m = members.as_array().unwrap().iter().find(|m| m["name"] == "node-1").unwrap_or_else(|| panic!("{members:#}"));
+    assert_ne!(m["isLearner"], true, "{members:#}");
+    assert_eq!(members.as_array().unwrap().len(), 3, "{members:#}");
+    let o = c
+        .etcdctl(&c.nodes[1].client_url(), &["get", "/k/", "--prefix", "--keys-only", "--consistency=s", "-w", "json"]);
+    let count: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    assert_eq!(count["count"], 300, "{count:#}");
+    // The damaged data dir is kept aside, whole; the manifest is back in place.
+    let parent = data.parent().unwrap();
+    let aside: Vec<_> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(".damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(parent.join(&aside[0]).join("member/wal").join(first.file_name().unwrap())).unwrap(),
+        bytes
+    );
+    assert!(manifest.exists());
 }

@@ -287,6 +287,27 @@ fn dry_run_changes_nothing() {
     assert_eq!(manifest.matches("--initial-cluster-state=").count(), 1, "{manifest}");
     assert!(manifest.contains("- --listen-peer-urls=https://127.0.0.1:4\n"), "{manifest}");
     assert!(manifest.contains("- --initial-advertise-peer-urls=https://127.0.0.1:4\n"), "{manifest}");
+    // --write-manifest: a dry run writes nothing; an existing file is refused before the
+    // cluster changes (no learner is left behind that nothing would start).
+    let target = c.dir.path().join("new-etcd.yaml");
+    let o = learner(
+        &c,
+        &["add", "n", "--peer-urls", "https://127.0.0.1:4", "--dry-run", "--write-manifest", target.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("Would write the new member's static pod manifest to {}", target.display())),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!target.exists());
+    std::fs::write(&target, "kept").unwrap();
+    let o =
+        learner(&c, &["add", "n", "--peer-urls", "https://127.0.0.1:4", "--write-manifest", target.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists: move it aside first"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept");
+    assert_eq!(c.member_list(), before);
 }
 
 /// A writer keeps putting keys during the replace; it may fail only briefly (one election).

@@ -3,9 +3,7 @@
 //! names plus `localhost` and `127.0.0.1`. CA keys may be RSA (PKCS#1 `RSA PRIVATE KEY`, as
 //! kubeadm writes them, or PKCS#8) or ECDSA (PKCS#8 or SEC1).
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -173,18 +171,6 @@ pub struct Issued {
     pub not_after: String,
 }
 
-fn write_new(path: &Path, text: &str, mode: u32) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|source| Error::Io { action: format!("create {}", path.display()), source })?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|source| Error::Io { action: format!("write {}", path.display()), source })
-}
-
 /// Issues `server` and `peer` certificates for member `name` into `out`.
 pub fn issue(name: &str, ips: &[IpAddr], dns: &[String], ca_cert: &Path, ca_key: &Path, out: &Path) -> Result<Issued> {
     let files: Vec<PathBuf> =
@@ -264,8 +250,8 @@ pub fn issue(name: &str, ips: &[IpAddr], dns: &[String], ca_cert: &Path, ca_key:
                 ca_cert.display()
             ))
         })?;
-        write_new(&out.join(format!("{kind}.key")), &leaf.serialize_pem(), 0o600)?;
-        write_new(&out.join(format!("{kind}.crt")), &cert.pem(), 0o644)?;
+        crate::util::write_new(&out.join(format!("{kind}.key")), leaf.serialize_pem().as_bytes(), 0o600)?;
+        crate::util::write_new(&out.join(format!("{kind}.crt")), cert.pem().as_bytes(), 0o644)?;
         if sans.is_empty() {
             sans = all_dns.iter().cloned().chain(all_ips.iter().map(|i| i.to_string())).collect();
         }

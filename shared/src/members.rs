@@ -74,6 +74,9 @@ pub struct Added {
     /// The new member's static pod manifest (`--print-manifest`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// Where the manifest was written (`--write-manifest`; in a dry run, where it would be).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_written: Option<std::path::PathBuf>,
     /// This command promotes the learner itself (`add --promote`, `replace`): the text then
     /// does not tell the user to.
     #[serde(skip)]
@@ -193,6 +196,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
                 settings: settings_for(&list.members, Some(m.id), &opts.name, &opts.peer_urls),
                 forced: Vec::new(),
                 manifest: None,
+                manifest_written: None,
                 promote_follows: false,
             });
         }
@@ -240,6 +244,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
             settings: settings_for(&list.members, None, &opts.name, &opts.peer_urls),
             forced,
             manifest: None,
+            manifest_written: None,
             promote_follows: false,
         });
     }
@@ -275,6 +280,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
         settings: settings_for(&members, Some(id), &opts.name, &opts.peer_urls),
         forced,
         manifest: None,
+        manifest_written: None,
         promote_follows: false,
     })
 }

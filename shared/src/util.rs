@@ -119,6 +119,55 @@ pub fn read_bounded_string(path: &Path, what: &'static str, cap: u64) -> crate::
     })
 }
 
+/// Creates `path` (never over an existing file) with `mode`, writes `data` and fsyncs it: the
+/// one way the core writes a small file it must not lose (keys, manifests, `.snap` files).
+pub fn write_new(path: &Path, data: &[u8], mode: u32) -> crate::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|source| crate::Error::Io { action: format!("create {}", path.display()), source })?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|source| crate::Error::Io { action: format!("write {}", path.display()), source })
+}
+
+/// fsyncs a directory, so that a rename or a new file in it survives a power loss.
+pub fn sync_dir(dir: &Path) -> crate::Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| crate::Error::Io { action: format!("fsync {}", dir.display()), source })
+}
+
+/// Puts `data` at `path` whole or not at all, the way a static pod manifest must appear (kubelet
+/// reads the folder at any moment): written and fsynced as a hidden `.NAME.part` beside it
+/// (kubelet ignores dot files), renamed into place, the folder fsynced. Refuses when `path`
+/// exists: nothing is overwritten.
+pub fn publish(path: &Path, data: &[u8], mode: u32) -> crate::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    if path.exists() {
+        return Err(crate::Error::Refused(format!(
+            "{} already exists: move it aside first (nothing is overwritten)",
+            path.display()
+        )));
+    }
+    let part = dir.join(format!(".{name}.part"));
+    if part.exists() {
+        std::fs::remove_file(&part)
+            .map_err(|source| crate::Error::Io { action: format!("remove the stale {}", part.display()), source })?;
+    }
+    write_new(&part, data, mode)?;
+    std::fs::rename(&part, path).map_err(|source| crate::Error::Io {
+        action: format!("move {} to {}", part.display(), path.display()),
+        source,
+    })?;
+    sync_dir(dir)
+}
+
 /// Parses a Go-style duration as etcdctl accepts it: `5s`, `500ms`, `1m30s`, `2h`, or plain
 /// seconds (`5`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -166,6 +166,20 @@ pub fn kubeadm_pod(node: &str, flags: &[(String, String)], client_url: &str, ann
     })
 }
 
+/// The mirror pods of a cluster's members, as the API server lists them: kubeadm's pods (with
+/// its advertise-client-urls annotation when `annotate`; without `--advertise-client-urls` in the
+/// command unless `with_flag`).
+pub fn cluster_pods(c: &crate::Cluster, annotate: bool, with_flag: bool) -> Vec<Value> {
+    c.nodes
+        .iter()
+        .map(|n| {
+            let flags: Vec<(String, String)> =
+                n.flags.iter().filter(|(k, _)| with_flag || k != "advertise-client-urls").cloned().collect();
+            kubeadm_pod(&n.name, &flags, &n.client_url(), annotate, "127.0.0.1")
+        })
+        .collect()
+}
+
 /// A node as RKE1 or k3s labels its etcd nodes.
 pub fn etcd_node(name: &str, internal_ip: &str) -> Value {
     json!({

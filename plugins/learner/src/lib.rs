@@ -32,6 +32,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `learner add` does with the new member's manifest.
+#[derive(Debug, Default)]
+struct ManifestOut {
+    /// `--print-manifest`.
+    print: bool,
+    /// `--write-manifest PATH`.
+    write: Option<std::path::PathBuf>,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -51,6 +60,11 @@ pub enum Command {
         /// Also print the new member's complete static pod manifest, derived from this node's.
         #[arg(long)]
         print_manifest: bool,
+        /// Write that manifest to PATH after the member is added (whole or not at all: a hidden
+        /// `.part` beside it, fsynced, renamed; never over an existing file). On the new member's
+        /// node this is `/etc/kubernetes/manifests/etcd.yaml`, and kubelet starts etcd.
+        #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+        write_manifest: Option<std::path::PathBuf>,
         /// Then wait for the member to start and catch up, and promote it.
         #[arg(long)]
         promote: bool,
@@ -154,11 +168,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let mut promoted = None;
     let result = match cli.command {
         Command::Certs { .. } => Ok(()),
-        Command::Add { name, peer_urls, force, dry_run, print_manifest, promote, timeout } => {
+        Command::Add { name, peer_urls, force, dry_run, print_manifest, write_manifest, promote, timeout } => {
             let opts = AddOptions { name, peer_urls, force, dry_run };
-            add(&session, out, opts, print_manifest, promote.then_some(timeout), &mut progress)
-                .await
-                .map(|p| promoted = p)
+            let manifest = ManifestOut { print: print_manifest, write: write_manifest };
+            add(&session, out, opts, manifest, promote.then_some(timeout), &mut progress).await.map(|p| promoted = p)
         }
         Command::Status { member, watch, interval } => status(&session, out, member, watch.then_some(interval)).await,
         Command::Promote { member, timeout, no_wait } => {
@@ -187,15 +200,37 @@ async fn add(
     session: &Session,
     out: Output,
     opts: AddOptions,
-    print_manifest: bool,
+    manifest: ManifestOut,
     promote: Option<Duration>,
     progress: &mut dyn FnMut(&members::Progress),
 ) -> Result<Option<members::Promoted>> {
+    if let Some(path) = &manifest.write {
+        // Before anything changes in the cluster: a manifest that cannot be written must not
+        // leave a learner behind that nothing starts.
+        if session.discovery.manifest.is_none() {
+            return Err(Error::Usage("--write-manifest needs this node's static pod manifest: pass --manifest".into()));
+        }
+        if path.exists() {
+            return Err(Error::Refused(format!(
+                "{} already exists: move it aside first (--write-manifest never overwrites)",
+                path.display()
+            )));
+        }
+    }
     let mut added = members::add(session, &opts).await?;
-    if print_manifest {
+    if manifest.print || manifest.write.is_some() {
         added.manifest = Some(members::new_member_manifest(session, &added).ok_or_else(|| {
             Error::Usage("--print-manifest needs this node's static pod manifest: pass --manifest".into())
         })?);
+    }
+    if let (Some(path), Some(text)) = (&manifest.write, &added.manifest) {
+        if !opts.dry_run {
+            kubectl_etcd::util::publish(path, text.as_bytes(), 0o600)?;
+        }
+        added.manifest_written = Some(path.clone());
+        if !manifest.print {
+            added.manifest = None;
+        }
     }
     added.promote_follows = promote.is_some() && !opts.dry_run;
     out.emit(&added)?;

@@ -34,6 +34,10 @@ impl Print for Added {
             s.push_str("\n# Static pod manifest for the new member (/etc/kubernetes/manifests/etcd.yaml):\n");
             s.push_str(m);
         }
+        if let Some(p) = &self.manifest_written {
+            let verb = if self.dry_run { "Would write" } else { "Wrote" };
+            s.push_str(&format!("\n{verb} the new member's static pod manifest to {}.\n", p.display()));
+        }
         if self.promote_follows {
             s.push_str("\nWaiting for it to start and catch up; it is promoted as soon as etcd allows.\n");
         } else {

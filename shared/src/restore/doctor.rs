@@ -316,25 +316,26 @@ fn next_steps(d: &Diagnosis, ctx: &Context) -> Vec<String> {
             "start etcd as it is: it truncates the torn WAL tail and goes on (it logs \"repairing wal\")".into(),
         ],
         Verdict::Damaged if ctx.others_have_quorum != Some(false) => {
-            let (stop, flag, put_back) = match &stopped {
-                Some((m, to)) => (
+            let remove = "remove the member (the other voters keep the quorum): kubectl etcd learner remove";
+            match &stopped {
+                Some((m, to)) => vec![
                     format!("stop etcd: mv {} {}", m.display(), to.display()),
-                    format!(" --manifest {}", to.display()),
-                    format!("save the manifest it prints as {}: kubelet starts etcd on an empty data dir and it joins as a learner", m.display()),
-                ),
-                None => (
+                    format!("move the damaged data dir aside, never delete it: {aside}"),
+                    format!("{remove} {id} --manifest {}", to.display()),
+                    format!(
+                        "add it back as a learner; the manifest it writes has kubelet start etcd on an empty data dir, and it promotes the learner once it has caught up: kubectl etcd learner add {name} --peer-urls {peer} --manifest {} --write-manifest {} --promote",
+                        to.display(),
+                        m.display()
+                    ),
+                ],
+                None => vec![
                     "stop etcd on this node".to_string(),
-                    String::new(),
-                    "start etcd on an empty data dir with the settings it prints".to_string(),
-                ),
-            };
-            vec![
-                stop,
-                format!("move the damaged data dir aside, never delete it: {aside}"),
-                format!("remove the member (the other voters keep the quorum): kubectl etcd learner remove {id}{flag}"),
-                format!("add it back as a learner: kubectl etcd learner add {name} --peer-urls {peer}{flag} --print-manifest --promote"),
-                format!("{put_back}; the add waits for it to catch up and promotes it"),
-            ]
+                    format!("move the damaged data dir aside, never delete it: {aside}"),
+                    format!("{remove} {id}"),
+                    format!("add it back as a learner: kubectl etcd learner add {name} --peer-urls {peer}"),
+                    format!("start etcd on an empty data dir with the settings it prints, then: kubectl etcd learner promote {name}"),
+                ],
+            }
         }
         Verdict::Damaged => {
             let db_ok = d.db.as_ref().is_some_and(|x| x.valid);
@@ -464,8 +465,8 @@ mod tests {
             "{}",
             s[2]
         );
-        assert!(s[3].contains("kubectl etcd learner add cp-2 --peer-urls https://10.0.0.2:2380 --manifest /etc/kubernetes/etcd.yaml.stopped --print-manifest --promote"), "{}", s[3]);
-        assert!(s[4].starts_with("save the manifest it prints as /etc/kubernetes/manifests/etcd.yaml"), "{}", s[4]);
+        assert!(s[3].ends_with(": kubectl etcd learner add cp-2 --peer-urls https://10.0.0.2:2380 --manifest /etc/kubernetes/etcd.yaml.stopped --write-manifest /etc/kubernetes/manifests/etcd.yaml --promote"), "{}", s[3]);
+        assert_eq!(s.len(), 4, "{s:?}");
     }
 
     #[test]

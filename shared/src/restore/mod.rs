@@ -470,7 +470,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
         if in_place.is_some() {
             std::fs::remove_dir(&tmp).map_err(io_err(format!("remove the empty {}", tmp.display())))?;
         }
-        sync_dir(&work_dir)?;
+        crate::util::sync_dir(&work_dir)?;
         Ok((bumped_to, key_entries))
     })();
     let (bumped_to, key_entries) = match result {
@@ -524,10 +524,6 @@ fn remove_stale_temp_dirs(dir: &Path, prefix: &str) {
             eprintln!("removed {}, left by a restore (pid {pid}) that was killed", e.path().display());
         }
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(format!("fsync {}", dir.display())))
 }
 
 fn mkdir(path: &Path) -> Result<()> {
@@ -653,7 +649,7 @@ fn write_data_dir(
     let store = v2_store_json(members);
     let snap = pb::raft_snapshot(store.as_bytes(), &cs, n, 1);
     let snap_path = snap_dir.join(format!("{:016x}-{:016x}.snap", 1, n));
-    write_file(&snap_path, &pb::snap_file(&snap), 0o644)?;
+    crate::util::write_new(&snap_path, &pb::snap_file(&snap), 0o644)?;
 
     // 3. The WAL.
     let mut wal = wal::WalWriter::new();
@@ -669,21 +665,9 @@ fn write_data_dir(
     wal.write(&wal_path).map_err(io_err(format!("write {}", wal_path.display())))?;
 
     for d in [&wal_dir, &snap_dir, &dir.join("member"), &dir.to_path_buf()] {
-        sync_dir(d)?;
+        crate::util::sync_dir(d)?;
     }
     Ok((bumped, key_entries))
-}
-
-fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io_err(format!("create {}", path.display())))?;
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(io_err(format!("write {}", path.display())))
 }
 
 /// Runs `etcdutl snapshot restore` (or, for etcd 3.4, `etcdctl snapshot restore`) from PATH.

@@ -445,15 +445,6 @@ async fn wait_closed(url: &str, timeout: Duration, abortable: bool) -> Result<()
     }
 }
 
-/// Writes a new file (never over an existing one), fsynced.
-fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |source| Error::Io { action: format!("write {}", path.display()), source };
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)
-}
-
 fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to)
         .map_err(|source| Error::Io { action: format!("move {} to {}", from.display(), to.display()), source })
@@ -561,7 +552,7 @@ where
             &plan.token,
             Some(plan.initial_cluster.as_str()),
         );
-        write_synced(&plan.manifest_backup, original_manifest.as_bytes())?;
+        crate::util::write_new(&plan.manifest_backup, original_manifest.as_bytes(), 0o600)?;
         std::fs::write(&plan.manifest_aside, text)
             .map_err(|source| Error::Io { action: format!("write {}", plan.manifest_aside.display()), source })?;
         rename(&plan.manifest_aside, &plan.manifest)?;
