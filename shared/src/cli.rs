@@ -69,6 +69,16 @@ pub struct CommonArgs {
     #[arg(long, global = true, env = "ETCDCTL_COMMAND_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION", help_heading = "etcd")]
     pub command_timeout: Duration,
 
+    /// How to reach the members: auto picks port-forward when they were found through the
+    /// Kubernetes API and no manifest or --endpoints is in play, direct otherwise.
+    #[arg(long, global = true, value_enum, default_value_t = crate::tunnel::Transport::Auto, value_name = "HOW", help_heading = "etcd")]
+    pub transport: crate::tunnel::Transport,
+
+    /// A copy of a node's /etc/kubernetes/pki/etcd: its ca.crt and healthcheck-client pair
+    /// stand in for --cacert/--cert/--key not given.
+    #[arg(long, global = true, value_name = "DIR", value_hint = clap::ValueHint::DirPath, help_heading = "etcd")]
+    pub pki_dir: Option<PathBuf>,
+
     /// Skip verification of the servers' certificates. Insecure: the output says so.
     #[arg(long, global = true, help_heading = "etcd")]
     pub insecure_skip_tls_verify: bool,
@@ -109,9 +119,9 @@ impl CommonArgs {
             manifest: self.manifest.clone(),
             endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
             endpoints_source: if endpoints_from_env { "env ETCDCTL_ENDPOINTS" } else { "flag --endpoints" },
-            cacert: self.cacert.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
+            cacert: self.cacert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("ca.crt"))),
+            cert: self.cert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.crt"))),
+            key: self.key.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.key"))),
             dial_timeout: self.dial_timeout,
             command_timeout: self.command_timeout,
             command_timeout_explicit: flag_given("--command-timeout")
@@ -121,6 +131,8 @@ impl CommonArgs {
             default_manifest: std::env::var_os("KUBECTL_ETCD_DEFAULT_MANIFEST")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(crate::discovery::DEFAULT_MANIFEST)),
+            transport: self.transport,
+            pki_dir: self.pki_dir.clone(),
         }
     }
 }

@@ -80,6 +80,16 @@ pub struct Session {
     pub dialer: Dialer,
 }
 
+/// Opens one tunnel before anything else, so that an RBAC refusal is one clear error (exit 3)
+/// rather than every member failing alike. Other failures are the member's, found later.
+async fn preflight(t: &crate::tunnel::Tunnels, timeout: Duration) -> Result<()> {
+    let Some((pod, port)) = t.first() else { return Ok(()) };
+    match t.open("preflight", pod, port, timeout).await {
+        Err(e @ Error::Forbidden { .. }) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl Session {
     /// Runs discovery and loads the TLS material.
     pub async fn open(settings: &Settings) -> Result<Session> {
@@ -88,7 +98,12 @@ impl Session {
         if discovery.insecure {
             eprintln!("WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)");
         }
-        Ok(Session { settings: settings.clone(), dialer: Dialer::new(tls, settings.dial_timeout), discovery })
+        let mut dialer = Dialer::new(tls, settings.dial_timeout);
+        if let Some(t) = discovery.tunnels.clone() {
+            preflight(&t, settings.dial_timeout).await?;
+            dialer = dialer.through(t);
+        }
+        Ok(Session { settings: settings.clone(), dialer, discovery })
     }
 
     /// The per-call deadline.

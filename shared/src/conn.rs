@@ -50,36 +50,78 @@ pub struct ProbeInfo {
     pub handshake: Duration,
 }
 
-/// Dials members.
+/// Dials members: TCP to their client URLs, or through port-forward tunnels
+/// ([`Dialer::through`]).
 #[derive(Debug, Clone)]
 pub struct Dialer {
     tls: Option<TlsContext>,
     dial_timeout: Duration,
+    tunnels: Option<std::sync::Arc<crate::tunnel::Tunnels>>,
 }
 
 type BoxIo = Box<dyn IoStream>;
+type TunnelError = futures::future::BoxFuture<'static, Option<String>>;
+
+/// A tunnel that closed during the handshake: kubelet says why on the port's error channel
+/// (its dial to the member's port failed: the member is down), else the TLS failure stands.
+async fn tunnel_failure(url: &str, error: TunnelError, tls: TransportError) -> TransportError {
+    match tokio::time::timeout(Duration::from_millis(500), error).await {
+        Ok(Some(msg)) if msg.contains("connection refused") => TransportError::new(
+            url,
+            FailureClass::ConnectionRefused,
+            format!(
+                "through the port-forward tunnel, nothing listens on the member's port: is etcd running? (kubelet: {})",
+                msg.trim()
+            ),
+        ),
+        Ok(Some(msg)) => TransportError::new(
+            url,
+            FailureClass::Network("port-forward".into()),
+            format!("the port-forward tunnel failed: {}", msg.trim()),
+        ),
+        _ => tls,
+    }
+}
 trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> IoStream for T {}
 
 impl Dialer {
     /// A dialer with the given TLS context (`None` for plain http).
     pub fn new(tls: Option<TlsContext>, dial_timeout: Duration) -> Dialer {
-        Dialer { tls, dial_timeout }
+        Dialer { tls, dial_timeout, tunnels: None }
     }
 
-    /// The TLS context.
-    pub fn tls(&self) -> Option<&TlsContext> {
-        self.tls.as_ref()
+    /// The same dialer reaching every member through port-forward tunnels.
+    pub fn through(mut self, tunnels: crate::tunnel::Tunnels) -> Dialer {
+        self.tunnels = Some(std::sync::Arc::new(tunnels));
+        self
     }
 
-    async fn dial(&self, url: &str) -> Result<(BoxIo, Option<CertInfo>), TransportError> {
-        let target = EtcdUrl::parse(url).map_err(|e| {
-            TransportError::new(
-                url,
-                FailureClass::Network("invalid URL".into()),
-                format!("{e}; expected https://host:port"),
-            )
-        })?;
+    /// The tunnels, when members are reached through them.
+    pub fn tunnels(&self) -> Option<&crate::tunnel::Tunnels> {
+        self.tunnels.as_deref()
+    }
+
+    /// The byte stream to `target`: a TCP connection, or a port-forward tunnel to its pod (with
+    /// the future of kubelet's error message).
+    async fn connect(&self, url: &str, target: &EtcdUrl) -> Result<(BoxIo, Option<TunnelError>), TransportError> {
+        if let Some(t) = &self.tunnels {
+            let Some((pod, port)) = t.route(target) else {
+                return Err(TransportError::new(
+                    url,
+                    FailureClass::Network("no pod".into()),
+                    format!(
+                        "no etcd pod in namespace {} advertises this URL's host, so there is no port-forward to it: use --transport direct from a machine that reaches it",
+                        t.namespace()
+                    ),
+                ));
+            };
+            return match t.open(url, pod, port, self.dial_timeout).await {
+                Ok(o) => Ok((Box::new(o.stream), o.error)),
+                Err(crate::Error::Transport(e)) => Err(e),
+                Err(e) => Err(TransportError::new(url, FailureClass::Network("port-forward".into()), e.report())),
+            };
+        }
         let tcp = match tokio::time::timeout(self.dial_timeout, TcpStream::connect(target.addr())).await {
             Err(_) => {
                 return Err(TransportError::new(
@@ -102,8 +144,25 @@ impl Dialer {
             Ok(Ok(s)) => s,
         };
         let _ = tcp.set_nodelay(true);
+        Ok((Box::new(tcp), None))
+    }
+
+    /// The TLS context.
+    pub fn tls(&self) -> Option<&TlsContext> {
+        self.tls.as_ref()
+    }
+
+    async fn dial(&self, url: &str) -> Result<(BoxIo, Option<CertInfo>), TransportError> {
+        let target = EtcdUrl::parse(url).map_err(|e| {
+            TransportError::new(
+                url,
+                FailureClass::Network("invalid URL".into()),
+                format!("{e}; expected https://host:port"),
+            )
+        })?;
+        let (io, tunnel_error) = self.connect(url, &target).await?;
         if !target.tls {
-            return Ok((Box::new(tcp), None));
+            return Ok((io, None));
         }
         let Some(tls) = &self.tls else {
             return Err(TransportError::new(
@@ -120,7 +179,7 @@ impl Dialer {
             )
         })?;
         let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
-        let stream = match tokio::time::timeout(self.dial_timeout, connector.connect(name, tcp)).await {
+        let stream = match tokio::time::timeout(self.dial_timeout, connector.connect(name, io)).await {
             Err(_) => {
                 return Err(TransportError::new(
                     url,
@@ -131,7 +190,12 @@ impl Dialer {
                     ),
                 ))
             }
-            Ok(Err(e)) => return Err(self.recheck(&target, self.explain(classify_io(url, &e))).await),
+            Ok(Err(e)) => {
+                if let Some(tunnel) = tunnel_error {
+                    return Err(tunnel_failure(url, tunnel, classify_io(url, &e)).await);
+                }
+                return Err(self.recheck(&target, self.explain(classify_io(url, &e))).await);
+            }
             Ok(Ok(s)) => s,
         };
         let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| CertInfo::from_der(c));
@@ -142,7 +206,10 @@ impl Dialer {
     /// is one only if the member still listens: one that was killed meanwhile refuses the next
     /// connection, and is reported as down.
     async fn recheck(&self, target: &EtcdUrl, e: TransportError) -> TransportError {
-        if !matches!(e.class, FailureClass::Tls(TlsFailure::ClientCertRejected)) || e.detail.contains("alert") {
+        if !matches!(e.class, FailureClass::Tls(TlsFailure::ClientCertRejected))
+            || e.detail.contains("alert")
+            || self.tunnels.is_some()
+        {
             return e;
         }
         let connect = tokio::time::timeout(self.dial_timeout, TcpStream::connect(target.addr())).await;

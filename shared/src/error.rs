@@ -124,6 +124,16 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// The Kubernetes API refused a request (RBAC): what was refused, the API's words, and
+    /// what to grant.
+    #[error("the Kubernetes API refused {what}: {message}; {}", crate::tunnel::rbac_hint_for(message))]
+    Forbidden {
+        /// What was asked (for example "a port-forward to pod kube-system/etcd-cp-1 port 2379").
+        what: String,
+        /// The API server's message (it names the user, verb and resource).
+        message: String,
+    },
+
     /// A file named by the user or by discovery could not be read.
     #[error("failed to read {what} {path}")]
     ReadFile {
@@ -281,6 +291,7 @@ impl Error {
             | Error::NothingFound { .. }
             | Error::NoCredentials { .. }
             | Error::NotDataDir { .. }
+            | Error::Forbidden { .. }
             | Error::Kube { .. } => ExitCode::Discovery,
             Error::Unreachable { .. } | Error::Transport(_) => ExitCode::Transport,
             Error::Refused(_) | Error::Corrupt { .. } => ExitCode::Negative,

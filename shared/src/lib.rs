@@ -17,6 +17,7 @@ pub mod print;
 pub mod restore;
 pub mod snapshot;
 pub mod tls;
+pub mod tunnel;
 pub mod url;
 pub mod util;
 pub mod version;

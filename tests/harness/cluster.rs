@@ -19,6 +19,8 @@ pub struct Node {
     pub client_port: u16,
     /// Peer port on 127.0.0.1.
     pub peer_port: u16,
+    /// Plain-HTTP metrics port on 127.0.0.1 (`--listen-metrics-urls`, as kubeadm sets it).
+    pub metrics_port: u16,
     /// The running process, if any.
     pub child: Option<Child>,
     /// The etcd flags it runs with (name → value).
@@ -37,6 +39,7 @@ impl Node {
             root,
             client_port: free_port(),
             peer_port: free_port(),
+            metrics_port: free_port(),
             child: None,
             flags: Vec::new(),
             frozen: false,

@@ -1,18 +1,44 @@
-//! A small fake Kubernetes API server for discovery tests.
+//! A small fake Kubernetes API server for discovery and port-forward tests.
 //!
-//! No Kubernetes API server can be installed on this machine, so the tests serve the two lists
-//! discovery reads — `GET /api/v1/namespaces/{ns}/pods?labelSelector=…` and
-//! `GET /api/v1/nodes?labelSelector=…` — from this in-process HTTP server, with objects shaped
-//! exactly like a real cluster's (kubeadm's etcd pod with its annotations; RKE1/k3s nodes with
-//! the `node-role.kubernetes.io/etcd` label). It filters by the equality label selector as the
-//! API server does, and records every request so tests can check what was asked.
+//! No Kubernetes API server can be installed on this machine, so the tests serve what the
+//! plugins ask of one from this in-process HTTP/1.1 server, shaped exactly like a real cluster's:
+//!
+//! - `GET /api/v1/namespaces/{ns}/pods?labelSelector=…` and `GET /api/v1/nodes?labelSelector=…`:
+//!   kubeadm's etcd mirror pods with their annotations; RKE1/k3s nodes with the
+//!   `node-role.kubernetes.io/etcd` label. The equality label selector is applied as the API
+//!   server applies it.
+//! - `GET /api/v1/namespaces/{ns}/pods/{name}/portforward?ports=P` upgraded to a WebSocket, as
+//!   the API server proxies it to kubelet's streaming server: RFC 6455 handshake
+//!   (`Sec-WebSocket-Accept`), subprotocol `v4.channel.k8s.io` chosen from the client's offer,
+//!   binary frames whose first byte is the channel (port i: data `2i`, errors `2i+1`), each
+//!   channel opened by the port number as two little-endian bytes, as kubelet's
+//!   `portforward/websocket.go` writes them. kubelet dials the port in the pod's network
+//!   namespace when the stream opens; kubeadm's etcd pods use the host network, so here that is
+//!   `127.0.0.1:P`. A refused dial is reported on the error channel in containerd's words and
+//!   the socket closed; otherwise bytes are relayed both ways until either side closes.
+//!   Client frames must be masked (RFC 6455 §5.3); pings are answered.
+//! - 403 `Status` objects, as RBAC returns them, when [`Behaviour::forbid_portforward`] is set;
+//!   404 for anything else.
+//!
+//! Every request is recorded so tests can check what was asked; [`Behaviour::cut_after`]
+//! breaks tunnels mid-stream (the socket dropped, no close frame), as a network failure does.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+
+/// What the fake does besides answering (changeable while it runs).
+#[derive(Debug, Default)]
+pub struct Behaviour {
+    /// Answer every port-forward with RBAC's 403.
+    pub forbid_portforward: AtomicBool,
+    /// Break each tunnel once this many bytes have come from the pod (0: never).
+    pub cut_after: AtomicU64,
+}
 
 /// A running fake API server.
 pub struct FakeKube {
@@ -20,6 +46,8 @@ pub struct FakeKube {
     pub url: String,
     /// Requests seen (`METHOD path?query`).
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// Knobs for failure tests.
+    pub behaviour: Arc<Behaviour>,
 }
 
 fn matches(labels: &Value, selector: &str) -> bool {
@@ -51,67 +79,267 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn status(code: u16, reason: &str, message: &str) -> (String, String) {
+    let line = match code {
+        403 => "403 Forbidden",
+        404 => "404 Not Found",
+        _ => "400 Bad Request",
+    };
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code});
+    (line.to_string(), body.to_string())
+}
+
+/// One WebSocket frame from the client: (opcode, unmasked payload); `None` at EOF or on a
+/// protocol error.
+fn read_frame(r: &mut impl Read) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    r.read_exact(&mut h).ok()?;
+    let opcode = h[0] & 0x0f;
+    let masked = h[1] & 0x80 != 0;
+    let mut len = (h[1] & 0x7f) as u64;
+    if len == 126 {
+        let mut b = [0u8; 2];
+        r.read_exact(&mut b).ok()?;
+        len = u16::from_be_bytes(b) as u64;
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).ok()?;
+        len = u64::from_be_bytes(b);
+    }
+    if !masked || len > 16 << 20 {
+        return None; // RFC 6455: a server must close on an unmasked client frame.
+    }
+    let mut key = [0u8; 4];
+    r.read_exact(&mut key).ok()?;
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload).ok()?;
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
+    Some((opcode, payload))
+}
+
+/// Writes one unmasked server frame.
+fn write_frame(w: &Mutex<TcpStream>, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(n as u8),
+        n if n < 65536 => {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(payload);
+    w.lock().unwrap().write_all(&f)
+}
+
+/// The upgraded port-forward stream to `port` of `pod`, played as kubelet plays it.
+fn port_forward(client: TcpStream, pod: &str, port: u16, behaviour: &Behaviour) {
+    let writer = Arc::new(Mutex::new(client.try_clone().unwrap()));
+    let mut reader = client;
+    let p = port.to_le_bytes();
+    // Both channels of the port open with its number.
+    let _ = write_frame(&writer, 2, &[0, p[0], p[1]]);
+    let _ = write_frame(&writer, 2, &[1, p[0], p[1]]);
+    let target = match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = format!(
+                "error forwarding port {port} to pod {pod}, uid : failed to connect to localhost:{port} inside namespace \"{pod}\", IPv4: dial tcp4 127.0.0.1:{port}: connect: {}",
+                if e.kind() == std::io::ErrorKind::ConnectionRefused { "connection refused".to_string() } else { e.to_string() }
+            );
+            let mut frame = vec![1u8];
+            frame.extend_from_slice(msg.as_bytes());
+            let _ = write_frame(&writer, 2, &frame);
+            let _ = write_frame(&writer, 8, &[]);
+            return;
+        }
+    };
+    let _ = target.set_nodelay(true);
+    let cut_after = behaviour.cut_after.load(Ordering::SeqCst);
+    let mut from_pod = target.try_clone().unwrap();
+    let to_client = writer.clone();
+    let raw = reader.try_clone().unwrap();
+    let pump = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut sent = 0u64;
+        loop {
+            let n = match from_pod.read(&mut buf[1..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buf[0] = 0;
+            if write_frame(&to_client, 2, &buf[..n + 1]).is_err() {
+                break;
+            }
+            sent += n as u64;
+            if cut_after > 0 && sent >= cut_after {
+                // A broken network: the socket goes, no close frame.
+                let _ = raw.shutdown(Shutdown::Both);
+                let _ = from_pod.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+        let _ = write_frame(&to_client, 8, &[]);
+    });
+    let mut to_pod = target;
+    while let Some((opcode, payload)) = read_frame(&mut reader) {
+        match opcode {
+            2 | 0 if payload.first() == Some(&0) => {
+                if to_pod.write_all(&payload[1..]).is_err() {
+                    break;
+                }
+            }
+            8 => {
+                let _ = write_frame(&writer, 8, &[]);
+                break;
+            }
+            9 => {
+                let _ = write_frame(&writer, 10, &payload);
+            }
+            _ => {}
+        }
+    }
+    let _ = to_pod.shutdown(Shutdown::Both);
+    let _ = pump.join();
+    let _ = reader.shutdown(Shutdown::Both);
+}
+
 impl FakeKube {
     /// Serves `pods` (in their namespaces) and `nodes` until the test process ends.
     pub fn start(pods: Vec<Value>, nodes: Vec<Value>) -> FakeKube {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
+        let behaviour = Arc::new(Behaviour::default());
+        let (seen, knobs) = (requests.clone(), behaviour.clone());
+        let (pods, nodes) = (Arc::new(pods), Arc::new(nodes));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
-                        break;
-                    }
-                }
-                let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                seen.lock().unwrap().push(format!("{} {}", line.split_whitespace().next().unwrap_or(""), target));
-                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-                let selector =
-                    query.split('&').find_map(|kv| kv.strip_prefix("labelSelector=")).map(decode).unwrap_or_default();
-                let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-                let body = match parts.as_slice() {
-                    ["api", "v1", "namespaces", ns, "pods"] => {
-                        let items: Vec<Value> = pods
-                            .iter()
-                            .filter(|p| p["metadata"]["namespace"].as_str() == Some(ns))
-                            .filter(|p| matches(&p["metadata"]["labels"], &selector))
-                            .cloned()
-                            .collect();
-                        Some(
-                            json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}),
-                        )
-                    }
-                    ["api", "v1", "nodes"] => {
-                        let items: Vec<Value> =
-                            nodes.iter().filter(|n| matches(&n["metadata"]["labels"], &selector)).cloned().collect();
-                        Some(
-                            json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}),
-                        )
-                    }
-                    _ => None,
-                };
-                let (status, body) = match body {
-                    Some(b) => ("200 OK", b.to_string()),
-                    None => (
-                        "404 Not Found",
-                        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "the server could not find the requested resource", "reason": "NotFound", "code": 404}).to_string(),
-                    ),
-                };
-                let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let Ok(stream) = stream else { continue };
+                let (seen, knobs, pods, nodes) = (seen.clone(), knobs.clone(), pods.clone(), nodes.clone());
+                std::thread::spawn(move || serve(stream, &seen, &knobs, &pods, &nodes));
             }
         });
-        FakeKube { url, requests }
+        FakeKube { url, requests, behaviour }
     }
 
+    /// The port-forward requests seen (`pod:ports`), in order.
+    pub fn port_forwards(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                let path = r.split_whitespace().nth(1)?;
+                let (path, query) = path.split_once('?').unwrap_or((path, ""));
+                let pod = path.strip_suffix("/portforward")?.rsplit('/').next()?;
+                let ports = query.split('&').find_map(|kv| kv.strip_prefix("ports=")).map(decode).unwrap_or_default();
+                Some(format!("{pod}:{ports}"))
+            })
+            .collect()
+    }
+}
+
+fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>, knobs: &Behaviour, pods: &[Value], nodes: &[Value]) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    seen.lock().unwrap().push(format!("{} {}", line.split_whitespace().next().unwrap_or(""), target));
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let param = |name: &str| query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).map(decode);
+    let selector = param("labelSelector").unwrap_or_default();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let body = match parts.as_slice() {
+        ["api", "v1", "namespaces", ns, "pods"] => {
+            let items: Vec<Value> = pods
+                .iter()
+                .filter(|p| p["metadata"]["namespace"].as_str() == Some(ns))
+                .filter(|p| matches(&p["metadata"]["labels"], &selector))
+                .cloned()
+                .collect();
+            Ok(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}))
+        }
+        ["api", "v1", "nodes"] => {
+            let items: Vec<Value> =
+                nodes.iter().filter(|n| matches(&n["metadata"]["labels"], &selector)).cloned().collect();
+            Ok(
+                json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}),
+            )
+        }
+        ["api", "v1", "namespaces", ns, "pods", name, "portforward"] => {
+            let exists = pods.iter().any(|p| {
+                p["metadata"]["namespace"].as_str() == Some(ns) && p["metadata"]["name"].as_str() == Some(name)
+            });
+            let port = param("ports").and_then(|p| p.split(',').next().and_then(|p| p.trim().parse::<u16>().ok()));
+            let offered = header("sec-websocket-protocol").unwrap_or("");
+            if knobs.forbid_portforward.load(Ordering::SeqCst) {
+                Err(status(403, "Forbidden", &format!("pods \"{name}\" is forbidden: User \"alice\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"{ns}\"")))
+            } else if !exists {
+                Err(status(404, "NotFound", &format!("pods \"{name}\" not found")))
+            } else if header("upgrade").map(|u| u.eq_ignore_ascii_case("websocket")) != Some(true)
+                || !offered.split(',').any(|p| p.trim() == "v4.channel.k8s.io")
+            {
+                Err(status(400, "BadRequest", "Upgrade request required"))
+            } else if let (Some(port), Some(key)) = (port, header("sec-websocket-key")) {
+                use sha1::Digest;
+                let accept =
+                    base64(&sha1::Sha1::digest(format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes()));
+                let _ = write!(stream, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n");
+                port_forward(stream, name, port, knobs);
+                return;
+            } else {
+                Err(status(400, "BadRequest", "query parameter \"ports\" is required"))
+            }
+        }
+        _ => Err(status(404, "NotFound", "the server could not find the requested resource")),
+    };
+    let (status, body) = match body {
+        Ok(b) => ("200 OK".to_string(), b.to_string()),
+        Err(e) => e,
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+impl FakeKube {
     /// Writes a kubeconfig for this server into `dir` and returns its path.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");

@@ -27,6 +27,8 @@ pub(crate) struct Found {
     pub complete: bool,
     /// The etcd flags of the first pod, to find certificate paths on this node.
     pub pod_flags: Option<Manifest>,
+    /// Port-forward routes to the pods (none when members came from nodes, not pods).
+    pub tunnels: Option<crate::tunnel::Tunnels>,
 }
 
 /// Why the API gave nothing.
@@ -114,17 +116,22 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
     let list = tokio::time::timeout(timeout, pods.list(&ListParams::default().labels(POD_SELECTOR)))
         .await
         .map_err(|_| api_failed(format!("list etcd pods in namespace {ns} ({ctx})"), "timed out"))?
-        .map_err(|e| {
-            ApiOutcome::Failed(Error::Kube {
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 403 => ApiOutcome::Failed(Error::Forbidden {
+                what: format!("listing the etcd pods in namespace {ns} ({ctx})"),
+                message: s.message.clone(),
+            }),
+            e => ApiOutcome::Failed(Error::Kube {
                 action: format!("list etcd pods in namespace {ns} ({ctx})"),
                 source: Box::new(e),
-            })
+            }),
         })?;
     let mut tried = Vec::new();
     if !list.items.is_empty() {
         let source = format!("Kubernetes API pods -n {ns} -l {POD_SELECTOR}");
         let mut endpoints = Vec::new();
         let mut pod_flags = None;
+        let mut tunnels = crate::tunnel::Tunnels::new(client.clone(), ns);
         for pod in &list.items {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
             let name = pod
@@ -150,6 +157,7 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
             };
             log.say(format!("pod {pod_name}: member {name} at {} (from {how})", urls.join(",")));
             if let Some(u) = urls.into_iter().next() {
+                tunnels.add(&pod_name, &u);
                 endpoints.push(Endpoint { name: Some(name), url: u, source: format!("{source} ({how})") });
             }
             if pod_flags.is_none() && !flags.is_empty() {
@@ -163,7 +171,7 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
             }
         }
         if !endpoints.is_empty() {
-            return Ok(Found { endpoints, complete: true, pod_flags });
+            return Ok(Found { endpoints, complete: true, pod_flags, tunnels: Some(tunnels) });
         }
         tried.push(format!("etcd pods in namespace {ns} have no client URL"));
     } else {
@@ -206,7 +214,7 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
         tried.push(format!("no nodes labelled {NODE_LABEL} with an InternalIP ({ctx})"));
         return Err(ApiOutcome::Tried(tried));
     }
-    Ok(Found { endpoints, complete: true, pod_flags: None })
+    Ok(Found { endpoints, complete: true, pod_flags: None, tunnels: None })
 }
 
 fn api_failed(action: String, why: &str) -> ApiOutcome {

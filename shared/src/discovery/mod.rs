@@ -58,6 +58,11 @@ pub struct Settings {
     pub verbose: bool,
     /// The manifest used when none is named and no endpoints are given.
     pub default_manifest: PathBuf,
+    /// `--transport`.
+    pub transport: crate::tunnel::Transport,
+    /// `--pki-dir`: a copy of a node's `/etc/kubernetes/pki/etcd` (its CA and healthcheck
+    /// client pair), for the certificate flags not given.
+    pub pki_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -80,6 +85,8 @@ impl Settings {
             insecure_skip_tls_verify: false,
             verbose: false,
             default_manifest: PathBuf::from(DEFAULT_MANIFEST),
+            transport: crate::tunnel::Transport::Auto,
+            pki_dir: None,
         }
     }
 }
@@ -124,6 +131,10 @@ pub struct TlsFiles {
 /// The result of discovery.
 #[derive(Debug, Clone, Serialize)]
 pub struct Discovery {
+    /// Port-forward tunnels to the etcd pods, when members are reached through them
+    /// (`--transport`).
+    #[serde(skip)]
+    pub tunnels: Option<crate::tunnel::Tunnels>,
     /// The endpoints to contact first.
     pub endpoints: Vec<Endpoint>,
     /// True when the source lists every member (the Kubernetes API), so a member without a
@@ -211,6 +222,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
     // 2. Endpoints.
     let mut endpoints_complete = false;
     let mut api_pod_flags: Option<manifest::Manifest> = None;
+    let mut tunnels: Option<crate::tunnel::Tunnels> = None;
     let endpoints: Vec<Endpoint> = if !settings.endpoints.is_empty() {
         for e in &settings.endpoints {
             EtcdUrl::client(e, settings.endpoints_source)?;
@@ -243,6 +255,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             Ok(found) => {
                 endpoints_complete = found.complete;
                 api_pod_flags = found.pod_flags;
+                tunnels = found.tunnels;
                 found.endpoints
             }
             Err(kubeapi::ApiOutcome::Tried(why)) => {
@@ -254,7 +267,40 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
         }
     };
 
-    // 3. TLS material.
+    // 3. How to reach them.
+    use crate::tunnel::Transport;
+    let tunnels = match (settings.transport, tunnels) {
+        (Transport::Direct, _) => {
+            log.say("transport: direct (--transport direct)".into());
+            None
+        }
+        (_, Some(t)) => {
+            log.say(format!(
+                "transport: port-forward through the API server to each etcd pod in namespace {} ({})",
+                t.namespace(),
+                if settings.transport == Transport::PortForward {
+                    "--transport port-forward"
+                } else {
+                    "the members came from the Kubernetes API and no manifest or --endpoints is in play"
+                }
+            ));
+            Some(t)
+        }
+        (Transport::PortForward, None) => {
+            let why = if manifest.is_some() || !settings.endpoints.is_empty() {
+                "the members came from a manifest or --endpoints, not from the etcd pods of the Kubernetes API: drop --manifest/--endpoints, or use --transport direct"
+            } else {
+                "the members came from labelled nodes, not pods (RKE1 and k3s run etcd outside pods): there is no pod to forward to; use --transport direct"
+            };
+            return Err(Error::Usage(format!("--transport port-forward: {why}")));
+        }
+        (Transport::Auto, None) => {
+            log.say("transport: direct (the members' addresses came from a manifest, --endpoints or nodes)".into());
+            None
+        }
+    };
+
+    // 4. TLS material.
     let tls = find_tls(settings, manifest.as_ref().or(api_pod_flags.as_ref()), &endpoints, &mut log)?;
     if settings.insecure_skip_tls_verify {
         log.say("server certificate verification is OFF (--insecure-skip-tls-verify)".into());
@@ -266,6 +312,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
     };
 
     Ok(Discovery {
+        tunnels,
         endpoints,
         endpoints_complete,
         fallback,

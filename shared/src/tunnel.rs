@@ -1,0 +1,223 @@
+//! Tunnels to etcd members through the Kubernetes API: one `pods/portforward` WebSocket per
+//! connection to a member's pod, so that a workstation with only a kubeconfig reaches every
+//! member, each answering for itself.
+//!
+//! kubeadm's etcd pods run on the host network, so a pod's `127.0.0.1` is its node's: the
+//! tunnel carries the member's client port (TLS end to end, verified against the member's
+//! certificate exactly as over a direct connection) and, for the certificate-less report, its
+//! metrics port. A tunnel opens under the dial timeout and then is an ordinary byte stream: the
+//! TLS handshake and every RPC keep their deadlines.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use serde::Serialize;
+
+use crate::error::{Error, FailureClass, TransportError};
+use crate::url::EtcdUrl;
+
+/// How members are reached (`--transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// Port-forward when the members came from the Kubernetes API and no manifest or
+    /// `--endpoints` is in play; direct otherwise.
+    #[default]
+    Auto,
+    /// TCP to each member's client URL.
+    Direct,
+    /// Through the API server's `pods/portforward` to each member's pod.
+    PortForward,
+}
+
+/// One member's pod.
+#[derive(Debug, Clone)]
+struct Route {
+    pod: String,
+    url: EtcdUrl,
+}
+
+/// The pods to tunnel to and the API client to do it with.
+#[derive(Clone)]
+pub struct Tunnels {
+    pods: Api<Pod>,
+    namespace: String,
+    routes: Vec<Route>,
+}
+
+impl std::fmt::Debug for Tunnels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tunnels").field("namespace", &self.namespace).field("routes", &self.routes).finish()
+    }
+}
+
+/// An open tunnel: the byte stream, and the pod's error message if the far end could not
+/// connect (what kubelet writes on the port's error channel).
+pub struct Opened {
+    /// The stream to the member's port.
+    pub stream: tokio::io::DuplexStream,
+    /// Resolves with the error kubelet reported, or `None` when the tunnel closed without one.
+    pub error: Option<futures::future::BoxFuture<'static, Option<String>>>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opened")
+    }
+}
+
+impl Tunnels {
+    /// Tunnels through `client` to pods in `namespace`.
+    pub fn new(client: kube::Client, namespace: &str) -> Tunnels {
+        Tunnels { pods: Api::namespaced(client, namespace), namespace: namespace.to_string(), routes: Vec::new() }
+    }
+
+    /// Routes `url` (a member's client URL as its pod advertises it) to `pod`.
+    pub fn add(&mut self, pod: &str, url: &str) {
+        if let Ok(url) = EtcdUrl::parse(url) {
+            self.routes.push(Route { pod: pod.to_string(), url });
+        }
+    }
+
+    /// The namespace of the pods.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The pod that serves `url`, and the port to forward: the pod whose advertised URL is
+    /// `url`, else the one on the same host (another port of the same member: its metrics).
+    pub fn route(&self, url: &EtcdUrl) -> Option<(&str, u16)> {
+        let exact = self.routes.iter().find(|r| r.url.same_socket(url));
+        let host = || self.routes.iter().find(|r| r.url.host == url.host);
+        exact.or_else(host).map(|r| (r.pod.as_str(), url.port()))
+    }
+
+    /// The first pod, for the preflight.
+    pub fn first(&self) -> Option<(&str, u16)> {
+        self.routes.first().map(|r| (r.pod.as_str(), r.url.port()))
+    }
+
+    /// Opens a tunnel to `port` of `pod` within `timeout`. A refusal by the API (RBAC) is an
+    /// [`Error::Forbidden`]; anything else a transport failure of the member at `endpoint`.
+    pub async fn open(&self, endpoint: &str, pod: &str, port: u16, timeout: Duration) -> Result<Opened, Error> {
+        let what = format!("pod {}/{pod} port {port}", self.namespace);
+        let mut pf = match tokio::time::timeout(timeout, self.pods.portforward(pod, &[port])).await {
+            Err(_) => {
+                return Err(Error::Transport(TransportError::new(
+                    endpoint,
+                    FailureClass::DialTimeout,
+                    format!(
+                        "the port-forward tunnel to {what} did not open within {} (API server or kubelet slow)",
+                        crate::util::format_duration(timeout)
+                    ),
+                )))
+            }
+            Ok(Err(kube::Error::Api(s))) if s.code == 403 => {
+                return Err(Error::Forbidden { what: format!("a port-forward to {what}"), message: s.message.clone() })
+            }
+            Ok(Err(kube::Error::Api(s))) => {
+                return Err(Error::Transport(TransportError::new(
+                    endpoint,
+                    FailureClass::Network(format!("port-forward: {}", s.reason)),
+                    format!("the API server refused the port-forward to {what}: {} ({})", s.message, s.code),
+                )))
+            }
+            Ok(Err(e)) => {
+                return Err(Error::Transport(TransportError::new(
+                    endpoint,
+                    FailureClass::Network("port-forward".into()),
+                    format!("no port-forward tunnel to {what}: {e}"),
+                )))
+            }
+            Ok(Ok(pf)) => pf,
+        };
+        let stream = pf.take_stream(port).ok_or_else(|| Error::Internal("port-forward without its stream".into()))?;
+        let error = pf.take_error(port).map(|f| Box::pin(f) as futures::future::BoxFuture<'static, Option<String>>);
+        // The forwarder's task runs on; it ends when the stream is dropped or the far end closes.
+        drop(pf);
+        Ok(Opened { stream, error })
+    }
+}
+
+/// What to grant so that `kubectl etcd` can tunnel: `list` on pods and `create`/`get` on
+/// `pods/portforward` in the etcd pods' namespace.
+pub fn rbac_hint(namespace: &str) -> String {
+    format!(
+        "grant list on pods and create,get on pods/portforward in namespace {namespace} (kubectl etcd --print-rbac prints a Role and RoleBinding), or run on a control-plane node"
+    )
+}
+
+/// [`rbac_hint`] for the namespace the API server's refusal names (`in the namespace "x"`),
+/// else kube-system.
+pub fn rbac_hint_for(message: &str) -> String {
+    let ns = message.split("in the namespace \"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("kube-system");
+    rbac_hint(ns)
+}
+
+/// A minimal Role and RoleBinding for `subject` (`User:NAME`, `Group:NAME` or
+/// `ServiceAccount:NS/NAME`) to run `kubectl etcd` through port-forward, as YAML.
+pub fn rbac_manifests(namespace: &str, subject: &str) -> Result<String, Error> {
+    let (kind, name) = subject.split_once(':').ok_or_else(|| {
+        Error::Usage(format!(
+            "--print-rbac {subject:?}: expected User:NAME, Group:NAME or ServiceAccount:NAMESPACE/NAME"
+        ))
+    })?;
+    let subject = match kind {
+        "User" | "Group" => format!("  - kind: {kind}\n    apiGroup: rbac.authorization.k8s.io\n    name: {name}\n"),
+        "ServiceAccount" => {
+            let (ns, sa) = name.split_once('/').ok_or_else(|| {
+                Error::Usage(format!("--print-rbac ServiceAccount:{name}: expected ServiceAccount:NAMESPACE/NAME"))
+            })?;
+            format!("  - kind: ServiceAccount\n    namespace: {ns}\n    name: {sa}\n")
+        }
+        other => {
+            return Err(Error::Usage(format!(
+                "--print-rbac: unknown subject kind {other:?}: expected User, Group or ServiceAccount"
+            )))
+        }
+    };
+    Ok(format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: kubectl-etcd
+  namespace: {namespace}
+rules:
+  - apiGroups: [\"\"]
+    resources: [\"pods\"]
+    verbs: [\"get\", \"list\"]
+  - apiGroups: [\"\"]
+    resources: [\"pods/portforward\"]
+    verbs: [\"create\", \"get\"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: kubectl-etcd
+  namespace: {namespace}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: kubectl-etcd
+subjects:
+{subject}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rbac_for_each_kind_of_subject() {
+        let y = rbac_manifests("kube-system", "User:alice").unwrap();
+        assert!(y.contains("resources: [\"pods/portforward\"]\n    verbs: [\"create\", \"get\"]"), "{y}");
+        assert!(y.contains("  - kind: User\n    apiGroup: rbac.authorization.k8s.io\n    name: alice\n"), "{y}");
+        let y = rbac_manifests("kube-system", "ServiceAccount:ops/etcd-bot").unwrap();
+        assert!(y.contains("  - kind: ServiceAccount\n    namespace: ops\n    name: etcd-bot\n"), "{y}");
+        assert!(rbac_manifests("kube-system", "alice").is_err());
+        assert!(rbac_manifests("kube-system", "Robot:x").is_err());
+        assert!(rbac_manifests("kube-system", "ServiceAccount:x").is_err());
+    }
+}
