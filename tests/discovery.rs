@@ -218,7 +218,26 @@ fn api_with_neither_pods_nor_nodes_says_what_was_tried() {
     );
     assert!(err.contains(&format!("context \"fake-admin@fake\" of kubeconfig {})", kc.display())), "{err}");
     assert!(err.contains("no nodes labelled node-role.kubernetes.io/etcd"), "{err}");
+    assert!(err.contains("etcd is not visible from this cluster's API: managed control planes"), "{err}");
     assert!(err.contains("pass --endpoints with --cacert, --cert and --key, or --manifest PATH"), "{err}");
+
+    // An API server that does not answer: said so, exit 3, one line.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let text = std::fs::read_to_string(&kc).unwrap().replace(&kube.url, &url);
+    std::fs::write(&kc, text).unwrap();
+    let o = run_plugin(HEALTH, &["--kubeconfig", s(&kc)], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("failed to list etcd pods in namespace kube-system"), "{err}");
+    assert!(
+        err.contains(&url.replace("http://", ""))
+            || err.contains("Connection refused")
+            || err.contains("connection refused"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -125,6 +125,21 @@ fn a_killed_member_is_refused_through_its_tunnel_and_rbac_refusal_says_what_to_g
     assert!(err.contains("cannot create resource \"pods/portforward\""), "{err}");
     assert!(err.contains("grant list on pods and create,get on pods/portforward in namespace kube-system"), "{err}");
     assert!(err.contains("--print-rbac"), "{err}");
+    // What it names prints the Role and RoleBinding, for kubectl apply.
+    let o = run_plugin(HEALTH, &["--print-rbac", "Group:etcd-operators", "-n", "kube-system"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let docs: Vec<&str> = stdout(&o).leak().split("\n---\n").collect();
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    let role: Value = serde_saphyr::from_str(docs[0]).unwrap();
+    let binding: Value = serde_saphyr::from_str(docs[1]).unwrap();
+    assert_eq!(role["kind"], "Role");
+    assert_eq!(role["rules"][1]["resources"][0], "pods/portforward");
+    assert_eq!(role["rules"][1]["verbs"], serde_json::json!(["create", "get"]));
+    assert_eq!(binding["subjects"][0]["kind"], "Group");
+    assert_eq!(binding["subjects"][0]["name"], "etcd-operators");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    let o = run_plugin(HEALTH, &["--print-rbac", "alice"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
 #[test]
@@ -209,4 +224,100 @@ fn learner_add_and_promote_through_tunnels() {
     let m = members.as_array().unwrap().iter().find(|m| m["name"] == "node-new").unwrap();
     assert_ne!(m["isLearner"], true, "{members:#}");
     assert!(kube.port_forwards().len() >= 3, "{:?}", kube.port_forwards());
+}
+
+fn member<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["members"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("{name}: {doc:#}"))
+}
+
+/// No certificate at all: the report from each member's `/health` and `/metrics` through its
+/// pod, the skipped checks named; a frozen member times out, a killed one is refused.
+#[test]
+fn without_certificates_health_reads_the_metrics_through_tunnels() {
+    let mut c = Cluster::start(3);
+    let (kube, kc, _) = workstation(&c);
+    let ids: Vec<(String, String)> = c
+        .member_list()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), format!("{:016x}", m["ID"].as_u64().unwrap())))
+        .collect();
+    let o = run_plugin(HEALTH, &["--kubeconfig", s(&kc), "-o", "json", "-v"], &[]);
+    let doc = json(&o);
+    assert_eq!(o.status.code(), Some(0), "{doc:#}\n{}", stderr(&o));
+    assert_eq!(doc["transport"], "port-forward");
+    assert!(stderr(&o).contains("no etcd client certificate"), "{}", stderr(&o));
+    for (name, id) in &ids {
+        let m = member(&doc, name);
+        assert_eq!(m["health"], "healthy", "{m:#}");
+        assert_eq!(m["id"], id.as_str(), "{m:#}");
+        assert!(m["version"].as_str().unwrap().starts_with(&etcd().version), "{m:#}");
+        assert!(m["db_size"].as_u64().unwrap() > 0, "{m:#}");
+        assert!(m["metrics"]["latency"]["wal_fsync_p99_ms"].is_number(), "{m:#}");
+        assert!(m["metrics"]["proposals_committed"].as_u64().unwrap() > 0, "{m:#}");
+    }
+    let leaders = doc["members"].as_array().unwrap().iter().filter(|m| m["is_leader"] == true).count();
+    assert_eq!(leaders, 1, "{doc:#}");
+    let check = |d: &Value, n: &str| d["checks"].as_array().unwrap().iter().find(|c| c["name"] == n).cloned().unwrap();
+    assert_eq!(check(&doc, "leader")["status"], "ok", "{doc:#}");
+    assert_eq!(check(&doc, "quorum")["message"], "3/3 voters answer, 2 needed, may lose 1 more", "{doc:#}");
+    let cred = check(&doc, "credentials");
+    assert_eq!(cred["status"], "warn");
+    assert!(
+        cred["message"].as_str().unwrap().contains("skipped hash (HashKV consistency), alarms, member list"),
+        "{cred:#}"
+    );
+    assert!(cred["hint"].as_str().unwrap().contains("--pki-dir"), "{cred:#}");
+    assert!(doc["skipped"].as_array().unwrap().iter().any(|x| x == "alarms"), "{doc:#}");
+    assert!(
+        check(&doc, "disk")["message"].as_str().unwrap().contains("3 of 3 member(s) measured")
+            || check(&doc, "disk")["status"] == "warn",
+        "{doc:#}"
+    );
+    for n in &c.nodes {
+        let want = format!("etcd-{}:{}", n.name, n.metrics_port);
+        assert!(kube.port_forwards().contains(&want), "{want}: {:?}", kube.port_forwards());
+    }
+    // The table says which checks were skipped and how to run them.
+    let o = run_plugin(HEALTH, &["--kubeconfig", s(&kc)], &[]);
+    assert!(stdout(&o).contains("no etcd client certificate: skipped"), "{}", stdout(&o));
+
+    // A frozen member: its tunnel opens, its metrics never answer.
+    c.freeze(1);
+    let started = std::time::Instant::now();
+    let o = run_plugin(HEALTH, &["--kubeconfig", s(&kc), "-o", "json"], &[]);
+    let doc = json(&o);
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
+    assert_eq!(member(&doc, "node-1")["failure"]["class"], "timed_out", "{doc:#}");
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    c.resume(1);
+    // A killed member: kubelet's dial is refused.
+    c.kill(2);
+    let o = run_plugin(HEALTH, &["--kubeconfig", s(&kc), "-o", "json"], &[]);
+    let doc = json(&o);
+    assert_eq!(member(&doc, "node-2")["failure"]["class"], "connection_refused", "{doc:#}");
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+
+    // Commands that need a certificate say what to bring.
+    let o = run_plugin(RESTORE, &["--kubeconfig", s(&kc), "snapshot", "save", s(&c.dir.path().join("x.db"))], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("pass --pki-dir DIR"), "{}", stderr(&o));
+}
+
+/// On a control-plane node, the local member's metrics (the manifest's
+/// `--listen-metrics-urls`) give its disk latency; the others' are not reachable directly.
+#[test]
+fn on_a_node_the_local_members_disk_latency() {
+    let c = Cluster::start(3);
+    let o = run_plugin(HEALTH, &["--manifest", s(&c.nodes[0].manifest()), "-o", "json"], &[]);
+    let doc = json(&o);
+    assert_eq!(o.status.code(), Some(0), "{doc:#}");
+    assert!(member(&doc, "node-0")["metrics"]["latency"]["wal_fsync_count"].as_u64().unwrap() > 0, "{doc:#}");
+    assert!(member(&doc, "node-1").get("metrics").is_none(), "{doc:#}");
+    let disk = doc["checks"].as_array().unwrap().iter().find(|c| c["name"] == "disk").unwrap();
+    assert!(
+        disk["message"].as_str().unwrap().starts_with("1 of 3 member(s) measured") || disk["status"] == "warn",
+        "{disk:#}"
+    );
 }

@@ -133,6 +133,7 @@ impl CommonArgs {
                 .unwrap_or_else(|| PathBuf::from(crate::discovery::DEFAULT_MANIFEST)),
             transport: self.transport,
             pki_dir: self.pki_dir.clone(),
+            metrics_without_credentials: false,
         }
     }
 }

@@ -50,6 +50,30 @@ pub struct ProbeInfo {
     pub handshake: Duration,
 }
 
+/// Where a plain-HTTP request goes: a URL dialed directly, or a port of a pod through a
+/// port-forward tunnel (kubelet dials the pod's loopback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// TCP to this URL's host and port.
+    Direct(EtcdUrl),
+    /// A tunnel to `port` of pod `pod`.
+    Pod {
+        /// The pod.
+        pod: String,
+        /// The port in the pod.
+        port: u16,
+    },
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Direct(u) => write!(f, "{}://{}", if u.tls { "https" } else { "http" }, u.addr()),
+            Via::Pod { pod, port } => write!(f, "pod {pod} port {port}"),
+        }
+    }
+}
+
 /// Dials members: TCP to their client URLs, or through port-forward tunnels
 /// ([`Dialer::through`]).
 #[derive(Debug, Clone)]
@@ -102,26 +126,79 @@ impl Dialer {
         self.tunnels.as_deref()
     }
 
-    /// The byte stream to `target`: a TCP connection, or a port-forward tunnel to its pod (with
-    /// the future of kubelet's error message).
-    async fn connect(&self, url: &str, target: &EtcdUrl) -> Result<(BoxIo, Option<TunnelError>), TransportError> {
-        if let Some(t) = &self.tunnels {
-            let Some((pod, port)) = t.route(target) else {
-                return Err(TransportError::new(
-                    url,
-                    FailureClass::Network("no pod".into()),
-                    format!(
-                        "no etcd pod in namespace {} advertises this URL's host, so there is no port-forward to it: use --transport direct from a machine that reaches it",
-                        t.namespace()
-                    ),
-                ));
+    /// `GET path` over plain HTTP/1.0 (the server closes after one answer: no chunks, no
+    /// keep-alive) to `via`, the whole exchange within `timeout`: the status code and the body.
+    pub async fn http_get(&self, via: &Via, path: &str, timeout: Duration) -> Result<(u16, String), TransportError> {
+        let label = via.to_string();
+        let exchange = async {
+            let (mut io, tunnel_error): (BoxIo, Option<TunnelError>) = match via {
+                Via::Direct(u) => (self.connect_tcp(&label, u).await?, None),
+                Via::Pod { pod, port } => {
+                    let t = self.tunnels.as_ref().ok_or_else(|| {
+                        TransportError::new(
+                            &label,
+                            FailureClass::Network("no tunnel".into()),
+                            "no port-forward tunnels",
+                        )
+                    })?;
+                    match t.open(&label, pod, *port, self.dial_timeout).await {
+                        Ok(o) => (Box::new(o.stream), o.error),
+                        Err(crate::Error::Transport(e)) => return Err(e),
+                        Err(e) => {
+                            return Err(TransportError::new(
+                                &label,
+                                FailureClass::Network("port-forward".into()),
+                                e.report(),
+                            ))
+                        }
+                    }
+                }
             };
-            return match t.open(url, pod, port, self.dial_timeout).await {
-                Ok(o) => Ok((Box::new(o.stream), o.error)),
-                Err(crate::Error::Transport(e)) => Err(e),
-                Err(e) => Err(TransportError::new(url, FailureClass::Network("port-forward".into()), e.report())),
+            let req = format!(
+                "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: kubectl-etcd\r\nAccept: text/plain\r\n\r\n"
+            );
+            let io_err = |e: std::io::Error| classify_io(&label, &e);
+            let mut body = Vec::new();
+            let sent = async {
+                io.write_all(req.as_bytes()).await?;
+                io.flush().await?;
+                (&mut io).take(crate::metrics::MAX_BODY as u64 + 1).read_to_end(&mut body).await
+            }
+            .await;
+            match (sent, tunnel_error) {
+                // Nothing came back through the tunnel: kubelet says why.
+                (Ok(0), Some(err)) | (Err(_), Some(err)) => {
+                    let none = TransportError::new(
+                        &label,
+                        FailureClass::Network("no HTTP answer".into()),
+                        format!("GET {path}: the tunnel closed without an answer"),
+                    );
+                    Err(tunnel_failure(&label, err, none).await)
+                }
+                (Err(e), None) => Err(io_err(e)),
+                _ => Ok(body),
+            }
+        };
+        let raw = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => return Err(TransportError::timed_out(&label, &format!("GET {path}"), timeout)),
+            Ok(r) => r?,
+        };
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| {
+            let why = if raw.is_empty() {
+                "the connection closed without an answer (through a tunnel: nothing listens on that port in the pod)"
+            } else {
+                "not an HTTP answer"
             };
-        }
+            TransportError::new(&label, FailureClass::Network("no HTTP answer".into()), format!("GET {path}: {why}"))
+        })?;
+        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| {
+            TransportError::new(&label, FailureClass::Network("bad HTTP".into()), format!("GET {path}: no status code"))
+        })?;
+        Ok((code, body.to_string()))
+    }
+
+    async fn connect_tcp(&self, url: &str, target: &EtcdUrl) -> Result<BoxIo, TransportError> {
         let tcp = match tokio::time::timeout(self.dial_timeout, TcpStream::connect(target.addr())).await {
             Err(_) => {
                 return Err(TransportError::new(
@@ -144,7 +221,30 @@ impl Dialer {
             Ok(Ok(s)) => s,
         };
         let _ = tcp.set_nodelay(true);
-        Ok((Box::new(tcp), None))
+        Ok(Box::new(tcp))
+    }
+
+    /// The byte stream to `target`: a TCP connection, or a port-forward tunnel to its pod (with
+    /// the future of kubelet's error message).
+    async fn connect(&self, url: &str, target: &EtcdUrl) -> Result<(BoxIo, Option<TunnelError>), TransportError> {
+        if let Some(t) = &self.tunnels {
+            let Some((pod, port)) = t.route(target) else {
+                return Err(TransportError::new(
+                    url,
+                    FailureClass::Network("no pod".into()),
+                    format!(
+                        "no etcd pod in namespace {} advertises this URL's host, so there is no port-forward to it: use --transport direct from a machine that reaches it",
+                        t.namespace()
+                    ),
+                ));
+            };
+            return match t.open(url, pod, port, self.dial_timeout).await {
+                Ok(o) => Ok((Box::new(o.stream), o.error)),
+                Err(crate::Error::Transport(e)) => Err(e),
+                Err(e) => Err(TransportError::new(url, FailureClass::Network("port-forward".into()), e.report())),
+            };
+        }
+        Ok((self.connect_tcp(url, target).await?, None))
     }
 
     /// The TLS context.

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod members;
+pub mod metrics;
 pub mod pb;
 pub mod print;
 pub mod restore;

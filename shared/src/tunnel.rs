@@ -33,9 +33,18 @@ pub enum Transport {
 
 /// One member's pod.
 #[derive(Debug, Clone)]
-struct Route {
-    pod: String,
+pub struct Route {
+    /// The pod's name.
+    pub pod: String,
+    /// The member's name (the pod's node).
+    pub name: String,
+    /// Its client URL as the pod advertises it.
+    pub client_url: String,
     url: EtcdUrl,
+    /// Its plain-HTTP metrics port on the pod's loopback, from `--listen-metrics-urls`.
+    pub metrics_port: Option<u16>,
+    /// Why there is no metrics port, when there is none.
+    pub no_metrics: Option<String>,
 }
 
 /// The pods to tunnel to and the API client to do it with.
@@ -73,11 +82,30 @@ impl Tunnels {
         Tunnels { pods: Api::namespaced(client, namespace), namespace: namespace.to_string(), routes: Vec::new() }
     }
 
-    /// Routes `url` (a member's client URL as its pod advertises it) to `pod`.
-    pub fn add(&mut self, pod: &str, url: &str) {
-        if let Ok(url) = EtcdUrl::parse(url) {
-            self.routes.push(Route { pod: pod.to_string(), url });
-        }
+    /// Routes `url` (a member's client URL as its pod advertises it) to `pod` of member
+    /// `name`, whose `--listen-metrics-urls` is `metrics` (if set).
+    pub fn add(&mut self, pod: &str, name: &str, url: &str, metrics: Option<&str>) {
+        let Ok(parsed) = EtcdUrl::parse(url) else { return };
+        let (metrics_port, no_metrics) = metrics_port(metrics);
+        self.routes.push(Route {
+            pod: pod.to_string(),
+            name: name.to_string(),
+            client_url: url.to_string(),
+            url: parsed,
+            metrics_port,
+            no_metrics,
+        });
+    }
+
+    /// Every member's pod.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Where the metrics of the member at `client_url` are served, through its pod.
+    pub fn metrics_via(&self, client_url: &EtcdUrl) -> Option<crate::conn::Via> {
+        let r = self.routes.iter().find(|r| r.url.same_socket(client_url))?;
+        r.metrics_port.map(|port| crate::conn::Via::Pod { pod: r.pod.clone(), port })
     }
 
     /// The namespace of the pods.
@@ -140,11 +168,35 @@ impl Tunnels {
     }
 }
 
+/// The port a tunnel can reach of `--listen-metrics-urls`: the first plain-HTTP URL on the
+/// loopback or all addresses (kubelet's port-forward dials the pod's localhost).
+pub fn metrics_port(flag: Option<&str>) -> (Option<u16>, Option<String>) {
+    let Some(flag) = flag.filter(|f| !f.trim().is_empty()) else {
+        return (None, Some("the pod has no --listen-metrics-urls".into()));
+    };
+    let urls: Vec<&str> = flag.split(',').map(str::trim).collect();
+    for u in &urls {
+        let Some(rest) = u.strip_prefix("http://") else { continue };
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        let Some((host, port)) = hostport.rsplit_once(':') else { continue };
+        let loopback = matches!(host, "127.0.0.1" | "localhost" | "0.0.0.0" | "[::1]" | "[::]" | "");
+        if let (true, Ok(p)) = (loopback, port.parse::<u16>()) {
+            return (Some(p), None);
+        }
+    }
+    (
+        None,
+        Some(format!(
+            "--listen-metrics-urls={flag} has no plain-http URL on the loopback, which is all a port-forward reaches"
+        )),
+    )
+}
+
 /// What to grant so that `kubectl etcd` can tunnel: `list` on pods and `create`/`get` on
 /// `pods/portforward` in the etcd pods' namespace.
 pub fn rbac_hint(namespace: &str) -> String {
     format!(
-        "grant list on pods and create,get on pods/portforward in namespace {namespace} (kubectl etcd --print-rbac prints a Role and RoleBinding), or run on a control-plane node"
+        "grant list on pods and create,get on pods/portforward in namespace {namespace} (kubectl etcd health --print-rbac User:NAME prints a Role and RoleBinding), or run on a control-plane node"
     )
 }
 
@@ -208,6 +260,14 @@ subjects:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_metrics_port_a_tunnel_reaches() {
+        assert_eq!(metrics_port(Some("http://127.0.0.1:2381")), (Some(2381), None));
+        assert_eq!(metrics_port(Some("https://10.0.0.1:2381,http://0.0.0.0:2382")).0, Some(2382));
+        assert!(metrics_port(Some("http://10.0.0.1:2381")).1.unwrap().contains("loopback"));
+        assert!(metrics_port(None).1.unwrap().contains("no --listen-metrics-urls"));
+    }
 
     #[test]
     fn rbac_for_each_kind_of_subject() {

@@ -205,11 +205,7 @@ fn port_forward(client: TcpStream, pod: &str, port: u16, behaviour: &Behaviour) 
     let mut to_pod = target;
     while let Some((opcode, payload)) = read_frame(&mut reader) {
         match opcode {
-            2 | 0 if payload.first() == Some(&0) => {
-                if to_pod.write_all(&payload[1..]).is_err() {
-                    break;
-                }
-            }
+            2 | 0 if payload.first() == Some(&0) && to_pod.write_all(&payload[1..]).is_err() => break,
             8 => {
                 let _ = write_frame(&writer, 8, &[]);
                 break;

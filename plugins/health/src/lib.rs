@@ -32,6 +32,11 @@ pub struct Cli {
     #[arg(long)]
     pub skip_hashkv: bool,
 
+    /// Print a minimal Role and RoleBinding that let SUBJECT (User:NAME, Group:NAME or
+    /// ServiceAccount:NAMESPACE/NAME) run kubectl etcd through port-forward in -n's namespace, and exit.
+    #[arg(long, value_name = "SUBJECT")]
+    pub print_rbac: Option<String>,
+
     /// Backend quota to compare DB sizes against [default: the manifest's, else etcd's 2 GiB].
     #[arg(long, value_name = "BYTES")]
     pub quota_backend_bytes: Option<u64>,
@@ -44,7 +49,15 @@ pub fn command() -> clap::Command {
 
 /// Runs the command: settings → session → health run → emit (each round with `--watch`).
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let session = Session::open(&cli.common.settings()).await?;
+    if let Some(subject) = &cli.print_rbac {
+        let yaml = kubectl_etcd::tunnel::rbac_manifests(&cli.common.namespace, subject)?;
+        print::write_stdout(&yaml)?;
+        return Ok(ExitCode::Ok);
+    }
+    let mut settings = cli.common.settings();
+    // Through port-forward, no certificate still gives the metrics report.
+    settings.metrics_without_credentials = true;
+    let session = Session::open(&settings).await?;
     let opts = Options { skip_hashkv: cli.skip_hashkv, quota_backend_bytes: cli.quota_backend_bytes };
     let out = cli.common.out();
     if !cli.watch {

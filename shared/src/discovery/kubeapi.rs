@@ -157,7 +157,7 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
             };
             log.say(format!("pod {pod_name}: member {name} at {} (from {how})", urls.join(",")));
             if let Some(u) = urls.into_iter().next() {
-                tunnels.add(&pod_name, &u);
+                tunnels.add(&pod_name, &name, &u, flags.get("listen-metrics-urls").map(String::as_str));
                 endpoints.push(Endpoint { name: Some(name), url: u, source: format!("{source} ({how})") });
             }
             if pod_flags.is_none() && !flags.is_empty() {
@@ -212,6 +212,11 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
     }
     if endpoints.is_empty() {
         tried.push(format!("no nodes labelled {NODE_LABEL} with an InternalIP ({ctx})"));
+        if list.items.is_empty() {
+            tried.push(
+                "etcd is not visible from this cluster's API: managed control planes (EKS, GKE, AKS) run it out of reach; on a self-managed cluster, run on a control-plane node or pass --endpoints".into(),
+            );
+        }
         return Err(ApiOutcome::Tried(tried));
     }
     Ok(Found { endpoints, complete: true, pod_flags: None, tunnels: None })

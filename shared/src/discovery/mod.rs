@@ -60,6 +60,9 @@ pub struct Settings {
     pub default_manifest: PathBuf,
     /// `--transport`.
     pub transport: crate::tunnel::Transport,
+    /// The command can do without etcd client certificates when members are reached through
+    /// port-forward: `health` then reads the members' metrics endpoints only.
+    pub metrics_without_credentials: bool,
     /// `--pki-dir`: a copy of a node's `/etc/kubernetes/pki/etcd` (its CA and healthcheck
     /// client pair), for the certificate flags not given.
     pub pki_dir: Option<PathBuf>,
@@ -87,6 +90,7 @@ impl Settings {
             default_manifest: PathBuf::from(DEFAULT_MANIFEST),
             transport: crate::tunnel::Transport::Auto,
             pki_dir: None,
+            metrics_without_credentials: false,
         }
     }
 }
@@ -135,6 +139,10 @@ pub struct Discovery {
     /// (`--transport`).
     #[serde(skip)]
     pub tunnels: Option<crate::tunnel::Tunnels>,
+    /// No etcd client certificate was found (where it was looked for), and the command
+    /// allowed that ([`Settings::metrics_without_credentials`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_credentials: Option<Vec<String>>,
     /// The endpoints to contact first.
     pub endpoints: Vec<Endpoint>,
     /// True when the source lists every member (the Kubernetes API), so a member without a
@@ -301,7 +309,18 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
     };
 
     // 4. TLS material.
-    let tls = find_tls(settings, manifest.as_ref().or(api_pod_flags.as_ref()), &endpoints, &mut log)?;
+    let (tls, no_credentials) =
+        match find_tls(settings, manifest.as_ref().or(api_pod_flags.as_ref()), &endpoints, &mut log) {
+            Err(Error::NoCredentials { tried, .. }) if settings.metrics_without_credentials && tunnels.is_some() => {
+                log.say(format!(
+                    "no etcd client certificate ({}): the members' metrics endpoints only, through their pods",
+                    tried.join("; ")
+                ));
+                (TlsFiles::default(), Some(tried))
+            }
+            Err(e) => return Err(with_tunnel_hint(e, tunnels.is_some())),
+            Ok(t) => (t, None),
+        };
     if settings.insecure_skip_tls_verify {
         log.say("server certificate verification is OFF (--insecure-skip-tls-verify)".into());
     }
@@ -313,6 +332,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
 
     Ok(Discovery {
         tunnels,
+        no_credentials,
         endpoints,
         endpoints_complete,
         fallback,
@@ -321,6 +341,19 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
         log: log.lines,
         insecure: settings.insecure_skip_tls_verify,
     })
+}
+
+/// Through port-forward, a missing certificate is a workstation's usual state: say what to bring.
+fn with_tunnel_hint(e: Error, tunnelled: bool) -> Error {
+    match e {
+        Error::NoCredentials { endpoints, mut tried } if tunnelled => {
+            tried.push(
+                "from a workstation, copy a control-plane node's /etc/kubernetes/pki/etcd and pass --pki-dir DIR (kubectl etcd health works without: it reads the members' metrics)".into(),
+            );
+            Error::NoCredentials { endpoints, tried }
+        }
+        e => e,
+    }
 }
 
 /// The other members' endpoints a node knows without its own member: the data dir's backend

@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod model;
 pub mod probe;
+pub mod scrape;
 
 use std::time::Instant;
 
@@ -52,8 +53,20 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         checks,
         discovered,
         insecure: session.discovery.insecure,
+        transport: if session.dialer.tunnels().is_some() { "port-forward" } else { "direct" },
+        skipped: Vec::new(),
         took: start.elapsed(),
     };
+
+    // No certificate, through port-forward: what the metrics endpoints say.
+    if session.discovery.no_credentials.is_some() {
+        let rows = scrape::rows_from_metrics(session, &budget, quota).await;
+        let checks = scrape::metrics_checks(&rows, quota);
+        let leader = rows.iter().find(|r| r.is_leader).and_then(|r| r.id);
+        let mut r = report(rows, checks, None, leader, discovered);
+        r.skipped = scrape::SKIPPED.to_vec();
+        return Ok(r);
+    }
 
     // The member list is the truth; without it, report what discovery found.
     let list = match session.member_list().await {
@@ -96,6 +109,7 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
 
     let hashes = if opts.skip_hashkv { None } else { probe::hash_kv(&mut rows, &clients, &budget).await };
     let alarms = probe::alarms(&rows, &clients, &budget).await;
+    scrape::attach(session, &budget, &mut rows).await;
     let client_cert = session.dialer.tls().and_then(|t| t.client_cert.as_ref());
     let mut checks = vec![
         members_check(&rows),
@@ -107,6 +121,7 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         version_check(&rows),
     ];
     checks.extend(hash_check(hashes.as_ref(), opts.skip_hashkv));
+    checks.push(scrape::disk_check(&rows));
     checks.push(count_check(&rows));
     checks.push(cert_check(&rows, client_cert));
     checks.push(discovery_check(&list, &discovered, &strays, &aliases, session.discovery.endpoints_complete));

@@ -135,6 +135,9 @@ pub struct MemberHealth {
     pub hash_kv: Option<u32>,
     /// Storage quota compared against.
     pub quota_backend_bytes: u64,
+    /// What its metrics endpoint said (disk and network latency, proposals), when reachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<crate::metrics::Scrape>,
 }
 
 /// The whole report.
@@ -156,6 +159,11 @@ pub struct Report {
     pub discovered: Vec<Endpoint>,
     /// Server certificates were not verified.
     pub insecure: bool,
+    /// How the members were reached: `direct` or `port-forward`.
+    pub transport: &'static str,
+    /// Checks that could not run (no etcd client certificate: the metrics-only report).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<&'static str>,
     /// How long the run took.
     #[serde(with = "duration_ms")]
     pub took: Duration,
@@ -201,6 +209,7 @@ pub(crate) fn blank(member: Option<&Member>, endpoint: Option<String>, quota: u6
         server_cert: None,
         hash_kv: None,
         quota_backend_bytes: quota,
+        metrics: None,
     }
 }
 

@@ -35,7 +35,7 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
         "applied",
     ];
     if wide {
-        header.extend(["applied lag", "quota", "peer urls", "client urls"]);
+        header.extend(["applied lag", "quota", "wal fsync p99", "commit p99", "peer urls", "client urls"]);
     }
     header.push("errors");
     let mut t = Table::new(header);
@@ -73,6 +73,10 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
         if wide {
             row.push(opt(r.applied_lag));
             row.push(format_bytes(r.quota_backend_bytes));
+            let ms = |v: Option<f64>| v.map(|v| format!("{v:.1}ms")).unwrap_or_default();
+            let lat = r.metrics.as_ref().map(|m| &m.latency);
+            row.push(ms(lat.and_then(|l| l.wal_fsync_p99_ms)));
+            row.push(ms(lat.and_then(|l| l.backend_commit_p99_ms)));
             row.push(r.peer_urls.join(","));
             row.push(r.client_urls.join(","));
         }

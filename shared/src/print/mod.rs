@@ -112,7 +112,7 @@ fn json_line<T: Serialize>(doc: &T) -> Result<String> {
 }
 
 /// Writes to stdout and flushes.
-fn write_stdout(s: &str) -> Result<()> {
+pub fn write_stdout(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(s.as_bytes()).map_err(Error::Output)?;
     out.flush().map_err(Error::Output)
