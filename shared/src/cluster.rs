@@ -84,7 +84,7 @@ pub struct Session {
 /// rather than every member failing alike. Other failures are the member's, found later.
 async fn preflight(t: &crate::tunnel::Tunnels, timeout: Duration) -> Result<()> {
     let Some((pod, port)) = t.first() else { return Ok(()) };
-    match t.open("preflight", pod, port, timeout).await {
+    match t.open("preflight", &pod, port, timeout).await {
         Err(e @ Error::Forbidden { .. }) => Err(e),
         _ => Ok(()),
     }

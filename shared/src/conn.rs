@@ -228,7 +228,7 @@ impl Dialer {
     /// the future of kubelet's error message).
     async fn connect(&self, url: &str, target: &EtcdUrl) -> Result<(BoxIo, Option<TunnelError>), TransportError> {
         if let Some(t) = &self.tunnels {
-            let Some((pod, port)) = t.route(target) else {
+            let Some((pod, port)) = t.resolve(target, self.dial_timeout).await else {
                 return Err(TransportError::new(
                     url,
                     FailureClass::Network("no pod".into()),
@@ -238,7 +238,7 @@ impl Dialer {
                     ),
                 ));
             };
-            return match t.open(url, pod, port, self.dial_timeout).await {
+            return match t.open(url, &pod, port, self.dial_timeout).await {
                 Ok(o) => Ok((Box::new(o.stream), o.error)),
                 Err(crate::Error::Transport(e)) => Err(e),
                 Err(e) => Err(TransportError::new(url, FailureClass::Network("port-forward".into()), e.report())),

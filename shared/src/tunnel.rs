@@ -8,7 +8,8 @@
 //! metrics port. A tunnel opens under the dial timeout and then is an ordinary byte stream: the
 //! TLS handshake and every RPC keep their deadlines.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -47,19 +48,25 @@ pub struct Route {
     pub no_metrics: Option<String>,
 }
 
-/// The pods to tunnel to and the API client to do it with.
+/// The pods to tunnel to and the API client to do it with. The routes are shared by every
+/// clone and re-read from the API when a URL has none (a member added meanwhile, whose pod
+/// kubelet has just started).
 #[derive(Clone)]
 pub struct Tunnels {
     pods: Api<Pod>,
     namespace: String,
-    routes: Vec<Route>,
+    routes: Arc<RwLock<Vec<Route>>>,
+    refreshed: Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for Tunnels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tunnels").field("namespace", &self.namespace).field("routes", &self.routes).finish()
+        f.debug_struct("Tunnels").field("namespace", &self.namespace).field("routes", &self.routes()).finish()
     }
 }
+
+/// The pod list is read again at most this often.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 /// An open tunnel: the byte stream, and the pod's error message if the far end could not
 /// connect (what kubelet writes on the port's error channel).
@@ -79,15 +86,24 @@ impl std::fmt::Debug for Opened {
 impl Tunnels {
     /// Tunnels through `client` to pods in `namespace`.
     pub fn new(client: kube::Client, namespace: &str) -> Tunnels {
-        Tunnels { pods: Api::namespaced(client, namespace), namespace: namespace.to_string(), routes: Vec::new() }
+        Tunnels {
+            pods: Api::namespaced(client, namespace),
+            namespace: namespace.to_string(),
+            routes: Arc::default(),
+            refreshed: Arc::default(),
+        }
     }
 
     /// Routes `url` (a member's client URL as its pod advertises it) to `pod` of member
     /// `name`, whose `--listen-metrics-urls` is `metrics` (if set).
-    pub fn add(&mut self, pod: &str, name: &str, url: &str, metrics: Option<&str>) {
+    pub fn add(&self, pod: &str, name: &str, url: &str, metrics: Option<&str>) {
         let Ok(parsed) = EtcdUrl::parse(url) else { return };
         let (metrics_port, no_metrics) = metrics_port(metrics);
-        self.routes.push(Route {
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        if routes.iter().any(|r| r.pod == pod) {
+            return;
+        }
+        routes.push(Route {
             pod: pod.to_string(),
             name: name.to_string(),
             client_url: url.to_string(),
@@ -98,14 +114,49 @@ impl Tunnels {
     }
 
     /// Every member's pod.
-    pub fn routes(&self) -> &[Route] {
-        &self.routes
+    pub fn routes(&self) -> Vec<Route> {
+        self.routes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Where the metrics of the member at `client_url` are served, through its pod.
     pub fn metrics_via(&self, client_url: &EtcdUrl) -> Option<crate::conn::Via> {
-        let r = self.routes.iter().find(|r| r.url.same_socket(client_url))?;
+        let routes = self.routes();
+        let r = routes.iter().find(|r| r.url.same_socket(client_url))?;
         r.metrics_port.map(|port| crate::conn::Via::Pod { pod: r.pod.clone(), port })
+    }
+
+    /// [`Tunnels::route`], reading the etcd pods again (within `timeout`, at most once a
+    /// second) when `url` has no route yet.
+    pub async fn resolve(&self, url: &EtcdUrl, timeout: Duration) -> Option<(String, u16)> {
+        if let Some(r) = self.exact(url) {
+            return Some(r);
+        }
+        let due = {
+            let mut last = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= REFRESH_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            let lp = kube::api::ListParams::default().labels(crate::discovery::kubeapi::POD_SELECTOR);
+            if let Ok(Ok(list)) = tokio::time::timeout(timeout, self.pods.list(&lp)).await {
+                for pod in &list.items {
+                    if let Ok(m) = crate::discovery::kubeapi::pod_member(pod) {
+                        if let Some(u) = m.urls.first() {
+                            self.add(&m.pod, &m.name, u, m.flags.get("listen-metrics-urls").map(String::as_str));
+                        }
+                    }
+                }
+            }
+        }
+        self.route(url)
+    }
+
+    fn exact(&self, url: &EtcdUrl) -> Option<(String, u16)> {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        routes.iter().find(|r| r.url.same_socket(url)).map(|r| (r.pod.clone(), url.port()))
     }
 
     /// The namespace of the pods.
@@ -115,15 +166,17 @@ impl Tunnels {
 
     /// The pod that serves `url`, and the port to forward: the pod whose advertised URL is
     /// `url`, else the one on the same host (another port of the same member: its metrics).
-    pub fn route(&self, url: &EtcdUrl) -> Option<(&str, u16)> {
-        let exact = self.routes.iter().find(|r| r.url.same_socket(url));
-        let host = || self.routes.iter().find(|r| r.url.host == url.host);
-        exact.or_else(host).map(|r| (r.pod.as_str(), url.port()))
+    pub fn route(&self, url: &EtcdUrl) -> Option<(String, u16)> {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        let exact = routes.iter().find(|r| r.url.same_socket(url));
+        let host = || routes.iter().find(|r| r.url.host == url.host);
+        exact.or_else(host).map(|r| (r.pod.clone(), url.port()))
     }
 
     /// The first pod, for the preflight.
-    pub fn first(&self) -> Option<(&str, u16)> {
-        self.routes.first().map(|r| (r.pod.as_str(), r.url.port()))
+    pub fn first(&self) -> Option<(String, u16)> {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        routes.first().map(|r| (r.pod.clone(), r.url.port()))
     }
 
     /// Opens a tunnel to `port` of `pod` within `timeout`. A refusal by the API (RBAC) is an

@@ -15,9 +15,13 @@ pub struct Node {
     pub name: String,
     /// The node's root: `manifests/`, `pki/`, `data/`, `etcd.log`.
     pub root: PathBuf,
-    /// Client port on 127.0.0.1.
+    /// The node's own address: 127.0.0.1, or another loopback address (127.0.0.2, …) for a
+    /// node that must look like another machine. Such a node also listens on 127.0.0.1, as
+    /// kubeadm's members listen on the loopback beside the node IP.
+    pub host: String,
+    /// Client port.
     pub client_port: u16,
-    /// Peer port on 127.0.0.1.
+    /// Peer port.
     pub peer_port: u16,
     /// Plain-HTTP metrics port on 127.0.0.1 (`--listen-metrics-urls`, as kubeadm sets it).
     pub metrics_port: u16,
@@ -37,6 +41,7 @@ impl Node {
         Node {
             name,
             root,
+            host: "127.0.0.1".into(),
             client_port: free_port(),
             peer_port: free_port(),
             metrics_port: free_port(),
@@ -47,13 +52,22 @@ impl Node {
         }
     }
 
-    /// `https://127.0.0.1:<client port>`.
+    /// `https://<host>:<client port>`.
     pub fn client_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.client_port)
+        format!("https://{}:{}", self.host, self.client_port)
     }
-    /// `https://127.0.0.1:<peer port>`.
+    /// `https://<host>:<peer port>`.
     pub fn peer_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.peer_port)
+        format!("https://{}:{}", self.host, self.peer_port)
+    }
+    /// What etcd listens on for clients: the client URL, and the loopback too on a node
+    /// with an address of its own (kubeadm: `https://127.0.0.1:2379,https://<node IP>:2379`).
+    pub fn listen_client_urls(&self) -> String {
+        if self.host == "127.0.0.1" {
+            self.client_url()
+        } else {
+            format!("https://127.0.0.1:{},{}", self.client_port, self.client_url())
+        }
     }
     /// The kubeadm-shaped manifest of this node.
     pub fn manifest(&self) -> PathBuf {
@@ -218,6 +232,7 @@ impl Cluster {
                         .collect(),
                     child: None,
                     name: n.name.clone(),
+                    host: n.host.clone(),
                     root: n.root.clone(),
                     data_override: n.data_override.clone(),
                     ..*n
@@ -363,10 +378,18 @@ impl Cluster {
     /// Prepares a node that is not a member yet: ports, PKI (unless `pki` is false: the test
     /// supplies `pki/etcd/{server,peer}.*` itself), manifest dir. Returns its index.
     pub fn new_node(&mut self, name: &str, pki: bool) -> usize {
+        self.new_node_on(name, pki, "127.0.0.1")
+    }
+
+    /// [`Cluster::new_node`] for a node whose address is `host` (another loopback address:
+    /// another machine, as far as URLs and certificates go).
+    pub fn new_node_on(&mut self, name: &str, pki: bool, host: &str) -> usize {
         let root = self.dir.path().join(name);
-        let node = Node::new(name.to_string(), root);
+        let mut node = Node::new(name.to_string(), root);
+        node.host = host.to_string();
         if pki {
-            self.pki.write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
+            let ips: Vec<&str> = if host == "127.0.0.1" { vec![host] } else { vec![host, "127.0.0.1"] };
+            self.pki.write_node(&node.root.join("pki"), name, &ips, &["localhost"]);
         } else {
             let etcd = node.root.join("pki/etcd");
             std::fs::create_dir_all(&etcd).unwrap();

@@ -48,6 +48,7 @@ pub struct FakeKube {
     pub requests: Arc<Mutex<Vec<String>>>,
     /// Knobs for failure tests.
     pub behaviour: Arc<Behaviour>,
+    pods: Arc<Mutex<Vec<Value>>>,
 }
 
 fn matches(labels: &Value, selector: &str) -> bool {
@@ -229,15 +230,24 @@ impl FakeKube {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(Behaviour::default());
         let (seen, knobs) = (requests.clone(), behaviour.clone());
-        let (pods, nodes) = (Arc::new(pods), Arc::new(nodes));
+        let (pods, nodes) = (Arc::new(Mutex::new(pods)), Arc::new(nodes));
+        let served = pods.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (seen, knobs, pods, nodes) = (seen.clone(), knobs.clone(), pods.clone(), nodes.clone());
-                std::thread::spawn(move || serve(stream, &seen, &knobs, &pods, &nodes));
+                let (seen, knobs, pods, nodes) = (seen.clone(), knobs.clone(), served.clone(), nodes.clone());
+                std::thread::spawn(move || {
+                    let pods = pods.lock().unwrap().clone();
+                    serve(stream, &seen, &knobs, &pods, &nodes)
+                });
             }
         });
-        FakeKube { url, requests, behaviour }
+        FakeKube { url, requests, behaviour, pods }
+    }
+
+    /// A pod appears (kubelet on a new node started its static pod).
+    pub fn add_pod(&self, pod: Value) {
+        self.pods.lock().unwrap().push(pod);
     }
 
     /// The port-forward requests seen (`pod:ports`), in order.

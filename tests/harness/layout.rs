@@ -22,7 +22,7 @@ pub(crate) fn member_flags(
         ("initial-cluster-state".into(), state.into()),
         ("initial-cluster-token".into(), token.into()),
         ("key-file".into(), p("server.key")),
-        ("listen-client-urls".into(), n.client_url()),
+        ("listen-client-urls".into(), n.listen_client_urls()),
         ("listen-metrics-urls".into(), format!("http://127.0.0.1:{}", n.metrics_port)),
         ("listen-peer-urls".into(), n.peer_url()),
         ("name".into(), n.name.clone()),

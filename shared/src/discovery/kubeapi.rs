@@ -131,30 +131,18 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
         let source = format!("Kubernetes API pods -n {ns} -l {POD_SELECTOR}");
         let mut endpoints = Vec::new();
         let mut pod_flags = None;
-        let mut tunnels = crate::tunnel::Tunnels::new(client.clone(), ns);
+        let tunnels = crate::tunnel::Tunnels::new(client.clone(), ns);
         for pod in &list.items {
-            let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            let name = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .unwrap_or_else(|| pod_name.trim_start_matches("etcd-").to_string());
-            let container =
-                pod.spec.as_ref().and_then(|s| s.containers.iter().find(|c| c.name == "etcd").or(s.containers.first()));
-            let mut argv = container.and_then(|c| c.command.clone()).unwrap_or_default();
-            argv.extend(container.and_then(|c| c.args.clone()).unwrap_or_default());
-            let flags = parse_flags(&argv);
-            let annotation = pod.metadata.annotations.as_ref().and_then(|a| a.get(ADVERTISE_ANNOTATION)).cloned();
-            let (urls, how) = if let Some(a) = annotation.filter(|a| !a.trim().is_empty()) {
-                (split_list(&a), format!("annotation {ADVERTISE_ANNOTATION}"))
-            } else if let Some(f) = flags.get("advertise-client-urls").filter(|f| !f.is_empty()) {
-                (split_list(f), "--advertise-client-urls in the pod's command".to_string())
-            } else if let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) {
-                (vec![format!("https://{}:2379", bracket(&ip))], "pod IP".to_string())
-            } else {
-                log.say(format!("pod {pod_name}: no annotation, no --advertise-client-urls and no pod IP; skipped"));
-                continue;
+            let m = match pod_member(pod) {
+                Ok(m) => m,
+                Err(pod_name) => {
+                    log.say(format!(
+                        "pod {pod_name}: no annotation, no --advertise-client-urls and no pod IP; skipped"
+                    ));
+                    continue;
+                }
             };
+            let PodMember { pod: pod_name, name, urls, how, flags, container } = m;
             log.say(format!("pod {pod_name}: member {name} at {} (from {how})", urls.join(",")));
             if let Some(u) = urls.into_iter().next() {
                 tunnels.add(&pod_name, &name, &u, flags.get("listen-metrics-urls").map(String::as_str));
@@ -164,7 +152,7 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
                 pod_flags = Some(Manifest {
                     path: PathBuf::from(format!("pod {ns}/{pod_name}")),
                     pod_name: Some(pod_name.clone()),
-                    container: container.map(|c| c.name.clone()).unwrap_or_default(),
+                    container,
                     flags,
                     config_file: None,
                 });
@@ -220,6 +208,52 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
         return Err(ApiOutcome::Tried(tried));
     }
     Ok(Found { endpoints, complete: true, pod_flags: None, tunnels: None })
+}
+
+/// A member as its etcd pod describes it.
+#[derive(Debug)]
+pub(crate) struct PodMember {
+    /// The pod's name.
+    pub pod: String,
+    /// The member's name: the pod's node.
+    pub name: String,
+    /// Its client URLs.
+    pub urls: Vec<String>,
+    /// Where the URLs came from.
+    pub how: String,
+    /// The etcd flags of its command.
+    pub flags: std::collections::BTreeMap<String, String>,
+    /// The etcd container's name.
+    pub container: String,
+}
+
+/// The member an etcd pod runs: its node, its client URLs (kubeadm's annotation, else
+/// `--advertise-client-urls`, else the pod IP) and its flags; the pod's name when it names no
+/// URL at all.
+pub(crate) fn pod_member(pod: &Pod) -> Result<PodMember, String> {
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let name = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_else(|| pod_name.trim_start_matches("etcd-").to_string());
+    let container =
+        pod.spec.as_ref().and_then(|s| s.containers.iter().find(|c| c.name == "etcd").or(s.containers.first()));
+    let mut argv = container.and_then(|c| c.command.clone()).unwrap_or_default();
+    argv.extend(container.and_then(|c| c.args.clone()).unwrap_or_default());
+    let flags = parse_flags(&argv);
+    let annotation = pod.metadata.annotations.as_ref().and_then(|a| a.get(ADVERTISE_ANNOTATION)).cloned();
+    let (urls, how) = if let Some(a) = annotation.filter(|a| !a.trim().is_empty()) {
+        (split_list(&a), format!("annotation {ADVERTISE_ANNOTATION}"))
+    } else if let Some(f) = flags.get("advertise-client-urls").filter(|f| !f.is_empty()) {
+        (split_list(f), "--advertise-client-urls in the pod's command".to_string())
+    } else if let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) {
+        (vec![format!("https://{}:2379", bracket(&ip))], "pod IP".to_string())
+    } else {
+        return Err(pod_name);
+    };
+    let container = container.map(|c| c.name.clone()).unwrap_or_default();
+    Ok(PodMember { pod: pod_name, name, urls, how, flags, container })
 }
 
 fn api_failed(action: String, why: &str) -> ApiOutcome {
