@@ -1,6 +1,6 @@
 //! Benchmarks (not tests): kubectl etcd side by side with etcdctl/etcdutl on the same real
 //! clusters, printing wall time and peak memory. Run with
-//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|snapshot|defrag|doctor|all] [--size-mib N]`.
+//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|snapshot|defrag|doctor|all] [--size-mib N]`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -276,6 +276,45 @@ fn doctor_bench(mib: usize) {
     );
 }
 
+/// `kubectl etcd health` from a "workstation" on one 5-member cluster: direct, through
+/// port-forward tunnels with certificates, and through tunnels with none (the metrics report).
+/// The API server is the harness's in-process fake, so the figures are the tunnels' own cost
+/// (WebSocket framing, one tunnel per connection), not a real API server's and kubelet's hop.
+fn port_forward_bench() {
+    use harness::fakekube::{workstation_pods, FakeKube};
+    println!("## health over port-forward: 5-member cluster, etcd {} (median of 5)", etcd().version);
+    println!("{:<28} {:>10} {:>10} {:>8}", "route", "wall", "peak RSS", "ratio");
+    let c = Cluster::start(5);
+    for i in 0..200 {
+        c.put(&format!("/k/{i}"), "v");
+    }
+    let kube = FakeKube::start(workstation_pods(&c), vec![]);
+    let kc = kube.kubeconfig(c.dir.path());
+    let pki = c.nodes[0].pki_etcd();
+    let (kc, pki) = (kc.to_str().unwrap().to_string(), pki.to_str().unwrap().to_string());
+    let routes: [(&str, Vec<&str>); 3] = [
+        ("direct (certificates)", vec!["--kubeconfig", &kc, "--pki-dir", &pki, "--transport", "direct"]),
+        ("port-forward (certificates)", vec!["--kubeconfig", &kc, "--pki-dir", &pki]),
+        ("port-forward (metrics only)", vec!["--kubeconfig", &kc]),
+    ];
+    let mut base = None;
+    for (name, args) in routes {
+        let runs: Vec<(f64, u64)> = (0..5)
+            .map(|_| {
+                let mut cmd = Command::new(bin("kubectl-etcd-health"));
+                cmd.args(&args).args(["-o", "json"]).env_remove("KUBECONFIG").env("HOME", c.dir.path());
+                let (wall, rss, ok) = measure(&mut cmd);
+                assert!(ok, "{name} failed");
+                (wall, rss)
+            })
+            .collect();
+        let wall = median(runs.iter().map(|r| r.0).collect());
+        let rss = runs.iter().map(|r| r.1).max().unwrap_or(0);
+        let b = *base.get_or_insert(wall);
+        println!("{:<28} {:>9.3}s {:>7} MiB {:>8.2}", name, wall, rss / 1024, wall / b);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().cloned().unwrap_or_else(|| "all".into());
@@ -287,6 +326,9 @@ fn main() {
         .unwrap_or(1024);
     if what == "health" || what == "all" {
         health_bench();
+    }
+    if what == "port-forward" || what == "all" {
+        port_forward_bench();
     }
     if what == "snapshot" || what == "all" {
         snapshot_bench(mib);

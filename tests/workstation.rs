@@ -9,35 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use harness::fakekube::{kubeadm_pod, FakeKube};
+use harness::fakekube::{workstation_pods, FakeKube};
 use harness::*;
 use serde_json::Value;
 
 const HEALTH: &str = "kubectl-etcd-health";
 const RESTORE: &str = "kubectl-etcd-restore";
 const LEARNER: &str = "kubectl-etcd-learner";
-
-/// The etcd pods as the API lists them, their file paths kubeadm's (`/etc/kubernetes/…`),
-/// which do not exist on this "workstation": nothing can be read from the node.
-fn workstation_pods(c: &Cluster) -> Vec<Value> {
-    c.nodes
-        .iter()
-        .map(|n| {
-            let root = n.root.display().to_string();
-            let flags: Vec<(String, String)> = n
-                .flags
-                .iter()
-                .map(|(k, v)| {
-                    let v = v
-                        .replace(&format!("{root}/pki"), "/etc/kubernetes/pki")
-                        .replace(&format!("{root}/data"), "/var/lib/etcd");
-                    (k.clone(), v)
-                })
-                .collect();
-            kubeadm_pod(&n.name, &flags, &n.client_url(), true, "127.0.0.1")
-        })
-        .collect()
-}
 
 /// A fake API for `c` and a kubeconfig for it; the copy of node-0's `pki/etcd` an operator
 /// would bring.

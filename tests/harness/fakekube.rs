@@ -17,7 +17,8 @@
 //!   `127.0.0.1:P`. A refused dial is reported on the error channel in containerd's words and
 //!   the socket closed; otherwise bytes are relayed both ways until either side closes.
 //!   Client frames must be masked (RFC 6455 §5.3); pings are answered.
-//! - 403 `Status` objects, as RBAC returns them, when [`Behaviour::forbid_portforward`] is set;
+//! - 401 without the kubeconfig's bearer token, as an API server without anonymous access;
+//!   403 `Status` objects, as RBAC returns them, when [`Behaviour::forbid_portforward`] is set;
 //!   404 for anything else.
 //!
 //! Every request is recorded so tests can check what was asked; [`Behaviour::cut_after`]
@@ -98,6 +99,7 @@ fn base64(data: &[u8]) -> String {
 
 fn status(code: u16, reason: &str, message: &str) -> (String, String) {
     let line = match code {
+        401 => "401 Unauthorized",
         403 => "403 Forbidden",
         404 => "404 Not Found",
         _ => "400 Bad Request",
@@ -268,6 +270,8 @@ impl FakeKube {
 }
 
 fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>, knobs: &Behaviour, pods: &[Value], nodes: &[Value]) {
+    // As Go servers do (the API server and kubelet): no Nagle delay on small frames.
+    let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -285,6 +289,13 @@ fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>, knobs: &Behaviour, po
     }
     let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    // kubectl's own check of who asks: no Authorization, no answer (401), as an API server
+    // without anonymous access does.
+    if header("authorization") != Some("Bearer test-token") {
+        let (status, body) = status(401, "Unauthorized", "Unauthorized");
+        let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        return;
+    }
     seen.lock().unwrap().push(format!("{} {}", line.split_whitespace().next().unwrap_or(""), target));
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let param = |name: &str| query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).map(decode);
@@ -410,6 +421,28 @@ pub fn cluster_pods(c: &crate::Cluster, annotate: bool, with_flag: bool) -> Vec<
             let flags: Vec<(String, String)> =
                 n.flags.iter().filter(|(k, _)| with_flag || k != "advertise-client-urls").cloned().collect();
             kubeadm_pod(&n.name, &flags, &n.client_url(), annotate, "127.0.0.1")
+        })
+        .collect()
+}
+
+/// The etcd pods as the API lists them, their file paths kubeadm's (`/etc/kubernetes/…`,
+/// `/var/lib/etcd`), which do not exist on this "workstation": nothing can be read from a node.
+pub fn workstation_pods(c: &crate::Cluster) -> Vec<Value> {
+    c.nodes
+        .iter()
+        .map(|n| {
+            let root = n.root.display().to_string();
+            let flags: Vec<(String, String)> = n
+                .flags
+                .iter()
+                .map(|(k, v)| {
+                    let v = v
+                        .replace(&format!("{root}/pki"), "/etc/kubernetes/pki")
+                        .replace(&format!("{root}/data"), "/var/lib/etcd");
+                    (k.clone(), v)
+                })
+                .collect();
+            kubeadm_pod(&n.name, &flags, &n.client_url(), true, "127.0.0.1")
         })
         .collect()
 }

@@ -103,9 +103,34 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
     })?;
     let server = config.cluster_url.to_string();
     log.say(format!("Kubernetes API: {server} (context {context:?} of {what})"));
-    let c = kube::Client::try_from(config)
+    let c = build_client(config)
         .map_err(|e| ApiOutcome::Failed(Error::Kube { action: "build a client".into(), source: Box::new(e) }))?;
     Ok((c, format!("server {server}, context {context:?} of {what}")))
+}
+
+/// kube's client stack (base URI, authentication, extra headers, rustls) over connections with
+/// TCP_NODELAY: a port-forward tunnel carries TLS handshakes and small HTTP/2 frames, and
+/// Nagle's algorithm would hold each second small write until the API server's delayed ACK
+/// (40 ms on Linux), several times per connection. With a proxy configured, kube's own builder.
+fn build_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    use kube::client::ConfigExt;
+    if config.proxy_url.is_some() {
+        return kube::Client::try_from(config);
+    }
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(config.connect_timeout);
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let client: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        .service(client);
+    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found, ApiOutcome> {
