@@ -338,7 +338,7 @@ async fn nospace_alarm_fails_and_names_the_member() {
 
 #[test]
 fn output_formats_parse() {
-    let c = Cluster::start(3);
+    let c = Cluster::start(5);
     let base = c.manifest_args();
     let run = |extra: &[&str]| {
         let mut a: Vec<&str> = base.iter().map(String::as_str).collect();
@@ -349,39 +349,50 @@ fn output_formats_parse() {
     };
     let yaml = run(&["-o", "yaml"]);
     let doc: Value = serde_saphyr::from_str(&yaml).unwrap();
-    assert_eq!(doc["members"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["members"].as_array().unwrap().len(), 5);
     assert_eq!(doc["healthy"], true);
 
+    // The default table fits a 120-column terminal with five members, kubectl's columns.
     let table = run(&[]);
     let header = table.lines().next().unwrap();
-    for col in [
-        "NAME",
-        "ID",
-        "ENDPOINT",
-        "HEALTH",
-        "LATENCY",
-        "LEADER",
-        "LEARNER",
-        "VERSION",
-        "DB SIZE",
-        "IN USE",
-        "RAFT TERM",
-        "RAFT INDEX",
-        "APPLIED",
-        "ERRORS",
-    ] {
-        assert!(header.contains(col), "{header}");
+    let cols: Vec<&str> = header.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(
+        cols,
+        ["NAME", "ENDPOINT", "HEALTH", "LATENCY", "ROLE", "VERSION", "DB SIZE", "IN USE", "ERRORS"],
+        "{header}"
+    );
+    for line in table.lines() {
+        assert!(line.chars().count() <= 120, "{} columns: {line}\n{table}", line.chars().count());
     }
-    assert!(!header.contains("PEER URLS"));
+    assert_eq!(table.lines().filter(|l| l.contains(" leader ")).count(), 1, "{table}");
+    assert_eq!(table.lines().filter(|l| l.contains(" follower ")).count(), 4, "{table}");
 
+    // --no-headers: the members only, nine columns that awk splits, no blank inside a value.
     let bare = run(&["--no-headers"]);
     assert!(bare.lines().next().unwrap().starts_with("node-"), "{bare}");
     assert!(!bare.contains("NAME"), "{bare}");
-    assert_eq!(bare.lines().filter(|l| l.starts_with("node-")).count(), 3);
+    assert_eq!(bare.lines().count(), 5, "{bare}");
+    for line in bare.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 9, "{line}");
+        assert!(fields[1].starts_with("https://127.0.0.1:"), "{line}");
+        assert!(fields[6].ends_with("KiB") || fields[6].ends_with("MiB"), "{line}");
+        assert!(fields[7].ends_with('%'), "{line}");
+    }
 
     let wide = run(&["-o", "wide"]);
     let header = wide.lines().next().unwrap();
-    for col in ["PEER URLS", "CLIENT URLS", "APPLIED LAG", "QUOTA"] {
+    for col in [
+        "ID",
+        "RAFT TERM",
+        "RAFT INDEX",
+        "APPLIED",
+        "PEER URLS",
+        "CLIENT URLS",
+        "APPLIED LAG",
+        "QUOTA",
+        "WAL FSYNC P99",
+    ] {
         assert!(header.contains(col), "{header}");
     }
     assert!(wide.contains(&c.nodes[1].peer_url()));

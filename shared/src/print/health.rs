@@ -8,8 +8,13 @@ use crate::util::{format_bytes, format_duration, member_id};
 impl Print for Report {
     fn text(&self, view: View) -> String {
         let mut s = members_table(self, view.wide).format(view.no_headers);
+        // --no-headers is for scripts: the members only, one row each (the checks are in the
+        // exit code and in -o json).
+        if view.no_headers {
+            return s;
+        }
         s.push('\n');
-        s.push_str(&checks_table(self).format(view.no_headers));
+        s.push_str(&checks_table(self));
         if self.insecure {
             s.push_str("\nWARNING: server certificates were NOT verified (--insecure-skip-tls-verify)\n");
         }
@@ -17,60 +22,75 @@ impl Print for Report {
     }
 }
 
-/// The members table (`table` and `wide`).
+/// The members table. The default fits 120 columns with five members (NAME, ENDPOINT,
+/// HEALTH, LATENCY, ROLE, VERSION, DB SIZE, IN USE as a percentage, ERRORS); `wide` adds the
+/// ID, raft term/index/applied, the lag, the quota, the disk p99s and the URLs.
 pub fn members_table(report: &Report, wide: bool) -> Table {
-    let mut header = vec![
-        "name",
-        "id",
-        "endpoint",
-        "health",
-        "latency",
-        "leader",
-        "learner",
-        "version",
-        "db size",
-        "in use",
-        "raft term",
-        "raft index",
-        "applied",
-    ];
+    let mut header = vec!["name"];
     if wide {
-        header.extend(["applied lag", "quota", "wal fsync p99", "commit p99", "peer urls", "client urls"]);
+        header.push("id");
+    }
+    header.extend(["endpoint", "health", "latency", "role", "version", "db size", "in use"]);
+    if wide {
+        header.extend([
+            "raft term",
+            "raft index",
+            "applied",
+            "applied lag",
+            "quota",
+            "wal fsync p99",
+            "commit p99",
+            "peer urls",
+            "client urls",
+        ]);
     }
     header.push("errors");
     let mut t = Table::new(header);
     for r in &report.members {
-        let in_use = match (r.db_size_in_use, r.db_size) {
-            (Some(u), Some(s)) if s > 0 => {
-                format!("{} ({:.0}%)", format_bytes(u), u as f64 / s as f64 * 100.0)
-            }
+        let percent = match (r.db_size_in_use, r.db_size) {
+            (Some(u), Some(s)) if s > 0 => format!("{:.0}%", u as f64 / s as f64 * 100.0),
             _ => String::new(),
         };
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let mut row = vec![
-            if r.name.is_empty() {
-                if r.is_member {
-                    "(not started)".into()
-                } else {
-                    "(not a member)".into()
-                }
-            } else {
-                r.name.clone()
+        let role = if r.is_learner {
+            "learner"
+        } else if r.is_leader {
+            "leader"
+        } else if r.answered && r.is_member {
+            "follower"
+        } else {
+            ""
+        };
+        // The role column says "learner": the health cell keeps only its progress.
+        let health = match &r.learner {
+            Some(l) => match l.percent {
+                Some(p) if r.answered => format!("{} ({p:.0}%)", l.state),
+                _ => l.state.clone(),
             },
-            r.id.map(member_id).unwrap_or_default(),
+            None => r.health.clone(),
+        };
+        let name = if r.name.is_empty() {
+            if r.is_member { "(not started)" } else { "(not a member)" }.to_string()
+        } else {
+            r.name.clone()
+        };
+        let mut row = vec![name];
+        if wide {
+            row.push(r.id.map(member_id).unwrap_or_default());
+        }
+        row.extend([
             r.endpoint.clone().unwrap_or_default(),
-            r.health.clone(),
+            health,
             r.latency.map(format_duration).unwrap_or_default(),
-            if r.answered || r.is_leader { yes_no(r.is_leader) } else { String::new() },
-            yes_no(r.is_learner),
+            role.to_string(),
             r.version.clone().unwrap_or_default(),
             r.db_size.map(format_bytes).unwrap_or_default(),
-            in_use,
-            opt(r.raft_term),
-            opt(r.raft_index),
-            opt(r.raft_applied_index),
-        ];
+            percent,
+        ]);
         if wide {
+            row.push(opt(r.raft_term));
+            row.push(opt(r.raft_index));
+            row.push(opt(r.raft_applied_index));
             row.push(opt(r.applied_lag));
             row.push(format_bytes(r.quota_backend_bytes));
             let ms = |v: Option<f64>| v.map(|v| format!("{v:.1}ms")).unwrap_or_default();
@@ -86,19 +106,58 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
     t
 }
 
-fn yes_no(b: bool) -> String {
-    if b { "true" } else { "false" }.into()
+/// The checks table, wrapped to 120 columns: a long message, and the next step on its own
+/// `next:` line, continue under the MESSAGE column.
+pub fn checks_table(report: &Report) -> String {
+    const WIDTH: usize = 120;
+    let name_w = report.checks.iter().map(|c| c.name.len()).chain([5]).max().unwrap_or(5);
+    let status_w = 6;
+    let indent = name_w + 3 + status_w + 3;
+    let room = WIDTH.saturating_sub(indent).max(40);
+    let mut out = format!("{:<name_w$}   {:<status_w$}   MESSAGE\n", "CHECK", "STATUS");
+    for c in &report.checks {
+        let mut lines = wrap(&c.message, room);
+        if let (Some(h), true) = (&c.hint, c.status != Status::Ok) {
+            lines.extend(wrap(&format!("next: {h}"), room));
+        }
+        for (i, l) in lines.iter().enumerate() {
+            if i == 0 {
+                out.push_str(&format!("{:<name_w$}   {:<status_w$}   {l}\n", c.name, c.status.as_str()));
+            } else {
+                out.push_str(&format!("{:indent$}{l}\n", ""));
+            }
+        }
+    }
+    out
 }
 
-/// The checks table.
-pub fn checks_table(report: &Report) -> Table {
-    let mut t = Table::new(["check", "status", "message"]);
-    for c in &report.checks {
-        let msg = match &c.hint {
-            Some(h) if c.status != Status::Ok => format!("{} (next: {h})", c.message),
-            _ => c.message.clone(),
-        };
-        t.push([c.name.to_string(), c.status.as_str().to_string(), msg]);
+/// Greedy word wrap at `width` columns (a longer word stands alone on its line).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
     }
-    t
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_at_the_width() {
+        assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
+        assert_eq!(wrap("averyveryverylongword x", 5), ["averyveryverylongword", "x"]);
+        assert_eq!(wrap("", 5), [""]);
+    }
 }

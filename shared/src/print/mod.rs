@@ -62,7 +62,8 @@ impl Table {
     }
 
     /// Formats the table kubectl-style: no borders, UPPERCASE headers, three spaces between
-    /// columns, no trailing blanks.
+    /// columns, no trailing blanks, `-` for an empty cell. With `no_headers` no value holds a
+    /// blank (a blank inside a value becomes `_`), so that `awk` splits rows into columns.
     pub fn format(&self, no_headers: bool) -> String {
         let mut t = comfy_table::Table::new();
         t.load_style(comfy_table::presets::NOTHING);
@@ -71,7 +72,11 @@ impl Table {
             t.set_header(self.header.iter().map(|h| h.to_uppercase()));
         }
         for r in &self.rows {
-            t.add_row(r.iter().map(|c| if c.is_empty() { "-".to_string() } else { c.clone() }));
+            t.add_row(r.iter().map(|c| match c.as_str() {
+                "" => "-".to_string(),
+                c if no_headers => c.split_whitespace().collect::<Vec<_>>().join("_"),
+                c => c.to_string(),
+            }));
         }
         for col in t.column_iter_mut() {
             col.set_padding((0, 3));
