@@ -57,7 +57,7 @@ fn healthy_cluster_reports_everything_consistent() {
             "id",
             "endpoint",
             "health",
-            "latency",
+            "latency_ms",
             "is_leader",
             "is_learner",
             "version",
@@ -79,7 +79,7 @@ fn healthy_cluster_reports_everything_consistent() {
             assert!(m.get(field).is_some(), "member field {field} missing: {m:#}");
         }
         assert_eq!(m["leader"], leader, "every member agrees on the leader");
-        assert!(m["latency"].as_str().unwrap().ends_with("ms") || m["latency"].as_str().unwrap().ends_with('s'));
+        assert!(m["latency_ms"].as_f64().unwrap() > 0.0, "{m:#}");
         assert_eq!(m["version"].as_str().unwrap().split('.').take(2).collect::<Vec<_>>().join("."), etcd().version);
         assert_eq!(m["hash_kv"], members[0]["hash_kv"]);
         assert_eq!(m["server_cert"]["subject"], m["name"]);
@@ -423,4 +423,43 @@ fn watch_prints_one_json_document_per_round() {
 
 fn unsafe_kill(pid: i32) {
     std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+}
+
+/// `-o json` follows shared/docs/health.schema.json, healthy or not, and every `--watch` round is one
+/// versioned document with its own time.
+#[test]
+fn json_follows_the_documented_schema() {
+    let schema = harness::schema::load("health.schema.json");
+    let mut c = Cluster::start(3);
+    let (_, doc, _) = health(&c, &[]);
+    assert_eq!(harness::schema::violations(&schema, &doc), Vec::<String>::new(), "{doc:#}");
+    assert_eq!(doc["apiVersion"], "kubectl-etcd/v1");
+    assert_eq!(doc["kind"], "HealthReport");
+    assert_eq!(doc["quorum"], serde_json::json!({"voters": 3, "answering": 3, "needed": 2, "can_lose": 1}));
+    c.kill(2);
+    let (o, doc, _) = health(&c, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(harness::schema::violations(&schema, &doc), Vec::<String>::new(), "{doc:#}");
+    assert_eq!(doc["quorum"], serde_json::json!({"voters": 3, "answering": 2, "needed": 2, "can_lose": 0}));
+    // The checker itself catches a wrong document.
+    let mut bad = doc.clone();
+    bad["members"][0]["latency_ms"] = "15.556ms".into();
+    bad["quorum"].as_object_mut().unwrap().remove("needed");
+    assert_eq!(harness::schema::violations(&schema, &bad).len(), 2, "{:?}", harness::schema::violations(&schema, &bad));
+
+    let mut child = std::process::Command::new(bin(HEALTH))
+        .args(c.manifest_args())
+        .args(["--watch", "--interval", "300ms", "-o", "json"])
+        .env("KUBECTL_ETCD_DEFAULT_MANIFEST", "/nonexistent")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let rounds: Vec<Value> = (0..2).map(|_| serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap()).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    for r in &rounds {
+        assert_eq!(harness::schema::violations(&schema, r), Vec::<String>::new(), "{r:#}");
+    }
+    assert_ne!(rounds[0]["time"], rounds[1]["time"]);
 }

@@ -72,7 +72,10 @@ fn add_start_with_printed_flags_then_promote() {
     let o = learner(&c, &["promote", "node-3", "-o", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let p = json(&o);
-    eprintln!("promote: waited {}, {} attempts, sync-to-promote {}", p["waited"], p["attempts"], p["since_in_sync"]);
+    eprintln!(
+        "promote: waited {}, {} attempts, sync-to-promote {}",
+        p["waited_ms"], p["attempts"], p["since_in_sync_ms"]
+    );
     let (voters, learners) = voters_and_learners(&c);
     assert_eq!(voters, ["node-0", "node-1", "node-2", "node-3"]);
     assert!(learners.is_empty());

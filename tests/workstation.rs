@@ -236,6 +236,8 @@ fn without_certificates_health_reads_the_metrics_through_tunnels() {
     let doc = json(&o);
     assert_eq!(o.status.code(), Some(0), "{doc:#}\n{}", stderr(&o));
     assert_eq!(doc["transport"], "port-forward");
+    let schema = harness::schema::load("health.schema.json");
+    assert_eq!(harness::schema::violations(&schema, &doc), Vec::<String>::new(), "{doc:#}");
     assert!(stderr(&o).contains("no etcd client certificate"), "{}", stderr(&o));
     for (name, id) in &ids {
         let m = member(&doc, name);

@@ -46,7 +46,7 @@ pub struct ProbeInfo {
     /// The member's serving certificate (leaf).
     pub server_cert: Option<CertInfo>,
     /// Time to connect and complete the handshake.
-    #[serde(with = "crate::util::duration_ms")]
+    #[serde(rename = "handshake_ms", with = "crate::util::duration_ms")]
     pub handshake: Duration,
 }
 

@@ -111,7 +111,7 @@ pub struct Target {
     /// Why (or why not).
     pub reason: String,
     /// How long its defrag may take.
-    #[serde(with = "crate::util::duration_ms")]
+    #[serde(rename = "deadline_ms", with = "crate::util::duration_ms")]
     pub deadline: Duration,
 }
 
@@ -239,7 +239,7 @@ pub struct Done {
     /// DB size after.
     pub after: Option<u64>,
     /// How long it took.
-    #[serde(with = "crate::util::duration_ms")]
+    #[serde(rename = "took_ms", with = "crate::util::duration_ms")]
     pub took: Duration,
     /// Leadership moved away from it first.
     #[serde(serialize_with = "crate::util::ser_hex_opt", skip_serializing_if = "Option::is_none")]

@@ -330,7 +330,7 @@ pub struct Progress {
     /// Catch-up rate in entries per second (from two samples).
     pub rate: Option<f64>,
     /// Estimated time to reach the promotable point.
-    #[serde(with = "crate::util::duration_ms::option")]
+    #[serde(rename = "eta_ms", with = "crate::util::duration_ms::option")]
     pub eta: Option<Duration>,
     /// Whether etcd would accept a promote now (≥ 90 % of the leader's log).
     pub promotable: bool,
@@ -416,12 +416,12 @@ pub struct Promoted {
     /// The member.
     pub member: Member,
     /// How long the wait took.
-    #[serde(with = "crate::util::duration_ms")]
+    #[serde(rename = "waited_ms", with = "crate::util::duration_ms")]
     pub waited: Duration,
     /// Promote attempts made.
     pub attempts: u32,
     /// Time from the learner first being seen promotable to the accepted promote.
-    #[serde(with = "crate::util::duration_ms::option")]
+    #[serde(rename = "since_in_sync_ms", with = "crate::util::duration_ms::option")]
     pub since_in_sync: Option<Duration>,
 }
 

@@ -279,7 +279,7 @@ pub struct Saved {
     /// The sha256 trailer (hex), verified.
     pub sha256: String,
     /// How long it took.
-    #[serde(with = "crate::util::duration_ms")]
+    #[serde(rename = "duration_ms", with = "crate::util::duration_ms")]
     pub duration: Duration,
 }
 

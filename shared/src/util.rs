@@ -321,12 +321,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub mod duration_ms {
     use std::time::Duration;
 
-    /// Serializes a duration with units.
+    /// A duration as a number of milliseconds (three decimals): what every JSON and YAML
+    /// document carries, in fields named `*_ms`.
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&fmt(*d))
+        s.serialize_f64(ms(*d))
     }
 
-    /// The text form used in JSON and YAML.
+    /// The milliseconds of `d`, rounded to microseconds.
+    pub fn ms(d: Duration) -> f64 {
+        (d.as_secs_f64() * 1e6).round() / 1e3
+    }
+
+    /// The text form for messages: `15.556ms`, `2.000s`.
     pub fn fmt(d: Duration) -> String {
         let ms = d.as_secs_f64() * 1000.0;
         if ms < 1000.0 {
@@ -339,10 +345,10 @@ pub mod duration_ms {
     /// The same for an optional duration.
     pub mod option {
         use std::time::Duration;
-        /// Serializes an optional duration with units (null when absent).
+        /// Serializes an optional duration as milliseconds (null when absent).
         pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
             match d {
-                Some(d) => s.serialize_str(&super::fmt(*d)),
+                Some(d) => s.serialize_f64(super::ms(*d)),
                 None => s.serialize_none(),
             }
         }

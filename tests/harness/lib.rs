@@ -16,6 +16,7 @@ pub mod kubelet;
 pub mod layout;
 pub mod pki;
 pub mod process;
+pub mod schema;
 
 pub use bins::*;
 pub use cluster::*;

@@ -45,10 +45,14 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         .or_else(|| session.discovery.manifest.as_ref().and_then(|m| m.quota_backend_bytes()))
         .filter(|q| *q > 0)
         .unwrap_or(DEFAULT_QUOTA);
-    let report = |members, checks: Vec<Check>, cluster_id, leader, discovered| Report {
+    let report = |members: Vec<MemberHealth>, checks: Vec<Check>, cluster_id, leader, discovered| Report {
+        time: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
         cluster_id,
         leader,
         healthy: checks.iter().all(|c| c.status != Status::Fail),
+        quorum: model::Quorum::of(&members),
         members,
         checks,
         discovered,

@@ -88,7 +88,7 @@ pub struct MemberHealth {
     /// True when the member answered.
     pub answered: bool,
     /// Latency of a linearizable read (`health` key), as etcdctl's endpoint health.
-    #[serde(with = "duration_ms::option")]
+    #[serde(rename = "latency_ms", with = "duration_ms::option")]
     pub latency: Option<Duration>,
     /// This member is the leader.
     pub is_leader: bool,
@@ -140,9 +140,34 @@ pub struct MemberHealth {
     pub metrics: Option<crate::metrics::Scrape>,
 }
 
+/// The quorum arithmetic of a report, as figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Quorum {
+    /// Voting members (learners excluded).
+    pub voters: usize,
+    /// Voters that answered.
+    pub answering: usize,
+    /// Voters needed for a quorum.
+    pub needed: usize,
+    /// How many more voters may fail before the quorum is lost (0 when it is lost).
+    pub can_lose: usize,
+}
+
+impl Quorum {
+    /// The figures for these rows.
+    pub fn of(rows: &[MemberHealth]) -> Quorum {
+        let n = voters(rows).count();
+        let answering = voters(rows).filter(|r| r.answered).count();
+        let (_, needed, spare) = crate::cluster::quorum(answering, n);
+        Quorum { voters: n, answering, needed, can_lose: spare.max(0) as usize }
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// When the report was made (RFC 3339, UTC): one per `--watch` round.
+    pub time: String,
     /// Cluster ID, when any member answered.
     #[serde(serialize_with = "ser_hex_opt")]
     pub cluster_id: Option<u64>,
@@ -151,6 +176,8 @@ pub struct Report {
     pub leader: Option<u64>,
     /// True when no check failed.
     pub healthy: bool,
+    /// The quorum figures.
+    pub quorum: Quorum,
     /// One entry per member, plus discovered endpoints that are not members.
     pub members: Vec<MemberHealth>,
     /// The checks.
@@ -165,7 +192,7 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<&'static str>,
     /// How long the run took.
-    #[serde(with = "duration_ms")]
+    #[serde(rename = "took_ms", with = "duration_ms")]
     pub took: Duration,
 }
 

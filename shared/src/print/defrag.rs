@@ -54,6 +54,10 @@ fn heading(plan: &Plan) -> String {
 }
 
 impl Print for Plan {
+    fn kind(&self) -> &'static str {
+        "DefragPlan"
+    }
+
     fn text(&self, view: View) -> String {
         let mut s = heading(self);
         s.push_str(&plan_table(self, view.wide).format(view.no_headers));

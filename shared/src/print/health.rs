@@ -6,6 +6,10 @@ use crate::health::{Report, Status};
 use crate::util::{format_bytes, format_duration, member_id};
 
 impl Print for Report {
+    fn kind(&self) -> &'static str {
+        "HealthReport"
+    }
+
     fn text(&self, view: View) -> String {
         let mut s = members_table(self, view.wide).format(view.no_headers);
         // --no-headers is for scripts: the members only, one row each (the checks are in the
@@ -131,11 +135,29 @@ pub fn checks_table(report: &Report) -> String {
     out
 }
 
-/// Greedy word wrap at `width` columns (a longer word stands alone on its line).
+/// Greedy word wrap at `width` columns (a longer word stands alone on its line). A command
+/// (`kubectl …` up to the end of its clause) is never broken, so that it can be copied whole.
 fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut units: Vec<String> = Vec::new();
+    let mut in_command = false;
+    for word in text.split_whitespace() {
+        match units.last_mut() {
+            Some(u) if in_command => {
+                u.push(' ');
+                u.push_str(word);
+            }
+            _ => units.push(word.to_string()),
+        }
+        if word == "kubectl" {
+            in_command = true;
+        }
+        if word.ends_with([';', ',', ')']) {
+            in_command = false;
+        }
+    }
     let mut lines = Vec::new();
     let mut line = String::new();
-    for word in text.split_whitespace() {
+    for word in &units {
         if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
             lines.push(std::mem::take(&mut line));
         }
@@ -159,5 +181,10 @@ mod tests {
         assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
         assert_eq!(wrap("averyveryverylongword x", 5), ["averyveryverylongword", "x"]);
         assert_eq!(wrap("", 5), [""]);
+        assert_eq!(
+            wrap("the cluster is read-only: kubectl etcd defrag --compact --disarm", 30),
+            ["the cluster is read-only:", "kubectl etcd defrag --compact --disarm"]
+        );
+        assert_eq!(wrap("run kubectl etcd x, then y z", 10), ["run", "kubectl etcd x,", "then y z"]);
     }
 }

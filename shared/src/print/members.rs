@@ -129,6 +129,10 @@ impl Print for Replaced {
 }
 
 impl Print for Issued {
+    fn kind(&self) -> &'static str {
+        "IssuedCertificates"
+    }
+
     fn text(&self, _: View) -> String {
         let mut s = format!(
             "Issued certificates for {}, signed by {}, valid until {}:\n",

@@ -142,6 +142,28 @@ pub struct View {
 pub trait Print: Serialize {
     /// The table or text form, ending with a newline.
     fn text(&self, view: View) -> String;
+
+    /// The document's `kind` in JSON and YAML: the result type's name (`Report` is
+    /// `HealthReport`).
+    fn kind(&self) -> &'static str {
+        let name = std::any::type_name::<Self>();
+        name.rsplit("::").next().unwrap_or(name)
+    }
+}
+
+/// The schema version of every JSON and YAML document (`apiVersion`); documents of one
+/// version only ever gain fields. shared/docs/output.md describes them, shared/docs/health.schema.json is the
+/// health report's JSON Schema.
+pub const API_VERSION: &str = "kubectl-etcd/v1";
+
+/// A document with its `apiVersion` and `kind` ahead of its own fields.
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    #[serde(flatten)]
+    doc: &'a T,
 }
 
 /// Where and how results are printed: the `-o` format and `--no-headers`.
@@ -171,7 +193,7 @@ impl Output {
     /// The result as it will be printed.
     pub fn render<T: Print>(&self, doc: &T) -> Result<String> {
         match self.format {
-            OutputFormat::Json | OutputFormat::Yaml => document(self.format, doc),
+            OutputFormat::Json | OutputFormat::Yaml => document(self.format, &versioned(doc)),
             OutputFormat::Table | OutputFormat::Wide => Ok(doc.text(self.view())),
         }
     }
@@ -186,13 +208,17 @@ impl Output {
     /// when stdout is not a terminal).
     pub fn emit_round<T: Print>(&self, doc: &T) -> Result<()> {
         let text = match self.format {
-            OutputFormat::Json => json_line(doc)?,
-            OutputFormat::Yaml => format!("---\n{}", document(self.format, doc)?),
+            OutputFormat::Json => json_line(&versioned(doc))?,
+            OutputFormat::Yaml => format!("---\n{}", document(self.format, &versioned(doc))?),
             _ if std::io::IsTerminal::is_terminal(&std::io::stdout()) => redraw_frame(&doc.text(self.view())),
             _ => format!("{}\n", doc.text(self.view())),
         };
         write_stdout(&text)
     }
+}
+
+fn versioned<T: Print>(doc: &T) -> Versioned<'_, T> {
+    Versioned { api_version: API_VERSION, kind: doc.kind(), doc }
 }
 
 /// A titled list of steps (`Next:`, `Done:`), each on its own `  - ` line.

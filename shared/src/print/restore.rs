@@ -71,6 +71,10 @@ pub fn plan_text(plan: &Plan) -> String {
 
 /// A plan reaches stdout only as a dry run's result.
 impl Print for Plan {
+    fn kind(&self) -> &'static str {
+        "NodeRestorePlan"
+    }
+
     fn text(&self, _: View) -> String {
         format!("{}Dry run: nothing was changed.\n", plan_text(self))
     }

@@ -36,12 +36,20 @@ pub fn status_table(s: &Status, wide: bool) -> Table {
 }
 
 impl Print for Status {
+    fn kind(&self) -> &'static str {
+        "SnapshotStatus"
+    }
+
     fn text(&self, view: View) -> String {
         status_table(self, view.wide).format(view.no_headers)
     }
 }
 
 impl Print for Saved {
+    fn kind(&self) -> &'static str {
+        "SnapshotSaved"
+    }
+
     fn text(&self, view: View) -> String {
         let mut t = Table::new(["file", "member", "id", "revision", "size", "sha256", "duration"]);
         t.push([
@@ -58,6 +66,10 @@ impl Print for Saved {
 }
 
 impl Print for Verified {
+    fn kind(&self) -> &'static str {
+        "SnapshotVerified"
+    }
+
     fn text(&self, _: View) -> String {
         format!(
             "{}: ok: sha256 trailer {}, {} pages ({} in use, {} free), revision {}, buckets {}\n",

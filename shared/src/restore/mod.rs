@@ -208,7 +208,7 @@ pub struct Applied {
     /// The engine used.
     pub engine: Engine,
     /// How long it took.
-    #[serde(with = "crate::util::duration_ms")]
+    #[serde(rename = "duration_ms", with = "crate::util::duration_ms")]
     pub duration: Duration,
 }
 
