@@ -476,11 +476,14 @@ fn status_shows_learner_progress() {
     let doc = wait_for("the learner to be promotable", Duration::from_secs(20), || {
         let o = learner(&c, &["status", "-o", "json"]);
         let v = json(&o);
-        (v[0]["promotable"] == true).then_some(v)
+        (v["items"][0]["promotable"] == true).then_some(v)
     });
-    assert_eq!(doc[0]["member"]["name"], name.as_str());
-    assert_eq!(doc[0]["started"], true);
-    assert!(doc[0]["percent"].as_f64().unwrap() >= 90.0);
+    // A list result is a versioned document with its rows under items.
+    assert_eq!((doc["apiVersion"].as_str(), doc["kind"].as_str()), (Some("kubectl-etcd/v1"), Some("Learners")));
+    let row = &doc["items"][0];
+    assert_eq!(row["member"]["name"], name.as_str());
+    assert_eq!(row["started"], true);
+    assert!(row["percent"].as_f64().unwrap() >= 90.0);
     let o = learner(&c, &["status"]);
     let out = stdout(&o);
     assert!(out.starts_with("NAME"), "{out}");

@@ -156,16 +156,6 @@ pub trait Print: Serialize {
 /// health report's JSON Schema.
 pub const API_VERSION: &str = "kubectl-etcd/v1";
 
-/// A document with its `apiVersion` and `kind` ahead of its own fields.
-#[derive(Serialize)]
-struct Versioned<'a, T: Serialize> {
-    #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    kind: &'static str,
-    #[serde(flatten)]
-    doc: &'a T,
-}
-
 /// Where and how results are printed: the `-o` format and `--no-headers`.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -193,7 +183,7 @@ impl Output {
     /// The result as it will be printed.
     pub fn render<T: Print>(&self, doc: &T) -> Result<String> {
         match self.format {
-            OutputFormat::Json | OutputFormat::Yaml => document(self.format, &versioned(doc)),
+            OutputFormat::Json | OutputFormat::Yaml => document(self.format, &versioned(doc)?),
             OutputFormat::Table | OutputFormat::Wide => Ok(doc.text(self.view())),
         }
     }
@@ -208,8 +198,8 @@ impl Output {
     /// when stdout is not a terminal).
     pub fn emit_round<T: Print>(&self, doc: &T) -> Result<()> {
         let text = match self.format {
-            OutputFormat::Json => json_line(&versioned(doc))?,
-            OutputFormat::Yaml => format!("---\n{}", document(self.format, &versioned(doc))?),
+            OutputFormat::Json => json_line(&versioned(doc)?)?,
+            OutputFormat::Yaml => format!("---\n{}", document(self.format, &versioned(doc)?)?),
             _ if std::io::IsTerminal::is_terminal(&std::io::stdout()) => redraw_frame(&doc.text(self.view())),
             _ => format!("{}\n", doc.text(self.view())),
         };
@@ -217,8 +207,20 @@ impl Output {
     }
 }
 
-fn versioned<T: Print>(doc: &T) -> Versioned<'_, T> {
-    Versioned { api_version: API_VERSION, kind: doc.kind(), doc }
+/// A document with its `apiVersion` and `kind` ahead of its own fields; a result that is a
+/// list goes under `items`, as in a Kubernetes List.
+fn versioned<T: Print>(doc: &T) -> Result<serde_json::Value> {
+    let body = serde_json::to_value(doc).map_err(|e| Error::Output(std::io::Error::other(e)))?;
+    let mut out = serde_json::Map::new();
+    out.insert("apiVersion".into(), API_VERSION.into());
+    out.insert("kind".into(), doc.kind().into());
+    match body {
+        serde_json::Value::Object(fields) => out.extend(fields),
+        other => {
+            out.insert("items".into(), other);
+        }
+    }
+    Ok(serde_json::Value::Object(out))
 }
 
 /// A titled list of steps (`Next:`, `Done:`), each on its own `  - ` line.
