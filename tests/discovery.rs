@@ -466,6 +466,31 @@ fn dispatcher_and_kubectl_plugin_discovery() {
     let o = run_plugin("kubectl-etcd", &["frobnicate"], &[]);
     assert_eq!(o.status.code(), Some(2));
 
+    // The nouns people look for: snapshot and member run the same binaries; help COMMAND.
+    for noun in ["snapshot", "member", "help"] {
+        assert!(
+            stdout(&run_plugin("kubectl-etcd", &[], &[])).lines().any(|l| l.trim_start().starts_with(noun)),
+            "{noun}"
+        );
+    }
+    let pairs: [(&[&str], &str, &[&str]); 5] = [
+        (
+            &["snapshot", "status", "/nonexistent.db"],
+            "kubectl-etcd-restore",
+            &["snapshot", "status", "/nonexistent.db"],
+        ),
+        (&["-v", "snapshot", "--help"], "kubectl-etcd-restore", &["-v", "snapshot", "--help"]),
+        (&["member", "--help"], "kubectl-etcd-learner", &["--help"]),
+        (&["help", "health"], HEALTH, &["--help"]),
+        (&["help", "snapshot", "save"], "kubectl-etcd-restore", &["snapshot", "save", "--help"]),
+    ];
+    for (via, plugin, direct) in pairs {
+        let a = run_plugin("kubectl-etcd", via, &[]);
+        let b = run_plugin(plugin, direct, &[]);
+        assert_eq!(a.status.code(), b.status.code(), "{via:?}: {}", stderr(&a));
+        assert_eq!((stdout(&a), stderr(&a)), (stdout(&b), stderr(&b)), "{via:?}");
+    }
+
     if Path::new("/usr/bin/kubectl").exists() {
         let dir = bin(HEALTH).parent().unwrap().to_path_buf();
         let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());

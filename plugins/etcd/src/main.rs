@@ -2,6 +2,10 @@
 //! `kubectl-etcd-learner add …`, found next to this executable first, then on PATH, with the
 //! same arguments, stdio and exit code. kubectl itself resolves `kubectl etcd health` to
 //! `kubectl-etcd-health` when that binary is on PATH: both routes run the same command.
+//!
+//! Two nouns people look for are aliases onto the same binaries: `kubectl etcd snapshot …` is
+//! `kubectl etcd restore snapshot …`, `kubectl etcd member …` is `kubectl etcd learner …`.
+//! `kubectl etcd help COMMAND` is `COMMAND --help`.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -10,6 +14,12 @@ use std::process::{Command, ExitCode};
 
 use kubectl_etcd::ExitCode as Code;
 use kubectl_etcd::PLUGINS as SUBCOMMANDS;
+
+/// Aliases: (noun, plugin it runs, the word that stands for it in the plugin's arguments).
+const ALIASES: &[(&str, &str, Option<&str>, &str)] = &[
+    ("snapshot", "restore", Some("snapshot"), "Save, inspect and verify snapshots (kubectl etcd restore snapshot …)"),
+    ("member", "learner", None, "Add, promote, remove and replace members (kubectl etcd learner …)"),
+];
 
 /// The suite's documented exit codes: 2 usage (an unknown command), 3 discovery (a plugin
 /// binary that cannot be found or run).
@@ -26,13 +36,24 @@ fn version() -> String {
 fn usage() -> String {
     let mut s = String::from("kubectl etcd: check, grow, shrink, back up and restore the etcd cluster behind the control plane.\n\nUsage: kubectl etcd <COMMAND> [ARGS]...\n\nCommands:\n");
     for (name, about) in SUBCOMMANDS {
-        s.push_str(&format!("  {name:<9}{about}\n"));
+        s.push_str(&format!("  {name:<10}{about}\n"));
     }
+    for (name, _, _, about) in ALIASES {
+        s.push_str(&format!("  {name:<10}{about}\n"));
+    }
+    s.push_str(&format!("  {:<10}{}\n", "help", "Show a command's help: kubectl etcd help COMMAND"));
     s.push_str(&format!(
-        "  {:<9}{}\n",
+        "  {:<10}{}\n",
         "version", "Print the version, git commit, target and the etcd versions tested"
     ));
-    s.push_str("\nRun 'kubectl etcd <COMMAND> --help' for a command's flags.\n");
+    s.push_str("\nExamples:\n");
+    s.push_str(
+        "  kubectl etcd health                                # on a control-plane node, or with a kubeconfig\n",
+    );
+    s.push_str("  kubectl etcd snapshot save /var/backups/etcd.db    # a verified snapshot\n");
+    s.push_str("  kubectl etcd member add cp-4 --peer-urls https://10.0.0.4:2380 --promote\n");
+    s.push_str("  kubectl etcd defrag --compact --disarm             # mvcc: database space exceeded\n");
+    s.push_str("\nRun 'kubectl etcd help <COMMAND>' or 'kubectl etcd <COMMAND> --help' for a command's flags.\n");
     s
 }
 
@@ -48,42 +69,71 @@ fn find(plugin: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(plugin)).find(|p| p.is_file())
 }
 
-fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let pos = args.iter().position(|a| SUBCOMMANDS.iter().any(|(n, _)| a.to_str() == Some(n)));
-    let Some(pos) = pos else {
-        match args.first().and_then(|a| a.to_str()) {
-            None | Some("-h") | Some("--help") | Some("help") => {
-                print!("{}", usage());
-                return ExitCode::SUCCESS;
-            }
-            Some("--version") | Some("-V") => {
-                println!("kubectl-etcd {}", kubectl_etcd::version::LONG);
-                return ExitCode::SUCCESS;
-            }
-            Some("version") => {
-                print!("{}", version());
-                return ExitCode::SUCCESS;
-            }
-            Some(other) => {
-                eprintln!(
-                    "error: unknown command {other:?}: expected one of {}, version (run 'kubectl etcd --help')",
-                    SUBCOMMANDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                );
-                return exit(Code::Usage);
-            }
-        }
-    };
-    let sub = args[pos].to_string_lossy().to_string();
-    let plugin = format!("kubectl-etcd-{sub}");
+/// The plugin a command word runs, and what stands in its place in the plugin's arguments.
+fn resolve(word: &str) -> Option<(&'static str, Option<&'static str>)> {
+    if let Some((name, _)) = SUBCOMMANDS.iter().find(|(n, _)| *n == word) {
+        return Some((name, None));
+    }
+    ALIASES.iter().find(|(n, ..)| *n == word).map(|(_, plugin, keep, _)| (*plugin, *keep))
+}
+
+fn unknown(other: &str) -> ExitCode {
+    let mut names: Vec<&str> = SUBCOMMANDS.iter().map(|(n, _)| *n).collect();
+    names.extend(ALIASES.iter().map(|(n, ..)| *n));
+    eprintln!(
+        "error: unknown command {other:?}: expected one of {}, help, version (run 'kubectl etcd --help')",
+        names.join(", ")
+    );
+    exit(Code::Usage)
+}
+
+/// Runs the plugin for `args[pos]` with the other arguments in their places (the alias's own
+/// word, as `snapshot`, where the command word was).
+fn run(mut args: Vec<OsString>, pos: usize) -> ExitCode {
+    let word = args[pos].to_string_lossy().to_string();
+    let Some((plugin, keep)) = resolve(&word) else { return unknown(&word) };
+    let plugin = format!("kubectl-etcd-{plugin}");
     let Some(path) = find(&plugin) else {
         eprintln!("error: {plugin} was not found next to kubectl-etcd or on PATH; install it with 'kubectl krew install etcd' or put it on PATH");
         return exit(Code::Discovery);
     };
-    let mut rest = args.clone();
-    rest.remove(pos);
+    match keep {
+        Some(k) => args[pos] = k.into(),
+        None => {
+            args.remove(pos);
+        }
+    }
     // exec replaces this process: stdio, signals and the exit code are the plugin's own.
-    let err = Command::new(&path).arg0(&plugin).args(rest).exec();
+    let err = Command::new(&path).arg0(&plugin).args(args).exec();
     eprintln!("error: failed to run {}: {err}", path.display());
     exit(Code::Discovery)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // `help COMMAND [SUB…]` is `COMMAND [SUB…] --help`.
+    if args.first().and_then(|a| a.to_str()) == Some("help") && args.len() > 1 {
+        let mut rest: Vec<OsString> = args[1..].to_vec();
+        rest.push("--help".into());
+        return run(rest, 0);
+    }
+    let pos = args.iter().position(|a| a.to_str().is_some_and(|w| resolve(w).is_some()));
+    let Some(pos) = pos else {
+        return match args.first().and_then(|a| a.to_str()) {
+            None | Some("-h") | Some("--help") | Some("help") => {
+                print!("{}", usage());
+                ExitCode::SUCCESS
+            }
+            Some("--version") | Some("-V") => {
+                println!("kubectl-etcd {}", kubectl_etcd::version::LONG);
+                ExitCode::SUCCESS
+            }
+            Some("version") => {
+                print!("{}", version());
+                ExitCode::SUCCESS
+            }
+            Some(other) => unknown(other),
+        };
+    };
+    run(args, pos)
 }
