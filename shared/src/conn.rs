@@ -86,6 +86,31 @@ pub struct Dialer {
 type BoxIo = Box<dyn IoStream>;
 type TunnelError = futures::future::BoxFuture<'static, Option<String>>;
 
+/// A member's client URL, or the transport failure of a URL that is none.
+fn parse_target(url: &str) -> Result<EtcdUrl, TransportError> {
+    EtcdUrl::parse(url).map_err(|e| {
+        TransportError::new(
+            url,
+            FailureClass::Network("invalid URL".into()),
+            format!("{e}; expected https://host:port"),
+        )
+    })
+}
+
+/// A tunnel to `port` of `pod`; any failure to open it is the member's transport failure.
+async fn open_tunnel(
+    t: &crate::tunnel::Tunnels,
+    label: &str,
+    pod: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<crate::tunnel::Opened, TransportError> {
+    t.open(label, pod, port, timeout).await.map_err(|e| match e {
+        crate::Error::Transport(e) => e,
+        e => TransportError::new(label, FailureClass::Network("port-forward".into()), e.report()),
+    })
+}
+
 /// A tunnel that closed during the handshake: kubelet says why on the port's error channel
 /// (its dial to the member's port failed: the member is down), else the TLS failure stands.
 async fn tunnel_failure(url: &str, error: TunnelError, tls: TransportError) -> TransportError {
@@ -141,17 +166,8 @@ impl Dialer {
                             "no port-forward tunnels",
                         )
                     })?;
-                    match t.open(&label, pod, *port, self.dial_timeout).await {
-                        Ok(o) => (Box::new(o.stream), o.error),
-                        Err(crate::Error::Transport(e)) => return Err(e),
-                        Err(e) => {
-                            return Err(TransportError::new(
-                                &label,
-                                FailureClass::Network("port-forward".into()),
-                                e.report(),
-                            ))
-                        }
-                    }
+                    let o = open_tunnel(t, &label, pod, *port, self.dial_timeout).await?;
+                    (Box::new(o.stream), o.error)
                 }
             };
             let req = format!(
@@ -238,11 +254,8 @@ impl Dialer {
                     ),
                 ));
             };
-            return match t.open(url, &pod, port, self.dial_timeout).await {
-                Ok(o) => Ok((Box::new(o.stream), o.error)),
-                Err(crate::Error::Transport(e)) => Err(e),
-                Err(e) => Err(TransportError::new(url, FailureClass::Network("port-forward".into()), e.report())),
-            };
+            let o = open_tunnel(t, url, &pod, port, self.dial_timeout).await?;
+            return Ok((Box::new(o.stream), o.error));
         }
         Ok((self.connect_tcp(url, target).await?, None))
     }
@@ -253,13 +266,7 @@ impl Dialer {
     }
 
     async fn dial(&self, url: &str) -> Result<(BoxIo, Option<CertInfo>), TransportError> {
-        let target = EtcdUrl::parse(url).map_err(|e| {
-            TransportError::new(
-                url,
-                FailureClass::Network("invalid URL".into()),
-                format!("{e}; expected https://host:port"),
-            )
-        })?;
+        let target = parse_target(url)?;
         let (io, tunnel_error) = self.connect(url, &target).await?;
         if !target.tls {
             return Ok((io, None));
@@ -405,13 +412,7 @@ impl Dialer {
     /// A client pinned to one endpoint. The connection is made on first use through this
     /// dialer, so TLS is verified exactly as in [`Dialer::probe`].
     pub async fn client(&self, url: &str) -> Result<etcd_client::Client, TransportError> {
-        let target = EtcdUrl::parse(url).map_err(|e| {
-            TransportError::new(
-                url,
-                FailureClass::Network("invalid URL".into()),
-                format!("{e}; expected https://host:port"),
-            )
-        })?;
+        let target = parse_target(url)?;
         // tonic sees plain http; TLS is done by our connector.
         let uri = format!("http://{}", target.addr());
         let endpoint = tonic::transport::Endpoint::from_shared(uri)
