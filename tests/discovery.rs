@@ -466,6 +466,17 @@ fn dispatcher_and_kubectl_plugin_discovery() {
     let o = run_plugin("kubectl-etcd", &["frobnicate"], &[]);
     assert_eq!(o.status.code(), Some(2));
 
+    // Every help page has kubectl-style examples, each a real command of that plugin.
+    let usage = stdout(&run_plugin("kubectl-etcd", &[], &[]));
+    assert!(usage.contains("\nExamples:\n"), "{usage}");
+    for (sub, _) in kubectl_etcd::PLUGINS {
+        let h = stdout(&run_plugin(&format!("kubectl-etcd-{sub}"), &["--help"], &[]));
+        let examples = h.split("\nExamples:\n").nth(1).unwrap_or_else(|| panic!("{sub}: no examples\n{h}"));
+        assert!(
+            examples.lines().any(|l| l.trim_start().starts_with(&format!("kubectl etcd {sub}"))),
+            "{sub}: {examples}"
+        );
+    }
     // The nouns people look for: snapshot and member run the same binaries; help COMMAND.
     for noun in ["snapshot", "member", "help"] {
         assert!(

@@ -19,7 +19,13 @@ use kubectl_etcd::{ExitCode, Result};
 /// Exit codes: 0 done or nothing to do; 1 stopped by a safety check; 2 usage; 3 discovery;
 /// 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-defrag", bin_name = "kubectl etcd defrag", version = kubectl_etcd::version::LONG)]
+#[command(name = "kubectl-etcd-defrag", bin_name = "kubectl etcd defrag", version = kubectl_etcd::version::LONG, after_help = "Examples:
+  # Every member above the fragmentation rule, followers first, the leader last
+  kubectl etcd defrag
+  # \"mvcc: database space exceeded\": compact, defragment, disarm NOSPACE
+  kubectl etcd defrag --compact --disarm
+  # The plan only
+  kubectl etcd defrag --all --dry-run -o json")]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]

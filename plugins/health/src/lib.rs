@@ -14,7 +14,15 @@ use kubectl_etcd::{ExitCode, Result};
 ///
 /// Exit codes: 0 all checks ok or warn; 1 a check failed; 2 usage; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-health", bin_name = "kubectl etcd health", version = kubectl_etcd::version::LONG)]
+#[command(name = "kubectl-etcd-health", bin_name = "kubectl etcd health", version = kubectl_etcd::version::LONG, after_help = "Examples:
+  # On a control-plane node: no flags needed
+  kubectl etcd health
+  # From a workstation: a kubeconfig, and a copy of a node's /etc/kubernetes/pki/etcd
+  kubectl etcd health --pki-dir ./pki-etcd -o wide
+  # Only what is not ok, as JSON
+  kubectl etcd health -o json | jq '.checks[] | select(.status != \"ok\")'
+  # Redraw every 2 seconds
+  kubectl etcd health --watch")]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]

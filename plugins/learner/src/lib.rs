@@ -21,7 +21,16 @@ use kubectl_etcd::{Error, ExitCode, Result};
 ///
 /// Exit codes: 0 ok; 1 refused by a safety check or by etcd; 2 usage; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-learner", bin_name = "kubectl etcd learner", version = kubectl_etcd::version::LONG)]
+#[command(name = "kubectl-etcd-learner", bin_name = "kubectl etcd learner", version = kubectl_etcd::version::LONG, after_help = "Examples:
+  # Add a member as a learner, write its manifest on its node, promote it once caught up
+  kubectl etcd learner add cp-4 --peer-urls https://10.0.0.4:2380 \\
+      --write-manifest /etc/kubernetes/manifests/etcd.yaml --promote
+  # Catch-up progress of every learner
+  kubectl etcd learner status --watch
+  # Remove a member without breaking quorum; plan only
+  kubectl etcd learner remove cp-2 --dry-run
+  # Replace a member: add the new one, wait, promote, then remove the old
+  kubectl etcd learner replace cp-2 --name cp-4 --peer-urls https://10.0.0.4:2380")]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]

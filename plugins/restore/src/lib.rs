@@ -22,7 +22,14 @@ use kubectl_etcd::{Error, ExitCode, Result};
 /// Exit codes: 0 ok; 1 the file is corrupt or the operation was refused; 2 usage or unreadable
 /// input; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-restore", bin_name = "kubectl etcd restore", version = kubectl_etcd::version::LONG)]
+#[command(name = "kubectl-etcd-restore", bin_name = "kubectl etcd restore", version = kubectl_etcd::version::LONG, after_help = "Examples:
+  # A verified snapshot (also: kubectl etcd snapshot save FILE)
+  kubectl etcd restore snapshot save /var/backups/etcd-$(date +%F).db
+  kubectl etcd restore snapshot status /var/backups/etcd-2026-12-01.db
+  # Why will this member not start? (offline, read-only)
+  kubectl etcd restore doctor
+  # Disaster recovery on a node: stop etcd, move the data dir aside, restore, start
+  kubectl etcd restore node /var/backups/etcd-2026-12-01.db --dry-run")]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]
