@@ -380,6 +380,18 @@ fn output_formats_parse() {
         assert!(fields[7].ends_with('%'), "{line}");
     }
 
+    // -o jsonpath, kubectl's syntax for the simple paths.
+    assert_eq!(run(&["-o", "jsonpath={.quorum.can_lose}"]), "2");
+    let leader = run(&["-o", "jsonpath={.members[?(@.is_leader==true)].name}"]);
+    assert_eq!(leader, c.nodes[c.leader()].name);
+    assert_eq!(run(&["-o", "jsonpath={.members[*].name}"]), "node-0 node-1 node-2 node-3 node-4");
+    assert_eq!(run(&["-o", "jsonpath={.checks[?(@.status!=\"ok\")].name}"]), "");
+    let mut a: Vec<&str> = base.iter().map(String::as_str).collect();
+    a.extend(["-o", "jsonpath={range .members[*]}{.name}{end}"]);
+    let o = run_plugin(HEALTH, &a, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("{range}/{end} is not supported"), "{}", stderr(&o));
+
     let wide = run(&["-o", "wide"]);
     let header = wide.lines().next().unwrap();
     for col in [

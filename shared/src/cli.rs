@@ -83,8 +83,9 @@ pub struct CommonArgs {
     #[arg(long, global = true, help_heading = "etcd")]
     pub insecure_skip_tls_verify: bool,
 
-    /// Output format.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table, help_heading = "Output")]
+    /// Output format: table, wide, json, yaml, or jsonpath=TEMPLATE (kubectl's simple paths over
+    /// the JSON document, e.g. jsonpath='{.members[?(@.is_leader==true)].name}').
+    #[arg(short = 'o', long, global = true, value_parser = OutputParser, default_value = "table", value_name = "FORMAT", help_heading = "Output")]
     pub output: OutputFormat,
 
     /// Don't print headers in table output.
@@ -191,17 +192,30 @@ pub fn confirm(yes: bool) -> crate::Result<()> {
     }
 }
 
-impl clap::ValueEnum for OutputFormat {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[OutputFormat::Table, OutputFormat::Wide, OutputFormat::Json, OutputFormat::Yaml]
+/// `-o`: the four formats by name (listed for help and completion) and `jsonpath=TEMPLATE`.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputParser;
+
+impl clap::builder::TypedValueParser for OutputParser {
+    type Value = OutputFormat;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<OutputFormat, clap::Error> {
+        let v = value.to_str().ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidUtf8).with_cmd(cmd))?;
+        OutputFormat::parse(v).map_err(|e| {
+            let flag = arg.map(|a| a.to_string()).unwrap_or_else(|| "-o".into());
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("invalid value for {flag}: {e}\n"))
+                .with_cmd(cmd)
+        })
     }
 
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(match self {
-            OutputFormat::Table => "table",
-            OutputFormat::Wide => "wide",
-            OutputFormat::Json => "json",
-            OutputFormat::Yaml => "yaml",
-        }))
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            ["table", "wide", "json", "yaml", "jsonpath="].into_iter().map(clap::builder::PossibleValue::new),
+        ))
     }
 }

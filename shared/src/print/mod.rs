@@ -9,6 +9,7 @@
 pub mod defrag;
 pub mod doctor;
 pub mod health;
+pub mod jsonpath;
 pub mod members;
 pub mod progress;
 pub mod restore;
@@ -21,8 +22,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// The `-o` formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OutputFormat {
     /// Borderless table, UPPERCASE headers.
     Table,
@@ -32,6 +32,26 @@ pub enum OutputFormat {
     Json,
     /// YAML of the same schema.
     Yaml,
+    /// `jsonpath=TEMPLATE`: the template over the JSON document (compiled once per process).
+    JsonPath(&'static jsonpath::Template),
+}
+
+impl OutputFormat {
+    /// Parses an `-o` value: `table`, `wide`, `json`, `yaml` or `jsonpath=TEMPLATE`.
+    pub fn parse(s: &str) -> std::result::Result<OutputFormat, String> {
+        match s {
+            "table" => Ok(OutputFormat::Table),
+            "wide" => Ok(OutputFormat::Wide),
+            "json" => Ok(OutputFormat::Json),
+            "yaml" => Ok(OutputFormat::Yaml),
+            s => match s.strip_prefix("jsonpath=") {
+                Some(t) => jsonpath::Template::parse(t)
+                    .map(|t| OutputFormat::JsonPath(Box::leak(Box::new(t))))
+                    .map_err(|e| format!("invalid jsonpath template: {e}")),
+                None => Err(format!("{s:?}: expected table, wide, json, yaml or jsonpath=TEMPLATE")),
+            },
+        }
+    }
 }
 
 impl OutputFormat {
@@ -184,6 +204,7 @@ impl Output {
     pub fn render<T: Print>(&self, doc: &T) -> Result<String> {
         match self.format {
             OutputFormat::Json | OutputFormat::Yaml => document(self.format, &versioned(doc)?),
+            OutputFormat::JsonPath(t) => Ok(t.render(&versioned(doc)?)),
             OutputFormat::Table | OutputFormat::Wide => Ok(doc.text(self.view())),
         }
     }
@@ -200,6 +221,7 @@ impl Output {
         let text = match self.format {
             OutputFormat::Json => json_line(&versioned(doc)?)?,
             OutputFormat::Yaml => format!("---\n{}", document(self.format, &versioned(doc)?)?),
+            OutputFormat::JsonPath(t) => format!("{}\n", t.render(&versioned(doc)?)),
             _ if std::io::IsTerminal::is_terminal(&std::io::stdout()) => redraw_frame(&doc.text(self.view())),
             _ => format!("{}\n", doc.text(self.view())),
         };
