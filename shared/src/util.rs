@@ -332,16 +332,6 @@ pub mod duration_ms {
         (d.as_secs_f64() * 1e6).round() / 1e3
     }
 
-    /// The text form for messages: `15.556ms`, `2.000s`.
-    pub fn fmt(d: Duration) -> String {
-        let ms = d.as_secs_f64() * 1000.0;
-        if ms < 1000.0 {
-            format!("{ms:.3}ms")
-        } else {
-            format!("{:.3}s", ms / 1000.0)
-        }
-    }
-
     /// The same for an optional duration.
     pub mod option {
         use std::time::Duration;
