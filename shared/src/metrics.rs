@@ -12,6 +12,9 @@ use serde::Serialize;
 pub const WAL_FSYNC_P99_MAX: f64 = 0.010;
 /// etcd's guidance: backend commit p99 under 25 ms.
 pub const BACKEND_COMMIT_P99_MAX: f64 = 0.025;
+/// Fewer samples than this and a p99 is little more than the slowest few writes (a new
+/// member's first fsyncs create and preallocate WAL files): reported, not judged.
+pub const MIN_SAMPLES: u64 = 100;
 /// A largest body worth reading: etcd's `/metrics` is about 150 KiB.
 pub const MAX_BODY: usize = 8 << 20;
 
@@ -68,6 +71,8 @@ pub struct Latency {
     pub peer_rtt_slowest: Option<u64>,
     /// Samples behind the WAL figure (0: the member has written nothing yet).
     pub wal_fsync_count: u64,
+    /// Samples behind the backend commit figure.
+    pub backend_commit_count: u64,
 }
 
 /// A sample's labels (`name`, `value`).
@@ -168,7 +173,9 @@ pub fn parse(text: &str) -> Scrape {
         }
     }
     let ms = |x: f64| (x * 1e6).round() / 1e3;
-    s.latency.wal_fsync_count = wal.iter().find(|b| b.0.is_infinite()).map(|b| b.1 as u64).unwrap_or(0);
+    let count = |b: &[(f64, f64)]| b.iter().find(|b| b.0.is_infinite()).map(|b| b.1 as u64).unwrap_or(0);
+    s.latency.wal_fsync_count = count(&wal);
+    s.latency.backend_commit_count = count(&commit);
     s.latency.wal_fsync_p99_ms = quantile(0.99, &wal).map(ms);
     s.latency.backend_commit_p99_ms = quantile(0.99, &commit).map(ms);
     let slowest =
@@ -273,6 +280,7 @@ etcd_network_peer_round_trip_time_seconds_bucket{To="e83c179a10cfab90",le="+Inf"
         assert_eq!(s.leader_changes, Some(2));
         assert_eq!((s.proposals_committed, s.proposals_applied, s.proposals_pending), (Some(42), Some(41), Some(1)));
         assert_eq!(s.latency.wal_fsync_count, 5);
+        assert_eq!(s.latency.backend_commit_count, 10);
         assert_eq!(s.latency.wal_fsync_p99_ms, Some(1.95));
         assert_eq!(s.latency.backend_commit_p99_ms, Some(15.92));
         assert_eq!(s.latency.peer_rtt_slowest, Some(0x2f36a3ae708a8ec8));

@@ -24,3 +24,34 @@ pub use kubelet::*;
 
 pub use pki::Pki;
 pub use process::*;
+
+/// What the health report's `disk` check must say given the figures in the same report: `warn`
+/// naming each member whose WAL fsync p99 exceeds 10 ms (or backend commit p99 25 ms) over at
+/// least 100 samples, `ok` otherwise. The suite's disks are whatever the machine has, so tests
+/// check the verdict against the figures rather than assume a fast disk.
+pub fn assert_disk_verdict(doc: &serde_json::Value) {
+    let disk = doc["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "disk"))
+        .unwrap_or_else(|| panic!("no disk check: {doc:#}"));
+    let mut slow = Vec::new();
+    for m in doc["members"].as_array().into_iter().flatten() {
+        let l = &m["metrics"]["latency"];
+        let over =
+            |p: &str, n: &str, max: f64| l[n].as_u64().unwrap_or(0) >= 100 && l[p].as_f64().is_some_and(|x| x > max);
+        if over("wal_fsync_p99_ms", "wal_fsync_count", 10.0)
+            || over("backend_commit_p99_ms", "backend_commit_count", 25.0)
+        {
+            slow.push(m["name"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    let msg = disk["message"].as_str().unwrap_or_default();
+    if slow.is_empty() {
+        assert_eq!(disk["status"], "ok", "{disk:#}");
+    } else {
+        assert_eq!(disk["status"], "warn", "{disk:#}");
+        for n in &slow {
+            assert!(msg.contains(n.as_str()), "{n} not named: {disk:#}");
+        }
+    }
+}

@@ -4,7 +4,7 @@
 
 use crate::cluster::Session;
 use crate::conn::{FailureClass, Via};
-use crate::metrics::{Scrape, BACKEND_COMMIT_P99_MAX, WAL_FSYNC_P99_MAX};
+use crate::metrics::{Scrape, BACKEND_COMMIT_P99_MAX, MIN_SAMPLES, WAL_FSYNC_P99_MAX};
 use crate::url::EtcdUrl;
 
 use super::checks::{db_check, members_check, quorum_check, version_check};
@@ -50,7 +50,8 @@ pub(crate) async fn attach(session: &Session, budget: &Budget, rows: &mut [Membe
 }
 
 /// etcd's disk guidance against every scraped member: WAL fsync p99 < 10 ms, backend commit
-/// p99 < 25 ms (since each member started).
+/// p99 < 25 ms (since each member started). A figure over fewer than [`MIN_SAMPLES`] samples
+/// is shown but not judged: a new member's first writes are its slowest.
 pub fn disk_check(rows: &[MemberHealth]) -> Check {
     let measured: Vec<(&MemberHealth, &Scrape)> =
         rows.iter().filter_map(|r| r.metrics.as_ref().map(|m| (r, m))).collect();
@@ -63,13 +64,18 @@ pub fn disk_check(rows: &[MemberHealth]) -> Check {
         );
     }
     let mut slow = Vec::new();
+    let mut young = Vec::new();
     for (r, m) in &measured {
         let l = &m.latency;
-        if let Some(w) = l.wal_fsync_p99_ms.filter(|w| *w > WAL_FSYNC_P99_MAX * 1e3) {
+        let judged = |p99: Option<f64>, count: u64, max: f64| p99.filter(|p| count >= MIN_SAMPLES && *p > max * 1e3);
+        if let Some(w) = judged(l.wal_fsync_p99_ms, l.wal_fsync_count, WAL_FSYNC_P99_MAX) {
             slow.push(format!("{} WAL fsync p99 {w:.1} ms (> 10 ms)", label(r)));
         }
-        if let Some(c) = l.backend_commit_p99_ms.filter(|c| *c > BACKEND_COMMIT_P99_MAX * 1e3) {
+        if let Some(c) = judged(l.backend_commit_p99_ms, l.backend_commit_count, BACKEND_COMMIT_P99_MAX) {
             slow.push(format!("{} backend commit p99 {c:.1} ms (> 25 ms)", label(r)));
+        }
+        if l.wal_fsync_count < MIN_SAMPLES || l.backend_commit_count < MIN_SAMPLES {
+            young.push(label(r));
         }
     }
     if !slow.is_empty() {
@@ -84,18 +90,18 @@ pub fn disk_check(rows: &[MemberHealth]) -> Check {
         measured.iter().filter_map(|(_, m)| f(m)).fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
     };
     let fmt = |x: Option<f64>| x.map(|x| format!("{x:.1} ms")).unwrap_or_else(|| "-".into());
-    check(
-        "disk",
-        Status::Ok,
-        format!(
-            "{} of {} member(s) measured: WAL fsync p99 at most {}, backend commit p99 at most {}",
-            measured.len(),
-            rows.iter().filter(|r| r.is_member || r.metrics.is_some()).count(),
-            fmt(worst(|m| m.latency.wal_fsync_p99_ms)),
-            fmt(worst(|m| m.latency.backend_commit_p99_ms)),
-        ),
-        None,
-    )
+    let mut message = format!(
+        "{} of {} member(s) measured: WAL fsync p99 at most {}, backend commit p99 at most {}",
+        measured.len(),
+        rows.iter().filter(|r| r.is_member || r.metrics.is_some()).count(),
+        fmt(worst(|m| m.latency.wal_fsync_p99_ms)),
+        fmt(worst(|m| m.latency.backend_commit_p99_ms)),
+    );
+    if !young.is_empty() {
+        message
+            .push_str(&format!("; not judged on {} (fewer than {MIN_SAMPLES} writes since start)", young.join(", ")));
+    }
+    check("disk", Status::Ok, message, None)
 }
 
 /// What a report without certificates cannot check.
@@ -244,4 +250,43 @@ pub(crate) fn metrics_checks(rows: &[MemberHealth], quota: u64) -> Vec<Check> {
             Some("copy a control-plane node's /etc/kubernetes/pki/etcd and pass --pki-dir DIR (or --cacert/--cert/--key)".into()),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Latency;
+
+    fn row(name: &str, wal: (f64, u64), commit: (f64, u64)) -> MemberHealth {
+        let mut r = blank(None, Some(format!("https://{name}:2379")), 2 << 30);
+        r.name = name.into();
+        r.is_member = true;
+        r.metrics = Some(Scrape {
+            latency: Latency {
+                wal_fsync_p99_ms: Some(wal.0),
+                wal_fsync_count: wal.1,
+                backend_commit_p99_ms: Some(commit.0),
+                backend_commit_count: commit.1,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn disk_is_judged_only_on_enough_samples() {
+        let c = disk_check(&[row("a", (3.0, 5000), (9.0, 800)), row("b", (15.3, 40), (30.0, 12))]);
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        assert_eq!(
+            c.message,
+            "2 of 2 member(s) measured: WAL fsync p99 at most 15.3 ms, backend commit p99 at most 30.0 ms; \
+             not judged on b (fewer than 100 writes since start)"
+        );
+        let c = disk_check(&[row("a", (3.0, 5000), (9.0, 800)), row("b", (15.3, 400), (30.0, 120))]);
+        assert_eq!(c.status, Status::Warn);
+        assert_eq!(c.message, "b WAL fsync p99 15.3 ms (> 10 ms); b backend commit p99 30.0 ms (> 25 ms)");
+        let c = disk_check(&[row("a", (3.0, 5000), (26.0, 99))]);
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+    }
 }
