@@ -162,12 +162,12 @@ fn killed_member_is_refused_at_once() {
     let victim = (1..3).find(|i| *i != leader).unwrap();
     let name = c.nodes[victim].name.clone();
     c.kill(victim);
-    let (o, doc, took) = health(&c, &[]);
+    let (o, doc, took) = health(&c, &["--command-timeout", "10s"]);
     assert_eq!(o.status.code(), Some(1), "{doc:#}");
     let dead = member(&doc, &name);
     assert_eq!(dead["failure"]["class"], "connection_refused", "{dead:#}");
     assert_eq!(dead["errors"][0], "connection refused");
-    assert!(took < Duration::from_millis(2000), "a refused connection must not wait for a deadline: {took:?}");
+    assert!(took < Duration::from_secs(5), "a refused connection must not wait for the 10 s deadline: {took:?}");
     // The table names it too.
     let o = run_plugin(HEALTH, &c.manifest_args().iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     let out = stdout(&o);
