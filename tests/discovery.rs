@@ -517,24 +517,155 @@ fn dispatcher_and_kubectl_plugin_discovery() {
     }
 }
 
-/// Completions come from each plugin's clap command; kubectl's plugin completion helpers ask
-/// `kubectl-etcd-gen __complete`.
-#[test]
-fn completion_helpers_and_man_pages() {
-    let o = run_plugin("kubectl-etcd-gen", &["__complete", "etcd", "learner", "pro"], &[]);
-    assert_eq!(stdout(&o), "promote\n:4\n");
-    let o = run_plugin("kubectl-etcd-gen", &["__complete", "etcd-health", "--sk"], &[]);
-    assert_eq!(stdout(&o), "--skip-hashkv\n:4\n");
-    let dir = tempfile::tempdir().unwrap();
-    let o = run_plugin("kubectl-etcd-gen", &[dir.path().to_str().unwrap()], &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    for f in [
-        "kubectl-etcd-health.bash",
-        "_kubectl-etcd-learner",
-        "kubectl-etcd-restore.fish",
-        "man/kubectl-etcd-restore.1",
-        "kubectl_complete-etcd",
-    ] {
-        assert!(dir.path().join(f).is_file(), "{f}");
+/// A krew-like install: only `kubectl-etcd` on PATH (a link into a store holding the plugins),
+/// the completion helpers written by `kubectl etcd completion kubectl --install-dir`, and a
+/// working directory holding two snapshots and a folder.
+struct Install {
+    root: tempfile::TempDir,
+}
+
+impl Install {
+    fn new() -> Install {
+        let root = tempfile::tempdir().unwrap();
+        let (store, path, work) = (root.path().join("store"), root.path().join("bin"), root.path().join("work"));
+        for d in [&store, &path, &work.join("sub")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        for b in [
+            "kubectl-etcd",
+            "kubectl-etcd-health",
+            "kubectl-etcd-learner",
+            "kubectl-etcd-restore",
+            "kubectl-etcd-defrag",
+        ] {
+            std::fs::copy(bin(b), store.join(b)).unwrap();
+        }
+        std::os::unix::fs::symlink(store.join("kubectl-etcd"), path.join("kubectl-etcd")).unwrap();
+        for f in ["snap-a.db", "snap-b.db"] {
+            std::fs::write(work.join(f), b"x").unwrap();
+        }
+        let i = Install { root };
+        let o = i.run(&i.path().join("kubectl-etcd"), &["completion", "kubectl", "--install-dir", s(&i.path())]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 5, "{}", stdout(&o));
+        i
     }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.root.path().join("bin")
+    }
+
+    /// Runs `exe` in the working directory with only this install and the system on PATH.
+    fn run(&self, exe: &Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(exe)
+            .args(args)
+            .current_dir(self.root.path().join("work"))
+            .env("PATH", format!("{}:/usr/bin:/bin", self.path().display()))
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    }
+
+    /// What kubectl (1.26+) does for `kubectl <plugin words> WORDS…<TAB>`: the helper
+    /// `kubectl_complete-<plugin>` from PATH, given the words after the plugin and the word under
+    /// the cursor; its stdout.
+    fn kubectl_helper(&self, plugin: &str, words: &[&str]) -> String {
+        let o = self.run(&self.path().join(format!("kubectl_complete-{plugin}")), words);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// bash driving `kubectl etcd completion bash` for COMP_WORDS as bash splits the line
+    /// (at spaces, and at `=`): the COMPREPLY it gets, one per line.
+    fn bash(&self, comp_words: &[&str]) -> String {
+        let quoted: Vec<String> = comp_words.iter().map(|w| format!("'{w}'")).collect();
+        let script = format!(
+            "source <(kubectl-etcd completion bash)\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_LINE='{}'\nCOMP_POINT=${{#COMP_LINE}}\n_kubectl_etcd\n(( ${{#COMPREPLY[@]}} )) && printf '%s\\n' \"${{COMPREPLY[@]}}\"\ntrue\n",
+            quoted.join(" "),
+            comp_words.len() - 1,
+            comp_words.iter().enumerate().fold(String::new(), |mut l, (i, w)| {
+                if i > 0 && *w != "=" && comp_words[i - 1] != "=" {
+                    l.push(' ');
+                }
+                l.push_str(w);
+                l
+            }),
+        );
+        let o = self.run(Path::new("/bin/bash"), &["-c", &script]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o)
+    }
+}
+
+/// Completion as kubectl's plugin completion and bash drive it, from a krew-like install: flag
+/// values (`-o <TAB>`), file and directory arguments (left to the shell), subcommands and the
+/// dispatcher's nouns, all from the plugins' own clap commands.
+#[test]
+fn completion_as_kubectl_and_bash_drive_it() {
+    let i = Install::new();
+    let formats = "table\nwide\njson\nyaml\njsonpath=\n";
+    // kubectl etcd health -o <TAB>: the formats, in order, no file names (4|32).
+    assert_eq!(i.kubectl_helper("etcd", &["health", "-o", ""]), format!("{formats}:36\n"));
+    assert_eq!(i.kubectl_helper("etcd", &["health", "--output=js"]), "--output=json\n--output=jsonpath=\n:36\n");
+    // Only the unfinished jsonpath= left: no space after it (2).
+    assert_eq!(i.kubectl_helper("etcd", &["health", "-o", "jsonp"]), "jsonpath=\n:38\n");
+    // kubectl etcd restore snapshot status <TAB>: nothing offered, the shell completes files (0).
+    assert_eq!(i.kubectl_helper("etcd", &["restore", "snapshot", "status", ""]), ":0\n");
+    assert_eq!(i.kubectl_helper("etcd", &["snapshot", "status", "snap"]), ":0\n");
+    assert_eq!(i.kubectl_helper("etcd", &["learner", "add", "--write-manifest", ""]), ":0\n");
+    // Directories only (16).
+    assert_eq!(i.kubectl_helper("etcd", &["restore", "doctor", "--snapshots", ""]), ":16\n");
+    // Subcommands and flags, with their descriptions; no file names.
+    let out = i.kubectl_helper("etcd", &["member", "pro"]);
+    assert!(out.starts_with("promote\tPromote a learner") && out.ends_with("\n:4\n"), "{out}");
+    let out = i.kubectl_helper("etcd", &["snapshot", "status", "--sk"]);
+    assert!(out.starts_with("--skip-hash-check\t") && out.ends_with("\n:4\n"), "{out}");
+    let out = i.kubectl_helper("etcd", &[""]);
+    for noun in ["health\t", "learner\t", "restore\t", "defrag\t", "snapshot\t", "member\t", "completion\t"] {
+        assert!(out.lines().any(|l| l.starts_with(noun)), "{noun}: {out}");
+    }
+    assert_eq!(i.kubectl_helper("etcd", &["completion", ""]), "bash\nzsh\nfish\nkubectl\n:4\n");
+    // kubectl asks kubectl_complete-etcd-health when kubectl-etcd-health is on PATH itself.
+    assert_eq!(i.kubectl_helper("etcd-health", &["-o", "y"]), "yaml\n:36\n");
+    assert_eq!(i.kubectl_helper("etcd-restore", &["snapshot", "verify", ""]), ":0\n");
+
+    // The same through a real kubectl, when one with plugin completion is at hand.
+    let kubectl_minor = std::process::Command::new("kubectl")
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+        .and_then(|v| v["clientVersion"]["minor"].as_str().and_then(|m| m.trim_end_matches('+').parse::<u32>().ok()));
+    if kubectl_minor.is_some_and(|m| m >= 26) {
+        let kubectl = which("kubectl");
+        let o = i.run(&kubectl, &["__complete", "etcd", "health", "-o", ""]);
+        assert_eq!(stdout(&o), format!("{formats}:36\n"), "{}", stderr(&o));
+        let o = i.run(&kubectl, &["__complete", "etcd", "snapshot", "status", ""]);
+        assert_eq!(stdout(&o), ":0\n", "{}", stderr(&o));
+    }
+
+    // bash, with the script of `kubectl etcd completion bash`.
+    assert_eq!(i.bash(&["kubectl-etcd", "snapshot", "status", "sn"]), "snap-a.db\nsnap-b.db\n");
+    assert_eq!(i.bash(&["kubectl-etcd", "health", "-o", ""]), formats);
+    // bash splits `--output=js` into `--output`, `=`, `js`: the answer is for its word.
+    assert_eq!(i.bash(&["kubectl-etcd", "health", "--output", "=", "js"]), "json\njsonpath=\n");
+    assert_eq!(i.bash(&["kubectl-etcd", "restore", "doctor", "--snapshots", "s"]), "sub\n");
+    assert_eq!(i.bash(&["kubectl-etcd", "mem"]), "member\n");
+    assert_eq!(i.bash(&["kubectl-etcd", "member", "add", "--peer-urls", ""]), "");
+    // zsh and fish scripts, and each binary's own.
+    for shell in ["zsh", "fish"] {
+        let o = i.run(&i.path().join("kubectl-etcd"), &["completion", shell]);
+        assert!(stdout(&o).contains("kubectl-etcd __complete") || stdout(&o).contains("__complete"), "{shell}");
+    }
+    let o = run_plugin(HEALTH, &["completion", "bash"], &[]);
+    assert!(stdout(&o).contains("complete -F _kubectl_etcd_health kubectl-etcd-health"), "{}", stdout(&o));
+    let o = run_plugin(HEALTH, &["completion", "tcsh"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+fn which(name: &str) -> std::path::PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap()
 }

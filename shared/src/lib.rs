@@ -6,6 +6,7 @@ pub mod bbolt;
 pub mod certs;
 pub mod cli;
 pub mod cluster;
+pub mod complete;
 pub mod conn;
 pub mod defrag;
 pub mod discovery;

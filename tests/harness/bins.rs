@@ -109,9 +109,7 @@ pub fn bin(name: &str) -> PathBuf {
             && kubectl_etcd::PLUGINS.iter().all(|(p, _)| {
                 built(&format!("kubectl-etcd-{p}"))
                     .is_some_and(|t| t >= newest(&["shared", &format!("plugins/{p}"), "Cargo.lock"]))
-            })
-            && built("kubectl-etcd-gen")
-                .is_some_and(|t| t >= newest(&["shared", "plugins", "completions", "Cargo.lock"]));
+            });
         if !fresh {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let release = target_dir().ends_with("release");

@@ -44,6 +44,10 @@ fn usage() -> String {
     s.push_str(&format!("  {:<10}{}\n", "help", "Show a command's help: kubectl etcd help COMMAND"));
     s.push_str(&format!(
         "  {:<10}{}\n",
+        "completion", "Shell completion: kubectl etcd completion bash|zsh|fish|kubectl"
+    ));
+    s.push_str(&format!(
+        "  {:<10}{}\n",
         "version", "Print the version, git commit, target and the etcd versions tested"
     ));
     s.push_str("\nExamples:\n");
@@ -109,8 +113,104 @@ fn run(mut args: Vec<OsString>, pos: usize) -> ExitCode {
     exit(Code::Discovery)
 }
 
+/// `kubectl etcd completion --help`.
+const COMPLETION_HELP: &str = r#"Print a shell completion script, or kubectl's plugin completion helper.
+
+Usage: kubectl etcd completion bash|zsh|fish
+       kubectl etcd completion kubectl [--install-dir DIR]
+
+kubectl (1.26+) completes `kubectl etcd …` through an executable named kubectl_complete-etcd on
+PATH (krew does not link it: put it next to kubectl-etcd, e.g. in ~/.krew/bin). With
+--install-dir, the helpers for every plugin binary are written there as well (kubectl asks
+kubectl_complete-etcd-health when kubectl-etcd-health is on PATH itself).
+
+Examples:
+  kubectl etcd completion kubectl --install-dir "${KREW_ROOT:-$HOME/.krew}/bin"
+  source <(kubectl etcd completion bash)        # completes kubectl-etcd …
+  kubectl etcd completion zsh > "${fpath[1]}/_kubectl-etcd"
+  kubectl etcd completion fish > ~/.config/fish/completions/kubectl-etcd.fish
+"#;
+
+/// `kubectl etcd completion …`.
+fn completion(args: &[String]) -> ExitCode {
+    use kubectl_etcd::complete;
+    let usage_error = || {
+        eprintln!("error: usage: kubectl etcd completion bash|zsh|fish|kubectl [--install-dir DIR] (run 'kubectl etcd completion --help')");
+        exit(Code::Usage)
+    };
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] | ["-h"] | ["--help"] => {
+            print!("{COMPLETION_HELP}");
+            ExitCode::SUCCESS
+        }
+        ["kubectl"] => {
+            print!("{}", complete::kubectl_helper("etcd"));
+            ExitCode::SUCCESS
+        }
+        ["kubectl", "--install-dir", dir] => match complete::install_helpers(std::path::Path::new(dir)) {
+            Ok(paths) => {
+                for p in paths {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write the kubectl completion helpers into {dir}: {e} (pass a writable directory on PATH)");
+                exit(Code::Negative)
+            }
+        },
+        [shell] => match complete::script(shell, "kubectl-etcd") {
+            Some(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            None => usage_error(),
+        },
+        _ => usage_error(),
+    }
+}
+
+/// `kubectl-etcd __complete WORD… CURRENT`: the command names here, the rest by the plugin
+/// the command word runs (its own `__complete`).
+fn complete_words(words: Vec<String>) -> ExitCode {
+    use kubectl_etcd::complete::{Completion, NO_FILES};
+    let before = &words[..words.len().saturating_sub(1)];
+    let typed = words.last().cloned().unwrap_or_default();
+    if let Some(pos) = before.iter().position(|w| resolve(w).is_some()) {
+        let mut args: Vec<OsString> = vec!["__complete".into()];
+        args.extend(words.iter().map(OsString::from));
+        return run(args, pos + 1);
+    }
+    let commands = || {
+        let mut c: Vec<(String, String)> = SUBCOMMANDS.iter().map(|(n, a)| (n.to_string(), a.to_string())).collect();
+        c.extend(ALIASES.iter().map(|(n, _, _, a)| (n.to_string(), a.to_string())));
+        c
+    };
+    let mut candidates: Vec<(String, String)> = match before.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => {
+            let mut c = commands();
+            c.push(("help".into(), "Show a command's help".into()));
+            c.push(("version".into(), "Print the version".into()));
+            c.push(("completion".into(), "Print a shell completion script or kubectl's completion helper".into()));
+            c
+        }
+        ["help"] => commands(),
+        ["completion"] => ["bash", "zsh", "fish", "kubectl"].iter().map(|s| (s.to_string(), String::new())).collect(),
+        _ => Vec::new(),
+    };
+    candidates.retain(|(n, _)| n.starts_with(&typed));
+    print!("{}", Completion { candidates, directive: NO_FILES }.render());
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    match words.first().map(String::as_str) {
+        Some("__complete") => return complete_words(words[1..].to_vec()),
+        Some("completion") => return completion(&words[1..]),
+        _ => {}
+    }
     // `help COMMAND [SUB…]` is `COMMAND [SUB…] --help`.
     if args.first().and_then(|a| a.to_str()) == Some("help") && args.len() > 1 {
         let mut rest: Vec<OsString> = args[1..].to_vec();

@@ -54,6 +54,13 @@ struct ManifestOut {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Add a member as a learner and print the settings it must start with.
+    #[command(after_help = "Examples:
+  # On an existing control-plane node: add cp-4, print the flags its etcd must start with
+  kubectl etcd learner add cp-4 --peer-urls https://10.0.0.4:2380 --dry-run
+  # Add it, write its static pod manifest (run on cp-4 with this node's manifest copied), promote
+  kubectl etcd learner add cp-4 --peer-urls https://10.0.0.4:2380 \\
+      --manifest /root/etcd.yaml.from-cp-1 \\
+      --write-manifest /etc/kubernetes/manifests/etcd.yaml --promote")]
     Add {
         /// The new member's name (its node name on kubeadm).
         name: String,
@@ -82,6 +89,10 @@ pub enum Command {
         timeout: Duration,
     },
     /// Show every learner's (or one's) catch-up progress and whether etcd would promote it now.
+    #[command(after_help = "Examples:
+  kubectl etcd learner status
+  kubectl etcd learner status cp-4 --watch --interval 2s
+  kubectl etcd learner status -o json")]
     Status {
         /// A learner's name or ID.
         member: Option<String>,
@@ -93,6 +104,11 @@ pub enum Command {
         interval: Duration,
     },
     /// Promote a learner to a voter, waiting until etcd accepts it.
+    #[command(after_help = "Examples:
+  # Wait (up to 10m) until the learner is in sync, then promote it
+  kubectl etcd learner promote cp-4
+  # Once, now: exit 1 if etcd says the learner is not in sync yet
+  kubectl etcd learner promote cp-4 --no-wait")]
     Promote {
         /// The learner's name or ID.
         member: String,
@@ -104,6 +120,11 @@ pub enum Command {
         no_wait: bool,
     },
     /// Remove a learner or a voter, refusing when quorum would be lost.
+    #[command(after_help = "Examples:
+  kubectl etcd learner remove cp-2 --dry-run
+  kubectl etcd learner remove 8e9e05c52164694d
+  # The leader: hand leadership to the most up-to-date voter first
+  kubectl etcd learner remove cp-1 --move-leader")]
     Remove {
         /// The member's name or ID.
         member: String,
@@ -118,6 +139,9 @@ pub enum Command {
         dry_run: bool,
     },
     /// Replace a member: add the new one as a learner, wait for it, promote it, remove the old one.
+    #[command(after_help = "Examples:
+  kubectl etcd learner replace cp-2 --name cp-4 --peer-urls https://10.0.0.4:2380 --dry-run
+  kubectl etcd learner replace cp-2 --name cp-4 --peer-urls https://10.0.0.4:2380 --timeout 20m")]
     Replace {
         /// The member to replace (name or ID).
         old: String,
@@ -135,6 +159,9 @@ pub enum Command {
         dry_run: bool,
     },
     /// Issue a member's server and peer certificates from the etcd CA.
+    #[command(after_help = "Examples:
+  # On a node holding the etcd CA: certificates for cp-4, to copy to its /etc/kubernetes/pki/etcd
+  kubectl etcd learner certs cp-4 --ip 10.0.0.4 --dns cp-4.example.internal --out /root/cp-4-pki")]
     Certs {
         /// The member's name (CN and a DNS SAN).
         name: String,
@@ -145,7 +172,7 @@ pub enum Command {
         #[arg(long = "dns", value_name = "NAME")]
         dns: Vec<String>,
         /// Directory to write server.crt/.key and peer.crt/.key into.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
         out: PathBuf,
         /// The etcd CA certificate [default: the manifest's --trusted-ca-file, else /etc/kubernetes/pki/etcd/ca.crt].
         #[arg(long, value_name = "PATH")]

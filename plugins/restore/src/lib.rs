@@ -44,20 +44,43 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Snapshots: save, status, verify.
+    #[command(after_help = "Examples:
+  kubectl etcd restore snapshot save /var/backups/etcd-$(date -u +%Y%m%dT%H%M%SZ).db
+  kubectl etcd restore snapshot status /var/backups/etcd.db
+  kubectl etcd restore snapshot verify /var/backups/etcd.db")]
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
     /// Restore a snapshot into a new data dir, natively (the contract of `etcdutl snapshot restore`).
+    #[command(after_help = "Examples:
+  # On each of three new machines, the same snapshot and cluster, its own name and data dir
+  kubectl etcd restore apply /var/backups/etcd.db --data-dir /var/lib/etcd-new --name cp-1 \\
+      --initial-cluster-token etcd-restored-1 --initial-cluster \\
+      cp-1=https://10.0.0.1:2380,cp-2=https://10.0.0.2:2380,cp-3=https://10.0.0.3:2380")]
     Apply(ApplyArgs),
     /// On a control-plane node: stop etcd, move its data dir aside, restore FILE, start it again.
+    #[command(after_help = "Examples:
+  # Every control-plane node, the same file: stop etcd, move /var/lib/etcd aside, restore, start
+  kubectl etcd restore node /var/backups/etcd.db --dry-run
+  kubectl etcd restore node /var/backups/etcd.db --yes
+  # The only node left: a one-member cluster, then re-add the others as learners
+  kubectl etcd restore node /var/backups/etcd.db --single-member --yes")]
     Node(NodeArgs),
     /// Rebuild a one-member cluster from a surviving member's data dir (a learner kept in a
     /// second site, typically), on its node.
+    #[command(after_help = "Examples:
+  # On the node of the surviving member (a learner kept in a second site)
+  kubectl etcd restore from-data-dir /var/lib/etcd --dry-run
+  kubectl etcd restore from-data-dir /var/lib/etcd --yes")]
     FromDataDir(FromDataDirArgs),
     /// Why won't this member start? Read its data dir offline (WAL, .snap files, database),
     /// say what is wrong and the safe way back. Changes nothing.
     ///
     /// Exit codes: 0 healthy, or only a torn WAL tail etcd repairs itself; 1 damaged; 2 usage;
     /// 3 not a data dir.
+    #[command(after_help = "Examples:
+  # The data dir of the node's manifest, read offline
+  kubectl etcd restore doctor
+  kubectl etcd restore doctor /var/lib/etcd --snapshots /var/backups -o json")]
     Doctor(DoctorArgs),
 }
 
@@ -68,7 +91,7 @@ pub struct DoctorArgs {
     pub data_dir: Option<PathBuf>,
     /// A directory of snapshot files (`*.db`): the newest is named in the way back when this
     /// member is the only survivor and its database is damaged.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub snapshots: Option<PathBuf>,
 }
 
@@ -132,7 +155,7 @@ pub struct FromDataDirArgs {
     /// The surviving member's data dir (holding member/snap/db).
     pub dir: PathBuf,
     /// Without a manifest: the new data dir to create.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub data_dir: Option<PathBuf>,
     /// Without a manifest: the member's name.
     #[arg(long)]
@@ -155,7 +178,7 @@ pub struct ApplyArgs {
     /// The snapshot file (or a copy of member/snap/db with --skip-hash-check).
     pub file: PathBuf,
     /// The data dir to create; it must not exist or be empty.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub data_dir: PathBuf,
     /// This member's name.
     #[arg(long)]
@@ -182,6 +205,10 @@ pub struct ApplyArgs {
 pub enum SnapshotCommand {
     /// Stream a snapshot from one member into FILE: written to FILE.part (mode 0600), its sha256
     /// verified while writing, fsynced, then renamed.
+    #[command(after_help = "Examples:
+  kubectl etcd restore snapshot save /var/backups/etcd.db
+  # From one member, replacing the file of an earlier run
+  kubectl etcd restore snapshot save /var/backups/etcd.db --member cp-2 --overwrite")]
     Save {
         /// The snapshot file to write.
         file: PathBuf,
@@ -194,6 +221,9 @@ pub enum SnapshotCommand {
     },
     /// Hash, revision, total keys and size of a snapshot or a data dir's member/snap/db (the
     /// figures of `etcdutl snapshot status`), and whether its sha256 trailer matches.
+    #[command(after_help = "Examples:
+  kubectl etcd restore snapshot status /var/backups/etcd.db
+  kubectl etcd restore snapshot status /var/lib/etcd/member/snap/db --skip-hash-check -o json")]
     Status {
         /// A snapshot file, or a copy of member/snap/db.
         file: PathBuf,
@@ -202,6 +232,8 @@ pub enum SnapshotCommand {
         skip_hash_check: bool,
     },
     /// Check a snapshot's integrity: sha256 trailer, and a full walk of the database structure.
+    #[command(after_help = "Examples:
+  kubectl etcd restore snapshot verify /var/backups/etcd.db")]
     Verify {
         /// A snapshot file, or a copy of member/snap/db.
         file: PathBuf,
