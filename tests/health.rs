@@ -389,7 +389,7 @@ fn output_formats_parse() {
     let leader = run(&["-o", "jsonpath={.members[?(@.is_leader==true)].name}"]);
     assert_eq!(leader, c.nodes[c.leader()].name);
     assert_eq!(run(&["-o", "jsonpath={.members[*].name}"]), "node-0 node-1 node-2 node-3 node-4");
-    assert_eq!(run(&["-o", "jsonpath={.checks[?(@.status!=\"ok\")].name}"]), "");
+    assert_eq!(run(&["-o", "jsonpath={.checks[?(@.status==\"fail\")].name}"]), "");
     let mut a: Vec<&str> = base.iter().map(String::as_str).collect();
     a.extend(["-o", "jsonpath={range .members[*]}{.name}{end}"]);
     let o = run_plugin(HEALTH, &a, &[]);
@@ -412,6 +412,41 @@ fn output_formats_parse() {
         assert!(header.contains(col), "{header}");
     }
     assert!(wide.contains(&c.nodes[1].peer_url()));
+
+    // Colour: none into a pipe, none with --color never or NO_COLOR; with --color always the
+    // same table, its health and check statuses in green (ok) or yellow/red, columns unmoved.
+    let plain = run(&[]);
+    assert!(!plain.contains('\x1b'), "{plain}");
+    assert!(!run(&["--color", "never"]).contains('\x1b'));
+    let mut a: Vec<&str> = base.iter().map(String::as_str).collect();
+    a.extend(["--color", "auto"]);
+    assert!(!stdout(&run_plugin(HEALTH, &a, &[("NO_COLOR", "1")])).contains('\x1b'));
+    let colored = run(&["--color", "always"]);
+    assert!(colored.contains("\x1b["), "{colored}");
+    assert_eq!(strip_ansi(&colored).lines().next(), plain.lines().next());
+    assert_eq!(strip_ansi(&colored).lines().count(), plain.lines().count());
+    let green =
+        |word: &str| colored.lines().any(|l| l.contains(&format!("32m{word}")) || l.contains(&format!("2m{word}")));
+    assert!(green("healthy") && green("ok"), "{colored:?}");
+    assert!(!run(&["--color", "always", "-o", "json"]).contains('\x1b'));
+}
+
+/// The text without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[test]

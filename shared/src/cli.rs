@@ -92,6 +92,11 @@ pub struct CommonArgs {
     #[arg(long, global = true, help_heading = "Output")]
     pub no_headers: bool,
 
+    /// Colour in tables, checks and progress: auto (on a terminal, unless NO_COLOR is set),
+    /// always, never.
+    #[arg(long, global = true, value_enum, default_value_t = crate::print::color::ColorChoice::Auto, value_name = "WHEN", help_heading = "Output")]
+    pub color: crate::print::color::ColorChoice,
+
     /// Print discovery decisions on stderr (which source, which files, which endpoints).
     #[arg(short = 'v', long, global = true, help_heading = "Output")]
     pub verbose: bool,
@@ -105,11 +110,13 @@ impl CommonArgs {
 
     /// Where results go: `-o` and `--no-headers`.
     pub fn out(&self) -> crate::print::Output {
-        crate::print::Output::new(self.output, self.no_headers)
+        crate::print::color::set_stderr(self.color);
+        crate::print::Output::new(self.output, self.no_headers).colored(self.color.stdout())
     }
 
     /// The discovery settings these flags describe.
     pub fn settings(&self) -> Settings {
+        crate::print::color::set_stderr(self.color);
         let endpoints_from_env =
             !self.endpoints.is_empty() && std::env::var_os("ETCDCTL_ENDPOINTS").is_some() && !flag_given("--endpoints");
         Settings {

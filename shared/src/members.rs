@@ -597,9 +597,8 @@ pub struct Removed {
 pub fn removed_node_next_steps(m: &Member) -> Vec<String> {
     let who = if m.name.is_empty() { format!("the node of {}", member_id(m.id)) } else { format!("node {}", m.name) };
     vec![
-        format!("on {who}: stop etcd: move /etc/kubernetes/manifests/etcd.yaml out of the manifests folder (kubeadm), or stop the etcd service"),
+        format!("on {who}: stop etcd: move /etc/kubernetes/manifests/etcd.yaml out of the manifests folder (kubeadm), or stop the etcd service; left running, it keeps trying to rejoin and its peers log \"rejected the stream from peer ... since it was removed\""),
         format!("on {who}: move its data dir aside, never reuse it: mv /var/lib/etcd /var/lib/etcd.removed-$(date +%Y%m%d%H%M%S)"),
-        "otherwise it keeps trying to rejoin and its peers log \"rejected the stream from peer ... since it was removed\"".to_string(),
     ]
 }
 

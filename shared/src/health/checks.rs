@@ -232,7 +232,13 @@ pub(crate) fn hash_check(outcome: Option<&HashOutcome>, skipped: bool) -> Option
             None,
         )
     } else {
-        check("hash", Status::Ok, format!("{} voters agree at revision {rev}", o.hashes.len()), None)
+        let agree = if o.hashes.len() == 1 { "1 voter (nothing to compare with)" } else { "" };
+        let msg = if agree.is_empty() {
+            format!("{} voters agree at revision {rev}", o.hashes.len())
+        } else {
+            format!("{agree} at revision {rev}")
+        };
+        check("hash", Status::Ok, msg, None)
     })
 }
 
@@ -342,7 +348,7 @@ pub(crate) fn count_check(rows: &[MemberHealth]) -> Check {
         check(
             "member-count",
             Status::Ok,
-            format!("{n} voting members, tolerates {}", plural(n.saturating_sub(1) / 2, "failure")),
+            format!("{}, tolerates {}", plural(n, "voting member"), plural(n.saturating_sub(1) / 2, "failure")),
             None,
         )
     }
@@ -603,7 +609,7 @@ mod tests {
         let c = version_check(&[v("a", "3.5.1"), v("bb", "3.4.23")]);
         assert_eq!(c.status, Status::Warn);
         assert!(c.hint.unwrap().contains("finish the upgrade"));
-        assert_eq!(count_check(&[row("a", false, true)]).message, "1 voting members, tolerates 0 failures");
+        assert_eq!(count_check(&[row("a", false, true)]).message, "1 voting member, tolerates 0 failures");
         assert_eq!(count_check(&[row("a", false, true), row("bb", false, true)]).status, Status::Warn);
         let cert = |left: i64| CertInfo {
             subject: "s".into(),

@@ -60,7 +60,7 @@ impl Print for Plan {
 
     fn text(&self, view: View) -> String {
         let mut s = heading(self);
-        s.push_str(&plan_table(self, view.wide).format(view.no_headers));
+        s.push_str(&plan_table(self, view.wide).render(view));
         let n = self.members.iter().filter(|m| m.selected).count();
         s.push_str(&format!(
             "{} to defragment, {} to reclaim.{}\n",

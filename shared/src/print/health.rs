@@ -11,14 +11,14 @@ impl Print for Report {
     }
 
     fn text(&self, view: View) -> String {
-        let mut s = members_table(self, view.wide).format(view.no_headers);
+        let mut s = members_table(self, view.wide).render(view);
         // --no-headers is for scripts: the members only, one row each (the checks are in the
         // exit code and in -o json).
         if view.no_headers {
             return s;
         }
         s.push('\n');
-        s.push_str(&checks_table(self));
+        s.push_str(&checks_table(self, view.color));
         if self.insecure {
             s.push_str("\nWARNING: server certificates were NOT verified (--insecure-skip-tls-verify)\n");
         }
@@ -112,7 +112,7 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
 
 /// The checks table, wrapped to 120 columns: a long message, and the next step on its own
 /// `next:` line, continue under the MESSAGE column.
-pub fn checks_table(report: &Report) -> String {
+pub fn checks_table(report: &Report, color: bool) -> String {
     const WIDTH: usize = 120;
     let name_w = report.checks.iter().map(|c| c.name.len()).chain([5]).max().unwrap_or(5);
     let status_w = 6;
@@ -126,7 +126,10 @@ pub fn checks_table(report: &Report) -> String {
         }
         for (i, l) in lines.iter().enumerate() {
             if i == 0 {
-                out.push_str(&format!("{:<name_w$}   {:<status_w$}   {l}\n", c.name, c.status.as_str()));
+                let status = c.status.as_str();
+                let pad = " ".repeat(status_w.saturating_sub(status.len()));
+                let status = super::color::paint(status, super::color::Tone::of(status), color);
+                out.push_str(&format!("{:<name_w$}   {status}{pad}   {l}\n", c.name));
             } else {
                 out.push_str(&format!("{:indent$}{l}\n", ""));
             }

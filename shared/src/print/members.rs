@@ -87,7 +87,7 @@ impl Print for Learners {
         if self.0.is_empty() {
             return "No learners.\n".into();
         }
-        progress_table(&self.0).format(view.no_headers)
+        progress_table(&self.0).render(view)
     }
 }
 

@@ -6,6 +6,7 @@
 //! progress line on stderr. Results go to stdout; a closed stdout pipe is reported as
 //! [`Error::Output`] with `BrokenPipe`, which the binaries turn into a quiet exit.
 
+pub mod color;
 pub mod defrag;
 pub mod doctor;
 pub mod health;
@@ -85,17 +86,36 @@ impl Table {
     /// columns, no trailing blanks, `-` for an empty cell. With `no_headers` no value holds a
     /// blank (a blank inside a value becomes `_`), so that `awk` splits rows into columns.
     pub fn format(&self, no_headers: bool) -> String {
+        self.render(View { no_headers, ..Default::default() })
+    }
+
+    /// [`Table::format`] for a view: with `color`, a cell whose text has a [`color::Tone`]
+    /// (healthy, unhealthy, ok, warn, fail, …) in its colour.
+    pub fn render(&self, view: View) -> String {
+        let no_headers = view.no_headers;
         let mut t = comfy_table::Table::new();
+        if view.color {
+            t.enforce_styling();
+        } else {
+            t.force_no_tty();
+        }
         t.load_style(comfy_table::presets::NOTHING);
         t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
         if !no_headers {
             t.set_header(self.header.iter().map(|h| h.to_uppercase()));
         }
         for r in &self.rows {
-            t.add_row(r.iter().map(|c| match c.as_str() {
-                "" => "-".to_string(),
-                c if no_headers => c.split_whitespace().collect::<Vec<_>>().join("_"),
-                c => c.to_string(),
+            t.add_row(r.iter().map(|c| {
+                let text = match c.as_str() {
+                    "" => "-".to_string(),
+                    c if no_headers => c.split_whitespace().collect::<Vec<_>>().join("_"),
+                    c => c.to_string(),
+                };
+                let cell = comfy_table::Cell::new(text);
+                match color::Tone::of(c).filter(|_| view.color) {
+                    Some(t) => cell.fg(t.table_color()),
+                    None => cell,
+                }
             }));
         }
         for col in t.column_iter_mut() {
@@ -156,6 +176,8 @@ pub struct View {
     pub wide: bool,
     /// `--no-headers`.
     pub no_headers: bool,
+    /// Colour for a terminal (`--color`, `NO_COLOR`).
+    pub color: bool,
 }
 
 /// A command's result: serializable for json/yaml, and a table or text for people.
@@ -183,12 +205,19 @@ pub struct Output {
     pub format: OutputFormat,
     /// `--no-headers`.
     pub no_headers: bool,
+    /// Tables and text in colour (resolved from `--color` for stdout).
+    pub color: bool,
 }
 
 impl Output {
-    /// An output in this format.
+    /// An output in this format, without colour.
     pub fn new(format: OutputFormat, no_headers: bool) -> Output {
-        Output { format, no_headers }
+        Output { format, no_headers, color: false }
+    }
+
+    /// The same, coloured when `color`.
+    pub fn colored(self, color: bool) -> Output {
+        Output { color, ..self }
     }
 
     /// True for json and yaml.
@@ -197,7 +226,7 @@ impl Output {
     }
 
     fn view(&self) -> View {
-        View { wide: self.format == OutputFormat::Wide, no_headers: self.no_headers }
+        View { wide: self.format == OutputFormat::Wide, no_headers: self.no_headers, color: self.color }
     }
 
     /// The result as it will be printed.

@@ -13,6 +13,7 @@ const WIDTH: usize = 30;
 #[derive(Debug)]
 pub struct Bar {
     tty: bool,
+    color: bool,
     start: Instant,
     last: Option<Instant>,
     drawn: bool,
@@ -28,7 +29,14 @@ impl Default for Bar {
 impl Bar {
     /// A bar that draws when stderr is a terminal.
     pub fn new() -> Bar {
-        Bar { tty: std::io::stderr().is_terminal(), start: Instant::now(), last: None, drawn: false, notes: Vec::new() }
+        Bar {
+            tty: std::io::stderr().is_terminal(),
+            color: super::color::stderr(),
+            start: Instant::now(),
+            last: None,
+            drawn: false,
+            notes: Vec::new(),
+        }
     }
 
     /// The bar text: `[####    ]  42.0%  detail`.
@@ -47,6 +55,15 @@ impl Bar {
         }
         self.last = Some(Instant::now());
         self.drawn = true;
+        // The filled part of the bar in green (`--color`).
+        let line = match line.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            Some((bar, rest)) if self.color => {
+                let filled = bar.trim_end_matches(' ');
+                let tone = Some(super::color::Tone::Good);
+                format!("[{}{}]{rest}", super::color::paint(filled, tone, true), &bar[filled.len()..])
+            }
+            _ => line.to_string(),
+        };
         eprint!("\r{line}\x1b[K");
     }
 

@@ -97,7 +97,7 @@ impl Print for NodeRestored {
         );
         match &self.health {
             Some(report) => {
-                s.push_str(&members_table(report, false).format(view.no_headers));
+                s.push_str(&members_table(report, false).render(view));
                 s.push('\n');
             }
             None if !self.outcome.answered => s.push_str(&format!(

@@ -41,7 +41,7 @@ impl Print for Status {
     }
 
     fn text(&self, view: View) -> String {
-        status_table(self, view.wide).format(view.no_headers)
+        status_table(self, view.wide).render(view)
     }
 }
 
@@ -61,7 +61,7 @@ impl Print for Saved {
             self.sha256.clone(),
             format_duration(self.duration),
         ]);
-        t.format(view.no_headers)
+        t.render(view)
     }
 }
 

@@ -1,0 +1,132 @@
+//! Colour for people at a terminal: ok green, warn yellow, fail red, in tables, the checks and
+//! the progress bar. `--color auto` (the default) colours a stream only when it is a terminal,
+//! `NO_COLOR` (any non-empty value, <https://no-color.org>) is unset and `TERM` is not `dumb`;
+//! `always` and `never` decide alone. JSON, YAML and jsonpath output are never coloured.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when the stream is a terminal and NO_COLOR is not set.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether a stream that is (`tty`) or is not a terminal gets colour.
+    pub fn enabled(self, tty: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            }
+        }
+    }
+
+    /// For stdout.
+    pub fn stdout(self) -> bool {
+        self.enabled(std::io::stdout().is_terminal())
+    }
+}
+
+/// The choice for stderr (progress and notes), set once by the command line.
+static STDERR: AtomicU8 = AtomicU8::new(0);
+
+/// Records `--color` for what is drawn on stderr.
+pub fn set_stderr(choice: ColorChoice) {
+    STDERR.store(choice as u8 + 1, Ordering::Relaxed);
+}
+
+/// Whether stderr gets colour.
+pub fn stderr() -> bool {
+    let choice = match STDERR.load(Ordering::Relaxed) {
+        2 => ColorChoice::Always,
+        3 => ColorChoice::Never,
+        _ => ColorChoice::Auto,
+    };
+    choice.enabled(std::io::stderr().is_terminal())
+}
+
+/// What a word says, for its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// ok, healthy, valid.
+    Good,
+    /// warn, a learner catching up.
+    Warn,
+    /// fail, unhealthy, invalid, damaged.
+    Bad,
+}
+
+impl Tone {
+    /// The tone of a status word or a table cell, if it has one.
+    pub fn of(word: &str) -> Option<Tone> {
+        const GOOD: &[&str] = &["ok", "healthy", "valid", "verified", "in sync"];
+        const WARN: &[&str] = &["warn", "catching up", "not started"];
+        const BAD: &[&str] = &["fail", "unhealthy", "invalid", "damaged"];
+        let is = |words: &[&str]| {
+            words.iter().any(|w| word == *w || word.strip_prefix(w).is_some_and(|r| r.starts_with(" (")))
+        };
+        if is(GOOD) {
+            Some(Tone::Good)
+        } else if is(WARN) {
+            Some(Tone::Warn)
+        } else if is(BAD) {
+            Some(Tone::Bad)
+        } else {
+            None
+        }
+    }
+
+    /// The ANSI SGR code.
+    fn code(self) -> &'static str {
+        match self {
+            Tone::Good => "32",
+            Tone::Warn => "33",
+            Tone::Bad => "31",
+        }
+    }
+
+    /// comfy-table's colour.
+    pub fn table_color(self) -> comfy_table::Color {
+        match self {
+            Tone::Good => comfy_table::Color::DarkGreen,
+            Tone::Warn => comfy_table::Color::DarkYellow,
+            Tone::Bad => comfy_table::Color::DarkRed,
+        }
+    }
+}
+
+/// `text` in `tone`'s colour when `on`.
+pub fn paint(text: &str, tone: Option<Tone>, on: bool) -> String {
+    match tone {
+        Some(t) if on && !text.is_empty() => format!("\x1b[{}m{text}\x1b[0m", t.code()),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_and_tones() {
+        assert!(ColorChoice::Always.enabled(false));
+        assert!(!ColorChoice::Never.enabled(true));
+        assert!(!ColorChoice::Auto.enabled(false));
+        assert_eq!(Tone::of("healthy"), Some(Tone::Good));
+        assert_eq!(Tone::of("catching up (42%)"), Some(Tone::Warn));
+        assert_eq!(Tone::of("unhealthy"), Some(Tone::Bad));
+        assert_eq!(Tone::of("cp-1"), None);
+        assert_eq!(paint("fail", Tone::of("fail"), true), "\x1b[31mfail\x1b[0m");
+        assert_eq!(paint("fail", Tone::of("fail"), false), "fail");
+    }
+}
