@@ -550,3 +550,33 @@ async fn promote_notices_a_learner_that_stopped_answering() {
     assert!(err.contains("kubectl etcd learner remove"), "{err}");
     assert!(took < Duration::from_secs(60), "noticed after {took:?}, not at the 120 s timeout");
 }
+
+/// Completion of a member argument asks the cluster the typed flags point at, as the command
+/// would: names (described with role and ID) and IDs; through the dispatcher's `member` noun too.
+#[test]
+fn member_arguments_complete_from_the_cluster() {
+    let c = Cluster::start(3);
+    let m = c.nodes[1].manifest().display().to_string();
+    let o = run_plugin(LEARNER, &["__complete", "promote", "--manifest", &m, ""], &[]);
+    let out = stdout(&o);
+    let ids: Vec<String> =
+        c.member_list().as_array().unwrap().iter().map(|m| format!("{:016x}", m["ID"].as_u64().unwrap())).collect();
+    for n in &c.nodes {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{}\tvoter ", n.name))), "{}: {out}", n.name);
+    }
+    for id in &ids {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{id}\tvoter "))), "{id}: {out}");
+    }
+    assert!(out.ends_with("\n:4\n"), "{out}");
+    // The typed prefix filters; the flags may come first.
+    let o = run_plugin("kubectl-etcd", &["__complete", "--manifest", &m, "member", "remove", "node-2"], &[]);
+    let list = c.member_list();
+    let node2 = list.as_array().unwrap().iter().find(|m| m["name"] == "node-2").unwrap();
+    let id2 = format!("{:016x}", node2["ID"].as_u64().unwrap());
+    assert_eq!(stdout(&o), format!("node-2\tvoter {id2}\n:4\n"), "{}", stderr(&o));
+    // Out of reach: nothing offered, at once rather than at a long deadline.
+    let start = Instant::now();
+    let o = run_plugin(LEARNER, &["__complete", "--endpoints", "https://127.0.0.1:1", "promote", ""], &[]);
+    assert_eq!(stdout(&o), ":4\n", "{}", stderr(&o));
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+}

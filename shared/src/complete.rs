@@ -73,7 +73,12 @@ fn find_short(cmd: &Command, c: char) -> Option<&Arg> {
 
 /// The values an argument takes: its possible values (unfinished ones, ending in `=`, keep the
 /// cursor on the word), else what its value hint asks of the shell.
-fn values(arg: &Arg, prefix: &str, typed: &str) -> Completion {
+fn values(arg: &Arg, prefix: &str, typed: &str, ctx: &Context) -> Completion {
+    if MEMBER_ARGS.contains(&arg.get_id().as_str()) {
+        let mut c = Completion::none(NO_FILES);
+        c.candidates = (ctx.members)(ctx.root, ctx.before).into_iter().filter(|(v, _)| v.starts_with(typed)).collect();
+        return c;
+    }
     let possible: Vec<_> = arg.get_possible_values().into_iter().filter(|p| !p.is_hide_set()).collect();
     if !possible.is_empty() {
         let mut c = Completion::none(NO_FILES | KEEP_ORDER);
@@ -96,15 +101,36 @@ fn values(arg: &Arg, prefix: &str, typed: &str) -> Completion {
     }
 }
 
+/// The arguments that name a member: their values are the cluster's member names and IDs.
+const MEMBER_ARGS: &[&str] = &["member", "old"];
+
+/// What value completion may consult beyond the command: the members of the cluster the words
+/// point at.
+struct Context<'a> {
+    root: &'a Command,
+    before: &'a [String],
+    members: &'a dyn Fn(&Command, &[String]) -> Vec<(String, String)>,
+}
+
 /// Completes `words` (the arguments after the program name, the last being the word under the
-/// cursor, possibly empty) against `root`.
+/// cursor, possibly empty) against `root`; member names come from nowhere.
 pub fn complete(root: &Command, words: &[String]) -> Completion {
+    complete_with(root, words, &|_, _| Vec::new())
+}
+
+/// [`complete`], asking `members` for the names and IDs of members.
+pub fn complete_with(
+    root: &Command,
+    words: &[String],
+    members: &dyn Fn(&Command, &[String]) -> Vec<(String, String)>,
+) -> Completion {
     let mut root = root.clone();
     root.build();
     let (typed, before) = match words.split_last() {
         Some((t, b)) => (t.as_str(), b),
         None => ("", &[][..]),
     };
+    let ctx = Context { root: &root, before, members };
     let mut cmd = &root;
     let mut positionals = 0usize;
     let mut pending: Option<&Arg> = None;
@@ -144,12 +170,12 @@ pub fn complete(root: &Command, words: &[String]) -> Completion {
         }
     }
     if let Some(a) = pending {
-        return values(a, "", typed);
+        return values(a, "", typed, &ctx);
     }
     if !only_positionals && typed.starts_with("--") {
         if let Some((name, value)) = typed[2..].split_once('=') {
             return match find_long(cmd, name) {
-                Some(a) => values(a, &format!("--{name}="), value),
+                Some(a) => values(a, &format!("--{name}="), value, &ctx),
                 None => Completion::none(NO_FILES),
             };
         }
@@ -185,7 +211,7 @@ pub fn complete(root: &Command, words: &[String]) -> Completion {
         .nth(positionals)
         .or_else(|| cmd.get_positionals().last().filter(|a| matches!(a.get_action(), ArgAction::Append)));
     if let Some(a) = next {
-        let v = values(a, "", typed);
+        let v = values(a, "", typed, &ctx);
         c.candidates.extend(v.candidates);
         c.directive = if c.candidates.is_empty() { v.directive } else { v.directive | NO_FILES };
     }
@@ -194,7 +220,45 @@ pub fn complete(root: &Command, words: &[String]) -> Completion {
 
 /// Answers a `__complete` call when `args` (after the program name) is one: `Some(text)`.
 pub fn answer(cmd: &Command, args: &[String]) -> Option<String> {
-    (args.first().map(String::as_str) == Some("__complete")).then(|| complete(cmd, &args[1..]).render())
+    (args.first().map(String::as_str) == Some("__complete"))
+        .then(|| complete_with(cmd, &args[1..], &cluster_members).render())
+}
+
+/// How long completion may spend asking the cluster for its members.
+const MEMBERS_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The members of the cluster that `before` (the words typed so far, with their `--manifest`,
+/// `--endpoints`, `--kubeconfig`, … flags) points at, found as the command itself would find
+/// them: each name (described as voter or learner with its ID) and each ID. Nothing when the
+/// cluster is out of reach within [`MEMBERS_BUDGET`].
+fn cluster_members(root: &Command, before: &[String]) -> Vec<(String, String)> {
+    use clap::FromArgMatches;
+    let argv = std::iter::once(root.get_name().to_string()).chain(before.iter().cloned());
+    let Ok(matches) = root.clone().ignore_errors(true).try_get_matches_from(argv) else { return Vec::new() };
+    let Ok(common) = crate::cli::CommonArgs::from_arg_matches(&matches) else { return Vec::new() };
+    let mut settings = common.settings();
+    settings.dial_timeout = settings.dial_timeout.min(std::time::Duration::from_secs(2));
+    settings.command_timeout = settings.command_timeout.min(MEMBERS_BUDGET);
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Vec::new() };
+    let list = rt.block_on(async {
+        tokio::time::timeout(MEMBERS_BUDGET, async {
+            let session = crate::cluster::Session::open(&settings).await.ok()?;
+            session.member_list().await.ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    });
+    let mut out = Vec::new();
+    for m in list.map(|l| l.members).unwrap_or_default() {
+        let id = crate::util::member_id(m.id);
+        let role = if m.is_learner { "learner" } else { "voter" };
+        if !m.name.is_empty() {
+            out.push((m.name.clone(), format!("{role} {id}")));
+        }
+        out.push((id, format!("{role} {}", if m.name.is_empty() { "(not started)" } else { m.name.as_str() })));
+    }
+    out
 }
 
 /// The shells `completion` writes a script for.
