@@ -104,12 +104,15 @@ fn values(arg: &Arg, prefix: &str, typed: &str, ctx: &Context) -> Completion {
 /// The arguments that name a member: their values are the cluster's member names and IDs.
 const MEMBER_ARGS: &[&str] = &["member", "old"];
 
+/// A source of `(member name or ID, description)` for the words typed so far.
+pub type Members<'a> = &'a dyn Fn(&Command, &[String]) -> Vec<(String, String)>;
+
 /// What value completion may consult beyond the command: the members of the cluster the words
 /// point at.
 struct Context<'a> {
     root: &'a Command,
     before: &'a [String],
-    members: &'a dyn Fn(&Command, &[String]) -> Vec<(String, String)>,
+    members: Members<'a>,
 }
 
 /// Completes `words` (the arguments after the program name, the last being the word under the
@@ -122,7 +125,7 @@ pub fn complete(root: &Command, words: &[String]) -> Completion {
 pub fn complete_with(
     root: &Command,
     words: &[String],
-    members: &dyn Fn(&Command, &[String]) -> Vec<(String, String)>,
+    members: Members<'_>,
 ) -> Completion {
     let mut root = root.clone();
     root.build();
