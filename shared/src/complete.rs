@@ -122,11 +122,7 @@ pub fn complete(root: &Command, words: &[String]) -> Completion {
 }
 
 /// [`complete`], asking `members` for the names and IDs of members.
-pub fn complete_with(
-    root: &Command,
-    words: &[String],
-    members: Members<'_>,
-) -> Completion {
+pub fn complete_with(root: &Command, words: &[String], members: Members<'_>) -> Completion {
     let mut root = root.clone();
     root.build();
     let (typed, before) = match words.split_last() {

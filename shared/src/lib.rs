@@ -2,6 +2,7 @@
 //! cluster operations, rendering and errors. The plugins are thin binaries over this crate.
 
 pub mod backend;
+pub mod backups;
 pub mod bbolt;
 pub mod certs;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod pb;
 pub mod print;
 pub mod restore;
+pub mod schedule;
 pub mod snapshot;
 pub mod tls;
 pub mod tunnel;

@@ -121,7 +121,8 @@ fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<([u8; 32], [u8; 32])>
     Ok((h.finalize().into(), trailer))
 }
 
-fn check_trailer(path: &Path, size: u64) -> Result<Trailer> {
+/// The sha256 trailer of a file of `size` bytes: absent, valid or mismatching.
+pub fn check_trailer(path: &Path, size: u64) -> Result<Trailer> {
     if !has_trailer(size) {
         return Ok(Trailer::Absent);
     }
@@ -281,6 +282,9 @@ pub struct Saved {
     /// How long it took.
     #[serde(rename = "duration_ms", with = "crate::util::duration_ms")]
     pub duration: Duration,
+    /// `--dir … --keep N`: what retention kept and deleted after this save.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::backups::Pruned>,
 }
 
 /// Streams snapshot chunks into `FILE.part`, verifying etcd's sha256 trailer on the fly.
@@ -404,14 +408,25 @@ impl PartWriter {
     /// Checks the trailer, fsyncs, renames to the final name and fsyncs the directory.
     /// On any failure the `.part` is removed.
     pub fn finish(mut self) -> Result<String> {
-        let result = self.finish_inner();
+        let result = self.finish_inner(None);
         if result.is_err() {
             self.abort();
         }
         result
     }
 
-    fn finish_inner(&mut self) -> Result<String> {
+    /// [`PartWriter::finish`], publishing under the name `name` gives for the verified
+    /// database's revision (a snapshot directory's `PREFIX-TIME-REVISION.db`); the sha256 and
+    /// the path published.
+    pub fn finish_as(mut self, name: &dyn Fn(i64) -> PathBuf) -> Result<(String, PathBuf)> {
+        let result = self.finish_inner(Some(name));
+        if result.is_err() {
+            self.abort();
+        }
+        result.map(|sum| (sum, self.final_path.clone()))
+    }
+
+    fn finish_inner(&mut self, name: Option<&dyn Fn(i64) -> PathBuf>) -> Result<String> {
         let sum: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
         if self.tail.len() != TRAILER as usize || self.tail[..] != sum[..] {
             return Err(Error::Corrupt {
@@ -425,7 +440,11 @@ impl PartWriter {
             .map_err(|e| Error::Io { action: format!("write {}", self.part.display()), source: e.into_error() })?;
         file.sync_all().map_err(|source| Error::Io { action: format!("fsync {}", self.part.display()), source })?;
         // The database must open (valid meta page) before it takes the final name.
-        Db::open(&self.part).map_err(|e| file_error(&self.part, e))?;
+        let db = Db::open(&self.part).map_err(|e| file_error(&self.part, e))?;
+        if let Some(name) = name {
+            self.final_path = name(revision(&db).map_err(|e| file_error(&self.part, e))?);
+        }
+        drop(db);
         // Publish only the file this writer wrote: the `.part` name must still be our inode.
         {
             use std::os::unix::fs::MetadataExt;
@@ -538,13 +557,13 @@ pub async fn pick_member(session: &Session, named: Option<&str>) -> Result<(Memb
 /// error says which signal.
 pub async fn save_interruptible(
     session: &Session,
-    path: &Path,
+    target: &Target,
     opts: &SaveOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Saved> {
     crate::util::catch_signals();
     tokio::select! {
-        r = save(session, path, opts, progress) => r,
+        r = save_to(session, target, opts, progress) => r,
         _ = crate::util::until_interrupted() => Err(Error::Refused(format!(
             "interrupted by {}: no snapshot written (the .part file was removed)",
             crate::util::interrupting_signal().unwrap_or("a signal")
@@ -552,10 +571,64 @@ pub async fn save_interruptible(
     }
 }
 
+/// Where `snapshot save` writes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// This file.
+    File(PathBuf),
+    /// `DIR/PREFIX-TIME-REVISION.db`, then the directory pruned to the newest N verified
+    /// snapshots of PREFIX when N is given.
+    Dir { dir: PathBuf, prefix: String, keep: Option<usize> },
+}
+
+/// [`save`] into a file or a snapshot directory.
+pub async fn save_to(
+    session: &Session,
+    target: &Target,
+    opts: &SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    match target {
+        Target::File(path) => save(session, path, opts, progress).await,
+        Target::Dir { dir, prefix, keep } => {
+            crate::backups::check_prefix(prefix)?;
+            if *keep == Some(0) {
+                return Err(Error::Usage("--keep 0 would delete every snapshot: keep at least 1".into()));
+            }
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!("directory {} does not exist: create it first", dir.display())));
+            }
+            let stamp = crate::backups::stamp_now();
+            let first = dir.join(format!("{prefix}-{stamp}.db"));
+            let named = |rev: i64| {
+                dir.join(
+                    crate::backups::Name { prefix: prefix.clone(), stamp: stamp.clone(), revision: rev }.file_name(),
+                )
+            };
+            let mut saved = save_named(session, &first, Some(&named), opts, progress).await?;
+            // Only after a verified save: a failed one never prunes.
+            if let Some(n) = keep {
+                saved.retention = Some(crate::backups::prune(dir, prefix, *n, false)?);
+            }
+            Ok(saved)
+        }
+    }
+}
+
 /// `snapshot save`: streams a snapshot from one member into `path`.
 pub async fn save(
     session: &Session,
     path: &Path,
+    opts: &SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    save_named(session, path, None, opts, progress).await
+}
+
+async fn save_named(
+    session: &Session,
+    path: &Path,
+    name: Option<&dyn Fn(i64) -> PathBuf>,
     opts: &SaveOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Saved> {
@@ -614,11 +687,15 @@ pub async fn save(
         None => stream.await?,
     }
     let size = writer.written();
-    let sha256 = writer.finish()?;
-    let db = Db::open(path).map_err(|e| file_error(path, e))?;
-    let revision = revision(&db).map_err(|e| file_error(path, e))?;
+    let (sha256, path) = match name {
+        Some(name) => writer.finish_as(name)?,
+        None => (writer.finish()?, path.to_path_buf()),
+    };
+    let db = Db::open(&path).map_err(|e| file_error(&path, e))?;
+    let revision = revision(&db).map_err(|e| file_error(&path, e))?;
     Ok(Saved {
-        path: path.to_path_buf(),
+        retention: None,
+        path,
         member: member.name.clone(),
         member_id: member.id,
         endpoint: url,

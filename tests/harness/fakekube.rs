@@ -17,6 +17,10 @@
 //!   `127.0.0.1:P`. A refused dial is reported on the error channel in containerd's words and
 //!   the socket closed; otherwise bytes are relayed both ways until either side closes.
 //!   Client frames must be masked (RFC 6455 §5.3); pings are answered.
+//! - `GET`, `POST` and `PUT` of namespaced `serviceaccounts` (core v1) and `cronjobs`
+//!   (batch/v1), as the API server stores objects: `POST` of an existing name is 409
+//!   `AlreadyExists`, `PUT` needs the stored `metadata.resourceVersion` (422 without it, 409
+//!   `Conflict` when stale), each write bumps it; `GET` of a missing name is 404 `NotFound`.
 //! - 401 without the kubeconfig's bearer token, as an API server without anonymous access;
 //!   403 `Status` objects, as RBAC returns them, when [`Behaviour::forbid_portforward`] is set;
 //!   404 for anything else.
@@ -50,6 +54,8 @@ pub struct FakeKube {
     /// Knobs for failure tests.
     pub behaviour: Arc<Behaviour>,
     pods: Arc<Mutex<Vec<Value>>>,
+    /// Stored objects by `collection path/name` (`apis/batch/v1/namespaces/ns/cronjobs/x`).
+    pub objects: Arc<Mutex<std::collections::BTreeMap<String, Value>>>,
 }
 
 fn matches(labels: &Value, selector: &str) -> bool {
@@ -102,6 +108,9 @@ fn status(code: u16, reason: &str, message: &str) -> (String, String) {
         401 => "401 Unauthorized",
         403 => "403 Forbidden",
         404 => "404 Not Found",
+        405 => "405 Method Not Allowed",
+        409 => "409 Conflict",
+        422 => "422 Unprocessable Entity",
         _ => "400 Bad Request",
     };
     let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code});
@@ -233,18 +242,20 @@ impl FakeKube {
         let behaviour = Arc::new(Behaviour::default());
         let (seen, knobs) = (requests.clone(), behaviour.clone());
         let (pods, nodes) = (Arc::new(Mutex::new(pods)), Arc::new(nodes));
-        let served = pods.clone();
+        let objects = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        let (served, stored) = (pods.clone(), objects.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (seen, knobs, pods, nodes) = (seen.clone(), knobs.clone(), served.clone(), nodes.clone());
+                let (seen, knobs, pods, nodes, stored) =
+                    (seen.clone(), knobs.clone(), served.clone(), nodes.clone(), stored.clone());
                 std::thread::spawn(move || {
                     let pods = pods.lock().unwrap().clone();
-                    serve(stream, &seen, &knobs, &pods, &nodes)
+                    serve(stream, &seen, &knobs, &pods, &nodes, &stored)
                 });
             }
         });
-        FakeKube { url, requests, behaviour, pods }
+        FakeKube { url, requests, behaviour, pods, objects }
     }
 
     /// A pod appears (kubelet on a new node started its static pod).
@@ -269,7 +280,66 @@ impl FakeKube {
     }
 }
 
-fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>, knobs: &Behaviour, pods: &[Value], nodes: &[Value]) {
+/// The API server's handling of a stored object: `GET` one, `POST` to the collection, `PUT` one.
+fn store(
+    objects: &Mutex<std::collections::BTreeMap<String, Value>>,
+    method: &str,
+    collection: &str,
+    name: Option<&str>,
+    body: &[u8],
+) -> Result<Value, (String, String)> {
+    let mut objects = objects.lock().unwrap();
+    let parsed = || serde_json::from_slice::<Value>(body).map_err(|e| status(400, "BadRequest", &e.to_string()));
+    match (method, name) {
+        ("GET", Some(n)) => objects
+            .get(&format!("{collection}/{n}"))
+            .cloned()
+            .ok_or_else(|| status(404, "NotFound", &format!("{collection} \"{n}\" not found"))),
+        ("POST", None) => {
+            let mut obj = parsed()?;
+            let n = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let key = format!("{collection}/{n}");
+            if objects.contains_key(&key) {
+                return Err(status(409, "AlreadyExists", &format!("{collection} \"{n}\" already exists")));
+            }
+            obj["metadata"]["resourceVersion"] = json!("1");
+            obj["metadata"]["uid"] = json!(format!("uid-{}", objects.len() + 1));
+            objects.insert(key, obj.clone());
+            Ok(obj)
+        }
+        ("PUT", Some(n)) => {
+            let mut obj = parsed()?;
+            let key = format!("{collection}/{n}");
+            let Some(cur) = objects.get(&key) else {
+                return Err(status(404, "NotFound", &format!("{collection} \"{n}\" not found")));
+            };
+            let rv = cur["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+            match obj["metadata"]["resourceVersion"].as_str() {
+                None | Some("") => {
+                    return Err(status(422, "Invalid", "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"))
+                }
+                Some(v) if v != rv => {
+                    return Err(status(409, "Conflict", &format!("Operation cannot be fulfilled on {collection} \"{n}\": the object has been modified; please apply your changes to the latest version and try again")))
+                }
+                _ => {}
+            }
+            obj["metadata"]["resourceVersion"] = json!((rv.parse::<u64>().unwrap_or(0) + 1).to_string());
+            obj["metadata"]["uid"] = cur["metadata"]["uid"].clone();
+            objects.insert(key, obj.clone());
+            Ok(obj)
+        }
+        _ => Err(status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")),
+    }
+}
+
+fn serve(
+    mut stream: TcpStream,
+    seen: &Mutex<Vec<String>>,
+    knobs: &Behaviour,
+    pods: &[Value],
+    nodes: &[Value],
+    objects: &Mutex<std::collections::BTreeMap<String, Value>>,
+) {
     // As Go servers do (the API server and kubelet): no Nagle delay on small frames.
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -301,7 +371,26 @@ fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>, knobs: &Behaviour, po
     let param = |name: &str| query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).map(decode);
     let selector = param("labelSelector").unwrap_or_default();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = line.split_whitespace().next().unwrap_or("").to_string();
+    let mut request_body = vec![0u8; header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0)];
+    if reader.read_exact(&mut request_body).is_err() {
+        return;
+    }
     let body = match parts.as_slice() {
+        ["api", "v1", "namespaces", ns, "serviceaccounts", rest @ ..]
+        | ["apis", "batch", "v1", "namespaces", ns, "cronjobs", rest @ ..]
+            if rest.len() <= 1 =>
+        {
+            let resource = if parts[0] == "api" { "serviceaccounts" } else { "cronjobs" };
+            let group = if parts[0] == "api" { "api/v1" } else { "apis/batch/v1" };
+            store(
+                objects,
+                &method,
+                &format!("{group}/namespaces/{ns}/{resource}"),
+                rest.first().copied(),
+                &request_body,
+            )
+        }
         ["api", "v1", "namespaces", ns, "pods"] => {
             let items: Vec<Value> = pods
                 .iter()
@@ -346,6 +435,7 @@ fn serve(mut stream: TcpStream, seen: &Mutex<Vec<String>>, knobs: &Behaviour, po
         _ => Err(status(404, "NotFound", "the server could not find the requested resource")),
     };
     let (status, body) = match body {
+        Ok(b) if method == "POST" => ("201 Created".to_string(), b.to_string()),
         Ok(b) => ("200 OK".to_string(), b.to_string()),
         Err(e) => e,
     };

@@ -13,9 +13,12 @@ use kubectl_etcd::print::Output;
 use kubectl_etcd::restore::doctor;
 use kubectl_etcd::restore::node::{self, NodeOptions, Source};
 use kubectl_etcd::restore::{self, ApplyOptions, Engine};
+use kubectl_etcd::snapshot::Target;
 use kubectl_etcd::snapshot::{self, SaveOptions, Trailer};
 use kubectl_etcd::util::parse_duration;
 use kubectl_etcd::{Error, ExitCode, Result};
+
+mod schedule;
 
 /// Back up and restore etcd: snapshots saved, inspected and verified without etcd binaries.
 ///
@@ -128,7 +131,11 @@ pub struct FlowArgs {
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
     /// The snapshot to restore.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "latest", conflicts_with = "latest")]
+    pub file: Option<PathBuf>,
+    /// Restore the newest snapshot in DIR that verifies (trailer and structure).
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub latest: Option<PathBuf>,
     /// Restore a one-member cluster (when the other members are lost); re-add them as learners after.
     #[arg(long)]
     pub single_member: bool,
@@ -176,7 +183,11 @@ pub struct FromDataDirArgs {
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
     /// The snapshot file (or a copy of member/snap/db with --skip-hash-check).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "latest", conflicts_with = "latest")]
+    pub file: Option<PathBuf>,
+    /// Restore the newest snapshot in DIR that verifies (trailer and structure).
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub latest: Option<PathBuf>,
     /// The data dir to create; it must not exist or be empty.
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub data_dir: PathBuf,
@@ -208,17 +219,72 @@ pub enum SnapshotCommand {
     #[command(after_help = "Examples:
   kubectl etcd restore snapshot save /var/backups/etcd.db
   # From one member, replacing the file of an earlier run
-  kubectl etcd restore snapshot save /var/backups/etcd.db --member cp-2 --overwrite")]
+  kubectl etcd restore snapshot save /var/backups/etcd.db --member cp-2 --overwrite
+  # Into a snapshot directory, keeping the newest 7 verified snapshots
+  kubectl etcd restore snapshot save --dir /var/lib/etcd-backups --keep 7")]
     Save {
         /// The snapshot file to write.
-        file: PathBuf,
+        #[arg(required_unless_present = "dir", conflicts_with = "dir")]
+        file: Option<PathBuf>,
         /// The member to stream from (name or 16-hex-digit ID) [default: the healthiest voter that is not the leader].
         #[arg(long, value_name = "NAME|ID")]
         member: Option<String>,
         /// Replace FILE if it exists.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dir")]
         overwrite: bool,
+        /// Save into this snapshot directory as PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db (UTC).
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+        /// After the save, keep the newest N verified snapshots of PREFIX in DIR and delete the
+        /// older ones (a failed save deletes nothing; unverified files are never deleted).
+        #[arg(long, value_name = "N", requires = "dir")]
+        keep: Option<usize>,
+        /// The file name prefix in DIR.
+        #[arg(long, value_name = "PREFIX", requires = "dir", default_value = kubectl_etcd::backups::DEFAULT_PREFIX)]
+        name_prefix: String,
     },
+    /// The snapshots of a directory, newest first: name, time, revision, size and whether the
+    /// sha256 trailer verifies.
+    #[command(after_help = "Examples:
+  kubectl etcd restore snapshot ls /var/lib/etcd-backups
+  kubectl etcd restore snapshot ls /var/lib/etcd-backups -o json")]
+    Ls {
+        /// The snapshot directory.
+        #[arg(value_hint = clap::ValueHint::DirPath)]
+        dir: PathBuf,
+        /// Only snapshots of this prefix.
+        #[arg(long, value_name = "PREFIX")]
+        name_prefix: Option<String>,
+    },
+    /// Keep the newest N verified snapshots of PREFIX in a directory, delete the older ones.
+    /// Never a file of another prefix, one whose trailer does not verify, or one not named
+    /// PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db.
+    #[command(after_help = "Examples:
+  kubectl etcd restore snapshot prune /var/lib/etcd-backups --keep 7 --dry-run
+  kubectl etcd restore snapshot prune /var/lib/etcd-backups --keep 7")]
+    Prune {
+        /// The snapshot directory.
+        #[arg(value_hint = clap::ValueHint::DirPath)]
+        dir: PathBuf,
+        /// How many verified snapshots to keep.
+        #[arg(long, value_name = "N", required = true)]
+        keep: usize,
+        /// The file name prefix.
+        #[arg(long, value_name = "PREFIX", default_value = kubectl_etcd::backups::DEFAULT_PREFIX)]
+        name_prefix: String,
+        /// Say what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Scheduled backups on the cluster itself: a CronJob on the control-plane nodes whose pod
+    /// runs `kubectl-etcd-restore snapshot save --dir DIR --keep N` with the node's manifest and
+    /// etcd PKI mounted read-only. Prints the manifests (-o yaml, the default; -o json a List),
+    /// or creates/updates them with --apply.
+    #[command(after_help = "Examples:
+  kubectl etcd restore snapshot schedule --schedule '0 */6 * * *' --keep 7 --apply
+  # One CronJob per control-plane node, each keeping its own snapshots
+  kubectl etcd restore snapshot schedule --schedule '@daily' --keep 5 --every-node > etcd-backup.yaml")]
+    Schedule(ScheduleArgs),
     /// Hash, revision, total keys and size of a snapshot or a data dir's member/snap/db (the
     /// figures of `etcdutl snapshot status`), and whether its sha256 trailer matches.
     #[command(after_help = "Examples:
@@ -240,6 +306,34 @@ pub enum SnapshotCommand {
     },
 }
 
+/// `snapshot schedule` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgs {
+    /// When to run, in cron syntax (minute hour day-of-month month day-of-week) or @daily,
+    /// @hourly, …; the CronJob controller's time zone.
+    #[arg(long, value_name = "CRON")]
+    pub schedule: String,
+    /// Verified snapshots kept on each node.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub keep: usize,
+    /// The backup directory on the node (created if missing).
+    #[arg(long, value_name = "DIR", default_value = kubectl_etcd::schedule::DEFAULT_DIR)]
+    pub dir: PathBuf,
+    /// The image with the kubectl-etcd binaries (the repository's Dockerfile).
+    #[arg(long, value_name = "IMAGE", default_value = kubectl_etcd::schedule::DEFAULT_IMAGE)]
+    pub image: String,
+    /// The CronJob's and ServiceAccount's name.
+    #[arg(long, value_name = "NAME", default_value = kubectl_etcd::schedule::DEFAULT_NAME)]
+    pub name: String,
+    /// One CronJob per control-plane node (found through the API), each pinned to its node and
+    /// naming its snapshots after it; without it, one CronJob runs on any control-plane node.
+    #[arg(long)]
+    pub every_node: bool,
+    /// Create or update the objects through the API instead of printing them.
+    #[arg(long)]
+    pub apply: bool,
+}
+
 /// The clap command, for completions and man pages.
 pub fn command() -> clap::Command {
     Cli::command()
@@ -252,7 +346,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Node(a) => {
             let flow = a.flow;
-            on_node(&cli.common, out, a.options(manifest), false, &flow).await
+            on_node(&cli.common, out, a.options(manifest)?, false, &flow).await
         }
         Command::FromDataDir(a) if a.data_dir.is_none() && manifest.exists() => {
             let opts = NodeOptions::from_data_dir(manifest, a.dir, a.flow.timeout);
@@ -275,7 +369,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply(a) => {
             // A signal stops the restore between batches; its temporary dir is removed.
             kubectl_etcd::util::catch_signals();
-            out.emit(&restore::apply_and_plan(a.options(), false).await?).map(|()| ExitCode::Ok)
+            out.emit(&restore::apply_and_plan(a.options()?, false).await?).map(|()| ExitCode::Ok)
         }
         Command::Snapshot(cmd) => snapshot(&cli.common, out, cmd).await,
         Command::Doctor(a) => {
@@ -283,6 +377,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             out.emit(&d)?;
             Ok(d.exit_code())
         }
+    }
+}
+
+/// The snapshot FILE, or the newest verified one of `--latest DIR` (said on stderr, with the
+/// newer ones skipped and why).
+fn snapshot_file(file: Option<PathBuf>, latest: Option<PathBuf>) -> Result<PathBuf> {
+    match (file, latest) {
+        (Some(f), _) => Ok(f),
+        (None, Some(dir)) => {
+            let (path, skipped) = kubectl_etcd::backups::latest(&dir)?;
+            for s in skipped {
+                eprintln!("skipped {s}");
+            }
+            eprintln!("using {}, the newest verified snapshot in {}", path.display(), dir.display());
+            Ok(path)
+        }
+        (None, None) => Err(Error::Usage("name a snapshot FILE or pass --latest DIR".into())),
     }
 }
 
@@ -316,7 +427,21 @@ async fn snapshot(common: &CommonArgs, out: Output, cmd: SnapshotCommand) -> Res
         SnapshotCommand::Verify { file } => {
             out.emit(&blocking(move || snapshot::verify(&file)).await?).map(|()| ExitCode::Ok)
         }
-        SnapshotCommand::Save { file, member, overwrite } => {
+        SnapshotCommand::Ls { dir, name_prefix } => {
+            let entries = blocking(move || kubectl_etcd::backups::list(&dir, name_prefix.as_deref())).await?;
+            out.emit(&kubectl_etcd::print::backups::Snapshots(entries)).map(|()| ExitCode::Ok)
+        }
+        SnapshotCommand::Prune { dir, keep, name_prefix, dry_run } => {
+            let p = blocking(move || kubectl_etcd::backups::prune(&dir, &name_prefix, keep, dry_run)).await?;
+            out.emit(&p).map(|()| ExitCode::Ok)
+        }
+        SnapshotCommand::Schedule(a) => schedule::run(common, out, a).await,
+        SnapshotCommand::Save { file, member, overwrite, dir, keep, name_prefix } => {
+            let target = match (file, dir) {
+                (Some(f), _) => Target::File(f),
+                (None, Some(dir)) => Target::Dir { dir, prefix: name_prefix, keep },
+                (None, None) => return Err(Error::Usage("name a snapshot FILE or pass --dir DIR".into())),
+            };
             let settings = common.settings();
             let session = Session::open(&settings).await?;
             let opts = SaveOptions {
@@ -326,7 +451,7 @@ async fn snapshot(common: &CommonArgs, out: Output, cmd: SnapshotCommand) -> Res
                 deadline: settings.command_timeout_explicit.then_some(settings.command_timeout),
             };
             let mut bar = Bar::new();
-            let saved = snapshot::save_interruptible(&session, &file, &opts, &mut |d, t| bar.bytes(d, t)).await;
+            let saved = snapshot::save_interruptible(&session, &target, &opts, &mut |d, t| bar.bytes(d, t)).await;
             bar.finish();
             out.emit(&saved?).map(|()| ExitCode::Ok)
         }
@@ -338,10 +463,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl NodeArgs {
-    fn options(self, manifest: PathBuf) -> NodeOptions {
-        NodeOptions {
+    fn options(self, manifest: PathBuf) -> Result<NodeOptions> {
+        Ok(NodeOptions {
             manifest,
-            source: Source::Snapshot(self.file),
+            source: Source::Snapshot(snapshot_file(self.file, self.latest)?),
             single_member: self.single_member,
             skip_hash_check: self.tuning.skip_hash_check,
             bump_revision: self.tuning.bump_revision,
@@ -350,14 +475,14 @@ impl NodeArgs {
             token: self.initial_cluster_token,
             live_cluster_id: None,
             initial_cluster: self.initial_cluster,
-        }
+        })
     }
 }
 
 impl ApplyArgs {
-    fn options(self) -> ApplyOptions {
-        ApplyOptions {
-            snapshot: self.file,
+    fn options(self) -> Result<ApplyOptions> {
+        Ok(ApplyOptions {
+            snapshot: snapshot_file(self.file, self.latest)?,
             data_dir: self.data_dir,
             name: self.name,
             initial_cluster: self.initial_cluster,
@@ -367,6 +492,6 @@ impl ApplyArgs {
             bump_revision: self.tuning.bump_revision,
             mark_compacted: self.tuning.mark_compacted,
             engine: if self.engine == "etcdutl" { Engine::Etcdutl } else { Engine::Native },
-        }
+        })
     }
 }

@@ -108,6 +108,16 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
     Ok((c, format!("server {server}, context {context:?} of {what}")))
 }
 
+/// A client for the Kubernetes API from `--kubeconfig`/`KUBECONFIG`/`~/.kube/config`
+/// (`--context`), or the in-cluster service account; and what it talks to.
+pub async fn kube_client(settings: &Settings) -> crate::Result<(kube::Client, String)> {
+    let mut log = Log::new(settings.verbose);
+    client(settings, &mut log).await.map_err(|o| match o {
+        ApiOutcome::Failed(e) => e,
+        ApiOutcome::Tried(why) => Error::Usage(format!("{}: pass --kubeconfig PATH", why.join("; "))),
+    })
+}
+
 /// kube's client stack (base URI, authentication, extra headers, rustls) over connections with
 /// TCP_NODELAY: a port-forward tunnel carries TLS handshakes and small HTTP/2 frames, and
 /// Nagle's algorithm would hold each second small write until the API server's delayed ACK

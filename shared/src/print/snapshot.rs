@@ -61,7 +61,11 @@ impl Print for Saved {
             self.sha256.clone(),
             format_duration(self.duration),
         ]);
-        t.render(view)
+        let mut s = t.render(view);
+        if let (Some(r), false) = (&self.retention, view.no_headers) {
+            s.push_str(&super::backups::retention_text(r));
+        }
+        s
     }
 }
 

@@ -1,0 +1,343 @@
+//! Snapshot directories and scheduled backups against real etcd (3.4 or 3.5): `snapshot save
+//! --dir --keep`, `ls`, `prune`, `--latest DIR`, and `snapshot schedule`'s CronJob, whose
+//! container command is run as the pod would run it, and applied to the fake API server.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::fakekube::FakeKube;
+use harness::*;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use serde_json::{json, Value};
+
+const RESTORE: &str = "kubectl-etcd-restore";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn restore(c: &Cluster, args: &[&str]) -> std::process::Output {
+    let mut a: Vec<String> = c.manifest_args();
+    a.extend(args.iter().map(|s| s.to_string()));
+    run_plugin(RESTORE, &a.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+}
+
+fn json(o: &std::process::Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+}
+
+/// The names `snapshot ls DIR -o json` lists, newest first, with their trailer verdicts.
+fn ls(dir: &Path) -> Vec<(String, String)> {
+    let o = run_plugin(RESTORE, &["snapshot", "ls", s(dir), "-o", "json"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc = json(&o);
+    assert_eq!(doc["kind"], "SnapshotList", "{doc:#}");
+    doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e["sha256_trailer"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// A real snapshot's bytes, to plant copies under other names.
+fn a_snapshot(c: &Cluster, dir: &Path) -> Vec<u8> {
+    let f = dir.join("seed.db");
+    let o = restore(c, &["snapshot", "save", s(&f)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = std::fs::read(&f).unwrap();
+    std::fs::remove_file(&f).unwrap();
+    b
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_keeps_the_newest_verified_and_touches_nothing_else() {
+    let mut c = Cluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let seed = tokio::task::block_in_place(|| a_snapshot(&c, d));
+    // Not ours or not verified: never deleted, never counted.
+    let mut damaged = seed.clone();
+    damaged[5000] ^= 0xff;
+    let foreign = [
+        ("notes.txt", b"keep me".to_vec()),
+        ("etcd-snapshot-20200101T000000Z-1.db", damaged),
+        ("other-20200101T000000Z-2.db", seed.clone()),
+        ("etcd-snapshot-old.db", seed.clone()),
+        ("etcd-snapshot-20200102T000000Z-3.db.part", seed.clone()),
+    ];
+    for (n, b) in &foreign {
+        std::fs::write(d.join(n), b).unwrap();
+    }
+    let mut saved = Vec::new();
+    for i in 0..3 {
+        c.put(&format!("/registry/round/{i}"), "x");
+        let o = tokio::task::block_in_place(|| {
+            restore(&c, &["snapshot", "save", "--dir", s(d), "--keep", "2", "-o", "json"])
+        });
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let doc = json(&o);
+        let name = Path::new(doc["path"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("etcd-snapshot-") && name.ends_with(&format!("-{}.db", doc["revision"])), "{name}");
+        let r = &doc["retention"];
+        assert_eq!(r["kept"].as_array().unwrap().len(), (i + 1).min(2), "{doc:#}");
+        assert_eq!(r["removed"].as_array().unwrap().len(), usize::from(i == 2), "{doc:#}");
+        assert_eq!(r["unverified"][0]["name"], "etcd-snapshot-20200101T000000Z-1.db", "{doc:#}");
+        saved.push(name);
+    }
+    // Exactly the two newest of ours, and everything that was not ours.
+    let mut want: Vec<String> = foreign.iter().map(|(n, _)| n.to_string()).collect();
+    want.extend(saved[1..].iter().cloned());
+    want.sort();
+    assert_eq!(names_in(d), want);
+    // ls: ours only (any prefix), newest first, with the trailer verdict.
+    let listed = tokio::task::block_in_place(|| ls(d));
+    assert_eq!(
+        listed,
+        vec![
+            (saved[2].clone(), "valid".to_string()),
+            (saved[1].clone(), "valid".to_string()),
+            ("other-20200101T000000Z-2.db".to_string(), "valid".to_string()),
+            ("etcd-snapshot-20200101T000000Z-1.db".to_string(), "mismatch".to_string()),
+        ]
+    );
+    let table = stdout(&run_plugin(RESTORE, &["snapshot", "ls", s(d)], &[]));
+    assert!(table.starts_with("NAME") && table.contains("invalid"), "{table}");
+
+    // prune: the same rule; a dry run deletes nothing; --keep 0 is refused.
+    let o = run_plugin(RESTORE, &["snapshot", "prune", s(d), "--keep", "1", "--dry-run", "-o", "json"], &[]);
+    assert_eq!(json(&o)["removed"][0]["name"], saved[1].as_str(), "{}", stdout(&o));
+    assert_eq!(names_in(d), want);
+    let o = run_plugin(RESTORE, &["snapshot", "prune", s(d), "--keep", "0"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("keep at least 1"), "{}", stderr(&o));
+    let o = run_plugin(RESTORE, &["snapshot", "prune", s(d), "--keep", "1"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("Deleted 1 older one(s): {}", saved[1])), "{}", stdout(&o));
+    want.retain(|n| n != &saved[1]);
+    assert_eq!(names_in(d), want);
+
+    // --latest DIR restores the newest snapshot that verifies, skipping a newer damaged one.
+    let mut newer = std::fs::read(d.join(&saved[2])).unwrap();
+    newer[6000] ^= 0xff;
+    std::fs::write(d.join("etcd-snapshot-29990101T000000Z-999.db"), newer).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("restored");
+    let o = run_plugin(
+        RESTORE,
+        &[
+            "apply",
+            "--latest",
+            s(d),
+            "--data-dir",
+            s(&data_dir),
+            "--name",
+            "solo",
+            "--initial-cluster",
+            "solo=https://127.0.0.1:2380",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped etcd-snapshot-29990101T000000Z-999.db"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("using {}", d.join(&saved[2]).display())), "{}", stderr(&o));
+    let st = run_plugin(RESTORE, &["snapshot", "status", s(&data_dir.join("member/snap/db")), "-o", "json"], &[]);
+    let rev: i64 = saved[2].rsplit('-').next().unwrap().trim_end_matches(".db").parse().unwrap();
+    assert_eq!(json(&st)["revision"], rev, "{}", stdout(&st));
+    std::fs::remove_file(d.join("etcd-snapshot-29990101T000000Z-999.db")).unwrap();
+
+    // A save that fails midway (its member killed while it streams) leaves the directory as it
+    // was: no new file, no .part, nothing pruned.
+    let before = names_in(d);
+    {
+        let mut client = c.client(0).await;
+        let value = vec![b'v'; 100 * 1024];
+        for chunk in 0..120 {
+            let ops: Vec<etcd_client::TxnOp> = (0..10)
+                .map(|k| etcd_client::TxnOp::put(format!("/big/{chunk:04}{k:02}"), value.clone(), None))
+                .collect();
+            client.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
+        }
+    }
+    let victim = (c.leader() + 1) % 3;
+    let child = std::process::Command::new(bin(RESTORE))
+        .args(c.manifest_args())
+        .args(["snapshot", "save", "--dir", s(d), "--keep", "1", "--member", &c.nodes[victim].name])
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the save's .part to grow", Duration::from_secs(20), || {
+        std::fs::read_dir(d).unwrap().flatten().find(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            !before.contains(&n) && n.ends_with(".part") && e.metadata().map(|m| m.len() > 0).unwrap_or(false)
+        })
+    });
+    c.kill(victim);
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(names_in(d), before, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `schedule -o yaml` parsed back with k8s-openapi: the objects and the fields a safe backup
+/// CronJob needs; then its container's command, run verbatim on this machine where every
+/// hostPath is the path it is mounted at (the node's manifest and PKI, the backup dir),
+/// produces and prunes verified snapshots; `--apply` against the API creates exactly those
+/// objects and updates them on a second run.
+#[test]
+fn scheduled_backup_objects_and_their_command() {
+    let c = Cluster::start(3);
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().join("etcd-backups");
+    let manifest = c.nodes[0].manifest();
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = vec![
+            "--manifest".into(),
+            manifest.display().to_string(),
+            "snapshot".into(),
+            "schedule".into(),
+            "--schedule".into(),
+            "0 */6 * * *".into(),
+            "--keep".into(),
+            "2".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let a = args(&[]);
+    let o = run_plugin(RESTORE, &a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let docs: Vec<Value> = stdout(&o)
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2, "{}", stdout(&o));
+    let sa: ServiceAccount = serde_json::from_value(docs[0].clone()).unwrap();
+    let cj: CronJob = serde_json::from_value(docs[1].clone()).unwrap();
+    assert_eq!(sa.automount_service_account_token, Some(false));
+    assert_eq!(sa.metadata.namespace.as_deref(), Some("kube-system"));
+    let spec = cj.spec.as_ref().unwrap();
+    assert_eq!(spec.schedule, "0 */6 * * *");
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+    assert!(spec.starting_deadline_seconds.is_some());
+    assert!(spec.successful_jobs_history_limit.is_some() && spec.failed_jobs_history_limit.is_some());
+    let job = spec.job_template.spec.as_ref().unwrap();
+    assert!(job.backoff_limit.is_some());
+    // The deadline grows with the database: ten minutes plus the DB at 5 MiB/s.
+    assert!(job.active_deadline_seconds.unwrap() >= 600, "{job:?}");
+    let pod = job.template.spec.as_ref().unwrap();
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    assert_eq!(pod.service_account_name.as_deref(), Some("etcd-backup"));
+    let terms = &pod.affinity.as_ref().unwrap().node_affinity.as_ref().unwrap();
+    let terms = &terms.required_during_scheduling_ignored_during_execution.as_ref().unwrap().node_selector_terms;
+    assert!(terms
+        .iter()
+        .any(|t| t.match_expressions.as_ref().unwrap()[0].key == "node-role.kubernetes.io/control-plane"
+            && t.match_expressions.as_ref().unwrap()[0].operator == "Exists"));
+    let tolerated: Vec<&str> = pod.tolerations.as_ref().unwrap().iter().filter_map(|t| t.key.as_deref()).collect();
+    assert!(tolerated.contains(&"node-role.kubernetes.io/control-plane"), "{tolerated:?}");
+    let container = &pod.containers[0];
+    let sc = container.security_context.as_ref().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert!(container.resources.as_ref().unwrap().limits.is_some());
+    // Every hostPath is mounted at its own path; all but the backup dir read-only.
+    let volumes = pod.volumes.as_ref().unwrap();
+    let mounts = container.volume_mounts.as_ref().unwrap();
+    for m in mounts {
+        let v = volumes.iter().find(|v| v.name == m.name).unwrap();
+        assert_eq!(v.host_path.as_ref().unwrap().path, m.mount_path, "{m:?}");
+        assert_eq!(m.read_only, Some(Path::new(&m.mount_path) != dir), "{m:?}");
+    }
+    // What the command reads is inside the mounts: the manifest and the files it names.
+    let mounted = |p: &Path| mounts.iter().any(|m| p.starts_with(&m.mount_path));
+    assert!(mounted(&manifest));
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    for flag in ["--trusted-ca-file=", "--cert-file=", "--key-file="] {
+        let path = text.split(flag).nth(1).unwrap().split(['\n', '"', ' ']).next().unwrap();
+        assert!(mounted(Path::new(path)), "{flag}{path} is not mounted");
+    }
+    // The command, as the pod runs it (the image's binary here: the one under test).
+    let command = container.command.as_ref().unwrap();
+    assert_eq!(&command[..3], ["kubectl-etcd-restore", "snapshot", "save"]);
+    let run = || {
+        let o = std::process::Command::new(bin(RESTORE))
+            .args(&command[1..])
+            .env_remove("KUBECONFIG")
+            .env("HOME", backups.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    assert!(!dir.exists());
+    std::fs::create_dir(&dir).unwrap(); // the volume's DirectoryOrCreate
+    for i in 0..3 {
+        c.put(&format!("/registry/scheduled/{i}"), "x");
+        run();
+    }
+    let listed = ls(&dir);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|(_, t)| t == "valid"), "{listed:?}");
+    for (n, _) in &listed {
+        let v = run_plugin(RESTORE, &["snapshot", "verify", s(&dir.join(n))], &[]);
+        assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+    }
+
+    // A bad schedule is refused with what is wrong.
+    let mut bad = args(&[]);
+    bad[5] = "0 */6 * *".into();
+    let o = run_plugin(RESTORE, &bad.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("4 field(s)"), "{}", stderr(&o));
+    bad[5] = "61 * * * *".into();
+    let o = run_plugin(RESTORE, &bad.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert!(stderr(&o).contains("minute: \"61\" is not in 0-59"), "{}", stderr(&o));
+
+    // --apply (and --every-node) through the API: created, then updated in place.
+    let nodes = (0..3)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": format!("cp-{i}"),
+                "labels": {"kubernetes.io/hostname": format!("cp-{i}"), "node-role.kubernetes.io/control-plane": ""}}})
+        })
+        .chain(std::iter::once(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1",
+            "labels": {"kubernetes.io/hostname": "worker-1"}}})))
+        .collect();
+    let kube = FakeKube::start(vec![], nodes);
+    let kc = kube.kubeconfig(backups.path());
+    let apply = args(&["--apply", "--every-node", "--kubeconfig", s(&kc)]);
+    // --manifest and --kubeconfig together name two ways to etcd: the manifest here is where
+    // the pod finds it on the node, the kubeconfig where the objects go.
+    let o = run_plugin(RESTORE, &apply.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "serviceaccount/etcd-backup created\ncronjob.batch/etcd-backup-cp-0 created\ncronjob.batch/etcd-backup-cp-1 created\ncronjob.batch/etcd-backup-cp-2 created\n"
+    );
+    let o = run_plugin(RESTORE, &apply.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).lines().all(|l| l.ends_with(" configured")), "{}", stdout(&o));
+    let objects = kube.objects.lock().unwrap().clone();
+    assert_eq!(objects.len(), 4, "{:?}", objects.keys());
+    let cj = &objects["apis/batch/v1/namespaces/kube-system/cronjobs/etcd-backup-cp-1"];
+    assert_eq!(cj["metadata"]["resourceVersion"], "2");
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/hostname"], "cp-1");
+    let cmd: Vec<&str> =
+        pod["containers"][0]["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(cmd.windows(2).any(|w| w == ["--name-prefix", "etcd-snapshot-cp-1"]), "{cmd:?}");
+}
