@@ -238,19 +238,24 @@ pub fn check_layout(path: &Path, buckets: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `snapshot verify`: trailer hash first (a truncated or corrupted download is named as such),
-/// then the full structural walk and etcd's bucket layout. The error names the first problem.
+/// `snapshot verify`: the trailer hash (on a second thread) beside the full structural walk and
+/// etcd's bucket layout, so the file costs the longer of the two rather than their sum. A
+/// trailer mismatch is named first (a truncated or corrupted download is named as such), then
+/// the walk's first problem.
 pub fn verify(path: &Path) -> Result<Verified> {
     let (db, size) = open(path)?;
-    let trailer = check_trailer(path, size)?;
+    let p = path.to_path_buf();
+    let trailer = std::thread::spawn(move || check_trailer(&p, size));
+    let mut h = Hasher { crc: 0, total: 0, in_key: false, last_key: None };
+    let walked = walk(&db, &mut h).map_err(|e| file_error(path, e));
+    let trailer = trailer.join().map_err(|_| Error::Internal("the trailer thread panicked".into()))??;
     if trailer == Trailer::Mismatch {
         return Err(Error::Corrupt {
             path: path.to_path_buf(),
             reason: "sha256 mismatch: snapshot is corrupt or truncated".into(),
         });
     }
-    let mut h = Hasher { crc: 0, total: 0, in_key: false, last_key: None };
-    let summary = walk(&db, &mut h).map_err(|e| file_error(path, e))?;
+    let summary = walked?;
     check_layout(path, &summary.buckets)?;
     let revision = h
         .last_key
