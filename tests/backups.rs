@@ -112,7 +112,7 @@ async fn retention_keeps_the_newest_verified_and_touches_nothing_else() {
         ]
     );
     let table = stdout(&run_plugin(RESTORE, &["snapshot", "ls", s(d)], &[]));
-    assert!(table.starts_with("NAME") && table.contains("invalid"), "{table}");
+    assert!(table.starts_with("NAME") && table.contains("MISMATCH"), "{table}");
 
     // prune: the same rule; a dry run deletes nothing; --keep 0 is refused.
     let o = run_plugin(RESTORE, &["snapshot", "prune", s(d), "--keep", "1", "--dry-run", "-o", "json"], &[]);

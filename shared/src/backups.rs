@@ -82,6 +82,14 @@ pub fn check_prefix(prefix: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a `--keep`: at least one snapshot stays.
+pub fn check_keep(keep: usize) -> Result<()> {
+    if keep == 0 {
+        return Err(Error::Usage("--keep 0 would delete every snapshot: keep at least 1".into()));
+    }
+    Ok(())
+}
+
 /// One snapshot of a directory.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
@@ -172,9 +180,7 @@ pub struct Pruned {
 /// verified ones; never a file of another prefix, an unverified one, or one not named as ours.
 pub fn prune(dir: &Path, prefix: &str, keep: usize, dry_run: bool) -> Result<Pruned> {
     check_prefix(prefix)?;
-    if keep == 0 {
-        return Err(Error::Usage("--keep 0 would delete every snapshot: keep at least 1".into()));
-    }
+    check_keep(keep)?;
     let entries = list(dir, Some(prefix))?;
     let (verified, unverified): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(Entry::verified);
     let mut kept = verified;

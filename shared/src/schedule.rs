@@ -309,9 +309,7 @@ fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
 /// The objects for `opts`.
 pub fn build(opts: &ScheduleOptions) -> Result<Scheduled> {
     check_cron(&opts.schedule)?;
-    if opts.keep == 0 {
-        return Err(Error::Usage("--keep 0 would delete every snapshot: keep at least 1".into()));
-    }
+    crate::backups::check_keep(opts.keep)?;
     if !opts.dir.is_absolute() || !opts.manifest.is_absolute() {
         return Err(Error::Usage(format!(
             "--dir {} and --manifest {} must be absolute paths on the node",

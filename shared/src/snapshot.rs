@@ -597,8 +597,8 @@ pub async fn save_to(
         Target::File(path) => save(session, path, opts, progress).await,
         Target::Dir { dir, prefix, keep } => {
             crate::backups::check_prefix(prefix)?;
-            if *keep == Some(0) {
-                return Err(Error::Usage("--keep 0 would delete every snapshot: keep at least 1".into()));
+            if let Some(n) = keep {
+                crate::backups::check_keep(*n)?;
             }
             if !dir.is_dir() {
                 return Err(Error::Usage(format!("directory {} does not exist: create it first", dir.display())));

@@ -4,22 +4,12 @@ use serde::Serialize;
 
 use super::{Print, Table, View};
 use crate::backups::{Entry, Pruned};
-use crate::snapshot::Trailer;
 use crate::util::format_bytes;
 
 /// `snapshot ls`: the snapshots of a directory, newest first.
 #[derive(Debug, Clone, Serialize)]
 #[serde(transparent)]
 pub struct Snapshots(pub Vec<Entry>);
-
-fn trailer(t: Trailer) -> &'static str {
-    match t {
-        Trailer::Valid => "valid",
-        Trailer::Mismatch => "invalid",
-        Trailer::Absent => "absent",
-        Trailer::Unchecked => "unchecked",
-    }
-}
 
 fn table(entries: &[Entry], wide: bool) -> Table {
     let mut header = vec!["name", "time", "revision", "size", "sha256"];
@@ -33,7 +23,7 @@ fn table(entries: &[Entry], wide: bool) -> Table {
             e.time.clone(),
             e.revision.to_string(),
             format_bytes(e.size),
-            trailer(e.sha256_trailer).to_string(),
+            super::snapshot::trailer_text(e.sha256_trailer).to_string(),
         ];
         if wide {
             row.push(e.path.display().to_string());
