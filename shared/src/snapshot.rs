@@ -613,7 +613,17 @@ pub async fn save_to(
             let mut saved = save_named(session, &first, Some(&named), opts, progress).await?;
             // Only after a verified save: a failed one never prunes.
             if let Some(n) = keep {
-                saved.retention = Some(crate::backups::prune(dir, prefix, *n, false)?);
+                // The snapshot is saved whatever retention then meets: say so.
+                let pruned = crate::backups::prune(dir, prefix, *n, false).map_err(|e| Error::Stopped {
+                    what: "snapshot retention",
+                    cause: Box::new(e),
+                    done: format!("the snapshot was saved as {}", saved.path.display()),
+                    next: format!(
+                        "kubectl etcd restore snapshot prune {} --keep {n} --name-prefix {prefix}",
+                        dir.display()
+                    ),
+                })?;
+                saved.retention = Some(pruned);
             }
             Ok(saved)
         }
