@@ -11,8 +11,6 @@
 use clap::builder::ValueHint;
 use clap::{Arg, ArgAction, Command};
 
-/// Cobra's `ShellCompDirectiveError`: nothing to offer.
-pub const ERROR: u32 = 1;
 /// Cobra's `ShellCompDirectiveNoSpace`: the word is not finished (`jsonpath=`).
 pub const NO_SPACE: u32 = 2;
 /// Cobra's `ShellCompDirectiveNoFileComp`.
@@ -116,12 +114,7 @@ struct Context<'a> {
 }
 
 /// Completes `words` (the arguments after the program name, the last being the word under the
-/// cursor, possibly empty) against `root`; member names come from nowhere.
-pub fn complete(root: &Command, words: &[String]) -> Completion {
-    complete_with(root, words, &|_, _| Vec::new())
-}
-
-/// [`complete`], asking `members` for the names and IDs of members.
+/// cursor, possibly empty) against `root`, asking `members` for the names and IDs of members.
 pub fn complete_with(root: &Command, words: &[String], members: Members<'_>) -> Completion {
     let mut root = root.clone();
     root.build();
