@@ -298,6 +298,27 @@ fn scheduled_backup_objects_and_their_command() {
         assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
     }
 
+    // --compress zstd reaches the command, which then writes compressed snapshots that the
+    // same retention counts.
+    let z = args(&["--compress", "zstd", "-o", "json"]);
+    let o = run_plugin(RESTORE, &z.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let list = json(&o);
+    let zcmd: Vec<String> = list["items"][1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        ["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(zcmd[zcmd.len() - 2..], ["--compress", "zstd"], "{zcmd:?}");
+    c.put("/registry/scheduled/zstd", "x");
+    let o = std::process::Command::new(bin(RESTORE)).args(&zcmd[1..]).env_remove("KUBECONFIG").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed = ls(&dir);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed[0].0.ends_with(".db.zst") && listed[0].1 == "valid", "{listed:?}");
+
     // A bad schedule is refused with what is wrong.
     let mut bad = args(&[]);
     bad[5] = "0 */6 * *".into();
@@ -340,4 +361,165 @@ fn scheduled_backup_objects_and_their_command() {
     let cmd: Vec<&str> =
         pod["containers"][0]["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(cmd.windows(2).any(|w| w == ["--name-prefix", "etcd-snapshot-cp-1"]), "{cmd:?}");
+}
+
+/// Keys under a prefix, as the member serves them.
+async fn count(c: &Cluster, i: usize, prefix: &str) -> i64 {
+    let mut client = c.client(i).await;
+    let opts = etcd_client::GetOptions::new().with_prefix().with_count_only();
+    client.get(prefix, Some(opts)).await.unwrap().count()
+}
+
+/// `--compress zstd`: the file is one zstd frame, smaller than the snapshot, and every reader
+/// takes it as the snapshot it holds: `status` gives the uncompressed file's figures, `verify`
+/// and `ls` check the trailer of the decompressed stream, retention counts compressed and plain
+/// alike and never a damaged one, and `apply --latest` and `restore node` restore it into data
+/// dirs that real etcd boots and serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_snapshots_round_trip_and_boot_etcd() {
+    let mut c = Cluster::start(1);
+    {
+        let mut client = c.client(0).await;
+        for chunk in 0..20 {
+            let ops: Vec<etcd_client::TxnOp> = (0..50)
+                .map(|k| etcd_client::TxnOp::put(format!("/registry/pods/p{chunk:02}{k:02}"), vec![b'p'; 2000], None))
+                .collect();
+            client.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("backups");
+    std::fs::create_dir(&d).unwrap();
+    let plain = dir.path().join("plain.db");
+    // The same revision twice: plain, then compressed into the directory.
+    let o = tokio::task::block_in_place(|| restore(&c, &["snapshot", "save", s(&plain)]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = tokio::task::block_in_place(|| {
+        restore(&c, &["snapshot", "save", "--dir", s(&d), "--keep", "2", "--compress", "zstd", "-o", "json"])
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let saved = json(&o);
+    let zst = std::path::PathBuf::from(saved["path"].as_str().unwrap());
+    let plain_size = std::fs::metadata(&plain).unwrap().len();
+    assert!(zst.to_string_lossy().ends_with(&format!("-{}.db.zst", saved["revision"])), "{saved:#}");
+    assert_eq!(saved["compression"], "zstd");
+    assert_eq!(saved["size"], plain_size, "{saved:#}");
+    let on_disk = std::fs::metadata(&zst).unwrap().len();
+    assert_eq!(saved["file_size"], on_disk);
+    assert!(on_disk * 4 < plain_size, "{on_disk} of {plain_size} bytes");
+    assert_eq!(&std::fs::read(&zst).unwrap()[..4], &[0x28, 0xb5, 0x2f, 0xfd], "not a zstd frame");
+    // Nothing but the snapshot is left: no .part, no .part.zst.
+    assert_eq!(names_in(&d), vec![zst.file_name().unwrap().to_string_lossy().into_owned()]);
+
+    // status: the uncompressed file's figures.
+    let status = |f: &Path| {
+        let o = run_plugin(RESTORE, &["snapshot", "status", s(f), "-o", "json"], &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        json(&o)
+    };
+    let (a, b) = (status(&plain), status(&zst));
+    for k in ["hash", "revision", "total_keys", "total_size", "sha256_trailer", "buckets"] {
+        assert_eq!(a[k], b[k], "{k}: {a:#} {b:#}");
+    }
+    assert_eq!(b["sha256_trailer"], "valid");
+    assert_eq!((b["compression"].as_str(), b["snapshot_size"].as_u64()), (Some("zstd"), Some(plain_size)));
+    assert_eq!((a["compression"].as_str(), b["file_size"].as_u64()), (Some("none"), Some(on_disk)));
+    let o = run_plugin(RESTORE, &["snapshot", "verify", s(&zst)], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ok: zstd, sha256 trailer valid"), "{}", stdout(&o));
+
+    // Retention over both kinds; a damaged compressed file is never counted nor deleted.
+    let bytes = std::fs::read(&zst).unwrap();
+    let mut damaged = bytes.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0xff;
+    std::fs::write(d.join("etcd-snapshot-20200101T000000Z-1.db.zst"), &damaged).unwrap();
+    std::fs::write(d.join("etcd-snapshot-20200101T000000Z-2.db.zst"), &bytes[..bytes.len() / 2]).unwrap();
+    for bad in ["etcd-snapshot-20200101T000000Z-1.db.zst", "etcd-snapshot-20200101T000000Z-2.db.zst"] {
+        let o = run_plugin(RESTORE, &["snapshot", "verify", s(&d.join(bad))], &[]);
+        assert_ne!(o.status.code(), Some(0), "{bad}: {}", stdout(&o));
+        let e = stderr(&o);
+        assert!(e.contains("damaged or truncated") || e.contains("sha256 mismatch"), "{bad}: {e}");
+    }
+    let mut names = vec![zst.file_name().unwrap().to_string_lossy().into_owned()];
+    let mut newest_sha256 = String::new();
+    for (i, compress) in ["none", "zstd"].iter().enumerate() {
+        c.put(&format!("/registry/after/{i}"), "x");
+        let o = tokio::task::block_in_place(|| {
+            restore(&c, &["snapshot", "save", "--dir", s(&d), "--keep", "2", "--compress", compress, "-o", "json"])
+        });
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let doc = json(&o);
+        let unverified: Vec<&str> =
+            doc["retention"]["unverified"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+        assert_eq!(unverified, ["etcd-snapshot-20200101T000000Z-2.db.zst", "etcd-snapshot-20200101T000000Z-1.db.zst"]);
+        names.push(Path::new(doc["path"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned());
+        newest_sha256 = doc["sha256"].as_str().unwrap().to_string();
+    }
+    assert!(names[1].ends_with(".db") && names[2].ends_with(".db.zst"), "{names:?}");
+    let listed = tokio::task::block_in_place(|| ls(&d));
+    assert_eq!(
+        listed,
+        vec![
+            (names[2].clone(), "valid".to_string()),
+            (names[1].clone(), "valid".to_string()),
+            ("etcd-snapshot-20200101T000000Z-2.db.zst".to_string(), "mismatch".to_string()),
+            ("etcd-snapshot-20200101T000000Z-1.db.zst".to_string(), "mismatch".to_string()),
+        ],
+        "the first save is pruned, the damaged ones kept"
+    );
+    let wide = stdout(&run_plugin(RESTORE, &["snapshot", "ls", s(&d), "-o", "wide"], &[]));
+    assert!(wide.contains("COMPRESSION") && wide.contains("zstd") && wide.contains("none"), "{wide}");
+
+    // apply --latest: the newest verified snapshot is the compressed one; real etcd boots it.
+    let want = count(&c, 0, "/registry/").await;
+    c.put("/registry/later", "x");
+    let mut target = Cluster::builder(1).planned();
+    let n = &target.nodes[0];
+    let o = tokio::task::block_in_place(|| {
+        run_plugin(
+            RESTORE,
+            &[
+                "apply",
+                "--latest",
+                s(&d),
+                "--data-dir",
+                s(&n.data_dir()),
+                "--name",
+                &n.name,
+                "--initial-cluster",
+                &format!("{}={}", n.name, n.peer_url()),
+                "--initial-cluster-token",
+                &target.token,
+                "-o",
+                "json",
+            ],
+            &[],
+        )
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let newest = d.join(&names[2]);
+    assert!(stderr(&o).contains(&format!("using {}", newest.display())), "{}", stderr(&o));
+    tokio::task::block_in_place(|| target.start_all());
+    assert_eq!(count(&target, 0, "/registry/").await, want);
+    // Nothing decompressed is left in the directory.
+    assert_eq!(names_in(&d).len(), 4, "{:?}", names_in(&d));
+
+    // restore node from it, on the node: the member comes back as it was at the snapshot, under
+    // the token derived from the trailer of the decompressed stream (the same as for a plain
+    // copy of that snapshot).
+    c.kubelet(0);
+    let o = tokio::task::block_in_place(|| {
+        run_plugin(
+            RESTORE,
+            &["node", s(&newest), "--manifest", s(&c.nodes[0].manifest()), "--yes", "--timeout", "60s"],
+            &[],
+        )
+    });
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(count(&c, 0, "/registry/").await, want);
+    assert_eq!(count(&c, 0, "/registry/later").await, 0);
+    let manifest = std::fs::read_to_string(c.nodes[0].manifest()).unwrap();
+    let tag = &newest_sha256[..8];
+    assert!(manifest.contains(&format!("--initial-cluster-token=kubectl-etcd-restored-{tag}")), "{manifest}");
 }

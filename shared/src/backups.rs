@@ -1,5 +1,6 @@
 //! Snapshot directories: `snapshot save --dir DIR` names each snapshot
-//! `PREFIX-<UTC time>-<revision>.db` (`etcd-snapshot-20261201T060000Z-48213.db`), and keeps the
+//! `PREFIX-<UTC time>-<revision>.db` (`etcd-snapshot-20261201T060000Z-48213.db`; `.db.zst` with
+//! `--compress zstd`), and keeps the
 //! newest N **verified** ones; `snapshot ls` and `snapshot prune` read the same names.
 //!
 //! Only files named that way are ever considered, and only those whose sha256 trailer matches
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::compress::Compression;
 use crate::error::{Error, Result};
 use crate::snapshot::Trailer;
 
@@ -26,12 +28,17 @@ pub struct Name {
     pub stamp: String,
     /// The store's revision.
     pub revision: i64,
+    /// `.db.zst`: zstd.
+    pub compression: Compression,
 }
 
 impl Name {
-    /// Parses `PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db`.
+    /// Parses `PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db` and `….db.zst`.
     pub fn parse(file_name: &str) -> Option<Name> {
-        let base = file_name.strip_suffix(".db")?;
+        let (base, compression) = match file_name.strip_suffix(".db.zst") {
+            Some(b) => (b, Compression::Zstd),
+            None => (file_name.strip_suffix(".db")?, Compression::None),
+        };
         let (rest, rev) = base.rsplit_once('-')?;
         let (prefix, stamp) = rest.rsplit_once('-')?;
         let b = stamp.as_bytes();
@@ -43,12 +50,12 @@ impl Name {
         if !rev.bytes().all(|c| c.is_ascii_digit()) {
             return None;
         }
-        Some(Name { prefix: prefix.to_string(), stamp: stamp.to_string(), revision: rev.parse().ok()? })
+        Some(Name { prefix: prefix.to_string(), stamp: stamp.to_string(), revision: rev.parse().ok()?, compression })
     }
 
     /// The file name.
     pub fn file_name(&self) -> String {
-        format!("{}-{}-{}.db", self.prefix, self.stamp, self.revision)
+        format!("{}-{}-{}.db{}", self.prefix, self.stamp, self.revision, self.compression.suffix())
     }
 
     /// The time as RFC 3339 (`2026-12-01T06:00:00Z`).
@@ -103,9 +110,12 @@ pub struct Entry {
     pub time: String,
     /// The store's revision (from its name).
     pub revision: i64,
-    /// Its size in bytes.
+    /// Its size in bytes (on disk).
     pub size: u64,
-    /// Its sha256 trailer: `valid` is what retention counts as verified.
+    /// How it is stored (from its first bytes).
+    pub compression: Compression,
+    /// Its sha256 trailer (of the uncompressed stream): `valid` is what retention counts as
+    /// verified.
     pub sha256_trailer: Trailer,
     /// For the order: the name's time.
     #[serde(skip)]
@@ -141,7 +151,14 @@ pub fn list(dir: &Path, prefix: Option<&str>) -> Result<Vec<Entry>> {
             continue;
         }
         let path = e.path();
-        let sha256_trailer = crate::snapshot::check_trailer(&path, md.len())?;
+        let compression = std::fs::File::open(&path)
+            .and_then(|f| crate::compress::detect(&f))
+            .map_err(|source| Error::ReadFile { input: true, what: "snapshot", path: path.clone(), source })?;
+        // A damaged compressed file is listed as mismatching, not an error: the others still count.
+        let sha256_trailer = match crate::snapshot::check_trailer(&path, md.len()) {
+            Err(Error::Corrupt { .. }) => Trailer::Mismatch,
+            r => r?,
+        };
         out.push(Entry {
             name: file_name,
             path,
@@ -149,6 +166,7 @@ pub fn list(dir: &Path, prefix: Option<&str>) -> Result<Vec<Entry>> {
             time: name.time(),
             revision: name.revision,
             size: md.len(),
+            compression,
             sha256_trailer,
             stamp: name.stamp,
         });
@@ -213,7 +231,7 @@ pub fn latest(dir: &Path) -> Result<(PathBuf, Vec<String>)> {
         }
     }
     Err(Error::Usage(format!(
-        "no verified snapshot in {} (files named PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db{}): pass a snapshot FILE instead",
+        "no verified snapshot in {} (files named PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db or .db.zst{}): pass a snapshot FILE instead",
         dir.display(),
         if skipped.is_empty() { String::new() } else { format!("; skipped {}", skipped.join("; ")) }
     )))
@@ -230,9 +248,14 @@ mod tests {
         assert_eq!(n.revision, 48213);
         assert_eq!(n.time(), "2026-12-01T06:00:00Z");
         assert_eq!(n.file_name(), "etcd-snapshot-20261201T060000Z-48213.db");
+        let z = Name::parse("etcd-snapshot-20261201T060000Z-48213.db.zst").unwrap();
+        assert_eq!((z.compression, z.revision), (Compression::Zstd, 48213));
+        assert_eq!(z.file_name(), "etcd-snapshot-20261201T060000Z-48213.db.zst");
         for bad in [
             "etcd.db",
             "etcd-snapshot-20261201T060000Z-48213.db.part",
+            "etcd-snapshot-20261201T060000Z-48213.db.part.zst",
+            "etcd-snapshot-20261201T060000Z-48213.zst",
             ".etcd-snapshot-20261201T060000Z-1.db",
             "-20261201T060000Z-1.db",
             "x-20261201T0600Z-1.db",

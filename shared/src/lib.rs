@@ -8,6 +8,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod complete;
+pub mod compress;
 pub mod conn;
 pub mod defrag;
 pub mod discovery;

@@ -47,6 +47,8 @@ pub struct ScheduleOptions {
     pub schedule: String,
     /// Verified snapshots kept on each node.
     pub keep: usize,
+    /// How each snapshot is stored (`--compress`).
+    pub compression: crate::compress::Compression,
     /// The backup directory on the node.
     pub dir: PathBuf,
     /// The container image.
@@ -162,7 +164,7 @@ fn host_path(name: &str, path: &Path, kind: &str, read_only: bool) -> (Volume, V
 
 /// The container's command: exactly what runs on the node.
 pub fn command(opts: &ScheduleOptions, prefix: &str) -> Vec<String> {
-    vec![
+    let mut cmd: Vec<String> = vec![
         "kubectl-etcd-restore".into(),
         "snapshot".into(),
         "save".into(),
@@ -174,7 +176,11 @@ pub fn command(opts: &ScheduleOptions, prefix: &str) -> Vec<String> {
         prefix.into(),
         "--manifest".into(),
         opts.manifest.display().to_string(),
-    ]
+    ];
+    if opts.compression == crate::compress::Compression::Zstd {
+        cmd.extend(["--compress".into(), "zstd".into()]);
+    }
+    cmd
 }
 
 fn labels(name: &str) -> BTreeMap<String, String> {

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bbolt::check::{walk, Summary, Visitor};
 use crate::bbolt::{BoltError, Db};
+use crate::compress::{Compression, TrailerSum};
 use crate::error::{Error, Result};
 use crate::util::not_regular;
 
@@ -58,7 +59,11 @@ pub struct Status {
     pub total_size: u64,
     /// The file's size on disk.
     pub file_size: u64,
-    /// The sha256 trailer.
+    /// How the file is stored (`zstd`: decompressed to read it).
+    pub compression: Compression,
+    /// The snapshot's size uncompressed (the file's size when it is not compressed).
+    pub snapshot_size: u64,
+    /// The sha256 trailer (of the uncompressed stream).
     pub sha256_trailer: Trailer,
     /// Top-level buckets.
     pub buckets: Vec<String>,
@@ -121,8 +126,15 @@ fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<([u8; 32], [u8; 32])>
     Ok((h.finalize().into(), trailer))
 }
 
-/// The sha256 trailer of a file of `size` bytes: absent, valid or mismatching.
+/// The sha256 trailer of a file of `size` bytes: absent, valid or mismatching. A compressed
+/// snapshot's is checked over its decompressed stream.
 pub fn check_trailer(path: &Path, size: u64) -> Result<Trailer> {
+    let read_err = |source| Error::ReadFile { input: true, what: "snapshot", path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    if crate::compress::detect(&file).map_err(read_err)? == Compression::Zstd {
+        return Ok(crate::compress::check_trailer(path)?.0);
+    }
+    drop(file);
     if !has_trailer(size) {
         return Ok(Trailer::Absent);
     }
@@ -135,23 +147,58 @@ pub fn check_trailer(path: &Path, size: u64) -> Result<Trailer> {
     Ok(if sum == trailer { Trailer::Valid } else { Trailer::Mismatch })
 }
 
-fn open(path: &Path) -> Result<(Db, u64)> {
-    let md = std::fs::metadata(path).map_err(|source| Error::ReadFile {
-        input: true,
-        what: "snapshot",
-        path: path.to_path_buf(),
-        source,
-    })?;
+/// A snapshot opened for reading: its database, and, for a compressed one, the trailer
+/// verdict reached while decompressing it.
+#[derive(Debug)]
+pub struct Opened {
+    /// The database (of the decompressed copy, for a compressed file).
+    pub db: Db,
+    /// The file's size on disk.
+    pub file_size: u64,
+    /// The snapshot's size uncompressed.
+    pub len: u64,
+    /// How the file is stored.
+    pub compression: Compression,
+    /// The trailer, when already checked (compressed files: over the decompressed stream).
+    pub trailer: Option<Trailer>,
+}
+
+/// Opens a snapshot, plain or compressed (a compressed one is decompressed into a nameless
+/// temporary file, its trailer checked on the way).
+pub fn open(path: &Path) -> Result<Opened> {
+    let read_err = |source| Error::ReadFile { input: true, what: "snapshot", path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let md = file.metadata().map_err(read_err)?;
     if md.is_dir() {
-        return Err(Error::ReadFile {
-            input: true,
-            what: "snapshot",
-            path: path.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(libc::EISDIR),
-        });
+        return Err(read_err(std::io::Error::from_raw_os_error(libc::EISDIR)));
     }
-    let db = Db::open(path).map_err(|e| file_error(path, e))?;
-    Ok((db, md.len()))
+    match crate::compress::detect(&file).map_err(read_err)? {
+        Compression::None => {
+            let db = Db::from_file(file, path).map_err(|e| file_error(path, e))?;
+            Ok(Opened { db, file_size: md.len(), len: md.len(), compression: Compression::None, trailer: None })
+        }
+        Compression::Zstd => {
+            drop(file);
+            let d = crate::compress::decompress(path)?;
+            let db = Db::from_file(d.file, path).map_err(|e| file_error(path, e))?;
+            Ok(Opened { db, file_size: md.len(), len: d.len, compression: Compression::Zstd, trailer: Some(d.trailer) })
+        }
+    }
+}
+
+impl Opened {
+    /// The trailer: the one already checked, else checked now on a second thread (`check`),
+    /// else only reported present.
+    fn trailer_thread(&self, path: &Path, check: bool) -> std::thread::JoinHandle<Result<Trailer>> {
+        let known = self.trailer;
+        let (p, size) = (path.to_path_buf(), self.len);
+        std::thread::spawn(move || match known {
+            Some(t) => Ok(t),
+            None if check => check_trailer(&p, size),
+            None if has_trailer(size) => Ok(Trailer::Unchecked),
+            None => Ok(Trailer::Absent),
+        })
+    }
 }
 
 /// `snapshot status`: walks the whole file once (checking its structure) and hashes it as
@@ -164,19 +211,11 @@ pub fn status(path: &Path) -> Result<Status> {
 /// present (`Valid` is not claimed: it reads `Absent` or `Unchecked`), and the file is read
 /// once instead of twice, as `etcdutl snapshot status` reads it.
 pub fn status_with(path: &Path, check: bool) -> Result<Status> {
-    let (db, size) = open(path)?;
-    let p = path.to_path_buf();
-    let trailer = std::thread::spawn(move || {
-        if check {
-            check_trailer(&p, size)
-        } else if has_trailer(size) {
-            Ok(Trailer::Unchecked)
-        } else {
-            Ok(Trailer::Absent)
-        }
-    });
+    let opened = open(path)?;
+    let trailer = opened.trailer_thread(path, check);
+    let db = &opened.db;
     let mut h = Hasher { crc: 0, total: 0, in_key: false, last_key: None };
-    let summary: Summary = walk(&db, &mut h).map_err(|e| file_error(path, e))?;
+    let summary: Summary = walk(db, &mut h).map_err(|e| file_error(path, e))?;
     let trailer = trailer.join().map_err(|_| Error::Usage("internal: trailer thread panicked".into()))??;
     let revision = match &h.last_key {
         None => 0,
@@ -194,7 +233,9 @@ pub fn status_with(path: &Path, check: bool) -> Result<Status> {
         revision,
         total_keys: h.total,
         total_size: db.size(),
-        file_size: size,
+        file_size: opened.file_size,
+        compression: opened.compression,
+        snapshot_size: opened.len,
         sha256_trailer: trailer,
         buckets: summary.buckets,
         page_size: db.meta().page_size,
@@ -210,7 +251,9 @@ pub const REQUIRED_BUCKETS: &[&str] = &["key", "meta"];
 pub struct Verified {
     /// The file verified.
     pub path: PathBuf,
-    /// The sha256 trailer.
+    /// How the file is stored.
+    pub compression: Compression,
+    /// The sha256 trailer (of the uncompressed stream).
     pub sha256_trailer: Trailer,
     /// The walk's summary.
     pub summary: Summary,
@@ -243,11 +286,14 @@ pub fn check_layout(path: &Path, buckets: &[String]) -> Result<()> {
 /// trailer mismatch is named first (a truncated or corrupted download is named as such), then
 /// the walk's first problem.
 pub fn verify(path: &Path) -> Result<Verified> {
-    let (db, size) = open(path)?;
-    let p = path.to_path_buf();
-    let trailer = std::thread::spawn(move || check_trailer(&p, size));
+    verify_opened(path, &open(path)?)
+}
+
+/// [`verify`] of a snapshot already open.
+pub fn verify_opened(path: &Path, opened: &Opened) -> Result<Verified> {
+    let trailer = opened.trailer_thread(path, true);
     let mut h = Hasher { crc: 0, total: 0, in_key: false, last_key: None };
-    let walked = walk(&db, &mut h).map_err(|e| file_error(path, e));
+    let walked = walk(&opened.db, &mut h).map_err(|e| file_error(path, e));
     let trailer = trailer.join().map_err(|_| Error::Internal("the trailer thread panicked".into()))??;
     if trailer == Trailer::Mismatch {
         return Err(Error::Corrupt {
@@ -263,7 +309,13 @@ pub fn verify(path: &Path) -> Result<Verified> {
         .filter(|k| k.len() >= 17)
         .map(|k| i64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])))
         .unwrap_or(0);
-    Ok(Verified { path: path.to_path_buf(), sha256_trailer: trailer, summary, revision })
+    Ok(Verified {
+        path: path.to_path_buf(),
+        compression: opened.compression,
+        sha256_trailer: trailer,
+        summary,
+        revision,
+    })
 }
 
 /// The result of `snapshot save`.
@@ -280,8 +332,12 @@ pub struct Saved {
     pub endpoint: String,
     /// Revision of the snapshot.
     pub revision: i64,
-    /// Bytes written (trailer included).
+    /// The snapshot's bytes (trailer included), uncompressed.
     pub size: u64,
+    /// How the file is stored.
+    pub compression: Compression,
+    /// The file's size on disk (less than `size` when compressed).
+    pub file_size: u64,
     /// The sha256 trailer (hex), verified.
     pub sha256: String,
     /// How long it took.
@@ -298,15 +354,35 @@ pub struct Saved {
 /// the same path (a scheduled backup overlapping a manual one) is refused at once, and a
 /// `.part` left by a save that was killed is taken over. The final name is given only to the
 /// file this writer verified.
+///
+/// Compressed (`--compress zstd`), the verified `.part` is then compressed into `.part.zst`,
+/// which is fsynced and read back (it must decompress to the verified stream) before it takes
+/// the final name; the uncompressed `.part` is removed after. The directory holds both for that
+/// while.
 #[derive(Debug)]
 pub struct PartWriter {
     final_path: PathBuf,
     part: PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
-    hasher: Sha256,
-    tail: Vec<u8>,
-    written: u64,
+    sum: TrailerSum,
     overwrite: bool,
+    compression: Compression,
+    zpart: Option<PathBuf>,
+}
+
+/// What a finished [`PartWriter`] published.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The path.
+    pub path: PathBuf,
+    /// The sha256 trailer, hex.
+    pub sha256: String,
+    /// The database's revision.
+    pub revision: i64,
+    /// The snapshot's size (uncompressed).
+    pub size: u64,
+    /// The file's size on disk.
+    pub file_size: u64,
 }
 
 impl PartWriter {
@@ -378,11 +454,17 @@ impl PartWriter {
             final_path: path.to_path_buf(),
             part,
             file: Some(file),
-            hasher: Sha256::new(),
-            tail: Vec::with_capacity(64),
-            written: 0,
+            sum: TrailerSum::new(),
             overwrite,
+            compression: Compression::None,
+            zpart: None,
         })
+    }
+
+    /// Stores the published file this way.
+    pub fn compressed(mut self, c: Compression) -> PartWriter {
+        self.compression = c;
+        self
     }
 
     /// The `.part` path.
@@ -392,48 +474,42 @@ impl PartWriter {
 
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
-        self.written
+        self.sum.len()
     }
 
     /// Appends a chunk.
     pub fn write(&mut self, chunk: &[u8]) -> Result<()> {
         let f = self.file.as_mut().ok_or_else(|| Error::Usage("internal: write after finish".into()))?;
         f.write_all(chunk).map_err(|source| Error::Io { action: format!("write {}", self.part.display()), source })?;
-        self.written += chunk.len() as u64;
         // Everything but the last 32 bytes seen so far goes into the hash.
-        self.tail.extend_from_slice(chunk);
-        if self.tail.len() > TRAILER as usize {
-            let cut = self.tail.len() - TRAILER as usize;
-            self.hasher.update(&self.tail[..cut]);
-            self.tail.drain(..cut);
-        }
+        self.sum.update(chunk);
         Ok(())
     }
 
     /// Checks the trailer, fsyncs, renames to the final name and fsyncs the directory.
     /// On any failure the `.part` is removed.
-    pub fn finish(mut self) -> Result<String> {
-        let result = self.finish_inner(None);
+    pub fn finish(self) -> Result<Published> {
+        self.finish_named(None)
+    }
+
+    /// [`PartWriter::finish`], publishing under the name `name` gives for the verified
+    /// database's revision (a snapshot directory's `PREFIX-TIME-REVISION.db`).
+    pub fn finish_as(self, name: &dyn Fn(i64) -> PathBuf) -> Result<Published> {
+        self.finish_named(Some(name))
+    }
+
+    fn finish_named(mut self, name: Option<&dyn Fn(i64) -> PathBuf>) -> Result<Published> {
+        let result = self.finish_inner(name);
         if result.is_err() {
             self.abort();
         }
         result
     }
 
-    /// [`PartWriter::finish`], publishing under the name `name` gives for the verified
-    /// database's revision (a snapshot directory's `PREFIX-TIME-REVISION.db`); the sha256 and
-    /// the path published.
-    pub fn finish_as(mut self, name: &dyn Fn(i64) -> PathBuf) -> Result<(String, PathBuf)> {
-        let result = self.finish_inner(Some(name));
-        if result.is_err() {
-            self.abort();
-        }
-        result.map(|sum| (sum, self.final_path.clone()))
-    }
-
-    fn finish_inner(&mut self, name: Option<&dyn Fn(i64) -> PathBuf>) -> Result<String> {
-        let sum: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-        if self.tail.len() != TRAILER as usize || self.tail[..] != sum[..] {
+    fn finish_inner(&mut self, name: Option<&dyn Fn(i64) -> PathBuf>) -> Result<Published> {
+        let size = self.sum.len();
+        let (sum, tail) = std::mem::take(&mut self.sum).finish();
+        if size < TRAILER || tail[..] != sum[..] {
             return Err(Error::Corrupt {
                 path: self.part.clone(),
                 reason: "sha256 mismatch: snapshot is corrupt or truncated (the stream did not end with the hash of its contents)".into(),
@@ -446,8 +522,9 @@ impl PartWriter {
         file.sync_all().map_err(|source| Error::Io { action: format!("fsync {}", self.part.display()), source })?;
         // The database must open (valid meta page) before it takes the final name.
         let db = Db::open(&self.part).map_err(|e| file_error(&self.part, e))?;
+        let rev = revision(&db).map_err(|e| file_error(&self.part, e))?;
         if let Some(name) = name {
-            self.final_path = name(revision(&db).map_err(|e| file_error(&self.part, e))?);
+            self.final_path = name(rev);
         }
         drop(db);
         // Publish only the file this writer wrote: the `.part` name must still be our inode.
@@ -465,11 +542,23 @@ impl PartWriter {
                 )));
             }
         }
+        // The file that takes the final name: the verified .part, or its compressed copy.
+        let (from, file_size) = match self.compression {
+            Compression::None => (self.part.clone(), size),
+            Compression::Zstd => {
+                let mut z = self.part.as_os_str().to_os_string();
+                z.push(".zst");
+                let z = PathBuf::from(z);
+                self.zpart = Some(z.clone());
+                let n = crate::compress::compress(&self.part, &z, &sum)?;
+                (z, n)
+            }
+        };
         let publish = if self.overwrite {
-            std::fs::rename(&self.part, &self.final_path)
+            std::fs::rename(&from, &self.final_path)
         } else {
             // No replace: a file that appeared under the final name meanwhile is kept.
-            std::fs::hard_link(&self.part, &self.final_path).and_then(|()| std::fs::remove_file(&self.part))
+            std::fs::hard_link(&from, &self.final_path).and_then(|()| std::fs::remove_file(&from))
         };
         publish.map_err(|source| {
             if source.kind() == std::io::ErrorKind::AlreadyExists {
@@ -478,21 +567,36 @@ impl PartWriter {
                     self.final_path.display()
                 ))
             } else {
-                Error::Io { action: format!("rename {} to {}", self.part.display(), self.final_path.display()), source }
+                Error::Io { action: format!("rename {} to {}", from.display(), self.final_path.display()), source }
             }
         })?;
         drop(file);
+        if self.compression != Compression::None {
+            // Published compressed: the uncompressed .part has served.
+            self.zpart = None;
+            std::fs::remove_file(&self.part)
+                .map_err(|source| Error::Io { action: format!("remove {}", self.part.display()), source })?;
+        }
         let dir = self.final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|source| Error::Io { action: format!("fsync directory {}", dir.display()), source })?;
-        Ok(sum.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(Published {
+            path: self.final_path.clone(),
+            sha256: sum.iter().map(|b| format!("{b:02x}")).collect(),
+            revision: rev,
+            size,
+            file_size,
+        })
     }
 
-    /// Removes the `.part` file.
+    /// Removes the `.part` file (and its compressed copy).
     pub fn abort(&mut self) {
         self.file = None;
         let _ = std::fs::remove_file(&self.part);
+        if let Some(z) = self.zpart.take() {
+            let _ = std::fs::remove_file(z);
+        }
     }
 }
 
@@ -525,6 +629,8 @@ pub struct SaveOptions {
     pub stall_timeout: Option<Duration>,
     /// Overall deadline (only when `--command-timeout` was given explicitly).
     pub deadline: Option<Duration>,
+    /// How to store the file.
+    pub compression: Compression,
 }
 
 /// Picks the member to stream from: the named one, else the answering voter that is not the
@@ -605,12 +711,14 @@ pub async fn save_to(
             }
             let stamp = crate::backups::stamp_now();
             let first = dir.join(format!("{prefix}-{stamp}.db"));
-            let named = |rev: i64| {
-                dir.join(
-                    crate::backups::Name { prefix: prefix.clone(), stamp: stamp.clone(), revision: rev }.file_name(),
+            let (d, p, st, compression) = (dir.clone(), prefix.clone(), stamp.clone(), opts.compression);
+            let named: NameFn = Box::new(move |rev: i64| {
+                d.join(
+                    crate::backups::Name { prefix: p.clone(), stamp: st.clone(), revision: rev, compression }
+                        .file_name(),
                 )
-            };
-            let mut saved = save_named(session, &first, Some(&named), opts, progress).await?;
+            });
+            let mut saved = save_named(session, &first, Some(named), opts, progress).await?;
             // Only after a verified save: a failed one never prunes.
             if let Some(n) = keep {
                 // The snapshot is saved whatever retention then meets: say so.
@@ -640,15 +748,18 @@ pub async fn save(
     save_named(session, path, None, opts, progress).await
 }
 
+/// The final name for a verified snapshot's revision.
+type NameFn = Box<dyn Fn(i64) -> PathBuf + Send>;
+
 async fn save_named(
     session: &Session,
     path: &Path,
-    name: Option<&dyn Fn(i64) -> PathBuf>,
+    name: Option<NameFn>,
     opts: &SaveOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Saved> {
     let start = Instant::now();
-    let mut writer = PartWriter::create(path, opts.overwrite)?;
+    let mut writer = PartWriter::create(path, opts.overwrite)?.compressed(opts.compression);
     let (member, url) = pick_member(session, opts.member.as_deref()).await?;
     session.dialer.probe(&url).await?;
     let mut client = session.dialer.client(&url).await?;
@@ -701,22 +812,24 @@ async fn save_named(
             .map_err(|_| Error::Transport(TransportError::timed_out(&url, "the snapshot (--command-timeout)", d)))??,
         None => stream.await?,
     }
-    let size = writer.written();
-    let (sha256, path) = match name {
-        Some(name) => writer.finish_as(name)?,
-        None => (writer.finish()?, path.to_path_buf()),
-    };
-    let db = Db::open(&path).map_err(|e| file_error(&path, e))?;
-    let revision = revision(&db).map_err(|e| file_error(&path, e))?;
+    // Compressing is file work: off the runtime's threads.
+    let p = tokio::task::spawn_blocking(move || match name {
+        Some(name) => writer.finish_as(&*name),
+        None => writer.finish(),
+    })
+    .await
+    .map_err(Error::from_join)??;
     Ok(Saved {
         retention: None,
-        path,
+        path: p.path,
         member: member.name.clone(),
         member_id: member.id,
         endpoint: url,
-        revision,
-        size,
-        sha256,
+        revision: p.revision,
+        size: p.size,
+        compression: opts.compression,
+        file_size: p.file_size,
+        sha256: p.sha256,
         duration: start.elapsed(),
     })
 }

@@ -76,6 +76,7 @@ pub async fn run(common: &CommonArgs, out: Output, a: ScheduleArgs) -> Result<Ex
     let opts = ScheduleOptions {
         schedule: a.schedule,
         keep: a.keep,
+        compression: a.compress,
         dir: a.dir,
         image: a.image,
         namespace: common.namespace.clone(),

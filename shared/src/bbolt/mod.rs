@@ -330,8 +330,14 @@ pub struct Db {
 impl Db {
     /// Opens a database file read-only and picks its meta page.
     pub fn open(path: &Path) -> Result<Db, BoltError> {
+        let file = File::open(path).map_err(|source| BoltError::Io { path: path.to_path_buf(), source })?;
+        Db::from_file(file, path)
+    }
+
+    /// A database in an open file (a decompressed snapshot in a nameless temporary file);
+    /// `path` is the name errors give it.
+    pub fn from_file(file: File, path: &Path) -> Result<Db, BoltError> {
         let io = |source| BoltError::Io { path: path.to_path_buf(), source };
-        let file = File::open(path).map_err(io)?;
         let md = file.metadata().map_err(io)?;
         if md.is_dir() {
             return Err(io(std::io::Error::from_raw_os_error(libc::EISDIR)));

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::snapshot::compression_text;
 use super::{Print, Table, View};
 use crate::backups::{Entry, Pruned};
 use crate::util::format_bytes;
@@ -14,7 +15,7 @@ pub struct Snapshots(pub Vec<Entry>);
 fn table(entries: &[Entry], wide: bool) -> Table {
     let mut header = vec!["name", "time", "revision", "size", "sha256"];
     if wide {
-        header.push("path");
+        header.extend(["compression", "path"]);
     }
     let mut t = Table::new(header);
     for e in entries {
@@ -26,6 +27,7 @@ fn table(entries: &[Entry], wide: bool) -> Table {
             super::snapshot::trailer_text(e.sha256_trailer).to_string(),
         ];
         if wide {
+            row.push(compression_text(e.compression).to_string());
             row.push(e.path.display().to_string());
         }
         t.push(row);
@@ -40,7 +42,7 @@ impl Print for Snapshots {
 
     fn text(&self, view: View) -> String {
         if self.0.is_empty() && !view.no_headers {
-            return "No snapshots (files named PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db).\n".into();
+            return "No snapshots (files named PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db or .db.zst).\n".into();
         }
         table(&self.0, view.wide).render(view)
     }

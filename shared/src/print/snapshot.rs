@@ -1,6 +1,7 @@
 //! Snapshots: status (the figures of `etcdutl snapshot status`), verify, save.
 
 use super::{Print, Table, View};
+use crate::compress::Compression;
 use crate::snapshot::{Saved, Status, Trailer, Verified};
 use crate::util::{format_bytes, format_duration, member_id};
 
@@ -14,11 +15,27 @@ pub fn trailer_text(t: Trailer) -> &'static str {
     }
 }
 
+/// How a file's storage reads.
+pub fn compression_text(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "none",
+        Compression::Zstd => "zstd",
+    }
+}
+
+/// A size, and the size on disk when the file is compressed.
+fn size_text(size: u64, c: Compression, file_size: u64) -> String {
+    match c {
+        Compression::None => format_bytes(size),
+        Compression::Zstd => format!("{} (zstd {})", format_bytes(size), format_bytes(file_size)),
+    }
+}
+
 /// The status table.
 pub fn status_table(s: &Status, wide: bool) -> Table {
     let mut header = vec!["hash", "revision", "total keys", "total size", "sha256 trailer"];
     if wide {
-        header.extend(["file size", "page size", "free pages", "buckets"]);
+        header.extend(["file size", "compression", "page size", "free pages", "buckets"]);
     }
     let mut t = Table::new(header);
     let mut row = vec![
@@ -29,7 +46,13 @@ pub fn status_table(s: &Status, wide: bool) -> Table {
         trailer_text(s.sha256_trailer).to_string(),
     ];
     if wide {
-        row.extend([s.file_size.to_string(), s.page_size.to_string(), s.free_pages.to_string(), s.buckets.join(",")]);
+        row.extend([
+            s.file_size.to_string(),
+            compression_text(s.compression).to_string(),
+            s.page_size.to_string(),
+            s.free_pages.to_string(),
+            s.buckets.join(","),
+        ]);
     }
     t.push(row);
     t
@@ -57,7 +80,7 @@ impl Print for Saved {
             self.member.clone(),
             member_id(self.member_id),
             self.revision.to_string(),
-            format_bytes(self.size),
+            size_text(self.size, self.compression, self.file_size),
             self.sha256.clone(),
             format_duration(self.duration),
         ]);
@@ -76,8 +99,9 @@ impl Print for Verified {
 
     fn text(&self, _: View) -> String {
         format!(
-            "{}: ok: sha256 trailer {}, {} pages ({} in use, {} free), revision {}, buckets {}\n",
+            "{}: ok: {}sha256 trailer {}, {} pages ({} in use, {} free), revision {}, buckets {}\n",
             self.path.display(),
+            if self.compression == Compression::Zstd { "zstd, " } else { "" },
             trailer_text(self.sha256_trailer),
             self.summary.pages,
             self.summary.in_use,

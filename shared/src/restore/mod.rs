@@ -378,15 +378,12 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
     } else if opts.data_dir.exists() {
         return Err(Error::Usage(format!("{} exists and is not a directory", opts.data_dir.display())));
     }
-    // The snapshot: readable, trailer as required, structurally sound, an etcd database.
-    let md = std::fs::metadata(&opts.snapshot).map_err(|source| Error::ReadFile {
-        input: true,
-        what: "snapshot",
-        path: opts.snapshot.clone(),
-        source,
-    })?;
-    let trailer = if has_trailer(md.len()) {
-        let v = crate::snapshot::verify(&opts.snapshot);
+    // The snapshot: readable, trailer as required, structurally sound, an etcd database. A
+    // compressed one is decompressed into a nameless temporary file, its trailer checked over
+    // the decompressed stream.
+    let opened = crate::snapshot::open(&opts.snapshot)?;
+    let trailer = if has_trailer(opened.len) {
+        let v = crate::snapshot::verify_opened(&opts.snapshot, &opened);
         match v {
             Ok(v) => v.sha256_trailer,
             Err(Error::Corrupt { reason, .. }) if reason.starts_with("sha256 mismatch") && opts.skip_hash_check => {
@@ -403,7 +400,7 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
             opts.snapshot.display()
         )));
     }
-    let db = Db::open(&opts.snapshot).map_err(bolt_err(&opts.snapshot))?;
+    let db = opened.db;
     if trailer != Trailer::Valid {
         // The hash may be skipped; the structure and etcd's layout never are.
         let summary = check::check(&db).map_err(bolt_err(&opts.snapshot))?;

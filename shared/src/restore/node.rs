@@ -100,8 +100,8 @@ pub fn snapshot_members(path: &Path) -> Result<Vec<crate::backend::StoredMember>
         }
         crate::bbolt::BoltError::Format(f) => Error::Corrupt { path: path.to_path_buf(), reason: f.to_string() },
     };
-    let db = crate::bbolt::Db::open(path).map_err(corrupt)?;
-    crate::backend::members(&db).map_err(corrupt)
+    let opened = crate::snapshot::open(path)?;
+    crate::backend::members(&opened.db).map_err(corrupt)
 }
 
 /// A token suffix every node restoring the same file derives alike: the first 8 hex digits of
@@ -112,7 +112,10 @@ pub fn snapshot_tag(path: &Path) -> Result<String> {
     let io = |source| Error::ReadFile { input: true, what: "snapshot", path: path.to_path_buf(), source };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let len = f.metadata().map_err(io)?.len();
-    let digest: Vec<u8> = if crate::snapshot::has_trailer(len) {
+    // A compressed file is the same snapshot as its uncompressed copy: the same tag.
+    let digest: Vec<u8> = if crate::compress::detect(&f).map_err(io)? == crate::compress::Compression::Zstd {
+        crate::compress::identity(path)?.to_vec()
+    } else if crate::snapshot::has_trailer(len) {
         let mut t = [0u8; 32];
         f.seek(SeekFrom::End(-32)).map_err(io)?;
         f.read_exact(&mut t).map_err(io)?;
