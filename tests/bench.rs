@@ -120,6 +120,11 @@ fn snapshot_bench(mib: usize) {
     cmd.args(["--manifest", c.nodes[0].manifest().to_str().unwrap(), "snapshot", "save", ours.to_str().unwrap()]);
     row("kubectl etcd snapshot save", measure(&mut cmd));
     row("etcdctl snapshot save", measure(&mut etcdctl(&c, &["snapshot", "save", theirs.to_str().unwrap()])));
+    let zst = dir.path().join("ours.db.zst");
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.args(["--manifest", c.nodes[0].manifest().to_str().unwrap(), "snapshot", "save", "--compress", "zstd"]);
+    cmd.arg(&zst);
+    row("  ... --compress zstd", measure(&mut cmd));
     let mut cmd = Command::new(bin("kubectl-etcd-restore"));
     cmd.args(["snapshot", "status", ours.to_str().unwrap()]);
     row("kubectl etcd snapshot status", measure(&mut cmd));
@@ -131,6 +136,9 @@ fn snapshot_bench(mib: usize) {
     let mut cmd = Command::new(&status_tool);
     cmd.env("ETCDCTL_API", "3").args(["snapshot", "status"]).arg(&ours);
     row(&format!("{tool_name} snapshot status"), measure(&mut cmd));
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.args(["snapshot", "status"]).arg(&zst);
+    row("kubectl etcd status (zstd)", measure(&mut cmd));
     let ic = "m1=https://127.0.0.1:2380";
     let mut cmd = Command::new(bin("kubectl-etcd-restore"));
     cmd.args([
@@ -144,6 +152,21 @@ fn snapshot_bench(mib: usize) {
         ic,
     ]);
     row("kubectl etcd restore apply", measure(&mut cmd));
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.arg("apply").arg(&zst).args([
+        "--data-dir",
+        dir.path().join("r-zst").to_str().unwrap(),
+        "--name",
+        "m1",
+        "--initial-cluster",
+        ic,
+    ]);
+    row("  ... from the zstd file", measure(&mut cmd));
+    // What apply is held against: copying the file and fsyncing the copy.
+    let copy = dir.path().join("copy.db");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(r#"cp --reflink=never "$1" "$2" && sync "$2""#).arg("sh").arg(&ours).arg(&copy);
+    row("cp + fsync (reference)", measure(&mut cmd));
     let mut cmd = Command::new(&status_tool);
     cmd.env("ETCDCTL_API", "3").args(["snapshot", "restore"]).arg(&ours).args([
         "--data-dir",
@@ -157,7 +180,8 @@ fn snapshot_bench(mib: usize) {
     ]);
     row(&format!("{tool_name} snapshot restore"), measure(&mut cmd));
     let size = std::fs::metadata(&ours).map(|m| m.len()).unwrap_or(0);
-    println!("(snapshot size {} MiB)", size / (1024 * 1024));
+    let zsize = std::fs::metadata(&zst).map(|m| m.len()).unwrap_or(0);
+    println!("(snapshot size {} MiB; zstd {} MiB)", size / (1024 * 1024), zsize / (1024 * 1024));
     let _ = Duration::ZERO;
 }
 

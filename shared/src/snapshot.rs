@@ -110,20 +110,60 @@ fn file_error(path: &Path, e: BoltError) -> Error {
 }
 
 /// Hashes the first `len` bytes of a file with sha256 and reads the 32 bytes after them.
+///
+/// A reader thread copies the file into a few recycled 1 MiB buffers while this thread hashes
+/// the ones filled: sha256 (about 1.7 GB/s with the CPU's SHA extensions) is then the only cost
+/// left, instead of sha256 plus the copy out of the page cache. Memory: four buffers.
 fn sha256_prefix(path: &Path, len: u64) -> std::io::Result<([u8; 32], [u8; 32])> {
+    const BUF: usize = 1 << 20;
+    const BUFFERS: usize = 4;
     let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        let n = (buf.len() as u64).min(left) as usize;
-        f.read_exact(&mut buf[..n])?;
-        h.update(&buf[..n]);
-        left -= n as u64;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(BUFFERS);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..BUFFERS {
+        let _ = empty_tx.send(Vec::with_capacity(BUF));
     }
-    let mut trailer = [0u8; 32];
-    f.read_exact(&mut trailer)?;
-    Ok((h.finalize().into(), trailer))
+    let reader = std::thread::spawn(move || -> std::io::Result<[u8; 32]> {
+        let mut left = len;
+        while left > 0 {
+            // The hasher hung up (it failed): stop.
+            let Ok(mut b) = empty_rx.recv() else { return Ok([0; 32]) };
+            let n = (BUF as u64).min(left) as usize;
+            b.resize(n, 0);
+            if let Err(e) = f.read_exact(&mut b) {
+                let _ = full_tx.send(Err(e));
+                return Ok([0; 32]);
+            }
+            left -= n as u64;
+            if full_tx.send(Ok(b)).is_err() {
+                return Ok([0; 32]);
+            }
+        }
+        drop(full_tx);
+        let mut trailer = [0u8; 32];
+        f.read_exact(&mut trailer)?;
+        Ok(trailer)
+    });
+    let mut h = Sha256::new();
+    let mut failed = None;
+    for b in full_rx {
+        match b {
+            Ok(b) => {
+                h.update(&b);
+                let _ = empty_tx.send(b);
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(empty_tx);
+    let trailer = reader.join().map_err(|_| std::io::Error::other("the reader thread panicked"))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok((h.finalize().into(), trailer?))
 }
 
 /// The sha256 trailer of a file of `size` bytes: absent, valid or mismatching. A compressed
