@@ -160,7 +160,15 @@ impl DbWriter {
 
     /// Writes the root bucket and the meta pages, syncs, and closes the file. Returns the
     /// number of pages.
-    pub fn finish(mut self, root_sequence: u64) -> std::io::Result<u64> {
+    pub fn finish(self, root_sequence: u64) -> std::io::Result<u64> {
+        let (pgid, f) = self.finish_unsynced(root_sequence)?;
+        f.sync_all()?;
+        Ok(pgid)
+    }
+
+    /// [`DbWriter::finish`] without the fsync: the number of pages and the file, for a caller
+    /// that syncs it while doing something else (checking what was written).
+    pub fn finish_unsynced(mut self, root_sequence: u64) -> std::io::Result<(u64, std::fs::File)> {
         // The root bucket: one leaf element per bucket, its value a bucket header.
         let buckets = std::mem::take(&mut self.buckets);
         let mut leaf = Level::default();
@@ -195,8 +203,7 @@ impl DbWriter {
             f.seek(SeekFrom::Start(page * self.ps as u64))?;
             f.write_all(&buf)?;
         }
-        f.sync_all()?;
-        Ok(pgid)
+        Ok((pgid, f))
     }
 }
 

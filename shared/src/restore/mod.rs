@@ -331,9 +331,49 @@ fn bolt_err(path: &Path) -> impl Fn(BoltError) -> Error + '_ {
     }
 }
 
+/// The sha256 trailer check of a restore: known already (absent, skipped, or checked while a
+/// compressed file was decompressed), or under way on its own thread while the restore walks
+/// and writes, so that the file's hash costs no wall time of its own.
+#[derive(Debug)]
+pub enum TrailerCheck {
+    /// Known.
+    Known(Trailer),
+    /// Hashing on a thread.
+    Pending(std::thread::JoinHandle<Result<Trailer>>),
+}
+
+impl TrailerCheck {
+    /// Waits for the verdict; a mismatch is an error unless `skip_hash_check`.
+    pub fn wait(self, path: &Path, skip_hash_check: bool) -> Result<Trailer> {
+        let t = match self {
+            TrailerCheck::Known(t) => t,
+            TrailerCheck::Pending(h) => {
+                h.join().map_err(|_| Error::Internal("the trailer thread panicked".into()))??
+            }
+        };
+        if t == Trailer::Mismatch && !skip_hash_check {
+            return Err(mismatch(path));
+        }
+        Ok(t)
+    }
+}
+
+fn mismatch(path: &Path) -> Error {
+    Error::Corrupt { path: path.to_path_buf(), reason: "sha256 mismatch: snapshot is corrupt or truncated".into() }
+}
+
 /// Validates the options and the snapshot without writing anything; returns the members, this
 /// member, the database and its revision.
 pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i64)> {
+    let (members, me, db, revision, trailer) = prepare_deferred(opts)?;
+    trailer.wait(&opts.snapshot, opts.skip_hash_check)?;
+    Ok((members, me, db, revision))
+}
+
+/// [`prepare`] with the sha256 trailer check still running: everything else about the
+/// snapshot (its structure, walked whole, and etcd's layout) is checked before it returns. The
+/// caller must [`TrailerCheck::wait`] before it publishes anything.
+pub fn prepare_deferred(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i64, TrailerCheck)> {
     let members = parse_initial_cluster(&opts.initial_cluster, &opts.token)?;
     let me = members.iter().find(|m| m.name == opts.name).cloned().ok_or_else(|| {
         Error::Usage(format!(
@@ -382,30 +422,38 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
     // compressed one is decompressed into a nameless temporary file, its trailer checked over
     // the decompressed stream.
     let opened = crate::snapshot::open(&opts.snapshot)?;
-    let trailer = if has_trailer(opened.len) {
-        let v = crate::snapshot::verify_opened(&opts.snapshot, &opened);
-        match v {
-            Ok(v) => v.sha256_trailer,
-            Err(Error::Corrupt { reason, .. }) if reason.starts_with("sha256 mismatch") && opts.skip_hash_check => {
-                Trailer::Mismatch
-            }
-            Err(e) => return Err(e),
-        }
-    } else {
-        Trailer::Absent
-    };
-    if trailer == Trailer::Absent && !opts.skip_hash_check {
+    let path = opts.snapshot.as_path();
+    if !has_trailer(opened.len) && !opts.skip_hash_check {
         return Err(Error::Usage(format!(
             "{} has no sha256 trailer (a copy of member/snap/db?): pass --skip-hash-check to restore it",
             opts.snapshot.display()
         )));
     }
-    let db = opened.db;
-    if trailer != Trailer::Valid {
-        // The hash may be skipped; the structure and etcd's layout never are.
-        let summary = check::check(&db).map_err(bolt_err(&opts.snapshot))?;
-        crate::snapshot::check_layout(&opts.snapshot, &summary.buckets)?;
+    let trailer = match opened.trailer {
+        _ if !has_trailer(opened.len) => TrailerCheck::Known(Trailer::Absent),
+        Some(t) => TrailerCheck::Known(t),
+        None if opts.skip_hash_check => TrailerCheck::Known(Trailer::Unchecked),
+        None => {
+            let (p, len) = (opts.snapshot.clone(), opened.len);
+            TrailerCheck::Pending(std::thread::spawn(move || crate::snapshot::check_trailer(&p, len)))
+        }
+    };
+    if matches!(trailer, TrailerCheck::Known(Trailer::Mismatch)) && !opts.skip_hash_check {
+        return Err(mismatch(path));
     }
+    let db = opened.db;
+    // The hash may be skipped; the structure and etcd's layout never are. A structural error
+    // waits for the hash: a mismatch (a truncated or damaged download) is named first.
+    let walked = check::check(&db)
+        .map_err(bolt_err(&opts.snapshot))
+        .and_then(|summary| crate::snapshot::check_layout(&opts.snapshot, &summary.buckets));
+    let trailer = match walked {
+        Ok(()) => trailer,
+        Err(e) => {
+            trailer.wait(path, opts.skip_hash_check)?;
+            return Err(e);
+        }
+    };
     let revision = crate::snapshot::revision(&db).map_err(bolt_err(&opts.snapshot))?;
     if let Some(b) = opts.bump_revision {
         // etcd's revisions are signed 64-bit: the bumped one must stay one.
@@ -420,7 +468,7 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
             });
         }
     }
-    Ok((members, me, db, revision))
+    Ok((members, me, db, revision, trailer))
 }
 
 /// Restores a snapshot into a new data dir. Everything is written into a temporary directory,
@@ -430,7 +478,9 @@ pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i6
 /// renamed into place (one file system, so the rename is atomic).
 pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
     let start = Instant::now();
-    let (members, me, db, revision) = prepare(opts)?;
+    // The sha256 trailer is hashed on its own thread while the data dir is written; nothing is
+    // published before it matches.
+    let (members, me, db, revision, trailer) = prepare_deferred(opts)?;
     let in_place = in_place_dir(&opts.data_dir);
     let (work_dir, prefix) = match &in_place {
         Some(dir) => (dir.clone(), ".member.restore-".to_string()),
@@ -448,10 +498,13 @@ pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
         std::fs::remove_dir_all(&tmp).map_err(io_err(format!("clear {}", tmp.display())))?;
     }
     let result = (|| {
-        let (bumped_to, key_entries) = match opts.engine {
-            Engine::Native => write_data_dir(&tmp, &db, &members, &me, revision, opts)?,
-            Engine::Etcdutl => (run_etcdutl(&tmp, opts)?, 0),
+        let written = match opts.engine {
+            Engine::Native => write_data_dir(&tmp, &db, &members, &me, revision, opts),
+            Engine::Etcdutl => run_etcdutl(&tmp, opts).map(|b| (b, 0)),
         };
+        // A mismatch is named first: a failed write of a corrupt file is the corruption.
+        trailer.wait(&opts.snapshot, opts.skip_hash_check)?;
+        let (bumped_to, key_entries) = written?;
         let (from, to) = match &in_place {
             Some(dir) => (tmp.join("member"), dir.join("member")),
             None => {
@@ -635,10 +688,18 @@ fn write_data_dir(
         }
         bw.finish().map_err(werr)?;
     }
-    w.finish(db.meta().sequence).map_err(werr)?;
-    // Our own output must pass our own check.
-    let out = Db::open(&db_path).map_err(bolt_err(&db_path))?;
-    check::check(&out).map_err(bolt_err(&db_path))?;
+    let (_, file) = w.finish_unsynced(db.meta().sequence).map_err(werr)?;
+    // Our own output must pass our own check, read while the file is fsynced.
+    let synced = std::thread::spawn(move || file.sync_all());
+    let checked = Db::open(&db_path).map_err(bolt_err(&db_path)).and_then(|out| {
+        check::check(&out).map_err(bolt_err(&db_path))?;
+        Ok(())
+    });
+    synced
+        .join()
+        .map_err(|_| Error::Internal("the fsync thread panicked".into()))?
+        .map_err(|source| Error::Io { action: format!("fsync {}", db_path.display()), source })?;
+    checked?;
 
     // 2. The raft snapshot file with the v2 store.
     let voters: Vec<u64> = members.iter().map(|m| m.id).collect();
