@@ -164,18 +164,40 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// The records of one segment, up to its end, its zero-filled tail, or a torn last record.
 pub fn read_segment(path: &Path) -> std::io::Result<Vec<Record>> {
-    let mut frames = Frames::open(path)?;
     let mut out = Vec::new();
-    while let Frame::Record { record, .. } = frames.next_frame()? {
-        out.push(record);
-    }
+    each_record(path, &mut |r| {
+        out.push(r);
+        true
+    })?;
     Ok(out)
 }
 
-/// `(member ID, cluster ID)` from the metadata record of a data dir's first WAL segment.
+/// Gives the records of one segment to `f` one at a time (until it returns false), so that
+/// memory holds one record, not a 64 MiB segment's worth.
+pub fn each_record(path: &Path, f: &mut dyn FnMut(Record) -> bool) -> std::io::Result<()> {
+    let mut frames = Frames::open(path)?;
+    while let Frame::Record { record, .. } = frames.next_frame()? {
+        if !f(record) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `(member ID, cluster ID)` from the metadata record of a data dir's first WAL segment (read
+/// up to that record only).
 pub fn metadata(data_dir: &Path) -> Option<(u64, u64)> {
     let first = segments(data_dir).ok()?.into_iter().next()?;
-    let rec = read_segment(&first).ok()?.into_iter().find(|r| r.kind == pb::record::METADATA)?;
+    let mut found = None;
+    each_record(&first, &mut |r| {
+        if r.kind == pb::record::METADATA {
+            found = Some(r);
+            return false;
+        }
+        true
+    })
+    .ok()?;
+    let rec = found?;
     let f = decode(&rec.data)?;
     Some((get_varint(&f, 1)?, get_varint(&f, 2)?))
 }
@@ -259,13 +281,14 @@ pub fn membership(data_dir: &Path) -> LogMembership {
             store_attributes(&bytes, &mut out.attributes);
         }
     }
+    // One record at a time: a data dir's WAL is gigabytes of 64 MiB segments.
     for seg in segments(data_dir).unwrap_or_default() {
-        for rec in read_segment(&seg).unwrap_or_default() {
+        let _ = each_record(&seg, &mut |rec| {
             if rec.kind != pb::record::ENTRY {
-                continue;
+                return true;
             }
-            let Some(entry) = decode(&rec.data) else { continue };
-            let Some(data) = get_bytes(&entry, 4).first().copied() else { continue };
+            let Some(entry) = decode(&rec.data) else { return true };
+            let Some(data) = get_bytes(&entry, 4).first().copied() else { return true };
             match get_varint(&entry, 1).unwrap_or(0) {
                 pb::ENTRY_CONF_CHANGE => conf_change(data, &mut out),
                 0 => {
@@ -275,7 +298,8 @@ pub fn membership(data_dir: &Path) -> LogMembership {
                 }
                 _ => {}
             }
-        }
+            true
+        });
     }
     out
 }
