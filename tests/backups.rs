@@ -471,6 +471,27 @@ async fn compressed_snapshots_round_trip_and_boot_etcd() {
     let wide = stdout(&run_plugin(RESTORE, &["snapshot", "ls", s(&d), "-o", "wide"], &[]));
     assert!(wide.contains("COMPRESSION") && wide.contains("zstd") && wide.contains("none"), "{wide}");
 
+    // etcdutl cannot read zstd: --engine etcdutl is refused up front, with the way out.
+    let o = run_plugin(
+        RESTORE,
+        &[
+            "apply",
+            s(&d.join(&names[2])),
+            "--engine",
+            "etcdutl",
+            "--data-dir",
+            s(&dir.path().join("x")),
+            "--name",
+            "m",
+            "--initial-cluster",
+            "m=https://127.0.0.1:2380",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("zstd-compressed and etcdutl reads only uncompressed"), "{}", stderr(&o));
+    assert!(!dir.path().join("x").exists());
+
     // apply --latest: the newest verified snapshot is the compressed one; real etcd boots it.
     let want = count(&c, 0, "/registry/").await;
     c.put("/registry/later", "x");

@@ -423,6 +423,12 @@ pub fn prepare_deferred(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMembe
     // the decompressed stream.
     let opened = crate::snapshot::open(&opts.snapshot)?;
     let path = opts.snapshot.as_path();
+    if opts.engine == Engine::Etcdutl && opened.compression == crate::compress::Compression::Zstd {
+        return Err(Error::Usage(format!(
+            "{} is zstd-compressed and etcdutl reads only uncompressed snapshots: drop --engine etcdutl (the native engine reads both)",
+            opts.snapshot.display()
+        )));
+    }
     if !has_trailer(opened.len) && !opts.skip_hash_check {
         return Err(Error::Usage(format!(
             "{} has no sha256 trailer (a copy of member/snap/db?): pass --skip-hash-check to restore it",
