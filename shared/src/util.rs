@@ -53,6 +53,34 @@ pub async fn until_interrupted() {
     }
 }
 
+/// Copies the first `len` bytes of `from` to `to`, both from their start, the way the standard
+/// library copies between files: in the kernel where it can (`copy_file_range`: no pass through
+/// user space, and shared extents on file systems that reflink), else `sendfile` or a buffer.
+/// Checks [`interrupted`] between 64 MiB chunks; an interruption is an `Interrupted` error
+/// naming the signal. Moves both files' offsets (positioned reads of `from` are unaffected).
+pub fn copy_range(from: &std::fs::File, to: &std::fs::File, len: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    const CHUNK: u64 = 64 << 20;
+    let (mut r, mut w) = (from, to);
+    r.seek(SeekFrom::Start(0))?;
+    w.seek(SeekFrom::Start(0))?;
+    let mut done = 0u64;
+    while done < len {
+        if let Some(sig) = interrupting_signal() {
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, format!("interrupted by {sig}")));
+        }
+        let n = std::io::copy(&mut r.take((len - done).min(CHUNK)), &mut w)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the file ends after {done} of {len} bytes"),
+            ));
+        }
+        done += n;
+    }
+    Ok(())
+}
+
 /// The most a certificate, key or CA bundle file may hold (real ones are a few KiB).
 pub const MAX_PEM: u64 = 1 << 20;
 /// The most a static pod manifest or etcd config file may hold.

@@ -1,4 +1,4 @@
-//! A reader of etcd's database files (and, in [`writer`], a bulk-load writer): the bbolt B+tree format that etcd keeps in
+//! A reader of etcd's database files (and, in [`writer`], a writer): the bbolt B+tree format that etcd keeps in
 //! `member/snap/db` and that `etcdctl snapshot save` writes (followed by a sha256 trailer).
 //!
 //! The format, as bbolt defines it: the file is an array of pages of `page_size` bytes. Every
@@ -313,6 +313,48 @@ impl BucketRoot {
     }
 }
 
+/// One element of a leaf page, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafEntry {
+    /// Element flags ([`BUCKET_LEAF`]).
+    pub flags: u32,
+    /// Key.
+    pub key: Vec<u8>,
+    /// Value.
+    pub value: Vec<u8>,
+}
+
+/// A top-level bucket as the root bucket stores it ([`Db::bucket_values`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketValue {
+    /// Its name.
+    pub name: Vec<u8>,
+    /// Its value: the bucket header (`root u64, sequence u64`), with an inline bucket's page
+    /// after it.
+    pub value: Vec<u8>,
+    /// The root bucket's page holding it.
+    pub page: u64,
+}
+
+impl BucketValue {
+    /// The bucket's sequence.
+    pub fn sequence(&self) -> u64 {
+        if self.value.len() < BUCKET_HEADER {
+            return 0;
+        }
+        u64le(&self.value, 8)
+    }
+}
+
+/// The rightmost path of a tree ([`Db::last_path`]).
+#[derive(Debug, Clone)]
+pub struct LastPath {
+    /// The branch pages from the root down, each as (first key of child, child page).
+    pub branches: Vec<Vec<(Vec<u8>, u64)>>,
+    /// The elements of the last leaf.
+    pub leaf: Vec<LeafEntry>,
+}
+
 /// A visitor of a bucket's entries: key, and value (`None` for a nested bucket).
 pub type EntryFn<'a> = dyn FnMut(&[u8], Option<&[u8]>) -> Result<(), BoltError> + 'a;
 
@@ -483,12 +525,17 @@ impl Db {
 
     /// The top-level buckets, in key order, with their roots.
     pub fn buckets(&self) -> Result<Vec<(Vec<u8>, BucketRoot)>, BoltError> {
+        self.bucket_values()?.into_iter().map(|b| Ok((b.name, BucketRoot::from_value(b.page, &b.value)?))).collect()
+    }
+
+    /// The top-level buckets, in key order, as the root bucket stores them.
+    pub fn bucket_values(&self) -> Result<Vec<BucketValue>, BoltError> {
         let mut out = Vec::new();
         self.collect_buckets(self.meta.root, 0, &mut out)?;
         Ok(out)
     }
 
-    fn collect_buckets(&self, id: u64, depth: usize, out: &mut Vec<(Vec<u8>, BucketRoot)>) -> Result<(), BoltError> {
+    fn collect_buckets(&self, id: u64, depth: usize, out: &mut Vec<BucketValue>) -> Result<(), BoltError> {
         if depth > MAX_DEPTH {
             return Err(ferr(Some(id), "tree deeper than any real database (a cycle?)").into());
         }
@@ -513,12 +560,56 @@ impl Db {
                         )
                         .into());
                     }
-                    out.push((e.key.to_vec(), BucketRoot::from_value(p.id, e.value)?));
+                    out.push(BucketValue { name: e.key.to_vec(), value: e.value.to_vec(), page: p.id });
                 }
             }
             other => return Err(ferr(Some(p.id), format!("invalid page type {other:#04x} for the root bucket")).into()),
         }
         Ok(())
+    }
+
+    /// The rightmost path of a bucket's tree, decoded: its branch pages from the root down
+    /// and its last leaf (for an inline bucket, no branches and its one leaf). What a writer
+    /// needs to append a key after the last one, copy-on-write.
+    pub fn last_path(&self, bucket: &BucketRoot) -> Result<LastPath, BoltError> {
+        let mut page = match bucket {
+            BucketRoot::Inline(p) => p.clone(),
+            BucketRoot::Page(id) => self.page(*id)?,
+        };
+        let mut branches = Vec::new();
+        for _ in 0..MAX_DEPTH {
+            match page.flags() {
+                BRANCH => {
+                    let elems: Vec<(Vec<u8>, u64)> = (0..page.count())
+                        .map(|i| page.branch(i).map(|e| (e.key.to_vec(), e.child)))
+                        .collect::<Result<_, _>>()?;
+                    let Some(&(_, child)) = elems.last() else {
+                        return Err(ferr(Some(page.id), "branch page with no elements").into());
+                    };
+                    branches.push(elems);
+                    page = self.page(child)?;
+                }
+                LEAF => {
+                    let leaf = (0..page.count())
+                        .map(|i| {
+                            page.leaf(i).map(|e| LeafEntry {
+                                flags: e.flags,
+                                key: e.key.to_vec(),
+                                value: e.value.to_vec(),
+                            })
+                        })
+                        .collect::<Result<_, _>>()?;
+                    return Ok(LastPath { branches, leaf });
+                }
+                other => return Err(ferr(Some(page.id), format!("invalid page type {other:#04x}")).into()),
+            }
+        }
+        Err(ferr(Some(page.id), "tree deeper than any real database (a cycle?)").into())
+    }
+
+    /// The open file (to copy its pages).
+    pub fn file(&self) -> &File {
+        &self.file
     }
 
     /// The last key of a top-level bucket: one page per tree level, whatever the file's size.

@@ -1,8 +1,10 @@
 //! Native snapshot restore: the contract of `etcdutl snapshot restore`, in Rust. A restored
 //! data dir holds
-//! - `member/snap/db`: the snapshot's database rewritten compactly, with the membership replaced
-//!   by the new cluster's (`members` holds each member's JSON under its hex ID, `members_removed`
-//!   is empty) and `meta` carrying `consistent_index` = member count and `term` = 1;
+//! - `member/snap/db`: a copy of the snapshot's database (its pages copied in the kernel, as
+//!   etcdutl copies the file), patched copy-on-write as a bbolt commit would: the membership
+//!   replaced by the new cluster's (`members` holds each member's JSON under its hex ID,
+//!   `members_removed` is empty) and `meta` carrying `consistent_index` = member count and
+//!   `term` = 1, in new pages past the high water mark; the copy is then walked whole;
 //! - `member/snap/<term>-<index>.snap`: the v2 store (where etcd 3.4 and 3.5 read membership
 //!   from) inside a CRC-checked `snappb.Snapshot`;
 //! - `member/wal/0000000000000000-0000000000000000.wal`: metadata (member and cluster ID), one
@@ -24,7 +26,7 @@ use serde::Serialize;
 use sha1::{Digest, Sha1};
 
 use crate::bbolt::writer::DbWriter;
-use crate::bbolt::{check, BoltError, Db};
+use crate::bbolt::{check, BoltError, BucketRoot, BucketValue, Db};
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::snapshot::{has_trailer, Trailer};
@@ -365,15 +367,26 @@ fn mismatch(path: &Path) -> Error {
 /// Validates the options and the snapshot without writing anything; returns the members, this
 /// member, the database and its revision.
 pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i64)> {
-    let (members, me, db, revision, trailer) = prepare_deferred(opts)?;
+    let (members, me, db, revision, trailer) = prepare_deferred(opts, Walk::Now)?;
     trailer.wait(&opts.snapshot, opts.skip_hash_check)?;
     Ok((members, me, db, revision))
 }
 
+/// When [`prepare_deferred`] walks the snapshot's structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Before it returns.
+    Now,
+    /// Not at all: the caller walks the restored copy instead, every page of which is the
+    /// snapshot's or its own (the native restore). Etcd's layout is still checked.
+    OnTheCopy,
+}
+
 /// [`prepare`] with the sha256 trailer check still running: everything else about the
-/// snapshot (its structure, walked whole, and etcd's layout) is checked before it returns. The
-/// caller must [`TrailerCheck::wait`] before it publishes anything.
-pub fn prepare_deferred(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i64, TrailerCheck)> {
+/// snapshot (its structure, walked whole unless `walk` leaves that to the caller, and etcd's
+/// layout) is checked before it returns. The caller must [`TrailerCheck::wait`] before it
+/// publishes anything.
+pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMember>, NewMember, Db, i64, TrailerCheck)> {
     let members = parse_initial_cluster(&opts.initial_cluster, &opts.token)?;
     let me = members.iter().find(|m| m.name == opts.name).cloned().ok_or_else(|| {
         Error::Usage(format!(
@@ -450,9 +463,15 @@ pub fn prepare_deferred(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMembe
     let db = opened.db;
     // The hash may be skipped; the structure and etcd's layout never are. A structural error
     // waits for the hash: a mismatch (a truncated or damaged download) is named first.
-    let walked = check::check(&db)
+    let buckets = match walk {
+        Walk::Now => check::check(&db).map(|summary| summary.buckets),
+        Walk::OnTheCopy => {
+            db.bucket_values().map(|b| b.iter().map(|b| String::from_utf8_lossy(&b.name).to_string()).collect())
+        }
+    };
+    let walked = buckets
         .map_err(bolt_err(&opts.snapshot))
-        .and_then(|summary| crate::snapshot::check_layout(&opts.snapshot, &summary.buckets));
+        .and_then(|buckets| crate::snapshot::check_layout(&opts.snapshot, &buckets));
     let trailer = match walked {
         Ok(()) => trailer,
         Err(e) => {
@@ -486,7 +505,9 @@ pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
     let start = Instant::now();
     // The sha256 trailer is hashed on its own thread while the data dir is written; nothing is
     // published before it matches.
-    let (members, me, db, revision, trailer) = prepare_deferred(opts)?;
+    // The native engine walks its copy of the snapshot instead of the snapshot itself.
+    let walk = if opts.engine == Engine::Native { Walk::OnTheCopy } else { Walk::Now };
+    let (members, me, db, revision, trailer) = prepare_deferred(opts, walk)?;
     let in_place = in_place_dir(&opts.data_dir);
     let (work_dir, prefix) = match &in_place {
         Some(dir) => (dir.clone(), ".member.restore-".to_string()),
@@ -606,38 +627,63 @@ fn write_data_dir(
     let n = members.len() as u64;
     let cluster_id = compute_cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
 
-    // 1. The database.
+    // 1. The database: the snapshot's pages copied as they are (in the kernel), and the
+    // buckets a restore changes written after them, copy-on-write, as bbolt commits (and as
+    // etcdutl, which copies the file and commits a transaction, leaves it): new pages past the
+    // high water mark, a new root bucket and both meta pages pointing at them. The pages they
+    // replace, and the snapshot's free pages, are free in the copy (bbolt finds them at open).
     let db_path = snap_dir.join("db");
     let src = opts.snapshot.as_path();
-    let mut w =
-        DbWriter::create(&db_path, db.meta().page_size).map_err(io_err(format!("create {}", db_path.display())))?;
     let werr = |e: std::io::Error| Error::Io { action: format!("write {}", db_path.display()), source: e };
-    let bumped = opts.bump_revision.map(|b| revision + b as i64);
-    let mut key_entries = 0;
-    let mut names: Vec<Vec<u8>> = db.buckets().map_err(bolt_err(src))?.into_iter().map(|(n, _)| n).collect();
-    for required in [&b"members"[..], b"members_removed", b"meta"] {
-        if !names.iter().any(|n| n == required) {
-            names.push(required.to_vec());
-        }
+    let meta = *db.meta();
+    if db.size() > db.len() {
+        // Truncated: the walk names it (at once, before reading any page).
+        check::check(db).map_err(bolt_err(src))?;
     }
-    names.sort();
-    let roots: BTreeMap<Vec<u8>, crate::bbolt::BucketRoot> = db.buckets().map_err(bolt_err(src))?.into_iter().collect();
-    for name in names {
-        let mut bw = w.bucket(&name, 0);
+    let out = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&db_path)
+            .map_err(io_err(format!("create {}", db_path.display())))?
+    };
+    crate::util::copy_range(db.file(), &out, db.size()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::Interrupted => werr(e),
+        _ => Error::Io { action: format!("copy {} to {}", src.display(), db_path.display()), source: e },
+    })?;
+    let mut w = DbWriter::append(out, meta.page_size, meta.pgid).map_err(werr)?;
+    let bumped = opts.bump_revision.map(|b| revision + b as i64);
+    let mut values: BTreeMap<Vec<u8>, Option<BucketValue>> =
+        db.bucket_values().map_err(bolt_err(src))?.into_iter().map(|b| (b.name.clone(), Some(b))).collect();
+    for required in [&b"members"[..], b"members_removed", b"meta"] {
+        values.entry(required.to_vec()).or_default();
+    }
+    for (name, value) in &values {
+        let root = || -> Result<Option<BucketRoot>> {
+            let Some(b) = value else { return Ok(None) };
+            BucketRoot::from_value(b.page, &b.value).map(Some).map_err(|e| bolt_err(src)(e.into()))
+        };
         match name.as_slice() {
             b"members" => {
                 let mut entries: Vec<(String, String)> =
                     members.iter().map(|m| (format!("{:x}", m.id), member_json(m))).collect();
                 entries.sort();
+                let mut bw = w.bucket(name, 0);
                 for (k, v) in entries {
                     bw.put(k.as_bytes(), v.as_bytes()).map_err(werr)?;
                 }
+                bw.finish().map_err(werr)?;
             }
-            b"members_removed" => {}
+            b"members_removed" => {
+                w.bucket(name, 0).finish().map_err(werr)?;
+            }
             b"meta" => {
                 let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-                if let Some(root) = roots.get(&name) {
-                    db.for_each(root, &mut |k, v| {
+                if let Some(root) = root()? {
+                    db.for_each(&root, &mut |k, v| {
                         if let Some(v) = v {
                             entries.insert(k.to_vec(), v.to_vec());
                         }
@@ -650,62 +696,50 @@ fn write_data_dir(
                 if opts.mark_compacted {
                     entries.insert(b"scheduledCompactRev".to_vec(), rev_bytes(bumped.unwrap_or(revision), 0));
                 }
+                let mut bw = w.bucket(name, 0);
                 for (k, v) in entries {
                     bw.put(&k, &v).map_err(werr)?;
                 }
+                bw.finish().map_err(werr)?;
+            }
+            b"key" if bumped.is_some() => {
+                // The bump: one key past the snapshot's last revision, appended to the tree.
+                let (Some(root), Some(b)) = (root()?, value) else {
+                    return Err(Error::Internal("a snapshot without a key bucket passed the layout check".into()));
+                };
+                let path = db.last_path(&root).map_err(bolt_err(src))?;
+                let key = rev_bytes(bumped.unwrap_or(revision), 0);
+                w.append_after_last(name, b.sequence(), path, &key, &[]).map_err(werr)?;
             }
             _ => {
-                let Some(root) = roots.get(&name) else { continue };
-                let mut failed: Option<std::io::Error> = None;
-                let mut count = 0u64;
-                db.for_each(root, &mut |k, v| {
-                    if count.is_multiple_of(4096) && failed.is_none() && crate::util::interrupted() {
-                        let sig = crate::util::interrupting_signal().unwrap_or("a signal");
-                        failed =
-                            Some(std::io::Error::new(std::io::ErrorKind::Interrupted, format!("interrupted by {sig}")));
-                    }
-                    if failed.is_some() {
-                        return Ok(());
-                    }
-                    match v {
-                        Some(v) => {
-                            if let Err(e) = bw.put(k, v) {
-                                failed = Some(e);
-                            }
-                        }
-                        None => {
-                            failed = Some(std::io::Error::other("nested buckets are not part of etcd's layout"));
-                        }
-                    }
-                    count += 1;
-                    Ok(())
-                })
-                .map_err(bolt_err(src))?;
-                if let Some(e) = failed {
-                    return Err(werr(e));
-                }
-                if name == b"key" {
-                    if let Some(b) = bumped {
-                        bw.put(&rev_bytes(b, 0), &[]).map_err(werr)?;
-                    }
-                    key_entries = count;
+                if let Some(b) = value {
+                    w.keep_bucket(name, &b.value);
                 }
             }
         }
-        bw.finish().map_err(werr)?;
     }
-    let (_, file) = w.finish_unsynced(db.meta().sequence).map_err(werr)?;
-    // Our own output must pass our own check, read while the file is fsynced.
+    let (_, file) = w.finish_unsynced(meta.sequence, meta.txid + 1).map_err(werr)?;
+    // The copy must pass the whole structural walk, read while it is fsynced: every page of it
+    // is the snapshot's or ours, so this is the snapshot's check too (its errors name the
+    // snapshot, whose page numbers they are). Its entries are counted, nested buckets refused.
     let synced = std::thread::spawn(move || file.sync_all());
-    let checked = Db::open(&db_path).map_err(bolt_err(&db_path)).and_then(|out| {
-        check::check(&out).map_err(bolt_err(&db_path))?;
-        Ok(())
+    let mut visitor = RestoredKeys { in_key: false, current: String::new(), count: 0, nested: None };
+    let checked = Db::open(&db_path).and_then(|out| check::walk(&out, &mut visitor)).map_err(|e| match e {
+        BoltError::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted => werr(source),
+        e => bolt_err(src)(e),
     });
     synced
         .join()
         .map_err(|_| Error::Internal("the fsync thread panicked".into()))?
         .map_err(|source| Error::Io { action: format!("fsync {}", db_path.display()), source })?;
     checked?;
+    if let Some(bucket) = visitor.nested {
+        return Err(Error::Corrupt {
+            path: src.to_path_buf(),
+            reason: format!("bucket {bucket:?} holds a nested bucket: not part of etcd's layout"),
+        });
+    }
+    let key_entries = visitor.count;
 
     // 2. The raft snapshot file with the v2 store.
     let voters: Vec<u64> = members.iter().map(|m| m.id).collect();
@@ -732,6 +766,40 @@ fn write_data_dir(
         crate::util::sync_dir(d)?;
     }
     Ok((bumped, key_entries))
+}
+
+/// Counts the `key` bucket's entries during the walk of a restored database, notes the first
+/// nested bucket (etcd's buckets are flat), and stops the walk at a signal.
+struct RestoredKeys {
+    in_key: bool,
+    current: String,
+    count: u64,
+    nested: Option<String>,
+}
+
+impl check::Visitor for RestoredKeys {
+    fn bucket(&mut self, name: &[u8]) -> std::result::Result<(), BoltError> {
+        self.in_key = name == b"key";
+        self.current = String::from_utf8_lossy(name).to_string();
+        Ok(())
+    }
+    fn entry(&mut self, _: &[u8], value: Option<&[u8]>) -> std::result::Result<(), BoltError> {
+        if value.is_none() && self.nested.is_none() {
+            self.nested = Some(self.current.clone());
+        }
+        if self.in_key {
+            self.count += 1;
+            if self.count.is_multiple_of(4096) {
+                if let Some(sig) = crate::util::interrupting_signal() {
+                    return Err(BoltError::Io {
+                        path: PathBuf::new(),
+                        source: std::io::Error::new(std::io::ErrorKind::Interrupted, format!("interrupted by {sig}")),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs `etcdutl snapshot restore` (or, for etcd 3.4, `etcdctl snapshot restore`) from PATH.
@@ -854,6 +922,34 @@ mod tests {
         assert!(e.to_string().contains("passes etcd's largest revision"), "{e}");
         o.bump_revision = Some(1_000_000_000);
         assert!(prepare(&o).is_ok());
+    }
+
+    /// The copy is walked whole: a nested bucket (not etcd's layout) in a bucket the restore
+    /// keeps as it is is refused, naming the snapshot, and nothing is left behind.
+    #[test]
+    fn nested_buckets_in_kept_buckets_are_refused() {
+        use crate::bbolt::writer::tests::inline_bucket;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.db");
+        let mut w = DbWriter::create(&path, 4096).unwrap();
+        for b in [&b"alarm"[..], b"auth", b"cluster", b"key", b"lease", b"members", b"members_removed", b"meta"] {
+            if b == b"lease" {
+                let nested = inline_bucket(&[(0, b"k", b"v")]);
+                w.keep_bucket(b, &inline_bucket(&[(crate::bbolt::BUCKET_LEAF, b"sub", &nested)]));
+                continue;
+            }
+            let mut bw = w.bucket(b, 0);
+            let key = if b == b"key" { rev_bytes(5, 0) } else { b"k".to_vec() };
+            bw.put(&key, b"v").unwrap();
+            bw.finish().unwrap();
+        }
+        w.finish(0).unwrap();
+        let data_dir = dir.path().join("new");
+        let e = apply(&opts(path.clone(), data_dir.clone())).unwrap_err().to_string();
+        assert!(e.contains("bucket \"lease\" holds a nested bucket"), "{e}");
+        assert!(e.contains("snap.db"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from("snap.db")], "nothing left behind");
     }
 
     #[test]
