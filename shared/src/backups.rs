@@ -130,8 +130,47 @@ impl Entry {
 }
 
 /// The snapshots in `dir` (of `prefix` only, when given), newest first, each one's sha256
-/// trailer checked.
+/// trailer checked: several files at once, one per CPU (sha256 runs on one core per file).
 pub fn list(dir: &Path, prefix: Option<&str>) -> Result<Vec<Entry>> {
+    let mut entries = scan(dir, prefix)?;
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(entries.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let verdicts: Vec<(usize, Result<Trailer>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(e) = entries.get(i) else { break };
+                        // A damaged compressed file is listed as mismatching, not an error: the
+                        // others still count.
+                        let t = match crate::snapshot::check_trailer(&e.path, e.size) {
+                            Err(Error::Corrupt { .. }) => Ok(Trailer::Mismatch),
+                            r => r,
+                        };
+                        done.push((i, t));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let mut verdicts = verdicts;
+    verdicts.sort_by_key(|(i, _)| *i);
+    if verdicts.len() != entries.len() {
+        return Err(Error::Internal("a trailer check thread panicked".into()));
+    }
+    for (i, t) in verdicts {
+        entries[i].sha256_trailer = t?;
+    }
+    Ok(entries)
+}
+
+/// The snapshots in `dir` (of `prefix` only, when given), newest first, by name and metadata
+/// only: their trailers are left [`Trailer::Unchecked`].
+fn scan(dir: &Path, prefix: Option<&str>) -> Result<Vec<Entry>> {
     let read = std::fs::read_dir(dir).map_err(|source| Error::ReadFile {
         input: true,
         what: "snapshot directory",
@@ -154,11 +193,6 @@ pub fn list(dir: &Path, prefix: Option<&str>) -> Result<Vec<Entry>> {
         let compression = std::fs::File::open(&path)
             .and_then(|f| crate::compress::detect(&f))
             .map_err(|source| Error::ReadFile { input: true, what: "snapshot", path: path.clone(), source })?;
-        // A damaged compressed file is listed as mismatching, not an error: the others still count.
-        let sha256_trailer = match crate::snapshot::check_trailer(&path, md.len()) {
-            Err(Error::Corrupt { .. }) => Trailer::Mismatch,
-            r => r?,
-        };
         out.push(Entry {
             name: file_name,
             path,
@@ -167,7 +201,7 @@ pub fn list(dir: &Path, prefix: Option<&str>) -> Result<Vec<Entry>> {
             revision: name.revision,
             size: md.len(),
             compression,
-            sha256_trailer,
+            sha256_trailer: Trailer::Unchecked,
             stamp: name.stamp,
         });
     }
@@ -216,17 +250,22 @@ pub fn prune(dir: &Path, prefix: &str, keep: usize, dry_run: bool) -> Result<Pru
 }
 
 /// The newest snapshot in `dir` (any prefix) that passes `snapshot verify` (trailer and the
-/// full structural walk), for `--latest DIR`; the ones skipped on the way, with why.
+/// full structural walk), for `--latest DIR`; the ones skipped on the way, with why. Files are
+/// verified newest first and the search stops at the first sound one: the older ones are never
+/// read (in an incident, a directory of week-old snapshots costs nothing).
 pub fn latest(dir: &Path) -> Result<(PathBuf, Vec<String>)> {
     let mut skipped = Vec::new();
-    for e in list(dir, None)? {
-        if !e.verified() {
-            let why = if e.sha256_trailer == Trailer::Absent { "no sha256 trailer" } else { "sha256 trailer mismatch" };
-            skipped.push(format!("{}: {why}", e.name));
+    for e in scan(dir, None)? {
+        if e.compression == Compression::None && !crate::snapshot::has_trailer(e.size) {
+            skipped.push(format!("{}: no sha256 trailer", e.name));
             continue;
         }
         match crate::snapshot::verify(&e.path) {
-            Ok(_) => return Ok((e.path, skipped)),
+            Ok(v) if v.sha256_trailer == Trailer::Valid => return Ok((e.path, skipped)),
+            Ok(_) => skipped.push(format!("{}: no sha256 trailer", e.name)),
+            Err(err) if matches!(&err, Error::Corrupt { reason, .. } if reason.starts_with("sha256 mismatch")) => {
+                skipped.push(format!("{}: sha256 trailer mismatch", e.name))
+            }
             Err(err) => skipped.push(format!("{}: {}", e.name, err.report())),
         }
     }

@@ -180,6 +180,9 @@ pub fn check_trailer(path: &Path) -> Result<(Trailer, u64)> {
 /// The decompressed stream's own sha256 trailer bytes (the last 32 bytes) when it has one,
 /// else the sha256 of the whole stream: what identifies the snapshot whatever its storage.
 pub fn identity(path: &Path) -> Result<[u8; 32]> {
+    if let Some(t) = cached_identity(path) {
+        return Ok(t);
+    }
     let sum = decode(path, &mut |_| Ok(()))?;
     if has_trailer(sum.len()) {
         let (_, tail) = sum.finish();
@@ -241,9 +244,61 @@ fn temp_dirs(path: &Path) -> Vec<PathBuf> {
     }
 }
 
+/// What identifies a compressed file's contents for [`decompress`]'s cache: device, inode,
+/// size, and modification and change times (a file rewritten or replaced differs in one).
+type FileKey = (u64, u64, u64, i64, i64, i64, i64);
+
+fn file_key(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path).ok()?;
+    Some((md.dev(), md.ino(), md.size(), md.mtime(), md.mtime_nsec(), md.ctime(), md.ctime_nsec()))
+}
+
+/// The last file [`decompress`] decompressed, kept for the rest of the process: `restore node`
+/// reads one compressed snapshot several times (its members, its identity, the check before
+/// etcd is stopped, the restore) and decompresses it once. One entry: at most one extra
+/// uncompressed copy is held (nameless, so it is gone when the process ends).
+static LAST: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+
+/// [`LAST`]'s entry.
+struct Cached {
+    key: FileKey,
+    file: File,
+    len: u64,
+    trailer: Trailer,
+}
+
 /// Decompresses `path` into an unlinked temporary file, checking the sha256 trailer of the
-/// decompressed stream on the way.
+/// decompressed stream on the way (once per process for the same unchanged file: later calls
+/// share the first one's temporary file, which nothing writes to).
 pub fn decompress(path: &Path) -> Result<Decompressed> {
+    let key = file_key(path);
+    if let (Some(key), Ok(last)) = (key, LAST.lock()) {
+        if let Some(c) = last.as_ref().filter(|c| c.key == key) {
+            if let Ok(file) = c.file.try_clone() {
+                return Ok(Decompressed { file, len: c.len, trailer: c.trailer });
+            }
+        }
+    }
+    let d = decompress_uncached(path)?;
+    if let (Some(key), Ok(mut last), Ok(f)) = (key, LAST.lock(), d.file.try_clone()) {
+        *last = Some(Cached { key, file: f, len: d.len, trailer: d.trailer });
+    }
+    Ok(d)
+}
+
+/// [`identity`] from [`decompress`]'s cache, when it holds this file.
+fn cached_identity(path: &Path) -> Option<[u8; 32]> {
+    use std::os::unix::fs::FileExt;
+    let key = file_key(path)?;
+    let last = LAST.lock().ok()?;
+    let c = last.as_ref().filter(|c| c.key == key && has_trailer(c.len))?;
+    let mut t = [0u8; 32];
+    c.file.read_exact_at(&mut t, c.len - 32).ok()?;
+    Some(t)
+}
+
+fn decompress_uncached(path: &Path) -> Result<Decompressed> {
     let dirs = temp_dirs(path);
     let mut last = None;
     let mut file = None;
@@ -403,6 +458,13 @@ mod tests {
         d.file.read_exact_at(&mut back, 0).unwrap();
         assert_eq!(back, stream);
         assert_eq!(identity(&dst).unwrap(), sum);
+        // Read again unchanged: the same temporary file, not a second decompression.
+        {
+            use std::os::unix::fs::MetadataExt;
+            let again = decompress(&dst).unwrap();
+            assert_eq!(again.file.metadata().unwrap().ino(), d.file.metadata().unwrap().ino());
+            assert_eq!((again.len, again.trailer), (d.len, d.trailer));
+        }
         // Nothing named is left beside it.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
