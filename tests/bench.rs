@@ -35,9 +35,17 @@ fn measure(cmd: &mut Command) -> (f64, u64, bool) {
 /// [`measure`] `n` times, each run's command made by `make(i)` (a fresh target each time):
 /// the median wall time, the largest peak RSS, and whether every run succeeded.
 fn measure_median(n: usize, mut make: impl FnMut(usize) -> Command) -> (f64, u64, bool) {
-    let runs: Vec<(f64, u64, bool)> = (0..n).map(|i| measure(&mut make(i))).collect();
+    summarize(&(0..n).map(|i| measure(&mut make(i))).collect::<Vec<_>>())
+}
+
+/// Several runs' [`measure`]s as one: the median wall time, the largest peak RSS, and whether
+/// every run succeeded.
+fn summarize(runs: &[(f64, u64, bool)]) -> (f64, u64, bool) {
     (median(runs.iter().map(|r| r.0).collect()), runs.iter().map(|r| r.1).max().unwrap_or(0), runs.iter().all(|r| r.2))
 }
+
+/// Makes a command writing to the given target path.
+type MakeCmd<'a> = Box<dyn Fn(&str) -> Command + 'a>;
 
 fn etcdctl(c: &Cluster, args: &[&str]) -> Command {
     let pki = c.nodes[0].pki_etcd();
@@ -168,49 +176,58 @@ fn snapshot_bench(mib: usize) {
         measure_median(RUNS, |_| restore_cmd(&["snapshot", "ls", backups.to_str().unwrap()])),
     );
     let ic = "m1=https://127.0.0.1:2380";
-    let target = |name: &str, i: usize| dir.path().join(format!("{name}-{i}")).to_str().unwrap().to_string();
-    row(
-        "kubectl etcd restore apply",
-        measure_median(RUNS, |i| {
-            restore_cmd(&["apply", o, "--data-dir", &target("r-ours", i), "--name", "m1", "--initial-cluster", ic])
-        }),
-    );
-    row(
-        "  ... from the zstd file",
-        measure_median(RUNS, |i| {
-            restore_cmd(&["apply", z, "--data-dir", &target("r-zst", i), "--name", "m1", "--initial-cluster", ic])
-        }),
-    );
-    // What apply is held against: copying the file and fsyncing the copy.
-    row(
-        "cp + fsync (reference)",
-        measure_median(RUNS, |i| {
-            let mut cmd = Command::new("sh");
-            cmd.arg("-c")
-                .arg(r#"cp --reflink=never "$1" "$2" && sync "$2""#)
-                .arg("sh")
-                .arg(&ours)
-                .arg(target("copy", i));
-            cmd
-        }),
-    );
-    row(
-        &format!("{tool_name} snapshot restore"),
-        measure_median(RUNS, |i| {
-            let mut cmd = tool(&["snapshot", "restore"], &ours);
-            cmd.args([
-                "--data-dir",
-                &target("r-theirs", i),
-                "--name",
-                "m1",
-                "--initial-cluster",
-                ic,
-                "--initial-advertise-peer-urls",
-                "https://127.0.0.1:2380",
-            ]);
-            cmd
-        }),
-    );
+    // The writers take turns, run by run (a disk that slows down after a burst of writes
+    // slows them all alike), and each run's output is removed once measured.
+    let writers: Vec<(String, MakeCmd<'_>)> = vec![
+        (
+            "kubectl etcd restore apply".into(),
+            Box::new(|t| restore_cmd(&["apply", o, "--data-dir", t, "--name", "m1", "--initial-cluster", ic])),
+        ),
+        (
+            "  ... from the zstd file".into(),
+            Box::new(|t| restore_cmd(&["apply", z, "--data-dir", t, "--name", "m1", "--initial-cluster", ic])),
+        ),
+        // What apply is held against: copying the file and fsyncing the copy.
+        (
+            "cp + fsync (reference)".into(),
+            Box::new(|t| {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c").arg(r#"cp --reflink=never "$1" "$2" && sync "$2""#).arg("sh").arg(&ours).arg(t);
+                cmd
+            }),
+        ),
+        (
+            format!("{tool_name} snapshot restore"),
+            Box::new(|t| {
+                let mut cmd = tool(&["snapshot", "restore"], &ours);
+                cmd.args([
+                    "--data-dir",
+                    t,
+                    "--name",
+                    "m1",
+                    "--initial-cluster",
+                    ic,
+                    "--initial-advertise-peer-urls",
+                    "https://127.0.0.1:2380",
+                ]);
+                cmd
+            }),
+        ),
+    ];
+    let mut runs: Vec<Vec<(f64, u64, bool)>> = vec![Vec::new(); writers.len()];
+    for _ in 0..RUNS {
+        for (w, (_, make)) in writers.iter().enumerate() {
+            let t = dir.path().join("out");
+            runs[w].push(measure(&mut make(t.to_str().unwrap())));
+            let _ = std::fs::remove_dir_all(&t).or_else(|_| std::fs::remove_file(&t));
+        }
+    }
+    for ((name, _), r) in writers.iter().zip(runs) {
+        row(
+            name,
+            (median(r.iter().map(|x| x.0).collect()), r.iter().map(|x| x.1).max().unwrap_or(0), r.iter().all(|x| x.2)),
+        );
+    }
     let size = std::fs::metadata(&ours).map(|m| m.len()).unwrap_or(0);
     let zsize = std::fs::metadata(&zst).map(|m| m.len()).unwrap_or(0);
     println!("(snapshot size {} MiB; zstd {} MiB)", size / (1024 * 1024), zsize / (1024 * 1024));
