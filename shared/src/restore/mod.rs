@@ -723,7 +723,7 @@ fn write_data_dir(
     // is the snapshot's or ours, so this is the snapshot's check too (its errors name the
     // snapshot, whose page numbers they are). Its entries are counted, nested buckets refused.
     let synced = std::thread::spawn(move || file.sync_all());
-    let mut visitor = RestoredKeys { in_key: false, current: String::new(), count: 0, nested: None };
+    let mut visitor = RestoredKeys { current: String::new(), count: 0, nested: None };
     let checked = Db::open(&db_path).and_then(|out| check::walk(&out, &mut visitor)).map_err(|e| match e {
         BoltError::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted => werr(source),
         e => bolt_err(src)(e),
@@ -771,7 +771,6 @@ fn write_data_dir(
 /// Counts the `key` bucket's entries during the walk of a restored database, notes the first
 /// nested bucket (etcd's buckets are flat), and stops the walk at a signal.
 struct RestoredKeys {
-    in_key: bool,
     current: String,
     count: u64,
     nested: Option<String>,
@@ -779,7 +778,6 @@ struct RestoredKeys {
 
 impl check::Visitor for RestoredKeys {
     fn bucket(&mut self, name: &[u8]) -> std::result::Result<(), BoltError> {
-        self.in_key = name == b"key";
         self.current = String::from_utf8_lossy(name).to_string();
         Ok(())
     }
@@ -787,7 +785,7 @@ impl check::Visitor for RestoredKeys {
         if value.is_none() && self.nested.is_none() {
             self.nested = Some(self.current.clone());
         }
-        if self.in_key {
+        if self.current == "key" {
             self.count += 1;
             if self.count.is_multiple_of(4096) {
                 if let Some(sig) = crate::util::interrupting_signal() {
@@ -922,6 +920,72 @@ mod tests {
         assert!(e.to_string().contains("passes etcd's largest revision"), "{e}");
         o.bump_revision = Some(1_000_000_000);
         assert!(prepare(&o).is_ok());
+    }
+
+    fn entries(db: &Db, name: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        db.for_each(&db.bucket(name).unwrap().unwrap(), &mut |k, v| {
+            out.push((k.to_vec(), v.unwrap_or_default().to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    /// The patched copy: membership replaced, `members_removed` emptied, `meta` set and its
+    /// other keys kept, the bump key after the last revision of a multi-level `key` tree, every
+    /// key counted; the other buckets and the snapshot's pages below its high water mark kept.
+    #[test]
+    fn apply_patches_a_copy_of_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.db");
+        let mut w = DbWriter::create(&path, 4096).unwrap();
+        let put = |w: &mut DbWriter, name: &[u8], kv: Vec<(Vec<u8>, Vec<u8>)>| {
+            let mut bw = w.bucket(name, 0);
+            for (k, v) in kv {
+                bw.put(&k, &v).unwrap();
+            }
+            bw.finish().unwrap();
+        };
+        let one = |k: &[u8], v: &[u8]| vec![(k.to_vec(), v.to_vec())];
+        put(&mut w, b"alarm", vec![]);
+        put(&mut w, b"auth", one(b"authEnabled", b"\x00"));
+        put(&mut w, b"cluster", one(b"clusterVersion", b"3.5.0"));
+        put(&mut w, b"key", (1..=10_000).map(|r| (rev_bytes(r, 0), vec![b'v'; 100])).collect());
+        put(&mut w, b"lease", vec![]);
+        put(&mut w, b"members", one(b"1234", b"{\"id\":4660}"));
+        put(&mut w, b"members_removed", one(b"99", b"removed"));
+        put(
+            &mut w,
+            b"meta",
+            vec![(b"confState".to_vec(), b"{}".to_vec()), (b"consistent_index".to_vec(), vec![0, 0, 0, 0, 0, 0, 1, 0])],
+        );
+        w.finish(0).unwrap();
+        let mut o = opts(path.clone(), dir.path().join("new"));
+        o.bump_revision = Some(100);
+        o.mark_compacted = true;
+        let a = apply(&o).unwrap();
+        assert_eq!((a.revision, a.bumped_to, a.key_entries), (10_000, Some(10_100), 10_001));
+        let src = Db::open(&path).unwrap();
+        let out = Db::open(&dir.path().join("new/member/snap/db")).unwrap();
+        check::check(&out).unwrap();
+        let m = &a.members[0];
+        assert_eq!(entries(&out, b"members"), [(format!("{:x}", m.id).into_bytes(), member_json(m).into_bytes())]);
+        assert!(entries(&out, b"members_removed").is_empty());
+        let meta: BTreeMap<Vec<u8>, Vec<u8>> = entries(&out, b"meta").into_iter().collect();
+        assert_eq!(meta[&b"consistent_index"[..]], 1u64.to_be_bytes());
+        assert_eq!(meta[&b"term"[..]], 1u64.to_be_bytes());
+        assert_eq!(meta[&b"scheduledCompactRev"[..]], rev_bytes(10_100, 0));
+        assert_eq!(meta[&b"confState"[..]], b"{}");
+        let keys = entries(&out, b"key");
+        assert_eq!(keys[..10_000], entries(&src, b"key")[..]);
+        assert_eq!(keys[10_000], (rev_bytes(10_100, 0), vec![]));
+        for b in [&b"auth"[..], b"cluster"] {
+            assert_eq!(entries(&out, b), entries(&src, b));
+        }
+        let before = std::fs::read(&path).unwrap();
+        let after = std::fs::read(dir.path().join("new/member/snap/db")).unwrap();
+        assert_eq!(before[2 * 4096..], after[2 * 4096..before.len()], "the snapshot's pages are copied as they are");
     }
 
     /// The copy is walked whole: a nested bucket (not etcd's layout) in a bucket the restore
