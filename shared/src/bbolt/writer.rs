@@ -370,7 +370,7 @@ pub(crate) mod tests {
         v
     }
 
-    fn entries(db: &Db, name: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn entries(db: &Db, name: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         let root = db.bucket(name).unwrap().unwrap();
         db.for_each(&root, &mut |k, v| {

@@ -922,21 +922,12 @@ mod tests {
         assert!(prepare(&o).is_ok());
     }
 
-    fn entries(db: &Db, name: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
-        db.for_each(&db.bucket(name).unwrap().unwrap(), &mut |k, v| {
-            out.push((k.to_vec(), v.unwrap_or_default().to_vec()));
-            Ok(())
-        })
-        .unwrap();
-        out
-    }
-
     /// The patched copy: membership replaced, `members_removed` emptied, `meta` set and its
     /// other keys kept, the bump key after the last revision of a multi-level `key` tree, every
     /// key counted; the other buckets and the snapshot's pages below its high water mark kept.
     #[test]
     fn apply_patches_a_copy_of_the_snapshot() {
+        use crate::bbolt::writer::tests::entries;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snap.db");
         let mut w = DbWriter::create(&path, 4096).unwrap();
