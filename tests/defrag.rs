@@ -190,8 +190,8 @@ async fn nospace_is_recovered_by_compact_and_disarm() {
     assert!(stdout(&o).contains("kubectl etcd defrag --compact --disarm"), "health names the command: {}", stdout(&o));
 
     // Without --compact the history stays: disarming is refused, with the reason. (Defragmenting
-    // alone gives back the free pages, which may bring a file just under the default 80%: the
-    // threshold here is well under what the uncompacted history holds.)
+    // alone gives back the free pages, which may bring a file just under a high threshold: the
+    // threshold here is well under what the uncompacted history holds; the default is 90%.)
     let (o, _) = defrag(&c, &["--all", "--disarm", "--disarm-threshold", "50"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("not disarming") && stderr(&o).contains("--compact"), "{}", stderr(&o));

@@ -343,6 +343,7 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
     }
     let doc = tokio::task::block_in_place(|| wait_restored_healthy(&c));
     assert_eq!(doc["members"].as_array().unwrap().len(), 3);
+    let first_cluster = doc["cluster_id"].as_str().unwrap().to_string();
     for i in 0..3 {
         assert_eq!(digest(&mut c.client(i).await).await.0, want, "member {i}");
     }
@@ -358,6 +359,8 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
     }
     let doc = tokio::task::block_in_place(|| wait_restored_healthy(&c));
     assert_eq!(doc["members"].as_array().unwrap().len(), 3, "{doc:#}");
+    // A new cluster, not one whose IDs the members of the first restore already used.
+    assert_ne!(doc["cluster_id"].as_str().unwrap(), first_cluster, "{doc:#}");
     let clusters: std::collections::BTreeSet<String> = (0..3)
         .map(|i| {
             let o = c.etcdctl(&c.nodes[i].client_url(), &["endpoint", "status", "-w", "json"]);
