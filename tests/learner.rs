@@ -307,6 +307,21 @@ fn dry_run_changes_nothing() {
     assert!(stderr(&o).contains("already exists: move it aside first"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept");
     assert_eq!(c.member_list(), before);
+    // Written: whole (a manifest that parses, the new member's flags), mode 0600, nothing
+    // else left in its folder (the hidden .part was renamed).
+    let fresh = c.dir.path().join("manifests-new");
+    std::fs::create_dir(&fresh).unwrap();
+    let target = fresh.join("etcd.yaml");
+    let o =
+        learner(&c, &["add", "n", "--peer-urls", "https://127.0.0.1:4", "--write-manifest", target.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+    let m = kubectl_etcd::discovery::Manifest::load(&target).unwrap();
+    assert_eq!((m.name(), m.flag("initial-cluster-state")), (Some("n"), Some("existing")));
+    let names: Vec<String> =
+        std::fs::read_dir(&fresh).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["etcd.yaml"]);
 }
 
 /// A writer keeps putting keys during the replace; it may fail only briefly (one election).

@@ -242,3 +242,102 @@ pub fn walk(db: &Db, visitor: &mut dyn Visitor) -> Result<Summary, BoltError> {
     w.summary.free = w.marks.iter().filter(|m| **m == Mark::Free).count() as u64;
     Ok(w.summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::writer::DbWriter;
+    use super::*;
+
+    const PAGE: usize = 4096;
+
+    /// A database with a `key` bucket of 5 000 keys (a tree of several levels), as bytes.
+    fn sample(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+        let path = dir.join("db");
+        let mut w = DbWriter::create(&path, PAGE as u32).unwrap();
+        {
+            let mut b = w.bucket(b"key", 0);
+            for i in 0..5_000u32 {
+                b.put(format!("k{i:08}").as_bytes(), &[7u8; 40]).unwrap();
+            }
+            b.finish().unwrap();
+        }
+        w.finish(0).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        (path, bytes)
+    }
+
+    /// The first page of `flags` with at least 3 elements.
+    fn find(bytes: &[u8], flags: u16) -> usize {
+        (2..bytes.len() / PAGE)
+            .find(|i| {
+                let p = &bytes[i * PAGE..];
+                u16::from_le_bytes([p[8], p[9]]) == flags && u16::from_le_bytes([p[10], p[11]]) >= 3
+            })
+            .expect("no such page")
+    }
+
+    fn verdict(path: &std::path::Path, bytes: &[u8]) -> String {
+        std::fs::write(path, bytes).unwrap();
+        match check(&Db::open(path).unwrap()) {
+            Ok(s) => format!("sound: {s:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_sound_tree_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = sample(dir.path());
+        assert!(verdict(&path, &bytes).starts_with("sound"), "{}", verdict(&path, &bytes));
+    }
+
+    #[test]
+    fn leaf_keys_out_of_order_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut bytes) = sample(dir.path());
+        let page = find(&bytes, LEAF) * PAGE;
+        // Swap the keys of elements 1 and 2 (all keys have the same length).
+        let key_at = |b: &[u8], i: usize| {
+            let at = page + 16 + i * 16;
+            let pos = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as usize;
+            let ksize = u32::from_le_bytes(b[at + 8..at + 12].try_into().unwrap()) as usize;
+            (at + pos, ksize)
+        };
+        let ((a, n), (b, _)) = (key_at(&bytes, 1), key_at(&bytes, 2));
+        let (ka, kb) = (bytes[a..a + n].to_vec(), bytes[b..b + n].to_vec());
+        bytes[a..a + n].copy_from_slice(&kb);
+        bytes[b..b + n].copy_from_slice(&ka);
+        let v = verdict(&path, &bytes);
+        assert!(v.contains("leaf keys out of order at element 2"), "{v}");
+        assert!(v.contains(&format!("page {}", page / PAGE)), "names the page: {v}");
+    }
+
+    #[test]
+    fn a_page_referenced_twice_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut bytes) = sample(dir.path());
+        let page = find(&bytes, BRANCH) * PAGE;
+        // Element 1's child becomes element 0's: one page under two parents' keys.
+        let child0 = page + 16 + 8;
+        let child1 = page + 16 + 16 + 8;
+        let c0 = bytes[child0..child0 + 8].to_vec();
+        bytes[child1..child1 + 8].copy_from_slice(&c0);
+        let v = verdict(&path, &bytes);
+        assert!(v.contains("referenced twice"), "{v}");
+    }
+
+    #[test]
+    fn a_meta_page_as_a_child_and_a_child_past_the_end_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = sample(dir.path());
+        let page = find(&bytes, BRANCH) * PAGE;
+        let child = page + 16 + 8;
+        for (id, want) in [(1u64, "a meta page is referenced as a tree page"), (1 << 40, "")] {
+            let mut b = bytes.clone();
+            b[child..child + 8].copy_from_slice(&id.to_le_bytes());
+            let v = verdict(&path, &b);
+            assert!(!v.starts_with("sound"), "{id}: {v}");
+            assert!(v.contains(want), "{v}");
+        }
+    }
+}
