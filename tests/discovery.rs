@@ -279,7 +279,7 @@ fn this_nodes_member_down_and_no_data_dir_finds_the_others_through_admin_conf() 
     let doc = json(&o);
     assert_eq!(o.status.code(), Some(1), "{doc:#}");
     let quorum = doc["checks"].as_array().unwrap().iter().find(|c| c["name"] == "quorum").unwrap();
-    assert_eq!(quorum["message"], "2/3 voters answer, 2 needed, may lose 0 more", "{doc:#}");
+    assert_eq!(quorum["message"], "2/3 voters in quorum, 2 needed, may lose 0 more", "{doc:#}");
     let via_api = doc["discovered"]
         .as_array()
         .unwrap()

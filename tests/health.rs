@@ -90,7 +90,7 @@ fn healthy_cluster_reports_everything_consistent() {
         assert_eq!(ch["status"], "ok", "{ch:#}");
     }
     assert!(check(&doc, "hash")["message"].as_str().unwrap().starts_with("3 voters agree at revision"));
-    assert_eq!(check(&doc, "quorum")["message"], "3/3 voters answer, 2 needed, may lose 1 more");
+    assert_eq!(check(&doc, "quorum")["message"], "3/3 voters in quorum, 2 needed, may lose 1 more");
     assert!(doc["cluster_id"].as_str().unwrap().len() == 16);
 }
 
@@ -122,7 +122,7 @@ fn frozen_member_times_out_within_one_deadline() {
     for n in [leader, seed] {
         assert_eq!(member(&doc, &c.nodes[n].name)["health"], "healthy", "{doc:#}");
     }
-    assert_eq!(check(&doc, "quorum")["message"], "2/3 voters answer, 2 needed, may lose 0 more");
+    assert_eq!(check(&doc, "quorum")["message"], "2/3 voters in quorum, 2 needed, may lose 0 more");
     assert_eq!(check(&doc, "members")["status"], "fail");
     assert_eq!(check(&doc, "leader")["status"], "ok");
     // One deadline for the whole run, not one per check or per member.
@@ -197,7 +197,7 @@ fn this_nodes_member_down_finds_the_others_through_the_data_dir() {
     for n in ["node-1", "node-2"] {
         assert_eq!(member(&doc, n)["health"], "healthy", "{doc:#}");
     }
-    assert_eq!(check(&doc, "quorum")["message"], "2/3 voters answer, 2 needed, may lose 0 more", "{doc:#}");
+    assert_eq!(check(&doc, "quorum")["message"], "2/3 voters in quorum, 2 needed, may lose 0 more", "{doc:#}");
     assert_eq!(
         check(&doc, "members")["message"].as_str().unwrap().split(';').next().unwrap(),
         "2/3 voting members healthy"
@@ -233,7 +233,7 @@ fn endpoint_aliases_count_each_member_once() {
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
     assert_eq!(o.status.code(), Some(0), "{doc:#}");
     assert_eq!(doc["members"].as_array().unwrap().len(), 3, "{doc:#}");
-    assert_eq!(check(&doc, "quorum")["message"], "3/3 voters answer, 2 needed, may lose 1 more");
+    assert_eq!(check(&doc, "quorum")["message"], "3/3 voters in quorum, 2 needed, may lose 1 more");
     assert_eq!(check(&doc, "members")["message"], "3/3 voting members healthy");
     assert!(check(&doc, "discovery")["message"].as_str().unwrap().contains("counted once"), "{doc:#}");
 }

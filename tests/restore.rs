@@ -306,7 +306,7 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
     assert_eq!(got, everyone.split(',').collect(), "{plan:#}");
     assert_eq!(plan["manifest_initial_cluster"], format!("node-0={}", c.nodes[0].peer_url()));
     let warnings = plan["warnings"].as_array().unwrap();
-    assert!(warnings[0].as_str().unwrap().contains("still has a quorum (3/3 voters answer, 2 needed)"), "{plan:#}");
+    assert!(warnings[0].as_str().unwrap().contains("still has a quorum (3/3 voters in quorum, 2 needed)"), "{plan:#}");
     assert!(
         warnings.iter().any(|w| w.as_str().unwrap().contains("differs from the snapshot's membership")),
         "{plan:#}"
@@ -480,7 +480,7 @@ fn from_data_dir_refuses_a_foreign_data_dir_and_a_live_quorum() {
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("belongs to cluster") && err.contains("but this node's cluster is"), "{err}");
-    assert!(err.contains("still has a quorum (1/1 voters answer"), "{err}");
+    assert!(err.contains("still has a quorum (1/1 voters in quorum"), "{err}");
     assert!(err.contains("pass --force"), "{err}");
     assert!(stdout(&o).is_empty());
     // Without a manifest, the dry run's plan as JSON.

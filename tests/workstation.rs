@@ -252,7 +252,7 @@ fn without_certificates_health_reads_the_metrics_through_tunnels() {
     assert_eq!(leaders, 1, "{doc:#}");
     let check = |d: &Value, n: &str| d["checks"].as_array().unwrap().iter().find(|c| c["name"] == n).cloned().unwrap();
     assert_eq!(check(&doc, "leader")["status"], "ok", "{doc:#}");
-    assert_eq!(check(&doc, "quorum")["message"], "3/3 voters answer, 2 needed, may lose 1 more", "{doc:#}");
+    assert_eq!(check(&doc, "quorum")["message"], "3/3 voters in quorum, 2 needed, may lose 1 more", "{doc:#}");
     let cred = check(&doc, "credentials");
     assert_eq!(cred["status"], "warn");
     assert!(

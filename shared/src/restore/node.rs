@@ -654,11 +654,11 @@ pub async fn live_quorum_warning(session: &Session) -> Option<String> {
     let list = session.member_list().await.ok()?;
     let statuses = session.statuses(&list.members).await;
     let voters = statuses.iter().filter(|s| !s.member.is_learner).count();
-    let up = statuses.iter().filter(|s| !s.member.is_learner && s.answered()).count();
+    let up = statuses.iter().filter(|s| s.in_quorum()).count();
     let (_, needed, _) = crate::cluster::quorum(up, voters);
     (up >= needed && voters > 0).then(|| {
         format!(
-            "the live cluster {} still has a quorum ({up}/{voters} voters answer, {needed} needed): restoring rolls every member back to the snapshot's revision and loses every write made since; go on only if that roll-back is what you want",
+            "the live cluster {} still has a quorum ({up}/{voters} voters in quorum, {needed} needed): restoring rolls every member back to the snapshot's revision and loses every write made since; go on only if that roll-back is what you want",
             crate::util::member_id(list.cluster_id)
         )
     })
