@@ -24,8 +24,14 @@ const RESTORE: &str = "kubectl-etcd-restore";
 const LEARNER: &str = "kubectl-etcd-learner";
 const DEFRAG: &str = "kubectl-etcd-defrag";
 
-/// The `--command-timeout` given to health under a fault.
+/// The `--command-timeout` of every plugin run: a member out of quorum costs one (its
+/// linearizable read never completes).
 const DEADLINE: Duration = Duration::from_secs(3);
+
+/// The `--command-timeout` of health while an election is under way: it must find the new leader
+/// inside it, and an election takes up to two election timeouts (randomized) after the leader
+/// is missed.
+const ELECTION_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What an answering member cut off from its quorum may be said to be, one of these in its
 /// `errors`.
@@ -102,10 +108,17 @@ impl Faulty {
     }
 }
 
-/// Runs `plugin` through node `seed`'s manifest with `args`; stdout as JSON (null if it is not).
+/// Runs `plugin` through node `seed`'s manifest with `args` and a `--command-timeout` of
+/// [`DEADLINE`]; stdout as JSON (null if it is not).
 fn run(c: &Cluster, plugin: &str, seed: usize, args: &[&str]) -> (Output, Value, Duration) {
+    run_within(c, plugin, seed, DEADLINE, args)
+}
+
+/// [`run`] with a `--command-timeout` of `deadline`.
+fn run_within(c: &Cluster, plugin: &str, seed: usize, deadline: Duration, args: &[&str]) -> (Output, Value, Duration) {
     let manifest = c.nodes[seed].manifest().display().to_string();
-    let mut a = vec!["--manifest", manifest.as_str()];
+    let timeout = format!("{}s", deadline.as_secs());
+    let mut a = vec!["--manifest", manifest.as_str(), "--command-timeout", timeout.as_str()];
     a.extend(args);
     timed(plugin, &a)
 }
@@ -118,11 +131,9 @@ fn timed(plugin: &str, args: &[&str]) -> (Output, Value, Duration) {
     (o, v, took)
 }
 
-/// `health -o json` through node `seed`'s manifest.
-fn health(c: &Cluster, seed: usize, extra: &[&str]) -> (Output, Value, Duration) {
-    let mut a = vec!["-o", "json"];
-    a.extend(extra);
-    let r = run(c, HEALTH, seed, &a);
+/// `health -o json --command-timeout DEADLINE` through node `seed`'s manifest.
+fn health(c: &Cluster, seed: usize, deadline: Duration) -> (Output, Value, Duration) {
+    let r = run_within(c, HEALTH, seed, deadline, &["-o", "json"]);
     assert!(r.1.is_object(), "health printed no report: {}\n{}", stdout(&r.0), stderr(&r.0));
     r
 }
@@ -169,7 +180,7 @@ fn check<'a>(doc: &'a Value, name: &str) -> &'a Value {
 /// Health of a healthy cluster: exit 0, every voter in quorum. Returns how long it took: the
 /// start-up allowance of the runs under a fault (process start, discovery, TLS handshakes).
 fn healthy_baseline(c: &Cluster, seed: usize) -> Duration {
-    let (o, doc, took) = health(c, seed, &[]);
+    let (o, doc, took) = health(c, seed, DEADLINE);
     assert_eq!(o.status.code(), Some(0), "{doc:#}\n{}", stderr(&o));
     for n in &c.nodes {
         assert_eq!(member(&doc, &n.name)["in_quorum"], true, "{doc:#}");
@@ -210,8 +221,7 @@ fn cut_off_follower_answers_but_is_not_in_quorum() {
     let t = Faulty::start();
     let baseline = healthy_baseline(&t.c, t.other);
     t.cut_off_f(3);
-    let timeout = format!("{}s", DEADLINE.as_secs());
-    let (o, doc, took) = health(&t.c, t.other, &["--command-timeout", &timeout]);
+    let (o, doc, took) = health(&t.c, t.other, DEADLINE);
     assert_not_in_quorum(&doc, &t.name(t.f));
     assert_two_of_three(&doc, &[t.name(t.leader), t.name(t.other)], &t.name(t.f), &o);
     assert_within_deadline(took, DEADLINE, baseline, "health through the majority");
@@ -230,8 +240,7 @@ fn follower_losing_the_leaders_frames_is_not_in_quorum() {
     t.net.drop_frames(t.leader, t.f);
     t.wait_leaderless(t.f);
     t.put_on_majority(3);
-    let timeout = format!("{}s", DEADLINE.as_secs());
-    let (o, doc, took) = health(&t.c, t.other, &["--command-timeout", &timeout]);
+    let (o, doc, took) = health(&t.c, t.other, DEADLINE);
     assert_not_in_quorum(&doc, &t.name(t.f));
     assert_two_of_three(&doc, &[t.name(t.leader), t.name(t.other)], &t.name(t.f), &o);
     assert_within_deadline(took, DEADLINE, baseline, "health");
@@ -243,8 +252,7 @@ fn health_right_after_the_leader_is_killed_waits_out_the_election() {
     let baseline = healthy_baseline(&t.c, t.f);
     let old = t.name(t.leader);
     t.c.kill(t.leader);
-    let deadline = Duration::from_secs(5);
-    let (o, doc, took) = health(&t.c, t.f, &["--command-timeout", "5s"]);
+    let (o, doc, took) = health(&t.c, t.f, ELECTION_DEADLINE);
     let survivors = [t.name(t.f), t.name(t.other)];
     assert_two_of_three(&doc, &survivors, &old, &o);
     // The new leader, found inside the deadline.
@@ -254,7 +262,7 @@ fn health_right_after_the_leader_is_killed_waits_out_the_election() {
     assert_eq!(check(&doc, "leader")["status"], "ok", "{doc:#}");
     let members = check(&doc, "members")["message"].as_str().unwrap_or_default().to_string();
     assert!(!members.contains("0/3 voting members healthy"), "{members}");
-    assert_within_deadline(took, deadline, baseline, "health during the election");
+    assert_within_deadline(took, ELECTION_DEADLINE, baseline, "health during the election");
 }
 
 #[test]
@@ -265,7 +273,7 @@ fn only_a_learner_alive_is_reported_with_the_way_back() {
     for i in 0..3 {
         c.kill(i);
     }
-    let (o, doc, _) = health(&c, l, &[]);
+    let (o, doc, _) = health(&c, l, DEADLINE);
     assert_eq!(o.status.code(), Some(1), "{doc:#}");
     let m = member(&doc, "learner");
     assert_eq!(m["answered"], true, "{m:#}");
