@@ -486,12 +486,12 @@ fn json_follows_the_documented_schema() {
     assert_eq!(harness::schema::violations(&schema, &doc), Vec::<String>::new(), "{doc:#}");
     assert_eq!(doc["apiVersion"], "kubectl-etcd/v1");
     assert_eq!(doc["kind"], "HealthReport");
-    assert_eq!(doc["quorum"], serde_json::json!({"voters": 3, "answering": 3, "needed": 2, "can_lose": 1}));
+    assert_eq!(doc["quorum"], serde_json::json!({"voters": 3, "answering": 3, "in_quorum": 3, "needed": 2, "can_lose": 1}));
     c.kill(2);
     let (o, doc, _) = health(&c, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(harness::schema::violations(&schema, &doc), Vec::<String>::new(), "{doc:#}");
-    assert_eq!(doc["quorum"], serde_json::json!({"voters": 3, "answering": 2, "needed": 2, "can_lose": 0}));
+    assert_eq!(doc["quorum"], serde_json::json!({"voters": 3, "answering": 2, "in_quorum": 2, "needed": 2, "can_lose": 0}));
     // The checker itself catches a wrong document.
     let mut bad = doc.clone();
     bad["members"][0]["latency_ms"] = "15.556ms".into();

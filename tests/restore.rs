@@ -321,6 +321,14 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
         let o = tokio::task::block_in_place(|| node_restore(&c, i, &snap, &[]));
         assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
         assert!(stdout(&o).contains("Restored member"), "{}", stdout(&o));
+        // The next steps name only the nodes not restored yet: none after the last one.
+        for done in 0..i {
+            let step = format!("on {}: kubectl etcd restore node", c.nodes[done].name);
+            assert!(!stdout(&o).contains(&step), "node-{done} is restored already:\n{}", stdout(&o));
+        }
+        if i == 2 {
+            assert!(stdout(&o).contains("every member runs the restored cluster"), "{}", stdout(&o));
+        }
         assert_eq!(backups(&c.nodes[i].root).len(), 1, "the old data dir is kept aside");
         let kept: Vec<PathBuf> = std::fs::read_dir(&c.nodes[i].root)
             .unwrap()

@@ -599,12 +599,19 @@ pub struct Removed {
 }
 
 /// What a removed node must do, so that it does not loop with "rejected the stream from peer …
-/// since it was removed".
-pub fn removed_node_next_steps(m: &Member) -> Vec<String> {
+/// since it was removed". The data dir is the member's own when this node's manifest is that
+/// member's, else named by its flag (kubeadm's default given as an example).
+pub fn removed_node_next_steps(m: &Member, session: &Session) -> Vec<String> {
     let who = if m.name.is_empty() { format!("the node of {}", member_id(m.id)) } else { format!("node {}", m.name) };
+    let manifest = session.discovery.manifest.as_ref().filter(|mf| !m.name.is_empty() && mf.name() == Some(&m.name));
+    let dir = manifest.and_then(|mf| mf.flag("data-dir").map(str::to_string));
+    let mv = match &dir {
+        Some(d) => format!("mv {d} {d}.removed-$(date +%Y%m%d%H%M%S)"),
+        None => "mv DATA_DIR DATA_DIR.removed-$(date +%Y%m%d%H%M%S), with DATA_DIR its etcd's --data-dir (kubeadm: /var/lib/etcd)".to_string(),
+    };
     vec![
         format!("on {who}: stop etcd: move /etc/kubernetes/manifests/etcd.yaml out of the manifests folder (kubeadm), or stop the etcd service; left running, it keeps trying to rejoin and its peers log \"rejected the stream from peer ... since it was removed\""),
-        format!("on {who}: move its data dir aside, never reuse it: mv /var/lib/etcd /var/lib/etcd.removed-$(date +%Y%m%d%H%M%S)"),
+        format!("on {who}: move its data dir aside, never reuse it: {mv}"),
     ]
 }
 
@@ -683,7 +690,7 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
         }
     }
     Ok(Removed {
-        next_steps: removed_node_next_steps(&m),
+        next_steps: removed_node_next_steps(&m, session),
         member: m,
         dry_run: opts.dry_run,
         moved_leader_to: moved,
@@ -814,7 +821,7 @@ pub async fn replace(
                 format!("move leadership away from {} if it leads", old_m.display_name()),
                 format!("remove {} ({old_ref})", old_m.display_name()),
             ],
-            next_steps: removed_node_next_steps(&old_m),
+            next_steps: removed_node_next_steps(&old_m, session),
             settings: new.settings,
         });
     }

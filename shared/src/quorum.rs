@@ -85,6 +85,19 @@ pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> 
             tokio::time::sleep(ELECTION_RETRY).await;
             continue;
         }
+        // A member that answered Status but not the read is not frozen: it is cut off from the
+        // leader, has none, or cannot apply; say that rather than "frozen or overloaded".
+        let read = match (read, &status) {
+            (Some(Err(mut e)), Ok(s)) if e.class == FailureClass::TimedOut => {
+                e.detail = format!(
+                    "no linearizable read completed within {}, although it answers Status ({}): it is cut off from the leader, has no leader, or cannot apply its log",
+                    crate::util::format_duration(left),
+                    if s.leader == 0 { "no leader".to_string() } else { format!("following {}", member_id(s.leader)) }
+                );
+                Some(Err(e))
+            }
+            (r, _) => r,
+        };
         return Looked { status, read };
     }
 }

@@ -313,12 +313,20 @@ pub(crate) fn version_check(rows: &[MemberHealth]) -> Check {
     let versions: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r.version.as_deref()).collect();
     match versions.len() {
         0 => check("versions", Status::Warn, "no member reported its version", None),
-        1 => check(
-            "versions",
-            Status::Ok,
-            format!("all members run {}", versions.iter().next().copied().unwrap_or_default()),
-            None,
-        ),
+        1 => {
+            let v = versions.iter().next().copied().unwrap_or_default();
+            let silent: Vec<String> = rows.iter().filter(|r| r.is_member && r.version.is_none()).map(label).collect();
+            if silent.is_empty() {
+                check("versions", Status::Ok, format!("all members run {v}"), None)
+            } else {
+                check(
+                    "versions",
+                    Status::Warn,
+                    format!("the members that answered run {v}; unknown for {} (no answer)", silent.join(", ")),
+                    None,
+                )
+            }
+        }
         _ => {
             let minors: std::collections::BTreeSet<String> =
                 versions.iter().map(|v| v.split('.').take(2).collect::<Vec<_>>().join(".")).collect();
@@ -628,6 +636,8 @@ mod tests {
             r
         };
         assert_eq!(version_check(&[v("a", "3.5.1"), v("bb", "3.5.1")]).status, Status::Ok);
+        let c = version_check(&[v("a", "3.5.1"), row("bb", false, false)]);
+        assert_eq!((c.status, c.message.as_str()), (Status::Warn, "the members that answered run 3.5.1; unknown for bb (no answer)"));
         let c = version_check(&[v("a", "3.5.1"), v("bb", "3.4.23")]);
         assert_eq!(c.status, Status::Warn);
         assert!(c.hint.unwrap().contains("finish the upgrade"));
