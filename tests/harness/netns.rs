@@ -12,12 +12,13 @@
 //! Needs root and iproute2 (`ip netns`, `ip link … type veth|bridge`). Names carry the test
 //! process's pid and a counter, so tests of one process and of several run side by side; a
 //! [`Net`] removes every namespace, veth and bridge it made when dropped (also when a test
-//! panics), and first removes leftovers of its own names and of a crashed test that held its
-//! subnet before.
+//! panics), and first removes leftovers of its own names and of every test process that was
+//! killed before it could (each subnet's lock file names its holder's prefix until it is clean).
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -88,35 +89,59 @@ fn address(subnet: u32, host: u32) -> String {
     format!("{}{host}", network(subnet))
 }
 
-/// Claims a /24 for `prefix`: the first of 198.18.0.0/15's whose lock file (in the temp dir) no
-/// live process holds and that no interface of this namespace uses. A lock dies with its
-/// process, and the file names the last holder's prefix: whatever a crashed holder left is
-/// removed first.
-fn claim_subnet(prefix: &str, seed: u32) -> (u32, File) {
+/// The lock files of the subnets, one per /24, in the temp dir.
+fn lock_dir() -> PathBuf {
     let dir = std::env::temp_dir().join("kubectl-etcd-netns");
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Locks `path` (created if missing) unless a live process holds it. A lock dies with its
+/// process; the file names the prefix of its last holder until that holder cleaned up.
+fn try_lock(path: &Path) -> Option<File> {
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).unwrap();
+    // SAFETY: flock(2) on a descriptor we own; the lock goes with the file.
+    (unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0).then_some(f)
+}
+
+/// Removes what the dead holder named in the locked file `f` left, and empties the file.
+fn clean_after(f: &mut File) {
+    let mut previous = String::new();
+    let _ = f.read_to_string(&mut previous);
+    if !previous.trim().is_empty() {
+        remove_leftovers(previous.trim());
+    }
+    f.set_len(0).unwrap();
+    f.rewind().unwrap();
+}
+
+/// Removes what every killed [`Net`] left (a test killed by a signal never runs its `Drop`):
+/// the lock files that name a prefix while no live process holds them.
+fn sweep_killed() {
+    for e in std::fs::read_dir(lock_dir()).unwrap().flatten() {
+        if e.metadata().is_ok_and(|m| m.len() > 0) {
+            if let Some(mut f) = try_lock(&e.path()) {
+                clean_after(&mut f);
+            }
+        }
+    }
+}
+
+/// Claims a /24 for `prefix`: the first of 198.18.0.0/15's, from `seed` on, whose lock file no
+/// live process holds and that no interface of this namespace uses; the file then names
+/// `prefix` until [`Net`]'s `Drop` has cleaned up.
+fn claim_subnet(prefix: &str, seed: u32) -> (u32, File) {
+    let dir = lock_dir();
     for k in 0..SUBNETS {
         let subnet = (seed + k) % SUBNETS;
-        let path = dir.join(format!("subnet-{subnet}.lock"));
-        let mut f =
-            std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).unwrap();
-        // SAFETY: flock(2) on a descriptor we own; the lock goes with the file.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            continue;
-        }
-        let mut previous = String::new();
-        let _ = f.read_to_string(&mut previous);
-        let previous = previous.trim();
-        if !previous.is_empty() {
-            remove_leftovers(previous);
-        }
+        let Some(mut f) = try_lock(&dir.join(format!("subnet-{subnet}.lock"))) else { continue };
+        clean_after(&mut f);
         // `inet 198.18.7.1/24 …`: an address of this subnet that no lock accounts for.
         if ip_quiet(&["-o", "-4", "addr", "show"]).contains(&format!(" {}", network(subnet))) {
             continue;
         }
-        f.set_len(0).unwrap();
-        f.rewind().unwrap();
         f.write_all(prefix.as_bytes()).unwrap();
+        f.sync_all().unwrap();
         return (subnet, f);
     }
     panic!("every /24 of 198.18.0.0/15 is in use on this machine");
@@ -143,6 +168,7 @@ impl Net {
         // Interface names have at most 15 bytes: `<prefix>h9`.
         assert!(prefix.len() + 2 <= 15, "interface names too long: {prefix}");
         remove_leftovers(&prefix);
+        sweep_killed();
         let (subnet, lock) = claim_subnet(&prefix, pid.wrapping_mul(31).wrapping_add(n as u32 * 7));
         let net = Net { prefix, subnet, members, lock };
         let bridge = net.bridge();
