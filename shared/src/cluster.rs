@@ -328,9 +328,7 @@ pub fn agreed_leader(votes: impl IntoIterator<Item = u64>) -> Option<u64> {
 
 /// The leader the members in quorum follow (none when no member is in quorum).
 pub fn leader_of(statuses: &[MemberStatus]) -> Option<u64> {
-    agreed_leader(
-        statuses.iter().filter(|s| s.in_quorum()).filter_map(|s| s.status.as_ref().ok()).map(|s| s.leader),
-    )
+    agreed_leader(statuses.iter().filter(|s| s.in_quorum()).filter_map(|s| s.status.as_ref().ok()).map(|s| s.leader))
 }
 
 /// Whether a learner can be promoted, from what the Status RPC shows.

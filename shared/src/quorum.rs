@@ -226,13 +226,7 @@ mod tests {
     use super::*;
 
     fn seen(id: u64, status: Option<(u64, u64, u64)>, read: Option<Result<(), &str>>) -> Seen {
-        Seen {
-            id,
-            name: format!("m{id}"),
-            is_learner: false,
-            status,
-            read: read.map(|r| r.map_err(|e| e.to_string())),
-        }
+        Seen { id, name: format!("m{id}"), is_learner: false, status, read: read.map(|r| r.map_err(|e| e.to_string())) }
     }
 
     #[test]

@@ -637,7 +637,10 @@ mod tests {
         };
         assert_eq!(version_check(&[v("a", "3.5.1"), v("bb", "3.5.1")]).status, Status::Ok);
         let c = version_check(&[v("a", "3.5.1"), row("bb", false, false)]);
-        assert_eq!((c.status, c.message.as_str()), (Status::Warn, "the members that answered run 3.5.1; unknown for bb (no answer)"));
+        assert_eq!(
+            (c.status, c.message.as_str()),
+            (Status::Warn, "the members that answered run 3.5.1; unknown for bb (no answer)")
+        );
         let c = version_check(&[v("a", "3.5.1"), v("bb", "3.4.23")]);
         assert_eq!(c.status, Status::Warn);
         assert!(c.hint.unwrap().contains("finish the upgrade"));

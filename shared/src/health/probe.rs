@@ -9,8 +9,8 @@ use super::checks::HashOutcome;
 use super::model::{blank, MemberHealth};
 use crate::cluster::{Member, Session};
 use crate::conn::{call, FailureClass, TransportError};
-use crate::quorum::{judge, look, Seen};
 use crate::discovery::Endpoint;
+use crate::quorum::{judge, look, Seen};
 use crate::url::same_url;
 
 /// The time left of a run's overall deadline.
@@ -123,9 +123,10 @@ pub(crate) fn judge_rows(rows: &mut [MemberHealth]) -> Option<u64> {
                 id: r.id.unwrap_or(0),
                 name: r.name.clone(),
                 is_learner: r.is_learner,
-                status: r.raft_term.filter(|_| r.answered).map(|t| {
-                    (r.leader.unwrap_or(0), t, r.raft_index.unwrap_or(0))
-                }),
+                status: r
+                    .raft_term
+                    .filter(|_| r.answered)
+                    .map(|t| (r.leader.unwrap_or(0), t, r.raft_index.unwrap_or(0))),
                 read: if r.is_learner || !r.answered {
                     None
                 } else if r.latency.is_some() {
