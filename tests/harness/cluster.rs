@@ -33,6 +33,8 @@ pub struct Node {
     pub frozen: bool,
     /// A data dir outside the node root (on a small tmpfs, say).
     pub data_override: Option<PathBuf>,
+    /// The network namespace etcd runs in (see [`crate::netns`]); `None`: the test's own.
+    pub netns: Option<String>,
 }
 
 impl Node {
@@ -49,6 +51,7 @@ impl Node {
             flags: Vec::new(),
             frozen: false,
             data_override: None,
+            netns: None,
         }
     }
 
@@ -93,6 +96,16 @@ impl Node {
     }
 }
 
+/// The IP SANs of a node's serving certificates: its address, and the loopback it also
+/// listens on.
+fn node_ips(host: &str) -> Vec<&str> {
+    if host == "127.0.0.1" {
+        vec![host]
+    } else {
+        vec![host, "127.0.0.1"]
+    }
+}
+
 /// How to build a cluster.
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -104,6 +117,7 @@ pub struct Builder {
     start: bool,
     kubeadm: bool,
     data_is_mount: bool,
+    netns: Vec<(String, String)>,
 }
 
 impl Builder {
@@ -140,6 +154,12 @@ impl Builder {
     /// members still start together from the full list; what the plugins read is kubeadm's shape.
     pub fn kubeadm_manifests(mut self) -> Self {
         self.kubeadm = true;
+        self
+    }
+    /// Runs node `i` in network namespace `placement[i].0` with address `placement[i].1` (its
+    /// URLs and certificates): see [`crate::netns::Net::placement`].
+    pub fn netns(mut self, placement: Vec<(String, String)>) -> Self {
+        self.netns = placement;
         self
     }
     /// Lays the nodes out (ports, PKI, manifests) without starting anything: for restores.
@@ -180,6 +200,7 @@ impl Cluster {
             start: true,
             kubeadm: false,
             data_is_mount: false,
+            netns: Vec::new(),
         }
     }
 
@@ -210,10 +231,14 @@ impl Cluster {
             assert!(st.success(), "mounting a tmpfs needs root");
             nodes[i].data_override = Some(if b.data_is_mount { mnt } else { mnt.join("etcd") });
         }
+        for (n, (ns, host)) in nodes.iter_mut().zip(&b.netns) {
+            n.netns = Some(ns.clone());
+            n.host = host.clone();
+        }
         let initial: Vec<String> = nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
         for n in nodes.iter_mut() {
             let dns: Vec<&str> = b.server_dns.iter().map(String::as_str).collect();
-            pki.write_node(&n.root.join("pki"), &n.name, &["127.0.0.1"], &dns);
+            pki.write_node(&n.root.join("pki"), &n.name, &node_ips(&n.host), &dns);
             n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &b.extra);
             write_manifest(n, &etcd().version);
         }
@@ -235,6 +260,7 @@ impl Cluster {
                     host: n.host.clone(),
                     root: n.root.clone(),
                     data_override: n.data_override.clone(),
+                    netns: n.netns.clone(),
                     ..*n
                 };
                 write_manifest(&shaped, &etcd().version);
@@ -261,7 +287,7 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) {
         let n = &mut self.nodes[i];
-        n.child = Some(spawn_etcd(&n.root, &n.argv()));
+        n.child = Some(spawn_etcd_in(&n.root, n.netns.as_deref(), &n.argv()));
         n.frozen = false;
     }
 
@@ -388,8 +414,7 @@ impl Cluster {
         let mut node = Node::new(name.to_string(), root);
         node.host = host.to_string();
         if pki {
-            let ips: Vec<&str> = if host == "127.0.0.1" { vec![host] } else { vec![host, "127.0.0.1"] };
-            self.pki.write_node(&node.root.join("pki"), name, &ips, &["localhost"]);
+            self.pki.write_node(&node.root.join("pki"), name, &node_ips(host), &["localhost"]);
         } else {
             let etcd = node.root.join("pki/etcd");
             std::fs::create_dir_all(&etcd).unwrap();

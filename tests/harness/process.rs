@@ -44,10 +44,23 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 /// Starts an etcd process for a node rooted at `root` (log in `root/etcd.log`); it dies with
 /// the test process.
 pub fn spawn_etcd(root: &Path, argv: &[String]) -> Child {
+    spawn_etcd_in(root, None, argv)
+}
+
+/// [`spawn_etcd`] inside the network namespace `netns` (`ip netns exec NS etcd …`, which execs
+/// etcd itself: the child's pid is etcd's, for signals), or in the test's own with `None`.
+pub fn spawn_etcd_in(root: &Path, netns: Option<&str>, argv: &[String]) -> Child {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(root).unwrap();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("etcd.log")).unwrap();
-    let mut cmd = Command::new(&etcd().etcd);
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(&etcd().etcd);
+            c
+        }
+        None => Command::new(&etcd().etcd),
+    };
     cmd.args(argv).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
     // etcd reads ETCD_* variables as flags; none of the test environment's may leak in.
     for (k, _) in std::env::vars() {
