@@ -227,7 +227,7 @@ fn remove_keeps_quorum_and_spares_the_leader() {
     c.kill(others[0]);
     let o = learner_via(&c, leader, &["remove", &c.nodes[others[1]].name.clone()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("need 2 in quorum, but only 1 are"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("need 2 in quorum; 1 is (not in quorum: "), "{}", stderr(&o));
     c.restart(others[0]);
     // The leader is not removed without --move-leader.
     let lname = c.nodes[leader].name.clone();

@@ -638,9 +638,10 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
         if in_quorum < needed {
             let out: Vec<String> = remaining.iter().filter(|s| !s.in_quorum()).map(|s| s.why_not()).collect();
             let msg = format!(
-                "refusing to remove voter {}: the {} remaining voters need {needed} in quorum, but only {in_quorum} are (not in quorum: {})",
+                "refusing to remove voter {}: the {} remaining voters need {needed} in quorum; {in_quorum} {} (not in quorum: {})",
                 describe(&m),
                 remaining.len(),
+                if in_quorum == 1 { "is" } else { "are" },
                 out.join("; ")
             );
             if !opts.force {
