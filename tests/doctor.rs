@@ -540,3 +540,184 @@ fn a_fifo_for_the_database_is_damage_and_never_hangs_the_doctor() {
     let mut etcd = rejoin(&c, 2);
     takes_no_writes(&c, 2, &mut etcd, 10);
 }
+
+/// What peers and a removed member log when it comes back: the peers reject its streams (3.5
+/// and 3.4 with zap: "rejected stream from remote peer because it was removed"; 3.4's older
+/// logger: "rejected the stream from peer … since it was removed"), and it stops itself ("the
+/// member has been permanently removed from the cluster").
+const REMOVED_SIGNS: &[&str] = &["because it was removed", "since it was removed", "permanently removed from the cluster"];
+
+/// Removes a member through node-0, retrying while etcd refuses membership changes for the
+/// first seconds after its members connected ("unhealthy cluster").
+fn member_remove(c: &Cluster, id: u64) {
+    wait_for("etcd to accept member remove", Duration::from_secs(20), || {
+        let o = c.etcdctl(&c.nodes[0].client_url(), &["member", "remove", &format!("{id:x}")]);
+        assert!(o.status.success() || stderr(&o).contains("unhealthy cluster"), "{}", stderr(&o));
+        o.status.success().then_some(())
+    });
+}
+
+/// The IDs of the live members, by name.
+fn member_ids(c: &Cluster) -> std::collections::BTreeMap<String, u64> {
+    let list = c.member_list();
+    list.as_array().unwrap().iter().map(|m| (m["name"].as_str().unwrap().to_string(), m["ID"].as_u64().unwrap())).collect()
+}
+
+/// Runs a printed `…: mv …` step through the shell.
+fn run_mv(step: &str) {
+    let cmd = step_command(step);
+    assert!(cmd.starts_with("mv "), "{step}");
+    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A removed member's data dir is "removed" (never "damaged", never the remove-and-add-back
+/// steps): known from its own WAL when it was removed while running, from the live member list
+/// when it was removed while stopped. Real etcd started on either is rejected by its peers.
+#[test]
+fn a_removed_member_is_removed_not_damaged() {
+    let mut c = small_cluster();
+    let ids = member_ids(&c);
+    let data = |i: usize| c.nodes[i].data_dir();
+    let (dir1, dir2) = (data(1), data(2));
+
+    // node-1 removed while stopped (the other two keep the quorum): its data dir knows nothing
+    // of it; the live list does.
+    c.stop(1);
+    member_remove(&c, ids["node-1"]);
+    let (_, d) = doctor(&dir1);
+    assert_eq!(d["verdict"], "healthy", "offline, the dir alone looks sound: {d:#}");
+    let live = live_args(&c);
+    let live: Vec<&str> = live.iter().map(String::as_str).collect();
+    let (o, d) = doctor_with(&dir1, &live);
+    assert_eq!(d["verdict"], "removed", "{d:#}\n{}", stderr(&o));
+    assert!(d["damage"][0].as_str().unwrap().contains("not in its live cluster's member list"), "{d:#}");
+
+    let mut etcd = rejoin(&c, 1);
+    wait_refusal(&c, &mut etcd, REMOVED_SIGNS, false);
+    wait_for("the removed member to stop", Duration::from_secs(30), || etcd.exited().then_some(()));
+    drop(etcd);
+
+    // The printed step moves the dir aside, whole.
+    run_mv(d["next_steps"][1].as_str().unwrap());
+    assert!(!dir1.exists());
+    let parent = std::fs::read_dir(dir1.parent().unwrap()).unwrap();
+    let moved: Vec<PathBuf> = parent.map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().contains(".removed-")).collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(!wal_files(&moved[0]).is_empty());
+
+    // node-2 removed while it runs (node-0 stays, alone): it records its own removal and
+    // stops by itself; the doctor, offline, reads that from its WAL and database.
+    member_remove(&c, ids["node-2"]);
+    let mut gone = c.nodes[2].child.take().unwrap();
+    wait_for("the removed member to stop", Duration::from_secs(30), || gone.try_wait().unwrap());
+    let (o, d) = doctor(&dir2);
+    assert_eq!(d["verdict"], "removed", "{d:#}");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(d["damage"][0].as_str().unwrap().contains("it was removed from its cluster"), "{d:#}");
+    let steps: Vec<&str> = d["next_steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(steps.len(), 2, "{steps:#?}");
+    assert_eq!(steps[0], "stop etcd on this node");
+    let aside = format!("mv {0} {0}.removed-$(date +%Y%m%d%H%M%S)", dir2.display());
+    assert!(steps[1].ends_with(&aside), "{}", steps[1]);
+    assert!(!d["next_steps"].to_string().contains("learner"), "{d:#}");
+    let text = run_plugin(RESTORE, &["doctor", dir2.to_str().unwrap()], &[]);
+    assert!(stdout(&text).starts_with(&format!("Data dir {}: REMOVED", dir2.display())), "{}", stdout(&text));
+
+    let mut etcd = rejoin(&c, 2);
+    wait_refusal(&c, &mut etcd, REMOVED_SIGNS, false);
+    wait_for("the removed member to stop again", Duration::from_secs(30), || etcd.exited().then_some(()));
+    drop(etcd);
+}
+
+/// A joiner whose first start failed (it could not reach its cluster) leaves a data dir without
+/// a WAL: "never started"; started again with the right flags, etcd joins afresh on it.
+#[test]
+fn a_joiner_that_never_started_joins_afresh() {
+    let mut c = Cluster::start(1);
+    c.put("/k", "v");
+    let i = c.add_learner("node-1", false);
+    let dir = c.nodes[i].data_dir();
+    // The first start names a peer URL nobody listens on: etcd cannot fetch the cluster and exits.
+    let wrong = format!("https://127.0.0.1:{}", free_port());
+    let argv: Vec<String> = c.nodes[i]
+        .flags
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "initial-cluster" => format!("--{k}={}", v.replace(&c.nodes[0].peer_url(), &wrong)),
+            _ => format!("--{k}={v}"),
+        })
+        .collect();
+    let root = c.nodes[i].root.join("first-start");
+    let mut first = Started { child: spawn_etcd(&root, &argv), log: root.join("etcd.log") };
+    wait_for("the first start to fail", Duration::from_secs(60), || first.exited().then_some(()));
+    assert!(dir.join("member").is_dir(), "{}", first.log());
+    assert!(wal_files_or_none(&dir).is_empty(), "{}", first.log());
+
+    let (o, d) = doctor(&dir);
+    assert_eq!(d["verdict"], "never_started", "{d:#}\n{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(d["next_steps"][0].as_str().unwrap().contains("--initial-cluster-state=existing"), "{d:#}");
+    assert!(d["next_steps"][1].as_str().unwrap().contains("its log"), "{d:#}");
+    // With the live cluster: it names the unstarted member etcd joins as.
+    let manifest = c.nodes[i].manifest();
+    let mut args = vec!["--manifest", manifest.to_str().unwrap()];
+    let live = live_args(&c);
+    args.extend(live.iter().map(String::as_str));
+    let (_, d) = doctor_with(&dir, &args);
+    assert_eq!(d["verdict"], "never_started", "{d:#}");
+    let ids = c.member_list();
+    let unstarted = ids.as_array().unwrap().iter().find(|m| m["name"].as_str().unwrap_or("").is_empty()).unwrap()["ID"]
+        .as_u64()
+        .unwrap();
+    assert!(d["notes"].to_string().contains(&format!("unstarted member {unstarted:016x}")), "{d:#}");
+
+    // etcd does join afresh on it.
+    c.start_node(i);
+    assert!(member_ids(&c).contains_key("node-1"));
+}
+
+fn wal_files_or_none(dir: &Path) -> Vec<PathBuf> {
+    if dir.join("member/wal").is_dir() {
+        wal_files(dir)
+    } else {
+        Vec::new()
+    }
+}
+
+/// Every file and directory under `dir`: path, size, mtime and, for files, a SHA-256.
+fn tree(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime, Vec<u8>)> {
+    use sha2::Digest;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let hash = if md.is_file() { sha2::Sha256::digest(std::fs::read(&p).unwrap()).to_vec() } else { Vec::new() };
+        if md.is_dir() {
+            todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+        out.push((p, md.len(), md.modified().unwrap(), hash));
+    }
+    out.sort();
+    out
+}
+
+/// The doctor reads and never writes: on a dir etcd would repair (a torn tail), the tree's
+/// listing, sizes, mtimes and hashes are the same after it ran (text and JSON) as before.
+#[test]
+fn the_doctor_changes_nothing() {
+    let mut c = Cluster::start(1);
+    for i in 0..30 {
+        c.put(&format!("/k/{i:02}"), "value");
+    }
+    c.stop(0);
+    let dir = c.nodes[0].data_dir();
+    let seg = wal_files(&dir).pop().unwrap();
+    let (at, end) = *frames_of(&seg).last().unwrap();
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len((at + end) as u64 / 2 + 1).unwrap();
+    let before = tree(&dir);
+    let (_, d) = doctor(&dir);
+    assert_eq!(d["verdict"], "repairable", "{d:#}");
+    run_plugin(RESTORE, &["doctor", dir.to_str().unwrap()], &[]);
+    assert_eq!(tree(&dir), before);
+}

@@ -204,7 +204,9 @@ fn removed_ids(db: &Db) -> Vec<u64> {
     out
 }
 
-fn check_db(path: &Path) -> DbReport {
+/// The database's structure, and with `layout` etcd's buckets too (a member that never finished
+/// its first start has a database holding `meta` alone, which etcd fills when it joins).
+fn check_db(path: &Path, layout: bool) -> DbReport {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut rep = DbReport {
         size,
@@ -226,6 +228,7 @@ fn check_db(path: &Path) -> DbReport {
         }
     };
     match crate::bbolt::check::check(&db) {
+        Ok(_) if !layout => rep.valid = true,
         Ok(summary) => match crate::snapshot::check_layout(path, &summary.buckets) {
             Ok(()) => rep.valid = true,
             Err(e) => rep.problem = Some(e.to_string()),
@@ -356,7 +359,7 @@ pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
     };
     let snaps = snap_files(&member.join("snap"));
     let db_path = member.join("snap/db");
-    let db = db_path.exists().then(|| check_db(&db_path));
+    let db = db_path.exists().then(|| check_db(&db_path, has_wal));
     let mut damage = wal.damage.clone();
     let mut notes = wal.repairable.clone();
     // The .snap etcd loads: the newest valid one whose (term, index) the WAL has a marker for.
