@@ -300,6 +300,33 @@ mod tests {
     }
 
     #[test]
+    fn a_zeroed_length_mid_segment_is_damage_and_a_fifo_is_never_read() {
+        let t = tempfile::tempdir().unwrap();
+        let (p, _) = segment(t.path(), 20);
+        let mut bytes = std::fs::read(&p).unwrap();
+        // The 11th frame's length: header, metadata, then entries of 8 + 304 bytes.
+        let mut off = 0;
+        for _ in 0..10 {
+            let field = u64::from_le_bytes(bytes[off..off + 8].try_into().unwrap());
+            off += 8
+                + (field & 0xff_ffff_ffff_ffff) as usize
+                + if field >> 63 == 1 { ((field >> 56) & 7) as usize } else { 0 };
+        }
+        bytes[off..off + 8].fill(0);
+        std::fs::write(&p, &bytes).unwrap();
+        let r = check(t.path()).unwrap();
+        assert!(r.damage[0].contains(&format!("a zero length) at byte {off}, yet records follow it")), "{r:?}");
+        assert_eq!(r.segments[0].end, End::Damaged);
+
+        let f = t.path().join("fifo");
+        std::fs::create_dir(&f).unwrap();
+        let fifo = f.join("0000000000000000-0000000000000000.wal");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let r = check(&f).unwrap();
+        assert!(r.damage[0].contains("is a FIFO, not a regular file"), "{r:?}");
+    }
+
+    #[test]
     fn names_parse_and_a_missing_segment_is_damage() {
         assert_eq!(parse_name("0000000000000002-00000000000000ff.wal", ".wal"), Some((2, 255)));
         assert_eq!(parse_name("junk.wal", ".wal"), None);

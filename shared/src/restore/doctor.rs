@@ -218,9 +218,10 @@ fn check_db(path: &Path, layout: bool) -> DbReport {
         removed: vec![],
     };
     // Opened without blocking and only as a regular file: a FIFO there would hang a plain open.
-    let db = match crate::wal::open_regular(path).map_err(|e| e.to_string()).and_then(|f| {
-        Db::from_file(f, path).map_err(|e| e.to_string())
-    }) {
+    let db = match crate::wal::open_regular(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| Db::from_file(f, path).map_err(|e| e.to_string()))
+    {
         Ok(db) => db,
         Err(e) => {
             rep.problem = Some(e);
@@ -297,7 +298,9 @@ pub fn removed_because(me: u64, wal: &WalReport, db: Option<&DbReport>, live: Op
         ));
     }
     if db.is_some_and(|d| d.removed.contains(&me)) {
-        return Some(format!("the database lists member {id} itself in members_removed: it was removed from its cluster"));
+        return Some(format!(
+            "the database lists member {id} itself in members_removed: it was removed from its cluster"
+        ));
     }
     None
 }
@@ -677,6 +680,79 @@ mod tests {
         );
         assert!(s[3].ends_with(": kubectl etcd learner add cp-2 --peer-urls https://10.0.0.2:2380 --manifest /etc/kubernetes/etcd.yaml.stopped --write-manifest /etc/kubernetes/manifests/etcd.yaml --promote"), "{}", s[3]);
         assert_eq!(s.len(), 4, "{s:?}");
+    }
+
+    fn seg(index: u64) -> walcheck::Segment {
+        walcheck::Segment {
+            name: String::new(),
+            seq: None,
+            index: Some(index),
+            records: 0,
+            used: 0,
+            size: 0,
+            end: walcheck::End::Clean,
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn etcd_opens_the_segments_from_its_snapshots_on() {
+        let segs: Vec<_> = [0, 100, 200, 300].into_iter().map(seg).collect();
+        assert_eq!(segments_opened(&segs, 150), 3);
+        assert_eq!(segments_opened(&segs, 0), 4);
+        assert_eq!(segments_opened(&segs, 300), 1);
+    }
+
+    #[test]
+    fn a_database_ahead_of_the_wal_is_damage_unless_a_snapshot_marker_reaches_it() {
+        let wal = WalReport { last_index: Some(38), ..Default::default() };
+        let d = behind_the_database(Some(39), &wal);
+        assert!(d[0].contains("tocommit(39) is out of range [lastIndex(38)]"), "{d:?}");
+        assert!(behind_the_database(Some(38), &wal).is_empty());
+        let snapped = WalReport { last_index: None, snapshots: vec![(0, 0), (50, 2)], ..Default::default() };
+        assert!(behind_the_database(Some(50), &snapped).is_empty());
+        let committed = WalReport {
+            last_index: Some(38),
+            hard_state: Some(walcheck::HardState { term: 2, vote: 1, commit: 40 }),
+            ..Default::default()
+        };
+        assert!(behind_the_database(None, &committed)[0].contains("commits index 40"));
+    }
+
+    #[test]
+    fn removed_from_the_live_list_else_its_own_wal_or_database() {
+        let member = |id| crate::cluster::Member {
+            id,
+            name: format!("n{id}"),
+            peer_urls: vec![],
+            client_urls: vec![],
+            is_learner: false,
+        };
+        let wal = WalReport { cluster_id: Some(9), removed: vec![7], ..Default::default() };
+        let live = |cid, ids: &[u64]| Live { cluster_id: cid, members: ids.iter().map(|i| member(*i)).collect() };
+        assert!(removed_because(7, &wal, None, Some(&live(9, &[1, 2])))
+            .unwrap()
+            .contains("live cluster's member list"));
+        // The live list is the truth while it is this member's cluster.
+        assert_eq!(removed_because(7, &wal, None, Some(&live(9, &[7, 2]))), None);
+        assert!(removed_because(7, &wal, None, Some(&live(8, &[7]))).unwrap().contains("the WAL holds"));
+        let clean = WalReport { cluster_id: Some(9), ..Default::default() };
+        let mut db = damaged(true).db.unwrap();
+        assert_eq!(removed_because(7, &clean, Some(&db), None), None);
+        db.removed = vec![7];
+        assert!(removed_because(7, &clean, Some(&db), None).unwrap().contains("members_removed"));
+    }
+
+    #[test]
+    fn a_removed_member_is_stopped_and_moved_aside_and_nothing_else() {
+        let ctx = Context { manifest: Some("/etc/kubernetes/manifests/etcd.yaml".into()), ..Default::default() };
+        let mut d = damaged(true);
+        d.verdict = Verdict::Removed;
+        let s = next_steps(&d, &ctx);
+        assert_eq!(s[0], "stop etcd: mv /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/etcd.yaml.stopped");
+        assert!(s[1].ends_with(": mv /var/lib/etcd /var/lib/etcd.removed-$(date +%Y%m%d%H%M%S)"), "{}", s[1]);
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(d.exit_code(), crate::ExitCode::Negative);
     }
 
     #[test]
