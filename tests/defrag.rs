@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 use harness::*;
@@ -155,24 +153,14 @@ async fn a_member_frozen_between_two_defrags_stops_the_rest() {
     let mut args = c.manifest_args();
     args.extend(["--wait-between".into(), "5s".into()]);
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = plugin_command(DEFRAG, &a, &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut child = spawn_plugin(DEFRAG, &a, &[]);
     // The first member is done (its "a → b in t" line); freeze the leader, which comes last.
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "defrag ended early: {seen}");
-        seen.push_str(&line);
-        if line.contains(" → ") {
-            break;
-        }
-    }
+    let seen = child.wait_stderr(" → ", Duration::from_secs(120));
     c.freeze(leader);
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let out = child.wait(PLUGIN_DEADLINE);
     c.resume(leader);
-    assert_eq!(status.code(), Some(1), "{seen}{rest}");
+    let rest = stderr(&out)[seen.len()..].to_string();
+    assert_eq!(out.status.code(), Some(1), "{seen}{rest}");
     assert!(rest.contains("error: defrag stopped: "), "{rest}");
     assert!(
         rest.contains("defragmented node-") && rest.contains("left: "),
@@ -202,8 +190,8 @@ async fn nospace_is_recovered_by_compact_and_disarm() {
     assert!(stdout(&o).contains("kubectl etcd defrag --compact --disarm"), "health names the command: {}", stdout(&o));
 
     // Without --compact the history stays: disarming is refused, with the reason. (Defragmenting
-    // alone gives back the free pages, which may bring a file just under the default 80%: the
-    // threshold here is well under what the uncompacted history holds.)
+    // alone gives back the free pages, which may bring a file just under a high threshold: the
+    // threshold here is well under what the uncompacted history holds; the default is 90%.)
     let (o, _) = defrag(&c, &["--all", "--disarm", "--disarm-threshold", "50"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("not disarming") && stderr(&o).contains("--compact"), "{}", stderr(&o));

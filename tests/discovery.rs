@@ -279,7 +279,7 @@ fn this_nodes_member_down_and_no_data_dir_finds_the_others_through_admin_conf() 
     let doc = json(&o);
     assert_eq!(o.status.code(), Some(1), "{doc:#}");
     let quorum = doc["checks"].as_array().unwrap().iter().find(|c| c["name"] == "quorum").unwrap();
-    assert_eq!(quorum["message"], "2/3 voters answer, 2 needed, may lose 0 more", "{doc:#}");
+    assert_eq!(quorum["message"], "2/3 voters in quorum, 2 needed, may lose 0 more", "{doc:#}");
     let via_api = doc["discovered"]
         .as_array()
         .unwrap()
@@ -502,19 +502,16 @@ fn dispatcher_and_kubectl_plugin_discovery() {
         assert_eq!((stdout(&a), stderr(&a)), (stdout(&b), stderr(&b)), "{via:?}");
     }
 
-    if Path::new("/usr/bin/kubectl").exists() {
-        let dir = bin(HEALTH).parent().unwrap().to_path_buf();
-        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
-        let out = std::process::Command::new("kubectl")
-            .args(["etcd", "health", "--help"])
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), stdout(&direct));
-        let list = std::process::Command::new("kubectl").args(["plugin", "list"]).env("PATH", &path).output().unwrap();
-        assert!(String::from_utf8_lossy(&list.stdout).contains("kubectl-etcd-health"));
-    }
+    // Through a real kubectl (a declared test dependency: missing, the test fails).
+    let kubectl = harness::kubectl();
+    let dir = bin(HEALTH).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out =
+        std::process::Command::new(&kubectl).args(["etcd", "health", "--help"]).env("PATH", &path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), stdout(&direct));
+    let list = std::process::Command::new(&kubectl).args(["plugin", "list"]).env("PATH", &path).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("kubectl-etcd-health"));
 }
 
 /// A krew-like install: only `kubectl-etcd` on PATH (a link into a store holding the plugins),
@@ -629,15 +626,17 @@ fn completion_as_kubectl_and_bash_drive_it() {
     assert_eq!(i.kubectl_helper("etcd-health", &["-o", "y"]), "yaml\n:36\n");
     assert_eq!(i.kubectl_helper("etcd-restore", &["snapshot", "verify", ""]), ":0\n");
 
-    // The same through a real kubectl, when one with plugin completion is at hand.
-    let kubectl_minor = std::process::Command::new("kubectl")
+    // The same through a real kubectl (1.26 and later complete plugins; install-deps provides
+    // one: an older or missing kubectl fails here rather than skipping).
+    let kubectl = harness::kubectl();
+    let kubectl_minor = std::process::Command::new(&kubectl)
         .args(["version", "--client", "-o", "json"])
         .output()
         .ok()
         .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
         .and_then(|v| v["clientVersion"]["minor"].as_str().and_then(|m| m.trim_end_matches('+').parse::<u32>().ok()));
-    if kubectl_minor.is_some_and(|m| m >= 26) {
-        let kubectl = which("kubectl");
+    assert!(kubectl_minor.is_some_and(|m| m >= 26), "{} is older than 1.26: {kubectl_minor:?}", kubectl.display());
+    {
         let o = i.run(&kubectl, &["__complete", "etcd", "health", "-o", ""]);
         assert_eq!(stdout(&o), format!("{formats}:36\n"), "{}", stderr(&o));
         let o = i.run(&kubectl, &["__complete", "etcd", "snapshot", "status", ""]);
@@ -661,11 +660,4 @@ fn completion_as_kubectl_and_bash_drive_it() {
     assert!(stdout(&o).contains("complete -F _kubectl_etcd_health kubectl-etcd-health"), "{}", stdout(&o));
     let o = run_plugin(HEALTH, &["completion", "tcsh"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-}
-
-fn which(name: &str) -> std::path::PathBuf {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap()
 }

@@ -120,13 +120,12 @@ fn release_archive_and_manifest_install_as_krew_does() {
 
     // The real kubectl, with only the krew bin dir and kubectl's own dir on PATH: `kubectl etcd
     // health` has no kubectl-etcd-health on PATH, so it goes through the dispatcher.
-    let kubectl =
-        ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].into_iter().find(|p| Path::new(p).is_file()).expect("kubectl");
-    let kdir = Path::new(kubectl).parent().unwrap();
+    let kubectl = harness::kubectl();
+    let kdir = kubectl.parent().unwrap();
     assert!(!kdir.join("kubectl-etcd-health").exists(), "kubectl's own dir must not hold the plugins");
     let path = format!("{}:{}", bin.display(), kdir.display());
     let run = |args: &[&str]| {
-        let o = Command::new(kubectl).args(args).env("PATH", &path).env_remove("KUBECONFIG").output().unwrap();
+        let o = Command::new(&kubectl).args(args).env("PATH", &path).env_remove("KUBECONFIG").output().unwrap();
         (
             o.status.code(),
             String::from_utf8_lossy(&o.stdout).to_string(),

@@ -306,7 +306,7 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
     assert_eq!(got, everyone.split(',').collect(), "{plan:#}");
     assert_eq!(plan["manifest_initial_cluster"], format!("node-0={}", c.nodes[0].peer_url()));
     let warnings = plan["warnings"].as_array().unwrap();
-    assert!(warnings[0].as_str().unwrap().contains("still has a quorum (3/3 voters answer, 2 needed)"), "{plan:#}");
+    assert!(warnings[0].as_str().unwrap().contains("still has a quorum (3/3 voters in quorum, 2 needed)"), "{plan:#}");
     assert!(
         warnings.iter().any(|w| w.as_str().unwrap().contains("differs from the snapshot's membership")),
         "{plan:#}"
@@ -321,6 +321,14 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
         let o = tokio::task::block_in_place(|| node_restore(&c, i, &snap, &[]));
         assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
         assert!(stdout(&o).contains("Restored member"), "{}", stdout(&o));
+        // The next steps name only the nodes not restored yet: none after the last one.
+        for done in 0..i {
+            let step = format!("on {}: kubectl etcd restore node", c.nodes[done].name);
+            assert!(!stdout(&o).contains(&step), "node-{done} is restored already:\n{}", stdout(&o));
+        }
+        if i == 2 {
+            assert!(stdout(&o).contains("every member runs the restored cluster"), "{}", stdout(&o));
+        }
         assert_eq!(backups(&c.nodes[i].root).len(), 1, "the old data dir is kept aside");
         let kept: Vec<PathBuf> = std::fs::read_dir(&c.nodes[i].root)
             .unwrap()
@@ -335,6 +343,7 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
     }
     let doc = tokio::task::block_in_place(|| wait_restored_healthy(&c));
     assert_eq!(doc["members"].as_array().unwrap().len(), 3);
+    let first_cluster = doc["cluster_id"].as_str().unwrap().to_string();
     for i in 0..3 {
         assert_eq!(digest(&mut c.client(i).await).await.0, want, "member {i}");
     }
@@ -350,6 +359,8 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
     }
     let doc = tokio::task::block_in_place(|| wait_restored_healthy(&c));
     assert_eq!(doc["members"].as_array().unwrap().len(), 3, "{doc:#}");
+    // A new cluster, not one whose IDs the members of the first restore already used.
+    assert_ne!(doc["cluster_id"].as_str().unwrap(), first_cluster, "{doc:#}");
     let clusters: std::collections::BTreeSet<String> = (0..3)
         .map(|i| {
             let o = c.etcdctl(&c.nodes[i].client_url(), &["endpoint", "status", "-w", "json"]);
@@ -480,7 +491,7 @@ fn from_data_dir_refuses_a_foreign_data_dir_and_a_live_quorum() {
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("belongs to cluster") && err.contains("but this node's cluster is"), "{err}");
-    assert!(err.contains("still has a quorum (1/1 voters answer"), "{err}");
+    assert!(err.contains("still has a quorum (1/1 voters in quorum"), "{err}");
     assert!(err.contains("pass --force"), "{err}");
     assert!(stdout(&o).is_empty());
     // Without a manifest, the dry run's plan as JSON.
@@ -573,20 +584,24 @@ async fn data_dir_on_its_own_mount_or_behind_a_link() {
 }
 
 /// Starts `restore node SNAP --single-member --yes` in the background.
-fn spawn_single_member_restore(snap: &Path, manifest: &Path, home: &Path) -> std::process::Child {
-    std::process::Command::new(bin(RESTORE))
-        .args(["node", s(snap), "--manifest", s(manifest), "--yes", "--single-member", "--timeout", "60s"])
-        .env("HOME", home)
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn_single_member_restore(snap: &Path, manifest: &Path, home: &Path) -> Running {
+    let args = ["node", s(snap), "--manifest", s(manifest), "--yes", "--single-member", "--timeout", "60s"];
+    spawn_plugin(RESTORE, &args, &[("HOME", s(home))])
 }
 
-/// SIGINT or SIGTERM at any point of `restore node` (the harness plays kubelet): the node ends
-/// with its member running, on its old data (rolled back) or fully restored, never down; no
-/// temporary directory is left behind.
+/// The manifest backups `restore node` writes beside the manifests folder.
+fn manifest_backups(root: &Path) -> usize {
+    std::fs::read_dir(root)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("etcd.yaml.bak-"))
+        .count()
+}
+
+/// SIGINT or SIGTERM during `restore node` (the harness plays kubelet), sent at the two stages
+/// that matter, seen from outside rather than guessed with sleeps: once etcd is being stopped
+/// (the manifest moved out) the node rolls back to its old data; once the restored manifest's
+/// backup is written (past the point of no return) the restore finishes. Either way the member
+/// runs again and no temporary directory is left behind.
 #[tokio::test(flavor = "multi_thread")]
 async fn signals_during_node_restore_roll_back_or_finish() {
     let mut c = Cluster::start(1);
@@ -597,21 +612,30 @@ async fn signals_during_node_restore_roll_back_or_finish() {
     tokio::task::block_in_place(|| save(&c, &snap));
     c.kubelet(0);
     let manifest = c.nodes[0].manifest();
-    let mut outcomes = Vec::new();
-    for (i, delay_ms) in [30u64, 150, 400, 900, 1600, 3000].into_iter().enumerate() {
+    let root = c.nodes[0].root.clone();
+    let rounds = [(false, libc::SIGINT), (false, libc::SIGTERM), (true, libc::SIGINT), (true, libc::SIGTERM)];
+    for (i, (late, sig)) in rounds.into_iter().enumerate() {
         let marker = format!("/written-after-the-snapshot-{i}");
         c.put(&marker, "x");
-        let sig = if i % 2 == 0 { "-INT" } else { "-TERM" };
+        let backups_before = manifest_backups(&root);
         let child = spawn_single_member_restore(&snap, &manifest, dir.path());
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let st = std::process::Command::new("kill").arg(sig).arg(child.id().to_string()).status().unwrap();
-        assert!(st.success());
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        // (None: the signal came before the process set its handlers, when nothing had changed)
-        assert!(matches!(out.status.code(), Some(0) | Some(1) | None), "exit {:?}: {err}", out.status.code());
-        if out.status.code() == Some(1) {
-            assert!(err.contains("interrupted by SIG"), "{err}");
+        tokio::task::block_in_place(|| {
+            if late {
+                wait_for("the restored manifest's backup", Duration::from_secs(60), || {
+                    (manifest_backups(&root) > backups_before).then_some(())
+                })
+            } else {
+                wait_for("the manifest to be moved out", Duration::from_secs(60), || (!manifest.exists()).then_some(()))
+            }
+        });
+        child.signal(sig);
+        let out = tokio::task::block_in_place(|| child.wait(PLUGIN_DEADLINE));
+        let err = stderr(&out);
+        if late {
+            assert_eq!(out.status.code(), Some(0), "round {i}: past the point of no return it finishes: {err}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "round {i}: before it, it rolls back: {err}");
+            assert!(err.contains("interrupted by SIG"), "round {i}: {err}");
         }
         assert!(manifest.is_file(), "the manifest is in place: {err}");
         // The member runs again: on the old data (the marker is there) or on the snapshot's.
@@ -621,16 +645,14 @@ async fn signals_during_node_restore_roll_back_or_finish() {
                 o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().is_empty())
             })
         });
-        assert_eq!(restored, out.status.code() == Some(0), "exit 0 means restored, 1 rolled back: {err}");
-        let leftovers: Vec<String> = std::fs::read_dir(&c.nodes[0].root)
+        assert_eq!(restored, late, "round {i}: restored only past the point of no return: {err}");
+        let leftovers: Vec<String> = std::fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .filter(|n| n.contains(".restore-") || n.contains(".kubectl-etcd-"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
-        outcomes.push(restored);
     }
-    eprintln!("restored after each signal: {outcomes:?}");
 }
 
 /// A node whose data dir is gone (a replaced disk, etcd stopped): the restore says there was
@@ -652,7 +674,7 @@ async fn node_restore_onto_a_missing_data_dir() {
         wait_for("the manifest to be moved out", Duration::from_secs(20), || (!manifest.exists()).then_some(()))
     });
     c.kubelet(0);
-    let o = tokio::task::block_in_place(|| child.wait_with_output().unwrap());
+    let o = tokio::task::block_in_place(|| child.wait(PLUGIN_DEADLINE));
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains(&format!("there was no old data in {}", data.display())), "{}", stdout(&o));
     assert!(!stdout(&o).contains(".bak-"), "{}", stdout(&o));

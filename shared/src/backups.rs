@@ -235,8 +235,7 @@ pub fn prune(dir: &Path, prefix: &str, keep: usize, dry_run: bool) -> Result<Pru
     check_keep(keep)?;
     let entries = list(dir, Some(prefix))?;
     let (verified, unverified): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(Entry::verified);
-    let mut kept = verified;
-    let removed = kept.split_off(keep.min(kept.len()));
+    let (kept, removed) = retain(verified, keep);
     if !dry_run && !removed.is_empty() {
         for e in &removed {
             std::fs::remove_file(&e.path).map_err(|source| Error::Io {
@@ -247,6 +246,40 @@ pub fn prune(dir: &Path, prefix: &str, keep: usize, dry_run: bool) -> Result<Pru
         crate::util::sync_dir(dir)?;
     }
     Ok(Pruned { dir: dir.to_path_buf(), prefix: prefix.to_string(), keep, dry_run, kept, removed, unverified })
+}
+
+/// Splits verified snapshots (newest first) into the kept and the deleted: the newest `keep`,
+/// and also every older-named one whose revision is above all of those kept — a snapshot saved
+/// later from a member that was behind must never cost the one of a higher revision.
+fn retain(verified: Vec<Entry>, keep: usize) -> (Vec<Entry>, Vec<Entry>) {
+    let mut kept: Vec<Entry> = Vec::new();
+    let mut removed = Vec::new();
+    for e in verified {
+        let newest_kept = kept.iter().map(|k| k.revision).max();
+        if kept.len() < keep || newest_kept.is_some_and(|r| e.revision > r) {
+            kept.push(e);
+        } else {
+            removed.push(e);
+        }
+    }
+    (kept, removed)
+}
+
+/// Refuses to name a new snapshot of `revision` in `dir` when a verified snapshot of `prefix`
+/// there has a higher one: the new one comes from a member behind the cluster.
+pub fn refuse_older(dir: &Path, prefix: &str, revision: i64) -> Result<()> {
+    let newer: Vec<Entry> = scan(dir, Some(prefix))?.into_iter().filter(|e| e.revision > revision).collect();
+    for e in newer {
+        if crate::snapshot::check_trailer(&e.path, e.size).ok() == Some(Trailer::Valid) {
+            return Err(Error::Refused(format!(
+                "the snapshot just streamed is at revision {revision}, older than {} at revision {} already in {}: the member it came from is behind the cluster; nothing was written (save again from a member in quorum)",
+                e.name,
+                e.revision,
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The newest snapshot in `dir` (any prefix) that passes `snapshot verify` (trailer and the

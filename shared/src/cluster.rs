@@ -235,21 +235,6 @@ pub fn find_member<'a>(members: &'a [Member], key: &str) -> Result<&'a Member> {
     {
         return Ok(m);
     }
-    // A learner that never started has no name in etcd: the name given to `learner add` can
-    // only mean it when it is the one such member (etcd allows one learner at a time).
-    let unstarted: Vec<&Member> = members.iter().filter(|m| m.name.is_empty() && m.is_learner).collect();
-    if unstarted.len() == 1
-        && !key.contains("://")
-        && crate::util::parse_member_id(key).is_none()
-        && crate::util::parse_member_id_decimal(key).is_none()
-    {
-        eprintln!(
-            "note: no started member is named {key:?}; taking the learner that has not started yet, {} (peer URLs {})",
-            member_id(unstarted[0].id),
-            unstarted[0].peer_urls.join(",")
-        );
-        return Ok(unstarted[0]);
-    }
     let known: Vec<String> = members.iter().map(|m| format!("{} ({})", m.display_name(), member_id(m.id))).collect();
     let hint = if members.iter().any(|m| m.name.is_empty()) {
         "; a member that never started has no name yet: use its ID"
@@ -257,6 +242,21 @@ pub fn find_member<'a>(members: &'a [Member], key: &str) -> Result<&'a Member> {
         ""
     };
     Err(Error::Usage(format!("no member named or with ID {key:?}; members are: {}{hint}", known.join(", "))))
+}
+
+/// The one learner, for a command given no member (`learner promote` alone): a name nobody has
+/// is never taken to mean an unstarted learner, that is [`find_member`]'s usage error.
+pub fn only_learner(members: &[Member]) -> Result<&Member> {
+    let learners: Vec<&Member> = members.iter().filter(|m| m.is_learner).collect();
+    match learners.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Error::Usage("the cluster has no learner: name the member to promote".into())),
+        many => Err(Error::Usage(format!(
+            "the cluster has {} learners: name the one to promote ({})",
+            many.len(),
+            many.iter().map(|m| format!("{} ({})", m.display_name(), member_id(m.id))).collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 /// What one member's Status RPC said.
@@ -284,6 +284,32 @@ pub struct StatusInfo {
     /// The cluster it belongs to (from the response header).
     #[serde(serialize_with = "ser_hex")]
     pub cluster_id: u64,
+    /// The member that answered (from the response header).
+    #[serde(serialize_with = "ser_hex")]
+    pub member_id: u64,
+    /// Errors the member reports about itself (etcd's `errors`, for example a raised alarm).
+    pub errors: Vec<String>,
+}
+
+/// A Status response as a [`StatusInfo`]: the one place its fields are read.
+pub fn status_info(
+    r: std::result::Result<etcd_client::StatusResponse, TransportError>,
+) -> std::result::Result<StatusInfo, TransportError> {
+    let s = r?;
+    Ok(StatusInfo {
+        leader: s.leader(),
+        raft_term: s.raft_term(),
+        raft_index: s.raft_index(),
+        raft_applied_index: s.raft_applied_index(),
+        is_learner: s.is_learner(),
+        version: s.version().to_string(),
+        db_size: s.db_size().max(0) as u64,
+        db_size_in_use: s.raft_used_db_size().max(0) as u64,
+        revision: s.header().map(|h| h.revision()).unwrap_or(0),
+        cluster_id: s.header().map(|h| h.cluster_id()).unwrap_or(0),
+        member_id: s.header().map(|h| h.member_id()).unwrap_or(0),
+        errors: s.errors().to_vec(),
+    })
 }
 
 /// etcd accepts a promote once the leader has replicated this share of its log to the learner
@@ -300,9 +326,9 @@ pub fn agreed_leader(votes: impl IntoIterator<Item = u64>) -> Option<u64> {
     count.iter().max_by_key(|(_, n)| **n).map(|(l, _)| *l)
 }
 
-/// The leader the answering members agree on.
+/// The leader the members in quorum follow (none when no member is in quorum).
 pub fn leader_of(statuses: &[MemberStatus]) -> Option<u64> {
-    agreed_leader(statuses.iter().filter_map(|s| s.status.as_ref().ok()).map(|s| s.leader))
+    agreed_leader(statuses.iter().filter(|s| s.in_quorum()).filter_map(|s| s.status.as_ref().ok()).map(|s| s.leader))
 }
 
 /// Whether a learner can be promoted, from what the Status RPC shows.
@@ -345,55 +371,80 @@ pub struct MemberStatus {
     pub url: Option<String>,
     /// Its status, or why it did not answer.
     pub status: std::result::Result<StatusInfo, TransportError>,
+    /// Whether it is part of the working quorum now ([`crate::quorum`]).
+    pub standing: crate::quorum::Standing,
 }
 
 impl MemberStatus {
-    /// True when it answered.
+    /// True when it answered Status (which says nothing of quorum: see [`Self::in_quorum`]).
     pub fn answered(&self) -> bool {
         self.status.is_ok()
+    }
+
+    /// True when it is a voter in the working quorum now: the only members a command may count
+    /// or choose.
+    pub fn in_quorum(&self) -> bool {
+        self.standing.in_quorum
+    }
+
+    /// Why it is not in the quorum, for messages: `NAME (ID): REASON`.
+    pub fn why_not(&self) -> String {
+        format!(
+            "{} ({}): {}",
+            self.member.display_name(),
+            member_id(self.member.id),
+            self.standing.reason.as_deref().unwrap_or("in quorum")
+        )
     }
 }
 
 impl Session {
-    /// The Status RPC of whatever member serves `url`.
+    /// The Status RPC of whatever member serves `url` (what it says, not whether it is in a
+    /// quorum: see [`Session::statuses`]).
     pub async fn status_at(&self, url: &str) -> std::result::Result<StatusInfo, TransportError> {
         self.dialer.probe(url).await?;
         let mut c = self.dialer.client(url).await?;
-        let s = call(url, "status", self.command_timeout(), c.status()).await?;
-        Ok(StatusInfo {
-            leader: s.leader(),
-            raft_term: s.raft_term(),
-            raft_index: s.raft_index(),
-            raft_applied_index: s.raft_applied_index(),
-            is_learner: s.is_learner(),
-            version: s.version().to_string(),
-            db_size: s.db_size().max(0) as u64,
-            db_size_in_use: s.raft_used_db_size().max(0) as u64,
-            revision: s.header().map(|h| h.revision()).unwrap_or(0),
-            cluster_id: s.header().map(|h| h.cluster_id()).unwrap_or(0),
-        })
+        status_info(call(url, "status", self.command_timeout(), c.status()).await)
     }
 
-    /// The Status of one member (no client URL: it never started).
-    pub async fn status_of(&self, m: &Member) -> MemberStatus {
-        let url = m.client_urls.first().cloned();
-        let status = match &url {
-            None => Err(TransportError {
-                endpoint: String::new(),
-                class: crate::conn::FailureClass::NoClientUrl,
-                detail: "the member was added but has never started".into(),
-            }),
-            Some(u) => self.status_at(u).await,
-        };
-        MemberStatus { member: m.clone(), url, status }
-    }
-
-    /// The Status of every member, concurrently.
+    /// Every member's Status and its [`crate::quorum`] standing, concurrently, within one
+    /// command timeout: the one place where commands learn which members they may count on.
     pub async fn statuses(&self, members: &[Member]) -> Vec<MemberStatus> {
-        futures::future::join_all(members.iter().map(|m| self.status_of(m))).await
+        let end = std::time::Instant::now() + self.command_timeout();
+        let looked = futures::future::join_all(members.iter().map(|m| async move {
+            match m.client_urls.first() {
+                None => crate::quorum::Looked {
+                    status: Err(TransportError {
+                        endpoint: String::new(),
+                        class: crate::conn::FailureClass::NoClientUrl,
+                        detail: "the member was added but has never started".into(),
+                    }),
+                    read: None,
+                },
+                Some(u) => crate::quorum::look(self, u, m.is_learner, end).await,
+            }
+        }))
+        .await;
+        let seen: Vec<crate::quorum::Seen> = members
+            .iter()
+            .zip(&looked)
+            .map(|(m, l)| crate::quorum::Seen::of(m.id, &m.display_name(), m.is_learner, l))
+            .collect();
+        let verdict = crate::quorum::judge(&seen);
+        members
+            .iter()
+            .zip(looked)
+            .zip(verdict.standings)
+            .map(|((m, l), standing)| MemberStatus {
+                member: m.clone(),
+                url: m.client_urls.first().cloned(),
+                status: l.status,
+                standing,
+            })
+            .collect()
     }
 
-    /// A client on a member that answers, preferring the leader: membership changes go there.
+    /// A client on a voter in quorum, preferring the leader: membership changes go there.
     pub async fn any_client(
         &self,
         statuses: &[MemberStatus],
@@ -401,7 +452,7 @@ impl Session {
     ) -> Result<(etcd_client::Client, String)> {
         let leader = leader_of(statuses);
         let mut candidates: Vec<&MemberStatus> =
-            statuses.iter().filter(|s| s.answered() && !s.member.is_learner && Some(s.member.id) != avoid).collect();
+            statuses.iter().filter(|s| s.in_quorum() && Some(s.member.id) != avoid).collect();
         candidates.sort_by_key(|s| Some(s.member.id) != leader);
         for c in candidates {
             if let Some(url) = &c.url {
@@ -410,18 +461,21 @@ impl Session {
                 }
             }
         }
-        Err(Error::Refused("no voting member answers: the cluster cannot change membership".into()))
+        Err(Error::Refused(format!(
+            "no voting member is in a working quorum, so the cluster cannot change membership: {}",
+            statuses.iter().filter(|s| !s.member.is_learner).map(|s| s.why_not()).collect::<Vec<_>>().join("; ")
+        )))
     }
 }
 
-/// The voter to hand leadership to: the one that answers with the highest applied index.
+/// The voter to hand leadership to: the one in quorum with the highest applied index.
 pub fn successor(statuses: &[MemberStatus], from: u64) -> Result<Member> {
     statuses
         .iter()
-        .filter(|s| s.answered() && !s.member.is_learner && s.member.id != from)
+        .filter(|s| s.in_quorum() && s.member.id != from)
         .max_by_key(|s| s.status.as_ref().map(|x| x.raft_applied_index).unwrap_or(0))
         .map(|s| s.member.clone())
-        .ok_or_else(|| Error::Refused("no other voter answers to take over leadership".into()))
+        .ok_or_else(|| Error::Refused("no other voter in quorum can take over leadership".into()))
 }
 
 /// Moves leadership from `from` (the leader) to its [`successor`], and returns that voter's ID.

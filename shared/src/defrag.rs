@@ -165,6 +165,10 @@ pub async fn plan(session: &Session, opts: &Options, dry_run: bool) -> Result<Pl
         (_, Some(m)) => format!("free space at least {}", m.text()),
         _ => "free space at least 10% of the DB size or 100MiB".to_string(),
     };
+    // The dry run refuses as the run would, before the first member.
+    if let Some(first) = rows.iter().find(|t| t.selected) {
+        safe_to_take(&statuses, first, opts.force)?;
+    }
     let reclaimable = rows.iter().filter(|t| t.selected).filter_map(|t| t.free).sum();
     Ok(Plan { dry_run, rule, members: rows, compact_to, disarm: opts.disarm, reclaimable })
 }
@@ -294,29 +298,26 @@ fn stopped(cause: Error, done: &[Done], left: &[&Target]) -> Error {
     }
 }
 
-/// The check before each member: every voter answers, a leader exists, and the voters left
-/// while `t` defragments still make a quorum.
+/// The check before each member: every voter is in the working quorum ([`crate::quorum`]), a
+/// leader exists, and the voters in quorum left while `t` defragments still make a quorum.
 fn safe_to_take(statuses: &[MemberStatus], t: &Target, force: bool) -> Result<()> {
     let voters: Vec<&MemberStatus> = statuses.iter().filter(|s| !s.member.is_learner).collect();
-    let down: Vec<String> = voters
-        .iter()
-        .filter_map(|s| s.status.as_ref().err().map(|e| format!("{} ({})", s.member.display_name(), e.class.short())))
-        .collect();
-    if !down.is_empty() {
+    let out: Vec<String> = voters.iter().filter(|s| !s.in_quorum()).map(|s| s.why_not()).collect();
+    if !out.is_empty() {
         return Err(Error::Refused(format!(
-            "not every voter answers: {}; defragmenting {} now could lose quorum",
-            down.join(", "),
+            "not every voter is in the working quorum: {}; defragmenting {} now could lose quorum",
+            out.join("; "),
             t.name
         )));
     }
     if leader_of(statuses).is_none() {
         return Err(Error::Refused("no leader: the cluster has no quorum or is electing".into()));
     }
-    let answering = voters.len() - usize::from(t.role != "learner");
-    let (_, needed, _) = quorum(answering, voters.len());
-    if answering < needed && !force {
+    let in_quorum = voters.len() - usize::from(t.role != "learner");
+    let (_, needed, _) = quorum(in_quorum, voters.len());
+    if in_quorum < needed && !force {
         return Err(Error::Refused(format!(
-            "defragmenting {} leaves {answering}/{} voters answering, {needed} needed: the cluster would stop serving while it runs; pass --force to accept that",
+            "defragmenting {} leaves {in_quorum}/{} voters in quorum, {needed} needed: the cluster would stop serving while it runs; pass --force to accept that",
             t.name,
             voters.len()
         )));

@@ -18,6 +18,7 @@ pub mod members;
 pub mod metrics;
 pub mod pb;
 pub mod print;
+pub mod quorum;
 pub mod restore;
 pub mod schedule;
 pub mod snapshot;

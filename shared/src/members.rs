@@ -96,22 +96,25 @@ fn describe(m: &Member) -> String {
     format!("{} (peer URLs {}, {state})", member_id(m.id), m.peer_urls.join(","))
 }
 
-/// Voter health pre-check: every voter answers and a leader exists. Returns the problems.
+/// Voter health pre-check: every voter is in the working quorum ([`crate::quorum`]) and a leader
+/// exists. Returns the problems.
 pub fn voter_problems(statuses: &[MemberStatus]) -> Vec<String> {
     let mut problems = Vec::new();
     for s in statuses.iter().filter(|s| !s.member.is_learner) {
-        if let Err(e) = &s.status {
-            problems.push(format!(
+        match &s.status {
+            Err(e) => problems.push(format!(
                 "voter {} ({}) does not answer: {}",
                 s.member.display_name(),
                 member_id(s.member.id),
                 e.class.short()
-            ));
+            )),
+            Ok(_) if !s.in_quorum() => problems.push(format!("voter {} is not in quorum", s.why_not())),
+            Ok(_) => {}
         }
     }
     match leader_of(statuses) {
         None => problems.push("no leader: the cluster has no quorum or is electing".into()),
-        Some(l) if !statuses.iter().any(|s| s.member.id == l && s.answered()) => {
+        Some(l) if !statuses.iter().any(|s| s.member.id == l && s.in_quorum()) => {
             problems.push(format!("the leader {} does not answer", member_id(l)))
         }
         _ => {}
@@ -253,7 +256,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
     // been connected to every voter for 5 s. Right after a restart that passes by itself, so
     // wait through it; with a voter down it never passes (--strict-reconfig-check).
     let start = Instant::now();
-    let all_voters_up = !statuses.iter().any(|s| !s.member.is_learner && !s.answered());
+    let all_voters_up = !statuses.iter().any(|s| !s.member.is_learner && !s.in_quorum());
     let resp = loop {
         let add =
             client.member_add(opts.peer_urls.clone(), Some(etcd_client::MemberAddOptions::new().with_is_learner()));
@@ -457,13 +460,16 @@ fn not_started_message(m: &Member, list: &[Member]) -> String {
 /// etcd's "not in sync" answer. `progress` is called after every sample.
 pub async fn promote(
     session: &Session,
-    key: &str,
+    key: Option<&str>,
     opts: &PromoteOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Promoted> {
     let start = Instant::now();
     let list = session.member_list().await?;
-    let m = find_member(&list.members, key)?.clone();
+    let m = match key {
+        Some(key) => find_member(&list.members, key)?.clone(),
+        None => crate::cluster::only_learner(&list.members)?.clone(),
+    };
     if !m.is_learner {
         return Err(Error::Refused(format!("member {} is already a voting member: nothing to promote", describe(&m))));
     }
@@ -593,12 +599,19 @@ pub struct Removed {
 }
 
 /// What a removed node must do, so that it does not loop with "rejected the stream from peer …
-/// since it was removed".
-pub fn removed_node_next_steps(m: &Member) -> Vec<String> {
+/// since it was removed". The data dir is the member's own when this node's manifest is that
+/// member's, else named by its flag (kubeadm's default given as an example).
+pub fn removed_node_next_steps(m: &Member, session: &Session) -> Vec<String> {
     let who = if m.name.is_empty() { format!("the node of {}", member_id(m.id)) } else { format!("node {}", m.name) };
+    let manifest = session.discovery.manifest.as_ref().filter(|mf| !m.name.is_empty() && mf.name() == Some(&m.name));
+    let dir = manifest.and_then(|mf| mf.flag("data-dir").map(str::to_string));
+    let mv = match &dir {
+        Some(d) => format!("mv {d} {d}.removed-$(date +%Y%m%d%H%M%S)"),
+        None => "mv DATA_DIR DATA_DIR.removed-$(date +%Y%m%d%H%M%S), with DATA_DIR its etcd's --data-dir (kubeadm: /var/lib/etcd)".to_string(),
+    };
     vec![
         format!("on {who}: stop etcd: move /etc/kubernetes/manifests/etcd.yaml out of the manifests folder (kubeadm), or stop the etcd service; left running, it keeps trying to rejoin and its peers log \"rejected the stream from peer ... since it was removed\""),
-        format!("on {who}: move its data dir aside, never reuse it: mv /var/lib/etcd /var/lib/etcd.removed-$(date +%Y%m%d%H%M%S)"),
+        format!("on {who}: move its data dir aside, never reuse it: {mv}"),
     ]
 }
 
@@ -612,7 +625,9 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
     if !m.is_learner {
         let voters: Vec<&MemberStatus> = statuses.iter().filter(|s| !s.member.is_learner).collect();
         let remaining: Vec<&&MemberStatus> = voters.iter().filter(|s| s.member.id != m.id).collect();
-        let answering = remaining.iter().filter(|s| s.answered()).count();
+        // Only voters in the working quorum count: one that answers clients but has no leader,
+        // or is cut off, would not vote for the cluster that is left.
+        let in_quorum = remaining.iter().filter(|s| s.in_quorum()).count();
         let needed = remaining.len() / 2 + 1;
         if remaining.is_empty() {
             return Err(Error::Refused(format!(
@@ -620,14 +635,13 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
                 describe(&m)
             )));
         }
-        if answering < needed {
-            let down: Vec<String> =
-                remaining.iter().filter(|s| !s.answered()).map(|s| s.member.display_name()).collect();
+        if in_quorum < needed {
+            let out: Vec<String> = remaining.iter().filter(|s| !s.in_quorum()).map(|s| s.why_not()).collect();
             let msg = format!(
-                "refusing to remove voter {}: the {} remaining voters need {needed} to answer for quorum, but only {answering} do ({} down)",
+                "refusing to remove voter {}: the {} remaining voters need {needed} in quorum, but only {in_quorum} are (not in quorum: {})",
                 describe(&m),
                 remaining.len(),
-                down.join(",")
+                out.join("; ")
             );
             if !opts.force {
                 return Err(Error::Refused(format!("{msg}; bring them back first, or pass --force")));
@@ -676,7 +690,7 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
         }
     }
     Ok(Removed {
-        next_steps: removed_node_next_steps(&m),
+        next_steps: removed_node_next_steps(&m, session),
         member: m,
         dry_run: opts.dry_run,
         moved_leader_to: moved,
@@ -807,7 +821,7 @@ pub async fn replace(
                 format!("move leadership away from {} if it leads", old_m.display_name()),
                 format!("remove {} ({old_ref})", old_m.display_name()),
             ],
-            next_steps: removed_node_next_steps(&old_m),
+            next_steps: removed_node_next_steps(&old_m, session),
             settings: new.settings,
         });
     }
@@ -816,7 +830,7 @@ pub async fn replace(
     new.promote_follows = true;
     added(&new)?;
     let promote_opts = PromoteOptions { timeout: opts.timeout, ..Default::default() };
-    let p = promote(session, &new_id, &promote_opts, progress).await.map_err(|e| {
+    let p = promote(session, Some(&new_id), &promote_opts, progress).await.map_err(|e| {
         fail(&done, e, format!("start the new member, then: kubectl etcd learner promote {new_id} && kubectl etcd learner remove {old_ref} --move-leader"))
     })?;
     done.push(format!("promoted {name} after {}", crate::util::format_duration(p.waited)));

@@ -383,6 +383,9 @@ pub struct Saved {
     /// How long it took.
     #[serde(rename = "duration_ms", with = "crate::util::duration_ms")]
     pub duration: Duration,
+    /// Why a member outside the working quorum was used (`--member … --force`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forced: Option<String>,
     /// `--dir … --keep N`: what retention kept and deleted after this save.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<crate::backups::Pruned>,
@@ -534,11 +537,13 @@ impl PartWriter {
 
     /// [`PartWriter::finish`], publishing under the name `name` gives for the verified
     /// database's revision (a snapshot directory's `PREFIX-TIME-REVISION.db`).
-    pub fn finish_as(self, name: &dyn Fn(i64) -> PathBuf) -> Result<Published> {
+    /// `name` may refuse the revision (a snapshot directory holding a newer one): the `.part` is
+    /// then removed and nothing is published.
+    pub fn finish_as(self, name: &dyn Fn(i64) -> Result<PathBuf>) -> Result<Published> {
         self.finish_named(Some(name))
     }
 
-    fn finish_named(mut self, name: Option<&dyn Fn(i64) -> PathBuf>) -> Result<Published> {
+    fn finish_named(mut self, name: Option<&dyn Fn(i64) -> Result<PathBuf>>) -> Result<Published> {
         let result = self.finish_inner(name);
         if result.is_err() {
             self.abort();
@@ -546,7 +551,7 @@ impl PartWriter {
         result
     }
 
-    fn finish_inner(&mut self, name: Option<&dyn Fn(i64) -> PathBuf>) -> Result<Published> {
+    fn finish_inner(&mut self, name: Option<&dyn Fn(i64) -> Result<PathBuf>>) -> Result<Published> {
         let size = self.sum.len();
         let (sum, tail) = std::mem::take(&mut self.sum).finish();
         if size < TRAILER || tail[..] != sum[..] {
@@ -564,7 +569,7 @@ impl PartWriter {
         let db = Db::open(&self.part).map_err(|e| file_error(&self.part, e))?;
         let rev = revision(&db).map_err(|e| file_error(&self.part, e))?;
         if let Some(name) = name {
-            self.final_path = name(rev);
+            self.final_path = name(rev)?;
         }
         drop(db);
         // Publish only the file this writer wrote: the `.part` name must still be our inode.
@@ -671,24 +676,46 @@ pub struct SaveOptions {
     pub deadline: Option<Duration>,
     /// How to store the file.
     pub compression: Compression,
+    /// Stream from `member` even when it is not in the working quorum.
+    pub force: bool,
 }
 
-/// Picks the member to stream from: the named one, else the answering voter that is not the
-/// leader with the highest applied index (least load on the leader), else the leader.
-pub async fn pick_member(session: &Session, named: Option<&str>) -> Result<(Member, String)> {
+/// The member a snapshot streams from, its client URL, and why it was taken although it is not
+/// in quorum (`--member … --force`).
+pub type Picked = (Member, String, Option<String>);
+
+/// Picks the member to stream from, among the voters in the working quorum only
+/// ([`crate::quorum`]): a member cut off from its peers or with no leader still streams a
+/// snapshot, of an old revision. The named one must be in quorum unless `force`; unnamed, the
+/// voter in quorum that is not the leader with the highest applied index (least load on the
+/// leader), else the leader.
+pub async fn pick_member(session: &Session, named: Option<&str>, force: bool) -> Result<Picked> {
     let list = session.member_list().await?;
+    let statuses = session.statuses(&list.members).await;
     if let Some(key) = named {
         let m = find_member(&list.members, key)?.clone();
         let url = m.client_urls.first().cloned().ok_or_else(|| {
             Error::Refused(format!("member {} has no client URL: it has never started", crate::util::member_id(m.id)))
         })?;
-        return Ok((m, url));
+        let st = statuses.iter().find(|s| s.member.id == m.id);
+        let forced = match st {
+            Some(s) if s.in_quorum() => None,
+            Some(s) if s.member.is_learner && s.answered() => None,
+            Some(s) => {
+                let why = s.why_not();
+                if !force {
+                    return Err(Error::Refused(format!(
+                        "member {why}: it is not part of a working quorum, so its snapshot may be stale; save from another member (omit --member to pick one in quorum), or pass --force to take it anyway"
+                    )));
+                }
+                Some(format!("--force: member {why}; the snapshot may be behind the cluster"))
+            }
+            None => None,
+        };
+        return Ok((m, url, forced));
     }
-    let voters: Vec<Member> =
-        list.members.iter().filter(|m| !m.is_learner && !m.client_urls.is_empty()).cloned().collect();
-    let statuses = session.statuses(&voters).await;
     let mut best: Option<(&Member, String, u64, bool)> = None;
-    for st in &statuses {
+    for st in statuses.iter().filter(|s| s.in_quorum()) {
         let (Ok(s), Some(url)) = (&st.status, &st.url) else { continue };
         let is_leader = s.leader == st.member.id;
         let applied = s.raft_applied_index;
@@ -700,8 +727,12 @@ pub async fn pick_member(session: &Session, named: Option<&str>) -> Result<(Memb
             best = Some((&st.member, url.clone(), applied, is_leader));
         }
     }
-    best.map(|(m, u, _, _)| (m.clone(), u))
-        .ok_or_else(|| Error::Refused("no voting member answered: cannot take a snapshot".into()))
+    best.map(|(m, u, _, _)| (m.clone(), u, None)).ok_or_else(|| {
+        Error::Refused(format!(
+            "no voting member is part of a working quorum: cannot take a snapshot that is known to be current ({})",
+            statuses.iter().filter(|s| !s.member.is_learner).map(|s| s.why_not()).collect::<Vec<_>>().join("; ")
+        ))
+    })
 }
 
 /// [`save`] that a signal (Ctrl-C, SIGTERM) stops cleanly: the `.part` is removed and the
@@ -753,10 +784,13 @@ pub async fn save_to(
             let first = dir.join(format!("{prefix}-{stamp}.db"));
             let (d, p, st, compression) = (dir.clone(), prefix.clone(), stamp.clone(), opts.compression);
             let named: NameFn = Box::new(move |rev: i64| {
-                d.join(
+                // A snapshot older than one the directory already holds comes from a member
+                // that is behind: it must never become the newest name (--latest, retention).
+                crate::backups::refuse_older(&d, &p, rev)?;
+                Ok(d.join(
                     crate::backups::Name { prefix: p.clone(), stamp: st.clone(), revision: rev, compression }
                         .file_name(),
-                )
+                ))
             });
             let mut saved = save_named(session, &first, Some(named), opts, progress).await?;
             // Only after a verified save: a failed one never prunes.
@@ -789,7 +823,7 @@ pub async fn save(
 }
 
 /// The final name for a verified snapshot's revision.
-type NameFn = Box<dyn Fn(i64) -> PathBuf + Send>;
+type NameFn = Box<dyn Fn(i64) -> Result<PathBuf> + Send>;
 
 async fn save_named(
     session: &Session,
@@ -800,7 +834,10 @@ async fn save_named(
 ) -> Result<Saved> {
     let start = Instant::now();
     let mut writer = PartWriter::create(path, opts.overwrite)?.compressed(opts.compression);
-    let (member, url) = pick_member(session, opts.member.as_deref()).await?;
+    let (member, url, forced) = pick_member(session, opts.member.as_deref(), opts.force).await?;
+    if let Some(f) = &forced {
+        eprintln!("warning: {f}");
+    }
     session.dialer.probe(&url).await?;
     let mut client = session.dialer.client(&url).await?;
     let stall = opts.stall_timeout.unwrap_or(Duration::from_secs(30));
@@ -860,6 +897,7 @@ async fn save_named(
     .await
     .map_err(Error::from_join)??;
     Ok(Saved {
+        forced,
         retention: None,
         path: p.path,
         member: member.name.clone(),

@@ -58,6 +58,16 @@ pub fn etcd() -> &'static Etcd {
     })
 }
 
+/// The real kubectl the tests drive the plugins through: a declared test dependency
+/// (`scripts/install-deps.sh` provides one), so a missing kubectl fails the test, never skips it.
+pub fn kubectl() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain([PathBuf::from("/usr/local/bin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .expect("kubectl is not installed: run scripts/install-deps.sh")
+}
+
 /// The workspace's target dir (`target/debug`), found from the test executable.
 pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -128,8 +138,9 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Runs a plugin binary with a clean environment (no KUBECONFIG, no ETCDCTL_*, HOME in a temp
 /// dir, no default manifest) plus `envs`.
+/// It fails the test, killing the plugin, when it runs past [`crate::PLUGIN_DEADLINE`].
 pub fn run_plugin(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    plugin_command(name, args, envs).output().unwrap()
+    crate::spawn_plugin(name, args, envs).wait(crate::PLUGIN_DEADLINE)
 }
 
 /// The command [`run_plugin`] runs, to spawn it in the background.

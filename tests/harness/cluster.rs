@@ -2,7 +2,7 @@
 //! differing ports, data dirs on their own mounts), and process control (freeze, resume, kill,
 //! restart, learners).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
@@ -485,44 +485,16 @@ impl Cluster {
 impl Cluster {
     /// Hands node `i` to a kubelet emulation (adopting its running process, if any).
     pub fn kubelet(&mut self, i: usize) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
         use std::sync::Arc;
-        let mut child = self.nodes[i].child.take();
+        let child = self.nodes[i].child.take();
         let manifest = self.nodes[i].manifest();
         let root = self.nodes[i].root.clone();
+        let node = self.nodes[i].name.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let starts = Arc::new(AtomicUsize::new(0));
         let (stop2, starts2) = (stop.clone(), starts.clone());
-        let thread = std::thread::spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                if let Some(c) = child.as_mut() {
-                    if let Ok(Some(_)) = c.try_wait() {
-                        // It died: kubelet restarts crashed static pods.
-                        child = None;
-                    }
-                }
-                match (manifest.exists(), child.is_some()) {
-                    (true, false) => {
-                        if let Some(argv) = manifest_argv(&manifest) {
-                            child = Some(spawn_etcd(&root, &argv));
-                            starts2.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                    (false, true) => {
-                        if let Some(mut c) = child.take() {
-                            let _ = c.kill();
-                            let _ = c.wait();
-                        }
-                    }
-                    _ => {}
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if let Some(mut c) = child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        });
+        let thread = std::thread::spawn(move || crate::kubelet::run(child, manifest, root, node, stop2, starts2));
         self.kubelets.push(Kubelet { stop, thread: Some(thread), starts: starts.clone() });
         starts
     }
@@ -584,10 +556,35 @@ impl Drop for Cluster {
             }
         }
         if std::thread::panicking() || std::env::var_os("KEEP_TEST_DIRS").is_some() {
-            // Keep the logs of a failed test for a look.
+            // Keep what a failed test needs for a look — logs, manifests, certificates, small
+            // files — but not its databases and WAL segments (a failed run must not leave
+            // gigabytes in /tmp); KEEP_TEST_DIRS=all keeps everything.
             let path = self.dir.path().to_path_buf();
-            eprintln!("test cluster kept at {}", path.display());
+            let dropped = if std::env::var_os("KEEP_TEST_DIRS").is_some_and(|v| v == "all") {
+                0
+            } else {
+                drop_large_files(&path, KEPT_FILE_MAX)
+            };
+            eprintln!("test cluster kept at {} ({dropped} files over {KEPT_FILE_MAX} bytes removed)", path.display());
             std::mem::forget(std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()));
         }
     }
+}
+
+/// The largest file kept of a failed test's cluster (logs are kept whatever their size).
+const KEPT_FILE_MAX: u64 = 1 << 20;
+
+/// Removes the regular files under `dir` larger than `max` bytes, logs excepted; returns how many.
+fn drop_large_files(dir: &Path, max: u64) -> usize {
+    let mut n = 0;
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    for e in rd.flatten() {
+        let Ok(md) = std::fs::symlink_metadata(e.path()) else { continue };
+        if md.is_dir() {
+            n += drop_large_files(&e.path(), max);
+        } else if md.is_file() && md.len() > max && !e.file_name().to_string_lossy().ends_with(".log") {
+            n += usize::from(std::fs::remove_file(e.path()).is_ok());
+        }
+    }
+    n
 }

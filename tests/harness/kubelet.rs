@@ -1,21 +1,48 @@
-//! Kubelet emulation: starts and stops etcd as a node's static pod manifest appears and
-//! disappears.
+//! Kubelet emulation — no kubelet can be installed here, so this plays its part for static
+//! pods: it starts etcd with the flags of `manifests/etcd.yaml` when the file is there and stops it
+//! when the file is moved away (polling every 50 ms, as kubelet's file source does), with
+//! kubelet's timing scaled down but never instant, and its pod logs.
+//!
+//! - **Stopping**: SIGTERM, then SIGKILL after the grace period ([`GRACE`]; a static pod's
+//!   default `terminationGracePeriodSeconds` is 30 s).
+//! - **Restarting a crashed container**: after a back-off that doubles from [`BACKOFF_START`] up
+//!   to [`BACKOFF_MAX`] (kubelet: 10 s doubling up to 5 min), reset once the container has run
+//!   for [`BACKOFF_RESET`] (kubelet: 10 min). A manifest that appears again starts a new pod at
+//!   once.
+//! - **Pod logs** in the CRI format kubelet's runtimes write:
+//!   `ROOT/var/log/pods/kube-system_etcd-NODE_UID/etcd/RESTART.log`, one line per line of output,
+//!   `<RFC 3339 nano time> stdout|stderr F <text>` (`P` for a partial line cut at 16 KiB, as
+//!   containerd does). The node's `etcd.log` gets the raw lines too, as before.
 
-use std::path::Path;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Plays kubelet for one node: starts etcd with the flags of `manifests/etcd.yaml` when the file
-/// is there and stops it when the file is moved away, polling every 50 ms, as kubelet does
-/// with static pods.
+/// How long a stopped container gets between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(2);
+/// The first restart back-off after a crash.
+pub const BACKOFF_START: Duration = Duration::from_millis(250);
+/// The longest restart back-off.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(4);
+/// A container that ran this long resets the back-off.
+pub const BACKOFF_RESET: Duration = Duration::from_secs(20);
+/// containerd splits longer lines into partial (`P`) records.
+const CRI_MAX_LINE: usize = 16 * 1024;
+
+/// Plays kubelet for one node (see the module doc).
 pub struct Kubelet {
-    pub(crate) stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) stop: Arc<AtomicBool>,
     pub(crate) thread: Option<std::thread::JoinHandle<()>>,
     /// How many times it started etcd.
-    pub starts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub starts: Arc<AtomicUsize>,
 }
 
 impl Kubelet {
     pub(crate) fn stop(mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -28,4 +55,151 @@ pub(crate) fn manifest_argv(path: &Path) -> Option<Vec<String>> {
     argv.push("--logger=zap".into());
     argv.push("--log-level=warn".into());
     Some(argv)
+}
+
+/// The pod log directory of node `root`'s etcd static pod (kubelet's `--pod-log-dir` layout
+/// under `ROOT/var/log/pods`).
+pub fn pod_log_dir(root: &Path, node: &str) -> PathBuf {
+    // A static pod's UID is a hash of its manifest; any stable hex string stands for it here.
+    let uid = format!("{:032x}", fnv(root.display().to_string().as_bytes()));
+    root.join("var/log/pods").join(format!("kube-system_etcd-{node}_{uid}")).join("etcd")
+}
+
+fn fnv(bytes: &[u8]) -> u128 {
+    bytes.iter().fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d_u128, |h, b| {
+        (h ^ u128::from(*b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b)
+    })
+}
+
+/// Now as RFC 3339 with nanoseconds, as CRI log lines carry it.
+fn cri_now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// Copies one output stream of the container into the raw log and the CRI log.
+fn tee(
+    stream: impl std::io::Read + Send + 'static,
+    name: &'static str,
+    raw: Arc<Mutex<std::fs::File>>,
+    cri: Arc<Mutex<std::fs::File>>,
+) {
+    std::thread::spawn(move || {
+        let mut r = std::io::BufReader::new(stream);
+        let mut line = Vec::new();
+        while r.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+            let _ = raw.lock().unwrap().write_all(&line);
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            let chunks: Vec<&[u8]> = if text.is_empty() { vec![&[][..]] } else { text.chunks(CRI_MAX_LINE).collect() };
+            let mut out = Vec::new();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let tag = if i + 1 == chunks.len() { "F" } else { "P" };
+                out.extend_from_slice(format!("{} {name} {tag} ", cri_now()).as_bytes());
+                out.extend_from_slice(chunk);
+                out.push(b'\n');
+            }
+            let _ = cri.lock().unwrap().write_all(&out);
+            line.clear();
+        }
+    });
+}
+
+/// Starts the container: etcd with `argv`, its output into `root/etcd.log` and the CRI log of
+/// restart number `restart`.
+fn start(root: &Path, node: &str, argv: &[String], restart: usize) -> Child {
+    use std::os::unix::process::CommandExt;
+    let dir = pod_log_dir(root, node);
+    std::fs::create_dir_all(&dir).unwrap();
+    let open =
+        |p: PathBuf| Arc::new(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap()));
+    let raw = open(root.join("etcd.log"));
+    let cri = open(dir.join(format!("{restart}.log")));
+    let mut cmd = Command::new(&crate::etcd().etcd);
+    cmd.args(argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ETCD_") || k.starts_with("ETCDCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    // SAFETY: prctl is async-signal-safe; etcd dies with the test process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    tee(child.stdout.take().unwrap(), "stdout", raw.clone(), cri.clone());
+    tee(child.stderr.take().unwrap(), "stderr", raw, cri);
+    child
+}
+
+/// Stops the container as kubelet does: SIGTERM, SIGKILL after [`GRACE`].
+fn terminate(mut c: Child) {
+    crate::process::signal(c.id() as i32, libc::SIGCONT);
+    crate::process::signal(c.id() as i32, libc::SIGTERM);
+    let start = Instant::now();
+    while start.elapsed() < GRACE {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+/// Runs the emulation for one node until `stop`; `child` is a running etcd to adopt.
+pub(crate) fn run(
+    mut child: Option<Child>,
+    manifest: PathBuf,
+    root: PathBuf,
+    node: String,
+    stop: Arc<AtomicBool>,
+    starts: Arc<AtomicUsize>,
+) {
+    let mut backoff = BACKOFF_START;
+    let mut started_at = Instant::now();
+    let mut restart_at: Option<Instant> = None;
+    let mut restarts = 0usize;
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(c) = child.as_mut() {
+            if let Ok(Some(_)) = c.try_wait() {
+                // It crashed: restart it after the back-off.
+                child = None;
+                if started_at.elapsed() >= BACKOFF_RESET {
+                    backoff = BACKOFF_START;
+                }
+                restart_at = Some(Instant::now() + backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+        match (manifest.exists(), child.is_some()) {
+            (true, false) if restart_at.is_none_or(|t| Instant::now() >= t) => {
+                if let Some(argv) = manifest_argv(&manifest) {
+                    child = Some(start(&root, &node, &argv, restarts));
+                    restarts += 1;
+                    started_at = Instant::now();
+                    restart_at = None;
+                    starts.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            (false, true) => {
+                // The pod is gone: the next manifest is a new pod, started at once.
+                if let Some(c) = child.take() {
+                    terminate(c);
+                }
+                restart_at = None;
+                backoff = BACKOFF_START;
+            }
+            (false, false) => {
+                restart_at = None;
+                backoff = BACKOFF_START;
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some(c) = child.take() {
+        terminate(c);
+    }
 }

@@ -3,25 +3,30 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::*;
 
-/// A free TCP port on 127.0.0.1.
+/// The ports tests take: below Linux's default ephemeral range (32768–60999), so that no
+/// outgoing connection of this machine is handed one between the test choosing it and etcd
+/// binding it.
+const PORTS: std::ops::Range<u16> = 20000..32768;
+
+/// A free TCP port on 127.0.0.1, outside the ephemeral range ([`PORTS`]), never the same twice in
+/// one test process; processes start at different places in the range (by PID).
 pub fn free_port() -> u16 {
-    // Ports are handed out from the kernel's ephemeral range; remember them so that two
-    // clusters of this process never get the same one.
-    static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        let mut used = USED.lock().unwrap();
-        if !used.contains(&p) {
-            used.push(p);
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORTS.end - PORTS.start);
+    let _ = NEXT.compare_exchange(u32::MAX, (std::process::id() * 389) % span, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let p = PORTS.start + (NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        // Free on every address (a member may bind 0.0.0.0 or another loopback address).
+        if std::net::TcpListener::bind(("0.0.0.0", p)).is_ok() {
             return p;
         }
     }
+    panic!("no free port in {PORTS:?}")
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.

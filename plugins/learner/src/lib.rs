@@ -108,10 +108,13 @@ pub enum Command {
   # Wait (up to 10m) until the learner is in sync, then promote it
   kubectl etcd learner promote cp-4
   # Once, now: exit 1 if etcd says the learner is not in sync yet
-  kubectl etcd learner promote cp-4 --no-wait")]
+  kubectl etcd learner promote cp-4 --no-wait
+  # The cluster's only learner, started or not (a learner that never started has no name yet)
+  kubectl etcd learner promote")]
     Promote {
-        /// The learner's name or ID.
-        member: String,
+        /// The learner's name or ID; default: the cluster's only learner. A name no member has
+        /// is an error, never taken to mean a learner that has not started.
+        member: Option<String>,
         /// How long to wait for the learner to catch up.
         #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
         timeout: Duration,
@@ -212,7 +215,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { member, watch, interval } => status(&session, out, member, watch.then_some(interval)).await,
         Command::Promote { member, timeout, no_wait } => {
             let opts = PromoteOptions { timeout, no_wait, ..Default::default() };
-            members::promote(&session, &member, &opts, &mut progress).await.and_then(|p| out.emit(&p))
+            members::promote(&session, member.as_deref(), &opts, &mut progress).await.and_then(|p| out.emit(&p))
         }
         Command::Remove { member, force, move_leader, dry_run } => {
             out.emit(&members::remove(&session, &member, &RemoveOptions { force, move_leader, dry_run }).await?)
@@ -272,7 +275,7 @@ async fn add(
     out.emit(&added)?;
     let Some(timeout) = promote.filter(|_| added.promote_follows) else { return Ok(None) };
     let key = added.id.map(member_id).unwrap_or(added.settings.name.clone());
-    members::promote(session, &key, &PromoteOptions { timeout, ..Default::default() }, progress).await.map(Some)
+    members::promote(session, Some(&key), &PromoteOptions { timeout, ..Default::default() }, progress).await.map(Some)
 }
 
 /// `status`, once or every `watch` interval.

@@ -229,9 +229,15 @@ pub enum SnapshotCommand {
         /// The snapshot file to write.
         #[arg(required_unless_present = "dir", conflicts_with = "dir")]
         file: Option<PathBuf>,
-        /// The member to stream from (name or 16-hex-digit ID) [default: the healthiest voter that is not the leader].
+        /// The member to stream from (name or 16-hex-digit ID) [default: the healthiest voter in
+        /// quorum that is not the leader]. It must be part of the working quorum (a linearizable
+        /// read through it succeeds, it follows the quorum's leader), unless --force.
         #[arg(long, value_name = "NAME|ID")]
         member: Option<String>,
+        /// With --member: stream from it even when it is not in the working quorum (cut off, no
+        /// leader); the snapshot may then be behind the cluster, and the output says so.
+        #[arg(long, requires = "member")]
+        force: bool,
         /// Replace FILE if it exists.
         #[arg(long, conflicts_with = "dir")]
         overwrite: bool,
@@ -447,7 +453,7 @@ async fn snapshot(common: &CommonArgs, out: Output, cmd: SnapshotCommand) -> Res
             out.emit(&p).map(|()| ExitCode::Ok)
         }
         SnapshotCommand::Schedule(a) => schedule::run(common, out, a).await,
-        SnapshotCommand::Save { file, member, overwrite, dir, keep, name_prefix, compress } => {
+        SnapshotCommand::Save { file, member, force, overwrite, dir, keep, name_prefix, compress } => {
             let target = match (file, dir) {
                 (Some(f), _) => Target::File(f),
                 (None, Some(dir)) => Target::Dir { dir, prefix: name_prefix, keep },
@@ -461,6 +467,7 @@ async fn snapshot(common: &CommonArgs, out: Output, cmd: SnapshotCommand) -> Res
                 stall_timeout: Some(settings.command_timeout.max(Duration::from_secs(30))),
                 deadline: settings.command_timeout_explicit.then_some(settings.command_timeout),
                 compression: compress,
+                force,
             };
             let mut bar = Bar::new();
             let saved = snapshot::save_interruptible(&session, &target, &opts, &mut |d, t| bar.bytes(d, t)).await;

@@ -38,18 +38,39 @@ pub(crate) fn members_check(rows: &[MemberHealth]) -> Check {
 
 pub(crate) fn quorum_check(rows: &[MemberHealth]) -> Check {
     let n = voters(rows).count();
-    let up = voters(rows).filter(|r| r.answered).count();
+    let up = voters(rows).filter(|r| r.in_quorum).count();
     let (_, needed, spare) = quorum(up, n);
-    let msg = format!("{up}/{n} voters answer, {needed} needed, may lose {} more", spare.max(0));
-    let learners: Vec<String> = rows.iter().filter(|r| r.is_member && r.is_learner && r.answered).map(label).collect();
+    let mut msg = format!("{up}/{n} voters in quorum, {needed} needed, may lose {} more", spare.max(0));
+    // Members that answer but are not part of the quorum are named: they are the ones a
+    // partition or a damaged log leaves behind, and they must not be counted.
+    let outside: Vec<String> = voters(rows)
+        .filter(|r| r.answered && !r.in_quorum)
+        .map(|r| format!("{} ({})", label(r), r.errors.first().cloned().unwrap_or_default()))
+        .collect();
+    if !outside.is_empty() {
+        msg.push_str(&format!("; answering but not in quorum: {}", outside.join(", ")));
+    }
+    let learners: Vec<&MemberHealth> = rows.iter().filter(|r| r.is_member && r.is_learner && r.answered).collect();
     if up == 0 && !learners.is_empty() {
+        let names: Vec<String> = learners.iter().map(|r| label(r)).collect();
+        let revs: Vec<String> = learners
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} (revision {}, applied index {})",
+                    label(r),
+                    r.revision.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+                    r.raft_applied_index.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
+                )
+            })
+            .collect();
         return check(
             "quorum",
             Status::Fail,
-            format!("quorum lost: {msg}; only learner {} answers", learners.join(", ")),
+            format!("quorum lost: {msg}; only learner {} answers", names.join(", ")),
             Some(format!(
-                "a learner cannot be promoted without a quorum; if the voters are gone for good, rebuild a one-member cluster from the learner's data dir with `kubectl etcd restore from-data-dir` on {}",
-                learners.join(", ")
+                "a learner cannot be promoted without a quorum; if the voters are gone for good, rebuild a one-member cluster from the learner's data dir: on the learner's node, stop etcd and run `kubectl etcd restore from-data-dir <its --data-dir>` ({})",
+                revs.join(", ")
             )),
         );
     }
@@ -292,12 +313,20 @@ pub(crate) fn version_check(rows: &[MemberHealth]) -> Check {
     let versions: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r.version.as_deref()).collect();
     match versions.len() {
         0 => check("versions", Status::Warn, "no member reported its version", None),
-        1 => check(
-            "versions",
-            Status::Ok,
-            format!("all members run {}", versions.iter().next().copied().unwrap_or_default()),
-            None,
-        ),
+        1 => {
+            let v = versions.iter().next().copied().unwrap_or_default();
+            let silent: Vec<String> = rows.iter().filter(|r| r.is_member && r.version.is_none()).map(label).collect();
+            if silent.is_empty() {
+                check("versions", Status::Ok, format!("all members run {v}"), None)
+            } else {
+                check(
+                    "versions",
+                    Status::Warn,
+                    format!("the members that answered run {v}; unknown for {} (no answer)", silent.join(", ")),
+                    None,
+                )
+            }
+        }
         _ => {
             let minors: std::collections::BTreeSet<String> =
                 versions.iter().map(|v| v.split('.').take(2).collect::<Vec<_>>().join(".")).collect();
@@ -459,6 +488,7 @@ mod tests {
         r.answered = answered;
         if answered && !learner {
             r.health = "healthy".into();
+            r.in_quorum = true;
         }
         r
     }
@@ -476,7 +506,7 @@ mod tests {
         assert_eq!(quorum(2, 3), (2, 2, 0));
         assert_eq!(quorum(1, 3), (1, 2, -1));
         let rows = [row("a", false, false), row("bb", false, true), row("ccc", false, true)];
-        assert_eq!(quorum_check(&rows).message, "2/3 voters answer, 2 needed, may lose 0 more");
+        assert_eq!(quorum_check(&rows).message, "2/3 voters in quorum, 2 needed, may lose 0 more");
         assert_eq!(quorum_check(&rows).status, Status::Warn);
         let rows = [row("a", false, true), row("bb", false, true), row("ccc", false, true)];
         assert_eq!(quorum_check(&rows).status, Status::Ok);
@@ -522,7 +552,7 @@ mod tests {
         let mut l = following(row("l", true, true), 1, 5, 950);
         l.raft_applied_index = Some(100);
         let mut rows = [following(row("a", false, true), 1, 5, 1000), l, following(row("ccc", false, true), 1, 5, 998)];
-        assert_eq!(annotate(&mut rows), Some(1));
+        assert_eq!(annotate(&mut rows, None), Some(1));
         assert!(rows[0].is_leader);
         let p = rows[1].learner.clone().unwrap();
         assert!(p.promotable && p.state == "in sync", "{p:?}");
@@ -530,12 +560,12 @@ mod tests {
         assert_eq!(rows[2].applied_lag, Some(2));
         let mut slow = following(row("l", true, true), 1, 5, 899);
         let mut rows = [following(row("a", false, true), 1, 5, 1000), slow.clone()];
-        annotate(&mut rows);
+        annotate(&mut rows, None);
         assert_eq!(rows[1].learner.as_ref().unwrap().state, "catching up");
         slow.client_urls.clear();
         slow.answered = false;
         let mut rows = [following(row("a", false, true), 1, 5, 1000), slow];
-        annotate(&mut rows);
+        annotate(&mut rows, None);
         assert_eq!(rows[1].learner.as_ref().unwrap().state, "not started");
         assert!(progress_check(&rows).message.contains("learner l not started"));
     }
@@ -543,7 +573,7 @@ mod tests {
     #[test]
     fn progress_warns_about_a_voter_far_behind() {
         let mut rows = [following(row("a", false, true), 1, 5, 5000), following(row("bb", false, true), 1, 5, 3000)];
-        annotate(&mut rows);
+        annotate(&mut rows, None);
         let c = progress_check(&rows);
         assert_eq!(c.status, Status::Warn);
         assert!(c.message.contains("bb 2000 entries behind"), "{}", c.message);
@@ -606,6 +636,11 @@ mod tests {
             r
         };
         assert_eq!(version_check(&[v("a", "3.5.1"), v("bb", "3.5.1")]).status, Status::Ok);
+        let c = version_check(&[v("a", "3.5.1"), row("bb", false, false)]);
+        assert_eq!(
+            (c.status, c.message.as_str()),
+            (Status::Warn, "the members that answered run 3.5.1; unknown for bb (no answer)")
+        );
         let c = version_check(&[v("a", "3.5.1"), v("bb", "3.4.23")]);
         assert_eq!(c.status, Status::Warn);
         assert!(c.hint.unwrap().contains("finish the upgrade"));

@@ -82,10 +82,16 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
             return Err(crate::Error::Unreachable { errors })
         }
         Err(crate::Error::Unreachable { errors }) => {
-            let hint = "check that etcd runs on the endpoints and that the certificates are right (see ERRORS)";
-            let checks = vec![check("quorum", Status::Fail, "no member answered", Some(hint.into()))];
-            let members = nothing_answered(&discovered, &errors, quota);
-            return Ok(report(members, checks, None, None, discovered));
+            let mut members = nothing_answered(&discovered, &errors, quota);
+            let learners = survivors(session, &budget, &mut members, &errors, quota).await;
+            let checks = vec![if learners.is_empty() {
+                let hint = "check that etcd runs on the endpoints and that the certificates are right (see ERRORS)";
+                check("quorum", Status::Fail, "no member answered", Some(hint.into()))
+            } else {
+                learner_only_check(&members, session.discovery.manifest.as_ref())
+            }];
+            let cluster_id = None;
+            return Ok(report(members, checks, cluster_id, None, discovered));
         }
         Err(e) => return Err(e),
     };
@@ -109,7 +115,8 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
         .filter(|d| !aliases.iter().any(|a| a.starts_with(&format!("endpoint {} ", d.url))))
         .collect();
     let (mut rows, clients) = sort_rows(rows, clients);
-    let leader = annotate(&mut rows);
+    let quorum_leader = probe::judge_rows(&mut rows);
+    let leader = annotate(&mut rows, quorum_leader);
 
     let hashes = if opts.skip_hashkv { None } else { probe::hash_kv(&mut rows, &clients, &budget).await };
     let alarms = probe::alarms(&rows, &clients, &budget).await;
@@ -130,4 +137,87 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     checks.push(cert_check(&rows, client_cert));
     checks.push(discovery_check(&list, &discovered, &strays, &aliases, session.discovery.endpoints_complete));
     Ok(report(rows, checks, Some(list.cluster_id), leader, discovered))
+}
+
+/// etcd's answer to a member list (or any RPC but Status and serializable reads) asked of a
+/// learner (`rpc not supported for learner`).
+fn learner_refusal(e: &crate::conn::TransportError) -> bool {
+    matches!(&e.class, FailureClass::Rpc(m) if m.contains("not supported for learner"))
+}
+
+/// When no voter answered the member list, the endpoints that refused it as learners are the
+/// survivors: their Status fills their rows (name from discovery, ID, applied index, revision,
+/// version). Returns their labels.
+async fn survivors(
+    session: &Session,
+    budget: &Budget,
+    rows: &mut [MemberHealth],
+    errors: &[crate::conn::TransportError],
+    quota: u64,
+) -> Vec<String> {
+    let end = std::cmp::min(budget.end, Instant::now() + session.command_timeout());
+    let mut out = Vec::new();
+    for r in rows.iter_mut() {
+        let Some(url) = r.endpoint.clone() else { continue };
+        if !errors.iter().any(|e| e.endpoint == url && learner_refusal(e)) {
+            continue;
+        }
+        let looked = crate::quorum::look(session, &url, true, end).await;
+        let Ok(s) = looked.status else { continue };
+        let name = r.name.clone();
+        *r = model::blank(None, Some(url.clone()), quota);
+        r.name = name;
+        r.id = Some(s.member_id);
+        r.is_member = true;
+        r.is_learner = true;
+        r.answered = true;
+        r.version = Some(s.version);
+        r.db_size = Some(s.db_size);
+        r.db_size_in_use = Some(s.db_size_in_use);
+        r.raft_term = Some(s.raft_term);
+        r.raft_index = Some(s.raft_index);
+        r.raft_applied_index = Some(s.raft_applied_index);
+        r.revision = Some(s.revision);
+        r.leader = Some(s.leader).filter(|l| *l != 0);
+        r.health = "learner: answering, no quorum".into();
+        r.errors.push("no voter answers".into());
+        out.push(model::label(r));
+    }
+    out
+}
+
+/// The verdict when only learners answer: quorum lost, and the way back is a one-member cluster
+/// rebuilt from a learner's data dir (named when it is this node's, from the manifest).
+fn learner_only_check(rows: &[MemberHealth], manifest: Option<&crate::discovery::Manifest>) -> Check {
+    let learners: Vec<&MemberHealth> = rows.iter().filter(|r| r.is_learner && r.answered).collect();
+    let local = manifest.map(|m| m.client_urls()).unwrap_or_default();
+    let steps: Vec<String> = learners
+        .iter()
+        .map(|r| {
+            let on_this_node = r.endpoint.as_ref().is_some_and(|u| local.iter().any(|l| same_url(l, u)));
+            let dir = match manifest.and_then(|m| m.flag("data-dir")).filter(|_| on_this_node) {
+                Some(d) => d.to_string(),
+                None => "<its --data-dir>".to_string(),
+            };
+            format!(
+                "{} ({}, revision {}, applied index {}): on its node, stop etcd and run `kubectl etcd restore from-data-dir {dir}`",
+                model::label(r),
+                r.id.map(crate::util::member_id).unwrap_or_default(),
+                r.revision.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+                r.raft_applied_index.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+            )
+        })
+        .collect();
+    check(
+        "quorum",
+        Status::Fail,
+        format!(
+            "quorum lost: no voter answers; only learner {} answers",
+            learners.iter().map(|r| model::label(r)).collect::<Vec<_>>().join(", ")
+        ),
+        Some(format!(
+            "a learner cannot be promoted without a quorum; if the voters are gone for good, rebuild a one-member cluster from the learner's data dir: {}",
+            steps.join("; ")
+        )),
+    )
 }

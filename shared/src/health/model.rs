@@ -87,6 +87,9 @@ pub struct MemberHealth {
     pub health: String,
     /// True when the member answered.
     pub answered: bool,
+    /// True when it is a voter in the working quorum now ([`crate::quorum`]): it completed a
+    /// linearizable read and follows the quorum's leader in its term. Only these are `healthy`.
+    pub in_quorum: bool,
     /// Latency of a linearizable read (`health` key), as etcdctl's endpoint health.
     #[serde(rename = "latency_ms", with = "duration_ms::option")]
     pub latency: Option<Duration>,
@@ -147,6 +150,8 @@ pub struct Quorum {
     pub voters: usize,
     /// Voters that answered.
     pub answering: usize,
+    /// Voters in the working quorum ([`crate::quorum`]): what `needed` and `can_lose` count.
+    pub in_quorum: usize,
     /// Voters needed for a quorum.
     pub needed: usize,
     /// How many more voters may fail before the quorum is lost (0 when it is lost).
@@ -158,8 +163,9 @@ impl Quorum {
     pub fn of(rows: &[MemberHealth]) -> Quorum {
         let n = voters(rows).count();
         let answering = voters(rows).filter(|r| r.answered).count();
-        let (_, needed, spare) = crate::cluster::quorum(answering, n);
-        Quorum { voters: n, answering, needed, can_lose: spare.max(0) as usize }
+        let in_quorum = voters(rows).filter(|r| r.in_quorum).count();
+        let (_, needed, spare) = crate::cluster::quorum(in_quorum, n);
+        Quorum { voters: n, answering, in_quorum, needed, can_lose: spare.max(0) as usize }
     }
 }
 
@@ -215,6 +221,7 @@ pub(crate) fn blank(member: Option<&Member>, endpoint: Option<String>, quota: u6
         endpoint,
         health: "unhealthy".into(),
         answered: false,
+        in_quorum: false,
         latency: None,
         is_leader: false,
         is_learner: member.is_some_and(|m| m.is_learner),
@@ -307,10 +314,11 @@ pub(crate) fn sort_rows<C>(rows: Vec<MemberHealth>, clients: Vec<C>) -> (Vec<Mem
     paired.into_iter().unzip()
 }
 
-/// Decides the leader (the one most members follow), marks it, fills every row's applied lag
-/// and every learner's progress with the one readiness rule of [`learner_readiness`].
-pub(crate) fn annotate(rows: &mut [MemberHealth]) -> Option<u64> {
-    let leader = agreed_leader(rows.iter().filter_map(|r| r.leader));
+/// Marks the leader (the quorum's, from [`super::probe::judge_rows`]; else the one most members
+/// that answered follow), fills every row's applied lag and every learner's progress with the
+/// one readiness rule of [`learner_readiness`].
+pub(crate) fn annotate(rows: &mut [MemberHealth], quorum_leader: Option<u64>) -> Option<u64> {
+    let leader = quorum_leader.or_else(|| agreed_leader(rows.iter().filter_map(|r| r.leader)));
     let leader_row = rows.iter().find(|r| r.id.is_some() && r.id == leader && r.is_member);
     let leader_applied = leader_row.and_then(|r| r.raft_applied_index);
     let leader_index = leader_row.and_then(|r| r.raft_index);

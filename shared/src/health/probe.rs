@@ -1,4 +1,5 @@
-//! The RPCs of a health run: one probe per member (TLS handshake, Status, a linearizable read),
+//! The RPCs of a health run: one probe per member (TLS handshake, then [`crate::quorum::look`]:
+//! Status and a linearizable read),
 //! HashKV on the voters at one revision, and the alarm list. Each returns what it saw; the
 //! checks judge it.
 
@@ -9,6 +10,7 @@ use super::model::{blank, MemberHealth};
 use crate::cluster::{Member, Session};
 use crate::conn::{call, FailureClass, TransportError};
 use crate::discovery::Endpoint;
+use crate::quorum::{judge, look, Seen};
 use crate::url::same_url;
 
 /// The time left of a run's overall deadline.
@@ -59,70 +61,44 @@ pub(crate) async fn probe_member(
         h.failure = Some(f);
         return Probed { member: h, client: None };
     };
-    let probe = match session.dialer.probe(&url).await {
-        Ok(p) => p,
+    // The server certificate comes from a handshake of its own (the client does not expose it).
+    match session.dialer.probe(&url).await {
+        Ok(p) => h.server_cert = p.server_cert,
         Err(e) => {
             h.errors.push(e.class.short());
             h.failure = Some(e);
             return Probed { member: h, client: None };
         }
-    };
-    h.server_cert = probe.server_cert;
-    let mut client = match session.dialer.client(&url).await {
-        Ok(c) => c,
-        Err(e) => {
-            h.errors.push(e.class.short());
-            h.failure = Some(e);
-            return Probed { member: h, client: None };
-        }
-    };
-    let mut c2 = client.clone();
-    let is_learner = h.is_learner;
-    let deadline = budget.left();
-    let status_fut = call(&url, "status", deadline, client.status());
-    let health_fut = async {
-        if is_learner {
-            return None;
-        }
-        let start = Instant::now();
-        // A linearizable read, as etcdctl's endpoint health does; permission denied still
-        // proves the member is serving.
-        let r = call(&url, "linearizable read", deadline, c2.get("health", None)).await;
-        Some(match r {
-            Ok(_) => Ok(start.elapsed()),
-            Err(e) if matches!(&e.class, FailureClass::Rpc(m) if m.contains("permission denied")) => {
-                Ok(start.elapsed())
-            }
-            Err(e) => Err(e),
-        })
-    };
-    let (status, read) = tokio::join!(status_fut, health_fut);
-    match status {
+    }
+    // The read gets one command timeout, never the whole budget: a cut-off member costs one
+    // deadline, and the cluster-wide RPCs after still have time.
+    let end = std::cmp::min(budget.end, Instant::now() + session.command_timeout());
+    let looked = look(session, &url, h.is_learner, end).await;
+    let client = session.dialer.client(&url).await.ok();
+    match looked.status {
         Ok(s) => {
             h.answered = true;
-            h.version = Some(s.version().to_string());
-            h.db_size = Some(s.db_size().max(0) as u64);
-            h.db_size_in_use = Some(s.raft_used_db_size().max(0) as u64);
-            h.raft_term = Some(s.raft_term());
-            h.raft_index = Some(s.raft_index());
-            h.raft_applied_index = Some(s.raft_applied_index());
-            h.leader = Some(s.leader()).filter(|l| *l != 0);
-            h.is_learner = h.is_learner || s.is_learner();
-            h.revision = s.header().map(|x| x.revision());
-            if let Some(hdr) = s.header() {
-                if h.id.is_none() {
-                    h.id = Some(hdr.member_id());
-                }
-                h.is_leader = hdr.member_id() == s.leader();
+            h.version = Some(s.version.clone());
+            h.db_size = Some(s.db_size);
+            h.db_size_in_use = Some(s.db_size_in_use);
+            h.raft_term = Some(s.raft_term);
+            h.raft_index = Some(s.raft_index);
+            h.raft_applied_index = Some(s.raft_applied_index);
+            h.leader = Some(s.leader).filter(|l| *l != 0);
+            h.is_learner = h.is_learner || s.is_learner;
+            h.revision = Some(s.revision);
+            if h.id.is_none() {
+                h.id = Some(s.member_id);
             }
-            h.errors.extend(s.errors().iter().cloned());
+            h.is_leader = s.member_id == s.leader;
+            h.errors.extend(s.errors);
         }
         Err(e) => {
             h.errors.push(e.class.short());
             h.failure = Some(e);
         }
     }
-    match read {
+    match looked.read {
         None => {}
         Some(Ok(lat)) => h.latency = Some(lat),
         Some(Err(e)) => {
@@ -132,22 +108,64 @@ pub(crate) async fn probe_member(
             }
         }
     }
-    if !h.is_learner {
-        h.health =
-            if h.answered && h.latency.is_some() && h.failure.is_none() { "healthy" } else { "unhealthy" }.into();
-    }
-    Probed { member: h, client: Some(client) }
+    Probed { member: h, client }
 }
 
-/// HashKV of every answering voter at the lowest revision they report (one common revision),
-/// recorded on the rows; `None` when no voter answered.
+/// Judges the member rows with the one quorum verdict ([`judge`]): a voter is `healthy` only in
+/// quorum, and the reason it is not goes first in its errors. Returns the quorum's leader.
+pub(crate) fn judge_rows(rows: &mut [MemberHealth]) -> Option<u64> {
+    let idx: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].is_member && rows[*i].id.is_some()).collect();
+    let seen: Vec<Seen> = idx
+        .iter()
+        .map(|i| {
+            let r = &rows[*i];
+            Seen {
+                id: r.id.unwrap_or(0),
+                name: r.name.clone(),
+                is_learner: r.is_learner,
+                status: r
+                    .raft_term
+                    .filter(|_| r.answered)
+                    .map(|t| (r.leader.unwrap_or(0), t, r.raft_index.unwrap_or(0))),
+                read: if r.is_learner || !r.answered {
+                    None
+                } else if r.latency.is_some() {
+                    Some(Ok(()))
+                } else {
+                    Some(Err(r.failure.as_ref().map(|f| f.class.short()).unwrap_or_default()))
+                },
+            }
+        })
+        .collect();
+    for r in rows.iter_mut().filter(|r| !r.is_member) {
+        if r.answered && r.latency.is_some() && r.failure.is_none() {
+            r.health = "healthy".into();
+        }
+    }
+    let verdict = judge(&seen);
+    for (i, standing) in idx.iter().zip(verdict.standings) {
+        let r = &mut rows[*i];
+        if r.is_learner {
+            continue;
+        }
+        r.in_quorum = standing.in_quorum;
+        r.health = if standing.in_quorum { "healthy" } else { "unhealthy" }.into();
+        if let Some(why) = standing.reason.filter(|_| r.answered) {
+            r.errors.insert(0, why);
+        }
+    }
+    verdict.leader
+}
+
+/// HashKV of every voter in quorum at the lowest revision they report (one common revision),
+/// recorded on the rows; `None` when no voter is in quorum.
 pub(crate) async fn hash_kv(
     rows: &mut [MemberHealth],
     clients: &[Option<etcd_client::Client>],
     budget: &Budget,
 ) -> Option<HashOutcome> {
     let voters: Vec<usize> =
-        (0..rows.len()).filter(|i| rows[*i].is_member && !rows[*i].is_learner && rows[*i].answered).collect();
+        (0..rows.len()).filter(|i| rows[*i].is_member && !rows[*i].is_learner && rows[*i].in_quorum).collect();
     let revision = voters.iter().filter_map(|i| rows[*i].revision).min()?;
     let futs = voters.iter().map(|i| {
         let client = clients[*i].clone();
@@ -182,13 +200,14 @@ pub struct Alarm {
     pub kind: &'static str,
 }
 
-/// The alarm list, from the first answering voter; `None` when no voter answered.
+/// The alarm list, from the first voter in quorum (a cut-off member cannot serve it); `None`
+/// when no voter is in quorum.
 pub(crate) async fn alarms(
     rows: &[MemberHealth],
     clients: &[Option<etcd_client::Client>],
     budget: &Budget,
 ) -> Option<Result<Vec<Alarm>, TransportError>> {
-    let (r, c) = rows.iter().zip(clients).find(|(r, c)| r.answered && c.is_some() && !r.is_learner)?;
+    let (r, c) = rows.iter().zip(clients).find(|(r, c)| r.in_quorum && c.is_some() && !r.is_learner)?;
     let mut c = c.clone()?;
     let url = r.endpoint.clone().unwrap_or_default();
     let resp = call(

@@ -166,6 +166,9 @@ pub(crate) async fn rows_from_metrics(session: &Session, budget: &Budget, quota:
                 if m.has_leader == Some(false) {
                     h.errors.push("no leader".into());
                 }
+                // Without a client certificate no read can be made: the metrics' own health
+                // (etcd's /health does a linearizable read) and leader gauge stand in for it.
+                h.in_quorum = !h.is_learner && m.health == Some(true) && m.has_leader != Some(false);
                 h.metrics = Some(m);
             }
         }

@@ -85,6 +85,9 @@ impl Print for Saved {
             format_duration(self.duration),
         ]);
         let mut s = t.render(view);
+        if let (Some(f), false) = (&self.forced, view.no_headers) {
+            s.push_str(&format!("forced: {f}\n"));
+        }
         if let (Some(r), false) = (&self.retention, view.no_headers) {
             s.push_str(&super::backups::retention_text(r));
         }

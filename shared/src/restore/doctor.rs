@@ -610,8 +610,7 @@ async fn others_have_quorum(settings: &Settings, me: Option<&str>) -> Option<boo
     };
     let statuses = session.statuses(&list.members).await;
     let voters = statuses.iter().filter(|s| !s.member.is_learner).count();
-    let up =
-        statuses.iter().filter(|s| !s.member.is_learner && s.answered() && Some(s.member.name.as_str()) != me).count();
+    let up = statuses.iter().filter(|s| s.in_quorum() && Some(s.member.name.as_str()) != me).count();
     let (_, needed, _) = crate::cluster::quorum(up, voters);
     Some(voters > 1 && up >= needed)
 }

@@ -654,11 +654,11 @@ pub async fn live_quorum_warning(session: &Session) -> Option<String> {
     let list = session.member_list().await.ok()?;
     let statuses = session.statuses(&list.members).await;
     let voters = statuses.iter().filter(|s| !s.member.is_learner).count();
-    let up = statuses.iter().filter(|s| !s.member.is_learner && s.answered()).count();
+    let up = statuses.iter().filter(|s| s.in_quorum()).count();
     let (_, needed, _) = crate::cluster::quorum(up, voters);
     (up >= needed && voters > 0).then(|| {
         format!(
-            "the live cluster {} still has a quorum ({up}/{voters} voters answer, {needed} needed): restoring rolls every member back to the snapshot's revision and loses every write made since; go on only if that roll-back is what you want",
+            "the live cluster {} still has a quorum ({up}/{voters} voters in quorum, {needed} needed): restoring rolls every member back to the snapshot's revision and loses every write made since; go on only if that roll-back is what you want",
             crate::util::member_id(list.cluster_id)
         )
     })
@@ -667,23 +667,31 @@ pub async fn live_quorum_warning(session: &Session) -> Option<String> {
 /// After a restore whose member answers: every member the restored cluster lists that answers
 /// must be in the restored cluster, or still in the old one (not restored yet). A member in a
 /// third cluster was restored with other settings: the nodes did not form one cluster.
-/// Returns one line per member not restored yet.
+/// Returns one line per member not restored yet, and the IDs of those that already answer as
+/// the restored cluster.
 pub async fn check_one_cluster(
     session: &Session,
     client_url: &str,
     restored_cluster: u64,
     old_cluster: Option<u64>,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<u64>)> {
     let list = session.member_list_from(&[client_url.to_string()]).await?;
-    let statuses = session.statuses(&list.members).await;
+    // Which cluster each member answers as: Status alone (a restored member without a quorum yet
+    // answers it; no quorum is asked of anyone here).
+    let answers = futures::future::join_all(list.members.iter().map(|m| async move {
+        let url = m.client_urls.first()?;
+        Some((m, url.clone(), session.status_at(url).await.ok()?))
+    }))
+    .await;
     let mut pending = Vec::new();
     let mut split = Vec::new();
-    for st in &statuses {
-        let Ok(info) = &st.status else { continue };
+    let mut restored = Vec::new();
+    for (member, url, info) in answers.into_iter().flatten() {
         if info.cluster_id == restored_cluster {
+            restored.push(member.id);
             continue;
         }
-        let who = format!("{} ({})", st.member.display_name(), st.url.as_deref().unwrap_or(""));
+        let who = format!("{} ({url})", member.display_name());
         if Some(info.cluster_id) == old_cluster {
             pending.push(format!(
                 "{who} still runs the old cluster {}: restore it with the same file",
@@ -700,7 +708,7 @@ pub async fn check_one_cluster(
             split.join("; ")
         )));
     }
-    Ok(pending)
+    Ok((pending, restored))
 }
 
 /// Before `from-data-dir` on a node: the data dir must belong to this node's cluster (the live
@@ -803,10 +811,27 @@ pub struct NodeRestored {
 pub async fn run(p: Prepared) -> Result<NodeRestored> {
     let Prepared { opts, plan, session } = p;
     let outcome = execute(&opts, &plan, || async { session.status_at(&plan.client_url).await.is_ok() }).await?;
+    // Restored members that answer must all be in this cluster (or not restored yet); those
+    // already restored need no step.
+    let (pending, restored) = if outcome.answered {
+        check_one_cluster(&session, &plan.client_url, outcome.applied.cluster_id, plan.old_cluster_id).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut steps: Vec<String> = Vec::new();
     match &opts.source {
         Source::Snapshot(p) if !opts.single_member => {
-            for m in outcome.applied.members.iter().filter(|m| m.name != plan.name) {
+            let left: Vec<_> = outcome
+                .applied
+                .members
+                .iter()
+                .filter(|m| m.name != plan.name && !restored.contains(&m.id))
+                .collect();
+            if left.is_empty() {
+                steps.push("every member runs the restored cluster: check it with kubectl etcd health".into());
+            }
+            let any_left = !left.is_empty();
+            for m in left {
                 steps.push(format!(
                     "on {}: kubectl etcd restore node {} --yes (the same file gives the same token {})",
                     m.name,
@@ -814,7 +839,9 @@ pub async fn run(p: Prepared) -> Result<NodeRestored> {
                     plan.token
                 ));
             }
-            steps.push("the cluster answers once a quorum of its members is restored and running".into());
+            if any_left {
+                steps.push("the cluster answers once a quorum of its members is restored and running".into());
+            }
         }
         _ => steps.push(format!(
             "the other members are gone from this cluster: on each, stop etcd, move its data dir aside, then add it back as a learner: kubectl etcd learner add NAME --peer-urls URL (and start it with --initial-cluster-state=existing --initial-cluster-token={})",
@@ -823,9 +850,6 @@ pub async fn run(p: Prepared) -> Result<NodeRestored> {
     }
     let mut health = None;
     if outcome.answered {
-        // Restored members that answer must all be in this cluster (or not restored yet).
-        let pending =
-            check_one_cluster(&session, &plan.client_url, outcome.applied.cluster_id, plan.old_cluster_id).await?;
         steps = pending.into_iter().chain(steps).collect();
         let opts = crate::health::Options { skip_hashkv: true, quota_backend_bytes: None };
         health = crate::health::run(&session, &opts).await.ok();
