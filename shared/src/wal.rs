@@ -40,12 +40,50 @@ pub fn segments(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// The `*.wal` files of a WAL directory, in order.
 pub fn segments_in(wal_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(wal_entries(wal_dir)?.into_iter().filter(|p| p.is_file()).collect())
+}
+
+/// Every entry of a WAL directory named `*.wal`, in order, whatever its type: etcd opens each
+/// (a FIFO, a directory or a device among them is damage, never a segment to read).
+pub fn wal_entries(wal_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(wal_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wal") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// Opens a file for reading without ever blocking on it (`O_NONBLOCK`: a FIFO put where a file
+/// belongs would block a plain open until a writer comes) and only when it is a regular file.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    match crate::util::not_regular(&f.metadata()?) {
+        None => Ok(f),
+        Some(kind) => Err(std::io::Error::other(format!("it is {kind}, not a regular file"))),
+    }
+}
+
+/// The offset of the first non-zero byte of `path` at or after `from`, if any: what follows a
+/// record etcd stops reading at. etcd zero-fills what it preallocates and truncates a segment
+/// when it cuts to the next, so anything there was written.
+pub fn first_data_after(path: &Path, from: u64) -> std::io::Result<Option<u64>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = open_regular(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut at = from;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = buf[..n].iter().position(|b| *b != 0) {
+            return Ok(Some(at + i as u64));
+        }
+        at += n as u64;
+    }
 }
 
 /// etcd's torn-write check looks at 512-byte sectors (`minSectorSize`).
@@ -79,12 +117,19 @@ pub enum Frame {
 pub struct Frames {
     r: BufReader<std::fs::File>,
     off: u64,
+    frame_end: u64,
 }
 
 impl Frames {
-    /// Opens a segment.
+    /// Opens a segment (a regular file only, never blocking: [`open_regular`]).
     pub fn open(path: &Path) -> std::io::Result<Frames> {
-        Ok(Frames { r: BufReader::with_capacity(1 << 16, std::fs::File::open(path)?), off: 0 })
+        Ok(Frames { r: BufReader::with_capacity(1 << 16, open_regular(path)?), off: 0, frame_end: 0 })
+    }
+
+    /// Where the last frame read ends as its length field says (also for a frame that is not a
+    /// record; the end of what was read when the length itself is unreadable).
+    pub fn frame_end(&self) -> u64 {
+        self.frame_end
     }
 
     /// The offset of the next frame (after the last record read: the end of the written part).
@@ -97,6 +142,7 @@ impl Frames {
         let off = self.off;
         let mut len = [0u8; 8];
         let got = read_full(&mut self.r, &mut len)?;
+        self.frame_end = off + got as u64;
         if got == 0 {
             return Ok(Frame::End);
         }
@@ -115,6 +161,7 @@ impl Frames {
                 reason: format!("impossible record length {size} at byte {off}"),
             });
         }
+        self.frame_end = off + 8 + size + pad;
         let mut frame = vec![0u8; (size + pad) as usize];
         let got = read_full(&mut self.r, &mut frame)?;
         if got < frame.len() {
@@ -304,12 +351,27 @@ pub fn membership(data_dir: &Path) -> LogMembership {
     out
 }
 
+/// `(type, node ID)` of a `raftpb.ConfChange{ID, Type, NodeID, Context}`.
+fn conf_change_kind(cc: &[(u32, pb::Value<'_>)]) -> Option<(u64, u64)> {
+    Some((get_varint(cc, 2).unwrap_or(0), get_varint(cc, 3)?))
+}
+
+/// The member a WAL entry (`raftpb.Entry`, the record's data) removes from the cluster, if it
+/// is a `ConfChangeRemoveNode`.
+pub fn removes(entry: &[u8]) -> Option<u64> {
+    let e = decode(entry)?;
+    if get_varint(&e, 1) != Some(pb::ENTRY_CONF_CHANGE) {
+        return None;
+    }
+    let cc = decode(get_bytes(&e, 4).first()?)?;
+    conf_change_kind(&cc).filter(|(kind, _)| *kind == CC_REMOVE).map(|(_, id)| id)
+}
+
 /// Applies one `raftpb.ConfChange{ID, Type, NodeID, Context}`; the context of adds and updates
 /// is the member's JSON.
 fn conf_change(data: &[u8], out: &mut LogMembership) {
     let Some(cc) = decode(data) else { return };
-    let kind = get_varint(&cc, 2).unwrap_or(0);
-    let Some(id) = get_varint(&cc, 3) else { return };
+    let Some((kind, id)) = conf_change_kind(&cc) else { return };
     let context: Option<StoredMember> = get_bytes(&cc, 4).first().and_then(|c| serde_json::from_slice(c).ok());
     match kind {
         CC_ADD | CC_ADD_LEARNER | CC_UPDATE => {

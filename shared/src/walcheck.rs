@@ -81,6 +81,9 @@ pub struct WalReport {
     pub damage: Vec<String>,
     /// What etcd repairs on its own at start (a torn tail), if anything.
     pub repairable: Vec<String>,
+    /// Members the WAL's entries remove (`ConfChangeRemoveNode`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<u64>,
 }
 
 /// Parses `%016x-%016x` (before the extension) into its two numbers.
@@ -96,12 +99,18 @@ pub fn parse_name(name: &str, ext: &str) -> Option<(u64, u64)> {
 /// Reads every segment of `wal_dir` as etcd's decoder does: one rolling CRC across segments,
 /// reset by each segment's CRC record.
 pub fn check(wal_dir: &Path) -> std::io::Result<WalReport> {
-    let files = crate::wal::segments_in(wal_dir)?;
+    let files = crate::wal::wal_entries(wal_dir)?;
     let mut rep = WalReport::default();
     let mut crc: u32 = 0;
     let n = files.len();
     for (i, path) in files.iter().enumerate() {
         let name = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+        if let Some(kind) = not_a_file(path) {
+            rep.damage.push(format!(
+                "{name} is {kind}, not a regular file: etcd cannot read it as a WAL segment (a FIFO blocks it)"
+            ));
+            break;
+        }
         let parsed = parse_name(&name, ".wal");
         let mut seg = Segment {
             name: name.clone(),
@@ -142,15 +151,39 @@ pub fn check(wal_dir: &Path) -> std::io::Result<WalReport> {
     Ok(rep)
 }
 
+/// What stands where a file belongs when it is no regular file (`None`: a regular file, or
+/// nothing there, which the open reports).
+pub fn not_a_file(path: &Path) -> Option<&'static str> {
+    std::fs::metadata(path).ok().and_then(|md| crate::util::not_regular(&md))
+}
+
+/// A segment's written part ends at byte `at` (a zero length field, or a torn record ending at
+/// `frame_end`), yet records follow: etcd stops reading there and drops everything after it
+/// (its repair is for a torn *tail*), so entries it had acknowledged are lost.
+fn records_after(path: &Path, at: u64, frame_end: u64, seg: &mut Segment, what: &str) -> std::io::Result<()> {
+    if let Some(data) = crate::wal::first_data_after(path, frame_end)? {
+        seg.end = End::Damaged;
+        seg.problem = Some(format!(
+            "{what} at byte {at}, yet records follow it (data from byte {data}): etcd stops reading there and drops every entry after it, acknowledged ones too"
+        ));
+    }
+    Ok(())
+}
+
 fn read_segment(path: &Path, seg: &mut Segment, crc: &mut u32, rep: &mut WalReport) -> std::io::Result<()> {
     let mut frames = Frames::open(path)?;
     loop {
         let off = frames.offset();
         let (rec, torn) = match frames.next_frame()? {
-            Frame::End => return Ok(()),
+            Frame::End => {
+                return records_after(path, off, frames.frame_end(), seg, "the written part ends (a zero length)")
+            }
             Frame::Problem { torn, reason } => {
                 seg.end = if torn { End::Torn } else { End::Damaged };
-                seg.problem = Some(reason);
+                seg.problem = Some(reason.clone());
+                if torn {
+                    records_after(path, off, frames.frame_end(), seg, &format!("a torn record ({reason})"))?;
+                }
                 return Ok(());
             }
             Frame::Record { record, torn } => (record, torn),
@@ -167,7 +200,11 @@ fn read_segment(path: &Path, seg: &mut Segment, crc: &mut u32, rep: &mut WalRepo
             *crc = crc32c::crc32c_append(*crc, &rec.data);
             if rec.crc != *crc {
                 seg.end = if torn { End::Torn } else { End::Damaged };
-                seg.problem = Some(format!("CRC mismatch in the record at byte {off} (etcd: \"wal: crc mismatch\")"));
+                let reason = format!("CRC mismatch in the record at byte {off} (etcd: \"wal: crc mismatch\")");
+                seg.problem = Some(reason.clone());
+                if torn {
+                    records_after(path, off, frames.offset(), seg, &format!("a torn record ({reason})"))?;
+                }
                 return Ok(());
             }
             note(rec.kind, &rec.data, rep);
@@ -185,6 +222,9 @@ fn note(kind: u64, data: &[u8], rep: &mut WalReport) {
             rep.cluster_id = get_varint(&f, 2);
         }
         record::ENTRY => {
+            if let Some(id) = crate::wal::removes(data) {
+                rep.removed.push(id);
+            }
             let (term, index) = (get_varint(&f, 2).unwrap_or(0), get_varint(&f, 3).unwrap_or(0));
             rep.first_index.get_or_insert(index);
             rep.last_index = Some(index);
@@ -257,6 +297,33 @@ mod tests {
         let r = check(&t.path().join("b")).unwrap();
         assert!(r.damage[0].contains("CRC mismatch"), "{r:?}");
         assert_eq!(r.segments[0].end, End::Damaged);
+    }
+
+    #[test]
+    fn a_zeroed_length_mid_segment_is_damage_and_a_fifo_is_never_read() {
+        let t = tempfile::tempdir().unwrap();
+        let (p, _) = segment(t.path(), 20);
+        let mut bytes = std::fs::read(&p).unwrap();
+        // The 11th frame's length: header, metadata, then entries of 8 + 304 bytes.
+        let mut off = 0;
+        for _ in 0..10 {
+            let field = u64::from_le_bytes(bytes[off..off + 8].try_into().unwrap());
+            off += 8
+                + (field & 0xff_ffff_ffff_ffff) as usize
+                + if field >> 63 == 1 { ((field >> 56) & 7) as usize } else { 0 };
+        }
+        bytes[off..off + 8].fill(0);
+        std::fs::write(&p, &bytes).unwrap();
+        let r = check(t.path()).unwrap();
+        assert!(r.damage[0].contains(&format!("a zero length) at byte {off}, yet records follow it")), "{r:?}");
+        assert_eq!(r.segments[0].end, End::Damaged);
+
+        let f = t.path().join("fifo");
+        std::fs::create_dir(&f).unwrap();
+        let fifo = f.join("0000000000000000-0000000000000000.wal");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let r = check(&f).unwrap();
+        assert!(r.damage[0].contains("is a FIFO, not a regular file"), "{r:?}");
     }
 
     #[test]

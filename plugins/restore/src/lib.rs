@@ -79,8 +79,8 @@ pub enum Command {
     /// Why won't this member start? Read its data dir offline (WAL, .snap files, database),
     /// say what is wrong and the safe way back. Changes nothing.
     ///
-    /// Exit codes: 0 healthy, or only a torn WAL tail etcd repairs itself; 1 damaged; 2 usage;
-    /// 3 not a data dir.
+    /// Exit codes: 0 healthy, only a torn WAL tail etcd repairs itself, or never started (no
+    /// WAL); 1 damaged, or removed from its cluster; 2 usage; 3 not a data dir.
     #[command(after_help = "Examples:
   # The data dir of the node's manifest, read offline
   kubectl etcd restore doctor

@@ -10,7 +10,11 @@ impl Print for Diagnosis {
         let verdict = match self.verdict {
             Verdict::Healthy => "HEALTHY: etcd should start on it",
             Verdict::Repairable => "REPAIRABLE: a torn WAL tail, which etcd truncates at start",
-            Verdict::Damaged => "DAMAGED: etcd refuses to start on it (or would start wrong)",
+            Verdict::Damaged => {
+                "DAMAGED: etcd refuses to start on it (or would start wrong, or fail on rejoining its cluster)"
+            }
+            Verdict::Removed => "REMOVED: the member was removed from its cluster; stop it and move its data dir aside",
+            Verdict::NeverStarted => "NEVER STARTED: no WAL; the member was added but never finished its first start",
         };
         let mut s = format!("Data dir {}: {verdict}\n", self.data_dir.display());
         s.push_str(&format!(

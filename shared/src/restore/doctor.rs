@@ -49,6 +49,9 @@ pub struct DbReport {
     pub term: Option<u64>,
     /// The members it records.
     pub members: Vec<crate::backend::StoredMember>,
+    /// The members it records as removed (`members_removed`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<u64>,
 }
 
 /// The verdict.
@@ -62,6 +65,13 @@ pub enum Verdict {
     Repairable,
     /// etcd refuses to start (or would start wrong) on this data dir.
     Damaged,
+    /// The member was removed from its cluster (the live member list, its own WAL or its
+    /// database says so): its peers reject it. Stop it and move its data dir aside; it is never
+    /// added back under its old ID.
+    Removed,
+    /// No WAL: the member was added but never finished its first start. etcd joins its
+    /// cluster afresh on it (with `--initial-cluster-state=existing`).
+    NeverStarted,
 }
 
 /// The report.
@@ -93,10 +103,10 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
-    /// 0 healthy or self-repairing, 1 damaged.
+    /// 0 healthy, self-repairing or never started, 1 damaged or removed.
     pub fn exit_code(&self) -> crate::ExitCode {
         match self.verdict {
-            Verdict::Damaged => crate::ExitCode::Negative,
+            Verdict::Damaged | Verdict::Removed => crate::ExitCode::Negative,
             _ => crate::ExitCode::Ok,
         }
     }
@@ -116,7 +126,26 @@ pub struct Context {
     pub others_have_quorum: Option<bool>,
     /// The newest snapshot file the operator has, for the sole-survivor case.
     pub newest_snapshot: Option<PathBuf>,
+    /// The live cluster's member list, when it answered.
+    pub live: Option<Live>,
 }
+
+/// The live cluster's membership, as its member list gives it.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Its cluster ID.
+    pub cluster_id: u64,
+    /// Its members.
+    pub members: Vec<crate::cluster::Member>,
+}
+
+/// etcd opens every WAL segment from the one holding its snapshot onwards at start, each an
+/// open file (`openWALFiles` in etcd's `wal.go`) held until it runs. Linux gives a process 1024
+/// open files unless raised (`INR_OPEN_CUR`, `ulimit -n`; Go ≥ 1.19 raises it to the hard limit,
+/// often no more), and etcd keeps `--max-wals` (default 5) segments once snapshotted: a data dir
+/// with more than this many to open is not one etcd wrote in its normal course, and etcd may fail
+/// on it with "too many open files".
+pub const MAX_OPEN_SEGMENTS: usize = 1000;
 
 fn snap_files(dir: &Path) -> Vec<SnapFile> {
     let mut out: Vec<SnapFile> = std::fs::read_dir(dir)
@@ -162,17 +191,45 @@ fn meta_u64(db: &Db, key: &[u8]) -> Option<u64> {
     out
 }
 
-fn check_db(path: &Path) -> DbReport {
+fn removed_ids(db: &Db) -> Vec<u64> {
+    let mut out = Vec::new();
+    if let Ok(Some(root)) = db.bucket(b"members_removed") {
+        let _ = db.for_each(&root, &mut |k, _| {
+            if let Some(id) = std::str::from_utf8(k).ok().and_then(|s| u64::from_str_radix(s, 16).ok()) {
+                out.push(id);
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// The database's structure, and with `layout` etcd's buckets too (a member that never finished
+/// its first start has a database holding `meta` alone, which etcd fills when it joins).
+fn check_db(path: &Path, layout: bool) -> DbReport {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut rep = DbReport { size, valid: false, problem: None, consistent_index: None, term: None, members: vec![] };
-    let db = match Db::open(path) {
+    let mut rep = DbReport {
+        size,
+        valid: false,
+        problem: None,
+        consistent_index: None,
+        term: None,
+        members: vec![],
+        removed: vec![],
+    };
+    // Opened without blocking and only as a regular file: a FIFO there would hang a plain open.
+    let db = match crate::wal::open_regular(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| Db::from_file(f, path).map_err(|e| e.to_string()))
+    {
         Ok(db) => db,
         Err(e) => {
-            rep.problem = Some(e.to_string());
+            rep.problem = Some(e);
             return rep;
         }
     };
     match crate::bbolt::check::check(&db) {
+        Ok(_) if !layout => rep.valid = true,
         Ok(summary) => match crate::snapshot::check_layout(path, &summary.buckets) {
             Ok(()) => rep.valid = true,
             Err(e) => rep.problem = Some(e.to_string()),
@@ -182,7 +239,103 @@ fn check_db(path: &Path) -> DbReport {
     rep.consistent_index = meta_u64(&db, b"consistent_index");
     rep.term = meta_u64(&db, b"term");
     rep.members = crate::backend::members(&db).unwrap_or_default();
+    rep.removed = removed_ids(&db);
     rep
+}
+
+/// How many segments etcd opens at start: every one from the last whose first index is at or
+/// below the index of the snapshot it loads (`selectWALFiles`/`searchIndex` in etcd's WAL).
+pub fn segments_opened(segments: &[walcheck::Segment], snap_index: u64) -> usize {
+    let from = segments.iter().rposition(|s| s.index.is_some_and(|i| i <= snap_index)).unwrap_or(0);
+    segments.len() - from
+}
+
+/// The index the WAL's raft log reaches: its last entry, or its newest snapshot marker when
+/// no entry follows it (a member that received a snapshot from its leader).
+fn wal_end(wal: &WalReport) -> u64 {
+    let marker = wal.snapshots.iter().map(|(i, _)| *i).max().unwrap_or(0);
+    wal.last_index.unwrap_or(0).max(marker)
+}
+
+/// Entries the database applied that the WAL no longer holds, or a HardState that commits past
+/// the log: etcd starts on such a dir, then panics as soon as its leader's commit index reaches
+/// past its log (raft: "tocommit(N) is out of range [lastIndex(M)]. Was the raft log corrupted,
+/// truncated, or lost?"), or wedges and takes no writes.
+pub fn behind_the_database(consistent_index: Option<u64>, wal: &WalReport) -> Vec<String> {
+    let end = wal_end(wal);
+    let mut out = Vec::new();
+    if let Some(ci) = consistent_index.filter(|ci| *ci > end) {
+        out.push(format!(
+            "the database is ahead of the WAL (consistent index {ci}, last WAL entry {end}): entries it applied were lost from the WAL; on rejoining its cluster etcd panics (\"tocommit({ci}) is out of range [lastIndex({end})]\") or takes no writes"
+        ));
+    }
+    if let Some(commit) = wal.hard_state.map(|h| h.commit).filter(|c| *c > end) {
+        out.push(format!(
+            "the WAL's HardState commits index {commit} but its last entry is {end}: raft refuses it (\"commit {commit} is out of range\")"
+        ));
+    }
+    out
+}
+
+/// Why this member counts as removed from its cluster, if it does: its own WAL removes it, its
+/// database lists it in `members_removed`, or the live cluster (the same cluster ID) no longer
+/// lists it.
+pub fn removed_because(me: u64, wal: &WalReport, db: Option<&DbReport>, live: Option<&Live>) -> Option<String> {
+    let id = member_id(me);
+    if let Some(l) = live.filter(|l| Some(l.cluster_id) == wal.cluster_id) {
+        if !l.members.iter().any(|m| m.id == me) {
+            return Some(format!(
+                "member {id} is not in its live cluster's member list ({}): it was removed, and its peers reject it (\"the member has been permanently removed from the cluster\")",
+                l.members.iter().map(|m| format!("{} {}", m.name, member_id(m.id))).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        // The live list is the truth: a member added back under this ID is not removed.
+        return None;
+    }
+    if wal.removed.contains(&me) {
+        return Some(format!(
+            "the WAL holds the configuration change that removes member {id} itself: it was removed from its cluster"
+        ));
+    }
+    if db.is_some_and(|d| d.removed.contains(&me)) {
+        return Some(format!(
+            "the database lists member {id} itself in members_removed: it was removed from its cluster"
+        ));
+    }
+    None
+}
+
+/// What the live cluster says about a data dir without a WAL: a member with this node's name
+/// that has started (its WAL is lost: etcd refuses, "member … has already been bootstrapped"),
+/// or the unstarted member etcd will join as.
+fn no_wal_findings(ctx: &Context, live: &Live) -> (Option<String>, String) {
+    let mine = |m: &&crate::cluster::Member| {
+        (!m.name.is_empty() && ctx.name.as_deref() == Some(m.name.as_str()))
+            || m.peer_urls.iter().any(|u| ctx.peer_urls.contains(u))
+    };
+    match live.members.iter().find(mine) {
+        Some(m) if !m.name.is_empty() => (
+            Some(format!(
+                "member/wal holds no segment, yet the live cluster lists {} ({}) as started: its WAL is lost, and etcd refuses to join again as it (\"member {} has already been bootstrapped\")",
+                m.name,
+                member_id(m.id),
+                member_id(m.id)
+            )),
+            String::new(),
+        ),
+        Some(m) => (
+            None,
+            format!(
+                "the live cluster lists it as unstarted member {} (peer URLs {}): etcd joins as that member",
+                member_id(m.id),
+                m.peer_urls.join(",")
+            ),
+        ),
+        None => (
+            None,
+            "the live cluster lists no member with this node's name or peer URLs: add it first (kubectl etcd learner add NAME --peer-urls URL), or it cannot join".into(),
+        ),
+    }
 }
 
 /// Examines a data dir. Fails (exit 3) when it is not one.
@@ -195,20 +348,23 @@ pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
         });
     }
     let wal_dir = member.join("wal");
-    let wal = walcheck::check(&wal_dir).map_err(|source| Error::ReadFile {
-        what: "WAL directory",
-        path: wal_dir.clone(),
-        input: true,
-        source,
-    })?;
+    // etcd's `wal.Exist`: any `*.wal` name in member/wal. Without one, etcd starts afresh.
+    let has_wal = crate::wal::wal_entries(&wal_dir).is_ok_and(|e| !e.is_empty());
+    let wal = if has_wal {
+        walcheck::check(&wal_dir).map_err(|source| Error::ReadFile {
+            what: "WAL directory",
+            path: wal_dir.clone(),
+            input: true,
+            source,
+        })?
+    } else {
+        WalReport::default()
+    };
     let snaps = snap_files(&member.join("snap"));
     let db_path = member.join("snap/db");
-    let db = db_path.exists().then(|| check_db(&db_path));
+    let db = db_path.exists().then(|| check_db(&db_path, has_wal));
     let mut damage = wal.damage.clone();
     let mut notes = wal.repairable.clone();
-    if wal.segments.is_empty() {
-        damage.push("member/wal holds no segment: etcd cannot start on this data dir".into());
-    }
     // The .snap etcd loads: the newest valid one whose (term, index) the WAL has a marker for.
     let loads_snap = snaps
         .iter()
@@ -216,11 +372,17 @@ pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
         .find(|s| wal.snapshots.iter().any(|(i, t)| Some(*i) == s.index && Some(*t) == s.term))
         .map(|s| s.name.clone());
     for s in snaps.iter().filter(|s| !s.valid) {
-        notes.push(format!(
-            "{} is broken ({}): etcd skips it and loads an older one",
-            s.name,
-            s.problem.clone().unwrap_or_default()
-        ));
+        match walcheck::not_a_file(&member.join("snap").join(&s.name)) {
+            Some(kind) => damage.push(format!(
+                "member/snap/{} is {kind}, not a regular file: etcd cannot read it (a FIFO blocks it)",
+                s.name
+            )),
+            None => notes.push(format!(
+                "{} is broken ({}): etcd skips it and loads an older one",
+                s.name,
+                s.problem.clone().unwrap_or_default()
+            )),
+        }
     }
     let newest_marker = wal.snapshots.iter().filter(|(i, _)| *i > 0).max().copied();
     if let (Some((i, _)), None) = (newest_marker, &loads_snap) {
@@ -236,27 +398,38 @@ pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
             }
         }
     }
+    let snap_index = loads_snap.as_ref().and_then(|n| snaps.iter().find(|s| &s.name == n)).and_then(|s| s.index);
+    let opened = segments_opened(&wal.segments, snap_index.unwrap_or(0));
+    if opened > MAX_OPEN_SEGMENTS {
+        damage.push(format!(
+            "etcd would open {opened} WAL segments at once at start (every one after its snapshot), more than the {MAX_OPEN_SEGMENTS} a data dir etcd wrote ever holds: it fails with \"too many open files\" under the usual open-file limit"
+        ));
+    }
     match &db {
-        None => damage.push("member/snap/db is missing".into()),
+        None if has_wal => damage.push("member/snap/db is missing".into()),
+        None => {}
         Some(d) if !d.valid => {
             damage.push(format!("member/snap/db is damaged: {}", d.problem.clone().unwrap_or_default()))
         }
-        Some(d) => {
-            if let (Some(ci), Some(last)) = (d.consistent_index, wal.last_index) {
-                if ci > last {
-                    notes.push(format!(
-                        "the database is ahead of the WAL (consistent index {ci}, last WAL entry {last}): entries were lost from the WAL"
-                    ));
-                }
-            }
-        }
+        Some(d) if has_wal => damage.extend(behind_the_database(d.consistent_index, &wal)),
+        Some(_) => {}
     }
     let me = wal.member_id;
+    let removed = me.and_then(|id| removed_because(id, &wal, db.as_ref(), ctx.live.as_ref()));
     let name = me
         .and_then(|id| db.as_ref().and_then(|d| d.members.iter().find(|m| m.id == id)).map(|m| m.name.clone()))
         .filter(|n| !n.is_empty())
         .or_else(|| ctx.name.clone());
-    if let (Some(id), Some(d)) = (me, &db) {
+    if let (Some(l), Some(cid)) = (&ctx.live, wal.cluster_id) {
+        if l.cluster_id != cid {
+            damage.push(format!(
+                "the WAL belongs to cluster {}, but the live cluster is {}: the data dir comes from another cluster",
+                member_id(cid),
+                member_id(l.cluster_id)
+            ));
+        }
+    }
+    if let (Some(id), Some(d), None) = (me, &db, &removed) {
         if d.valid && !d.members.is_empty() && !d.members.iter().any(|m| m.id == id) {
             damage.push(format!(
                 "the WAL belongs to member {} which is not in this database's members ({}): the WAL comes from another data dir",
@@ -272,8 +445,20 @@ pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
             ));
         }
     }
-    let verdict = if !damage.is_empty() {
+    if !has_wal {
+        if let Some(live) = &ctx.live {
+            let (lost, note) = no_wal_findings(ctx, live);
+            damage.extend(lost);
+            notes.extend(Some(note).filter(|n| !n.is_empty()));
+        }
+    }
+    let verdict = if let Some(why) = removed {
+        damage.insert(0, why);
+        Verdict::Removed
+    } else if !damage.is_empty() {
         Verdict::Damaged
+    } else if !has_wal {
+        Verdict::NeverStarted
     } else if !wal.repairable.is_empty() {
         Verdict::Repairable
     } else {
@@ -314,6 +499,21 @@ fn next_steps(d: &Diagnosis, ctx: &Context) -> Vec<String> {
         ],
         Verdict::Repairable => vec![
             "start etcd as it is: it truncates the torn WAL tail and goes on (it logs \"repairing wal\")".into(),
+        ],
+        // Nothing else: a removed member's ID is gone for good, and its node joins again (if at
+        // all) as a new member with an empty data dir.
+        Verdict::Removed => vec![
+            match &stopped {
+                Some((m, to)) => format!("stop etcd: mv {} {}", m.display(), to.display()),
+                None => "stop etcd on this node".into(),
+            },
+            format!(
+                "move its data dir aside, never delete it, and never add it back under its old ID: mv {dir} {dir}.removed-$(date +%Y%m%d%H%M%S)"
+            ),
+        ],
+        Verdict::NeverStarted => vec![
+            "the member was added but never finished its first start: etcd joins its cluster afresh on this data dir when started with --initial-cluster-state=existing and the --initial-cluster that member add printed".into(),
+            "look at why the first start failed in its log (crictl logs, journalctl), and in the member list (kubectl etcd health) for an unstarted member (no name) with this node's peer URL".into(),
         ],
         Verdict::Damaged if ctx.others_have_quorum != Some(false) => {
             let remove = "remove the member (the other voters keep the quorum): kubectl etcd learner remove";
@@ -389,9 +589,13 @@ pub async fn examine(settings: &Settings, dir: Option<PathBuf>, snapshots: Optio
         manifest: manifest_path.clone(),
         others_have_quorum: None,
         newest_snapshot: snapshots.and_then(newest_db),
+        live: None,
     };
     if manifest.is_some() || !settings.endpoints.is_empty() {
         ctx.others_have_quorum = others_have_quorum(settings, ctx.name.as_deref()).await;
+        if ctx.others_have_quorum.is_some() {
+            ctx.live = live_members(settings).await;
+        }
     }
     let dir = data_dir.clone();
     tokio::task::spawn_blocking(move || diagnose(&dir, &ctx)).await.map_err(Error::from_join)?
@@ -409,6 +613,13 @@ async fn others_have_quorum(settings: &Settings, me: Option<&str>) -> Option<boo
     let up = statuses.iter().filter(|s| s.in_quorum() && Some(s.member.name.as_str()) != me).count();
     let (_, needed, _) = crate::cluster::quorum(up, voters);
     Some(voters > 1 && up >= needed)
+}
+
+/// The live cluster's member list, when a member answers (the list `others_have_quorum` just
+/// read: a second, short ask of the same endpoints).
+async fn live_members(settings: &Settings) -> Option<Live> {
+    let list = Session::open(settings).await.ok()?.member_list().await.ok()?;
+    Some(Live { cluster_id: list.cluster_id, members: list.members })
 }
 
 fn newest_db(dir: &Path) -> Option<PathBuf> {
@@ -442,6 +653,7 @@ mod tests {
                 consistent_index: None,
                 term: None,
                 members: vec![],
+                removed: vec![],
             }),
             next_steps: vec![],
         }
@@ -455,6 +667,7 @@ mod tests {
             manifest: Some("/etc/kubernetes/manifests/etcd.yaml".into()),
             others_have_quorum: Some(true),
             newest_snapshot: None,
+            live: None,
         };
         let s = next_steps(&damaged(true), &ctx);
         assert_eq!(s[0], "stop etcd: mv /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/etcd.yaml.stopped");
@@ -466,6 +679,79 @@ mod tests {
         );
         assert!(s[3].ends_with(": kubectl etcd learner add cp-2 --peer-urls https://10.0.0.2:2380 --manifest /etc/kubernetes/etcd.yaml.stopped --write-manifest /etc/kubernetes/manifests/etcd.yaml --promote"), "{}", s[3]);
         assert_eq!(s.len(), 4, "{s:?}");
+    }
+
+    fn seg(index: u64) -> walcheck::Segment {
+        walcheck::Segment {
+            name: String::new(),
+            seq: None,
+            index: Some(index),
+            records: 0,
+            used: 0,
+            size: 0,
+            end: walcheck::End::Clean,
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn etcd_opens_the_segments_from_its_snapshots_on() {
+        let segs: Vec<_> = [0, 100, 200, 300].into_iter().map(seg).collect();
+        assert_eq!(segments_opened(&segs, 150), 3);
+        assert_eq!(segments_opened(&segs, 0), 4);
+        assert_eq!(segments_opened(&segs, 300), 1);
+    }
+
+    #[test]
+    fn a_database_ahead_of_the_wal_is_damage_unless_a_snapshot_marker_reaches_it() {
+        let wal = WalReport { last_index: Some(38), ..Default::default() };
+        let d = behind_the_database(Some(39), &wal);
+        assert!(d[0].contains("tocommit(39) is out of range [lastIndex(38)]"), "{d:?}");
+        assert!(behind_the_database(Some(38), &wal).is_empty());
+        let snapped = WalReport { last_index: None, snapshots: vec![(0, 0), (50, 2)], ..Default::default() };
+        assert!(behind_the_database(Some(50), &snapped).is_empty());
+        let committed = WalReport {
+            last_index: Some(38),
+            hard_state: Some(walcheck::HardState { term: 2, vote: 1, commit: 40 }),
+            ..Default::default()
+        };
+        assert!(behind_the_database(None, &committed)[0].contains("commits index 40"));
+    }
+
+    #[test]
+    fn removed_from_the_live_list_else_its_own_wal_or_database() {
+        let member = |id| crate::cluster::Member {
+            id,
+            name: format!("n{id}"),
+            peer_urls: vec![],
+            client_urls: vec![],
+            is_learner: false,
+        };
+        let wal = WalReport { cluster_id: Some(9), removed: vec![7], ..Default::default() };
+        let live = |cid, ids: &[u64]| Live { cluster_id: cid, members: ids.iter().map(|i| member(*i)).collect() };
+        assert!(removed_because(7, &wal, None, Some(&live(9, &[1, 2])))
+            .unwrap()
+            .contains("live cluster's member list"));
+        // The live list is the truth while it is this member's cluster.
+        assert_eq!(removed_because(7, &wal, None, Some(&live(9, &[7, 2]))), None);
+        assert!(removed_because(7, &wal, None, Some(&live(8, &[7]))).unwrap().contains("the WAL holds"));
+        let clean = WalReport { cluster_id: Some(9), ..Default::default() };
+        let mut db = damaged(true).db.unwrap();
+        assert_eq!(removed_because(7, &clean, Some(&db), None), None);
+        db.removed = vec![7];
+        assert!(removed_because(7, &clean, Some(&db), None).unwrap().contains("members_removed"));
+    }
+
+    #[test]
+    fn a_removed_member_is_stopped_and_moved_aside_and_nothing_else() {
+        let ctx = Context { manifest: Some("/etc/kubernetes/manifests/etcd.yaml".into()), ..Default::default() };
+        let mut d = damaged(true);
+        d.verdict = Verdict::Removed;
+        let s = next_steps(&d, &ctx);
+        assert_eq!(s[0], "stop etcd: mv /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/etcd.yaml.stopped");
+        assert!(s[1].ends_with(": mv /var/lib/etcd /var/lib/etcd.removed-$(date +%Y%m%d%H%M%S)"), "{}", s[1]);
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(d.exit_code(), crate::ExitCode::Negative);
     }
 
     #[test]
