@@ -592,34 +592,27 @@ pub async fn examine(settings: &Settings, dir: Option<PathBuf>, snapshots: Optio
         live: None,
     };
     if manifest.is_some() || !settings.endpoints.is_empty() {
-        ctx.others_have_quorum = others_have_quorum(settings, ctx.name.as_deref()).await;
-        if ctx.others_have_quorum.is_some() {
-            ctx.live = live_members(settings).await;
-        }
+        (ctx.others_have_quorum, ctx.live) = the_live_cluster(settings, ctx.name.as_deref()).await;
     }
     let dir = data_dir.clone();
     tokio::task::spawn_blocking(move || diagnose(&dir, &ctx)).await.map_err(Error::from_join)?
 }
 
-async fn others_have_quorum(settings: &Settings, me: Option<&str>) -> Option<bool> {
-    let session = Session::open(settings).await.ok()?;
+/// How the live cluster sees this member, through one session: whether the other voters make a
+/// quorum without it (counted with the one quorum probe), and the member list (`None`, `None`
+/// when nothing could be asked; `Some(false)`, `None` when no member answered).
+async fn the_live_cluster(settings: &Settings, me: Option<&str>) -> (Option<bool>, Option<Live>) {
+    let Ok(session) = Session::open(settings).await else { return (None, None) };
     let list = match session.member_list().await {
         Ok(l) => l,
-        Err(Error::Unreachable { .. }) => return Some(false),
-        Err(_) => return None,
+        Err(Error::Unreachable { .. }) => return (Some(false), None),
+        Err(_) => return (None, None),
     };
     let statuses = session.statuses(&list.members).await;
     let voters = statuses.iter().filter(|s| !s.member.is_learner).count();
     let up = statuses.iter().filter(|s| s.in_quorum() && Some(s.member.name.as_str()) != me).count();
     let (_, needed, _) = crate::cluster::quorum(up, voters);
-    Some(voters > 1 && up >= needed)
-}
-
-/// The live cluster's member list, when a member answers (the list `others_have_quorum` just
-/// read: a second, short ask of the same endpoints).
-async fn live_members(settings: &Settings) -> Option<Live> {
-    let list = Session::open(settings).await.ok()?.member_list().await.ok()?;
-    Some(Live { cluster_id: list.cluster_id, members: list.members })
+    (Some(voters > 1 && up >= needed), Some(Live { cluster_id: list.cluster_id, members: list.members }))
 }
 
 fn newest_db(dir: &Path) -> Option<PathBuf> {
