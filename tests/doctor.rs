@@ -489,6 +489,17 @@ fn a_zeroed_length_mid_segment_is_damage() {
 
     let mut etcd = rejoin(&c, 2);
     if !takes_no_writes(&c, 2, &mut etcd, 15) {
+        // It stays up and takes no writes: health must not call it healthy nor count it.
+        let o = run_plugin(
+            "kubectl-etcd-health",
+            &["--manifest", c.nodes[0].manifest().to_str().unwrap(), "-o", "json"],
+            &[],
+        );
+        let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+        let row = doc["members"].as_array().unwrap().iter().find(|m| m["name"] == c.nodes[2].name).unwrap();
+        eprintln!("health of the member that takes no writes: {row:#}");
+        assert_eq!((row["health"].as_str(), row["in_quorum"].as_bool()), (Some("unhealthy"), Some(false)), "{row:#}");
+        assert_eq!(o.status.code(), Some(1), "{doc:#}");
         return;
     }
     assert!(etcd.log().contains(TOCOMMIT), "{}", etcd.log());
