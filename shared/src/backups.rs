@@ -313,6 +313,31 @@ pub fn latest(dir: &Path) -> Result<(PathBuf, Vec<String>)> {
 mod tests {
     use super::*;
 
+    fn entry(stamp: &str, revision: i64) -> Entry {
+        Entry {
+            name: format!("etcd-{stamp}-{revision}.db"),
+            path: PathBuf::from(format!("/b/etcd-{stamp}-{revision}.db")),
+            prefix: "etcd".into(),
+            time: stamp.into(),
+            revision,
+            size: 1,
+            compression: Compression::None,
+            sha256_trailer: Trailer::Valid,
+            stamp: stamp.into(),
+        }
+    }
+
+    #[test]
+    fn retention_never_deletes_a_higher_revision_than_it_keeps() {
+        let names = |v: &[Entry]| v.iter().map(|e| e.revision).collect::<Vec<_>>();
+        // Newest first by time; the newest was saved from a member that was behind.
+        let (kept, removed) =
+            retain(vec![entry("20261205T0300Z", 221), entry("20261205T0200Z", 251), entry("20261205T0100Z", 200)], 1);
+        assert_eq!((names(&kept), names(&removed)), (vec![221, 251], vec![200]));
+        let (kept, removed) = retain(vec![entry("3", 30), entry("2", 20), entry("1", 10)], 2);
+        assert_eq!((names(&kept), names(&removed)), (vec![30, 20], vec![10]));
+    }
+
     #[test]
     fn names_parse_and_print() {
         let n = Name::parse("etcd-snapshot-20261201T060000Z-48213.db").unwrap();
