@@ -96,7 +96,7 @@ impl Session {
         let discovery = discovery::discover(settings).await?;
         let tls = TlsContext::load(&discovery.tls, discovery.insecure)?;
         if discovery.insecure {
-            eprintln!("WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)");
+            crate::print::progress::message(&format!("WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)"));
         }
         let mut dialer = Dialer::new(tls, settings.dial_timeout);
         if let Some(t) = discovery.tunnels.clone() {
@@ -141,10 +141,10 @@ impl Session {
                 continue;
             }
             if verbose {
-                eprintln!(
+                crate::print::progress::message(&format!(
                     "discovery: this node's member does not answer; trying {}",
                     extra.iter().map(|e| format!("{} (from {})", e.url, e.source)).collect::<Vec<_>>().join(", ")
-                );
+                ));
             }
             let extra_urls: Vec<String> = extra.iter().map(|e| e.url.clone()).collect();
             tried.extend(extra);
@@ -162,7 +162,7 @@ impl Session {
                         })
                         .collect();
                     if verbose {
-                        eprintln!(
+                        crate::print::progress::message(&format!(
                             "discovery: member list from {} (its source: {})",
                             list.endpoint,
                             list.extra_endpoints
@@ -170,7 +170,7 @@ impl Session {
                                 .find(|e| e.url == list.endpoint)
                                 .map(|e| e.source.as_str())
                                 .unwrap_or("?")
-                        );
+                        ));
                     }
                     return Ok(list);
                 }
@@ -203,6 +203,7 @@ impl Session {
         self.dialer.probe(&url).await?;
         let mut client = self.dialer.client(&url).await?;
         let resp = call(&url, "member list", self.command_timeout(), client.member_list()).await?;
+        crate::limits::check_members(&url, resp.members().len())?;
         let header = resp.header();
         let members = resp.members().iter().map(Member::from).collect();
         Ok(MemberList {
@@ -243,11 +244,11 @@ pub fn find_member<'a>(members: &'a [Member], key: &str) -> Result<&'a Member> {
         && crate::util::parse_member_id(key).is_none()
         && crate::util::parse_member_id_decimal(key).is_none()
     {
-        eprintln!(
+        crate::print::progress::message(&format!(
             "note: no started member is named {key:?}; taking the learner that has not started yet, {} (peer URLs {})",
             member_id(unstarted[0].id),
             unstarted[0].peer_urls.join(",")
-        );
+        ));
         return Ok(unstarted[0]);
     }
     let known: Vec<String> = members.iter().map(|m| format!("{} ({})", m.display_name(), member_id(m.id))).collect();
