@@ -696,6 +696,38 @@ fn completion_as_kubectl_and_bash_drive_it() {
     assert!(stdout(&o).contains("complete -F _kubectl_etcd_health kubectl-etcd-health"), "{}", stdout(&o));
     let o = run_plugin(HEALTH, &["completion", "tcsh"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    // `kubectl etcd he<TAB>` offers health once. kubectl lists the kubectl-etcd-* plugins it
+    // finds on PATH itself; the helper adds the ones it does not (krew puts only kubectl-etcd on
+    // PATH), then, with every plugin on PATH (cargo install), none.
+    let kubectl_says = |words: &[&str]| {
+        let mut args = vec!["__complete", "etcd"];
+        args.extend(words);
+        stdout(&i.run(&which("kubectl"), &args))
+    };
+    let health_lines = |out: &str| out.lines().filter(|l| l.starts_with("health")).count();
+    assert_eq!(health_lines(&i.kubectl_helper("etcd", &["he"])), 1);
+    if kubectl_minor.is_some_and(|m| m >= 26) {
+        let out = kubectl_says(&["he"]);
+        assert_eq!(health_lines(&out), 1, "{out}");
+    }
+    for (p, _) in kubectl_etcd::PLUGINS {
+        let b = format!("kubectl-etcd-{p}");
+        std::os::unix::fs::symlink(i.root.path().join("store").join(&b), i.path().join(&b)).unwrap();
+    }
+    let out = i.kubectl_helper("etcd", &[""]);
+    for (p, _) in kubectl_etcd::PLUGINS {
+        assert!(!out.lines().any(|l| l.starts_with(&format!("{p}\t"))), "{p}: {out}");
+    }
+    assert!(out.lines().any(|l| l.starts_with("snapshot\t")) && out.lines().any(|l| l.starts_with("member\t")), "{out}");
+    if kubectl_minor.is_some_and(|m| m >= 26) {
+        let out = kubectl_says(&["he"]);
+        assert_eq!(health_lines(&out), 1, "{out}");
+        let out = kubectl_says(&[""]);
+        for word in ["health", "learner", "restore", "defrag", "snapshot", "member"] {
+            assert_eq!(out.lines().filter(|l| l.starts_with(&format!("{word}\t"))).count(), 1, "{word}: {out}");
+        }
+    }
 }
 
 fn which(name: &str) -> std::path::PathBuf {
