@@ -719,7 +719,10 @@ fn completion_as_kubectl_and_bash_drive_it() {
     for (p, _) in kubectl_etcd::PLUGINS {
         assert!(!out.lines().any(|l| l.starts_with(&format!("{p}\t"))), "{p}: {out}");
     }
-    assert!(out.lines().any(|l| l.starts_with("snapshot\t")) && out.lines().any(|l| l.starts_with("member\t")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("snapshot\t")) && out.lines().any(|l| l.starts_with("member\t")),
+        "{out}"
+    );
     if kubectl_minor.is_some_and(|m| m >= 26) {
         let out = kubectl_says(&["he"]);
         assert_eq!(health_lines(&out), 1, "{out}");

@@ -642,7 +642,11 @@ async fn signals_during_node_restore_roll_back_or_finish() {
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         // (None: the signal came before the process set its handlers, when nothing had changed)
         let stopped = if sig == "-INT" { 130 } else { 143 };
-        assert!(matches!(out.status.code(), Some(0) | None) || out.status.code() == Some(stopped), "exit {:?}: {err}", out.status.code());
+        assert!(
+            matches!(out.status.code(), Some(0) | None) || out.status.code() == Some(stopped),
+            "exit {:?}: {err}",
+            out.status.code()
+        );
         if out.status.code() == Some(stopped) {
             assert!(err.contains("interrupted by SIG"), "{err}");
         }

@@ -96,7 +96,9 @@ impl Session {
         let discovery = discovery::discover(settings).await?;
         let tls = TlsContext::load(&discovery.tls, discovery.insecure)?;
         if discovery.insecure {
-            crate::print::progress::message(&format!("WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)"));
+            crate::print::progress::message(
+                "WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)",
+            );
         }
         let mut dialer = Dialer::new(tls, settings.dial_timeout);
         if let Some(t) = discovery.tunnels.clone() {

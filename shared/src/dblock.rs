@@ -53,9 +53,9 @@ pub fn holders(db: &Path, limit: usize) -> Vec<Holder> {
             continue;
         }
         let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
-        let open = fds.flatten().any(|fd| {
-            std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
-        });
+        let open = fds
+            .flatten()
+            .any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino()));
         if open {
             let command = crate::util::read_bounded_string(&p.path().join("comm"), "process name", 4096)
                 .map(|c| c.trim().to_string())
@@ -135,11 +135,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         std::fs::write(&db, b"x").unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .stdin(std::fs::File::open(&db).unwrap())
-            .spawn()
-            .unwrap();
+        let mut child =
+            std::process::Command::new("sleep").arg("30").stdin(std::fs::File::open(&db).unwrap()).spawn().unwrap();
         // spawn returns once the child has exec'd: its stdin is the file.
         let found = holders(&db, 4);
         let _ = child.kill();

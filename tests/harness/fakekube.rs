@@ -476,13 +476,17 @@ fn serve(
 /// over, until the client closes the connection.
 fn endless_list(mut stream: TcpStream, items: &[Value]) {
     let mut chunk = String::new();
-    let pod = items.first().cloned().unwrap_or_else(|| kubeadm_pod("cp-1", &[], "https://127.0.0.1:2379", true, "127.0.0.1"));
+    let pod =
+        items.first().cloned().unwrap_or_else(|| kubeadm_pod("cp-1", &[], "https://127.0.0.1:2379", true, "127.0.0.1"));
     while chunk.len() < 64 * 1024 {
         chunk.push_str(&pod.to_string());
         chunk.push(',');
     }
     let head = "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"12345\"},\"items\":[";
-    let mut out = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{head}\r\n", head.len());
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{head}\r\n",
+        head.len()
+    );
     let body = format!("{:x}\r\n{chunk}\r\n", chunk.len());
     loop {
         out.push_str(&body);

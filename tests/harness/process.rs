@@ -81,6 +81,7 @@ pub struct Measured {
 
 /// Runs `cmd` to its end, its output collected, and reaps it with wait4(2) to read its peak
 /// resident memory.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's Child cannot see
 pub fn run_measured(cmd: &mut Command) -> Measured {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;

@@ -208,7 +208,12 @@ struct BoundedList<K> {
 /// [`crate::limits::MAX_LIST_ITEMS`] (a real API server pages past it, as for kubectl's
 /// `--chunk-size`) and taking no more: a longer list is an error naming the bound. `action`
 /// says what is listed, for errors (`list etcd pods in namespace kube-system (…)`).
-pub(crate) async fn list<K>(client: &kube::Client, namespace: Option<&str>, selector: &str, action: &str) -> crate::Result<Vec<K>>
+pub(crate) async fn list<K>(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: &str,
+    action: &str,
+) -> crate::Result<Vec<K>>
 where
     K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
 {
@@ -226,7 +231,12 @@ where
 }
 
 /// [`list`] of the etcd pods in `ns` within `timeout`.
-pub(crate) async fn etcd_pods(client: &kube::Client, ns: &str, ctx: &str, timeout: std::time::Duration) -> crate::Result<Vec<Pod>> {
+pub(crate) async fn etcd_pods(
+    client: &kube::Client,
+    ns: &str,
+    ctx: &str,
+    timeout: std::time::Duration,
+) -> crate::Result<Vec<Pod>> {
     let action = format!("list etcd pods in namespace {ns} ({ctx})");
     let listed = tokio::time::timeout(timeout, list(client, Some(ns), POD_SELECTOR, &action))
         .await
