@@ -240,6 +240,41 @@ fn api_with_neither_pods_nor_nodes_says_what_was_tried() {
     );
 }
 
+/// An API server that answers the etcd pod list without end, or with 400,000 small pods: each
+/// cut at its bound (16 MiB of body, 128 items) with one line naming the bound and what was
+/// listed, exit 4, well within the deadline, the process staying small.
+#[test]
+fn endless_or_oversized_api_answers_are_cut_at_their_bound() {
+    let pod = kubeadm_pod("cp-1", &[], "https://127.0.0.1:2379", true, "127.0.0.1");
+    let kube = FakeKube::start(vec![pod], vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kube.kubeconfig(dir.path());
+    let deadline = std::time::Duration::from_secs(3); // --dial-timeout + --command-timeout
+    let run = || {
+        let args = ["--kubeconfig", s(&kc), "--dial-timeout", "1s", "--command-timeout", "2s"];
+        run_measured(&mut plugin_command(HEALTH, &args, &[]))
+    };
+    let cases = [("endless", "16777216 bytes (16.0 MiB)"), ("400,000 pods", "128 items")];
+    for (case, bound) in cases {
+        match case {
+            "endless" => kube.behaviour.endless_pod_list.store(true, std::sync::atomic::Ordering::SeqCst),
+            _ => {
+                kube.behaviour.endless_pod_list.store(false, std::sync::atomic::Ordering::SeqCst);
+                kube.behaviour.pod_list_padding.store(400_000, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let m = run();
+        let err = stderr(&m.output);
+        eprintln!("{case}: {:?}, peak RSS {} KiB: {err}", m.elapsed, m.peak_rss_kib);
+        assert_eq!(m.output.status.code(), Some(4), "{case}: {err}");
+        assert_eq!(err.lines().count(), 1, "{case}: one line: {err}");
+        assert!(err.contains("the Kubernetes API's answer to list etcd pods in namespace kube-system"), "{err}");
+        assert!(err.contains(&format!("went past {bound}")), "{case}: {err}");
+        assert!(m.elapsed < deadline, "{case}: {:?}", m.elapsed);
+        assert!(m.peak_rss_kib < 160 * 1024, "{case}: peak RSS {} KiB", m.peak_rss_kib);
+    }
+}
+
 #[test]
 fn explicit_kubeconfig_or_context_selects_the_api_over_the_default_manifest() {
     let c = Cluster::start(1);
@@ -660,4 +695,35 @@ fn completion_as_kubectl_and_bash_drive_it() {
     assert!(stdout(&o).contains("complete -F _kubectl_etcd_health kubectl-etcd-health"), "{}", stdout(&o));
     let o = run_plugin(HEALTH, &["completion", "tcsh"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    // `kubectl etcd he<TAB>` offers health once. kubectl lists the kubectl-etcd-* plugins it
+    // finds on PATH itself; the helper adds the ones it does not (krew puts only kubectl-etcd on
+    // PATH), then, with every plugin on PATH (cargo install), none.
+    let kubectl_says = |words: &[&str]| {
+        let mut args = vec!["__complete", "etcd"];
+        args.extend(words);
+        stdout(&i.run(&kubectl, &args))
+    };
+    let health_lines = |out: &str| out.lines().filter(|l| l.starts_with("health")).count();
+    assert_eq!(health_lines(&i.kubectl_helper("etcd", &["he"])), 1);
+    let out = kubectl_says(&["he"]);
+    assert_eq!(health_lines(&out), 1, "{out}");
+    for (p, _) in kubectl_etcd::PLUGINS {
+        let b = format!("kubectl-etcd-{p}");
+        std::os::unix::fs::symlink(i.root.path().join("store").join(&b), i.path().join(&b)).unwrap();
+    }
+    let out = i.kubectl_helper("etcd", &[""]);
+    for (p, _) in kubectl_etcd::PLUGINS {
+        assert!(!out.lines().any(|l| l.starts_with(&format!("{p}\t"))), "{p}: {out}");
+    }
+    assert!(
+        out.lines().any(|l| l.starts_with("snapshot\t")) && out.lines().any(|l| l.starts_with("member\t")),
+        "{out}"
+    );
+    let out = kubectl_says(&["he"]);
+    assert_eq!(health_lines(&out), 1, "{out}");
+    let out = kubectl_says(&[""]);
+    for word in ["health", "learner", "restore", "defrag", "snapshot", "member"] {
+        assert_eq!(out.lines().filter(|l| l.starts_with(&format!("{word}\t"))).count(), 1, "{word}: {out}");
+    }
 }

@@ -464,31 +464,29 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// Every round one JSON document; SIGINT or SIGTERM ends the watch as a shell reports a
+/// process ended by that signal (130, 143), with nothing on stderr.
 #[test]
 fn watch_prints_one_json_document_per_round() {
     let c = Cluster::start(1);
     let mut args = c.manifest_args();
     args.extend(["--watch", "--interval", "200ms", "-o", "json"].map(String::from));
-    let mut child = spawn_plugin(HEALTH, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
-    let rounds = |child: &mut Running, n: usize| -> Vec<Value> {
-        let start = std::time::Instant::now();
-        loop {
-            let lines: Vec<Value> =
-                complete_lines(&child.stdout_now()).map(|l| serde_json::from_str(l).unwrap()).collect();
-            if lines.len() >= n {
-                return lines;
-            }
-            assert!(!child.exited() && start.elapsed() < Duration::from_secs(60), "{}", child.stderr_now());
-            std::thread::sleep(Duration::from_millis(50));
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let mut child = spawn_plugin(HEALTH, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+        let rounds = wait_for("three watch rounds", Duration::from_secs(60), || {
+            assert!(!child.exited(), "{}", child.stderr_now());
+            let t = child.stdout_now();
+            (complete_lines(&t).count() >= 3).then_some(t)
+        });
+        for line in complete_lines(&rounds) {
+            let doc: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(doc["healthy"], true);
         }
-    };
-    for doc in rounds(&mut child, 3) {
-        assert_eq!(doc["healthy"], true);
+        child.signal(sig);
+        let out = child.wait(Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(code), "{sig}: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{sig}: {}", stderr(&out));
     }
-    // SIGINT ends the watch cleanly.
-    child.signal(libc::SIGINT);
-    let o = child.wait(Duration::from_secs(30));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 /// `-o json` follows shared/docs/health.schema.json, healthy or not, and every `--watch` round is one

@@ -151,7 +151,9 @@ fn flag_given(flag: &str) -> bool {
 }
 
 /// Runs a plugin's async body on a small runtime and maps the outcome to the process exit code:
-/// errors are printed on stderr as one `error: …` line; a closed stdout pipe exits quietly.
+/// errors are printed on stderr as one `error: …` line; a closed stdout pipe exits quietly. A
+/// failure after a caught signal (the work stopped, cleaned up or rolled back) exits as a
+/// shell reports a process killed by it, 128 + its number: SIGINT 130, SIGTERM 143.
 pub fn run_main<F>(body: F) -> std::process::ExitCode
 where
     F: std::future::Future<Output = crate::Result<crate::ExitCode>>,
@@ -169,8 +171,11 @@ where
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) if e.is_broken_pipe() => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.report());
-            std::process::ExitCode::from(e.exit_code() as u8)
+            if !matches!(e, crate::Error::Interrupted(_)) {
+                crate::print::progress::message(&format!("error: {}", e.report()));
+            }
+            let code = crate::util::signal_exit_status().unwrap_or(e.exit_code() as u8);
+            std::process::ExitCode::from(code)
         }
     }
 }

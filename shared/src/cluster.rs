@@ -96,7 +96,9 @@ impl Session {
         let discovery = discovery::discover(settings).await?;
         let tls = TlsContext::load(&discovery.tls, discovery.insecure)?;
         if discovery.insecure {
-            eprintln!("WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)");
+            crate::print::progress::message(
+                "WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)",
+            );
         }
         let mut dialer = Dialer::new(tls, settings.dial_timeout);
         if let Some(t) = discovery.tunnels.clone() {
@@ -141,10 +143,10 @@ impl Session {
                 continue;
             }
             if verbose {
-                eprintln!(
+                crate::print::progress::message(&format!(
                     "discovery: this node's member does not answer; trying {}",
                     extra.iter().map(|e| format!("{} (from {})", e.url, e.source)).collect::<Vec<_>>().join(", ")
-                );
+                ));
             }
             let extra_urls: Vec<String> = extra.iter().map(|e| e.url.clone()).collect();
             tried.extend(extra);
@@ -162,7 +164,7 @@ impl Session {
                         })
                         .collect();
                     if verbose {
-                        eprintln!(
+                        crate::print::progress::message(&format!(
                             "discovery: member list from {} (its source: {})",
                             list.endpoint,
                             list.extra_endpoints
@@ -170,7 +172,7 @@ impl Session {
                                 .find(|e| e.url == list.endpoint)
                                 .map(|e| e.source.as_str())
                                 .unwrap_or("?")
-                        );
+                        ));
                     }
                     return Ok(list);
                 }
@@ -203,6 +205,7 @@ impl Session {
         self.dialer.probe(&url).await?;
         let mut client = self.dialer.client(&url).await?;
         let resp = call(&url, "member list", self.command_timeout(), client.member_list()).await?;
+        crate::limits::check_members(&url, resp.members().len())?;
         let header = resp.header();
         let members = resp.members().iter().map(Member::from).collect();
         Ok(MemberList {

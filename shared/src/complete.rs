@@ -344,16 +344,35 @@ complete -c {prog} -f -a '(__{func})'
     Some(text)
 }
 
+/// The environment variable the kubectl helpers set for `kubectl-etcd __complete`: the words
+/// are completed for kubectl's plugin completion, which lists some of them itself.
+pub const FOR_KUBECTL_ENV: &str = "KUBECTL_ETCD_COMPLETE_FOR";
+
 /// The helper kubectl (1.26+) runs to complete `kubectl etcd …`: an executable named
 /// `kubectl_complete-<plugin>` on PATH, given the words after the plugin name. `plugin` is
 /// `etcd` (the krew entry point) or `etcd-health`, … (kubectl's name for `kubectl etcd health`
-/// when `kubectl-etcd-health` is on PATH itself); all of them ask `kubectl-etcd __complete`.
+/// when `kubectl-etcd-health` is on PATH itself); all of them ask `kubectl-etcd __complete`,
+/// saying it is for kubectl ([`FOR_KUBECTL_ENV`]).
 pub fn kubectl_helper(plugin: &str) -> String {
     let words = plugin.strip_prefix("etcd").unwrap_or(plugin).replace('-', " ");
     format!(
-        "#!/bin/sh\n# kubectl completion for `kubectl {plugin_words}`; install as `kubectl_complete-{plugin}` on PATH\nexec kubectl-etcd __complete{words} \"$@\"\n",
+        "#!/bin/sh\n# kubectl completion for `kubectl {plugin_words}`; install as `kubectl_complete-{plugin}` on PATH\n{FOR_KUBECTL_ENV}=kubectl exec kubectl-etcd __complete{words} \"$@\"\n",
         plugin_words = plugin.replace('-', " "),
     )
+}
+
+/// Whether kubectl itself offers `word` after `kubectl etcd`: its plugin completion registers
+/// every `kubectl-etcd-<word>` found in a PATH directory (any entry but a directory, `_` in
+/// the file name read as `-`) as a subcommand of `etcd`, and cobra lists subcommands besides
+/// what the `kubectl_complete-etcd` helper answers (`registerPluginCommands` in
+/// `k8s.io/kubectl/pkg/cmd/plugin/plugin_completion.go`, kubectl 1.26+). Such a word must not
+/// be answered again, or it is offered twice.
+pub fn kubectl_lists(word: &str, path: &std::ffi::OsStr) -> bool {
+    let file = format!("kubectl-etcd-{}", word.replace('-', "_"));
+    std::env::split_paths(path).filter(|d| !d.as_os_str().is_empty()).any(|d| {
+        let p = d.join(&file);
+        p.symlink_metadata().is_ok() && !p.is_dir()
+    })
 }
 
 /// The kubectl helper names: `kubectl_complete-etcd` and one per plugin binary.

@@ -430,6 +430,7 @@ impl Dialer {
                 Box::pin(async move { dialer.dial(&url).await.map(|(io, _)| TokioIo::new(io)) });
             fut
         });
+        // Each message etcd sends is decoded under tonic's default 4 MiB cap (see crate::limits).
         let channel = endpoint.connect_with_connector_lazy(connector);
         let client = etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None)
             .await

@@ -224,6 +224,23 @@ pub enum Error {
     #[error(transparent)]
     Transport(#[from] TransportError),
 
+    /// A peer sent more than a bound allows (an endless or oversized API answer, a member list
+    /// or a Snapshot stream past its size): what sent it, the bound, and why it is that.
+    #[error("{what} went past {limit}, {why}; stopped reading")]
+    TooLarge {
+        /// What sent too much (`the Kubernetes API's answer to list etcd pods …`).
+        what: String,
+        /// The bound, with its unit.
+        limit: String,
+        /// Why the bound is what it is.
+        why: &'static str,
+    },
+
+    /// A command was stopped by a signal it caught (SIGINT, SIGTERM, SIGHUP) before it had
+    /// anything to say: the process exits 128 + the signal's number, silently.
+    #[error("interrupted by {0}")]
+    Interrupted(&'static str),
+
     /// A directory given as an etcd data dir is not one.
     #[error("{} is not an etcd data dir: {reason}", path.display())]
     NotDataDir {
@@ -293,10 +310,10 @@ impl Error {
             | Error::NotDataDir { .. }
             | Error::Forbidden { .. }
             | Error::Kube { .. } => ExitCode::Discovery,
-            Error::Unreachable { .. } | Error::Transport(_) => ExitCode::Transport,
+            Error::Unreachable { .. } | Error::Transport(_) | Error::TooLarge { .. } => ExitCode::Transport,
             Error::Refused(_) | Error::Corrupt { .. } => ExitCode::Negative,
             Error::Stopped { cause, .. } => cause.exit_code(),
-            Error::Output(_) | Error::Io { .. } | Error::Internal(_) => ExitCode::Negative,
+            Error::Output(_) | Error::Io { .. } | Error::Internal(_) | Error::Interrupted(_) => ExitCode::Negative,
         }
     }
 

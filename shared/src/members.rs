@@ -275,6 +275,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
         }
     };
     let id = resp.member().map(|m| m.id()).unwrap_or(0);
+    crate::limits::check_members(&url, resp.member_list().len())?;
     let members: Vec<Member> = resp.member_list().iter().map(Member::from).collect();
     Ok(Added {
         id: Some(id),

@@ -345,15 +345,11 @@ pub fn build(opts: &ScheduleOptions) -> Result<Scheduled> {
 /// `etcd` role), sorted.
 pub async fn control_plane_nodes(client: &kube::Client) -> Result<Vec<String>> {
     use k8s_openapi::api::core::v1::Node;
-    use kube::api::{Api, ListParams};
-    let api: Api<Node> = Api::all(client.clone());
     let mut names = std::collections::BTreeSet::new();
     for label in [CONTROL_PLANE_LABEL, "node-role.kubernetes.io/master", "node-role.kubernetes.io/etcd"] {
-        let list = api
-            .list(&ListParams::default().labels(label))
-            .await
-            .map_err(|e| Error::Kube { action: format!("list nodes labelled {label}"), source: Box::new(e) })?;
-        names.extend(list.items.into_iter().filter_map(|n| n.metadata.name));
+        let action = format!("list nodes labelled {label}");
+        let nodes: Vec<Node> = crate::discovery::kubeapi::list(client, None, label, &action).await?;
+        names.extend(nodes.into_iter().filter_map(|n| n.metadata.name));
     }
     if names.is_empty() {
         return Err(Error::Refused(format!(
@@ -390,7 +386,7 @@ where
     let name = meta.name.clone().unwrap_or_default();
     let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
     let api: Api<K> = Api::namespaced(client.clone(), &ns);
-    let kube_err = |action: String| move |e: kube::Error| Error::Kube { action, source: Box::new(e) };
+    let kube_err = |action: String| move |e: kube::Error| crate::discovery::kubeapi::api_error(&action, e);
     let current = api.get_opt(&name).await.map_err(kube_err(format!("get {kind} {ns}/{name}")))?;
     match current {
         None => {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cluster::{find_member, Member, Session};
-use crate::conn::{call, TransportError};
+use crate::conn::{call, FailureClass, TransportError};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -843,8 +843,10 @@ async fn save_named(
     let stall = opts.stall_timeout.unwrap_or(Duration::from_secs(30));
     let stream = async {
         let mut stream = call(&url, "snapshot", stall, client.snapshot()).await?;
-        let mut total = 0u64;
+        // What etcd announced bounds what is read: an endless stream stops there.
+        let mut bound = crate::limits::SnapshotStream::new();
         loop {
+            let total = bound.total();
             let msg = match tokio::time::timeout(stall, stream.message()).await {
                 Err(_) => return Err(Error::Transport(TransportError::timed_out(&url, "the snapshot stream", stall))),
                 Ok(Err(e)) => {
@@ -863,13 +865,15 @@ async fn save_named(
                 Ok(Ok(Some(m))) => m,
             };
             let blob = msg.blob();
-            if total == 0 {
-                total = writer.written() + blob.len() as u64 + msg.remaining_bytes();
-            }
+            bound.accept(blob.len() as u64, msg.remaining_bytes()).map_err(|why| {
+                let class = FailureClass::Network("snapshot stream past its size".into());
+                TransportError::new(&url, class, format!("{why}; no snapshot was written"))
+            })?;
             // Writing is quick next to the network; keep it on this task.
             writer.write(blob)?;
-            progress(writer.written().min(total), total);
+            progress(writer.written().min(bound.total()), bound.total());
         }
+        let total = bound.total();
         // etcd announces the database size, then sends the sha256 trailer after it.
         if total != 0 && writer.written() != total + TRAILER {
             return Err(Error::Corrupt {

@@ -53,6 +53,7 @@ pub struct Route {
 /// kubelet has just started).
 #[derive(Clone)]
 pub struct Tunnels {
+    client: kube::Client,
     pods: Api<Pod>,
     namespace: String,
     routes: Arc<RwLock<Vec<Route>>>,
@@ -87,7 +88,8 @@ impl Tunnels {
     /// Tunnels through `client` to pods in `namespace`.
     pub fn new(client: kube::Client, namespace: &str) -> Tunnels {
         Tunnels {
-            pods: Api::namespaced(client, namespace),
+            pods: Api::namespaced(client.clone(), namespace),
+            client,
             namespace: namespace.to_string(),
             routes: Arc::default(),
             refreshed: Arc::default(),
@@ -140,9 +142,9 @@ impl Tunnels {
             due
         };
         if due {
-            let lp = kube::api::ListParams::default().labels(crate::discovery::kubeapi::POD_SELECTOR);
-            if let Ok(Ok(list)) = tokio::time::timeout(timeout, self.pods.list(&lp)).await {
-                for pod in &list.items {
+            let ctx = "to route a port-forward";
+            if let Ok(pods) = crate::discovery::kubeapi::etcd_pods(&self.client, &self.namespace, ctx, timeout).await {
+                for pod in &pods {
                     if let Ok(m) = crate::discovery::kubeapi::pod_member(pod) {
                         if let Some(u) = m.urls.first() {
                             self.add(&m.pod, &m.name, u, m.flags.get("listen-metrics-urls").map(String::as_str));

@@ -24,6 +24,15 @@ pub fn interrupting_signal() -> Option<&'static str> {
     }
 }
 
+/// The exit status of a process stopped by the signal that arrived, as a shell reports one
+/// killed by it: 128 + its number (SIGINT 130, SIGTERM 143, SIGHUP 129). `None`: no signal.
+pub fn signal_exit_status() -> Option<u8> {
+    match SIGNALLED.load(Ordering::SeqCst) {
+        0 => None,
+        n => u8::try_from(128 + n).ok(),
+    }
+}
+
 /// Catches SIGINT, SIGTERM and SIGHUP for the rest of the process's life: instead of dying
 /// wherever it is, the work in progress sees [`interrupted`] and cleans up or rolls back.
 /// Needs a tokio runtime. A second signal of the same kind is caught too: the cleanup finishes.

@@ -91,7 +91,8 @@ impl Node {
     fn argv(&self) -> Vec<String> {
         self.flags.iter().map(|(k, v)| format!("--{k}={v}")).collect()
     }
-    fn pid(&self) -> Option<i32> {
+    /// The pid of its etcd process, while it runs.
+    pub fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|c| c.id() as i32)
     }
 }

@@ -26,7 +26,9 @@
 //!   404 for anything else.
 //!
 //! Every request is recorded so tests can check what was asked; [`Behaviour::cut_after`]
-//! breaks tunnels mid-stream (the socket dropped, no close frame), as a network failure does.
+//! breaks tunnels mid-stream (the socket dropped, no close frame), as a network failure does;
+//! [`Behaviour::endless_pod_list`] and [`Behaviour::pod_list_padding`] make pod lists endless
+//! or long.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -43,6 +45,11 @@ pub struct Behaviour {
     pub forbid_portforward: AtomicBool,
     /// Break each tunnel once this many bytes have come from the pod (0: never).
     pub cut_after: AtomicU64,
+    /// Answer the etcd pod list without end: the pods again and again, chunked, until the
+    /// client goes (an API server gone wrong, or a hostile one).
+    pub endless_pod_list: AtomicBool,
+    /// Add this many small pods (`{"metadata":{"name":"pad-N"}}`) to every pod list.
+    pub pod_list_padding: AtomicU64,
 }
 
 /// A running fake API server.
@@ -398,6 +405,25 @@ fn serve(
                 .filter(|p| matches(&p["metadata"]["labels"], &selector))
                 .cloned()
                 .collect();
+            if knobs.endless_pod_list.load(Ordering::SeqCst) {
+                endless_list(stream, &items);
+                return;
+            }
+            let padding = knobs.pod_list_padding.load(Ordering::SeqCst);
+            if padding > 0 {
+                // Written as text: a Value of this many items takes seconds in a debug build.
+                let mut body = format!(
+                    "{{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"items\":{}",
+                    Value::Array(items)
+                );
+                body.pop(); // the items' "]"
+                for i in 0..padding {
+                    body.push_str(&format!(",{{\"metadata\":{{\"name\":\"pad-{i}\"}}}}"));
+                }
+                body.push_str("]}");
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                return;
+            }
             Ok(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}))
         }
         ["api", "v1", "nodes"] => {
@@ -444,6 +470,31 @@ fn serve(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+}
+
+/// A PodList that never ends: HTTP/1.1 chunks of `items` (a kubeadm pod when empty), over and
+/// over, until the client closes the connection.
+fn endless_list(mut stream: TcpStream, items: &[Value]) {
+    let mut chunk = String::new();
+    let pod =
+        items.first().cloned().unwrap_or_else(|| kubeadm_pod("cp-1", &[], "https://127.0.0.1:2379", true, "127.0.0.1"));
+    while chunk.len() < 64 * 1024 {
+        chunk.push_str(&pod.to_string());
+        chunk.push(',');
+    }
+    let head = "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"12345\"},\"items\":[";
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{head}\r\n",
+        head.len()
+    );
+    let body = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+    loop {
+        out.push_str(&body);
+        if stream.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+        out.clear();
+    }
 }
 
 impl FakeKube {

@@ -84,3 +84,48 @@ pub(crate) fn signal(pid: i32, sig: i32) {
         libc::kill(pid, sig);
     }
 }
+
+/// What [`run_measured`] saw of a process.
+#[derive(Debug)]
+pub struct Measured {
+    /// Its exit status, stdout and stderr.
+    pub output: std::process::Output,
+    /// Its peak resident memory in KiB (`ru_maxrss` of wait4(2): the kernel's high-water mark,
+    /// VmHWM, at its end).
+    pub peak_rss_kib: u64,
+    /// From spawn to exit.
+    pub elapsed: Duration,
+}
+
+/// Runs `cmd` to its end, its output collected, and reaps it with wait4(2) to read its peak
+/// resident memory.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's Child cannot see
+pub fn run_measured(cmd: &mut Command) -> Measured {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let start = std::time::Instant::now();
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let mut status = 0i32;
+    // SAFETY: an all-zero rusage is a valid value of that plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child with valid pointers; the child is reaped here, not by
+    // `Child` (which never waits on drop).
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4: {}", std::io::Error::last_os_error());
+    let elapsed = start.elapsed();
+    let output = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    Measured { output, peak_rss_kib: usage.ru_maxrss as u64, elapsed }
+}

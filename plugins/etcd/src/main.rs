@@ -199,6 +199,11 @@ fn complete_words(words: Vec<String>) -> ExitCode {
         _ => Vec::new(),
     };
     candidates.retain(|(n, _)| n.starts_with(&typed));
+    // For kubectl's plugin completion, the plugins it finds on PATH are its to list.
+    if before.is_empty() && std::env::var(kubectl_etcd::complete::FOR_KUBECTL_ENV).as_deref() == Ok("kubectl") {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        candidates.retain(|(n, _)| !kubectl_etcd::complete::kubectl_lists(n, &path));
+    }
     print!("{}", Completion { candidates, directive: NO_FILES }.render());
     ExitCode::SUCCESS
 }

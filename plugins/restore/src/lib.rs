@@ -172,7 +172,7 @@ pub struct FromDataDirArgs {
     #[arg(long, value_delimiter = ',', value_name = "URLS")]
     pub initial_advertise_peer_urls: Option<Vec<String>>,
     /// Go on although the data dir belongs to another cluster than this node's, or this node's
-    /// cluster still has a quorum.
+    /// cluster still has a quorum, or a running etcd holds its database.
     #[arg(long)]
     pub force: bool,
     /// Confirmation, dry run, timeout.
@@ -376,6 +376,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     manifest.display()
                 )));
             };
+            if let Some(warning) = kubectl_etcd::dblock::check_unlocked(&a.dir, a.force)? {
+                eprintln!("warning: {warning}");
+            }
             let opts = restore::from_data_dir_options(&a.dir, data_dir, name, peers);
             if a.flow.dry_run {
                 return out.emit(&restore::plan(&opts)?).map(|()| ExitCode::Ok);

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams};
+use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::manifest::{parse_flags, split_list, Manifest};
@@ -85,7 +85,7 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
                     })
                 })?;
                 log.say("Kubernetes API: in-cluster service account".into());
-                let c = kube::Client::try_from(config).map_err(|e| {
+                let c = build_client(config).map_err(|e| {
                     ApiOutcome::Failed(Error::Kube { action: "build a client".into(), source: Box::new(e) })
                 })?;
                 return Ok((c, "in-cluster config".into()));
@@ -122,10 +122,13 @@ pub async fn kube_client(settings: &Settings) -> crate::Result<(kube::Client, St
 /// TCP_NODELAY: a port-forward tunnel carries TLS handshakes and small HTTP/2 frames, and
 /// Nagle's algorithm would hold each second small write until the API server's delayed ACK
 /// (40 ms on Linux), several times per connection. With a proxy configured, kube's own builder.
+/// Either way every response body is read through a cap of [`crate::limits::MAX_API_BODY`]
+/// bytes: an endless or oversized answer fails instead of growing the process.
 fn build_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
     use kube::client::ConfigExt;
     if config.proxy_url.is_some() {
-        return kube::Client::try_from(config);
+        let capped = tower::util::MapResponseLayer::new(cap_body::<Box<kube::client::DynBody>>);
+        return Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&capped).build());
     }
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
@@ -139,35 +142,133 @@ fn build_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
         .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        .map_response(cap_body)
         .service(client);
     Ok(kube::Client::new(service, config.default_namespace))
+}
+
+/// A response whose body reads at most [`crate::limits::MAX_API_BODY`] bytes.
+fn cap_body<B>(r: http::Response<B>) -> http::Response<http_body_util::Limited<B>> {
+    r.map(|b| http_body_util::Limited::new(b, crate::limits::MAX_API_BODY))
+}
+
+/// A Kubernetes API failure to `action`: the body cap, or anything else.
+pub(crate) fn api_error(action: &str, e: kube::Error) -> Error {
+    if crate::limits::is_body_cap(&e) {
+        return crate::limits::api_body_too_large(action);
+    }
+    Error::Kube { action: action.to_string(), source: Box::new(e) }
+}
+
+/// The items of a list, at most [`crate::limits::MAX_LIST_ITEMS`] of them decoded; the ones
+/// past it are only counted.
+struct Capped<K> {
+    kept: Vec<K>,
+    total: usize,
+}
+
+impl<'de, K: serde::Deserialize<'de>> serde::Deserialize<'de> for Capped<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items<K>(std::marker::PhantomData<K>);
+        impl<'de, K: serde::Deserialize<'de>> serde::de::Visitor<'de> for Items<K> {
+            type Value = Capped<K>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of items")
+            }
+            fn visit_unit<E>(self) -> Result<Capped<K>, E> {
+                Ok(Capped { kept: Vec::new(), total: 0 })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Capped<K>, A::Error> {
+                let mut c = Capped { kept: Vec::new(), total: 0 };
+                while c.total < crate::limits::MAX_LIST_ITEMS {
+                    match seq.next_element()? {
+                        Some(k) => c.kept.push(k),
+                        None => return Ok(c),
+                    }
+                    c.total += 1;
+                }
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    c.total += 1;
+                }
+                Ok(c)
+            }
+        }
+        d.deserialize_any(Items(std::marker::PhantomData))
+    }
+}
+
+/// A list as the API returns it: its items (capped) and whether more pages follow.
+#[derive(serde::Deserialize)]
+struct BoundedList<K> {
+    items: Option<Capped<K>>,
+    metadata: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta>,
+}
+
+/// `GET` the `K`s labelled `selector` (in `namespace`, or cluster-wide), asking for at most
+/// [`crate::limits::MAX_LIST_ITEMS`] (a real API server pages past it, as for kubectl's
+/// `--chunk-size`) and taking no more: a longer list is an error naming the bound. `action`
+/// says what is listed, for errors (`list etcd pods in namespace kube-system (…)`).
+pub(crate) async fn list<K>(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: &str,
+    action: &str,
+) -> crate::Result<Vec<K>>
+where
+    K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+{
+    let lp = ListParams::default().labels(selector).limit(crate::limits::MAX_LIST_ITEMS as u32);
+    let req = kube::core::Request::new(K::url_path(&(), namespace))
+        .list(&lp)
+        .map_err(|e| Error::Kube { action: action.to_string(), source: Box::new(e) })?;
+    let got: BoundedList<K> = client.request(req).await.map_err(|e| api_error(action, e))?;
+    let more = got.metadata.and_then(|m| m.continue_).is_some_and(|c| !c.is_empty());
+    let items = got.items.unwrap_or(Capped { kept: Vec::new(), total: 0 });
+    if items.total > crate::limits::MAX_LIST_ITEMS || more {
+        return Err(crate::limits::api_list_too_long(action, items.total));
+    }
+    Ok(items.kept)
+}
+
+/// [`list`] of the etcd pods in `ns` within `timeout`.
+pub(crate) async fn etcd_pods(
+    client: &kube::Client,
+    ns: &str,
+    ctx: &str,
+    timeout: std::time::Duration,
+) -> crate::Result<Vec<Pod>> {
+    let action = format!("list etcd pods in namespace {ns} ({ctx})");
+    let listed = tokio::time::timeout(timeout, list(client, Some(ns), POD_SELECTOR, &action))
+        .await
+        .map_err(|_| Error::Kube { action: action.clone(), source: "timed out".into() })?;
+    listed.map_err(|e| forbidden(e, format!("listing the etcd pods in namespace {ns} ({ctx})")))
+}
+
+/// RBAC's refusal of `what` as [`Error::Forbidden`], which says what to grant; any other
+/// error as it is.
+fn forbidden(e: Error, what: String) -> Error {
+    let Error::Kube { action, source } = e else { return e };
+    match source.downcast::<kube::Error>() {
+        Ok(k) => match *k {
+            kube::Error::Api(s) if s.code == 403 => Error::Forbidden { what, message: s.message.clone() },
+            k => Error::Kube { action, source: Box::new(k) },
+        },
+        Err(source) => Error::Kube { action, source },
+    }
 }
 
 pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found, ApiOutcome> {
     let (client, ctx) = client(settings, log).await?;
     let timeout = settings.dial_timeout + settings.command_timeout;
     let ns = settings.namespace.as_str();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let list = tokio::time::timeout(timeout, pods.list(&ListParams::default().labels(POD_SELECTOR)))
-        .await
-        .map_err(|_| api_failed(format!("list etcd pods in namespace {ns} ({ctx})"), "timed out"))?
-        .map_err(|e| match e {
-            kube::Error::Api(s) if s.code == 403 => ApiOutcome::Failed(Error::Forbidden {
-                what: format!("listing the etcd pods in namespace {ns} ({ctx})"),
-                message: s.message.clone(),
-            }),
-            e => ApiOutcome::Failed(Error::Kube {
-                action: format!("list etcd pods in namespace {ns} ({ctx})"),
-                source: Box::new(e),
-            }),
-        })?;
+    let pods = etcd_pods(&client, ns, &ctx, timeout).await.map_err(ApiOutcome::Failed)?;
     let mut tried = Vec::new();
-    if !list.items.is_empty() {
+    if !pods.is_empty() {
         let source = format!("Kubernetes API pods -n {ns} -l {POD_SELECTOR}");
         let mut endpoints = Vec::new();
         let mut pod_flags = None;
         let tunnels = crate::tunnel::Tunnels::new(client.clone(), ns);
-        for pod in &list.items {
+        for pod in &pods {
             let m = match pod_member(pod) {
                 Ok(m) => m,
                 Err(pod_name) => {
@@ -202,18 +303,13 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
         tried.push(format!("no pods labelled {POD_SELECTOR} in namespace {ns} ({ctx})"));
     }
 
-    let nodes: Api<Node> = Api::all(client);
-    let list = tokio::time::timeout(timeout, nodes.list(&ListParams::default().labels(NODE_LABEL)))
+    let action = format!("list nodes labelled {NODE_LABEL} ({ctx})");
+    let nodes: Vec<Node> = tokio::time::timeout(timeout, list(&client, None, NODE_LABEL, &action))
         .await
-        .map_err(|_| api_failed(format!("list nodes labelled {NODE_LABEL} ({ctx})"), "timed out"))?
-        .map_err(|e| {
-            ApiOutcome::Failed(Error::Kube {
-                action: format!("list nodes labelled {NODE_LABEL} ({ctx})"),
-                source: Box::new(e),
-            })
-        })?;
+        .map_err(|_| api_failed(action.clone(), "timed out"))?
+        .map_err(ApiOutcome::Failed)?;
     let mut endpoints = Vec::new();
-    for node in &list.items {
+    for node in &nodes {
         let name = node.metadata.name.clone().unwrap_or_default();
         let ip = node
             .status
@@ -235,7 +331,7 @@ pub(crate) async fn discover(settings: &Settings, log: &mut Log) -> Result<Found
     }
     if endpoints.is_empty() {
         tried.push(format!("no nodes labelled {NODE_LABEL} with an InternalIP ({ctx})"));
-        if list.items.is_empty() {
+        if nodes.is_empty() {
             tried.push(
                 "etcd is not visible from this cluster's API: managed control planes (EKS, GKE, AKS) run it out of reach; on a self-managed cluster, run on a control-plane node or pass --endpoints".into(),
             );

@@ -178,7 +178,7 @@ impl Log {
     }
     pub(crate) fn say(&mut self, line: String) {
         if self.verbose {
-            eprintln!("discovery: {line}");
+            crate::print::progress::message(&format!("discovery: {line}"));
         }
         self.lines.push(line);
     }

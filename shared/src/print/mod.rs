@@ -294,24 +294,28 @@ pub fn indented(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
 
-/// Runs `round` every `interval` until interrupted (`--watch`). A failed round is reported on
-/// stderr and the next one follows; a closed stdout ends the loop. Returns the last round's
-/// exit code.
+/// Runs `round` every `interval` until a signal (SIGINT, SIGTERM, SIGHUP) ends it, in a round
+/// or between two, as [`crate::Error::Interrupted`] (the process exits 128 + the signal's
+/// number, as a shell reports it). A failed round is reported on stderr and the next one
+/// follows; a closed stdout ends the loop.
 pub async fn watch(
     interval: std::time::Duration,
     mut round: impl AsyncFnMut() -> Result<crate::ExitCode>,
 ) -> Result<crate::ExitCode> {
+    crate::util::catch_signals();
+    let stopped = || crate::Error::Interrupted(crate::util::interrupting_signal().unwrap_or("a signal"));
     loop {
-        let last = match round().await {
-            Ok(c) => c,
-            Err(e) if e.is_broken_pipe() => return Err(e),
-            Err(e) => {
-                eprintln!("error: {}", e.report());
-                e.exit_code()
-            }
+        let done = tokio::select! {
+            r = round() => r,
+            _ = crate::util::until_interrupted() => return Err(stopped()),
         };
+        match done {
+            Err(e) if e.is_broken_pipe() => return Err(e),
+            Err(e) => crate::print::progress::message(&format!("error: {}", e.report())),
+            Ok(_) => {}
+        }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(last),
+            _ = crate::util::until_interrupted() => return Err(stopped()),
             _ = tokio::time::sleep(interval) => {}
         }
     }

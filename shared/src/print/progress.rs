@@ -3,11 +3,32 @@
 //! catch-up both draw through it.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::format_bytes;
 
 const WIDTH: usize = 30;
+
+/// True while a bar's line is on stderr, unfinished (the cursor at its end).
+static ON_SCREEN: AtomicBool = AtomicBool::new(false);
+
+/// What must come before the next message on stderr: a line end when a bar's line is
+/// unfinished (the bar stays visible above the message), else nothing. The bar counts as
+/// ended afterwards; its next draw starts a new line.
+pub fn line_end() -> &'static str {
+    if ON_SCREEN.swap(false, Ordering::SeqCst) {
+        "\n"
+    } else {
+        ""
+    }
+}
+
+/// Prints one message line on stderr, after ending a progress bar's line if one is drawn:
+/// every diagnostic goes through here, so none is appended to a bar.
+pub fn message(text: &str) {
+    eprintln!("{}{text}", line_end());
+}
 
 /// A progress line.
 #[derive(Debug)]
@@ -55,6 +76,7 @@ impl Bar {
         }
         self.last = Some(Instant::now());
         self.drawn = true;
+        ON_SCREEN.store(true, Ordering::SeqCst);
         // The filled part of the bar in green (`--color`).
         let line = match line.strip_prefix('[').and_then(|r| r.split_once(']')) {
             Some((bar, rest)) if self.color => {
@@ -73,7 +95,8 @@ impl Bar {
             return;
         }
         self.notes.push(text.to_string());
-        if self.drawn {
+        if ON_SCREEN.swap(false, Ordering::SeqCst) {
+            // The note takes the bar's place; the next draw brings the bar back below it.
             eprint!("\r\x1b[K");
         }
         eprintln!("{text}");
@@ -92,17 +115,42 @@ impl Bar {
         self.draw(&Bar::format(pct, &detail), done >= total);
     }
 
-    /// Ends the line.
+    /// Ends the line, if the bar's is unfinished.
     pub fn finish(&self) {
         if self.tty && self.drawn {
-            eprintln!();
+            eprint!("{}", line_end());
         }
+    }
+}
+
+impl Drop for Bar {
+    /// A bar dropped on an early return ends its line too.
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_after_a_drawn_bar_starts_on_a_line_of_its_own() {
+        let mut bar = Bar::new();
+        bar.tty = true;
+        assert_eq!(line_end(), "", "no bar yet");
+        bar.draw(&Bar::format(40.0, "x"), true);
+        assert_eq!(line_end(), "\n", "the bar's line is ended before the message");
+        assert_eq!(line_end(), "", "once");
+        bar.draw(&Bar::format(50.0, "x"), true);
+        bar.note("a note takes the bar's place");
+        assert_eq!(line_end(), "", "a note clears the bar's line itself");
+        bar.draw(&Bar::format(60.0, "x"), true);
+        bar.finish();
+        assert_eq!(line_end(), "", "finish ended the line");
+        drop(bar);
+        assert_eq!(line_end(), "");
+    }
 
     #[test]
     fn bar_fills_with_the_percentage() {

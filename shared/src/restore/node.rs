@@ -601,10 +601,10 @@ where
     match result {
         Ok((applied, answered)) => {
             if let Some(sig) = interrupted_late {
-                eprintln!(
+                crate::print::progress::message(&format!(
                     "{sig} arrived after the restore was complete: the restored data dir and manifest are in place and kubelet runs etcd on them; not waiting for member {} to answer (check: kubectl etcd health)",
                     plan.name
-                );
+                ));
             }
             Ok(Outcome { plan: plan.clone(), applied, answered, interrupted: interrupted_late.map(String::from) })
         }
@@ -723,8 +723,8 @@ pub fn check_data_dir_source(
     force: bool,
 ) -> Result<()> {
     let theirs = crate::wal::metadata(dir).map(|(_, c)| c);
-    let own_dir = Manifest::load(manifest).ok().and_then(|m| m.flag("data-dir").map(PathBuf::from));
-    let same_dir = own_dir.as_ref().is_some_and(|d| d.canonicalize().ok() == dir.canonicalize().ok());
+    let own_dir = manifest_data_dir(manifest);
+    let same_dir = is_own_data_dir(dir, manifest);
     let ours =
         live_cluster.or_else(|| own_dir.filter(|_| !same_dir).and_then(|d| crate::wal::metadata(&d).map(|(_, c)| c)));
     let mut problems = Vec::new();
@@ -753,6 +753,16 @@ pub fn check_data_dir_source(
     )))
 }
 
+/// The data dir of the node's manifest (`--data-dir`).
+fn manifest_data_dir(manifest: &Path) -> Option<PathBuf> {
+    Manifest::load(manifest).ok().and_then(|m| m.flag("data-dir").map(PathBuf::from))
+}
+
+/// Whether `dir` is the data dir of the node's manifest.
+fn is_own_data_dir(dir: &Path, manifest: &Path) -> bool {
+    manifest_data_dir(manifest).is_some_and(|d| d.canonicalize().ok() == dir.canonicalize().ok())
+}
+
 /// A node flow ready to run: its plan, and the session opened while everything was in place.
 #[derive(Debug)]
 pub struct Prepared {
@@ -779,11 +789,18 @@ pub async fn prepare(settings: &Settings, opts: NodeOptions, force: bool) -> Res
     };
     let mut opts = opts;
     opts.live_cluster_id = live_id;
+    let mut locked = None;
     if let Source::DataDir(dir) = &opts.source {
+        // Another member's database is copied while this node's etcd runs: no etcd may hold it.
+        // This node's own is copied once its etcd has stopped.
+        if !is_own_data_dir(dir, &opts.manifest) {
+            locked = crate::dblock::check_unlocked(dir, force)?;
+        }
         let quorum = live.as_ref().and_then(|w| w.as_ref().ok());
         check_data_dir_source(dir, &opts.manifest, live_id, quorum, force)?;
     }
     let mut plan = plan(&opts)?;
+    plan.warnings.extend(locked);
     match live {
         Some(Ok(w)) => plan.warnings.insert(0, w),
         Some(Err(w)) => plan.warnings.push(w),
