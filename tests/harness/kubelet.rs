@@ -16,7 +16,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,27 +106,14 @@ fn tee(
 /// Starts the container: etcd with `argv`, its output into `root/etcd.log` and the CRI log of
 /// restart number `restart`.
 fn start(root: &Path, node: &str, argv: &[String], restart: usize) -> Child {
-    use std::os::unix::process::CommandExt;
     let dir = pod_log_dir(root, node);
     std::fs::create_dir_all(&dir).unwrap();
     let open =
         |p: PathBuf| Arc::new(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap()));
     let raw = open(root.join("etcd.log"));
     let cri = open(dir.join(format!("{restart}.log")));
-    let mut cmd = Command::new(&crate::etcd().etcd);
-    cmd.args(argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ETCD_") || k.starts_with("ETCDCTL_") {
-            cmd.env_remove(k);
-        }
-    }
-    // SAFETY: prctl is async-signal-safe; etcd dies with the test process.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    let mut cmd = crate::process::etcd_command(None, argv);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     tee(child.stdout.take().unwrap(), "stdout", raw.clone(), cri.clone());
     tee(child.stderr.take().unwrap(), "stderr", raw, cri);

@@ -50,9 +50,18 @@ pub fn spawn_etcd(root: &Path, argv: &[String]) -> Child {
 /// [`spawn_etcd`] inside the network namespace `netns` (`ip netns exec NS etcd …`, which execs
 /// etcd itself: the child's pid is etcd's, for signals), or in the test's own with `None`.
 pub fn spawn_etcd_in(root: &Path, netns: Option<&str>, argv: &[String]) -> Child {
-    use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(root).unwrap();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("etcd.log")).unwrap();
+    let mut cmd = etcd_command(netns, argv);
+    cmd.stdout(log.try_clone().unwrap()).stderr(log);
+    cmd.spawn().unwrap()
+}
+
+/// The command that runs etcd with `argv` (inside network namespace `netns` when given): stdin
+/// closed, no `ETCD_*`/`ETCDCTL_*` variable of the test environment, and dying with the test
+/// process. Output is the caller's to direct.
+pub(crate) fn etcd_command(netns: Option<&str>, argv: &[String]) -> Command {
+    use std::os::unix::process::CommandExt;
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -61,7 +70,7 @@ pub fn spawn_etcd_in(root: &Path, netns: Option<&str>, argv: &[String]) -> Child
         }
         None => Command::new(&etcd().etcd),
     };
-    cmd.args(argv).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+    cmd.args(argv).stdin(Stdio::null());
     // etcd reads ETCD_* variables as flags; none of the test environment's may leak in.
     for (k, _) in std::env::vars() {
         if k.starts_with("ETCD_") || k.starts_with("ETCDCTL_") {
@@ -75,7 +84,7 @@ pub fn spawn_etcd_in(root: &Path, netns: Option<&str>, argv: &[String]) -> Child
             Ok(())
         });
     }
-    cmd.spawn().unwrap()
+    cmd
 }
 
 pub(crate) fn signal(pid: i32, sig: i32) {

@@ -247,6 +247,25 @@ pub(crate) fn blank(member: Option<&Member>, endpoint: Option<String>, quota: u6
     }
 }
 
+/// Fills a row from the member's Status (what it says of itself; quorum is judged after).
+pub(crate) fn fill_status(h: &mut MemberHealth, s: crate::cluster::StatusInfo) {
+    h.answered = true;
+    h.version = Some(s.version);
+    h.db_size = Some(s.db_size);
+    h.db_size_in_use = Some(s.db_size_in_use);
+    h.raft_term = Some(s.raft_term);
+    h.raft_index = Some(s.raft_index);
+    h.raft_applied_index = Some(s.raft_applied_index);
+    h.leader = Some(s.leader).filter(|l| *l != 0);
+    h.is_learner = h.is_learner || s.is_learner;
+    h.revision = Some(s.revision);
+    if h.id.is_none() {
+        h.id = Some(s.member_id);
+    }
+    h.is_leader = s.member_id == s.leader;
+    h.errors.extend(s.errors);
+}
+
 /// The voting members among the rows.
 pub fn voters(rows: &[MemberHealth]) -> impl Iterator<Item = &MemberHealth> {
     rows.iter().filter(|r| r.is_member && !r.is_learner)

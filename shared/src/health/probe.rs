@@ -76,23 +76,7 @@ pub(crate) async fn probe_member(
     let looked = look(session, &url, h.is_learner, end).await;
     let client = session.dialer.client(&url).await.ok();
     match looked.status {
-        Ok(s) => {
-            h.answered = true;
-            h.version = Some(s.version.clone());
-            h.db_size = Some(s.db_size);
-            h.db_size_in_use = Some(s.db_size_in_use);
-            h.raft_term = Some(s.raft_term);
-            h.raft_index = Some(s.raft_index);
-            h.raft_applied_index = Some(s.raft_applied_index);
-            h.leader = Some(s.leader).filter(|l| *l != 0);
-            h.is_learner = h.is_learner || s.is_learner;
-            h.revision = Some(s.revision);
-            if h.id.is_none() {
-                h.id = Some(s.member_id);
-            }
-            h.is_leader = s.member_id == s.leader;
-            h.errors.extend(s.errors);
-        }
+        Ok(s) => super::model::fill_status(&mut h, s),
         Err(e) => {
             h.errors.push(e.class.short());
             h.failure = Some(e);
