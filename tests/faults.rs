@@ -202,6 +202,8 @@ fn assert_not_in_quorum(doc: &Value, name: &str) {
     assert_eq!(m["in_quorum"], false, "{name}: {m:#}");
     let errors: Vec<&str> = m["errors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     assert!(errors.iter().any(|e| NOT_IN_QUORUM.iter().any(|w| e.contains(w))), "{name}'s errors say why: {m:#}");
+    // It answers: a partition, not a frozen or overloaded process.
+    assert!(!m.to_string().contains("frozen or overloaded"), "{name}: {m:#}");
 }
 
 /// The report of a cluster where exactly `ok` (2 of 3 voters) are in quorum and `out` is not.
