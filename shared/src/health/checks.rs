@@ -152,7 +152,8 @@ pub(crate) fn leader_check(rows: &[MemberHealth], leader: Option<u64>) -> Check 
 }
 
 /// Lag (in entries) above which a voter is reported as behind.
-const LAG_WARN: u64 = 1000;
+/// (The quorum probe's reach: a voter further behind is not counted in quorum either.)
+const LAG_WARN: u64 = crate::quorum::REACH;
 
 pub(crate) fn progress_check(rows: &[MemberHealth]) -> Check {
     let behind: Vec<String> = voters(rows)
