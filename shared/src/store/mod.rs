@@ -1,0 +1,12 @@
+//! What etcd keeps on disk, read and written natively: bbolt, the protobuf records, the WAL and
+//! its checks, the backend's buckets, the snapshot file format, compression, snapshot
+//! directories and the database lock. Imports nothing from `reach`, `ops` or `cli`.
+
+pub mod backend;
+pub mod bbolt;
+pub mod compress;
+pub mod dblock;
+pub mod pb;
+pub mod snapdir;
+pub mod wal;
+pub mod walcheck;
