@@ -12,8 +12,10 @@ use serde::Serialize;
 
 use crate::base::units::{format_bytes, format_duration, member_id};
 use crate::error::{Error, Result};
-use crate::reach::cluster::{leader_of, quorum, Member, MemberStatus, Session};
+use crate::reach::cluster::{Member, Session};
 use crate::reach::conn::call;
+use crate::reach::quorum::{leader_of, MemberStatus};
+use crate::reach::status::quorum;
 
 /// The key the write check after `--disarm` puts and deletes (under a prefix Kubernetes never
 /// uses).
@@ -363,7 +365,7 @@ pub async fn run(session: &Session, plan: Plan, opts: &Options, progress: &mut d
         safe_to_take(&statuses, t, opts.force).map_err(|e| stopped(e, &done, left))?;
         let mut moved = None;
         if opts.move_leader && leader_of(&statuses) == Some(t.id) {
-            let to = crate::reach::cluster::move_leader(session, &statuses, t.id)
+            let to = crate::reach::quorum::move_leader(session, &statuses, t.id)
                 .await
                 .map_err(|e| stopped(e, &done, left))?;
             let to_name = list.members.iter().find(|m| m.id == to).map(Member::display_name).unwrap_or_default();

@@ -48,7 +48,7 @@ pub struct DbReport {
     /// Its term (`meta/term`, etcd 3.5).
     pub term: Option<u64>,
     /// The members it records.
-    pub members: Vec<crate::store::backend::StoredMember>,
+    pub members: Vec<crate::store::member::StoredMember>,
     /// The members it records as removed (`members_removed`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<u64>,
@@ -611,7 +611,7 @@ async fn the_live_cluster(settings: &Settings, me: Option<&str>) -> (Option<bool
     let statuses = session.statuses(&list.members).await;
     let voters = statuses.iter().filter(|s| !s.member.is_learner).count();
     let up = statuses.iter().filter(|s| s.in_quorum() && Some(s.member.name.as_str()) != me).count();
-    let (_, needed, _) = crate::reach::cluster::quorum(up, voters);
+    let (_, needed, _) = crate::reach::status::quorum(up, voters);
     (Some(voters > 1 && up >= needed), Some(Live { cluster_id: list.cluster_id, members: list.members }))
 }
 

@@ -7,8 +7,10 @@ use serde::Serialize;
 
 use crate::base::units::member_id;
 use crate::error::{Error, Result};
-use crate::reach::cluster::{find_member, leader_of, learner_readiness, Member, MemberList, MemberStatus, Session};
+use crate::reach::cluster::{find_member, Member, MemberList, Session};
 use crate::reach::conn::{call, TransportError};
+use crate::reach::quorum::{leader_of, MemberStatus};
+use crate::reach::status::learner_readiness;
 use crate::reach::url::{EtcdUrl, InitialCluster};
 
 /// etcd's answer while a learner is behind.
@@ -61,7 +63,7 @@ pub fn initial_cluster(
 #[derive(Debug, Clone, Serialize)]
 pub struct Added {
     /// The new member's ID (`None` in a dry run).
-    #[serde(serialize_with = "crate::reach::cluster::ser_hex_opt")]
+    #[serde(serialize_with = "crate::base::units::ser_hex_opt")]
     pub id: Option<u64>,
     /// True when the learner already existed with these URLs (nothing was changed).
     pub already_existed: bool,
@@ -591,7 +593,7 @@ pub struct Removed {
     /// True in a dry run.
     pub dry_run: bool,
     /// Where leadership was moved first, if it was.
-    #[serde(serialize_with = "crate::reach::cluster::ser_hex_opt")]
+    #[serde(serialize_with = "crate::base::units::ser_hex_opt")]
     pub moved_leader_to: Option<u64>,
     /// The plan / what was done, step by step.
     pub steps: Vec<String>,
@@ -652,10 +654,10 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
         }
         if leader_of(&statuses) == Some(m.id) {
             if opts.move_leader {
-                let target = crate::reach::cluster::successor(&statuses, m.id)?;
+                let target = crate::reach::quorum::successor(&statuses, m.id)?;
                 steps.push(format!("move leadership from {} to {}", m.display_name(), target.display_name()));
                 if !opts.dry_run {
-                    crate::reach::cluster::move_leader(session, &statuses, m.id).await?;
+                    crate::reach::quorum::move_leader(session, &statuses, m.id).await?;
                 }
                 moved = Some(target.id);
             } else if !opts.force {

@@ -366,7 +366,7 @@ pub struct Saved {
     /// The member it was streamed from.
     pub member: String,
     /// That member's ID.
-    #[serde(serialize_with = "crate::reach::cluster::ser_hex")]
+    #[serde(serialize_with = "crate::base::units::ser_hex")]
     pub member_id: u64,
     /// The endpoint.
     pub endpoint: String,

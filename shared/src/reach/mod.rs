@@ -7,6 +7,7 @@ pub mod conn;
 pub mod discovery;
 pub mod metrics;
 pub mod quorum;
+pub mod status;
 pub mod tls;
 pub mod tunnel;
 pub mod url;

@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::base::units::member_id;
-use crate::reach::cluster::{agreed_leader, Session, StatusInfo};
+use crate::error::Error;
+use crate::reach::cluster::{Member, Session};
 use crate::reach::conn::{call, FailureClass, TransportError};
+use crate::reach::status::{agreed_leader, StatusInfo};
 
 /// How many raft entries a member's index may trail the leader's and still count as in reach.
 /// A member that completed a linearizable read has applied up to the leader's commit index of a
@@ -63,7 +65,7 @@ pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> 
             Err(e) => return Looked { status: Err(e), read: None },
         };
         let mut c2 = client.clone();
-        let status = async { crate::reach::cluster::status_info(call(url, "status", left, client.status()).await) };
+        let status = async { crate::reach::status::status_info(call(url, "status", left, client.status()).await) };
         let read = async {
             if learner {
                 return None;
@@ -212,6 +214,132 @@ pub fn judge(seen: &[Seen]) -> Verdict {
         })
         .collect();
     Verdict { leader, term, standings }
+}
+
+/// The leader the members in quorum follow (none when no member is in quorum).
+pub fn leader_of(statuses: &[MemberStatus]) -> Option<u64> {
+    agreed_leader(statuses.iter().filter(|s| s.in_quorum()).filter_map(|s| s.status.as_ref().ok()).map(|s| s.leader))
+}
+
+/// A member with the answer (or failure) of its Status RPC.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    /// The member.
+    pub member: Member,
+    /// The client URL used.
+    pub url: Option<String>,
+    /// Its status, or why it did not answer.
+    pub status: std::result::Result<StatusInfo, TransportError>,
+    /// Whether it is part of the working quorum now ([`crate::reach::quorum`]).
+    pub standing: crate::reach::quorum::Standing,
+}
+
+impl MemberStatus {
+    /// True when it answered Status (which says nothing of quorum: see [`Self::in_quorum`]).
+    pub fn answered(&self) -> bool {
+        self.status.is_ok()
+    }
+
+    /// True when it is a voter in the working quorum now: the only members a command may count
+    /// or choose.
+    pub fn in_quorum(&self) -> bool {
+        self.standing.in_quorum
+    }
+
+    /// Why it is not in the quorum, for messages: `NAME (ID): REASON`.
+    pub fn why_not(&self) -> String {
+        format!(
+            "{} ({}): {}",
+            self.member.display_name(),
+            member_id(self.member.id),
+            self.standing.reason.as_deref().unwrap_or("in quorum")
+        )
+    }
+}
+
+impl Session {
+    /// Every member's Status and its [`crate::reach::quorum`] standing, concurrently, within one
+    /// command timeout: the one place where commands learn which members they may count on.
+    pub async fn statuses(&self, members: &[Member]) -> Vec<MemberStatus> {
+        let end = std::time::Instant::now() + self.command_timeout();
+        let looked = futures::future::join_all(members.iter().map(|m| async move {
+            match m.client_urls.first() {
+                None => crate::reach::quorum::Looked {
+                    status: Err(TransportError {
+                        endpoint: String::new(),
+                        class: crate::reach::conn::FailureClass::NoClientUrl,
+                        detail: "the member was added but has never started".into(),
+                    }),
+                    read: None,
+                },
+                Some(u) => crate::reach::quorum::look(self, u, m.is_learner, end).await,
+            }
+        }))
+        .await;
+        let seen: Vec<crate::reach::quorum::Seen> = members
+            .iter()
+            .zip(&looked)
+            .map(|(m, l)| crate::reach::quorum::Seen::of(m.id, &m.display_name(), m.is_learner, l))
+            .collect();
+        let verdict = crate::reach::quorum::judge(&seen);
+        members
+            .iter()
+            .zip(looked)
+            .zip(verdict.standings)
+            .map(|((m, l), standing)| MemberStatus {
+                member: m.clone(),
+                url: m.client_urls.first().cloned(),
+                status: l.status,
+                standing,
+            })
+            .collect()
+    }
+
+    /// A client on a voter in quorum, preferring the leader: membership changes go there.
+    pub async fn any_client(
+        &self,
+        statuses: &[MemberStatus],
+        avoid: Option<u64>,
+    ) -> crate::Result<(etcd_client::Client, String)> {
+        let leader = leader_of(statuses);
+        let mut candidates: Vec<&MemberStatus> =
+            statuses.iter().filter(|s| s.in_quorum() && Some(s.member.id) != avoid).collect();
+        candidates.sort_by_key(|s| Some(s.member.id) != leader);
+        for c in candidates {
+            if let Some(url) = &c.url {
+                if let Ok(client) = self.dialer.client(url).await {
+                    return Ok((client, url.clone()));
+                }
+            }
+        }
+        Err(Error::Refused(format!(
+            "no voting member is in a working quorum, so the cluster cannot change membership: {}",
+            statuses.iter().filter(|s| !s.member.is_learner).map(|s| s.why_not()).collect::<Vec<_>>().join("; ")
+        )))
+    }
+}
+
+/// The voter to hand leadership to: the one in quorum with the highest applied index.
+pub fn successor(statuses: &[MemberStatus], from: u64) -> crate::Result<Member> {
+    statuses
+        .iter()
+        .filter(|s| s.in_quorum() && s.member.id != from)
+        .max_by_key(|s| s.status.as_ref().map(|x| x.raft_applied_index).unwrap_or(0))
+        .map(|s| s.member.clone())
+        .ok_or_else(|| Error::Refused("no other voter in quorum can take over leadership".into()))
+}
+
+/// Moves leadership from `from` (the leader) to its [`successor`], and returns that voter's ID.
+pub async fn move_leader(session: &Session, statuses: &[MemberStatus], from: u64) -> crate::Result<u64> {
+    let target = successor(statuses, from)?.id;
+    let url = statuses
+        .iter()
+        .find(|s| s.member.id == from)
+        .and_then(|s| s.url.clone())
+        .ok_or_else(|| Error::Refused("the leader has no client URL".into()))?;
+    let mut c = session.dialer.client(&url).await?;
+    call(&url, "move leader", session.command_timeout(), c.move_leader(target)).await?;
+    Ok(target)
 }
 
 #[cfg(test)]

@@ -8,30 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::base::units::ser_hex;
 use crate::store::bbolt::{BoltError, Db};
-
-/// A member as etcd stores it in the backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredMember {
-    /// Member ID.
-    #[serde(serialize_with = "ser_hex")]
-    pub id: u64,
-    /// Name; empty for a member that never started.
-    #[serde(default)]
-    pub name: String,
-    /// Peer URLs.
-    #[serde(rename = "peerURLs", default)]
-    pub peer_urls: Vec<String>,
-    /// Client URLs; empty for a member that never started.
-    #[serde(rename = "clientURLs", default)]
-    pub client_urls: Vec<String>,
-    /// A learner.
-    #[serde(rename = "isLearner", default)]
-    pub is_learner: bool,
-}
+use crate::store::member::StoredMember;
 
 /// The members of a database, sorted by ID, without removed ones.
 pub fn members(db: &Db) -> Result<Vec<StoredMember>, BoltError> {

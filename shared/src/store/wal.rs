@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::store::backend::StoredMember;
+use crate::store::member::StoredMember;
 use crate::store::pb::{self, decode, get_bytes, get_varint};
 
 /// Frames larger than this are not records (etcd caps a record far below it).

@@ -5,9 +5,10 @@ use super::model::{check, label, voters, Check, MemberHealth, Status};
 use super::probe::Alarm;
 use super::CERT_WARN_SECS;
 use crate::base::units::{format_bytes, member_id};
-use crate::reach::cluster::{quorum, MemberList};
+use crate::reach::cluster::MemberList;
 use crate::reach::conn::{FailureClass, TransportError};
 use crate::reach::discovery::Endpoint;
+use crate::reach::status::quorum;
 use crate::reach::tls::CertInfo;
 use crate::reach::url::same_url;
 

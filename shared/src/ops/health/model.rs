@@ -7,9 +7,11 @@ use serde::Serialize;
 
 use crate::base::units::duration_ms;
 use crate::base::units::member_id;
-use crate::reach::cluster::{agreed_leader, learner_readiness, ser_hex_opt, Member};
+use crate::base::units::ser_hex_opt;
+use crate::reach::cluster::Member;
 use crate::reach::conn::{FailureClass, TransportError};
 use crate::reach::discovery::Endpoint;
+use crate::reach::status::{agreed_leader, learner_readiness};
 use crate::reach::tls::CertInfo;
 
 /// ok / warn / fail.
@@ -67,7 +69,7 @@ pub struct LearnerProgress {
     pub applied: Option<u64>,
     /// The leader's applied index.
     pub leader_applied: Option<u64>,
-    /// Percent of the leader's log the learner holds ([`crate::reach::cluster::learner_readiness`]).
+    /// Percent of the leader's log the learner holds ([`crate::reach::status::learner_readiness`]).
     pub percent: Option<f64>,
     /// Whether etcd would accept a promote now (the same rule as `learner status`).
     pub promotable: bool,
@@ -164,7 +166,7 @@ impl Quorum {
         let n = voters(rows).count();
         let answering = voters(rows).filter(|r| r.answered).count();
         let in_quorum = voters(rows).filter(|r| r.in_quorum).count();
-        let (_, needed, spare) = crate::reach::cluster::quorum(in_quorum, n);
+        let (_, needed, spare) = crate::reach::status::quorum(in_quorum, n);
         Quorum { voters: n, answering, in_quorum, needed, can_lose: spare.max(0) as usize }
     }
 }
@@ -248,7 +250,7 @@ pub(crate) fn blank(member: Option<&Member>, endpoint: Option<String>, quota: u6
 }
 
 /// Fills a row from the member's Status (what it says of itself; quorum is judged after).
-pub(crate) fn fill_status(h: &mut MemberHealth, s: crate::reach::cluster::StatusInfo) {
+pub(crate) fn fill_status(h: &mut MemberHealth, s: crate::reach::status::StatusInfo) {
     h.answered = true;
     h.version = Some(s.version);
     h.db_size = Some(s.db_size);

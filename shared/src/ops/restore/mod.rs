@@ -40,7 +40,7 @@ pub struct NewMember {
     /// Name.
     pub name: String,
     /// ID, as etcd derives it.
-    #[serde(serialize_with = "crate::reach::cluster::ser_hex")]
+    #[serde(serialize_with = "crate::base::units::ser_hex")]
     pub id: u64,
     /// Peer URLs, sorted.
     pub peer_urls: Vec<String>,
@@ -196,7 +196,7 @@ pub struct Applied {
     /// This member.
     pub member: NewMember,
     /// Cluster ID.
-    #[serde(serialize_with = "crate::reach::cluster::ser_hex")]
+    #[serde(serialize_with = "crate::base::units::ser_hex")]
     pub cluster_id: u64,
     /// Every member of the new cluster.
     pub members: Vec<NewMember>,

@@ -93,7 +93,7 @@ pub fn restored_cluster_id(initial_cluster: &str, token: &str) -> Result<u64> {
 }
 
 /// The members a snapshot (or a copy of `member/snap/db`) records, from its `members` bucket.
-pub fn snapshot_members(path: &Path) -> Result<Vec<crate::store::backend::StoredMember>> {
+pub fn snapshot_members(path: &Path) -> Result<Vec<crate::store::member::StoredMember>> {
     let corrupt = |e: crate::store::bbolt::BoltError| match e {
         crate::store::bbolt::BoltError::Io { source, .. } => {
             Error::ReadFile { input: true, what: "snapshot", path: path.to_path_buf(), source }
@@ -158,7 +158,7 @@ pub struct Plan {
     /// What the operator must know before saying yes (the live cluster still has a quorum, ...).
     pub warnings: Vec<String>,
     /// The cluster this node's data dir belongs to now (its WAL's metadata), when readable.
-    #[serde(serialize_with = "crate::reach::cluster::ser_hex_opt")]
+    #[serde(serialize_with = "crate::base::units::ser_hex_opt")]
     pub old_cluster_id: Option<u64>,
     /// Its token.
     pub token: String,
@@ -656,7 +656,7 @@ pub async fn live_quorum_warning(session: &Session) -> Option<String> {
     let statuses = session.statuses(&list.members).await;
     let voters = statuses.iter().filter(|s| !s.member.is_learner).count();
     let up = statuses.iter().filter(|s| s.in_quorum()).count();
-    let (_, needed, _) = crate::reach::cluster::quorum(up, voters);
+    let (_, needed, _) = crate::reach::status::quorum(up, voters);
     (up >= needed && voters > 0).then(|| {
         format!(
             "the live cluster {} still has a quorum ({up}/{voters} voters in quorum, {needed} needed): restoring rolls every member back to the snapshot's revision and loses every write made since; go on only if that roll-back is what you want",
