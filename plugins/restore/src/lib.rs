@@ -14,9 +14,11 @@ use kubectl_etcd::ops::doctor;
 use kubectl_etcd::ops::restore::node::{self, NodeOptions, Source};
 use kubectl_etcd::ops::restore::{self, ApplyOptions, Engine};
 use kubectl_etcd::ops::snapshot::Target;
-use kubectl_etcd::ops::snapshot::{self, SaveOptions, Trailer};
+use kubectl_etcd::ops::snapshot::{self, SaveOptions};
 use kubectl_etcd::reach::cluster::Session;
 use kubectl_etcd::store::compress::Compression;
+use kubectl_etcd::store::snapfile;
+use kubectl_etcd::store::trailer::Trailer;
 use kubectl_etcd::{Error, ExitCode, Result};
 
 mod schedule;
@@ -440,16 +442,16 @@ async fn on_node(
 async fn snapshot(common: &CommonArgs, out: Output, cmd: SnapshotCommand) -> Result<ExitCode> {
     match cmd {
         SnapshotCommand::Status { file, skip_hash_check } => {
-            let s = blocking(move || snapshot::status_with(&file, !skip_hash_check)).await?;
+            let s = blocking(move || snapfile::status_with(&file, !skip_hash_check)).await?;
             out.emit(&s)?;
             Ok(if s.sha256_trailer == Trailer::Mismatch { ExitCode::Negative } else { ExitCode::Ok })
         }
         SnapshotCommand::Verify { file } => {
-            out.emit(&blocking(move || snapshot::verify(&file)).await?).map(|()| ExitCode::Ok)
+            out.emit(&blocking(move || snapfile::verify(&file)).await?).map(|()| ExitCode::Ok)
         }
         SnapshotCommand::Ls { dir, name_prefix } => {
             let entries = blocking(move || kubectl_etcd::store::snapdir::list(&dir, name_prefix.as_deref())).await?;
-            out.emit(&kubectl_etcd::cli::print::backups::Snapshots(entries)).map(|()| ExitCode::Ok)
+            out.emit(&kubectl_etcd::cli::print::snapshot::Snapshots(entries)).map(|()| ExitCode::Ok)
         }
         SnapshotCommand::Prune { dir, keep, name_prefix, dry_run } => {
             let p = blocking(move || kubectl_etcd::store::snapdir::prune(&dir, &name_prefix, keep, dry_run)).await?;

@@ -230,7 +230,7 @@ fn check_db(path: &Path, layout: bool) -> DbReport {
     };
     match crate::store::bbolt::check::check(&db) {
         Ok(_) if !layout => rep.valid = true,
-        Ok(summary) => match crate::ops::snapshot::check_layout(path, &summary.buckets) {
+        Ok(summary) => match crate::store::snapfile::check_layout(path, &summary.buckets) {
             Ok(()) => rep.valid = true,
             Err(e) => rep.problem = Some(e.to_string()),
         },

@@ -20,7 +20,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::ops::snapshot::{has_trailer, Trailer, TRAILER};
+use crate::store::trailer::{has_trailer, Trailer, TRAILER};
 
 /// zstd's frame magic number, as it is stored (little-endian 0xFD2FB528).
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];

@@ -9,5 +9,7 @@ pub mod dblock;
 pub mod member;
 pub mod pb;
 pub mod snapdir;
+pub mod snapfile;
+pub mod trailer;
 pub mod wal;
 pub mod walcheck;

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ops::snapshot::Trailer;
 use crate::store::compress::Compression;
+use crate::store::trailer::Trailer;
 
 /// `--name-prefix`'s default.
 pub const DEFAULT_PREFIX: &str = "etcd-snapshot";
@@ -145,7 +145,7 @@ pub fn list(dir: &Path, prefix: Option<&str>) -> Result<Vec<Entry>> {
                         let Some(e) = entries.get(i) else { break };
                         // A damaged compressed file is listed as mismatching, not an error: the
                         // others still count.
-                        let t = match crate::ops::snapshot::check_trailer(&e.path, e.size) {
+                        let t = match crate::store::snapfile::check_trailer(&e.path, e.size) {
                             Err(Error::Corrupt { .. }) => Ok(Trailer::Mismatch),
                             r => r,
                         };
@@ -270,7 +270,7 @@ fn retain(verified: Vec<Entry>, keep: usize) -> (Vec<Entry>, Vec<Entry>) {
 pub fn refuse_older(dir: &Path, prefix: &str, revision: i64) -> Result<()> {
     let newer: Vec<Entry> = scan(dir, Some(prefix))?.into_iter().filter(|e| e.revision > revision).collect();
     for e in newer {
-        if crate::ops::snapshot::check_trailer(&e.path, e.size).ok() == Some(Trailer::Valid) {
+        if crate::store::snapfile::check_trailer(&e.path, e.size).ok() == Some(Trailer::Valid) {
             return Err(Error::Refused(format!(
                 "the snapshot just streamed is at revision {revision}, older than {} at revision {} already in {}: the member it came from is behind the cluster; nothing was written (save again from a member in quorum)",
                 e.name,
@@ -289,11 +289,11 @@ pub fn refuse_older(dir: &Path, prefix: &str, revision: i64) -> Result<()> {
 pub fn latest(dir: &Path) -> Result<(PathBuf, Vec<String>)> {
     let mut skipped = Vec::new();
     for e in scan(dir, None)? {
-        if e.compression == Compression::None && !crate::ops::snapshot::has_trailer(e.size) {
+        if e.compression == Compression::None && !crate::store::trailer::has_trailer(e.size) {
             skipped.push(format!("{}: no sha256 trailer", e.name));
             continue;
         }
-        match crate::ops::snapshot::verify(&e.path) {
+        match crate::store::snapfile::verify(&e.path) {
             Ok(v) if v.sha256_trailer == Trailer::Valid => return Ok((e.path, skipped)),
             Ok(_) => skipped.push(format!("{}: no sha256 trailer", e.name)),
             Err(err) if matches!(&err, Error::Corrupt { reason, .. } if reason.starts_with("sha256 mismatch")) => {

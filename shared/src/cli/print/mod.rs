@@ -6,7 +6,6 @@
 //! progress line on stderr. Results go to stdout; a closed stdout pipe is reported as
 //! [`Error::Output`] with `BrokenPipe`, which the binaries turn into a quiet exit.
 
-pub mod backups;
 pub mod defrag;
 pub mod doctor;
 pub mod health;

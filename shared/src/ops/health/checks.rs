@@ -2,8 +2,8 @@
 //! so that every verdict and message is unit-tested.
 
 use super::model::{check, label, voters, Check, MemberHealth, Status};
-use super::probe::Alarm;
-use super::CERT_WARN_SECS;
+
+use super::model::{Alarm, HashOutcome, CERT_WARN_SECS};
 use crate::base::units::{format_bytes, member_id};
 use crate::reach::cluster::MemberList;
 use crate::reach::conn::{FailureClass, TransportError};
@@ -208,17 +208,6 @@ pub(crate) fn alarm_check(alarms: Option<Result<Vec<Alarm>, TransportError>>, ro
             )
         }
     }
-}
-
-/// What HashKV returned: the common revision, each voter's hash, the voters that failed.
-#[derive(Debug, Clone, Default)]
-pub struct HashOutcome {
-    /// The revision every voter hashed at.
-    pub revision: i64,
-    /// `(member name, hash)` of the voters that answered.
-    pub hashes: Vec<(String, u32)>,
-    /// `name: failure` of the voters that did not.
-    pub errors: Vec<String>,
 }
 
 /// The hash check: every voter that answered must agree. `None` when HashKV did not run.
@@ -477,8 +466,8 @@ pub(crate) fn discovery_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::health::model::DEFAULT_QUOTA;
     use crate::ops::health::model::{annotate, blank, merge_aliases};
-    use crate::ops::health::DEFAULT_QUOTA;
     use crate::reach::cluster::Member;
 
     fn row(name: &str, learner: bool, answered: bool) -> MemberHealth {

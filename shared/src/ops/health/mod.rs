@@ -18,12 +18,8 @@ use crate::reach::discovery::Endpoint;
 use crate::reach::url::same_url;
 use checks::*;
 use model::{annotate, check, merge_aliases, nothing_answered, sort_rows};
+pub use model::{Alarm, HashOutcome, CERT_WARN_SECS, DEFAULT_QUOTA};
 use probe::{pick_url, probe_member, Budget, Probed};
-
-/// etcd's default backend quota (`--quota-backend-bytes` unset).
-pub const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
-/// Certificates expiring sooner than this get a warning.
-pub const CERT_WARN_SECS: i64 = 30 * 24 * 3600;
 
 /// Options of a health run.
 #[derive(Debug, Clone, Default)]

@@ -379,3 +379,27 @@ pub(crate) fn annotate(rows: &mut [MemberHealth], quorum_leader: Option<u64>) ->
     }
     leader
 }
+/// etcd's default backend quota (`--quota-backend-bytes` unset).
+pub const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
+/// Certificates expiring sooner than this get a warning.
+pub const CERT_WARN_SECS: i64 = 30 * 24 * 3600;
+
+/// What HashKV returned: the common revision, each voter's hash, the voters that failed.
+#[derive(Debug, Clone, Default)]
+pub struct HashOutcome {
+    /// The revision every voter hashed at.
+    pub revision: i64,
+    /// `(member name, hash)` of the voters that answered.
+    pub hashes: Vec<(String, u32)>,
+    /// `name: failure` of the voters that did not.
+    pub errors: Vec<String>,
+}
+
+/// An alarm etcd raised: the member and `NOSPACE` or `CORRUPT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alarm {
+    /// The member it is raised on.
+    pub member_id: u64,
+    /// `NOSPACE` or `CORRUPT`.
+    pub kind: &'static str,
+}

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::checks::HashOutcome;
 use super::model::{blank, MemberHealth};
+use super::model::{Alarm, HashOutcome};
 use crate::reach::cluster::{Member, Session};
 use crate::reach::conn::{call, FailureClass, TransportError};
 use crate::reach::discovery::Endpoint;
@@ -173,15 +173,6 @@ pub(crate) async fn hash_kv(
         }
     }
     Some(out)
-}
-
-/// An alarm etcd raised: the member and `NOSPACE` or `CORRUPT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alarm {
-    /// The member it is raised on.
-    pub member_id: u64,
-    /// `NOSPACE` or `CORRUPT`.
-    pub kind: &'static str,
 }
 
 /// The alarm list, from the first voter in quorum (a cut-off member cannot serve it); `None`

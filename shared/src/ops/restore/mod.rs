@@ -25,11 +25,11 @@ use serde::Serialize;
 use sha1::{Digest, Sha1};
 
 use crate::error::{Error, Result};
-use crate::ops::snapshot::{has_trailer, Trailer};
 use crate::reach::url::{EtcdUrl, InitialCluster};
 use crate::store::bbolt::writer::DbWriter;
 use crate::store::bbolt::{check, BoltError, BucketRoot, BucketValue, Db};
 use crate::store::pb;
+use crate::store::trailer::{has_trailer, Trailer};
 
 /// etcd's default `--initial-cluster-token`.
 pub const DEFAULT_TOKEN: &str = "etcd-cluster";
@@ -433,7 +433,7 @@ pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMembe
     // The snapshot: readable, trailer as required, structurally sound, an etcd database. A
     // compressed one is decompressed into a nameless temporary file, its trailer checked over
     // the decompressed stream.
-    let opened = crate::ops::snapshot::open(&opts.snapshot)?;
+    let opened = crate::store::snapfile::open(&opts.snapshot)?;
     let path = opts.snapshot.as_path();
     if opts.engine == Engine::Etcdutl && opened.compression == crate::store::compress::Compression::Zstd {
         return Err(Error::Usage(format!(
@@ -453,7 +453,7 @@ pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMembe
         None if opts.skip_hash_check => TrailerCheck::Known(Trailer::Unchecked),
         None => {
             let (p, len) = (opts.snapshot.clone(), opened.len);
-            TrailerCheck::Pending(std::thread::spawn(move || crate::ops::snapshot::check_trailer(&p, len)))
+            TrailerCheck::Pending(std::thread::spawn(move || crate::store::snapfile::check_trailer(&p, len)))
         }
     };
     if matches!(trailer, TrailerCheck::Known(Trailer::Mismatch)) && !opts.skip_hash_check {
@@ -470,7 +470,7 @@ pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMembe
     };
     let walked = buckets
         .map_err(bolt_err(&opts.snapshot))
-        .and_then(|buckets| crate::ops::snapshot::check_layout(&opts.snapshot, &buckets));
+        .and_then(|buckets| crate::store::snapfile::check_layout(&opts.snapshot, &buckets));
     let trailer = match walked {
         Ok(()) => trailer,
         Err(e) => {
@@ -478,7 +478,7 @@ pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMembe
             return Err(e);
         }
     };
-    let revision = crate::ops::snapshot::revision(&db).map_err(bolt_err(&opts.snapshot))?;
+    let revision = crate::store::snapfile::revision(&db).map_err(bolt_err(&opts.snapshot))?;
     if let Some(b) = opts.bump_revision {
         // etcd's revisions are signed 64-bit: the bumped one must stay one.
         if i64::try_from(b).ok().and_then(|b| revision.checked_add(b)).is_none() {

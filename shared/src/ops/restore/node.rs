@@ -100,7 +100,7 @@ pub fn snapshot_members(path: &Path) -> Result<Vec<crate::store::member::StoredM
         }
         crate::store::bbolt::BoltError::Format(f) => Error::Corrupt { path: path.to_path_buf(), reason: f.to_string() },
     };
-    let opened = crate::ops::snapshot::open(path)?;
+    let opened = crate::store::snapfile::open(path)?;
     crate::store::backend::members(&opened.db).map_err(corrupt)
 }
 
@@ -116,7 +116,7 @@ pub fn snapshot_tag(path: &Path) -> Result<String> {
     let digest: Vec<u8> =
         if crate::store::compress::detect(&f).map_err(io)? == crate::store::compress::Compression::Zstd {
             crate::store::compress::identity(path)?.to_vec()
-        } else if crate::ops::snapshot::has_trailer(len) {
+        } else if crate::store::trailer::has_trailer(len) {
             let mut t = [0u8; 32];
             f.seek(SeekFrom::End(-32)).map_err(io)?;
             f.read_exact(&mut t).map_err(io)?;
