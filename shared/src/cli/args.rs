@@ -1,5 +1,5 @@
 //! The argument groups every plugin shares. This is the only module of the core crate that
-//! knows about clap; everything else takes the plain [`crate::reach::discovery::Settings`] built here.
+//! knows about clap; everything else takes the plain [`crate::reach::discovery::settings::Settings`] built here.
 //!
 //! Every flag is `global`, so it is accepted before or after a subcommand, as kubectl's are.
 
@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::base::units::parse_duration;
 use crate::cli::print::OutputFormat;
-use crate::reach::discovery::Settings;
+use crate::reach::discovery::settings::Settings;
 
 /// Flags shared by every `kubectl-etcd-*` plugin.
 #[derive(Debug, Clone, Args)]
@@ -138,7 +138,7 @@ impl CommonArgs {
             verbose: self.verbose,
             default_manifest: std::env::var_os("KUBECTL_ETCD_DEFAULT_MANIFEST")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(crate::reach::discovery::DEFAULT_MANIFEST)),
+                .unwrap_or_else(|| PathBuf::from(crate::reach::discovery::settings::DEFAULT_MANIFEST)),
             transport: self.transport,
             pki_dir: self.pki_dir.clone(),
             metrics_without_credentials: false,

@@ -14,7 +14,7 @@ pub use model::{Check, LearnerProgress, MemberHealth, Report, Status};
 
 use crate::reach::cluster::{Member, Session};
 use crate::reach::conn::FailureClass;
-use crate::reach::discovery::Endpoint;
+use crate::reach::discovery::settings::Endpoint;
 use crate::reach::url::same_url;
 use checks::*;
 use model::{annotate, check, merge_aliases, nothing_answered, sort_rows};

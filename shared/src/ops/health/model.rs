@@ -10,7 +10,7 @@ use crate::base::units::member_id;
 use crate::base::units::ser_hex_opt;
 use crate::reach::cluster::Member;
 use crate::reach::conn::{FailureClass, TransportError};
-use crate::reach::discovery::Endpoint;
+use crate::reach::discovery::settings::Endpoint;
 use crate::reach::status::{agreed_leader, learner_readiness};
 use crate::reach::tls::CertInfo;
 

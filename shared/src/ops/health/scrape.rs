@@ -16,7 +16,7 @@ use super::probe::Budget;
 pub(crate) fn metrics_via(session: &Session, endpoint: &str) -> Option<Via> {
     let url = EtcdUrl::parse(endpoint).ok()?;
     if let Some(t) = session.dialer.tunnels() {
-        return t.metrics_via(&url);
+        return t.metrics_port(&url).map(|(pod, port)| Via::Pod { pod, port });
     }
     let m = session.discovery.manifest.as_ref()?;
     if !m.client_urls().iter().any(|u| EtcdUrl::parse(u).is_ok_and(|c| c.same_socket(&url))) {
