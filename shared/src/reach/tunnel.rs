@@ -230,15 +230,8 @@ pub fn metrics_port(flag: Option<&str>) -> (Option<u16>, Option<String>) {
     let Some(flag) = flag.filter(|f| !f.trim().is_empty()) else {
         return (None, Some("the pod has no --listen-metrics-urls".into()));
     };
-    let urls: Vec<&str> = flag.split(',').map(str::trim).collect();
-    for u in &urls {
-        let Some(rest) = u.strip_prefix("http://") else { continue };
-        let hostport = rest.split('/').next().unwrap_or(rest);
-        let Some((host, port)) = hostport.rsplit_once(':') else { continue };
-        let loopback = matches!(host, "127.0.0.1" | "localhost" | "0.0.0.0" | "[::1]" | "[::]" | "");
-        if let (true, Ok(p)) = (loopback, port.parse::<u16>()) {
-            return (Some(p), None);
-        }
+    if let Some(u) = crate::reach::url::plain_http_urls(flag).into_iter().find(EtcdUrl::is_on_loopback) {
+        return (Some(u.port()), None);
     }
     (
         None,
@@ -308,6 +301,17 @@ mod tests {
         assert_eq!(metrics_port(Some("https://10.0.0.1:2381,http://0.0.0.0:2382")).0, Some(2382));
         assert!(metrics_port(Some("http://10.0.0.1:2381")).1.unwrap().contains("loopback"));
         assert!(metrics_port(None).1.unwrap().contains("no --listen-metrics-urls"));
+        // The one loopback rule (EtcdUrl::is_on_loopback), also what a scrape on the node uses.
+        for (flag, port) in [
+            ("http://[::1]:2381", Some(2381)),
+            ("http://localhost:2383", Some(2383)),
+            ("http://[::]:2384", Some(2384)),
+            ("http://127.0.0.2:2385", Some(2385)),
+            ("https://127.0.0.1:2381", None),
+            ("unix://metrics:2381", None),
+        ] {
+            assert_eq!(metrics_port(Some(flag)).0, port, "{flag}");
+        }
     }
 
     #[test]

@@ -23,9 +23,8 @@ pub(crate) fn metrics_via(session: &Session, endpoint: &str) -> Option<Via> {
         return None;
     }
     let flag = m.flag("listen-metrics-urls")?;
-    let plain = flag.split(',').map(str::trim).find(|u| u.starts_with("http://"))?;
-    let u = EtcdUrl::parse(plain).ok()?;
-    if matches!(u.host.as_str(), "0.0.0.0" | "" | "::") {
+    let u = crate::reach::url::plain_http_urls(flag).into_iter().next()?;
+    if u.is_any_address() {
         return EtcdUrl::parse(&u.with_host("127.0.0.1")).ok().map(Via::Direct);
     }
     Some(Via::Direct(u))
