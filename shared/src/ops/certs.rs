@@ -152,7 +152,7 @@ pub fn default_ca(settings: &crate::reach::discovery::settings::Settings) -> Res
             .flag("trusted-ca-file")
             .map(PathBuf::from)
             .ok_or_else(|| Error::Usage(format!("manifest {} has no --trusted-ca-file: pass --ca-cert", p.display()))),
-        None => Ok(PathBuf::from("/etc/kubernetes/pki/etcd/ca.crt")),
+        None => Ok(PathBuf::from(crate::reach::layouts::KUBEADM.ca)),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod conn;
 pub mod discovery;
 pub mod kube;
+pub mod layouts;
 pub mod metrics;
 pub mod quorum;
 pub mod status;

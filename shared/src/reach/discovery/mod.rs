@@ -278,7 +278,7 @@ fn fallback_endpoints(m: &Manifest, primary: &[Endpoint], log: &mut Log) -> Vec<
 pub fn admin_kubeconfig() -> PathBuf {
     std::env::var_os("KUBECTL_ETCD_ADMIN_KUBECONFIG")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/kubernetes/admin.conf"))
+        .unwrap_or_else(|| PathBuf::from(crate::reach::layouts::KUBEADM_ADMIN_KUBECONFIG))
 }
 
 /// The etcd pods' endpoints through kubeadm's admin.conf, when it is readable and no other
@@ -384,30 +384,17 @@ fn find_tls(
 
     // Well-known layouts, for the API route or a bare node.
     if tls.ca.is_none() || tls.cert.is_none() {
-        let mut layouts: Vec<(PathBuf, PathBuf, PathBuf, String)> = vec![(
-            "/etc/kubernetes/pki/etcd/ca.crt".into(),
-            "/etc/kubernetes/pki/etcd/healthcheck-client.crt".into(),
-            "/etc/kubernetes/pki/etcd/healthcheck-client.key".into(),
-            "kubeadm layout".into(),
-        )];
-        for dist in ["rke2", "k3s"] {
-            let dir = PathBuf::from(format!("/var/lib/rancher/{dist}/server/tls/etcd"));
-            layouts.push((
-                dir.join("server-ca.crt"),
-                dir.join("client.crt"),
-                dir.join("client.key"),
-                format!("{dist} layout"),
-            ));
-        }
-        for e in endpoints {
-            if let Some(host) = url::host(&e.url) {
-                let ip = host.replace(['.', ':'], "-");
-                layouts.push((
-                    "/etc/kubernetes/ssl/kube-ca.pem".into(),
-                    format!("/etc/kubernetes/ssl/kube-etcd-{ip}.pem").into(),
-                    format!("/etc/kubernetes/ssl/kube-etcd-{ip}-key.pem").into(),
-                    "RKE1 layout".into(),
-                ));
+        let mut layouts: Vec<(PathBuf, PathBuf, PathBuf, String)> = Vec::new();
+        for l in crate::reach::layouts::LAYOUTS {
+            if !l.per_address() {
+                layouts.push((l.ca.into(), l.client_cert.into(), l.client_key.into(), format!("{} layout", l.name)));
+                continue;
+            }
+            for e in endpoints {
+                if let Some(host) = url::host(&e.url) {
+                    let (cert, key) = l.client_pair(&host);
+                    layouts.push((l.ca.into(), cert.into(), key.into(), format!("{} layout", l.name)));
+                }
             }
         }
         for (ca, cert, key, what) in layouts {

@@ -7,7 +7,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// kubeadm's etcd static pod manifest.
-pub const DEFAULT_MANIFEST: &str = "/etc/kubernetes/manifests/etcd.yaml";
+pub const DEFAULT_MANIFEST: &str = match crate::reach::layouts::KUBEADM.manifest {
+    Some(m) => m,
+    None => "",
+};
 
 /// What the user asked for (flags, environment); built by [`crate::cli::args::CommonArgs::settings`].
 #[derive(Debug, Clone)]
