@@ -319,18 +319,10 @@ fn find_tls(
     endpoints: &[Endpoint],
     log: &mut Log,
 ) -> Result<TlsFiles> {
-    let env_or_flag = |var: &str, flag: &str| {
-        if std::env::var_os(var).is_some() && !std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-        {
-            format!("env {var}")
-        } else {
-            format!("flag {flag}")
-        }
-    };
     let mut tls = TlsFiles {
-        ca: settings.cacert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CACERT", "--cacert"))),
-        cert: settings.cert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CERT", "--cert"))),
-        key: settings.key.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_KEY", "--key"))),
+        ca: settings.cacert.clone().map(|p| sourced(p, settings.tls_sources[0].clone())),
+        cert: settings.cert.clone().map(|p| sourced(p, settings.tls_sources[1].clone())),
+        key: settings.key.clone().map(|p| sourced(p, settings.tls_sources[2].clone())),
     };
     if tls.cert.is_some() != tls.key.is_some() {
         return Err(Error::Usage("--cert and --key must be given together (or ETCDCTL_CERT and ETCDCTL_KEY)".into()));
