@@ -662,7 +662,7 @@ fn write_db(
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&db_path)
+            .open(db_path)
             .map_err(io_err(format!("create {}", db_path.display())))?
     };
     crate::base::fsio::copy_range(db.file(), &out, db.size()).map_err(|e| match e.kind() {
@@ -686,7 +686,7 @@ fn write_db(
     // snapshot, whose page numbers they are). Its entries are counted, nested buckets refused.
     let synced = std::thread::spawn(move || file.sync_all());
     let mut visitor = RestoredKeys { current: String::new(), count: 0, nested: None };
-    let checked = Db::open(&db_path).and_then(|out| check::walk(&out, &mut visitor)).map_err(|e| match e {
+    let checked = Db::open(db_path).and_then(|out| check::walk(&out, &mut visitor)).map_err(|e| match e {
         BoltError::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted => werr(source),
         e => bolt_err(src)(e),
     });
