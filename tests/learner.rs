@@ -86,6 +86,32 @@ fn add_start_with_printed_flags_then_promote() {
 }
 
 #[test]
+fn add_with_promote_carries_the_promotion_in_one_json_document() {
+    let mut c = Cluster::start(3);
+    let i = c.new_node("node-3", true);
+    let peer = c.nodes[i].peer_url();
+    let initial: Vec<String> = c.nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
+    let mut args = c.manifest_args();
+    args.extend(
+        ["add", "node-3", "--peer-urls", &peer, "--promote", "--timeout", "60s", "-o", "json"].map(String::from),
+    );
+    let mut child = spawn_plugin(LEARNER, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    // The learner is added, and the promote waits for it to start.
+    child.wait_stderr("has not started yet: waiting for it", Duration::from_secs(60));
+    c.join(i, &initial.join(","));
+    let out = child.wait(PLUGIN_DEADLINE);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // One document on stdout: the add, with the promotion that followed it.
+    let doc = json(&out);
+    assert_eq!(doc["kind"], "Added", "{doc}");
+    assert_eq!(doc["settings"]["name"], "node-3");
+    assert_eq!(doc["promoted"]["member"]["name"], "node-3", "{doc}");
+    assert!(doc["promoted"]["attempts"].as_u64().unwrap() >= 1, "{doc}");
+    let (voters, learners) = voters_and_learners(&c);
+    assert!(voters.contains(&"node-3".to_string()) && learners.is_empty(), "{voters:?} {learners:?}");
+}
+
+#[test]
 fn promote_waits_for_a_learner_that_has_not_started() {
     let mut c = Cluster::start(3);
     let i = c.new_node("late", true);
