@@ -130,6 +130,20 @@ impl CommonArgs {
             cacert: self.cacert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("ca.crt"))),
             cert: self.cert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.crt"))),
             key: self.key.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.key"))),
+            tls_sources: [
+                ("ETCDCTL_CACERT", "--cacert", self.cacert.is_some()),
+                ("ETCDCTL_CERT", "--cert", self.cert.is_some()),
+                ("ETCDCTL_KEY", "--key", self.key.is_some()),
+            ]
+            .map(|(var, flag, given)| {
+                if !given {
+                    "flag --pki-dir".to_string()
+                } else if std::env::var_os(var).is_some() && !flag_given(flag) {
+                    format!("env {var}")
+                } else {
+                    format!("flag {flag}")
+                }
+            }),
             dial_timeout: self.dial_timeout,
             command_timeout: self.command_timeout,
             command_timeout_explicit: flag_given("--command-timeout")

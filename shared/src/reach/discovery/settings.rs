@@ -36,6 +36,9 @@ pub struct Settings {
     pub cert: Option<PathBuf>,
     /// `--key` / `ETCDCTL_KEY`.
     pub key: Option<PathBuf>,
+    /// Where `cacert`, `cert` and `key` came from, for messages (`flag --cacert`, `env
+    /// ETCDCTL_CACERT`, `--pki-dir`), decided where the command line is parsed.
+    pub tls_sources: [String; 3],
     /// `--dial-timeout`.
     pub dial_timeout: Duration,
     /// `--command-timeout`.
@@ -73,6 +76,7 @@ impl Settings {
             cacert: None,
             cert: None,
             key: None,
+            tls_sources: ["flag --cacert".into(), "flag --cert".into(), "flag --key".into()],
             dial_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(5),
             command_timeout_explicit: false,
