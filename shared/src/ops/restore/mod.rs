@@ -441,6 +441,17 @@ pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMembe
             opts.snapshot.display()
         )));
     }
+    // A download cut short has no trailer either: its pages end before the database does.
+    if !has_trailer(opened.len) && opened.db.size() > opened.db.len() {
+        return Err(Error::Corrupt {
+            path: opts.snapshot.clone(),
+            reason: format!(
+                "the file is truncated: the database needs {} bytes, the file has {}",
+                opened.db.size(),
+                opened.db.len()
+            ),
+        });
+    }
     if !has_trailer(opened.len) && !opts.skip_hash_check {
         return Err(Error::Usage(format!(
             "{} has no sha256 trailer (a copy of member/snap/db?): pass --skip-hash-check to restore it",
