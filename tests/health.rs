@@ -532,3 +532,87 @@ fn json_follows_the_documented_schema() {
     }
     assert_ne!(rounds[0]["time"], rounds[1]["time"]);
 }
+
+/// Issue 25 (3): a member that answers Status — following the quorum's leader, in its term, a few
+/// entries behind — and serves serializable reads, but takes no writes and no linearizable reads,
+/// is not healthy and not in quorum, and its row says why. The shape: its WAL disk hangs
+/// (`--wal-dir` on a file system frozen with fsfreeze), so it cannot persist the entries it
+/// receives, nor apply them, nor send the messages a read needs. etcd answers Status from memory,
+/// so a health check on Status alone calls it healthy.
+#[test]
+fn a_member_whose_wal_disk_hangs_is_not_healthy() {
+    let disk = HangingDisk::new(256);
+    let wal = disk.path().join("wal");
+    let c = Cluster::builder(3).node_flag(2, "wal-dir", wal.to_str().unwrap()).start();
+    let hung = c.nodes[2].name.clone();
+    let ids: std::collections::BTreeMap<String, u64> = c
+        .member_list()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), m["ID"].as_u64().unwrap()))
+        .collect();
+    // A follower: the leader's own Status would not follow anyone else.
+    if c.leader() == 2 {
+        let o = c.etcdctl(&c.nodes[2].client_url(), &["move-leader", &format!("{:x}", ids["node-0"])]);
+        assert!(o.status.success(), "move-leader: {}", stderr(&o));
+        wait_for("a leader other than node-2", Duration::from_secs(10), || (c.leader() != 2).then_some(()));
+    }
+    let leader = c.leader();
+    let frozen = disk.freeze();
+    // A write the majority commits: node-2 must write it to its WAL before it can apply it or
+    // serve any linearizable read after it.
+    let majority = format!("{},{}", c.nodes[0].client_url(), c.nodes[1].client_url());
+    let o = c.etcdctl(&majority, &["put", "/registry/after-freeze", "v"]);
+    assert!(o.status.success(), "a write on the majority failed: {}", stderr(&o));
+    // The shape: Status and serializable reads yes, writes no.
+    let url = c.nodes[2].client_url();
+    let o = c.etcdctl(&url, &["endpoint", "status", "-w", "json"]);
+    assert!(o.status.success(), "Status: {}", stderr(&o));
+    let st: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st[0]["Status"]["leader"].as_u64(), Some(ids[&c.nodes[leader].name]), "{st:#}");
+    let o = c.etcdctl(&url, &["get", "/registry", "--prefix", "--consistency=s"]);
+    assert!(o.status.success(), "serializable read: {}", stderr(&o));
+    let o = c.etcdctl(&url, &["put", "/registry/through-hung", "v", "--command-timeout=2s"]);
+    assert!(!o.status.success(), "node-2 took a write with its WAL disk frozen");
+
+    let (o, doc, _) = health_seeded(&c, leader, &["--command-timeout", "3s"]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    assert_eq!(doc["healthy"], false, "{doc:#}");
+    let m = member(&doc, &hung);
+    assert_eq!(
+        (m["answered"].as_bool(), m["health"].as_str(), m["in_quorum"].as_bool()),
+        (Some(true), Some("unhealthy"), Some(false)),
+        "{m:#}"
+    );
+    assert_eq!(m["errors"][0], "takes no reads or writes: timed out", "{m:#}");
+    let detail = m["failure"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("no linearizable read completed")
+            && detail.contains(&format!("although it answers Status (following {:016x})", ids[&c.nodes[leader].name])),
+        "{m:#}"
+    );
+    assert!(!m.to_string().contains("frozen or overloaded"), "{m:#}");
+    for n in (0..2).map(|i| c.nodes[i].name.clone()) {
+        assert_eq!(member(&doc, &n)["health"], "healthy", "{doc:#}");
+    }
+    assert_eq!(
+        check(&doc, "quorum")["message"],
+        format!(
+            "2/3 voters in quorum, 2 needed, may lose 0 more; answering but not in quorum: {hung} (takes no reads or writes: timed out)"
+        ),
+        "{doc:#}"
+    );
+    // The table says it too.
+    let manifest = c.nodes[leader].manifest().display().to_string();
+    let o = run_plugin(HEALTH, &["--manifest", &manifest, "--command-timeout", "3s"], &[]);
+    let table = stdout(&o);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&hung) && l.contains("unhealthy") && l.contains("takes no reads or writes")),
+        "{table}"
+    );
+    // Thawed before the cluster is dropped: a process blocked on a frozen disk cannot be killed.
+    drop(frozen);
+}

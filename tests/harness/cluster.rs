@@ -113,6 +113,7 @@ pub struct Builder {
     members: usize,
     quota: Option<u64>,
     extra: Vec<(String, String)>,
+    node_extra: Vec<(usize, String, String)>,
     server_dns: Vec<String>,
     tmpfs: Option<(usize, u64)>,
     start: bool,
@@ -130,6 +131,11 @@ impl Builder {
     /// An extra etcd flag for every member.
     pub fn flag(mut self, k: &str, v: &str) -> Self {
         self.extra.push((k.into(), v.into()));
+        self
+    }
+    /// An extra etcd flag for node `i` only (in its manifest too).
+    pub fn node_flag(mut self, i: usize, k: &str, v: &str) -> Self {
+        self.node_extra.push((i, k.into(), v.into()));
         self
     }
     /// DNS SANs of the serving certificates besides the node name (default `localhost`).
@@ -196,6 +202,7 @@ impl Cluster {
             members: n,
             quota: None,
             extra: Vec::new(),
+            node_extra: Vec::new(),
             server_dns: vec!["localhost".into()],
             tmpfs: None,
             start: true,
@@ -237,10 +244,12 @@ impl Cluster {
             n.host = host.clone();
         }
         let initial: Vec<String> = nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
-        for n in nodes.iter_mut() {
+        for (i, n) in nodes.iter_mut().enumerate() {
             let dns: Vec<&str> = b.server_dns.iter().map(String::as_str).collect();
             pki.write_node(&n.root.join("pki"), &n.name, &node_ips(&n.host), &dns);
-            n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &b.extra);
+            let mut extra = b.extra.clone();
+            extra.extend(b.node_extra.iter().filter(|(j, _, _)| *j == i).map(|(_, k, v)| (k.clone(), v.clone())));
+            n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &extra);
             write_manifest(n, &etcd().version);
         }
         if b.kubeadm {
