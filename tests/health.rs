@@ -616,3 +616,81 @@ fn a_member_whose_wal_disk_hangs_is_not_healthy() {
     // Thawed before the cluster is dropped: a process blocked on a frozen disk cannot be killed.
     drop(frozen);
 }
+
+/// `(offset, end)` of every record in a WAL segment's written part (etcd's framing: a
+/// little-endian length word whose top byte may carry padding, then the record).
+fn wal_frames(segment: &std::path::Path) -> Vec<(usize, usize)> {
+    let b = std::fs::read(segment).unwrap();
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 8 <= b.len() {
+        let field = u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
+        if field == 0 {
+            break;
+        }
+        let size = (field & 0x00ff_ffff_ffff_ffff) as usize;
+        let pad = if field >> 63 == 1 { ((field >> 56) & 7) as usize } else { 0 };
+        out.push((off, off + 8 + size + pad));
+        off += 8 + size + pad;
+    }
+    out
+}
+
+/// Issue 25 (3), the issue's own shape: a one-member cluster (a single control-plane node) whose
+/// WAL lost its last entries after its database had applied them. etcd starts on it, answers
+/// Status, serves linearizable reads even, but each new proposal lands on an index its database
+/// already applied and is never answered: it takes no writes. etcdctl 3.5's `endpoint health`
+/// calls it unhealthy (its alarm list is a proposal); health must too, and say why.
+#[test]
+fn a_member_whose_wal_lost_applied_entries_takes_no_writes_and_is_not_healthy() {
+    let mut c = Cluster::start(1);
+    for i in 0..60 {
+        c.put(&format!("/registry/k/{i:02}"), "v");
+    }
+    c.stop(0);
+    let wal = c.nodes[0].data_dir().join("member/wal");
+    let mut segments: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    segments.sort();
+    let seg = segments.pop().unwrap();
+    let frames = wal_frames(&seg);
+    // At a record boundary, 80 records (about 40 puts, each an entry and a hard state) before the
+    // end: a clean WAL, just shorter than what the database applied. Every proposal uses up one
+    // of the lost indexes; 40 are more than this test makes.
+    assert!(frames.len() > 100, "{} records", frames.len());
+    let cut = frames[frames.len() - 80].0;
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut as u64).unwrap();
+    c.restart(0);
+    // The shape: Status and linearizable reads yes, writes no.
+    let url = c.nodes[0].client_url();
+    let o = c.etcdctl(&url, &["get", "/registry/k/59"]);
+    assert!(o.status.success() && stdout(&o).contains("/registry/k/59"), "a linearizable read: {}", stderr(&o));
+    let o = c.etcdctl(&url, &["put", "/registry/after", "v", "--command-timeout=2s"]);
+    assert!(!o.status.success(), "etcd took a write on a WAL behind its database:\n{}", c.nodes[0].log());
+
+    let (o, doc, _) = health(&c, &["--command-timeout", "3s"]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    assert_eq!(doc["healthy"], false, "{doc:#}");
+    let m = member(&doc, "node-0");
+    assert_eq!(
+        (m["answered"].as_bool(), m["health"].as_str(), m["in_quorum"].as_bool()),
+        (Some(true), Some("unhealthy"), Some(false)),
+        "{m:#}"
+    );
+    assert_eq!(m["errors"][0], "takes no reads or writes: timed out", "{m:#}");
+    let detail = m["failure"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("a linearizable read completed but no proposal through it was applied")
+            && detail.contains("it takes no writes"),
+        "{m:#}"
+    );
+    assert_eq!(check(&doc, "quorum")["status"], "fail", "{doc:#}");
+    assert_eq!(
+        check(&doc, "quorum")["message"],
+        "quorum lost: 0/1 voters in quorum, 1 needed, may lose 0 more; answering but not in quorum: node-0 (takes no reads or writes: timed out)",
+        "{doc:#}"
+    );
+}

@@ -11,6 +11,10 @@
 //!   the leader has confirmed, with a heartbeat round to a majority, that it still leads
 //!   (ReadIndex), and only once the member has applied up to that index; a member with no
 //!   leader, cut off, or whose log cannot advance never completes one;
+//! - a **proposal** through the member that changes nothing (the alarm list, which etcd puts
+//!   through raft), as etcdctl 3.5's `endpoint health` does: a member whose log reuses indexes
+//!   its database already applied (a WAL that lost entries, on a member that leads or is alone)
+//!   completes reads but applies no new proposal, so takes no writes;
 //! - its **leader and term** agree with those of the members whose read succeeded;
 //! - its **raft index** is within [`REACH`] entries of the leader's.
 //!
@@ -46,11 +50,11 @@ fn electing(e: &TransportError) -> bool {
 pub struct Looked {
     /// Its Status, or why it did not answer.
     pub status: Result<StatusInfo, TransportError>,
-    /// The linearizable read: its latency, or why it failed.
+    /// The linearizable read: its latency, or why it (or the proposal beside it) failed.
     pub read: Option<Result<Duration, TransportError>>,
 }
 
-/// Status and a linearizable read through the member at `url`, concurrently, until `end`;
+/// Status, a linearizable read and a proposal through the member at `url`, concurrently, until `end`;
 /// a read refused because of an election is tried again while time is left.
 pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> Looked {
     loop {
@@ -63,6 +67,7 @@ pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> 
             Err(e) => return Looked { status: Err(e), read: None },
         };
         let mut c2 = client.clone();
+        let mut c3 = client.clone();
         let status = async { crate::cluster::status_info(call(url, "status", left, client.status()).await) };
         let read = async {
             if learner {
@@ -70,17 +75,27 @@ pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> 
             }
             let start = Instant::now();
             let r = call(url, "linearizable read", left, c2.get("health", None)).await;
-            Some(match r {
-                Ok(_) => Ok(start.elapsed()),
-                // Permission denied (auth on, no read permission) still proves the read was served.
-                Err(e) if matches!(&e.class, FailureClass::Rpc(m) if m.contains("permission denied")) => {
-                    Ok(start.elapsed())
-                }
-                Err(e) => Err(e),
-            })
+            Some(served(r.map(|_| ())).map(|()| start.elapsed()))
         };
-        let (status, read) = tokio::join!(status, read);
-        let retry = matches!(&read, Some(Err(e)) if electing(e));
+        // A proposal that changes nothing (etcd puts the alarm list through raft and answers it
+        // when it is applied), as etcdctl 3.5's endpoint health does: a member whose log reuses
+        // indexes its database already applied (a WAL that lost entries) serves reads but never
+        // applies a new proposal.
+        let propose = async {
+            if learner {
+                return None;
+            }
+            let r = call(
+                url,
+                "proposal (alarm list)",
+                left,
+                c3.alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None),
+            )
+            .await;
+            Some(served(r.map(|_| ())))
+        };
+        let (status, read, proposed) = tokio::join!(status, read, propose);
+        let retry = matches!(&read, Some(Err(e)) if electing(e)) || matches!(&proposed, Some(Err(e)) if electing(e));
         if retry && end.saturating_duration_since(Instant::now()) > ELECTION_RETRY * 2 {
             tokio::time::sleep(ELECTION_RETRY).await;
             continue;
@@ -98,7 +113,29 @@ pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> 
             }
             (r, _) => r,
         };
+        // The read stands for both: it fails when the proposal does.
+        let read = match (read, proposed) {
+            (Some(Ok(_)), Some(Err(mut e))) => {
+                if e.class == FailureClass::TimedOut {
+                    e.detail = format!(
+                        "a linearizable read completed but no proposal through it was applied within {} (the alarm list, which changes nothing): it takes no writes; its WAL may have lost entries its database had applied (kubectl etcd restore doctor)",
+                        crate::util::format_duration(left)
+                    );
+                }
+                Some(Err(e))
+            }
+            (r, _) => r,
+        };
         return Looked { status, read };
+    }
+}
+
+/// The answer of an RPC that proves the member served it: permission denied (auth on, no
+/// permission) counts as served.
+fn served(r: Result<(), TransportError>) -> Result<(), TransportError> {
+    match r {
+        Err(e) if matches!(&e.class, FailureClass::Rpc(m) if m.contains("permission denied")) => Ok(()),
+        r => r,
     }
 }
 
