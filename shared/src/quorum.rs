@@ -54,8 +54,9 @@ pub struct Looked {
     pub read: Option<Result<Duration, TransportError>>,
 }
 
-/// Status, a linearizable read and a proposal through the member at `url`, concurrently, until `end`;
-/// a read refused because of an election is tried again while time is left.
+/// Status, and a linearizable read then a proposal through the member at `url` (beside the
+/// Status), until `end`; a read or proposal refused because of an election is tried again while
+/// time is left.
 pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> Looked {
     loop {
         let left = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
@@ -67,61 +68,54 @@ pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> 
             Err(e) => return Looked { status: Err(e), read: None },
         };
         let mut c2 = client.clone();
-        let mut c3 = client.clone();
         let status = async { crate::cluster::status_info(call(url, "status", left, client.status()).await) };
+        // The read, then (once it is served) a proposal that changes nothing: etcd puts the alarm
+        // list through raft and answers it when it is applied, and etcdctl 3.5's endpoint health
+        // asks it for that reason. A member whose log reuses indexes its database already applied
+        // (a WAL that lost entries) serves reads but never applies a new proposal. One after the
+        // other: a proposal made during an election is dropped and waits out the deadline, while
+        // the read fails at once and is tried again.
         let read = async {
             if learner {
                 return None;
             }
             let start = Instant::now();
-            let r = call(url, "linearizable read", left, c2.get("health", None)).await;
-            Some(served(r.map(|_| ())).map(|()| start.elapsed()))
-        };
-        // A proposal that changes nothing (etcd puts the alarm list through raft and answers it
-        // when it is applied), as etcdctl 3.5's endpoint health does: a member whose log reuses
-        // indexes its database already applied (a WAL that lost entries) serves reads but never
-        // applies a new proposal.
-        let propose = async {
-            if learner {
-                return None;
+            let r = served(call(url, "linearizable read", left, c2.get("health", None)).await.map(|_| ()));
+            if let Err(e) = r {
+                return Some((Err(e), false));
             }
-            let r = call(
-                url,
-                "proposal (alarm list)",
-                left,
-                c3.alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None),
-            )
-            .await;
-            Some(served(r.map(|_| ())))
+            let latency = start.elapsed();
+            let left = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+            let alarms = c2.alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None);
+            Some(match served(call(url, "proposal (alarm list)", left, alarms).await.map(|_| ())) {
+                Ok(()) => (Ok(latency), false),
+                Err(e) => (Err(e), true),
+            })
         };
-        let (status, read, proposed) = tokio::join!(status, read, propose);
-        let retry = matches!(&read, Some(Err(e)) if electing(e)) || matches!(&proposed, Some(Err(e)) if electing(e));
+        let (status, read) = tokio::join!(status, read);
+        let proposal_failed = matches!(read, Some((_, true)));
+        let read = read.map(|(r, _)| r);
+        let retry = matches!(&read, Some(Err(e)) if electing(e));
         if retry && end.saturating_duration_since(Instant::now()) > ELECTION_RETRY * 2 {
             tokio::time::sleep(ELECTION_RETRY).await;
             continue;
         }
-        // A member that answered Status but not the read is not frozen: it is cut off from the
-        // leader, has none, or cannot apply; say that rather than "frozen or overloaded".
         let read = match (read, &status) {
+            (Some(Err(mut e)), _) if proposal_failed && e.class == FailureClass::TimedOut => {
+                e.detail = format!(
+                    "a linearizable read completed but no proposal through it was applied within {} (the alarm list, which changes nothing): it takes no writes; its WAL may have lost entries its database had applied (kubectl etcd restore doctor)",
+                    crate::util::format_duration(left)
+                );
+                Some(Err(e))
+            }
+            // A member that answered Status but not the read is not frozen: it is cut off from
+            // the leader, has none, or cannot apply; say that rather than "frozen or overloaded".
             (Some(Err(mut e)), Ok(s)) if e.class == FailureClass::TimedOut => {
                 e.detail = format!(
                     "no linearizable read completed within {}, although it answers Status ({}): it is cut off from the leader, has no leader, or cannot apply its log",
                     crate::util::format_duration(left),
                     if s.leader == 0 { "no leader".to_string() } else { format!("following {}", member_id(s.leader)) }
                 );
-                Some(Err(e))
-            }
-            (r, _) => r,
-        };
-        // The read stands for both: it fails when the proposal does.
-        let read = match (read, proposed) {
-            (Some(Ok(_)), Some(Err(mut e))) => {
-                if e.class == FailureClass::TimedOut {
-                    e.detail = format!(
-                        "a linearizable read completed but no proposal through it was applied within {} (the alarm list, which changes nothing): it takes no writes; its WAL may have lost entries its database had applied (kubectl etcd restore doctor)",
-                        crate::util::format_duration(left)
-                    );
-                }
                 Some(Err(e))
             }
             (r, _) => r,
