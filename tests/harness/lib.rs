@@ -13,6 +13,7 @@
 pub mod bins;
 pub mod child;
 pub mod cluster;
+pub mod disk;
 pub mod fakekube;
 pub mod kubelet;
 pub mod layout;
@@ -24,6 +25,7 @@ pub mod schema;
 pub use bins::*;
 pub use child::*;
 pub use cluster::*;
+pub use disk::HangingDisk;
 pub use kubelet::*;
 
 pub use netns::Net;

@@ -11,6 +11,10 @@
 //!   the leader has confirmed, with a heartbeat round to a majority, that it still leads
 //!   (ReadIndex), and only once the member has applied up to that index; a member with no
 //!   leader, cut off, or whose log cannot advance never completes one;
+//! - a **proposal** through the member that changes nothing (the alarm list, which etcd puts
+//!   through raft), as etcdctl 3.5's `endpoint health` does: a member whose log reuses indexes
+//!   its database already applied (a WAL that lost entries, on a member that leads or is alone)
+//!   completes reads but applies no new proposal, so takes no writes;
 //! - its **leader and term** agree with those of the members whose read succeeded;
 //! - its **raft index** is within [`REACH`] entries of the leader's.
 //!
@@ -48,12 +52,13 @@ fn electing(e: &TransportError) -> bool {
 pub struct Looked {
     /// Its Status, or why it did not answer.
     pub status: Result<StatusInfo, TransportError>,
-    /// The linearizable read: its latency, or why it failed.
+    /// The linearizable read: its latency, or why it (or the proposal beside it) failed.
     pub read: Option<Result<Duration, TransportError>>,
 }
 
-/// Status and a linearizable read through the member at `url`, concurrently, until `end`;
-/// a read refused because of an election is tried again while time is left.
+/// Status, and a linearizable read then a proposal through the member at `url` (beside the
+/// Status), until `end`; a read or proposal refused because of an election is tried again while
+/// time is left.
 pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> Looked {
     loop {
         let left = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
@@ -66,30 +71,47 @@ pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> 
         };
         let mut c2 = client.clone();
         let status = async { crate::reach::status::status_info(call(url, "status", left, client.status()).await) };
+        // The read, then (once it is served) a proposal that changes nothing: etcd puts the alarm
+        // list through raft and answers it when it is applied, and etcdctl 3.5's endpoint health
+        // asks it for that reason. A member whose log reuses indexes its database already applied
+        // (a WAL that lost entries) serves reads but never applies a new proposal. One after the
+        // other: a proposal made during an election is dropped and waits out the deadline, while
+        // the read fails at once and is tried again.
         let read = async {
             if learner {
                 return None;
             }
             let start = Instant::now();
-            let r = call(url, "linearizable read", left, c2.get("health", None)).await;
-            Some(match r {
-                Ok(_) => Ok(start.elapsed()),
-                // Permission denied (auth on, no read permission) still proves the read was served.
-                Err(e) if matches!(&e.class, FailureClass::Rpc(m) if m.contains("permission denied")) => {
-                    Ok(start.elapsed())
-                }
-                Err(e) => Err(e),
+            let r = served(call(url, "linearizable read", left, c2.get("health", None)).await.map(|_| ()));
+            if let Err(e) = r {
+                return Some((Err(e), false));
+            }
+            let latency = start.elapsed();
+            let left = end.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+            let alarms = c2.alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None);
+            Some(match served(call(url, "proposal (alarm list)", left, alarms).await.map(|_| ())) {
+                Ok(()) => (Ok(latency), false),
+                Err(e) => (Err(e), true),
             })
         };
         let (status, read) = tokio::join!(status, read);
+        let proposal_failed = matches!(read, Some((_, true)));
+        let read = read.map(|(r, _)| r);
         let retry = matches!(&read, Some(Err(e)) if electing(e));
         if retry && end.saturating_duration_since(Instant::now()) > ELECTION_RETRY * 2 {
             tokio::time::sleep(ELECTION_RETRY).await;
             continue;
         }
-        // A member that answered Status but not the read is not frozen: it is cut off from the
-        // leader, has none, or cannot apply; say that rather than "frozen or overloaded".
         let read = match (read, &status) {
+            (Some(Err(mut e)), _) if proposal_failed && e.class == FailureClass::TimedOut => {
+                e.detail = format!(
+                    "a linearizable read completed but no proposal through it was applied within {} (the alarm list, which changes nothing): it takes no writes; its WAL may have lost entries its database had applied (kubectl etcd restore doctor)",
+                    crate::base::units::format_duration(left)
+                );
+                Some(Err(e))
+            }
+            // A member that answered Status but not the read is not frozen: it is cut off from
+            // the leader, has none, or cannot apply; say that rather than "frozen or overloaded".
             (Some(Err(mut e)), Ok(s)) if e.class == FailureClass::TimedOut => {
                 e.detail = format!(
                     "no linearizable read completed within {}, although it answers Status ({}): it is cut off from the leader, has no leader, or cannot apply its log",
@@ -101,6 +123,15 @@ pub async fn look(session: &Session, url: &str, learner: bool, end: Instant) -> 
             (r, _) => r,
         };
         return Looked { status, read };
+    }
+}
+
+/// The answer of an RPC that proves the member served it: permission denied (auth on, no
+/// permission) counts as served.
+fn served(r: Result<(), TransportError>) -> Result<(), TransportError> {
+    match r {
+        Err(e) if matches!(&e.class, FailureClass::Rpc(m) if m.contains("permission denied")) => Ok(()),
+        r => r,
     }
 }
 

@@ -186,6 +186,15 @@ pub(crate) fn alarm_check(alarms: Option<Result<Vec<Alarm>, TransportError>>, ro
             let list: Vec<String> = alarms
                 .iter()
                 .map(|a| {
+                    // etcd's periodic corruption check raises CORRUPT with member ID 0: it cannot
+                    // tell which member is corrupt (https://github.com/etcd-io/etcd/issues/14849;
+                    // 3.5.1 did so by a bug, https://github.com/etcd-io/etcd/pull/14272).
+                    if a.member_id == 0 {
+                        return format!(
+                            "{} with no member named (etcd's corruption check cannot tell which; the hash check can)",
+                            a.kind
+                        );
+                    }
                     let who = rows
                         .iter()
                         .find(|r| r.id == Some(a.member_id))
