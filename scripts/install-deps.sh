@@ -17,6 +17,8 @@ apt_pkgs=()
 [ -f /usr/include/google/protobuf/descriptor.proto ] || apt_pkgs+=(libprotobuf-dev)
 [ -x /usr/bin/etcd ] || apt_pkgs+=(etcd-server)
 [ -x /usr/bin/etcdctl ] || apt_pkgs+=(etcd-client)
+command -v mkfs.ext4 >/dev/null || [ -x /sbin/mkfs.ext4 ] || apt_pkgs+=(e2fsprogs)
+command -v fsfreeze >/dev/null || [ -x /sbin/fsfreeze ] || apt_pkgs+=(util-linux)
 [ -x /bin/ip ] || [ -x /usr/bin/ip ] || [ -x /sbin/ip ] || [ -x /usr/sbin/ip ] || apt_pkgs+=(iproute2)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${apt_pkgs[*]}" >&2
