@@ -569,6 +569,7 @@ impl Install {
             "kubectl-etcd-learner",
             "kubectl-etcd-restore",
             "kubectl-etcd-defrag",
+            "kubectl-etcd-doctor",
         ] {
             std::fs::copy(bin(b), store.join(b)).unwrap();
         }

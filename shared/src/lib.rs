@@ -18,6 +18,10 @@ pub mod health;
 pub mod limits;
 pub mod members;
 pub mod metrics;
+/// Operations (the layer of issue 26; the rest moves in with it).
+pub mod ops {
+    pub mod doctor;
+}
 pub mod pb;
 pub mod print;
 pub mod quorum;
@@ -41,4 +45,5 @@ pub const PLUGINS: &[(&str, &str)] = &[
     ("learner", "Add, promote, remove and replace members safely, as learners"),
     ("restore", "Save, inspect and verify snapshots; restore data dirs natively"),
     ("defrag", "Defragment members one at a time, compact, and recover from NOSPACE"),
+    ("doctor", "Why is a member down: its log, its data dir and the cluster's view, with the next step"),
 ];

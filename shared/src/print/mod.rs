@@ -12,6 +12,7 @@ pub mod defrag;
 pub mod doctor;
 pub mod health;
 pub mod jsonpath;
+pub mod logs;
 pub mod members;
 pub mod progress;
 pub mod restore;
