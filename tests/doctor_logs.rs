@@ -187,6 +187,17 @@ fn a_crash_looping_joiner_in_pod_logs() {
     assert_eq!(pc.len(), 1, "{prev:#}");
     assert!(pc[0]["source"].as_str().unwrap().ends_with(&format!("{}.log", crashed - 2)), "{prev:#}");
 
+    // The checkup of the node's member (no subcommand): its manifest names it and its data
+    // dir; the log's cause leads the verdict, the data dir (never started: no WAL) follows.
+    let moved = c.nodes[i].root.join("etcd.yaml.off");
+    let o = run_plugin(DOCTOR, &["--manifest", s(&moved), "--pod-log-dir", s(&root), "-o", "json"], &[]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    assert_eq!(o.status.code(), Some(1), "{v:#}\n{}", stderr(&o));
+    assert_eq!(v["member"], "node-1", "{v:#}");
+    assert!(v["verdict"].as_str().unwrap().starts_with("its log: --initial-cluster does not match"), "{v:#}");
+    assert!(v["next"][0].as_str().unwrap().contains("--initial-cluster"), "{v:#}");
+    assert_eq!(v["data_dir"]["verdict"], "never_started", "{v:#}");
+
     // Another member's name finds nothing: exit 3, saying where it looked.
     let o = run_plugin(DOCTOR, &["logs", "node-7", "--pod-log-dir", s(&root)], &[]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));

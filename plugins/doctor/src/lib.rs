@@ -6,19 +6,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use kubectl_etcd::cli::CommonArgs;
+use kubectl_etcd::base::units::parse_duration;
+use kubectl_etcd::cli::args::CommonArgs;
+use kubectl_etcd::ops::doctor;
 use kubectl_etcd::ops::doctor::logs::{self, Input, Options};
-use kubectl_etcd::restore::doctor;
-use kubectl_etcd::util::parse_duration;
 use kubectl_etcd::{ExitCode, Result};
 
 /// Why is this etcd member down? Read its log and its data dir, name the cause and the next step.
 ///
+/// With no subcommand, on a control-plane node: the checkup of the node's member (the
+/// manifest's --name and --data-dir): its pod logs and its data dir (asking the live cluster
+/// when it answers), in one verdict with the next steps.
+///
 /// Exit codes: 0 nothing known found; 1 a known failure found; 2 usage; 3 no log (or no data
 /// dir) found.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-doctor", bin_name = "kubectl etcd doctor", version = kubectl_etcd::version::LONG, after_help = "Examples:
-  # On a control-plane node: what etcd's pod logs say, every restart
+#[command(name = "kubectl-etcd-doctor", bin_name = "kubectl etcd doctor", version = kubectl_etcd::cli::version::LONG, after_help = "Examples:
+  # On a control-plane node: this node's member, from its log and its data dir
+  kubectl etcd doctor
+  # What etcd's pod logs say, every restart
   kubectl etcd doctor logs
   # One member's previous container (the one that crashed)
   kubectl etcd doctor logs cp-2 --previous
@@ -32,9 +38,13 @@ pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// What to read.
+    /// kubelet's pod log dir, for the checkup with no subcommand.
+    #[arg(long, value_name = "DIR", default_value = logs::POD_LOG_DIR, value_hint = clap::ValueHint::DirPath)]
+    pub pod_log_dir: PathBuf,
+
+    /// What to read [default: the checkup of this node's member: its log and its data dir].
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// `kubectl etcd doctor` subcommands.
@@ -115,7 +125,12 @@ pub fn command() -> clap::Command {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let out = cli.common.out();
     match cli.command {
-        Command::Logs(a) => {
+        None => {
+            let c = kubectl_etcd::ops::doctor::checkup::examine(&cli.common.settings(), cli.pod_log_dir, None).await?;
+            out.emit(&c)?;
+            Ok(c.exit_code())
+        }
+        Some(Command::Logs(a)) => {
             let dash = a.member.as_deref() == Some("-");
             let input = match a.log_file {
                 Some(p) if p.as_os_str() == "-" => Input::Stdin,
@@ -132,7 +147,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             out.emit(&report)?;
             Ok(report.exit_code())
         }
-        Command::DataDir(a) => {
+        Some(Command::DataDir(a)) => {
             let d = doctor::examine(&cli.common.settings(), a.data_dir, a.snapshots.as_deref()).await?;
             out.emit(&d)?;
             Ok(d.exit_code())

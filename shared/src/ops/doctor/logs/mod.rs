@@ -411,7 +411,7 @@ fn open(path: &Path) -> Result<Box<dyn Read>> {
         source,
     })?;
     if let Ok(md) = f.metadata() {
-        if let Some(kind) = crate::util::not_regular(&md) {
+        if let Some(kind) = crate::base::fsio::not_regular(&md) {
             return Err(Error::Usage(format!("{} is {kind}, not a log file", path.display())));
         }
     }
