@@ -28,9 +28,9 @@ use kubectl_etcd::{ExitCode, Result};
   kubectl etcd doctor logs
   # One member's previous container (the one that crashed)
   kubectl etcd doctor logs cp-2 --previous
-  # Any log: a file, journald, kubectl logs
-  kubectl logs -n kube-system etcd-cp-2 --previous | kubectl etcd doctor logs -
-  journalctl -u etcd --since -1h | kubectl etcd doctor logs -
+  # Any log: a file, or stdin (kubectl logs -n kube-system etcd-cp-2 --previous | …, journalctl -u etcd | …)
+  kubectl etcd doctor logs --log-file /var/log/etcd.log
+  kubectl etcd doctor logs -
   # The data dir, offline
   kubectl etcd doctor data-dir /var/lib/etcd")]
 pub struct Cli {
@@ -64,7 +64,8 @@ pub enum Command {
   kubectl etcd doctor logs
   kubectl etcd doctor logs cp-2 --previous -o wide
   kubectl etcd doctor logs --log-file /var/log/etcd.log --since 2h
-  kubectl logs -n kube-system etcd-cp-2 | kubectl etcd doctor logs -")]
+  # stdin: kubectl logs -n kube-system etcd-cp-2 | …
+  kubectl etcd doctor logs -")]
     Logs(LogsArgs),
 
     /// Read a data dir offline: the WAL, snapshots and database, what etcd will do on it, and

@@ -349,7 +349,7 @@ pub async fn control_plane_nodes(client: &kube::Client) -> Result<Vec<String>> {
     let mut names = std::collections::BTreeSet::new();
     for label in [CONTROL_PLANE_LABEL, "node-role.kubernetes.io/master", "node-role.kubernetes.io/etcd"] {
         let action = format!("list nodes labelled {label}");
-        let nodes: Vec<Node> = crate::reach::discovery::kubeapi::list(client, None, label, &action).await?;
+        let nodes: Vec<Node> = crate::reach::kube::list(client, None, label, &action).await?;
         names.extend(nodes.into_iter().filter_map(|n| n.metadata.name));
     }
     if names.is_empty() {
@@ -387,7 +387,7 @@ where
     let name = meta.name.clone().unwrap_or_default();
     let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
     let api: Api<K> = Api::namespaced(client.clone(), &ns);
-    let kube_err = |action: String| move |e: kube::Error| crate::reach::discovery::kubeapi::api_error(&action, e);
+    let kube_err = |action: String| move |e: kube::Error| crate::reach::kube::api_error(&action, e);
     let current = api.get_opt(&name).await.map_err(kube_err(format!("get {kind} {ns}/{name}")))?;
     match current {
         None => {

@@ -36,6 +36,10 @@ fn fit(s: &str, max: usize) -> String {
 }
 
 impl Print for LogReport {
+    fn kind(&self) -> &'static str {
+        "LogReport"
+    }
+
     fn text(&self, view: View) -> String {
         let mut s = String::new();
         if self.findings.is_empty() {
@@ -91,6 +95,10 @@ impl Print for LogReport {
 }
 
 impl Print for Checkup {
+    fn kind(&self) -> &'static str {
+        "Checkup"
+    }
+
     fn text(&self, view: View) -> String {
         let mut s = format!("Member {}: {}\n", self.member.as_deref().unwrap_or("?"), self.verdict);
         if !self.next.is_empty() {

@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::logs::{self, catalogue::Severity, Input, LogReport, Options};
 use super::{Diagnosis, Verdict};
 use crate::error::{ExitCode, Result};
-use crate::reach::discovery::{Manifest, Settings};
+use crate::reach::discovery::settings::Settings;
+use crate::reach::discovery::Manifest;
 
 /// The node's member, read from its log and its data dir.
 #[derive(Debug, Serialize)]
