@@ -580,7 +580,7 @@ impl Install {
         let i = Install { root };
         let o = i.run(&i.path().join("kubectl-etcd"), &["completion", "kubectl", "--install-dir", s(&i.path())]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        assert_eq!(stdout(&o).lines().count(), 5, "{}", stdout(&o));
+        assert_eq!(stdout(&o).lines().count(), kubectl_etcd::PLUGINS.len() + 1, "{}", stdout(&o));
         i
     }
 
