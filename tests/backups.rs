@@ -454,6 +454,30 @@ async fn compressed_snapshots_round_trip_and_boot_etcd() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("ok: zstd, sha256 trailer valid"), "{}", stdout(&o));
 
+    // Beside a snapshot on a read-only volume nothing can be written: it is decompressed into
+    // $TMPDIR instead, into a nameless file, so nothing is left there; a $TMPDIR too small for
+    // the uncompressed size is named, with what to do.
+    assert!(plain_size > 1 << 20, "{plain_size}");
+    let ro = Tmpfs::mount(&dir.path().join("ro"), 16);
+    let roz = ro.path.join("ro.db.zst");
+    std::fs::copy(&zst, &roz).unwrap();
+    let st = std::process::Command::new("mount").args(["-o", "remount,ro"]).arg(&ro.path).status().unwrap();
+    assert!(st.success());
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let o = run_plugin(RESTORE, &["snapshot", "status", s(&roz), "-o", "json"], &[("TMPDIR", s(&tmp))]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["hash"], a["hash"]);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "nothing left in $TMPDIR");
+    let tiny = Tmpfs::mount(&dir.path().join("tiny"), 1);
+    let o = run_plugin(RESTORE, &["snapshot", "verify", s(&roz)], &[("TMPDIR", s(&tiny.path))]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let want = format!("into {} (it needs the uncompressed size free; set TMPDIR elsewhere)", tiny.path.display());
+    assert!(err.contains(&want) && err.contains("No space left on device"), "{err}");
+    assert_eq!(std::fs::read_dir(&tiny.path).unwrap().count(), 0, "nothing left in the full $TMPDIR");
+    drop((ro, tiny));
+
     // Retention over both kinds; a damaged compressed file is never counted nor deleted.
     let bytes = std::fs::read(&zst).unwrap();
     let mut damaged = bytes.clone();
@@ -552,18 +576,19 @@ async fn compressed_snapshots_round_trip_and_boot_etcd() {
     // Nothing decompressed is left in the directory.
     assert_eq!(names_in(&d).len(), 4, "{:?}", names_in(&d));
 
-    // restore node from it, on the node: the member comes back as it was at the snapshot, under
-    // the token derived from the trailer of the decompressed stream (the same as for a plain
-    // copy of that snapshot).
+    // restore node --latest DIR, on the node: the newest verified snapshot (the compressed
+    // one); the member comes back as it was at the snapshot, under the token derived from the
+    // trailer of the decompressed stream (the same as for a plain copy of that snapshot).
     c.kubelet(0);
     let o = tokio::task::block_in_place(|| {
         run_plugin(
             RESTORE,
-            &["node", s(&newest), "--manifest", s(&c.nodes[0].manifest()), "--yes", "--timeout", "60s"],
+            &["node", "--latest", s(&d), "--manifest", s(&c.nodes[0].manifest()), "--yes", "--timeout", "60s"],
             &[],
         )
     });
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains(&format!("using {}", newest.display())), "node --latest: {}", stderr(&o));
     assert_eq!(count(&c, 0, "/registry/").await, want);
     assert_eq!(count(&c, 0, "/registry/later").await, 0);
     let manifest = std::fs::read_to_string(c.nodes[0].manifest()).unwrap();

@@ -86,6 +86,32 @@ fn add_start_with_printed_flags_then_promote() {
 }
 
 #[test]
+fn add_with_promote_carries_the_promotion_in_one_json_document() {
+    let mut c = Cluster::start(3);
+    let i = c.new_node("node-3", true);
+    let peer = c.nodes[i].peer_url();
+    let initial: Vec<String> = c.nodes.iter().map(|n| format!("{}={}", n.name, n.peer_url())).collect();
+    let mut args = c.manifest_args();
+    args.extend(
+        ["add", "node-3", "--peer-urls", &peer, "--promote", "--timeout", "60s", "-o", "json"].map(String::from),
+    );
+    let mut child = spawn_plugin(LEARNER, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    // The learner is added, and the promote waits for it to start.
+    child.wait_stderr("has not started yet: waiting for it", Duration::from_secs(60));
+    c.join(i, &initial.join(","));
+    let out = child.wait(PLUGIN_DEADLINE);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // One document on stdout: the add, with the promotion that followed it.
+    let doc = json(&out);
+    assert_eq!(doc["kind"], "Added", "{doc}");
+    assert_eq!(doc["settings"]["name"], "node-3");
+    assert_eq!(doc["promoted"]["member"]["name"], "node-3", "{doc}");
+    assert!(doc["promoted"]["attempts"].as_u64().unwrap() >= 1, "{doc}");
+    let (voters, learners) = voters_and_learners(&c);
+    assert!(voters.contains(&"node-3".to_string()) && learners.is_empty(), "{voters:?} {learners:?}");
+}
+
+#[test]
 fn promote_waits_for_a_learner_that_has_not_started() {
     let mut c = Cluster::start(3);
     let i = c.new_node("late", true);
@@ -580,4 +606,51 @@ fn member_arguments_complete_from_the_cluster() {
     let o = run_plugin(LEARNER, &["__complete", "--endpoints", "https://127.0.0.1:1", "promote", ""], &[]);
     assert_eq!(stdout(&o), ":4\n", "{}", stderr(&o));
     assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+}
+
+/// etcd refuses to promote a learner below 90 % of the leader's log ("can only promote a
+/// learner member which is in sync with leader"): promote retries until etcd takes it, draws the
+/// learner's progress on a terminal (a pseudo-terminal from script(1) here), and reports its
+/// attempts.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_retries_while_etcd_says_not_in_sync_and_shows_progress() {
+    let mut c = tokio::task::block_in_place(|| Cluster::start(3));
+    let l = tokio::task::block_in_place(|| c.add_learner("behind", true));
+    c.freeze(l);
+    let mut client = c.client(0).await;
+    for i in 0..200 {
+        client.put(format!("/moving-on/{i}"), "x", None).await.unwrap();
+    }
+    let mut args = c.manifest_args();
+    args.extend(["promote", "behind", "--timeout", "60s", "--command-timeout", "1s", "-o", "json"].map(String::from));
+    let pc = plugin_command(LEARNER, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let quote = |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy().replace('\'', r"'\''"));
+    let line: Vec<String> = std::iter::once(pc.get_program()).chain(pc.get_args()).map(quote).collect();
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &line.join(" "), "/dev/null"]);
+    for (k, v) in pc.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let child = Running::spawn(cmd, "learner promote on a terminal");
+    // Two samples of the frozen learner, so at least one promote etcd refused between them;
+    // then it runs again and catches up.
+    wait_for("two progress draws", Duration::from_secs(8), || {
+        (child.stdout_now().matches("eta ").count() >= 2).then_some(())
+    });
+    c.resume(l);
+    let out = child.wait(PLUGIN_DEADLINE);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let bar = |t: &str| t.split('\r').filter(|d| d.starts_with('[') && d.contains("%  ")).map(String::from).collect();
+    let draws: Vec<String> = bar(&text);
+    let percent = |d: &str| d.split(']').nth(1).unwrap().trim().split('%').next().unwrap().parse::<f64>().unwrap();
+    assert!(draws.iter().any(|d| percent(d) < 90.0), "a draw below etcd's 90 %: {draws:?}");
+    let json = text[text.find('{').unwrap_or_else(|| panic!("no JSON: {text}"))..].replace("\r\n", "\n");
+    let doc: Value = serde_json::Deserializer::from_str(&json).into_iter().next().unwrap().unwrap();
+    assert!(doc["attempts"].as_u64().unwrap() >= 2, "retried after etcd's refusal: {doc:#}");
+    let (voters, _) = voters_and_learners(&c);
+    assert!(voters.contains(&"behind".to_string()), "{voters:?}");
 }

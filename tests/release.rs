@@ -36,6 +36,11 @@ fn sha256_hex(path: &Path) -> String {
 fn release_archive_and_manifest_install_as_krew_does() {
     let version = env!("CARGO_PKG_VERSION");
     let dist = tempfile::tempdir().unwrap();
+    // Archives built elsewhere: another platform of this version is listed with its own
+    // sha256; another version's archive is not.
+    let other = dist.path().join(format!("kubectl-etcd_{version}_darwin_arm64.tar.gz"));
+    std::fs::write(&other, b"an archive built on a darwin/arm64 machine").unwrap();
+    std::fs::write(dist.path().join("kubectl-etcd_0.0.1_linux_arm64.tar.gz"), b"an old release").unwrap();
     let o = Command::new(repo().join("scripts/release.sh"))
         .arg(version)
         .current_dir(repo())
@@ -82,6 +87,17 @@ fn release_archive_and_manifest_install_as_krew_does() {
         let froms: Vec<&str> = p["files"].as_array().unwrap().iter().map(|f| f["from"].as_str().unwrap()).collect();
         assert!(froms.contains(&"LICENSE"), "a LICENSE file is extracted: {froms:?}");
     }
+    let listed: std::collections::BTreeSet<(String, String)> = platforms
+        .iter()
+        .map(|p| {
+            let l = &p["selector"]["matchLabels"];
+            (l["os"].as_str().unwrap().to_string(), l["arch"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let want = [("darwin", "arm64"), ("linux", "amd64")].map(|(o, a)| (o.to_string(), a.to_string()));
+    assert_eq!(listed, want.into_iter().collect(), "exactly the platforms whose archives of {version} are in dist/");
+    let darwin = platforms.iter().find(|p| p["selector"]["matchLabels"]["os"] == "darwin").unwrap();
+    assert_eq!(darwin["sha256"], sha256_hex(&other).as_str(), "each platform's sha256 is its own archive's");
     let here = platforms
         .iter()
         .find(|p| p["selector"]["matchLabels"]["os"] == "linux" && p["selector"]["matchLabels"]["arch"] == "amd64")
@@ -102,6 +118,10 @@ fn release_archive_and_manifest_install_as_krew_does() {
     assert!(st.success());
     let names: Vec<String> =
         std::fs::read_dir(&unpacked).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    // The archive carries the README (the promise the manifest's description points to).
+    let readme = std::fs::read(unpacked.join("README.md")).ok();
+    assert!(readme.is_some(), "README.md in the archive: {names:?}");
+    assert!(readme == std::fs::read(repo().join("README.md")).ok(), "the archive's README.md is the repository's");
     for f in here["files"].as_array().unwrap() {
         let (from, to) = (f["from"].as_str().unwrap(), f["to"].as_str().unwrap());
         let matched: Vec<&String> = names.iter().filter(|n| glob_match(from, n)).collect();

@@ -233,23 +233,40 @@ fn corrupt_or_truncated_snapshots_are_refused_before_anything_changes() {
     let snap = dir.path().join("snap.db");
     save(&c, &snap);
     let bytes = std::fs::read(&snap).unwrap();
-    let truncated = dir.path().join("truncated.db");
+    let truncated = dir.path().join("half.db");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let flipped = dir.path().join("flipped.db");
+    let flipped = dir.path().join("bitflip.db");
     let mut f = bytes.clone();
     f[4096 * 2 + 40] ^= 0xff;
     std::fs::write(&flipped, &f).unwrap();
     let target = Cluster::builder(1).planned();
+    // A damaged file is "not ok" (1), named as what it is: never "no trailer, skip the check".
+    let why = |bad: &PathBuf| if bad == &truncated { (1, "the file is truncated") } else { (1, "sha256 mismatch") };
     for bad in [&truncated, &flipped] {
         let o = apply(bad, &target, 0, &[]);
-        assert_eq!(o.status.code(), Some(if bad == &truncated { 2 } else { 1 }), "{}", stderr(&o));
+        let (code, what) = why(bad);
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+        assert!(stderr(&o).contains(s(bad)) && stderr(&o).contains(what), "{}", stderr(&o));
         assert!(!target.nodes[0].data_dir().exists(), "nothing may be written");
     }
+    // A sound snapshot into a data dir that holds something: refused, the dir as it was.
+    let busy = target.nodes[0].data_dir();
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("keep"), b"x").unwrap();
+    let o = apply(&snap, &target, 0, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let want = format!("error: data dir {} is not empty (it holds keep): restore into a new directory", busy.display());
+    assert!(stderr(&o).starts_with(&want), "{}", stderr(&o));
+    let left: Vec<_> = std::fs::read_dir(&busy).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["keep"], "nothing added");
+    assert_eq!(std::fs::read(busy.join("keep")).unwrap(), b"x");
     // On the node: the manifest stays, the data dir stays, etcd keeps running.
     c.kubelet(0);
     for bad in [&truncated, &flipped] {
         let o = run_plugin(RESTORE, &["node", s(bad), "--manifest", s(&c.nodes[0].manifest()), "--yes"], &[]);
-        assert_ne!(o.status.code(), Some(0));
+        let (code, what) = why(bad);
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+        assert!(stderr(&o).contains(s(bad)) && stderr(&o).contains(what), "{}", stderr(&o));
         assert!(c.nodes[0].manifest().exists());
         let backups = std::fs::read_dir(c.nodes[0].root.clone())
             .unwrap()
@@ -588,13 +605,7 @@ async fn data_dir_on_its_own_mount_or_behind_a_link() {
 
     // apply into a fresh mount point, and through a symbolic link to an empty directory.
     let mnt = dir.path().join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let _mounted = Tmpfs::mount(&mnt, 64);
     std::fs::create_dir(mnt.join("lost+found")).unwrap();
     let real = dir.path().join("real");
     std::fs::create_dir(&real).unwrap();
@@ -612,7 +623,6 @@ async fn data_dir_on_its_own_mount_or_behind_a_link() {
     }
     assert!(is_mount(&mnt) && std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     assert!(real.join("member/snap/db").is_file(), "written through the link");
-    let _ = std::process::Command::new("umount").arg("-l").arg(&mnt).status();
 }
 
 /// Starts `restore node SNAP --single-member --yes` in the background.

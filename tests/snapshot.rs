@@ -190,7 +190,7 @@ async fn verify_catches_flipped_bytes_and_truncation() {
     );
 
     // Truncated.
-    let truncated = dir.path().join("truncated.db");
+    let truncated = dir.path().join("half.db");
     let full = std::fs::read(&snap).unwrap();
     std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
     let o = run_plugin(RESTORE, &["snapshot", "verify", s(&truncated)], &[]);
@@ -381,6 +381,44 @@ fn save_never_replaces_a_device_or_a_link() {
     let o = run_plugin(RESTORE, &[&m[0], &m[1], "snapshot", "save", s(&link), "--overwrite"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
+    // A directory named as the file: refused before anything is fetched, with or without
+    // --overwrite; the directory and what it holds stay.
+    let target = dir.path().join("snapshots");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("kept"), b"x").unwrap();
+    for extra in [&[][..], &["--overwrite"][..]] {
+        let mut args = vec![m[0].as_str(), m[1].as_str(), "snapshot", "save", s(&target)];
+        args.extend(extra);
+        let o = run_plugin(RESTORE, &args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        let want = format!("error: {} is a directory: refusing to replace it with a snapshot", target.display());
+        assert!(stderr(&o).starts_with(&want), "{}", stderr(&o));
+        assert_eq!(std::fs::read(target.join("kept")).unwrap(), b"x");
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 1);
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no .part beside them");
+}
+
+/// A full disk midway (the target on a 2 MiB tmpfs, the snapshot ~6 MiB): one line naming the
+/// file and the cause, exit 1, and the partial `.part` removed, so the disk is free again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_mid_save_leaves_no_part() {
+    let c = Cluster::start(1);
+    fill(&c, "/big/", 60, 100 * 1024, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let small = Tmpfs::mount(&dir.path().join("small"), 2);
+    let file = small.path.join("full.db");
+    let m = c.manifest_args();
+    let o = run_plugin(RESTORE, &[&m[0], &m[1], "snapshot", "save", s(&file)], &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("full.db.part") && err.contains("No space left on device"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().filter(|l| l.starts_with("error")).count(), 1, "{err}");
+    let left: Vec<_> = std::fs::read_dir(&small.path).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// `/dev/zero` and a FIFO as each input file: refused at once, naming the file and why, with
@@ -417,14 +455,14 @@ fn endless_or_blocking_input_files_are_refused_at_once() {
     }
 }
 
-/// SIGTERM and SIGHUP during a save, like SIGINT: exit 143 and 129 (128 + the signal, as a
-/// shell reports it), no snapshot, no `.part` left.
+/// SIGINT (Ctrl-C), SIGTERM and SIGHUP during a save: exit 130, 143 and 129 (128 + the signal,
+/// as a shell reports it), no snapshot, no `.part` left.
 #[tokio::test(flavor = "multi_thread")]
 async fn signals_during_save_leave_no_part() {
     let c = Cluster::start(1);
     fill(&c, "/big/", 1200, 100 * 1024, 10).await;
     let dir = tempfile::tempdir().unwrap();
-    for (sig, code) in [("-TERM", 143), ("-HUP", 129)] {
+    for (sig, code) in [("-INT", 130), ("-TERM", 143), ("-HUP", 129)] {
         let file = dir.path().join("sig.db");
         let part = dir.path().join("sig.db.part");
         let child = spawn_save_and_wait_for_bytes(&c, &file, &[]);

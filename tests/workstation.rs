@@ -317,3 +317,36 @@ fn on_a_node_the_local_members_disk_latency() {
         assert!(disk["message"].as_str().unwrap().starts_with("1 of 3 member(s) measured"), "{disk:#}");
     }
 }
+
+/// A CA that did not sign the members' certificates, through the tunnels: the port-forward
+/// opens, the TLS handshake inside it fails, and each command says so in one line (the CA,
+/// --cacert), exit 4, within one deadline, with no snapshot left behind; never a hang.
+#[test]
+fn a_ca_the_members_do_not_use_is_named_through_the_tunnels() {
+    let c = Cluster::start(3);
+    let (kube, kc, pki) = workstation(&c);
+    let other = tempfile::tempdir().unwrap();
+    harness::pki::Pki::foreign(other.path());
+    std::fs::copy(other.path().join("ca.crt"), pki.join("ca.crt")).unwrap();
+    let file = c.dir.path().join("untrusted.db");
+    let base = ["--kubeconfig", s(&kc), "--pki-dir", s(&pki), "--command-timeout", "3s"];
+    for args in [&["-o", "json"][..], &["snapshot", "save", s(&file)][..]] {
+        let (tool, args) = if args[0] == "snapshot" { (RESTORE, args) } else { (HEALTH, args) };
+        let all: Vec<&str> = base.iter().chain(args).copied().collect();
+        let start = std::time::Instant::now();
+        let o = run_plugin(tool, &all, &[]);
+        let took = start.elapsed();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(4), "{tool} {args:?}: {err}");
+        assert!(err.contains("tls: certificate signed by unknown authority") && err.contains("--cacert"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(took < std::time::Duration::from_secs(3 + 2), "{tool} took {took:?}: {err}");
+    }
+    assert!(kube.port_forwards().iter().any(|f| f.starts_with("etcd-")), "{:?}", kube.port_forwards());
+    let left: Vec<_> = std::fs::read_dir(c.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("untrusted"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

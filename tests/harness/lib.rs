@@ -71,3 +71,31 @@ pub fn assert_disk_verdict(doc: &serde_json::Value, measured: usize) {
         }
     }
 }
+
+/// A tmpfs of `size_mib` MiB mounted at a directory for the life of the guard: unmounted on
+/// drop (lazily, so a file a killed process still holds open cannot keep it), also when the
+/// test panics.
+pub struct Tmpfs {
+    /// The mount point.
+    pub path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Creates `path` and mounts a tmpfs there (the tests run as root).
+    pub fn mount(path: &std::path::Path, size_mib: u64) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount a tmpfs at {}", path.display());
+        Tmpfs { path: path.to_path_buf() }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kubectl_etcd::base::progress::Bar;
-use kubectl_etcd::base::units::{member_id, parse_duration};
+use kubectl_etcd::base::units::parse_duration;
 use kubectl_etcd::cli::args::CommonArgs;
 use kubectl_etcd::cli::print::members::learner_progress;
-use kubectl_etcd::cli::print::{self, Output, Print};
+use kubectl_etcd::cli::print::{self, Output};
 use kubectl_etcd::ops::certs;
-use kubectl_etcd::ops::members::{self, AddOptions, Follower, PromoteOptions, RemoveOptions, ReplaceOptions};
+use kubectl_etcd::ops::members::{
+    self, AddOptions, Follower, ManifestOut, PromoteOptions, RemoveOptions, ReplaceOptions,
+};
 use kubectl_etcd::reach::cluster::Session;
-use kubectl_etcd::{Error, ExitCode, Result};
+use kubectl_etcd::{ExitCode, Result};
 
 /// Grow and shrink the etcd cluster safely: learners first, promotion the moment etcd allows,
 /// removals that keep quorum.
@@ -39,15 +41,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// What `learner add` does with the new member's manifest.
-#[derive(Debug, Default)]
-struct ManifestOut {
-    /// `--print-manifest`.
-    print: bool,
-    /// `--write-manifest PATH`.
-    write: Option<std::path::PathBuf>,
 }
 
 /// Subcommands.
@@ -204,13 +197,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let session = Session::open(&settings).await?;
     let mut bar = Bar::new();
     let mut progress = |p: &members::Progress| learner_progress(&mut bar, p);
-    let mut promoted = None;
+    let mut added = None;
     let result = match cli.command {
         Command::Certs { .. } => Ok(()),
         Command::Add { name, peer_urls, force, dry_run, print_manifest, write_manifest, promote, timeout } => {
             let opts = AddOptions { name, peer_urls, force, dry_run };
             let manifest = ManifestOut { print: print_manifest, write: write_manifest };
-            add(&session, out, opts, manifest, promote.then_some(timeout), &mut progress).await.map(|p| promoted = p)
+            // In a table the learner's settings go out at once (they are needed to start it);
+            // in JSON and YAML one document at the end, with the promotion in it.
+            let mut at_once = |a: &members::Added| if out.is_structured() { Ok(()) } else { out.emit(a) };
+            let promote = promote.then_some(timeout);
+            members::add_learner(&session, &opts, &manifest, promote, &mut at_once, &mut progress)
+                .await
+                .map(|a| added = Some(a))
         }
         Command::Status { member, watch, interval } => status(&session, out, member, watch.then_some(interval)).await,
         Command::Promote { member, timeout, no_wait } => {
@@ -228,54 +227,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
     };
     bar.finish();
-    if let Some(p) = promoted {
-        eprint!("{}", p.text(Default::default()));
+    result?;
+    match added {
+        Some(a) if out.is_structured() => out.emit(&a)?,
+        Some(members::Added { promoted: Some(p), .. }) => out.emit(&p)?,
+        _ => {}
     }
-    result.map(|()| ExitCode::Ok)
-}
-
-/// `add`, optionally with the new member's manifest, and then `--promote`.
-async fn add(
-    session: &Session,
-    out: Output,
-    opts: AddOptions,
-    manifest: ManifestOut,
-    promote: Option<Duration>,
-    progress: &mut dyn FnMut(&members::Progress),
-) -> Result<Option<members::Promoted>> {
-    if let Some(path) = &manifest.write {
-        // Before anything changes in the cluster: a manifest that cannot be written must not
-        // leave a learner behind that nothing starts.
-        if session.discovery.manifest.is_none() {
-            return Err(Error::Usage("--write-manifest needs this node's static pod manifest: pass --manifest".into()));
-        }
-        if path.exists() {
-            return Err(Error::Refused(format!(
-                "{} already exists: move it aside first (--write-manifest never overwrites)",
-                path.display()
-            )));
-        }
-    }
-    let mut added = members::add(session, &opts).await?;
-    if manifest.print || manifest.write.is_some() {
-        added.manifest = Some(members::new_member_manifest(session, &added).ok_or_else(|| {
-            Error::Usage("--print-manifest needs this node's static pod manifest: pass --manifest".into())
-        })?);
-    }
-    if let (Some(path), Some(text)) = (&manifest.write, &added.manifest) {
-        if !opts.dry_run {
-            kubectl_etcd::base::fsio::publish(path, text.as_bytes(), 0o600)?;
-        }
-        added.manifest_written = Some(path.clone());
-        if !manifest.print {
-            added.manifest = None;
-        }
-    }
-    added.promote_follows = promote.is_some() && !opts.dry_run;
-    out.emit(&added)?;
-    let Some(timeout) = promote.filter(|_| added.promote_follows) else { return Ok(None) };
-    let key = added.id.map(member_id).unwrap_or(added.settings.name.clone());
-    members::promote(session, Some(&key), &PromoteOptions { timeout, ..Default::default() }, progress).await.map(Some)
+    Ok(ExitCode::Ok)
 }
 
 /// `status`, once or every `watch` interval.

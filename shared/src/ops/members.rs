@@ -59,6 +59,15 @@ pub fn initial_cluster(
     ic
 }
 
+/// What `learner add` does with the new member's manifest.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestOut {
+    /// `--print-manifest`.
+    pub print: bool,
+    /// `--write-manifest PATH`.
+    pub write: Option<std::path::PathBuf>,
+}
+
 /// The result of `learner add`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Added {
@@ -83,6 +92,9 @@ pub struct Added {
     /// does not tell the user to.
     #[serde(skip)]
     pub promote_follows: bool,
+    /// `--promote`: the promotion that followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted: Option<Promoted>,
 }
 
 fn same_urls(a: &[String], b: &[String]) -> bool {
@@ -178,6 +190,56 @@ pub fn check_peer_urls_against(new: &[String], members: &[Member]) -> Result<()>
 /// How long a started learner may fail to answer before `promote` gives up on it.
 pub const LEARNER_SILENT_LIMIT: Duration = Duration::from_secs(10);
 
+/// `learner add` whole: the manifest's preconditions checked before anything changes in the
+/// cluster (a manifest that cannot be written must not leave a learner behind that nothing
+/// starts), the learner added, its static pod manifest printed or published (whole or not at
+/// all), `on_added` told, then with `promote` the wait and the promotion, carried in
+/// [`Added::promoted`].
+pub async fn add_learner(
+    session: &Session,
+    opts: &AddOptions,
+    manifest: &ManifestOut,
+    promote: Option<Duration>,
+    on_added: &mut dyn FnMut(&Added) -> Result<()>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Added> {
+    if let Some(path) = &manifest.write {
+        // Before anything changes in the cluster: a manifest that cannot be written must not
+        // leave a learner behind that nothing starts.
+        if session.discovery.manifest.is_none() {
+            return Err(Error::Usage("--write-manifest needs this node's static pod manifest: pass --manifest".into()));
+        }
+        if path.exists() {
+            return Err(Error::Refused(format!(
+                "{} already exists: move it aside first (--write-manifest never overwrites)",
+                path.display()
+            )));
+        }
+    }
+    let mut added = add(session, opts).await?;
+    if manifest.print || manifest.write.is_some() {
+        added.manifest = Some(new_member_manifest(session, &added).ok_or_else(|| {
+            Error::Usage("--print-manifest needs this node's static pod manifest: pass --manifest".into())
+        })?);
+    }
+    if let (Some(path), Some(text)) = (&manifest.write, &added.manifest) {
+        if !opts.dry_run {
+            crate::base::fsio::publish(path, text.as_bytes(), 0o600)?;
+        }
+        added.manifest_written = Some(path.clone());
+        if !manifest.print {
+            added.manifest = None;
+        }
+    }
+    added.promote_follows = promote.is_some() && !opts.dry_run;
+    on_added(&added)?;
+    let Some(timeout) = promote.filter(|_| added.promote_follows) else { return Ok(added) };
+    let key = added.id.map(member_id).unwrap_or(added.settings.name.clone());
+    let opts = PromoteOptions { timeout, ..Default::default() };
+    added.promoted = Some(self::promote(session, Some(&key), &opts, progress).await?);
+    Ok(added)
+}
+
 /// `learner add`.
 pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
     if opts.peer_urls.is_empty() {
@@ -203,6 +265,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
                 manifest: None,
                 manifest_written: None,
                 promote_follows: false,
+                promoted: None,
             });
         }
     }
@@ -251,6 +314,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
             manifest: None,
             manifest_written: None,
             promote_follows: false,
+            promoted: None,
         });
     }
     let (client, url) = session.any_client(&statuses, None).await?;
@@ -286,6 +350,7 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
         manifest: None,
         manifest_written: None,
         promote_follows: false,
+        promoted: None,
     })
 }
 

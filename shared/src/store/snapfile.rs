@@ -601,3 +601,59 @@ pub fn revision(db: &Db) -> std::result::Result<i64, BoltError> {
         .map(|k| i64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])))
         .unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::bbolt::writer::DbWriter;
+
+    /// A small database with a `key` bucket and etcd's sha256 trailer, as a Snapshot stream
+    /// brings it.
+    fn stream(dir: &Path) -> Vec<u8> {
+        let path = dir.join("src.db");
+        let mut w = DbWriter::create(&path, 4096).unwrap();
+        {
+            let mut b = w.bucket(b"key", 0);
+            for rev in 1..=200u64 {
+                let mut k = rev.to_be_bytes().to_vec();
+                k.push(b'_');
+                k.extend_from_slice(&0u64.to_be_bytes());
+                b.put(&k, &[9u8; 64]).unwrap();
+            }
+            b.finish().unwrap();
+        }
+        w.finish(0).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let sum = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&sum);
+        bytes
+    }
+
+    fn publish(target: &Path, bytes: &[u8]) -> Result<Published> {
+        let mut w = PartWriter::create(target, false)?;
+        for chunk in bytes.chunks(1000) {
+            w.write(chunk)?;
+        }
+        w.finish()
+    }
+
+    /// One byte changed in transit (the trailer no longer the hash of what came before it):
+    /// refused as corrupt, and neither the file nor its `.part` is left.
+    #[test]
+    fn a_stream_whose_hash_does_not_match_is_never_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = stream(dir.path());
+        let good = dir.path().join("good.db");
+        let p = publish(&good, &bytes).unwrap();
+        assert_eq!((p.revision, std::fs::read(&good).unwrap()), (200, bytes.clone()));
+        for at in [5000, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x01;
+            let target = dir.path().join(format!("bad-{at}.db"));
+            let e = publish(&target, &bad).unwrap_err();
+            assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+            assert!(e.to_string().contains("sha256 mismatch"), "{e}");
+            assert!(!target.exists() && !dir.path().join(format!("bad-{at}.db.part")).exists());
+        }
+    }
+}

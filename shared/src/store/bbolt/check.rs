@@ -246,6 +246,7 @@ pub fn walk(db: &Db, visitor: &mut dyn Visitor) -> Result<Summary, BoltError> {
 #[cfg(test)]
 mod tests {
     use super::super::writer::DbWriter;
+    use super::super::{Meta, PAGE_HEADER};
     use super::*;
 
     const PAGE: usize = 4096;
@@ -324,6 +325,38 @@ mod tests {
         bytes[child1..child1 + 8].copy_from_slice(&c0);
         let v = verdict(&path, &bytes);
         assert!(v.contains("referenced twice"), "{v}");
+    }
+
+    /// The sample with a stored freelist (an empty one, on a page appended at the end), as bbolt
+    /// writes it without `NoFreelistSync`: every page is then either in a tree or free.
+    fn with_freelist(mut bytes: Vec<u8>) -> Vec<u8> {
+        let at = PAGE_HEADER;
+        let id = Meta::parse(0, &bytes[at..at + 64]).unwrap().pgid;
+        bytes.resize((id as usize + 1) * PAGE, 0);
+        let p = id as usize * PAGE;
+        bytes[p..p + 8].copy_from_slice(&id.to_le_bytes());
+        bytes[p + 8..p + 10].copy_from_slice(&FREELIST.to_le_bytes());
+        for page in [0usize, 1] {
+            let at = page * PAGE + PAGE_HEADER;
+            let mut m = Meta::parse(page as u64, &bytes[at..at + 64]).unwrap();
+            (m.freelist, m.pgid) = (id, id + 1);
+            bytes[at..at + 64].copy_from_slice(&m.encode());
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_page_neither_reachable_nor_free_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = sample(dir.path());
+        let mut bytes = with_freelist(bytes);
+        assert!(verdict(&path, &bytes).starts_with("sound"), "{}", verdict(&path, &bytes));
+        let page = find(&bytes, BRANCH) * PAGE;
+        // The branch forgets its last element: that child's subtree is in no tree and not free.
+        let count = u16::from_le_bytes([bytes[page + 10], bytes[page + 11]]);
+        bytes[page + 10..page + 12].copy_from_slice(&(count - 1).to_le_bytes());
+        let v = verdict(&path, &bytes);
+        assert!(v.contains("neither reachable nor free"), "{v}");
     }
 
     #[test]
