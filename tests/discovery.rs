@@ -569,6 +569,7 @@ impl Install {
             "kubectl-etcd-learner",
             "kubectl-etcd-restore",
             "kubectl-etcd-defrag",
+            "kubectl-etcd-doctor",
         ] {
             std::fs::copy(bin(b), store.join(b)).unwrap();
         }
@@ -579,7 +580,7 @@ impl Install {
         let i = Install { root };
         let o = i.run(&i.path().join("kubectl-etcd"), &["completion", "kubectl", "--install-dir", s(&i.path())]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        assert_eq!(stdout(&o).lines().count(), 5, "{}", stdout(&o));
+        assert_eq!(stdout(&o).lines().count(), kubectl_etcd::PLUGINS.len() + 1, "{}", stdout(&o));
         i
     }
 

@@ -6,6 +6,7 @@ mod backups;
 mod defrag;
 mod discovery;
 mod doctor;
+mod doctor_logs;
 mod faults;
 mod health;
 mod learner;

@@ -15,6 +15,7 @@ pub fn plugins() -> Vec<(&'static str, Command)> {
         ("learner", kubectl_etcd_learner::command()),
         ("restore", kubectl_etcd_restore::command()),
         ("defrag", kubectl_etcd_defrag::command()),
+        ("doctor", kubectl_etcd_doctor::command()),
     ]
 }
 
@@ -161,6 +162,7 @@ mod tests {
             "kubectl-etcd-snapshot-status",
             "kubectl-etcd-member-promote",
             "kubectl-etcd-defrag",
+            "kubectl-etcd-doctor-logs",
             "kubectl-etcd-completion",
         ] {
             assert!(names.iter().any(|n| n == want), "{want}.1 missing: {names:?}");

@@ -194,6 +194,13 @@ pub enum Error {
         tried: Vec<String>,
     },
 
+    /// No etcd log was found; the message lists every place that was looked at.
+    #[error("no etcd log found: looked at {}; pass --log-file FILE (or - for stdin) or --pod-log-dir DIR", tried.join("; "))]
+    NoLog {
+        /// Where logs were looked for.
+        tried: Vec<String>,
+    },
+
     /// Endpoints were found but no client certificate for them.
     #[error("found etcd endpoints ({endpoints}) but no TLS client certificate: {}; pass --cacert, --cert and --key", tried.join("; "))]
     NoCredentials {
@@ -306,6 +313,7 @@ impl Error {
             | Error::ManifestNoEtcd { .. }
             | Error::Pem { .. }
             | Error::NothingFound { .. }
+            | Error::NoLog { .. }
             | Error::NoCredentials { .. }
             | Error::NotDataDir { .. }
             | Error::Forbidden { .. }

@@ -449,6 +449,21 @@ impl Cluster {
         self.wait_healthy(i);
     }
 
+    /// Sets node `i`'s flags as a member joining with `initial_cluster` (state `existing`), with
+    /// `extra` flags after them, and writes its manifest; starts nothing (see
+    /// [`Cluster::spawn_node`], or hand it to [`Cluster::kubelet`]).
+    pub fn plan_joiner(&mut self, i: usize, initial_cluster: &str, extra: &[(String, String)]) {
+        let flags = member_flags(&self.nodes[i], initial_cluster, "existing", &self.token, None, extra);
+        self.nodes[i].flags = flags;
+        write_manifest(&self.nodes[i], &etcd().version);
+    }
+
+    /// Starts node `i`'s etcd with its flags without waiting for it (it may exit at once; its
+    /// log is `etcd.log` in its root).
+    pub fn spawn_node(&mut self, i: usize) {
+        self.spawn(i);
+    }
+
     /// The member list as etcdctl prints it (JSON), with IDs as numbers.
     pub fn member_list(&self) -> serde_json::Value {
         let eps: Vec<String> =

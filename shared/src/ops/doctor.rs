@@ -6,6 +6,9 @@
 //! database's consistent index with the WAL, and names the member from the WAL's metadata and
 //! the database's `members` bucket.
 
+pub mod checkup;
+pub mod logs;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;

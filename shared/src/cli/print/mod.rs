@@ -10,6 +10,7 @@ pub mod defrag;
 pub mod doctor;
 pub mod health;
 pub mod jsonpath;
+pub mod logs;
 pub mod members;
 pub mod restore;
 pub mod snapshot;

@@ -1,0 +1,121 @@
+//! `doctor logs`: the findings of an etcd log (SEVERITY, COUNT, FIRST, LAST, WHAT, NEXT; `-o wide`
+//! adds the evidence line) and each container start with how it ended.
+
+use super::{Print, Table, View};
+use crate::ops::doctor::checkup::Checkup;
+use crate::ops::doctor::logs::LogReport;
+
+/// The table's width budget: SEVERITY, COUNT, FIRST and LAST take 53 columns; WHAT and NEXT are
+/// cut to fit 120 (-o wide and the causes below the table have them whole).
+const WHAT_MAX: usize = 26;
+const NEXT_MAX: usize = 38;
+
+/// The table's NEXT: the step's first command (between backquotes) when there is one, else the
+/// step's start.
+fn next_cell(next: &str) -> String {
+    let cmd = next.split('`').nth(1).filter(|c| c.starts_with("kubectl ")).unwrap_or(next);
+    fit(cmd, NEXT_MAX)
+}
+
+/// A time as the table shows it: `MM-DDTHH:MM:SS` (the year and fraction are in -o json).
+fn short_time(t: &Option<String>) -> String {
+    match t {
+        Some(t) if t.len() >= 19 => t[5..19].to_string(),
+        Some(t) => t.clone(),
+        None => String::new(),
+    }
+}
+
+fn fit(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+impl Print for LogReport {
+    fn kind(&self) -> &'static str {
+        "LogReport"
+    }
+
+    fn text(&self, view: View) -> String {
+        let mut s = String::new();
+        if self.findings.is_empty() {
+            s.push_str(&format!("No known failure in {} line(s) of etcd's log.\n", self.lines));
+        } else {
+            let mut header = vec!["severity", "count", "first", "last", "what", "next"];
+            if view.wide {
+                header.push("evidence");
+            }
+            let mut t = Table::new(header);
+            for f in &self.findings {
+                let mut row = vec![
+                    f.severity.label().to_string(),
+                    f.count.to_string(),
+                    short_time(&f.first),
+                    short_time(&f.last),
+                    if view.wide { f.what.clone() } else { fit(&f.what, WHAT_MAX) },
+                    if view.wide { f.next.clone() } else { next_cell(&f.next) },
+                ];
+                if view.wide {
+                    row.push(f.evidence.clone());
+                }
+                t.push(row);
+            }
+            s.push_str(&t.render(view));
+            if !view.no_headers {
+                s.push_str("\nCauses:\n");
+                for f in &self.findings {
+                    s.push_str(&format!("  {} ({}): {}\n    next: {}\n", f.what, f.id, f.cause, f.next));
+                }
+            }
+        }
+        if !view.no_headers && !self.containers.is_empty() {
+            s.push_str("\nContainers:\n");
+            for (i, c) in self.containers.iter().enumerate() {
+                s.push_str(&format!(
+                    "  #{i} {} .. {} ({} lines): {}\n",
+                    c.started.clone().unwrap_or_else(|| "?".into()),
+                    c.last_line.clone().unwrap_or_else(|| "?".into()),
+                    c.lines,
+                    c.ended
+                ));
+                if view.wide {
+                    s.push_str(&format!("     from {}\n", c.source));
+                    if let Some(e) = &c.evidence {
+                        s.push_str(&format!("     {e}\n"));
+                    }
+                }
+            }
+        }
+        s
+    }
+}
+
+impl Print for Checkup {
+    fn kind(&self) -> &'static str {
+        "Checkup"
+    }
+
+    fn text(&self, view: View) -> String {
+        let mut s = format!("Member {}: {}\n", self.member.as_deref().unwrap_or("?"), self.verdict);
+        if !self.next.is_empty() {
+            s.push_str(&super::steps("Next:", &self.next));
+        }
+        s.push_str("\n== Log\n");
+        match (&self.logs, &self.logs_error) {
+            (Some(l), _) => s.push_str(&l.text(view)),
+            (None, Some(e)) => s.push_str(&format!("{e}\n")),
+            (None, None) => {}
+        }
+        s.push_str("\n== Data dir\n");
+        match (&self.data_dir, &self.data_dir_error) {
+            (Some(d), _) => s.push_str(&d.text(view)),
+            (None, Some(e)) => s.push_str(&format!("{e}\n")),
+            (None, None) => {}
+        }
+        s
+    }
+}

@@ -1,0 +1,598 @@
+//! `kubectl etcd doctor logs`: reads etcd's own log — the pod logs kubelet keeps on the node, a
+//! file, stdin — and names each known failure (the catalogue in
+//! `shared/data/etcd-log-signatures.json`) with its cause and the next step, repeats grouped
+//! (count, first and last time), and tells each container start and how it ended.
+//!
+//! Reading is streaming and bounded: one line at a time, at most [`parse::LINE_MAX`] bytes of a
+//! line, a fixed number of groups; memory stays flat whatever the log's size.
+
+pub mod catalogue;
+pub mod parse;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{Error, ExitCode, Result};
+use catalogue::Severity;
+use parse::{format_time, Cri, Format, Line, Record, LINE_MAX};
+
+/// kubelet's pod log root.
+pub const POD_LOG_DIR: &str = "/var/log/pods";
+/// At most this many log files are read from a pod log dir (kubelet keeps a handful per
+/// container; a directory with more is not kubelet's).
+pub const FILES_MAX: usize = 1000;
+/// At most this many distinct uncatalogued fatal lines are kept as findings.
+const UNKNOWN_MAX: usize = 20;
+/// The evidence line is cut to this many bytes.
+const EVIDENCE_MAX: usize = 2048;
+
+/// Where the log comes from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A file (`--log-file FILE`): raw, CRI, journald, gzip when it ends in `.gz`.
+    File(PathBuf),
+    /// Standard input (`--log-file -`).
+    Stdin,
+    /// kubelet's pod logs (`--pod-log-dir DIR`): the root (`/var/log/pods`), one pod's dir or
+    /// its `etcd` container dir.
+    PodLogDir(PathBuf),
+}
+
+/// What to read of it.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The member (node) whose pod logs to read: `kube-system_etcd-MEMBER_*`.
+    pub member: Option<String>,
+    /// The namespace of the etcd pods.
+    pub namespace: String,
+    /// Only records at most this old.
+    pub since: Option<Duration>,
+    /// Only the previous container (the last one that ended), as `kubectl logs --previous`.
+    pub previous: bool,
+}
+
+/// One known failure (or an uncatalogued fatal line), its repeats grouped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The catalogue id (`unknown-fatal` for a fatal line not in the catalogue).
+    pub id: String,
+    /// How bad.
+    pub severity: Severity,
+    /// How many lines.
+    pub count: u64,
+    /// The first line's time (RFC 3339).
+    pub first: Option<String>,
+    /// The last line's time.
+    pub last: Option<String>,
+    /// What happened, short.
+    pub what: String,
+    /// The cause in an operator's words.
+    pub cause: String,
+    /// The next step.
+    pub next: String,
+    /// The first line, as etcd wrote it (cut at 2 KiB).
+    pub evidence: String,
+    /// Where the message comes from in etcd.
+    pub source: Vec<String>,
+    #[serde(skip)]
+    first_ns: Option<i128>,
+}
+
+/// One container start (one `N.log` of a pod log dir, or a start seen in a file) and how it
+/// ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    /// Where it was read (files, comma-separated, or `stdin`).
+    pub source: String,
+    /// Its first line's time.
+    pub started: Option<String>,
+    /// Its last line's time.
+    pub last_line: Option<String>,
+    /// How many lines it wrote.
+    pub lines: u64,
+    /// How it ended: `crashed: …`, `stopped by a signal`, `running`, or that the log says no more.
+    pub ended: String,
+    /// The line it ended with, when that says why.
+    pub evidence: Option<String>,
+}
+
+/// The result of `doctor logs`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogReport {
+    /// What was read.
+    pub read: Vec<String>,
+    /// Lines read (after --since).
+    pub lines: u64,
+    /// Lines by format: zap, text, raw.
+    pub formats: BTreeMap<String, u64>,
+    /// The findings, the worst first.
+    pub findings: Vec<Finding>,
+    /// Every container start, oldest first.
+    pub containers: Vec<Container>,
+}
+
+impl LogReport {
+    /// 0 nothing found but warnings; 1 a critical or error finding (catalogued, or a fatal
+    /// line that ended a container).
+    pub fn exit_code(&self) -> ExitCode {
+        if self.findings.iter().any(|f| f.severity <= Severity::Error) {
+            ExitCode::Negative
+        } else {
+            ExitCode::Ok
+        }
+    }
+}
+
+/// The state of one container being read.
+#[derive(Debug, Default)]
+struct Current {
+    source: Vec<String>,
+    started: Option<i128>,
+    last: Option<i128>,
+    lines: u64,
+    fatal: Option<(String, String)>,
+    signal: bool,
+}
+
+/// Reads records one at a time and groups them.
+#[derive(Debug, Default)]
+pub struct Analyzer {
+    cutoff: Option<i128>,
+    lines: u64,
+    formats: BTreeMap<String, u64>,
+    findings: Vec<Finding>,
+    unknown: usize,
+    containers: Vec<Container>,
+    current: Option<Current>,
+}
+
+/// A start of etcd, as its first line at info level says it (etcdmain's `Running: ` with the
+/// arguments; 3.4's capnslog `etcd Version: `).
+fn is_start(r: &Record) -> bool {
+    match r.format {
+        Format::Zap => r.msg == "Running: ",
+        Format::Text => r.msg.starts_with("etcd Version: "),
+        Format::Raw => false,
+    }
+}
+
+/// A shutdown on a signal.
+fn is_signal_stop(r: &Record) -> bool {
+    r.msg.contains("received signal; shutting down")
+        || (r.msg.starts_with("received ") && r.msg.contains(" signal, shutting down"))
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut c = max;
+    while !s.is_char_boundary(c) {
+        c -= 1;
+    }
+    format!("{}…", &s[..c])
+}
+
+impl Analyzer {
+    /// An analyzer keeping only records newer than `since` ago.
+    pub fn new(since: Option<Duration>) -> Analyzer {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        Analyzer { cutoff: since.map(|s| now - s.as_nanos() as i128), ..Default::default() }
+    }
+
+    /// Starts a new container read from `source`.
+    pub fn start_container(&mut self, source: &str) {
+        self.end_container(false);
+        self.current = Some(Current { source: vec![source.to_string()], ..Default::default() });
+    }
+
+    /// Notes one more file of the current container (a rotated part).
+    pub fn add_source(&mut self, source: &str) {
+        match self.current.as_mut() {
+            Some(c) => c.source.push(source.to_string()),
+            None => self.start_container(source),
+        }
+    }
+
+    fn end_container(&mut self, last: bool) {
+        let Some(c) = self.current.take() else { return };
+        if c.lines == 0 {
+            return;
+        }
+        let (ended, evidence) = match (c.fatal, c.signal) {
+            (Some((what, line)), _) => (format!("crashed: {what}"), Some(line)),
+            (None, true) => ("stopped by a signal (a clean shutdown)".to_string(), None),
+            (None, false) if last => ("running, or ended without a word (the last container)".to_string(), None),
+            (None, false) => ("ended without a fatal line (killed, or stopped before it logged why)".to_string(), None),
+        };
+        self.containers.push(Container {
+            source: c.source.join(", "),
+            started: c.started.map(format_time),
+            last_line: c.last.map(format_time),
+            lines: c.lines,
+            ended,
+            evidence,
+        });
+    }
+
+    /// Takes one whole line (unwrapped from CRI or journald).
+    pub fn line(&mut self, outer: Option<i128>, text: &str) {
+        if text.trim().is_empty() {
+            return;
+        }
+        let r = parse::parse(outer, text);
+        if let (Some(cut), Some(t)) = (self.cutoff, r.time) {
+            if t < cut {
+                return;
+            }
+        }
+        if is_start(&r) && self.current.as_ref().is_some_and(|c| c.lines > 0) {
+            let source = self.current.as_ref().and_then(|c| c.source.last().cloned()).unwrap_or_default();
+            self.start_container(&source);
+        }
+        if self.current.is_none() {
+            self.start_container("-");
+        }
+        self.lines += 1;
+        let fmt = match r.format {
+            Format::Zap => "zap",
+            Format::Text => "text",
+            Format::Raw => "raw",
+        };
+        *self.formats.entry(fmt.into()).or_default() += 1;
+        let fatal = r.is_fatal();
+        let sig = catalogue::find(&r);
+        if let Some(c) = self.current.as_mut() {
+            c.lines += 1;
+            if c.started.is_none() {
+                c.started = r.time;
+            }
+            if r.time.is_some() {
+                c.last = r.time;
+            }
+            if is_signal_stop(&r) {
+                c.signal = true;
+            }
+        }
+        let evidence = cut(&r.text, EVIDENCE_MAX);
+        if fatal {
+            // A Go panic's own `panic: …` line after zap's panic record is the same event.
+            let already = self.current.as_ref().is_some_and(|c| c.fatal.is_some());
+            if !(already && r.format == Format::Raw) {
+                let what = match sig {
+                    Some(s) => s.what.clone(),
+                    None => {
+                        let err = r.field("error").map(|e| format!(": {e}")).unwrap_or_default();
+                        cut(&format!("{}{err}", r.msg), 200)
+                    }
+                };
+                if let Some(c) = self.current.as_mut() {
+                    c.fatal = Some((what, evidence.clone()));
+                }
+            } else {
+                return;
+            }
+        }
+        match sig {
+            Some(s) => self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, r.time, evidence),
+            None if fatal => {
+                let what = cut(&format!("etcd exited: {}", r.msg), 200);
+                if self.findings.iter().any(|f| f.id == "unknown-fatal" && f.what == what) || self.unknown < UNKNOWN_MAX
+                {
+                    if !self.findings.iter().any(|f| f.id == "unknown-fatal" && f.what == what) {
+                        self.unknown += 1;
+                    }
+                    self.note(
+                        "unknown-fatal",
+                        &what,
+                        Severity::Critical,
+                        "etcd stopped on a fatal line that is not in the catalogue (the evidence line says why)",
+                        "Read the evidence line (-o wide); `kubectl etcd restore doctor` reads the member's data dir, `kubectl etcd health` the cluster",
+                        &[],
+                        r.time,
+                        evidence,
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn note(
+        &mut self,
+        id: &str,
+        what: &str,
+        severity: Severity,
+        cause: &str,
+        next: &str,
+        source: &[String],
+        t: Option<i128>,
+        evidence: String,
+    ) {
+        if let Some(f) = self.findings.iter_mut().find(|f| f.id == id && f.what == what) {
+            f.count += 1;
+            if let Some(t) = t {
+                if f.first_ns.is_none_or(|x| t < x) {
+                    f.first_ns = Some(t);
+                    f.first = Some(format_time(t));
+                }
+                f.last = Some(format_time(t).max(f.last.clone().unwrap_or_default()));
+            }
+            return;
+        }
+        self.findings.push(Finding {
+            id: id.into(),
+            severity,
+            count: 1,
+            first: t.map(format_time),
+            last: t.map(format_time),
+            what: what.into(),
+            cause: cause.into(),
+            next: next.into(),
+            evidence,
+            source: source.to_vec(),
+            first_ns: t,
+        });
+    }
+
+    /// The report, with what was read.
+    pub fn finish(mut self, read: Vec<String>) -> LogReport {
+        self.end_container(true);
+        let mut findings = self.findings;
+        findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(b.count.cmp(&a.count)));
+        LogReport { read, lines: self.lines, formats: self.formats, findings, containers: self.containers }
+    }
+
+    /// Reads a whole stream, line by line (each at most [`LINE_MAX`] bytes kept).
+    pub fn read(&mut self, r: impl Read) -> std::io::Result<()> {
+        let mut r = BufReader::with_capacity(64 * 1024, r);
+        let mut cri = Cri::default();
+        let mut buf = Vec::with_capacity(4096);
+        while read_line_capped(&mut r, &mut buf, LINE_MAX)? {
+            let text = String::from_utf8_lossy(&buf);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            if let Line::Whole(t, s) = cri.push(text) {
+                self.line(t, &s);
+            }
+        }
+        if let Some((t, s)) = cri.finish() {
+            self.line(t, &s);
+        }
+        Ok(())
+    }
+}
+
+/// Reads one line into `buf` (cleared first), keeping at most `cap` bytes of it and skipping
+/// the rest; false at the end of the input.
+pub fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<bool> {
+    buf.clear();
+    let mut any = false;
+    loop {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (take, done) = match memchr_nl(chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        r.consume(take);
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+/// Opens a log file, gunzipping a `.gz` one.
+fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let f = std::fs::File::open(path).map_err(|source| Error::ReadFile {
+        what: "log file",
+        path: path.to_path_buf(),
+        input: false,
+        source,
+    })?;
+    if let Ok(md) = f.metadata() {
+        if let Some(kind) = crate::base::fsio::not_regular(&md) {
+            return Err(Error::Usage(format!("{} is {kind}, not a log file", path.display())));
+        }
+    }
+    if path.extension().is_some_and(|e| e == "gz") {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f))))
+    } else {
+        Ok(Box::new(f))
+    }
+}
+
+/// One container's files in the order they were written: rotated parts by their stamp, then
+/// the live file.
+#[derive(Debug)]
+struct Restart {
+    files: Vec<PathBuf>,
+}
+
+/// `N.log`, `N.log.<stamp>`, `N.log.<stamp>.gz` → (N, stamp, or None for the live file).
+fn log_name(name: &str) -> Option<(u64, Option<String>)> {
+    let (n, rest) = name.split_once(".log")?;
+    let n: u64 = n.parse().ok()?;
+    if rest.is_empty() {
+        return Some((n, None));
+    }
+    let stamp = rest.strip_prefix('.')?;
+    let stamp = stamp.strip_suffix(".gz").unwrap_or(stamp);
+    (!stamp.is_empty() && !stamp.ends_with(".tmp")).then(|| (n, Some(stamp.to_string())))
+}
+
+fn restarts(container_dir: &Path) -> Result<Vec<Restart>> {
+    let rd = std::fs::read_dir(container_dir).map_err(|source| Error::ReadFile {
+        what: "pod log dir",
+        path: container_dir.to_path_buf(),
+        input: false,
+        source,
+    })?;
+    let mut by_n: BTreeMap<u64, Vec<(Option<String>, PathBuf)>> = BTreeMap::new();
+    let mut count = 0;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some((n, stamp)) = log_name(&name) {
+            count += 1;
+            if count > FILES_MAX {
+                return Err(Error::TooLarge {
+                    what: format!("the pod log dir {}", container_dir.display()),
+                    limit: format!("{FILES_MAX} files"),
+                    why: "kubelet keeps a few files per container",
+                });
+            }
+            by_n.entry(n).or_default().push((stamp, e.path()));
+        }
+    }
+    Ok(by_n
+        .into_values()
+        .map(|mut files| {
+            // Rotated parts by stamp (None, the live file, last).
+            files.sort_by(|a, b| match (&a.0, &b.0) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, _) => std::cmp::Ordering::Greater,
+                (_, None) => std::cmp::Ordering::Less,
+                (Some(x), Some(y)) => x.cmp(y),
+            });
+            Restart { files: files.into_iter().map(|(_, p)| p).collect() }
+        })
+        .collect())
+}
+
+/// The etcd container dirs under `dir`: `dir` itself when it holds `N.log` files, its `etcd/`
+/// when it is a pod's dir, else every `NAMESPACE_etcd-MEMBER_UID/etcd` under it.
+fn container_dirs(dir: &Path, opts: &Options) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|source| Error::ReadFile {
+        what: "pod log dir",
+        path: dir.to_path_buf(),
+        input: false,
+        source,
+    })?;
+    let mut pods = Vec::new();
+    let mut own = false;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if log_name(&name).is_some() {
+            own = true;
+        }
+        let prefix = match &opts.member {
+            Some(m) => format!("{}_etcd-{m}_", opts.namespace),
+            None => format!("{}_etcd-", opts.namespace),
+        };
+        if name.starts_with(&prefix) && e.path().join("etcd").is_dir() {
+            let mtime = e.metadata().and_then(|m| m.modified()).ok();
+            pods.push((mtime, e.path().join("etcd")));
+        }
+    }
+    if own {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    if dir.join("etcd").is_dir() {
+        return Ok(vec![dir.join("etcd")]);
+    }
+    pods.sort();
+    Ok(pods.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Reads the log and returns the report; [`Error::NoLog`] when there is none.
+pub fn examine(input: &Input, opts: &Options) -> Result<LogReport> {
+    let mut a = Analyzer::new(opts.since);
+    let mut read = Vec::new();
+    match input {
+        Input::Stdin => {
+            a.start_container("stdin");
+            a.read(std::io::stdin().lock()).map_err(|source| Error::Io { action: "read stdin".into(), source })?;
+            read.push("stdin".into());
+        }
+        Input::File(p) => {
+            a.start_container(&p.display().to_string());
+            let r = open(p)?;
+            a.read(r).map_err(|source| Error::Io { action: format!("read {}", p.display()), source })?;
+            read.push(p.display().to_string());
+        }
+        Input::PodLogDir(dir) => {
+            let dirs = container_dirs(dir, opts)?;
+            let mut tried = Vec::new();
+            for cdir in &dirs {
+                let mut rs = restarts(cdir)?;
+                if opts.previous {
+                    // The previous container: the last that is not the newest.
+                    let keep = rs.len().checked_sub(2);
+                    rs = keep.map(|k| rs.split_off(k)).unwrap_or_default();
+                    rs.truncate(1);
+                }
+                if rs.is_empty() {
+                    tried.push(cdir.display().to_string());
+                }
+                for r in rs {
+                    for (k, f) in r.files.iter().enumerate() {
+                        let name = f.display().to_string();
+                        if k == 0 {
+                            a.start_container(&name);
+                        } else {
+                            a.add_source(&name);
+                        }
+                        let rd = open(f)?;
+                        a.read(rd).map_err(|source| Error::Io { action: format!("read {name}"), source })?;
+                        read.push(name);
+                    }
+                }
+            }
+            if read.is_empty() {
+                let member = opts.member.as_deref().unwrap_or("*");
+                let mut where_ = vec![format!("{}/{}_etcd-{member}_*/etcd/*.log", dir.display(), opts.namespace)];
+                where_.extend(tried.into_iter().map(|d| {
+                    format!("{d} (no {}log there)", if opts.previous { "previous container's " } else { "" })
+                }));
+                return Err(Error::NoLog { tried: where_ });
+            }
+        }
+    }
+    Ok(a.finish(read))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_names() {
+        assert_eq!(log_name("0.log"), Some((0, None)));
+        assert_eq!(log_name("3.log.20261205-205124"), Some((3, Some("20261205-205124".into()))));
+        assert_eq!(log_name("3.log.20261205-205124.gz"), Some((3, Some("20261205-205124".into()))));
+        assert_eq!(log_name("3.log.20261205-205124.tmp"), None);
+        assert_eq!(log_name("etcd.yaml"), None);
+    }
+
+    #[test]
+    fn a_line_is_capped_and_the_rest_skipped() {
+        let data = format!("{}\nnext\n", "a".repeat(100));
+        let mut r = BufReader::with_capacity(7, data.as_bytes());
+        let mut buf = Vec::new();
+        assert!(read_line_capped(&mut r, &mut buf, 10).unwrap());
+        assert_eq!(buf, b"aaaaaaaaaa");
+        assert!(read_line_capped(&mut r, &mut buf, 10).unwrap());
+        assert_eq!(buf, b"next\n");
+        assert!(!read_line_capped(&mut r, &mut buf, 10).unwrap());
+    }
+}

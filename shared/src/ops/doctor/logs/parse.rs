@@ -1,0 +1,339 @@
+//! One log line into one record, whatever wraps it: a CRI pod-log line (`<RFC 3339 nano>
+//! stdout|stderr P|F <text>`, partial `P` fragments joined by [`Cri`]), a journald line
+//! (`Dec 05 20:51:24 host etcd[42]: <text>`), or the bare text. The text is etcd 3.5's (or 3.4's
+//! `--logger=zap`) JSON, etcd 3.4's capnslog line (`2026-12-05 20:51:24.496976 W | rafthttp:
+//! …`), or anything else (a Go panic's `panic: …`, its goroutine dump). Detected line by line,
+//! so one input may mix them.
+
+use serde_json::{Map, Value};
+
+/// The longest line kept (longer ones are cut here; their start still matches).
+pub const LINE_MAX: usize = 64 * 1024;
+
+/// How a record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JSON from zap (etcd 3.5+, 3.4 with --logger=zap).
+    Zap,
+    /// etcd 3.4's capnslog text.
+    Text,
+    /// Anything else (a panic, a Go runtime message).
+    Raw,
+}
+
+/// One log record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Its format.
+    pub format: Format,
+    /// The time it carries (zap `ts`, capnslog's time, else the CRI or journald time), as
+    /// nanoseconds since the epoch.
+    pub time: Option<i128>,
+    /// The level, lowercase (`debug`, `info`, `warn`, `error`, `fatal`, `panic`, …); capnslog's
+    /// letters mapped (C → `fatal`, E → `error`, W → `warn`, N/I → `info`, D/T → `debug`).
+    pub level: Option<String>,
+    /// The message: zap's `msg`, capnslog's text after `pkg: `, a raw line whole.
+    pub msg: String,
+    /// zap's other fields (not `level`, `ts`, `caller`, `msg`).
+    pub fields: Map<String, Value>,
+    /// The text of the line, unwrapped from CRI/journald (the evidence).
+    pub text: String,
+}
+
+impl Record {
+    /// A field as text: a string as it is, anything else as JSON.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.fields.get(name).map(|v| match v {
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        })
+    }
+
+    /// True when the level says the process is ending (fatal, panic, capnslog's C).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self.level.as_deref(), Some("fatal" | "panic" | "dpanic"))
+            || (self.format == Format::Raw
+                && (self.msg.starts_with("panic: ") || self.msg.starts_with("fatal error: ")))
+    }
+}
+
+/// Joins CRI partial (`P`) fragments into whole lines, bounded by [`LINE_MAX`].
+#[derive(Debug, Default)]
+pub struct Cri {
+    partial: Option<(Option<i128>, String)>,
+}
+
+/// What one physical line gives.
+#[derive(Debug)]
+pub enum Line {
+    /// A whole line: its wrapper's time (CRI or journald) and its text.
+    Whole(Option<i128>, String),
+    /// A CRI fragment kept until its `F`.
+    Pending,
+}
+
+impl Cri {
+    /// Unwraps one physical line.
+    pub fn push(&mut self, line: &str) -> Line {
+        match split_cri(line) {
+            Some((t, partial, text)) => {
+                let (t0, mut acc) = self.partial.take().unwrap_or((t, String::new()));
+                push_bounded(&mut acc, text);
+                if partial {
+                    self.partial = Some((t0, acc));
+                    Line::Pending
+                } else {
+                    Line::Whole(t0, acc)
+                }
+            }
+            None => {
+                // A line that is not CRI drops a fragment left pending (a cut file).
+                self.partial = None;
+                match split_journald(line) {
+                    Some((t, text)) => Line::Whole(t, text.to_string()),
+                    None => Line::Whole(None, line.to_string()),
+                }
+            }
+        }
+    }
+
+    /// A fragment left at the end of the input.
+    pub fn finish(&mut self) -> Option<(Option<i128>, String)> {
+        self.partial.take()
+    }
+}
+
+fn push_bounded(acc: &mut String, text: &str) {
+    let room = LINE_MAX.saturating_sub(acc.len());
+    if text.len() <= room {
+        acc.push_str(text);
+    } else {
+        let mut cut = room;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        acc.push_str(&text[..cut]);
+    }
+}
+
+/// `<time> stdout|stderr P|F <text>` → (time, partial, text).
+fn split_cri(line: &str) -> Option<(Option<i128>, bool, &str)> {
+    let (ts, rest) = line.split_once(' ')?;
+    if !ts.as_bytes().first().is_some_and(u8::is_ascii_digit) || !ts.contains('T') {
+        return None;
+    }
+    let (stream, rest) = rest.split_once(' ')?;
+    if stream != "stdout" && stream != "stderr" {
+        return None;
+    }
+    let (tag, text) = match rest.split_once(' ') {
+        Some((tag, text)) => (tag, text),
+        None => (rest, ""),
+    };
+    let partial = match tag {
+        "P" => true,
+        "F" => false,
+        _ => return None,
+    };
+    Some((parse_time(ts), partial, text))
+}
+
+/// `Mon DD HH:MM:SS host unit[pid]: text` (journalctl's default output) → (no year: no time,
+/// text). journalctl -o short-iso's `2026-12-05T20:51:24+0000 host unit[pid]: text` gives its
+/// time.
+fn split_journald(line: &str) -> Option<(Option<i128>, &str)> {
+    let colon = line.find("]: ")?;
+    let head = &line[..colon];
+    let open = head.rfind('[')?;
+    if !head[open + 1..].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let words: Vec<&str> = head[..open].split(' ').collect();
+    let iso = words.first().is_some_and(|w| w.contains('T') && w.as_bytes().first().is_some_and(u8::is_ascii_digit));
+    let short = words.len() >= 4 && words[0].len() == 3 && words[0].chars().all(|c| c.is_ascii_alphabetic());
+    if !(iso || short) {
+        return None;
+    }
+    let t = if iso { words.first().and_then(|w| parse_time(w)) } else { None };
+    Some((t, &line[colon + 3..]))
+}
+
+/// Parses the text of one whole line; `outer` is the wrapper's time.
+pub fn parse(outer: Option<i128>, text: &str) -> Record {
+    let trimmed = text.trim_end_matches(['\r', '\n']);
+    if trimmed.starts_with('{') {
+        if let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(trimmed) {
+            if m.contains_key("msg") || m.contains_key("level") {
+                let msg = match m.remove("msg") {
+                    Some(Value::String(s)) => s,
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                };
+                let level = m.remove("level").and_then(|v| v.as_str().map(str::to_lowercase));
+                let time = match m.remove("ts") {
+                    Some(Value::String(s)) => parse_time(&s),
+                    Some(Value::Number(n)) => n.as_f64().map(|f| (f * 1e9) as i128),
+                    _ => None,
+                }
+                .or(outer);
+                m.remove("caller");
+                return Record { format: Format::Zap, time, level, msg, fields: m, text: trimmed.to_string() };
+            }
+        }
+    }
+    if let Some((t, level, msg)) = split_capnslog(trimmed) {
+        return Record {
+            format: Format::Text,
+            time: t.or(outer),
+            level: Some(level.into()),
+            msg: msg.to_string(),
+            fields: Map::new(),
+            text: trimmed.to_string(),
+        };
+    }
+    Record {
+        format: Format::Raw,
+        time: outer,
+        level: None,
+        msg: trimmed.to_string(),
+        fields: Map::new(),
+        text: trimmed.to_string(),
+    }
+}
+
+/// `2026-12-05 20:51:24.496976 W | rafthttp: text` → (time, level, `text`).
+fn split_capnslog(line: &str) -> Option<(Option<i128>, &'static str, &str)> {
+    let b = line.as_bytes();
+    if b.len() < 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
+        return None;
+    }
+    let sep = line.find(" | ")?;
+    let head = &line[..sep];
+    let (ts, letter) = head.rsplit_once(' ')?;
+    let level = match letter {
+        "C" => "fatal",
+        "E" => "error",
+        "W" => "warn",
+        "N" | "I" => "info",
+        "D" | "T" => "debug",
+        _ => return None,
+    };
+    let mut msg = &line[sep + 3..];
+    // `pkg: text`: the package is a lowercase word (rafthttp, etcdserver/api/v3rpc, …).
+    if let Some((pkg, rest)) = msg.split_once(": ") {
+        if !pkg.is_empty() && pkg.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'/') {
+            msg = rest;
+        }
+    }
+    Some((parse_time(&ts.replacen(' ', "T", 1)), level, msg))
+}
+
+/// Nanoseconds since the epoch of `YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±HH:MM|±HHMM]` (no zone:
+/// UTC, as containers log).
+pub fn parse_time(s: &str) -> Option<i128> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut nanos: i64 = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &s[start..i];
+        let mut n: i64 = 0;
+        for (k, c) in digits.bytes().take(9).enumerate() {
+            n += i64::from(c - b'0') * 10i64.pow(8 - k as u32);
+        }
+        nanos = n;
+    }
+    let offset = match b.get(i) {
+        Some(b'+') | Some(b'-') => {
+            let sign = if b[i] == b'-' { -1 } else { 1 };
+            let rest: String = s[i + 1..].chars().filter(char::is_ascii_digit).collect();
+            let oh: i64 = rest.get(0..2)?.parse().ok()?;
+            let om: i64 = rest.get(2..4).and_then(|m| m.parse().ok()).unwrap_or(0);
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => 0,
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    Some(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Nanoseconds since the epoch as RFC 3339 UTC with microseconds (`2026-12-05T20:51:24.496976Z`).
+pub fn format_time(t: i128) -> String {
+    let secs = t.div_euclid(1_000_000_000) as i64;
+    let micros = (t.rem_euclid(1_000_000_000) / 1000) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let t = parse_time("2026-12-05T20:51:24.496976123Z").unwrap();
+        assert_eq!(format_time(t), "2026-12-05T20:51:24.496976Z");
+        assert_eq!(parse_time("2026-12-05 20:51:24.496976"), parse_time("2026-12-05T20:51:24.496976Z"));
+        assert_eq!(parse_time("2026-12-05T21:51:24.496976+01:00"), parse_time("2026-12-05T20:51:24.496976Z"));
+        assert_eq!(parse_time("2026-12-05T21:51:24.496976+0100"), parse_time("2026-12-05T20:51:24.496976Z"));
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        assert_eq!(parse_time("not a time"), None);
+    }
+
+    #[test]
+    fn cri_fragments_join_and_stay_bounded() {
+        let mut c = Cri::default();
+        assert!(matches!(c.push("2026-12-05T20:51:24.1Z stderr P abc"), Line::Pending));
+        match c.push("2026-12-05T20:51:24.2Z stderr F def") {
+            Line::Whole(t, s) => {
+                assert_eq!(s, "abcdef");
+                assert_eq!(t, parse_time("2026-12-05T20:51:24.1Z"));
+            }
+            l => panic!("{l:?}"),
+        }
+        let long = "x".repeat(LINE_MAX);
+        assert!(matches!(c.push(&format!("2026-12-05T20:51:24.1Z stderr P {long}")), Line::Pending));
+        match c.push(&format!("2026-12-05T20:51:24.1Z stderr F {long}")) {
+            Line::Whole(_, s) => assert_eq!(s.len(), LINE_MAX),
+            l => panic!("{l:?}"),
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! `kubectl etcd doctor logs` on logs real etcd wrote while failing: each failure of the
+//! catalogue produced by real etcd (3.4 or 3.5, by `E2E_ETCD_VERSION`) in its native format —
+//! 3.4's capnslog text lines, 3.5's zap JSON — and, through the kubelet emulation, as CRI pod
+//! logs (zap JSON on both versions, one file per restart, a rotated part gzipped). No log line
+//! here is written by hand.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use harness::*;
+use serde_json::Value;
+
+const DOCTOR: &str = "kubectl-etcd-doctor";
+
+/// The flags that make etcd log in its version's own format: 3.4's capnslog text (its default
+/// logger), 3.5's zap JSON (its only one). The harness asks for zap otherwise.
+fn native_format() -> Vec<(String, String)> {
+    if etcd().version == "3.4" {
+        vec![("logger".into(), "capnslog".into())]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The format key `doctor logs` must count lines under for the native format.
+fn native_key() -> &'static str {
+    if etcd().version == "3.4" {
+        "text"
+    } else {
+        "zap"
+    }
+}
+
+fn builder(n: usize) -> Builder {
+    native_format().iter().fold(Cluster::builder(n), |b, (k, v)| b.flag(k, v))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `doctor logs ARGS -o json`: the process and its document.
+fn doctor_logs(args: &[&str]) -> (Output, Value) {
+    let mut a = vec!["logs"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["-o", "json"]);
+    let o = run_plugin(DOCTOR, &a, &[]);
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("no JSON: {}{}", stdout(&o), stderr(&o)));
+    (o, v)
+}
+
+/// The finding `id` of a report, or a failure that prints the report and the log.
+fn finding<'a>(doc: &'a Value, id: &str, log: &str) -> &'a Value {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} finding in {doc:#}\n--- the log:\n{log}"))
+}
+
+/// Reads `log` with `doctor logs --log-file` and checks that it names `id` with a next step
+/// holding `next`, exits 1, and read the version's native format.
+fn assert_known(log: &Path, id: &str, next: &str) -> Value {
+    let text = std::fs::read_to_string(log).unwrap();
+    let (o, d) = doctor_logs(&["--log-file", s(log)]);
+    let f = finding(&d, id, &text);
+    assert!(f["next"].as_str().unwrap().contains(next), "{f:#}");
+    assert!(f["count"].as_u64().unwrap() >= 1 && !f["evidence"].as_str().unwrap().is_empty(), "{f:#}");
+    assert!(f["source"].as_array().is_some_and(|s| !s.is_empty()), "{f:#}");
+    assert!(d["formats"][native_key()].as_u64().unwrap_or(0) > 0, "not read as {}: {d:#}", native_key());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // The table names it too, in 120 columns.
+    let table = run_plugin(DOCTOR, &["logs", "--log-file", s(log)], &[]);
+    let out = stdout(&table);
+    let what = f["what"].as_str().unwrap();
+    assert!(out.contains(&what[..what.len().min(30)]), "{out}");
+    let first_table_line = out.lines().next().unwrap();
+    assert!(first_table_line.starts_with("SEVERITY   COUNT   FIRST"), "{out}");
+    for l in out.lines().take_while(|l| !l.is_empty()) {
+        assert!(l.chars().count() <= 120, "over 120 columns: {l}");
+    }
+    d
+}
+
+/// Polls `doctor logs --log-file LOG` until it names `id` (the log is being written by a
+/// running etcd); returns the report.
+fn wait_finding(log: &Path, id: &str, timeout: Duration) -> Value {
+    wait_for(&format!("{id} in {}", log.display()), timeout, || {
+        let (_, d) = doctor_logs(&["--log-file", s(log)]);
+        d["findings"].as_array().unwrap().iter().any(|f| f["id"] == id).then_some(d)
+    })
+}
+
+fn log_of(c: &Cluster, i: usize) -> PathBuf {
+    c.nodes[i].root.join("etcd.log")
+}
+
+/// `etcdctl member add NAME --peer-urls=URL`, retried while etcd calls the cluster unhealthy.
+fn member_add(c: &Cluster, name: &str, peer: &str) {
+    wait_for("etcd to accept member add", Duration::from_secs(20), || {
+        let o = c.etcdctl(&c.endpoints(), &["member", "add", name, &format!("--peer-urls={peer}")]);
+        assert!(o.status.success() || stderr(&o).contains("unhealthy cluster"), "{}", stderr(&o));
+        o.status.success().then_some(())
+    });
+}
+
+/// A joiner whose --initial-cluster lists a member the cluster does not have: a cluster of
+/// one, node-1 added, node-1 started with node-9 in its --initial-cluster as well.
+fn wrong_joiner(c: &mut Cluster) -> usize {
+    let i = c.new_node("node-1", true);
+    let peer = c.nodes[i].peer_url();
+    member_add(c, "node-1", &peer);
+    let wrong = format!("node-0={},node-1={peer},node-9=https://127.0.0.1:{}", c.nodes[0].peer_url(), free_port());
+    c.plan_joiner(i, &wrong, &native_format());
+    i
+}
+
+/// A joiner with a wrong --initial-cluster: etcd exits at once; the doctor names the flag and
+/// tells how the container ended.
+#[test]
+fn a_joiner_with_a_wrong_initial_cluster() {
+    let mut c = builder(1).start();
+    let i = wrong_joiner(&mut c);
+    c.spawn_node(i);
+    let mut child = c.nodes[i].child.take().unwrap();
+    wait_for("the joiner to exit", Duration::from_secs(30), || child.try_wait().unwrap());
+    let d = assert_known(&log_of(&c, i), "initial-cluster-mismatch", "--initial-cluster");
+    let f = finding(&d, "initial-cluster-mismatch", "");
+    assert_eq!(f["severity"], "critical");
+    assert!(f["evidence"].as_str().unwrap().contains("member count is unequal"), "{f:#}");
+    let last = d["containers"].as_array().unwrap().last().unwrap();
+    assert!(last["ended"].as_str().unwrap().starts_with("crashed: --initial-cluster does not match"), "{d:#}");
+}
+
+/// The same joiner under the kubelet emulation: it crash-loops, one CRI file per restart. The
+/// doctor reads every restart (a rotated, gzipped part too), or only the previous one.
+#[test]
+fn a_crash_looping_joiner_in_pod_logs() {
+    let mut c = Cluster::builder(1).start();
+    let i = wrong_joiner(&mut c);
+    let starts = c.kubelet(i);
+    let dir = pod_log_dir(&c.nodes[i].root, "node-1");
+    wait_for("three starts of the joiner", Duration::from_secs(30), || {
+        (starts.load(std::sync::atomic::Ordering::SeqCst) >= 3 && dir.join("1.log").is_file()).then_some(())
+    });
+    // Stop the crash loop (the manifest moved away, as an operator does), and wait until every
+    // container it started has ended on its fatal line, so that the files stay put.
+    std::fs::rename(c.nodes[i].manifest(), c.nodes[i].root.join("etcd.yaml.off")).unwrap();
+    let mut seen = 0;
+    wait_for("every container to end on its fatal line", Duration::from_secs(30), || {
+        let n = starts.load(std::sync::atomic::Ordering::SeqCst);
+        let ended = (0..n).all(|k| {
+            std::fs::read_to_string(dir.join(format!("{k}.log"))).is_ok_and(|t| t.contains(r#""level":"fatal""#))
+        });
+        let stable = n == seen;
+        seen = n;
+        (ended && stable).then_some(())
+    });
+    // Rotate restart 0 as kubelet's container log manager does: rename with a timestamp, gzip.
+    let rotated = dir.join("0.log.20261206-000000");
+    std::fs::rename(dir.join("0.log"), &rotated).unwrap();
+    assert!(Command::new("gzip").arg(&rotated).status().unwrap().success());
+    let root = c.nodes[i].root.join("var/log/pods");
+    let files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let crashed = files.iter().filter(|f| f.ends_with(".log") || f.ends_with(".gz")).count();
+
+    let (o, d) = doctor_logs(&["node-1", "--pod-log-dir", s(&root)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let f = finding(&d, "initial-cluster-mismatch", &format!("{files:?}"));
+    assert!(f["count"].as_u64().unwrap() >= crashed as u64, "{crashed} crashed containers: {f:#}");
+    assert!(d["read"].to_string().contains("0.log.20261206-000000.gz"), "{d:#}");
+    assert!(d["formats"]["zap"].as_u64().unwrap() > 0, "{d:#}");
+    let containers = d["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), crashed, "{d:#}");
+    for k in containers {
+        assert!(k["ended"].as_str().unwrap().starts_with("crashed: --initial-cluster does not match"), "{d:#}");
+    }
+
+    // --previous: the container before the last one only.
+    let (_, prev) = doctor_logs(&["node-1", "--pod-log-dir", s(&root), "--previous"]);
+    let pc = prev["containers"].as_array().unwrap();
+    assert_eq!(pc.len(), 1, "{prev:#}");
+    assert!(pc[0]["source"].as_str().unwrap().ends_with(&format!("{}.log", crashed - 2)), "{prev:#}");
+
+    // The checkup of the node's member (no subcommand): its manifest names it and its data
+    // dir; the log's cause leads the verdict, the data dir (never started: no WAL) follows.
+    let moved = c.nodes[i].root.join("etcd.yaml.off");
+    let o = run_plugin(DOCTOR, &["--manifest", s(&moved), "--pod-log-dir", s(&root), "-o", "json"], &[]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    assert_eq!(o.status.code(), Some(1), "{v:#}\n{}", stderr(&o));
+    assert_eq!(v["member"], "node-1", "{v:#}");
+    assert!(v["verdict"].as_str().unwrap().starts_with("its log: --initial-cluster does not match"), "{v:#}");
+    assert!(v["next"][0].as_str().unwrap().contains("--initial-cluster"), "{v:#}");
+    assert_eq!(v["data_dir"]["verdict"], "never_started", "{v:#}");
+
+    // Another member's name finds nothing: exit 3, saying where it looked.
+    let o = run_plugin(DOCTOR, &["logs", "node-7", "--pod-log-dir", s(&root)], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("kube-system_etcd-node-7_*/etcd/*.log"), "{}", stderr(&o));
+}
+
+/// A member removed while it runs: it learns it and stops; its log says so.
+#[test]
+fn a_member_removed_while_running() {
+    let mut c = builder(3).start();
+    let list = c.member_list();
+    let id = list.as_array().unwrap().iter().find(|m| m["name"] == "node-2").unwrap()["ID"].as_u64().unwrap();
+    wait_for("etcd to accept member remove", Duration::from_secs(20), || {
+        let o = c.etcdctl(&c.nodes[0].client_url(), &["member", "remove", &format!("{id:x}")]);
+        assert!(o.status.success() || stderr(&o).contains("unhealthy cluster"), "{}", stderr(&o));
+        o.status.success().then_some(())
+    });
+    let mut gone = c.nodes[2].child.take().unwrap();
+    wait_for("the removed member to stop", Duration::from_secs(30), || gone.try_wait().unwrap());
+    let d = assert_known(&log_of(&c, 2), "member-removed", "kubectl etcd learner add");
+    assert_eq!(finding(&d, "member-removed", "")["severity"], "critical");
+}
+
+/// A tiny quota filled: NOSPACE, and the one command that recovers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tiny_quota_filled() {
+    let c = native_format().iter().fold(Cluster::builder(1).quota(4 << 20), |b, (k, v)| b.flag(k, v)).start();
+    c.fill_until_nospace("/fill/", 1000, 2000).await;
+    let d = wait_finding(&log_of(&c, 0), "nospace", Duration::from_secs(10));
+    let f = finding(&d, "nospace", "");
+    assert!(f["evidence"].as_str().unwrap().contains("NOSPACE"), "{f:#}");
+    assert_known(&log_of(&c, 0), "nospace", "kubectl etcd defrag --compact --disarm");
+}
+
+/// A client whose certificate another CA signed (it trusts the server): etcd rejects the
+/// handshake and logs it (at info level, kubeadm's default, on 3.4).
+#[test]
+fn a_client_with_another_ca() {
+    let c = builder(1).flag("log-level", "info").start();
+    let foreign_dir = c.dir.path().join("foreign");
+    let foreign = Pki::foreign(&foreign_dir);
+    foreign.write_node(&foreign_dir, "intruder", &["127.0.0.1"], &["localhost"]);
+    let pki = c.nodes[0].pki_etcd();
+    let o = Command::new(&etcd().etcdctl)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", c.nodes[0].client_url()))
+        .arg(format!("--cacert={}", pki.join("ca.crt").display()))
+        .arg(format!("--cert={}", foreign_dir.join("etcd/healthcheck-client.crt").display()))
+        .arg(format!("--key={}", foreign_dir.join("etcd/healthcheck-client.key").display()))
+        .args(["--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "a foreign client certificate was accepted");
+    wait_finding(&log_of(&c, 0), "tls-unknown-authority", Duration::from_secs(15));
+    assert_known(&log_of(&c, 0), "tls-unknown-authority", "kubectl etcd learner certs");
+}
+
+/// A stopped peer: the leader cannot reach it.
+#[test]
+fn a_stopped_peer() {
+    let mut c = builder(3).start();
+    let leader = c.leader();
+    let follower = (leader + 1) % 3;
+    c.kill(follower);
+    let d = wait_finding(&log_of(&c, leader), "peer-unreachable", Duration::from_secs(30));
+    let f = finding(&d, "peer-unreachable", "");
+    assert!(f["next"].as_str().unwrap().contains("kubectl etcd health"), "{f:#}");
+    assert_known(&log_of(&c, leader), "peer-unreachable", "kubectl etcd health");
+}
+
+/// `(offset, end)` of every frame in a WAL segment's written part.
+fn frames_of(segment: &Path) -> Vec<(usize, usize)> {
+    let b = std::fs::read(segment).unwrap();
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 8 <= b.len() {
+        let field = u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
+        if field == 0 {
+            break;
+        }
+        let size = (field & 0x00ff_ffff_ffff_ffff) as usize;
+        let pad = if field >> 63 == 1 { ((field >> 56) & 7) as usize } else { 0 };
+        out.push((off, off + 8 + size + pad));
+        off += 8 + size + pad;
+    }
+    out
+}
+
+/// A WAL record damaged in the middle of its segment: etcd refuses to start on it.
+#[test]
+fn a_damaged_wal() {
+    let mut c = builder(1).start();
+    for k in 0..30 {
+        c.put(&format!("/k/{k:02}"), "value");
+    }
+    c.stop(0);
+    let wal = c.nodes[0].data_dir().join("member/wal");
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
+    segs.retain(|p| p.extension().is_some_and(|e| e == "wal"));
+    segs.sort();
+    let seg = segs.pop().unwrap();
+    let frames = frames_of(&seg);
+    let (at, end) = frames[frames.len() / 2];
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // One byte of the record's data (after its 8-byte length): its CRC no longer matches.
+    let k = at + 8 + (end - at - 8) / 2;
+    bytes[k] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    c.spawn_node(0);
+    let mut child = c.nodes[0].child.take().unwrap();
+    wait_for("etcd to refuse the damaged WAL", Duration::from_secs(30), || child.try_wait().unwrap());
+    let d = assert_known(&log_of(&c, 0), "wal-damaged", "kubectl etcd restore doctor");
+    let f = finding(&d, "wal-damaged", "");
+    assert!(f["evidence"].as_str().unwrap().contains("crc mismatch"), "{f:#}");
+}
+
+/// A member that starts, takes writes and stops cleanly: nothing known, exit 0 — from the
+/// file, from stdin, and through the dispatcher (`kubectl etcd doctor logs`).
+#[test]
+fn a_clean_log_exits_0() {
+    let mut c = builder(1).start();
+    for k in 0..10 {
+        c.put(&format!("/k/{k}"), "v");
+    }
+    c.stop(0);
+    let log = log_of(&c, 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let (o, d) = doctor_logs(&["--log-file", s(&log)]);
+    assert_eq!(o.status.code(), Some(0), "{d:#}\n--- the log:\n{text}");
+    assert_eq!(d["findings"], serde_json::json!([]), "{d:#}\n--- the log:\n{text}");
+    assert_eq!(d["kind"], "LogReport");
+
+    let mut child = plugin_command(DOCTOR, &["logs", "-", "-o", "json"], &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["lines"], d["lines"], "{v:#}");
+
+    let o = plugin_command("kubectl-etcd", &["doctor", "logs", "--log-file", s(&log)], &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("No known failure in "), "{}", stdout(&o));
+    // `restore doctor` still answers.
+    let o = run_plugin("kubectl-etcd-restore", &["doctor", "--help"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// No pod log anywhere: exit 3, saying where it looked.
+#[test]
+fn no_log_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_plugin(DOCTOR, &["logs", "--pod-log-dir", s(dir.path())], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let want = format!("{}/kube-system_etcd-*_*/etcd/*.log", dir.path().display());
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+}
