@@ -15,6 +15,7 @@ pub fn plugins() -> Vec<(&'static str, Command)> {
         ("learner", kubectl_etcd_learner::command()),
         ("restore", kubectl_etcd_restore::command()),
         ("defrag", kubectl_etcd_defrag::command()),
+        ("upgrade", kubectl_etcd_upgrade::command()),
     ]
 }
 
@@ -48,6 +49,14 @@ pub fn dispatcher() -> Command {
                 .name("member")
                 .about("Add, promote, remove and replace members (kubectl etcd learner …)"),
         )
+        .subcommand({
+            let upgrade = kubectl_etcd_upgrade::command();
+            upgrade
+                .find_subcommand("downgrade")
+                .cloned()
+                .unwrap_or_else(|| Command::new("downgrade"))
+                .about("etcd 3.6+: downgrade the cluster version (kubectl etcd upgrade downgrade …)")
+        })
         .subcommand(
             Command::new("help")
                 .about("Show a command's help: kubectl etcd help COMMAND [SUBCOMMAND]")
@@ -161,6 +170,7 @@ mod tests {
             "kubectl-etcd-snapshot-status",
             "kubectl-etcd-member-promote",
             "kubectl-etcd-defrag",
+            "kubectl-etcd-upgrade-check",
             "kubectl-etcd-completion",
         ] {
             assert!(names.iter().any(|n| n == want), "{want}.1 missing: {names:?}");

@@ -18,6 +18,10 @@ pub mod health;
 pub mod limits;
 pub mod members;
 pub mod metrics;
+/// Operations (issue 26's layout; more move here).
+pub mod ops {
+    pub mod upgrade;
+}
 pub mod pb;
 pub mod print;
 pub mod quorum;
@@ -41,4 +45,5 @@ pub const PLUGINS: &[(&str, &str)] = &[
     ("learner", "Add, promote, remove and replace members safely, as learners"),
     ("restore", "Save, inspect and verify snapshots; restore data dirs natively"),
     ("defrag", "Defragment members one at a time, compact, and recover from NOSPACE"),
+    ("upgrade", "Check and perform etcd version upgrades, one member at a time"),
 ];

@@ -119,6 +119,7 @@ pub struct Builder {
     kubeadm: bool,
     data_is_mount: bool,
     netns: Vec<(String, String)>,
+    version: Option<String>,
 }
 
 impl Builder {
@@ -163,6 +164,12 @@ impl Builder {
         self.netns = placement;
         self
     }
+    /// Runs the installed etcd of this minor ("3.4" or "3.5") whatever `E2E_ETCD_VERSION` says
+    /// (the manifests name its image): for upgrades.
+    pub fn etcd_version(mut self, v: &str) -> Self {
+        self.version = Some(v.to_string());
+        self
+    }
     /// Lays the nodes out (ports, PKI, manifests) without starting anything: for restores.
     pub fn planned(mut self) -> Cluster {
         self.start = false;
@@ -187,6 +194,8 @@ pub struct Cluster {
     pub token: String,
     /// Kubelet emulations running for some nodes.
     pub kubelets: Vec<Kubelet>,
+    /// The etcd minor it runs ("3.4" or "3.5").
+    pub version: String,
 }
 
 impl Cluster {
@@ -202,6 +211,7 @@ impl Cluster {
             kubeadm: false,
             data_is_mount: false,
             netns: Vec::new(),
+            version: None,
         }
     }
 
@@ -214,6 +224,7 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-").tempdir().unwrap();
         let pki = Pki::new(&dir.path().join("ca"));
         let token = format!("kubectl-etcd-test-{}", std::process::id());
+        let version = b.version.clone().unwrap_or_else(|| etcd().version.clone());
         let mut nodes: Vec<Node> = (0..b.members)
             .map(|i| {
                 let name = format!("node-{i}");
@@ -241,7 +252,7 @@ impl Cluster {
             let dns: Vec<&str> = b.server_dns.iter().map(String::as_str).collect();
             pki.write_node(&n.root.join("pki"), &n.name, &node_ips(&n.host), &dns);
             n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &b.extra);
-            write_manifest(n, &etcd().version);
+            write_manifest(n, &version);
         }
         if b.kubeadm {
             for (i, n) in nodes.iter().enumerate() {
@@ -264,10 +275,10 @@ impl Cluster {
                     netns: n.netns.clone(),
                     ..*n
                 };
-                write_manifest(&shaped, &etcd().version);
+                write_manifest(&shaped, &version);
             }
         }
-        let mut c = Cluster { dir, nodes, pki, token, kubelets: Vec::new() };
+        let mut c = Cluster { dir, nodes, pki, token, kubelets: Vec::new(), version };
         if !b.start {
             return c;
         }
@@ -287,8 +298,11 @@ impl Cluster {
     }
 
     fn spawn(&mut self, i: usize) {
+        let bin =
+            crate::bins::binary_for_image(&format!("registry.k8s.io/etcd:{}", crate::layout::image_tag(&self.version)))
+                .unwrap_or_else(|_| etcd().etcd.clone());
         let n = &mut self.nodes[i];
-        n.child = Some(spawn_etcd_in(&n.root, n.netns.as_deref(), &n.argv()));
+        n.child = Some(spawn_etcd_bin(&bin, &n.root, n.netns.as_deref(), &n.argv()));
         n.frozen = false;
     }
 
@@ -430,7 +444,7 @@ impl Cluster {
     pub fn join(&mut self, i: usize, initial_cluster: &str) {
         let flags = member_flags(&self.nodes[i], initial_cluster, "existing", &self.token, None, &[]);
         self.nodes[i].flags = flags;
-        write_manifest(&self.nodes[i], &etcd().version);
+        write_manifest(&self.nodes[i], &self.version);
         self.spawn(i);
         self.wait_healthy(i);
     }
@@ -485,7 +499,7 @@ impl Cluster {
             .expect("etcdctl printed ETCD_INITIAL_CLUSTER");
         self.pki.write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
         node.flags = member_flags(&node, &initial, "existing", &self.token, None, &[]);
-        write_manifest(&node, &etcd().version);
+        write_manifest(&node, &self.version);
         self.nodes.push(node);
         let i = self.nodes.len() - 1;
         if start {

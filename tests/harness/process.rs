@@ -50,9 +50,14 @@ pub fn spawn_etcd(root: &Path, argv: &[String]) -> Child {
 /// [`spawn_etcd`] inside the network namespace `netns` (`ip netns exec NS etcd …`, which execs
 /// etcd itself: the child's pid is etcd's, for signals), or in the test's own with `None`.
 pub fn spawn_etcd_in(root: &Path, netns: Option<&str>, argv: &[String]) -> Child {
+    spawn_etcd_bin(&etcd().etcd, root, netns, argv)
+}
+
+/// [`spawn_etcd_in`] with another etcd binary.
+pub fn spawn_etcd_bin(bin: &Path, root: &Path, netns: Option<&str>, argv: &[String]) -> Child {
     std::fs::create_dir_all(root).unwrap();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("etcd.log")).unwrap();
-    let mut cmd = etcd_command(netns, argv);
+    let mut cmd = etcd_command_with(bin, netns, argv);
     cmd.stdout(log.try_clone().unwrap()).stderr(log);
     cmd.spawn().unwrap()
 }
@@ -60,15 +65,16 @@ pub fn spawn_etcd_in(root: &Path, netns: Option<&str>, argv: &[String]) -> Child
 /// The command that runs etcd with `argv` (inside network namespace `netns` when given): stdin
 /// closed, no `ETCD_*`/`ETCDCTL_*` variable of the test environment, and dying with the test
 /// process. Output is the caller's to direct.
-pub(crate) fn etcd_command(netns: Option<&str>, argv: &[String]) -> Command {
+/// (`bin`: the selected etcd, or the one a manifest's image names in the kubelet emulation.)
+pub(crate) fn etcd_command_with(bin: &std::path::Path, netns: Option<&str>, argv: &[String]) -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(&etcd().etcd);
+            c.args(["netns", "exec", ns]).arg(bin);
             c
         }
-        None => Command::new(&etcd().etcd),
+        None => Command::new(bin),
     };
     cmd.args(argv).stdin(Stdio::null());
     // etcd reads ETCD_* variables as flags; none of the test environment's may leak in.

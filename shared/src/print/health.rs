@@ -113,13 +113,18 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
 /// The checks table, wrapped to 120 columns: a long message, and the next step on its own
 /// `next:` line, continue under the MESSAGE column.
 pub fn checks_table(report: &Report, color: bool) -> String {
+    render_checks(&report.checks, color)
+}
+
+/// A list of checks as the health checks table (any command's checks).
+pub fn render_checks(checks: &[crate::health::model::Check], color: bool) -> String {
     const WIDTH: usize = 120;
-    let name_w = report.checks.iter().map(|c| c.name.len()).chain([5]).max().unwrap_or(5);
+    let name_w = checks.iter().map(|c| c.name.len()).chain([5]).max().unwrap_or(5);
     let status_w = 6;
     let indent = name_w + 3 + status_w + 3;
     let room = WIDTH.saturating_sub(indent).max(40);
     let mut out = format!("{:<name_w$}   {:<status_w$}   MESSAGE\n", "CHECK", "STATUS");
-    for c in &report.checks {
+    for c in checks {
         let mut lines = wrap(&c.message, room);
         if let (Some(h), true) = (&c.hint, c.status != Status::Ok) {
             lines.extend(wrap(&format!("next: {h}"), room));

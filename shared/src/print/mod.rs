@@ -16,6 +16,7 @@ pub mod members;
 pub mod progress;
 pub mod restore;
 pub mod snapshot;
+pub mod upgrade;
 
 use std::io::Write;
 
