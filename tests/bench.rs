@@ -267,14 +267,15 @@ fn background_writer(
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
             let sourced =
-                |f: &str| Some(kubectl_etcd::discovery::Sourced { path: pki.join(f), source: "bench".into() });
-            let files = kubectl_etcd::discovery::TlsFiles {
+                |f: &str| Some(kubectl_etcd::reach::discovery::Sourced { path: pki.join(f), source: "bench".into() });
+            let files = kubectl_etcd::reach::discovery::TlsFiles {
                 ca: sourced("ca.crt"),
                 cert: sourced("healthcheck-client.crt"),
                 key: sourced("healthcheck-client.key"),
             };
-            let tls = kubectl_etcd::tls::TlsContext::load(&files, false).unwrap();
-            let mut client = kubectl_etcd::conn::Dialer::new(tls, Duration::from_secs(2)).client(&url).await.unwrap();
+            let tls = kubectl_etcd::reach::tls::TlsContext::load(&files, false).unwrap();
+            let mut client =
+                kubectl_etcd::reach::conn::Dialer::new(tls, Duration::from_secs(2)).client(&url).await.unwrap();
             let (mut worst, mut failed) = (Duration::ZERO, 0);
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {

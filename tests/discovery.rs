@@ -158,8 +158,8 @@ fn api_pods_without_annotation_use_the_command_flag_and_kubeconfig_env() {
 
 /// Settings for API discovery through `kube`, with certificate flags (the files need not
 /// exist: discovery only names them) and no default manifest.
-fn api_settings(kube: &FakeKube, dir: &Path) -> kubectl_etcd::discovery::Settings {
-    let mut settings = kubectl_etcd::discovery::Settings::new();
+fn api_settings(kube: &FakeKube, dir: &Path) -> kubectl_etcd::reach::discovery::Settings {
+    let mut settings = kubectl_etcd::reach::discovery::Settings::new();
     settings.kubeconfig = Some(kube.kubeconfig(dir));
     settings.default_manifest = dir.join("none.yaml");
     settings.cacert = Some("/ca.crt".into());
@@ -176,7 +176,7 @@ async fn api_pod_ip_is_the_last_resort_for_pods() {
     let kube = FakeKube::start(vec![pod], vec![]);
     let dir = tempfile::tempdir().unwrap();
     let settings = api_settings(&kube, dir.path());
-    let d = kubectl_etcd::discovery::discover(&settings).await.unwrap();
+    let d = kubectl_etcd::reach::discovery::discover(&settings).await.unwrap();
     assert_eq!(d.endpoints.len(), 1);
     assert_eq!(d.endpoints[0].url, "https://10.0.0.11:2379");
     assert_eq!(d.endpoints[0].name.as_deref(), Some("cp-1"));
@@ -190,7 +190,7 @@ async fn etcd_labelled_nodes_when_there_are_no_etcd_pods() {
         FakeKube::start(vec![], vec![etcd_node("rke-node-1", "10.0.0.21"), etcd_node("rke-node-2", "10.0.0.22")]);
     let dir = tempfile::tempdir().unwrap();
     let settings = api_settings(&kube, dir.path());
-    let d = kubectl_etcd::discovery::discover(&settings).await.unwrap();
+    let d = kubectl_etcd::reach::discovery::discover(&settings).await.unwrap();
     let urls: Vec<&str> = d.endpoints.iter().map(|e| e.url.as_str()).collect();
     assert_eq!(urls, ["https://10.0.0.21:2379", "https://10.0.0.22:2379"]);
     assert_eq!(d.endpoints[0].name.as_deref(), Some("rke-node-1"));

@@ -197,7 +197,7 @@ fn this_nodes_member_down_finds_the_others_through_the_data_dir() {
     // kubeadm's first control-plane node: its manifest lists only itself in --initial-cluster,
     // and its member is the one that is down. The others are found in its data dir's backend.
     let mut c = Cluster::builder(3).kubeadm_manifests().start();
-    let m0 = kubectl_etcd::discovery::Manifest::load(&c.nodes[0].manifest()).unwrap();
+    let m0 = kubectl_etcd::reach::discovery::Manifest::load(&c.nodes[0].manifest()).unwrap();
     assert_eq!(m0.flag("initial-cluster").unwrap().split(',').count(), 1, "first-node manifest lists only itself");
     c.kill(0);
     // When node-0 led, the other two elect a leader first (reads fail with "leader changed"

@@ -317,7 +317,7 @@ fn dry_run_changes_nothing() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
-    let m = kubectl_etcd::discovery::Manifest::load(&target).unwrap();
+    let m = kubectl_etcd::reach::discovery::Manifest::load(&target).unwrap();
     assert_eq!((m.name(), m.flag("initial-cluster-state")), (Some("n"), Some("existing")));
     let names: Vec<String> =
         std::fs::read_dir(&fresh).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();

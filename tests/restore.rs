@@ -337,7 +337,7 @@ async fn node_restore_on_every_member_brings_the_cluster_back() {
             .collect();
         assert_eq!(kept.len(), 1, "the original manifest is kept beside the manifests folder");
         assert!(std::fs::read_to_string(&kept[0]).unwrap().contains("--initial-cluster-state"), "a manifest");
-        let m = kubectl_etcd::discovery::Manifest::load(&c.nodes[i].manifest()).unwrap();
+        let m = kubectl_etcd::reach::discovery::Manifest::load(&c.nodes[i].manifest()).unwrap();
         let ic: std::collections::BTreeSet<&str> = m.flag("initial-cluster").unwrap().split(',').collect();
         assert_eq!(ic, everyone.split(',').collect(), "node-{i}'s manifest now lists the restored membership");
     }

@@ -296,21 +296,21 @@ async fn reader_survives_mutated_snapshots() {
             }
         }
         std::fs::write(&target, &m).unwrap();
-        let verified = kubectl_etcd::snapshot::verify(&target);
+        let verified = kubectl_etcd::store::snapfile::verify(&target);
         match &verified {
             Ok(_) => ok += 1,
             Err(_) => err += 1,
         }
         // A file cut anywhere short of its last page is damage, always: both readers say so.
         if round % 4 == 3 && m.len() < base.len() - 32 {
-            let status = kubectl_etcd::snapshot::status(&target);
+            let status = kubectl_etcd::store::snapfile::status(&target);
             if verified.is_ok() || status.is_ok() {
                 truncations_missed.push(m.len());
             }
         } else {
             // It must not panic (a panic fails the test); its verdict on a flipped value byte
             // may rightly be "sound".
-            let _ = kubectl_etcd::snapshot::status(&target);
+            let _ = kubectl_etcd::store::snapfile::status(&target);
         }
     }
     assert_eq!(truncations_missed, Vec::<usize>::new(), "truncated files passed (of {} bytes)", base.len() - 32);

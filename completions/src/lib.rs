@@ -25,7 +25,7 @@ pub fn dispatcher() -> Command {
     let about = |n: &str| kubectl_etcd::PLUGINS.iter().find(|(p, _)| *p == n).map(|(_, a)| *a).unwrap_or_default();
     let mut cmd = Command::new("kubectl-etcd")
         .bin_name("kubectl etcd")
-        .version(kubectl_etcd::version::VERSION)
+        .version(kubectl_etcd::cli::version::VERSION)
         .about("Check, grow, shrink, defragment, back up and restore the etcd cluster behind the control plane")
         .long_about(
             "kubectl etcd runs its plugins: `kubectl etcd health …` is kubectl-etcd-health, found next to \
@@ -93,11 +93,11 @@ pub fn generate(out: &Path) -> Result<Vec<PathBuf>> {
     bins.extend(plugins().iter().map(|(n, _)| format!("kubectl-etcd-{n}")));
     for b in &bins {
         for (shell, file) in [("bash", b.clone()), ("zsh", format!("_{b}")), ("fish", format!("{b}.fish"))] {
-            let text = kubectl_etcd::complete::script(shell, b).context("a known shell")?;
+            let text = kubectl_etcd::cli::complete::script(shell, b).context("a known shell")?;
             write(&out.join("completions").join(shell).join(file), text.as_bytes())?;
         }
     }
-    kubectl_etcd::complete::install_helpers(&out.join("kubectl"))
+    kubectl_etcd::cli::complete::install_helpers(&out.join("kubectl"))
         .with_context(|| format!("kubectl helpers in {}", out.display()))?;
     let mut pages: Vec<PathBuf> = std::fs::read_dir(&man)?.flatten().map(|e| e.path()).collect();
     pages.sort();

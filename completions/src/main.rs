@@ -6,7 +6,7 @@ use clap::Parser;
 /// Write kubectl-etcd's man pages (man/), shell completion scripts (completions/) and kubectl's
 /// plugin completion helpers (kubectl/) into DIR.
 #[derive(Debug, Parser)]
-#[command(name = "etcd-plugin-docs", version = kubectl_etcd::version::LONG, after_help = "Examples:
+#[command(name = "etcd-plugin-docs", version = kubectl_etcd::cli::version::LONG, after_help = "Examples:
   etcd-plugin-docs target/docs
   sudo install -m 0644 target/docs/man/*.1 /usr/local/share/man/man1/")]
 struct Cli {

@@ -9,6 +9,6 @@ fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snap.db");
     std::fs::write(&path, data).unwrap();
-    let _ = kubectl_etcd::snapshot::status(&path);
-    let _ = kubectl_etcd::snapshot::verify(&path);
+    let _ = kubectl_etcd::store::snapfile::status(&path);
+    let _ = kubectl_etcd::store::snapfile::verify(&path);
 });

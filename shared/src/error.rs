@@ -126,7 +126,7 @@ pub enum Error {
 
     /// The Kubernetes API refused a request (RBAC): what was refused, the API's words, and
     /// what to grant.
-    #[error("the Kubernetes API refused {what}: {message}; {}", crate::tunnel::rbac_hint_for(message))]
+    #[error("the Kubernetes API refused {what}: {message}; {}", crate::reach::tunnel::rbac_hint_for(message))]
     Forbidden {
         /// What was asked (for example "a port-forward to pod kube-system/etcd-cp-1 port 2379").
         what: String,

@@ -1,40 +1,13 @@
 //! The core of kubectl-etcd: discovery of etcd members and credentials, TLS, connections,
 //! cluster operations, rendering and errors. The plugins are thin binaries over this crate.
 
-pub mod backend;
-pub mod backups;
-pub mod bbolt;
-pub mod certs;
+pub mod base;
 pub mod cli;
-pub mod cluster;
-pub mod complete;
-pub mod compress;
-pub mod conn;
-pub mod dblock;
-pub mod defrag;
-pub mod discovery;
 pub mod error;
-pub mod health;
 pub mod limits;
-pub mod members;
-pub mod metrics;
-/// Operations (issue 26's layout; more move here).
-pub mod ops {
-    pub mod upgrade;
-}
-pub mod pb;
-pub mod print;
-pub mod quorum;
-pub mod restore;
-pub mod schedule;
-pub mod snapshot;
-pub mod tls;
-pub mod tunnel;
-pub mod url;
-pub mod util;
-pub mod version;
-pub mod wal;
-pub mod walcheck;
+pub mod ops;
+pub mod reach;
+pub mod store;
 
 pub use error::{Error, ExitCode, Result};
 

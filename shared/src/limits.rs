@@ -11,7 +11,7 @@
 //!   of 32 KiB (`snapshotSendBufferSize` in etcd's `v3rpc/maintenance.go`).
 //! - A Snapshot stream: the size etcd announces in its first message
 //!   ([`SnapshotStream`]).
-//! - A plain-HTTP metrics answer: [`crate::metrics::MAX_BODY`].
+//! - A plain-HTTP metrics answer: [`crate::reach::metrics::MAX_BODY`].
 
 use crate::error::Error;
 
@@ -43,13 +43,13 @@ pub const MAX_LIST_ITEMS: usize = MAX_MEMBERS;
 pub const MAX_MEMBERS: usize = 128;
 
 /// Refuses a member list of more than [`MAX_MEMBERS`] members from `endpoint`.
-pub fn check_members(endpoint: &str, n: usize) -> Result<(), crate::conn::TransportError> {
+pub fn check_members(endpoint: &str, n: usize) -> Result<(), crate::reach::conn::TransportError> {
     if n <= MAX_MEMBERS {
         return Ok(());
     }
-    Err(crate::conn::TransportError::new(
+    Err(crate::reach::conn::TransportError::new(
         endpoint,
-        crate::conn::FailureClass::Network("too many members".into()),
+        crate::reach::conn::FailureClass::Network("too many members".into()),
         format!(
             "the member list has {n} members, more than {MAX_MEMBERS} (kubectl-etcd's bound: etcd recommends at most 7 voters and 1 learner); not an etcd cluster we can act on: check the endpoint"
         ),
@@ -73,7 +73,7 @@ pub fn is_body_cap(e: &(dyn std::error::Error + 'static)) -> bool {
 pub fn api_body_too_large(action: &str) -> Error {
     Error::TooLarge {
         what: format!("the Kubernetes API's answer to {action}"),
-        limit: format!("{} bytes ({})", MAX_API_BODY, crate::util::format_bytes(MAX_API_BODY as u64)),
+        limit: format!("{} bytes ({})", MAX_API_BODY, crate::base::units::format_bytes(MAX_API_BODY as u64)),
         why: "the cap on one API response body: etcd pods and nodes take kilobytes",
     }
 }

@@ -543,19 +543,19 @@ impl Cluster {
     /// certificate (dialed through the core crate's dialer).
     pub async fn client(&self, i: usize) -> etcd_client::Client {
         let pki = self.nodes[0].pki_etcd();
-        let files = kubectl_etcd::discovery::TlsFiles {
-            ca: Some(kubectl_etcd::discovery::Sourced { path: pki.join("ca.crt"), source: "test".into() }),
-            cert: Some(kubectl_etcd::discovery::Sourced {
+        let files = kubectl_etcd::reach::discovery::TlsFiles {
+            ca: Some(kubectl_etcd::reach::discovery::Sourced { path: pki.join("ca.crt"), source: "test".into() }),
+            cert: Some(kubectl_etcd::reach::discovery::Sourced {
                 path: pki.join("healthcheck-client.crt"),
                 source: "test".into(),
             }),
-            key: Some(kubectl_etcd::discovery::Sourced {
+            key: Some(kubectl_etcd::reach::discovery::Sourced {
                 path: pki.join("healthcheck-client.key"),
                 source: "test".into(),
             }),
         };
-        let tls = kubectl_etcd::tls::TlsContext::load(&files, false).unwrap();
-        let dialer = kubectl_etcd::conn::Dialer::new(tls, Duration::from_secs(2));
+        let tls = kubectl_etcd::reach::tls::TlsContext::load(&files, false).unwrap();
+        let dialer = kubectl_etcd::reach::conn::Dialer::new(tls, Duration::from_secs(2));
         dialer.client(&self.nodes[i].client_url()).await.unwrap()
     }
 

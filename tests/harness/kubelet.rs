@@ -56,7 +56,7 @@ impl Kubelet {
 }
 
 pub(crate) fn manifest_argv(path: &Path) -> Option<Vec<String>> {
-    let m = kubectl_etcd::discovery::Manifest::load(path).ok()?;
+    let m = kubectl_etcd::reach::discovery::Manifest::load(path).ok()?;
     let mut argv: Vec<String> = m.flags.iter().map(|(k, v)| format!("--{k}={v}")).collect();
     argv.push("--logger=zap".into());
     argv.push("--log-level=warn".into());

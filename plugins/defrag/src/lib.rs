@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use kubectl_etcd::cli::CommonArgs;
-use kubectl_etcd::cluster::Session;
-use kubectl_etcd::defrag::{self, done_line, Event, MinFree, Options};
+use kubectl_etcd::cli::args::CommonArgs;
+use kubectl_etcd::ops::defrag::{self, done_line, Event, MinFree, Options};
+use kubectl_etcd::reach::cluster::Session;
 use kubectl_etcd::{ExitCode, Result};
 
 /// Defragment etcd members one at a time: followers first (the most fragmented first), the
@@ -19,7 +19,7 @@ use kubectl_etcd::{ExitCode, Result};
 /// Exit codes: 0 done or nothing to do; 1 stopped by a safety check; 2 usage; 3 discovery;
 /// 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-defrag", bin_name = "kubectl etcd defrag", version = kubectl_etcd::version::LONG, after_help = "Examples:
+#[command(name = "kubectl-etcd-defrag", bin_name = "kubectl etcd defrag", version = kubectl_etcd::cli::version::LONG, after_help = "Examples:
   # Every member above the fragmentation rule, followers first, the leader last
   kubectl etcd defrag
   # \"mvcc: database space exceeded\": compact, defragment, disarm NOSPACE
@@ -64,7 +64,7 @@ pub struct Cli {
 
     /// Backend quota the threshold refers to [default: the manifest's --quota-backend-bytes,
     /// else etcd's 2 GiB].
-    #[arg(long, value_name = "BYTES", value_parser = kubectl_etcd::util::parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = kubectl_etcd::base::units::parse_size)]
     pub quota_backend_bytes: Option<u64>,
 
     /// Before the leader's turn, hand leadership to the most up-to-date follower.
@@ -92,7 +92,7 @@ fn parse_pause(s: &str) -> std::result::Result<Duration, String> {
     if s.trim() == "0" || s.trim() == "0s" {
         return Ok(Duration::ZERO);
     }
-    kubectl_etcd::util::parse_duration(s)
+    kubectl_etcd::base::units::parse_duration(s)
 }
 
 /// The clap command, for completions and man pages.
@@ -109,7 +109,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         .quota_backend_bytes
         .or_else(|| session.discovery.manifest.as_ref().and_then(|m| m.quota_backend_bytes()))
         .filter(|q| *q > 0)
-        .unwrap_or(kubectl_etcd::health::DEFAULT_QUOTA);
+        .unwrap_or(kubectl_etcd::ops::health::DEFAULT_QUOTA);
     let opts = Options {
         min_free: cli.min_free,
         all: cli.all,
@@ -140,7 +140,7 @@ fn progress(e: Event) {
             "defragmenting {} ({}, {}) ...",
             t.name,
             t.role,
-            t.db_size.map(kubectl_etcd::util::format_bytes).unwrap_or_default()
+            t.db_size.map(kubectl_etcd::base::units::format_bytes).unwrap_or_default()
         ),
         Event::Finished(d) => eprintln!("{}", done_line(d)),
     }

@@ -35,7 +35,7 @@ fn exit(code: Code) -> ExitCode {
 
 /// `kubectl etcd version`: the release, commit and target, and the etcd versions tested.
 fn version() -> String {
-    use kubectl_etcd::version::{COMMIT, TARGET, TESTED_ETCD, VERSION};
+    use kubectl_etcd::cli::version::{COMMIT, TARGET, TESTED_ETCD, VERSION};
     format!("kubectl-etcd {VERSION}\ncommit: {COMMIT}\ntarget: {TARGET}\ntested with etcd: {TESTED_ETCD}\n")
 }
 
@@ -139,7 +139,7 @@ Examples:
 
 /// `kubectl etcd completion …`.
 fn completion(args: &[String]) -> ExitCode {
-    use kubectl_etcd::complete;
+    use kubectl_etcd::cli::complete;
     let usage_error = || {
         eprintln!("error: usage: kubectl etcd completion bash|zsh|fish|kubectl [--install-dir DIR] (run 'kubectl etcd completion --help')");
         exit(Code::Usage)
@@ -179,7 +179,7 @@ fn completion(args: &[String]) -> ExitCode {
 /// `kubectl-etcd __complete WORD… CURRENT`: the command names here, the rest by the plugin
 /// the command word runs (its own `__complete`).
 fn complete_words(words: Vec<String>) -> ExitCode {
-    use kubectl_etcd::complete::{Completion, NO_FILES};
+    use kubectl_etcd::cli::complete::{Completion, NO_FILES};
     let before = &words[..words.len().saturating_sub(1)];
     let typed = words.last().cloned().unwrap_or_default();
     if let Some(pos) = before.iter().position(|w| resolve(w).is_some()) {
@@ -206,9 +206,9 @@ fn complete_words(words: Vec<String>) -> ExitCode {
     };
     candidates.retain(|(n, _)| n.starts_with(&typed));
     // For kubectl's plugin completion, the plugins it finds on PATH are its to list.
-    if before.is_empty() && std::env::var(kubectl_etcd::complete::FOR_KUBECTL_ENV).as_deref() == Ok("kubectl") {
+    if before.is_empty() && std::env::var(kubectl_etcd::cli::complete::FOR_KUBECTL_ENV).as_deref() == Ok("kubectl") {
         let path = std::env::var_os("PATH").unwrap_or_default();
-        candidates.retain(|(n, _)| !kubectl_etcd::complete::kubectl_lists(n, &path));
+        candidates.retain(|(n, _)| !kubectl_etcd::cli::complete::kubectl_lists(n, &path));
     }
     print!("{}", Completion { candidates, directive: NO_FILES }.render());
     ExitCode::SUCCESS
@@ -236,7 +236,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Some("--version") | Some("-V") => {
-                println!("kubectl-etcd {}", kubectl_etcd::version::LONG);
+                println!("kubectl-etcd {}", kubectl_etcd::cli::version::LONG);
                 ExitCode::SUCCESS
             }
             Some("version") => {

@@ -4,17 +4,17 @@
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use kubectl_etcd::cli::CommonArgs;
-use kubectl_etcd::cluster::Session;
-use kubectl_etcd::health::{self, Options};
-use kubectl_etcd::print;
+use kubectl_etcd::cli::args::CommonArgs;
+use kubectl_etcd::cli::print;
+use kubectl_etcd::ops::health::{self, Options};
+use kubectl_etcd::reach::cluster::Session;
 use kubectl_etcd::{ExitCode, Result};
 
 /// Show the health of every etcd member and of the cluster as a whole.
 ///
 /// Exit codes: 0 all checks ok or warn; 1 a check failed; 2 usage; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-health", bin_name = "kubectl etcd health", version = kubectl_etcd::version::LONG, after_help = "Examples:
+#[command(name = "kubectl-etcd-health", bin_name = "kubectl etcd health", version = kubectl_etcd::cli::version::LONG, after_help = "Examples:
   # On a control-plane node: no flags needed
   kubectl etcd health
   # From a workstation: a kubeconfig, and a copy of a node's /etc/kubernetes/pki/etcd
@@ -33,7 +33,7 @@ pub struct Cli {
     pub watch: bool,
 
     /// Time between rounds with --watch.
-    #[arg(long, default_value = "2s", value_parser = kubectl_etcd::util::parse_interval, value_name = "DURATION")]
+    #[arg(long, default_value = "2s", value_parser = kubectl_etcd::base::units::parse_interval, value_name = "DURATION")]
     pub interval: Duration,
 
     /// Skip the HashKV consistency check (for very large databases).
@@ -58,7 +58,7 @@ pub fn command() -> clap::Command {
 /// Runs the command: settings → session → health run → emit (each round with `--watch`).
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(subject) = &cli.print_rbac {
-        let yaml = kubectl_etcd::tunnel::rbac_manifests(&cli.common.namespace, subject)?;
+        let yaml = kubectl_etcd::reach::tunnel::rbac_manifests(&cli.common.namespace, subject)?;
         print::write_stdout(&yaml)?;
         return Ok(ExitCode::Ok);
     }

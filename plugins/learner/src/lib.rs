@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use kubectl_etcd::certs;
-use kubectl_etcd::cli::CommonArgs;
-use kubectl_etcd::cluster::Session;
-use kubectl_etcd::members::{self, AddOptions, Follower, PromoteOptions, RemoveOptions, ReplaceOptions};
-use kubectl_etcd::print::members::learner_progress;
-use kubectl_etcd::print::progress::Bar;
-use kubectl_etcd::print::{self, Output, Print};
-use kubectl_etcd::util::{member_id, parse_duration};
+use kubectl_etcd::base::progress::Bar;
+use kubectl_etcd::base::units::{member_id, parse_duration};
+use kubectl_etcd::cli::args::CommonArgs;
+use kubectl_etcd::cli::print::members::learner_progress;
+use kubectl_etcd::cli::print::{self, Output, Print};
+use kubectl_etcd::ops::certs;
+use kubectl_etcd::ops::members::{self, AddOptions, Follower, PromoteOptions, RemoveOptions, ReplaceOptions};
+use kubectl_etcd::reach::cluster::Session;
 use kubectl_etcd::{Error, ExitCode, Result};
 
 /// Grow and shrink the etcd cluster safely: learners first, promotion the moment etcd allows,
@@ -21,7 +21,7 @@ use kubectl_etcd::{Error, ExitCode, Result};
 ///
 /// Exit codes: 0 ok; 1 refused by a safety check or by etcd; 2 usage; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-learner", bin_name = "kubectl etcd learner", version = kubectl_etcd::version::LONG, after_help = "Examples:
+#[command(name = "kubectl-etcd-learner", bin_name = "kubectl etcd learner", version = kubectl_etcd::cli::version::LONG, after_help = "Examples:
   # Add a member as a learner, write its manifest on its node, promote it once caught up
   kubectl etcd learner add cp-4 --peer-urls https://10.0.0.4:2380 \\
       --write-manifest /etc/kubernetes/manifests/etcd.yaml --promote
@@ -100,7 +100,7 @@ pub enum Command {
         #[arg(short = 'w', long)]
         watch: bool,
         /// Time between rounds with --watch.
-        #[arg(long, default_value = "1s", value_parser = kubectl_etcd::util::parse_interval, value_name = "DURATION")]
+        #[arg(long, default_value = "1s", value_parser = kubectl_etcd::base::units::parse_interval, value_name = "DURATION")]
         interval: Duration,
     },
     /// Promote a learner to a voter, waiting until etcd accepts it.
@@ -264,7 +264,7 @@ async fn add(
     }
     if let (Some(path), Some(text)) = (&manifest.write, &added.manifest) {
         if !opts.dry_run {
-            kubectl_etcd::util::publish(path, text.as_bytes(), 0o600)?;
+            kubectl_etcd::base::fsio::publish(path, text.as_bytes(), 0o600)?;
         }
         added.manifest_written = Some(path.clone());
         if !manifest.print {

@@ -5,18 +5,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use kubectl_etcd::cli::{confirm, CommonArgs};
-use kubectl_etcd::cluster::Session;
-use kubectl_etcd::compress::Compression;
-use kubectl_etcd::print::progress::Bar;
-use kubectl_etcd::print::restore::plan_text;
-use kubectl_etcd::print::Output;
-use kubectl_etcd::restore::doctor;
-use kubectl_etcd::restore::node::{self, NodeOptions, Source};
-use kubectl_etcd::restore::{self, ApplyOptions, Engine};
-use kubectl_etcd::snapshot::Target;
-use kubectl_etcd::snapshot::{self, SaveOptions, Trailer};
-use kubectl_etcd::util::parse_duration;
+use kubectl_etcd::base::progress::Bar;
+use kubectl_etcd::base::units::parse_duration;
+use kubectl_etcd::cli::args::{confirm, CommonArgs};
+use kubectl_etcd::cli::print::restore::plan_text;
+use kubectl_etcd::cli::print::Output;
+use kubectl_etcd::ops::doctor;
+use kubectl_etcd::ops::restore::node::{self, NodeOptions, Source};
+use kubectl_etcd::ops::restore::{self, ApplyOptions, Engine};
+use kubectl_etcd::ops::snapshot::Target;
+use kubectl_etcd::ops::snapshot::{self, SaveOptions};
+use kubectl_etcd::reach::cluster::Session;
+use kubectl_etcd::store::compress::Compression;
+use kubectl_etcd::store::snapfile;
+use kubectl_etcd::store::trailer::Trailer;
 use kubectl_etcd::{Error, ExitCode, Result};
 
 mod schedule;
@@ -26,7 +28,7 @@ mod schedule;
 /// Exit codes: 0 ok; 1 the file is corrupt or the operation was refused; 2 usage or unreadable
 /// input; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-restore", bin_name = "kubectl etcd restore", version = kubectl_etcd::version::LONG, after_help = "Examples:
+#[command(name = "kubectl-etcd-restore", bin_name = "kubectl etcd restore", version = kubectl_etcd::cli::version::LONG, after_help = "Examples:
   # A verified snapshot (also: kubectl etcd snapshot save FILE)
   kubectl etcd restore snapshot save /var/backups/etcd-$(date +%F).db
   kubectl etcd restore snapshot status /var/backups/etcd-2026-12-01.db
@@ -202,7 +204,7 @@ pub struct ApplyArgs {
     #[arg(long, value_delimiter = ',', value_name = "URLS")]
     pub initial_advertise_peer_urls: Option<Vec<String>>,
     /// The cluster token; every member of the new cluster must use the same.
-    #[arg(long, default_value = kubectl_etcd::restore::DEFAULT_TOKEN)]
+    #[arg(long, default_value = kubectl_etcd::ops::restore::DEFAULT_TOKEN)]
     pub initial_cluster_token: String,
     /// Hash check and revision handling.
     #[command(flatten)]
@@ -249,7 +251,7 @@ pub enum SnapshotCommand {
         #[arg(long, value_name = "N", requires = "dir")]
         keep: Option<usize>,
         /// The file name prefix in DIR.
-        #[arg(long, value_name = "PREFIX", requires = "dir", default_value = kubectl_etcd::backups::DEFAULT_PREFIX)]
+        #[arg(long, value_name = "PREFIX", requires = "dir", default_value = kubectl_etcd::store::snapdir::DEFAULT_PREFIX)]
         name_prefix: String,
         /// Store the snapshot compressed: zstd (one frame with its checksum; in DIR named
         /// ….db.zst). It is verified uncompressed first, then compressed and read back. status,
@@ -284,7 +286,7 @@ pub enum SnapshotCommand {
         #[arg(long, value_name = "N", required = true)]
         keep: usize,
         /// The file name prefix.
-        #[arg(long, value_name = "PREFIX", default_value = kubectl_etcd::backups::DEFAULT_PREFIX)]
+        #[arg(long, value_name = "PREFIX", default_value = kubectl_etcd::store::snapdir::DEFAULT_PREFIX)]
         name_prefix: String,
         /// Say what would be deleted; delete nothing.
         #[arg(long)]
@@ -334,13 +336,13 @@ pub struct ScheduleArgs {
     #[arg(long, value_name = "ALGORITHM", value_enum, default_value = "none")]
     pub compress: Compression,
     /// The backup directory on the node (created if missing).
-    #[arg(long, value_name = "DIR", default_value = kubectl_etcd::schedule::DEFAULT_DIR)]
+    #[arg(long, value_name = "DIR", default_value = kubectl_etcd::ops::schedule::DEFAULT_DIR)]
     pub dir: PathBuf,
     /// The image with the kubectl-etcd binaries (the repository's Dockerfile).
-    #[arg(long, value_name = "IMAGE", default_value = kubectl_etcd::schedule::DEFAULT_IMAGE)]
+    #[arg(long, value_name = "IMAGE", default_value = kubectl_etcd::ops::schedule::DEFAULT_IMAGE)]
     pub image: String,
     /// The CronJob's and ServiceAccount's name.
-    #[arg(long, value_name = "NAME", default_value = kubectl_etcd::schedule::DEFAULT_NAME)]
+    #[arg(long, value_name = "NAME", default_value = kubectl_etcd::ops::schedule::DEFAULT_NAME)]
     pub name: String,
     /// One CronJob per control-plane node (found through the API), each pinned to its node and
     /// naming its snapshots after it; without it, one CronJob runs on any control-plane node.
@@ -376,7 +378,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     manifest.display()
                 )));
             };
-            if let Some(warning) = kubectl_etcd::dblock::check_unlocked(&a.dir, a.force)? {
+            if let Some(warning) = kubectl_etcd::store::dblock::check_unlocked(&a.dir, a.force)? {
                 eprintln!("warning: {warning}");
             }
             let opts = restore::from_data_dir_options(&a.dir, data_dir, name, peers);
@@ -388,7 +390,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Apply(a) => {
             // A signal stops the restore between batches; its temporary dir is removed.
-            kubectl_etcd::util::catch_signals();
+            kubectl_etcd::base::signals::catch_signals();
             out.emit(&restore::apply_and_plan(a.options()?, false).await?).map(|()| ExitCode::Ok)
         }
         Command::Snapshot(cmd) => snapshot(&cli.common, out, cmd).await,
@@ -406,7 +408,7 @@ fn snapshot_file(file: Option<PathBuf>, latest: Option<PathBuf>) -> Result<PathB
     match (file, latest) {
         (Some(f), _) => Ok(f),
         (None, Some(dir)) => {
-            let (path, skipped) = kubectl_etcd::backups::latest(&dir)?;
+            let (path, skipped) = kubectl_etcd::store::snapdir::latest(&dir)?;
             for s in skipped {
                 eprintln!("skipped {s}");
             }
@@ -426,7 +428,7 @@ async fn on_node(
     flow: &FlowArgs,
 ) -> Result<ExitCode> {
     // A signal from here on is seen by the flow: before anything changes it just stops.
-    kubectl_etcd::util::catch_signals();
+    kubectl_etcd::base::signals::catch_signals();
     let prepared = node::prepare(&common.settings(), opts, force).await?;
     if flow.dry_run {
         return out.emit(&prepared.plan).map(|()| ExitCode::Ok);
@@ -440,19 +442,19 @@ async fn on_node(
 async fn snapshot(common: &CommonArgs, out: Output, cmd: SnapshotCommand) -> Result<ExitCode> {
     match cmd {
         SnapshotCommand::Status { file, skip_hash_check } => {
-            let s = blocking(move || snapshot::status_with(&file, !skip_hash_check)).await?;
+            let s = blocking(move || snapfile::status_with(&file, !skip_hash_check)).await?;
             out.emit(&s)?;
             Ok(if s.sha256_trailer == Trailer::Mismatch { ExitCode::Negative } else { ExitCode::Ok })
         }
         SnapshotCommand::Verify { file } => {
-            out.emit(&blocking(move || snapshot::verify(&file)).await?).map(|()| ExitCode::Ok)
+            out.emit(&blocking(move || snapfile::verify(&file)).await?).map(|()| ExitCode::Ok)
         }
         SnapshotCommand::Ls { dir, name_prefix } => {
-            let entries = blocking(move || kubectl_etcd::backups::list(&dir, name_prefix.as_deref())).await?;
-            out.emit(&kubectl_etcd::print::backups::Snapshots(entries)).map(|()| ExitCode::Ok)
+            let entries = blocking(move || kubectl_etcd::store::snapdir::list(&dir, name_prefix.as_deref())).await?;
+            out.emit(&kubectl_etcd::cli::print::snapshot::Snapshots(entries)).map(|()| ExitCode::Ok)
         }
         SnapshotCommand::Prune { dir, keep, name_prefix, dry_run } => {
-            let p = blocking(move || kubectl_etcd::backups::prune(&dir, &name_prefix, keep, dry_run)).await?;
+            let p = blocking(move || kubectl_etcd::store::snapdir::prune(&dir, &name_prefix, keep, dry_run)).await?;
             out.emit(&p).map(|()| ExitCode::Ok)
         }
         SnapshotCommand::Schedule(a) => schedule::run(common, out, a).await,

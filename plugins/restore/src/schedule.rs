@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kubectl_etcd::cli::CommonArgs;
-use kubectl_etcd::discovery::manifest::Manifest;
-use kubectl_etcd::print::{Output, OutputFormat};
-use kubectl_etcd::schedule::{self, ScheduleOptions, Scheduled};
+use kubectl_etcd::cli::args::CommonArgs;
+use kubectl_etcd::cli::print::{Output, OutputFormat};
+use kubectl_etcd::ops::schedule::{self, ScheduleOptions, Scheduled};
+use kubectl_etcd::reach::discovery::manifest::Manifest;
 use kubectl_etcd::{Error, ExitCode, Result};
 
 use crate::ScheduleArgs;
@@ -43,7 +43,7 @@ async fn db_size(common: &CommonArgs) -> Option<u64> {
     let mut settings = common.settings();
     settings.command_timeout = settings.command_timeout.min(Duration::from_secs(5));
     tokio::time::timeout(Duration::from_secs(10), async {
-        let session = kubectl_etcd::cluster::Session::open(&settings).await.ok()?;
+        let session = kubectl_etcd::reach::cluster::Session::open(&settings).await.ok()?;
         let list = session.member_list().await.ok()?;
         let statuses = session.statuses(&list.members).await;
         statuses.iter().filter_map(|s| s.status.as_ref().ok().map(|s| s.db_size)).max()
@@ -58,7 +58,7 @@ pub async fn run(common: &CommonArgs, out: Output, a: ScheduleArgs) -> Result<Ex
     let manifest = common.manifest.clone().unwrap_or_else(|| PathBuf::from(KUBEADM_MANIFEST));
     let settings = common.settings();
     let client = if a.apply || a.every_node {
-        Some(kubectl_etcd::discovery::kubeapi::kube_client(&settings).await?.0)
+        Some(kubectl_etcd::reach::discovery::kubeapi::kube_client(&settings).await?.0)
     } else {
         None
     };
@@ -70,7 +70,7 @@ pub async fn run(common: &CommonArgs, out: Output, a: ScheduleArgs) -> Result<Ex
     if size.is_none() {
         eprintln!(
             "note: no member answered: the job's deadline assumes an {} database",
-            kubectl_etcd::util::format_bytes(FALLBACK_DB_SIZE)
+            kubectl_etcd::base::units::format_bytes(FALLBACK_DB_SIZE)
         );
     }
     let opts = ScheduleOptions {
@@ -93,7 +93,7 @@ pub async fn run(common: &CommonArgs, out: Output, a: ScheduleArgs) -> Result<Ex
         }
         return Ok(ExitCode::Ok);
     }
-    kubectl_etcd::print::write_stdout(&manifests(&objects, out.format)?)?;
+    kubectl_etcd::cli::print::write_stdout(&manifests(&objects, out.format)?)?;
     Ok(ExitCode::Ok)
 }
 
@@ -107,13 +107,13 @@ pub fn manifests(objects: &Scheduled, format: OutputFormat) -> Result<String> {
     match format {
         OutputFormat::Json => {
             let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-            kubectl_etcd::print::document(OutputFormat::Json, &list)
+            kubectl_etcd::cli::print::document(OutputFormat::Json, &list)
         }
         OutputFormat::Table | OutputFormat::Yaml => {
             let mut s = String::new();
             for i in &items {
                 s.push_str("---\n");
-                s.push_str(&kubectl_etcd::print::document(OutputFormat::Yaml, i)?);
+                s.push_str(&kubectl_etcd::cli::print::document(OutputFormat::Yaml, i)?);
             }
             Ok(s)
         }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use kubectl_etcd::cli::CommonArgs;
-use kubectl_etcd::cluster::Session;
+use kubectl_etcd::cli::args::CommonArgs;
+use kubectl_etcd::reach::cluster::Session;
 use kubectl_etcd::ops::upgrade::{self, downgrade, CheckOptions, Version};
 use kubectl_etcd::{Error, ExitCode, Result};
 
@@ -16,7 +16,7 @@ use kubectl_etcd::{Error, ExitCode, Result};
 /// Exit codes: 0 ready / done; 1 not ready, refused or rolled back; 2 usage; 3 discovery;
 /// 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-upgrade", bin_name = "kubectl etcd upgrade", version = kubectl_etcd::version::LONG, after_help = "Examples:
+#[command(name = "kubectl-etcd-upgrade", bin_name = "kubectl etcd upgrade", version = kubectl_etcd::cli::version::LONG, after_help = "Examples:
   # Is the cluster ready for the next step on the supported path?
   kubectl etcd upgrade check
   # ... for a given version, and what kubeadm v1.34 would do to etcd
@@ -76,7 +76,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "/var/lib/etcd-backups")]
         snapshot_dir: PathBuf,
         /// How long to wait for the member on the new version before rolling back.
-        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = kubectl_etcd::util::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = kubectl_etcd::base::units::parse_duration)]
         timeout: Duration,
         /// Go on although this named check failed (repeatable); said in the output.
         #[arg(long, value_name = "CHECK")]
@@ -162,7 +162,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 out.emit(&plan)?;
                 return Ok(ExitCode::Negative);
             }
-            kubectl_etcd::cli::confirm(yes)?;
+            kubectl_etcd::cli::args::confirm(yes)?;
             let result = upgrade::node::run(&session, plan, &opts, &mut |line| eprintln!("{line}")).await?;
             out.emit(&result)?;
             Ok(result.exit_code())

@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::facts::{facts, Version};
-use crate::cluster::{leader_of, MemberStatus, Session, VersionInfo};
-use crate::conn::call;
-use crate::health::model::{check as mk, Check, Status};
-use crate::util::{format_bytes, member_id, ser_hex};
+use crate::reach::cluster::Session;
+use crate::reach::quorum::{leader_of, MemberStatus};
+use crate::reach::status::VersionInfo;
+use crate::reach::conn::call;
+use crate::ops::health::model::{check as mk, Check, Status};
+use crate::base::units::{format_bytes, member_id, ser_hex};
 use crate::Result;
 
 /// What `check` is asked.
@@ -295,7 +297,7 @@ pub fn flags_check(flags: &std::collections::BTreeMap<String, String>, to: &Vers
 /// WAL's conf changes, etcd ≤3.5's source of truth) against the backend's `members` buckets
 /// (3.6's source of truth).
 pub fn membership_check(data_dir: &Path, to: Option<&Version>) -> Check {
-    let v3 = match crate::backend::bucket_members(data_dir) {
+    let v3 = match crate::store::backend::bucket_members(data_dir) {
         Ok(m) => m,
         Err(e) => {
             return mk(
@@ -306,8 +308,8 @@ pub fn membership_check(data_dir: &Path, to: Option<&Version>) -> Check {
             )
         }
     };
-    let store = crate::wal::v2_store(data_dir);
-    let log = crate::wal::membership(data_dir);
+    let store = crate::store::wal::v2_store(data_dir);
+    let log = crate::store::wal::membership(data_dir);
     let mut v2: std::collections::BTreeMap<u64, bool> = store.as_ref().map(|s| s.members.clone()).unwrap_or_default();
     if let Some(s) = &store {
         for id in &s.removed {
@@ -434,17 +436,17 @@ pub fn snapshot_check(dir: &Path) -> Check {
         return mk("snapshot", Status::Warn, format!("no snapshot in {}", dir.display()), Some(take.into()));
     };
     let age = when.elapsed().unwrap_or_default();
-    match crate::snapshot::verify(&newest).map(|_| ()) {
+    match crate::store::snapfile::verify(&newest).map(|_| ()) {
         Ok(()) if age < std::time::Duration::from_secs(24 * 3600) => mk(
             "snapshot",
             Status::Ok,
-            format!("{} verifies ({} old)", newest.display(), crate::util::format_duration(age)),
+            format!("{} verifies ({} old)", newest.display(), crate::base::units::format_duration(age)),
             None,
         ),
         Ok(()) => mk(
             "snapshot",
             Status::Warn,
-            format!("the newest snapshot, {}, is {} old", newest.display(), crate::util::format_duration(age)),
+            format!("the newest snapshot, {}, is {} old", newest.display(), crate::base::units::format_duration(age)),
             Some(take.into()),
         ),
         Err(e) => mk(

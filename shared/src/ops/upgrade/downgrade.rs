@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::facts::{facts, Version};
-use crate::cluster::Session;
-use crate::conn::call;
+use crate::reach::cluster::Session;
+use crate::reach::conn::call;
 use crate::{Error, Result};
 
 /// The downgrade action.

@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use super::check::{check, CheckOptions, UpgradeCheck};
 use super::facts::{facts, Version};
-use crate::cluster::{leader_of, Member, Session};
-use crate::health::model::Status;
-use crate::util::{member_id, ser_hex};
+use crate::reach::cluster::{Member, Session};
+use crate::reach::quorum::leader_of;
+use crate::ops::health::model::Status;
+use crate::base::units::{member_id, ser_hex};
 use crate::{Error, ExitCode, Result};
 
 /// What `upgrade node` is asked.
@@ -259,10 +260,10 @@ pub fn replace(path: &Path, data: &[u8]) -> Result<()> {
         std::fs::remove_file(&part)
             .map_err(|source| Error::Io { action: format!("remove the stale {}", part.display()), source })?;
     }
-    crate::util::write_new(&part, data, mode)?;
+    crate::base::fsio::write_new(&part, data, mode)?;
     std::fs::rename(&part, path)
         .map_err(|source| Error::Io { action: format!("rename {} to {}", part.display(), path.display()), source })?;
-    crate::util::sync_dir(dir)
+    crate::base::fsio::sync_dir(dir)
 }
 
 /// Plans `upgrade node`: this node's member, the gate, the new manifest.
@@ -292,7 +293,7 @@ pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
     let mine = check.members.iter().find(|x| x.id == me.id);
     let from = mine.and_then(|x| x.version.clone()).unwrap_or_else(|| "?".into());
     let leader = mine.is_some_and(|x| x.leader);
-    let old_text = crate::util::read_bounded(&m.path, "static pod manifest", crate::util::MAX_MANIFEST)?;
+    let old_text = crate::base::fsio::read_bounded(&m.path, "static pod manifest", crate::base::fsio::MAX_MANIFEST)?;
     let text = String::from_utf8_lossy(&old_text).to_string();
     let image_from = text
         .lines()
@@ -303,7 +304,7 @@ pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
     let image_to = opts.image.clone().unwrap_or_else(|| image_for(&image_from, &opts.to));
     let flag_changes = flag_changes(&m.flags, &opts.to);
     let new_text = rewrite(&text, &image_to, &flag_changes)?;
-    let ts = crate::restore::node::timestamp();
+    let ts = crate::ops::restore::node::timestamp();
     let file_name = m.path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_else(|| "etcd.yaml".into());
     let backup_dir = opts.backup_dir.clone().unwrap_or_else(|| {
         m.path.parent().and_then(|d| d.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"))
@@ -344,7 +345,7 @@ pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
     steps.push(swap);
     steps.push(format!(
         "wait at most {} for {} to answer on {}, healthy and caught up with the leader; else put the original manifest back and wait for {from}",
-        crate::util::format_duration(opts.timeout),
+        crate::base::units::format_duration(opts.timeout),
         me.name,
         opts.to
     ));
@@ -433,12 +434,12 @@ pub async fn run(
         .map_err(|source| Error::Io { action: format!("create {}", opts.snapshot_dir.display()), source })?;
     progress(format!("taking a snapshot: {}", plan.snapshot.display()));
     let saved =
-        crate::snapshot::save(session, &plan.snapshot, &crate::snapshot::SaveOptions::default(), &mut |_, _| {})
+        crate::ops::snapshot::save(session, &plan.snapshot, &crate::ops::snapshot::SaveOptions::default(), &mut |_, _| {})
             .await?;
     progress(format!(
         "snapshot saved and verified: revision {}, {}",
         saved.revision,
-        crate::util::format_bytes(saved.size)
+        crate::base::units::format_bytes(saved.size)
     ));
 
     // 2. Leadership away from this member.
@@ -446,7 +447,7 @@ pub async fn run(
     let list = session.member_list().await?;
     let statuses = session.statuses(&list.members).await;
     if leader_of(&statuses) == Some(plan.member_id) {
-        let to = crate::cluster::move_leader(session, &statuses, plan.member_id).await?;
+        let to = crate::reach::quorum::move_leader(session, &statuses, plan.member_id).await?;
         let name = statuses
             .iter()
             .find(|s| s.member.id == to)
@@ -460,7 +461,7 @@ pub async fn run(
     if let Some(d) = plan.backup.parent() {
         std::fs::create_dir_all(d).map_err(|source| Error::Io { action: format!("create {}", d.display()), source })?;
     }
-    crate::util::write_new(&plan.backup, &plan.old_text, 0o600)?;
+    crate::base::fsio::write_new(&plan.backup, &plan.old_text, 0o600)?;
     progress(format!("kept the manifest as {}", plan.backup.display()));
     replace(&plan.manifest, plan.new_text.as_bytes())?;
     let swapped = Instant::now();
@@ -515,7 +516,7 @@ pub async fn run(
                 "{} did not come back on {} within {}: {why}; putting the original manifest back",
                 plan.member,
                 plan.to,
-                crate::util::format_duration(opts.timeout)
+                crate::base::units::format_duration(opts.timeout)
             ));
             replace(&plan.manifest, &plan.old_text)?;
             result.rolled_back = true;
@@ -547,7 +548,7 @@ mod tests {
 
     #[test]
     fn removed_flags_are_dropped_or_renamed_and_nothing_else_changes() {
-        let m = crate::discovery::Manifest::parse(Path::new("/x"), MANIFEST).unwrap();
+        let m = crate::reach::discovery::Manifest::parse(Path::new("/x"), MANIFEST).unwrap();
         let to36 = Version::parse("3.6.14").unwrap();
         let c = flag_changes(&m.flags, &to36);
         assert_eq!(c.len(), 1, "3.6 removes --enable-v2 only: {c:?}");

@@ -1,0 +1,303 @@
+//! `snapshot save`: a snapshot streamed from one member in a working quorum, verified and made
+//! durable through [`crate::store::snapfile::PartWriter`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::reach::cluster::{find_member, Member, Session};
+use crate::reach::conn::{call, FailureClass, TransportError};
+use crate::store::compress::Compression;
+use crate::store::snapfile::PartWriter;
+use crate::store::trailer::TRAILER;
+
+/// The result of `snapshot save`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Saved {
+    /// The file written.
+    pub path: PathBuf,
+    /// The member it was streamed from.
+    pub member: String,
+    /// That member's ID.
+    #[serde(serialize_with = "crate::base::units::ser_hex")]
+    pub member_id: u64,
+    /// The endpoint.
+    pub endpoint: String,
+    /// Revision of the snapshot.
+    pub revision: i64,
+    /// The snapshot's bytes (trailer included), uncompressed.
+    pub size: u64,
+    /// How the file is stored.
+    pub compression: Compression,
+    /// The file's size on disk (less than `size` when compressed).
+    pub file_size: u64,
+    /// The sha256 trailer (hex), verified.
+    pub sha256: String,
+    /// How long it took.
+    #[serde(rename = "duration_ms", with = "crate::base::units::duration_ms")]
+    pub duration: Duration,
+    /// Why a member outside the working quorum was used (`--member … --force`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forced: Option<String>,
+    /// `--dir … --keep N`: what retention kept and deleted after this save.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::store::snapdir::Pruned>,
+}
+
+/// Options of `snapshot save`.
+#[derive(Debug, Clone, Default)]
+pub struct SaveOptions {
+    /// The member to stream from (name or ID); default: the healthiest voter that is not the leader.
+    pub member: Option<String>,
+    /// Replace an existing file.
+    pub overwrite: bool,
+    /// Give up when no data arrives for this long.
+    pub stall_timeout: Option<Duration>,
+    /// Overall deadline (only when `--command-timeout` was given explicitly).
+    pub deadline: Option<Duration>,
+    /// How to store the file.
+    pub compression: Compression,
+    /// Stream from `member` even when it is not in the working quorum.
+    pub force: bool,
+}
+
+/// The member a snapshot streams from, its client URL, and why it was taken although it is not
+/// in quorum (`--member … --force`).
+pub type Picked = (Member, String, Option<String>);
+
+/// Picks the member to stream from, among the voters in the working quorum only
+/// ([`crate::reach::quorum`]): a member cut off from its peers or with no leader still streams a
+/// snapshot, of an old revision. The named one must be in quorum unless `force`; unnamed, the
+/// voter in quorum that is not the leader with the highest applied index (least load on the
+/// leader), else the leader.
+pub async fn pick_member(session: &Session, named: Option<&str>, force: bool) -> Result<Picked> {
+    let list = session.member_list().await?;
+    let statuses = session.statuses(&list.members).await;
+    if let Some(key) = named {
+        let m = find_member(&list.members, key)?.clone();
+        let url = m.client_urls.first().cloned().ok_or_else(|| {
+            Error::Refused(format!(
+                "member {} has no client URL: it has never started",
+                crate::base::units::member_id(m.id)
+            ))
+        })?;
+        let st = statuses.iter().find(|s| s.member.id == m.id);
+        let forced = match st {
+            Some(s) if s.in_quorum() => None,
+            Some(s) if s.member.is_learner && s.answered() => None,
+            Some(s) => {
+                let why = s.why_not();
+                if !force {
+                    return Err(Error::Refused(format!(
+                        "member {why}: it is not part of a working quorum, so its snapshot may be stale; save from another member (omit --member to pick one in quorum), or pass --force to take it anyway"
+                    )));
+                }
+                Some(format!("--force: member {why}; the snapshot may be behind the cluster"))
+            }
+            None => None,
+        };
+        return Ok((m, url, forced));
+    }
+    let mut best: Option<(&Member, String, u64, bool)> = None;
+    for st in statuses.iter().filter(|s| s.in_quorum()) {
+        let (Ok(s), Some(url)) = (&st.status, &st.url) else { continue };
+        let is_leader = s.leader == st.member.id;
+        let applied = s.raft_applied_index;
+        let better = match &best {
+            None => true,
+            Some((_, _, a, l)) => (*l && !is_leader) || (*l == is_leader && applied > *a),
+        };
+        if better {
+            best = Some((&st.member, url.clone(), applied, is_leader));
+        }
+    }
+    best.map(|(m, u, _, _)| (m.clone(), u, None)).ok_or_else(|| {
+        Error::Refused(format!(
+            "no voting member is part of a working quorum: cannot take a snapshot that is known to be current ({})",
+            statuses.iter().filter(|s| !s.member.is_learner).map(|s| s.why_not()).collect::<Vec<_>>().join("; ")
+        ))
+    })
+}
+
+/// [`save`] that a signal (Ctrl-C, SIGTERM) stops cleanly: the `.part` is removed and the
+/// error says which signal.
+pub async fn save_interruptible(
+    session: &Session,
+    target: &Target,
+    opts: &SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    crate::base::signals::catch_signals();
+    tokio::select! {
+        r = save_to(session, target, opts, progress) => r,
+        _ = crate::base::signals::until_interrupted() => Err(Error::Refused(format!(
+            "interrupted by {}: no snapshot written (the .part file was removed)",
+            crate::base::signals::interrupting_signal().unwrap_or("a signal")
+        ))),
+    }
+}
+
+/// Where `snapshot save` writes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// This file.
+    File(PathBuf),
+    /// `DIR/PREFIX-TIME-REVISION.db`, then the directory pruned to the newest N verified
+    /// snapshots of PREFIX when N is given.
+    Dir { dir: PathBuf, prefix: String, keep: Option<usize> },
+}
+
+/// [`save`] into a file or a snapshot directory.
+pub async fn save_to(
+    session: &Session,
+    target: &Target,
+    opts: &SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    match target {
+        Target::File(path) => save(session, path, opts, progress).await,
+        Target::Dir { dir, prefix, keep } => {
+            crate::store::snapdir::check_prefix(prefix)?;
+            if let Some(n) = keep {
+                crate::store::snapdir::check_keep(*n)?;
+            }
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!("directory {} does not exist: create it first", dir.display())));
+            }
+            let stamp = crate::store::snapdir::stamp_now();
+            let first = dir.join(format!("{prefix}-{stamp}.db"));
+            let (d, p, st, compression) = (dir.clone(), prefix.clone(), stamp.clone(), opts.compression);
+            let named: NameFn = Box::new(move |rev: i64| {
+                // A snapshot older than one the directory already holds comes from a member
+                // that is behind: it must never become the newest name (--latest, retention).
+                crate::store::snapdir::refuse_older(&d, &p, rev)?;
+                Ok(d.join(
+                    crate::store::snapdir::Name { prefix: p.clone(), stamp: st.clone(), revision: rev, compression }
+                        .file_name(),
+                ))
+            });
+            let mut saved = save_named(session, &first, Some(named), opts, progress).await?;
+            // Only after a verified save: a failed one never prunes.
+            if let Some(n) = keep {
+                // The snapshot is saved whatever retention then meets: say so.
+                let pruned = crate::store::snapdir::prune(dir, prefix, *n, false).map_err(|e| Error::Stopped {
+                    what: "snapshot retention",
+                    cause: Box::new(e),
+                    done: format!("the snapshot was saved as {}", saved.path.display()),
+                    next: format!(
+                        "kubectl etcd restore snapshot prune {} --keep {n} --name-prefix {prefix}",
+                        dir.display()
+                    ),
+                })?;
+                saved.retention = Some(pruned);
+            }
+            Ok(saved)
+        }
+    }
+}
+
+/// `snapshot save`: streams a snapshot from one member into `path`.
+pub async fn save(
+    session: &Session,
+    path: &Path,
+    opts: &SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    save_named(session, path, None, opts, progress).await
+}
+
+/// The final name for a verified snapshot's revision.
+type NameFn = Box<dyn Fn(i64) -> Result<PathBuf> + Send>;
+
+async fn save_named(
+    session: &Session,
+    path: &Path,
+    name: Option<NameFn>,
+    opts: &SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    let start = Instant::now();
+    let mut writer = PartWriter::create(path, opts.overwrite)?.compressed(opts.compression);
+    let (member, url, forced) = pick_member(session, opts.member.as_deref(), opts.force).await?;
+    if let Some(f) = &forced {
+        eprintln!("warning: {f}");
+    }
+    session.dialer.probe(&url).await?;
+    let mut client = session.dialer.client(&url).await?;
+    let stall = opts.stall_timeout.unwrap_or(Duration::from_secs(30));
+    let stream = async {
+        let mut stream = call(&url, "snapshot", stall, client.snapshot()).await?;
+        // What etcd announced bounds what is read: an endless stream stops there.
+        let mut bound = crate::limits::SnapshotStream::new();
+        loop {
+            let total = bound.total();
+            let msg = match tokio::time::timeout(stall, stream.message()).await {
+                Err(_) => return Err(Error::Transport(TransportError::timed_out(&url, "the snapshot stream", stall))),
+                Ok(Err(e)) => {
+                    let mut t = TransportError::rpc(&url, e);
+                    if t.detail.contains("h2 protocol error")
+                        || t.detail.contains("connection")
+                        || t.detail.contains("broken pipe")
+                    {
+                        t.detail = format!(
+                            "the member stopped sending after {total} bytes (it was killed, restarted or lost the network); no snapshot was written: save again, from another member with --member if this one is down"
+                        );
+                    }
+                    return Err(Error::Transport(t));
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(m))) => m,
+            };
+            let blob = msg.blob();
+            bound.accept(blob.len() as u64, msg.remaining_bytes()).map_err(|why| {
+                let class = FailureClass::Network("snapshot stream past its size".into());
+                TransportError::new(&url, class, format!("{why}; no snapshot was written"))
+            })?;
+            // Writing is quick next to the network; keep it on this task.
+            writer.write(blob)?;
+            progress(writer.written().min(bound.total()), bound.total());
+        }
+        let total = bound.total();
+        // etcd announces the database size, then sends the sha256 trailer after it.
+        if total != 0 && writer.written() != total + TRAILER {
+            return Err(Error::Corrupt {
+                path: writer.part_path().to_path_buf(),
+                reason: format!(
+                    "the stream ended after {} of {} bytes: snapshot is truncated",
+                    writer.written(),
+                    total + TRAILER
+                ),
+            });
+        }
+        Ok(())
+    };
+    match opts.deadline {
+        Some(d) => tokio::time::timeout(d, stream)
+            .await
+            .map_err(|_| Error::Transport(TransportError::timed_out(&url, "the snapshot (--command-timeout)", d)))??,
+        None => stream.await?,
+    }
+    // Compressing is file work: off the runtime's threads.
+    let p = tokio::task::spawn_blocking(move || match name {
+        Some(name) => writer.finish_as(&*name),
+        None => writer.finish(),
+    })
+    .await
+    .map_err(Error::from_join)??;
+    Ok(Saved {
+        forced,
+        retention: None,
+        path: p.path,
+        member: member.name.clone(),
+        member_id: member.id,
+        endpoint: url,
+        revision: p.revision,
+        size: p.size,
+        compression: opts.compression,
+        file_size: p.file_size,
+        sha256: p.sha256,
+        duration: start.elapsed(),
+    })
+}
