@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::time::Duration;
+
 use harness::*;
 use serde_json::Value;
 
@@ -129,4 +131,110 @@ async fn check_refuses_while_an_alarm_is_raised() {
     assert_eq!(o.status.code(), Some(1), "{doc:#}");
     assert_eq!(status(&doc, "alarms"), "fail", "{doc:#}");
     assert!(check_of(&doc, "alarms")["message"].as_str().unwrap().contains("NOSPACE"), "{doc:#}");
+}
+
+/// Every key the writer got an acknowledgement for; it writes through each member in turn and
+/// moves on when one does not answer (as kube-apiserver does with its endpoints).
+async fn writer(
+    c: &Cluster,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    let mut clients = Vec::new();
+    for i in 0..c.nodes.len() {
+        clients.push(c.client(i).await);
+    }
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let (mut n, mut at) = (0u64, 0usize);
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let key = format!("/writer/{n:08}");
+            let put = tokio::time::timeout(Duration::from_secs(2), clients[at].put(key.clone(), "v", None)).await;
+            match put {
+                Ok(Ok(_)) => {
+                    acked.push(key);
+                    n += 1;
+                }
+                _ => at = (at + 1) % clients.len(),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        acked
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rolling_upgrade_from_3_4_to_3_5_with_a_writer_and_a_rollback_on_an_unpullable_image() {
+    let have = |v: &str| installed_etcds().iter().any(|(x, _)| x == v);
+    assert!(have("3.4.23") && have("3.5.1"), "etcd 3.4.23 and 3.5.1 are needed: run scripts/install-deps.sh");
+    let mut c = Cluster::builder(3).kubeadm_manifests().etcd_version("3.4").start();
+    for i in 0..3 {
+        c.kubelet(i);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w = writer(&c, stop.clone()).await;
+    let snaps = tempfile::tempdir().unwrap();
+    let snap_dir = snaps.path().display().to_string();
+    let node = |c: &Cluster, i: usize, extra: &[&str]| {
+        let mut a = vec!["node", "--to", "3.5.1", "--yes", "--snapshot-dir", &snap_dir];
+        a.extend(extra);
+        if !extra.contains(&"--timeout") {
+            a.extend(["--timeout", "60s"]);
+        }
+        run(c, i, &a)
+    };
+
+    // The plan: nothing changes.
+    let before = std::fs::read(c.nodes[1].manifest()).unwrap();
+    let (o, plan) = tokio::task::block_in_place(|| node(&c, 1, &["--dry-run"]));
+    assert_eq!(o.status.code(), Some(0), "{plan:#}\n{}", stderr(&o));
+    assert_eq!(plan["image_to"], "registry.k8s.io/etcd:3.5.1-0", "{plan:#}");
+    assert_eq!(plan["from"], "3.4.23");
+    assert_eq!(std::fs::read(c.nodes[1].manifest()).unwrap(), before);
+
+    // An image the kubelet cannot pull: the member never comes back on 3.5.1, the original
+    // manifest goes back byte for byte and the member is healthy on 3.4.23 again.
+    let (o, r) =
+        tokio::task::block_in_place(|| node(&c, 1, &["--image", "registry.invalid/etcd:3.5.1-0", "--timeout", "8s"]));
+    assert_eq!(o.status.code(), Some(1), "{r:#}\n{}", stderr(&o));
+    assert_eq!(r["rolled_back"], true, "{r:#}");
+    assert_eq!(r["upgraded"], false);
+    assert!(r["message"].as_str().unwrap().contains("healthy on 3.4.23"), "{r:#}");
+    assert_eq!(std::fs::read(c.nodes[1].manifest()).unwrap(), before, "the manifest is the original, byte for byte");
+    assert!(std::fs::read_to_string(c.nodes[1].root.join("kubelet.log")).unwrap().contains("ErrImagePull"));
+
+    // The roll, the leader's node first: leadership moves before its turn.
+    let leader = c.leader();
+    let order: Vec<usize> = std::iter::once(leader).chain((0..3).filter(|i| *i != leader)).collect();
+    for (k, i) in order.iter().enumerate() {
+        let (o, r) = tokio::task::block_in_place(|| node(&c, *i, &[]));
+        assert_eq!(o.status.code(), Some(0), "node-{i}: {r:#}\n{}", stderr(&o));
+        assert_eq!(r["upgraded"], true, "{r:#}");
+        if k == 0 {
+            assert!(r["leader_moved_to"].is_string(), "the leader's node moves leadership first: {r:#}");
+        }
+        let v = c.etcdctl(&c.nodes[*i].client_url(), &["endpoint", "status", "-w", "json"]);
+        let v: Value = serde_json::from_slice(&v.stdout).unwrap();
+        assert_eq!(v[0]["Status"]["version"], "3.5.1");
+        let next = r["next"].as_array().unwrap();
+        assert_eq!(next.len(), 3 - k, "the nodes still to do, then check: {r:#}");
+    }
+
+    // Every member on 3.5.1; the cluster version moves to 3.5 (the leader decides it within
+    // a few seconds).
+    let doc = wait_for("the cluster version to move to 3.5", Duration::from_secs(30), || {
+        let (_, doc) = run(&c, 0, &["check", "--to", "3.5.1"]);
+        (doc["cluster_version"] == "3.5.0").then_some(doc)
+    });
+    assert!(doc["members"].as_array().unwrap().iter().all(|m| m["version"] == "3.5.1"), "{doc:#}");
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acked = w.await.unwrap();
+    assert!(acked.len() > 50, "the writer wrote throughout: {}", acked.len());
+    let mut client = c.client(0).await;
+    let got =
+        client.get("/writer/", Some(etcd_client::GetOptions::new().with_prefix().with_keys_only())).await.unwrap();
+    let have: std::collections::BTreeSet<String> =
+        got.kvs().iter().map(|kv| String::from_utf8_lossy(kv.key()).to_string()).collect();
+    let lost: Vec<&String> = acked.iter().filter(|k| !have.contains(*k)).collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kubectl_etcd::cli::args::CommonArgs;
-use kubectl_etcd::reach::cluster::Session;
 use kubectl_etcd::ops::upgrade::{self, downgrade, CheckOptions, Version};
+use kubectl_etcd::reach::cluster::Session;
 use kubectl_etcd::{Error, ExitCode, Result};
 
 /// Upgrade etcd safely: one minor at a time, from at least the patch floor etcd requires, one

@@ -2,8 +2,8 @@
 //! its result.
 
 use super::{Print, Table, View};
-use crate::ops::upgrade::UpgradeCheck;
 use crate::base::units::member_id;
+use crate::ops::upgrade::UpgradeCheck;
 
 /// The members' versions.
 pub fn members_table(c: &UpgradeCheck, wide: bool) -> Table {

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::facts::{facts, Version};
+use crate::base::units::{format_bytes, member_id, ser_hex};
+use crate::ops::health::model::{check as mk, Check, Status};
 use crate::reach::cluster::Session;
+use crate::reach::conn::call;
 use crate::reach::quorum::{leader_of, MemberStatus};
 use crate::reach::status::VersionInfo;
-use crate::reach::conn::call;
-use crate::ops::health::model::{check as mk, Check, Status};
-use crate::base::units::{format_bytes, member_id, ser_hex};
 use crate::Result;
 
 /// What `check` is asked.

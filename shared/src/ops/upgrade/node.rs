@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use super::check::{check, CheckOptions, UpgradeCheck};
 use super::facts::{facts, Version};
+use crate::base::units::{member_id, ser_hex};
+use crate::ops::health::model::Status;
 use crate::reach::cluster::{Member, Session};
 use crate::reach::quorum::leader_of;
-use crate::ops::health::model::Status;
-use crate::base::units::{member_id, ser_hex};
 use crate::{Error, ExitCode, Result};
 
 /// What `upgrade node` is asked.
@@ -433,9 +433,13 @@ pub async fn run(
     std::fs::create_dir_all(&opts.snapshot_dir)
         .map_err(|source| Error::Io { action: format!("create {}", opts.snapshot_dir.display()), source })?;
     progress(format!("taking a snapshot: {}", plan.snapshot.display()));
-    let saved =
-        crate::ops::snapshot::save(session, &plan.snapshot, &crate::ops::snapshot::SaveOptions::default(), &mut |_, _| {})
-            .await?;
+    let saved = crate::ops::snapshot::save(
+        session,
+        &plan.snapshot,
+        &crate::ops::snapshot::SaveOptions::default(),
+        &mut |_, _| {},
+    )
+    .await?;
     progress(format!(
         "snapshot saved and verified: revision {}, {}",
         saved.revision,
