@@ -198,7 +198,8 @@ async fn rolling_upgrade_from_3_4_to_3_5_with_a_writer_and_a_rollback_on_an_unpu
     assert_eq!(o.status.code(), Some(1), "{r:#}\n{}", stderr(&o));
     assert_eq!(r["rolled_back"], true, "{r:#}");
     assert_eq!(r["upgraded"], false);
-    assert!(r["message"].as_str().unwrap().contains("healthy on 3.4.23"), "{r:#}");
+    assert!(r["message"].as_str().unwrap().starts_with("rolled back: "), "{r:#}");
+    assert!(r["message"].as_str().unwrap().contains("the member is healthy on 3.4.23"), "{r:#}");
     assert_eq!(std::fs::read(c.nodes[1].manifest()).unwrap(), before, "the manifest is the original, byte for byte");
     assert!(std::fs::read_to_string(c.nodes[1].root.join("kubelet.log")).unwrap().contains("ErrImagePull"));
 

@@ -28,7 +28,7 @@ impl Print for Report {
 
 /// The members table. The default fits 120 columns with five members (NAME, ENDPOINT,
 /// HEALTH, LATENCY, ROLE, VERSION, DB SIZE, IN USE as a percentage, ERRORS); `wide` adds the
-/// ID, raft term/index/applied, the lag, the quota, the disk p99s and the URLs.
+/// ID, the cluster version, raft term/index/applied, the lag, the quota, the disk p99s and the URLs.
 pub fn members_table(report: &Report, wide: bool) -> Table {
     let mut header = vec!["name"];
     if wide {
@@ -37,6 +37,7 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
     header.extend(["endpoint", "health", "latency", "role", "version", "db size", "in use"]);
     if wide {
         header.extend([
+            "cluster version",
             "raft term",
             "raft index",
             "applied",
@@ -92,6 +93,7 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
             percent,
         ]);
         if wide {
+            row.push(r.cluster_version.clone().unwrap_or_default());
             row.push(opt(r.raft_term));
             row.push(opt(r.raft_index));
             row.push(opt(r.raft_applied_index));
