@@ -267,8 +267,8 @@ fn background_writer(
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
             let sourced =
-                |f: &str| Some(kubectl_etcd::reach::discovery::Sourced { path: pki.join(f), source: "bench".into() });
-            let files = kubectl_etcd::reach::discovery::TlsFiles {
+                |f: &str| Some(kubectl_etcd::reach::tls::Sourced { path: pki.join(f), source: "bench".into() });
+            let files = kubectl_etcd::reach::tls::TlsFiles {
                 ca: sourced("ca.crt"),
                 cert: sourced("healthcheck-client.crt"),
                 key: sourced("healthcheck-client.key"),

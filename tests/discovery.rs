@@ -158,8 +158,8 @@ fn api_pods_without_annotation_use_the_command_flag_and_kubeconfig_env() {
 
 /// Settings for API discovery through `kube`, with certificate flags (the files need not
 /// exist: discovery only names them) and no default manifest.
-fn api_settings(kube: &FakeKube, dir: &Path) -> kubectl_etcd::reach::discovery::Settings {
-    let mut settings = kubectl_etcd::reach::discovery::Settings::new();
+fn api_settings(kube: &FakeKube, dir: &Path) -> kubectl_etcd::reach::discovery::settings::Settings {
+    let mut settings = kubectl_etcd::reach::discovery::settings::Settings::new();
     settings.kubeconfig = Some(kube.kubeconfig(dir));
     settings.default_manifest = dir.join("none.yaml");
     settings.cacert = Some("/ca.crt".into());

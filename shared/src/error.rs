@@ -126,7 +126,7 @@ pub enum Error {
 
     /// The Kubernetes API refused a request (RBAC): what was refused, the API's words, and
     /// what to grant.
-    #[error("the Kubernetes API refused {what}: {message}; {}", crate::reach::tunnel::rbac_hint_for(message))]
+    #[error("the Kubernetes API refused {what}: {message}; {}", rbac_hint_for(message))]
     Forbidden {
         /// What was asked (for example "a port-forward to pod kube-system/etcd-cp-1 port 2379").
         what: String,
@@ -346,6 +346,21 @@ impl Error {
 
 /// Result alias of the core crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to grant so that `kubectl etcd` can tunnel: `list` on pods and `create`/`get` on
+/// `pods/portforward` in the etcd pods' namespace.
+pub fn rbac_hint(namespace: &str) -> String {
+    format!(
+        "grant list on pods and create,get on pods/portforward in namespace {namespace} (kubectl etcd health --print-rbac User:NAME prints a Role and RoleBinding), or run on a control-plane node"
+    )
+}
+
+/// [`rbac_hint`] for the namespace the API server's refusal names (`in the namespace "x"`),
+/// else kube-system.
+pub fn rbac_hint_for(message: &str) -> String {
+    let ns = message.split("in the namespace \"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("kube-system");
+    rbac_hint(ns)
+}
 
 #[cfg(test)]
 mod tests {

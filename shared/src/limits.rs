@@ -43,13 +43,13 @@ pub const MAX_LIST_ITEMS: usize = MAX_MEMBERS;
 pub const MAX_MEMBERS: usize = 128;
 
 /// Refuses a member list of more than [`MAX_MEMBERS`] members from `endpoint`.
-pub fn check_members(endpoint: &str, n: usize) -> Result<(), crate::reach::conn::TransportError> {
+pub fn check_members(endpoint: &str, n: usize) -> Result<(), crate::error::TransportError> {
     if n <= MAX_MEMBERS {
         return Ok(());
     }
-    Err(crate::reach::conn::TransportError::new(
+    Err(crate::error::TransportError::new(
         endpoint,
-        crate::reach::conn::FailureClass::Network("too many members".into()),
+        crate::error::FailureClass::Network("too many members".into()),
         format!(
             "the member list has {n} members, more than {MAX_MEMBERS} (kubectl-etcd's bound: etcd recommends at most 7 voters and 1 learner); not an etcd cluster we can act on: check the endpoint"
         ),
@@ -142,6 +142,9 @@ impl SnapshotStream {
         Ok(())
     }
 }
+
+/// The most of one `/metrics` body read (etcd's is about 150 KiB).
+pub const MAX_METRICS_BODY: usize = 8 << 20;
 
 #[cfg(test)]
 mod tests {

@@ -543,13 +543,13 @@ impl Cluster {
     /// certificate (dialed through the core crate's dialer).
     pub async fn client(&self, i: usize) -> etcd_client::Client {
         let pki = self.nodes[0].pki_etcd();
-        let files = kubectl_etcd::reach::discovery::TlsFiles {
-            ca: Some(kubectl_etcd::reach::discovery::Sourced { path: pki.join("ca.crt"), source: "test".into() }),
-            cert: Some(kubectl_etcd::reach::discovery::Sourced {
+        let files = kubectl_etcd::reach::tls::TlsFiles {
+            ca: Some(kubectl_etcd::reach::tls::Sourced { path: pki.join("ca.crt"), source: "test".into() }),
+            cert: Some(kubectl_etcd::reach::tls::Sourced {
                 path: pki.join("healthcheck-client.crt"),
                 source: "test".into(),
             }),
-            key: Some(kubectl_etcd::reach::discovery::Sourced {
+            key: Some(kubectl_etcd::reach::tls::Sourced {
                 path: pki.join("healthcheck-client.key"),
                 source: "test".into(),
             }),

@@ -105,11 +105,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let settings = cli.common.settings();
     let out = cli.common.out();
     let session = Session::open(&settings).await?;
-    let quota = cli
-        .quota_backend_bytes
-        .or_else(|| session.discovery.manifest.as_ref().and_then(|m| m.quota_backend_bytes()))
-        .filter(|q| *q > 0)
-        .unwrap_or(kubectl_etcd::ops::health::DEFAULT_QUOTA);
+    let quota =
+        kubectl_etcd::reach::discovery::manifest::quota(cli.quota_backend_bytes, session.discovery.manifest.as_ref());
     let opts = Options {
         min_free: cli.min_free,
         all: cli.all,

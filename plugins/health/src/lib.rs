@@ -45,8 +45,9 @@ pub struct Cli {
     #[arg(long, value_name = "SUBJECT")]
     pub print_rbac: Option<String>,
 
-    /// Backend quota to compare DB sizes against [default: the manifest's, else etcd's 2 GiB].
-    #[arg(long, value_name = "BYTES")]
+    /// Backend quota to compare DB sizes against (bytes, or with a unit: 8GiB, 512M) [default:
+    /// the manifest's --quota-backend-bytes, else etcd's 2 GiB].
+    #[arg(long, value_name = "BYTES", value_parser = kubectl_etcd::base::units::parse_size)]
     pub quota_backend_bytes: Option<u64>,
 }
 

@@ -12,8 +12,6 @@ use kubectl_etcd::{Error, ExitCode, Result};
 
 use crate::ScheduleArgs;
 
-/// The default manifest on a kubeadm node.
-const KUBEADM_MANIFEST: &str = "/etc/kubernetes/manifests/etcd.yaml";
 /// etcd's largest recommended quota: the run's deadline when no member tells its size.
 const FALLBACK_DB_SIZE: u64 = 8 << 30;
 
@@ -33,7 +31,9 @@ fn pki_dirs(common: &CommonArgs, manifest: &Path) -> Vec<PathBuf> {
         }
     }
     if dirs.is_empty() {
-        dirs.push(common.pki_dir.clone().unwrap_or_else(|| PathBuf::from("/etc/kubernetes/pki/etcd")));
+        dirs.push(
+            common.pki_dir.clone().unwrap_or_else(|| PathBuf::from(kubectl_etcd::reach::layouts::KUBEADM.pki_dir)),
+        );
     }
     dirs
 }
@@ -55,7 +55,10 @@ async fn db_size(common: &CommonArgs) -> Option<u64> {
 
 /// Runs `snapshot schedule`.
 pub async fn run(common: &CommonArgs, out: Output, a: ScheduleArgs) -> Result<ExitCode> {
-    let manifest = common.manifest.clone().unwrap_or_else(|| PathBuf::from(KUBEADM_MANIFEST));
+    let manifest = common
+        .manifest
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(kubectl_etcd::reach::discovery::settings::DEFAULT_MANIFEST));
     let settings = common.settings();
     let client = if a.apply || a.every_node {
         Some(kubectl_etcd::reach::discovery::kubeapi::kube_client(&settings).await?.0)

@@ -1,5 +1,5 @@
 //! The argument groups every plugin shares. This is the only module of the core crate that
-//! knows about clap; everything else takes the plain [`crate::reach::discovery::Settings`] built here.
+//! knows about clap; everything else takes the plain [`crate::reach::discovery::settings::Settings`] built here.
 //!
 //! Every flag is `global`, so it is accepted before or after a subcommand, as kubectl's are.
 
@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::base::units::parse_duration;
 use crate::cli::print::OutputFormat;
-use crate::reach::discovery::Settings;
+use crate::reach::discovery::settings::Settings;
 
 /// Flags shared by every `kubectl-etcd-*` plugin.
 #[derive(Debug, Clone, Args)]
@@ -130,6 +130,20 @@ impl CommonArgs {
             cacert: self.cacert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("ca.crt"))),
             cert: self.cert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.crt"))),
             key: self.key.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.key"))),
+            tls_sources: [
+                ("ETCDCTL_CACERT", "--cacert", self.cacert.is_some()),
+                ("ETCDCTL_CERT", "--cert", self.cert.is_some()),
+                ("ETCDCTL_KEY", "--key", self.key.is_some()),
+            ]
+            .map(|(var, flag, given)| {
+                if !given {
+                    "flag --pki-dir".to_string()
+                } else if std::env::var_os(var).is_some() && !flag_given(flag) {
+                    format!("env {var}")
+                } else {
+                    format!("flag {flag}")
+                }
+            }),
             dial_timeout: self.dial_timeout,
             command_timeout: self.command_timeout,
             command_timeout_explicit: flag_given("--command-timeout")
@@ -138,7 +152,7 @@ impl CommonArgs {
             verbose: self.verbose,
             default_manifest: std::env::var_os("KUBECTL_ETCD_DEFAULT_MANIFEST")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(crate::reach::discovery::DEFAULT_MANIFEST)),
+                .unwrap_or_else(|| PathBuf::from(crate::reach::discovery::settings::DEFAULT_MANIFEST)),
             transport: self.transport,
             pki_dir: self.pki_dir.clone(),
             metrics_without_credentials: false,

@@ -5,3 +5,20 @@ pub mod args;
 pub mod complete;
 pub mod print;
 pub mod version;
+
+/// A plugin's whole `main`, as uucore's `main!` is for coreutils: completion requests answered
+/// first (`__complete`), then the arguments parsed by the plugin crate's clap `Cli` and its
+/// `run` driven by [`args::run_main`] (one exit-code mapping, one error line). The plugin crate
+/// provides `command()`, `Cli` and `run(Cli)`.
+#[macro_export]
+macro_rules! plugin_main {
+    ($bin:literal, $krate:ident) => {
+        fn main() -> std::process::ExitCode {
+            use clap::Parser as _;
+            if let Some(code) = $crate::cli::complete::intercept($bin, $krate::command) {
+                return code;
+            }
+            $crate::cli::args::run_main($krate::run($krate::Cli::parse()))
+        }
+    };
+}

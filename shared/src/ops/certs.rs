@@ -145,14 +145,14 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 /// The etcd CA to sign with when none is given: the manifest's `--trusted-ca-file` (the
 /// `--manifest` given, else the node's default one when it exists), else kubeadm's path.
-pub fn default_ca(settings: &crate::reach::discovery::Settings) -> Result<PathBuf> {
+pub fn default_ca(settings: &crate::reach::discovery::settings::Settings) -> Result<PathBuf> {
     let manifest = settings.manifest.clone().or_else(|| Some(settings.default_manifest.clone()).filter(|p| p.exists()));
     match manifest {
         Some(p) => crate::reach::discovery::Manifest::load(&p)?
             .flag("trusted-ca-file")
             .map(PathBuf::from)
             .ok_or_else(|| Error::Usage(format!("manifest {} has no --trusted-ca-file: pass --ca-cert", p.display()))),
-        None => Ok(PathBuf::from("/etc/kubernetes/pki/etcd/ca.crt")),
+        None => Ok(PathBuf::from(crate::reach::layouts::KUBEADM.ca)),
     }
 }
 

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::base::units::member_id;
 use crate::error::{Error, Result};
 use crate::reach::cluster::Session;
-use crate::reach::discovery::{Manifest, Settings};
+use crate::reach::discovery::settings::Settings;
+use crate::reach::discovery::Manifest;
 use crate::store::bbolt::Db;
 use crate::store::walcheck::{self, WalReport};
 

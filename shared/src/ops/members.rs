@@ -253,28 +253,26 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
             promote_follows: false,
         });
     }
-    let (mut client, url) = session.any_client(&statuses, None).await?;
-    // etcd refuses membership changes ("unhealthy cluster") until the member handling them has
-    // been connected to every voter for 5 s. Right after a restart that passes by itself, so
-    // wait through it; with a voter down it never passes (--strict-reconfig-check).
-    let start = Instant::now();
+    let (client, url) = session.any_client(&statuses, None).await?;
     let all_voters_up = !statuses.iter().any(|s| !s.member.is_learner && !s.in_quorum());
-    let resp = loop {
-        let add =
-            client.member_add(opts.peer_urls.clone(), Some(etcd_client::MemberAddOptions::new().with_is_learner()));
-        match call(&url, "member add", session.command_timeout(), add).await {
-            Ok(r) => break r,
-            Err(e) if is_unhealthy(&e) && all_voters_up && start.elapsed() < Duration::from_secs(15) => {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) if is_unhealthy(&e) => {
-                return Err(Error::Refused(format!(
-                    "etcd refused the member add: \"etcdserver: unhealthy cluster\": the member handling it is not connected to every voter{}; etcd's --strict-reconfig-check (on by default) forbids membership changes then: bring the missing voter back or remove it first",
-                    if forced.is_empty() { String::new() } else { format!(" ({})", forced.join("; ")) }
-                )))
-            }
-            Err(e) => return Err(add_error(e)),
+    let timeout = session.command_timeout();
+    let added = through_unhealthy(all_voters_up, || {
+        let (mut c, url, peers) = (client.clone(), url.clone(), opts.peer_urls.clone());
+        async move {
+            let add = c.member_add(peers, Some(etcd_client::MemberAddOptions::new().with_is_learner()));
+            call(&url, "member add", timeout, add).await
         }
+    })
+    .await;
+    let resp = match added {
+        Ok(r) => r,
+        Err(e) if is_unhealthy(&e) => {
+            return Err(Error::Refused(format!(
+                "etcd refused the member add: \"etcdserver: unhealthy cluster\": the member handling it is not connected to every voter{}; etcd's --strict-reconfig-check (on by default) forbids membership changes then: bring the missing voter back or remove it first",
+                if forced.is_empty() { String::new() } else { format!(" ({})", forced.join("; ")) }
+            )))
+        }
+        Err(e) => return Err(add_error(e)),
     };
     let id = resp.member().map(|m| m.id()).unwrap_or(0);
     crate::limits::check_members(&url, resp.member_list().len())?;
@@ -289,6 +287,30 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
         manifest_written: None,
         promote_follows: false,
     })
+}
+
+/// How long a membership change waits through etcd's "unhealthy cluster".
+const UNHEALTHY_WAIT: Duration = Duration::from_secs(15);
+
+/// Runs a membership change, again every 500 ms for at most [`UNHEALTHY_WAIT`] while etcd
+/// refuses it as "unhealthy cluster" and `wait` is true: etcd's `--strict-reconfig-check` (on
+/// by default) refuses membership changes until the member handling them has been connected to
+/// every voter for 5 s, which passes by itself right after a restart and never with a voter
+/// down. The last refusal is returned as it is, for the caller's message.
+async fn through_unhealthy<T, F, Fut>(wait: bool, mut change: F) -> std::result::Result<T, TransportError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, TransportError>>,
+{
+    let start = Instant::now();
+    loop {
+        match change().await {
+            Err(e) if wait && is_unhealthy(&e) && start.elapsed() < UNHEALTHY_WAIT => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn is_unhealthy(e: &TransportError) -> bool {
@@ -673,24 +695,22 @@ pub async fn remove(session: &Session, key: &str, opts: &RemoveOptions) -> Resul
     steps.push(format!("remove {} {}", if m.is_learner { "learner" } else { "voter" }, describe(&m)));
     if !opts.dry_run {
         let statuses = session.statuses(&list.members).await;
-        let (mut client, url) = session.any_client(&statuses, Some(m.id)).await?;
-        // As for adds: etcd answers "unhealthy cluster" until its peers have been connected for
-        // 5 s (right after a restart); wait through that, briefly.
-        let start = Instant::now();
-        loop {
-            match call(&url, "member remove", session.command_timeout(), client.member_remove(m.id)).await {
-                Ok(_) => break,
-                Err(e) if is_unhealthy(&e) && start.elapsed() < Duration::from_secs(15) => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) if is_unhealthy(&e) => {
-                    return Err(Error::Refused(format!(
-                        "etcd refused the member remove: \"etcdserver: unhealthy cluster\" (removing {} would leave too few connected voters); bring the missing voters back first",
-                        describe(&m)
-                    )))
-                }
-                Err(e) => return Err(Error::Transport(e)),
+        let (client, url) = session.any_client(&statuses, Some(m.id)).await?;
+        let timeout = session.command_timeout();
+        let removed = through_unhealthy(true, || {
+            let (mut c, url, id) = (client.clone(), url.clone(), m.id);
+            async move { call(&url, "member remove", timeout, c.member_remove(id)).await }
+        })
+        .await;
+        match removed {
+            Ok(_) => {}
+            Err(e) if is_unhealthy(&e) => {
+                return Err(Error::Refused(format!(
+                    "etcd refused the member remove: \"etcdserver: unhealthy cluster\" (removing {} would leave too few connected voters); bring the missing voters back first",
+                    describe(&m)
+                )))
             }
+            Err(e) => return Err(Error::Transport(e)),
         }
     }
     Ok(Removed {

@@ -191,13 +191,9 @@ fn labels(name: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
-    let name = match node {
-        Some(n) => format!("{}-{n}", opts.name),
-        None => opts.name.clone(),
-    };
-    let prefix =
-        node.map_or_else(|| crate::store::snapdir::DEFAULT_PREFIX.to_string(), |n| format!("etcd-snapshot-{n}"));
+/// The host folders the job mounts: the manifests (read-only), the PKI folders (read-only) and
+/// the snapshot directory (created when missing).
+fn host_volumes(opts: &ScheduleOptions) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut mounts = Vec::new();
     let mut volumes = Vec::new();
     let manifest_dir = opts.manifest.parent().unwrap_or(Path::new("/"));
@@ -215,6 +211,11 @@ fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
         volumes.push(v);
         mounts.push(m);
     }
+    (volumes, mounts)
+}
+
+/// Control-plane nodes only.
+fn control_plane_affinity() -> Affinity {
     // kubeadm labels control-plane nodes with "", RKE2 and k3s with "true": the label's
     // presence, by affinity (the older `master` label as an alternative term).
     let term = |key: &str| NodeSelectorTerm {
@@ -225,7 +226,7 @@ fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
         }]),
         ..Default::default()
     };
-    let affinity = Affinity {
+    Affinity {
         node_affinity: Some(NodeAffinity {
             required_during_scheduling_ignored_during_execution: Some(NodeSelector {
                 node_selector_terms: vec![term(CONTROL_PLANE_LABEL), term("node-role.kubernetes.io/master")],
@@ -233,9 +234,12 @@ fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
             ..Default::default()
         }),
         ..Default::default()
-    };
-    let node_selector = node.map(|n| BTreeMap::from([("kubernetes.io/hostname".to_string(), n.to_string())]));
-    let tolerations = TAINTS
+    }
+}
+
+/// Tolerations of the control-plane taints.
+fn control_plane_tolerations() -> Vec<Toleration> {
+    TAINTS
         .iter()
         .map(|(k, effect)| Toleration {
             key: Some(k.to_string()),
@@ -243,13 +247,17 @@ fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
             effect: Some(effect.to_string()),
             ..Default::default()
         })
-        .collect();
+        .collect()
+}
+
+/// The one container: the plugin's image running `snapshot save`, as root with nothing else.
+fn snapshot_container(opts: &ScheduleOptions, prefix: &str, mounts: Vec<VolumeMount>) -> Container {
     let q = |s: &str| Quantity(s.to_string());
-    let container = Container {
+    Container {
         name: "snapshot".into(),
         image: Some(opts.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(command(opts, &prefix)),
+        command: Some(command(opts, prefix)),
         volume_mounts: Some(mounts),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([("cpu".into(), q("100m")), ("memory".into(), q("64Mi"))])),
@@ -266,7 +274,21 @@ fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
+    let name = match node {
+        Some(n) => format!("{}-{n}", opts.name),
+        None => opts.name.clone(),
     };
+    let prefix =
+        node.map_or_else(|| crate::store::snapdir::DEFAULT_PREFIX.to_string(), |n| format!("etcd-snapshot-{n}"));
+    let (volumes, mounts) = host_volumes(opts);
+    let affinity = control_plane_affinity();
+    let node_selector = node.map(|n| BTreeMap::from([("kubernetes.io/hostname".to_string(), n.to_string())]));
+    let tolerations = control_plane_tolerations();
+    let container = snapshot_container(opts, &prefix, mounts);
     let pod = PodSpec {
         service_account_name: Some(opts.name.clone()),
         automount_service_account_token: Some(false),
@@ -349,7 +371,7 @@ pub async fn control_plane_nodes(client: &kube::Client) -> Result<Vec<String>> {
     let mut names = std::collections::BTreeSet::new();
     for label in [CONTROL_PLANE_LABEL, "node-role.kubernetes.io/master", "node-role.kubernetes.io/etcd"] {
         let action = format!("list nodes labelled {label}");
-        let nodes: Vec<Node> = crate::reach::discovery::kubeapi::list(client, None, label, &action).await?;
+        let nodes: Vec<Node> = crate::reach::kube::list(client, None, label, &action).await?;
         names.extend(nodes.into_iter().filter_map(|n| n.metadata.name));
     }
     if names.is_empty() {
@@ -387,7 +409,7 @@ where
     let name = meta.name.clone().unwrap_or_default();
     let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
     let api: Api<K> = Api::namespaced(client.clone(), &ns);
-    let kube_err = |action: String| move |e: kube::Error| crate::reach::discovery::kubeapi::api_error(&action, e);
+    let kube_err = |action: String| move |e: kube::Error| crate::reach::kube::api_error(&action, e);
     let current = api.get_opt(&name).await.map_err(kube_err(format!("get {kind} {ns}/{name}")))?;
     match current {
         None => {

@@ -7,7 +7,8 @@ use serde::Serialize;
 use crate::base::units::{member_id, ser_hex};
 use crate::error::{Error, Result};
 use crate::reach::conn::{call, Dialer, TransportError};
-use crate::reach::discovery::{self, Discovery, Endpoint, Settings};
+use crate::reach::discovery::settings::{Endpoint, Settings};
+use crate::reach::discovery::{self, Discovery};
 use crate::reach::tls::TlsContext;
 
 /// A member as etcd lists it.

@@ -181,7 +181,7 @@ impl Dialer {
             let sent = async {
                 io.write_all(req.as_bytes()).await?;
                 io.flush().await?;
-                (&mut io).take(crate::reach::metrics::MAX_BODY as u64 + 1).read_to_end(&mut body).await
+                (&mut io).take(crate::limits::MAX_METRICS_BODY as u64 + 1).read_to_end(&mut body).await
             }
             .await;
             match (sent, tunnel_error) {
@@ -288,7 +288,7 @@ impl Dialer {
             let r = async {
                 io.write_all(req.as_bytes()).await?;
                 io.flush().await?;
-                (&mut io).take(crate::reach::metrics::MAX_BODY as u64 + 1).read_to_end(&mut body).await
+                (&mut io).take(crate::limits::MAX_METRICS_BODY as u64 + 1).read_to_end(&mut body).await
             }
             .await;
             // A TLS peer that closes without close_notify still gave its whole HTTP/1.0 answer.

@@ -15,8 +15,6 @@ pub const BACKEND_COMMIT_P99_MAX: f64 = 0.025;
 /// Fewer samples than this and a p99 is little more than the slowest few writes (a new
 /// member's first fsyncs create and preallocate WAL files): reported, not judged.
 pub const MIN_SAMPLES: u64 = 100;
-/// A largest body worth reading: etcd's `/metrics` is about 150 KiB.
-pub const MAX_BODY: usize = 8 << 20;
 
 /// What one scrape said (every field absent when the member does not export it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -5,6 +5,8 @@
 pub mod cluster;
 pub mod conn;
 pub mod discovery;
+pub mod kube;
+pub mod layouts;
 pub mod metrics;
 pub mod quorum;
 pub mod status;

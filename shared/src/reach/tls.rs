@@ -11,7 +11,6 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::reach::discovery::TlsFiles;
 
 /// What the certificate says about itself.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -210,4 +209,23 @@ impl ServerCertVerifier for NoVerify {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+/// A file path with where it came from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Sourced {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Where the path came from.
+    pub source: String,
+}
+
+/// The TLS files to use.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TlsFiles {
+    /// CA bundle to verify the servers.
+    pub ca: Option<Sourced>,
+    /// Client certificate.
+    pub cert: Option<Sourced>,
+    /// Client key.
+    pub key: Option<Sourced>,
 }

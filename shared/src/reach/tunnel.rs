@@ -120,11 +120,12 @@ impl Tunnels {
         self.routes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Where the metrics of the member at `client_url` are served, through its pod.
-    pub fn metrics_via(&self, client_url: &EtcdUrl) -> Option<crate::reach::conn::Via> {
+    /// The pod and port where the member at `client_url` serves its metrics, if it does on
+    /// a port the pod's loopback reaches.
+    pub fn metrics_port(&self, client_url: &EtcdUrl) -> Option<(String, u16)> {
         let routes = self.routes();
         let r = routes.iter().find(|r| r.url.same_socket(client_url))?;
-        r.metrics_port.map(|port| crate::reach::conn::Via::Pod { pod: r.pod.clone(), port })
+        r.metrics_port.map(|port| (r.pod.clone(), port))
     }
 
     /// [`Tunnels::route`], reading the etcd pods again (within `timeout`, at most once a
@@ -143,11 +144,9 @@ impl Tunnels {
         };
         if due {
             let ctx = "to route a port-forward";
-            if let Ok(pods) =
-                crate::reach::discovery::kubeapi::etcd_pods(&self.client, &self.namespace, ctx, timeout).await
-            {
+            if let Ok(pods) = crate::reach::kube::etcd_pods(&self.client, &self.namespace, ctx, timeout).await {
                 for pod in &pods {
-                    if let Ok(m) = crate::reach::discovery::kubeapi::pod_member(pod) {
+                    if let Ok(m) = crate::reach::kube::pod_member(pod) {
                         if let Some(u) = m.urls.first() {
                             self.add(&m.pod, &m.name, u, m.flags.get("listen-metrics-urls").map(String::as_str));
                         }
@@ -231,15 +230,8 @@ pub fn metrics_port(flag: Option<&str>) -> (Option<u16>, Option<String>) {
     let Some(flag) = flag.filter(|f| !f.trim().is_empty()) else {
         return (None, Some("the pod has no --listen-metrics-urls".into()));
     };
-    let urls: Vec<&str> = flag.split(',').map(str::trim).collect();
-    for u in &urls {
-        let Some(rest) = u.strip_prefix("http://") else { continue };
-        let hostport = rest.split('/').next().unwrap_or(rest);
-        let Some((host, port)) = hostport.rsplit_once(':') else { continue };
-        let loopback = matches!(host, "127.0.0.1" | "localhost" | "0.0.0.0" | "[::1]" | "[::]" | "");
-        if let (true, Ok(p)) = (loopback, port.parse::<u16>()) {
-            return (Some(p), None);
-        }
+    if let Some(u) = crate::reach::url::plain_http_urls(flag).into_iter().find(EtcdUrl::is_on_loopback) {
+        return (Some(u.port()), None);
     }
     (
         None,
@@ -247,21 +239,6 @@ pub fn metrics_port(flag: Option<&str>) -> (Option<u16>, Option<String>) {
             "--listen-metrics-urls={flag} has no plain-http URL on the loopback, which is all a port-forward reaches"
         )),
     )
-}
-
-/// What to grant so that `kubectl etcd` can tunnel: `list` on pods and `create`/`get` on
-/// `pods/portforward` in the etcd pods' namespace.
-pub fn rbac_hint(namespace: &str) -> String {
-    format!(
-        "grant list on pods and create,get on pods/portforward in namespace {namespace} (kubectl etcd health --print-rbac User:NAME prints a Role and RoleBinding), or run on a control-plane node"
-    )
-}
-
-/// [`rbac_hint`] for the namespace the API server's refusal names (`in the namespace "x"`),
-/// else kube-system.
-pub fn rbac_hint_for(message: &str) -> String {
-    let ns = message.split("in the namespace \"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("kube-system");
-    rbac_hint(ns)
 }
 
 /// A minimal Role and RoleBinding for `subject` (`User:NAME`, `Group:NAME` or
@@ -324,6 +301,17 @@ mod tests {
         assert_eq!(metrics_port(Some("https://10.0.0.1:2381,http://0.0.0.0:2382")).0, Some(2382));
         assert!(metrics_port(Some("http://10.0.0.1:2381")).1.unwrap().contains("loopback"));
         assert!(metrics_port(None).1.unwrap().contains("no --listen-metrics-urls"));
+        // The one loopback rule (EtcdUrl::is_on_loopback), also what a scrape on the node uses.
+        for (flag, port) in [
+            ("http://[::1]:2381", Some(2381)),
+            ("http://localhost:2383", Some(2383)),
+            ("http://[::]:2384", Some(2384)),
+            ("http://127.0.0.2:2385", Some(2385)),
+            ("https://127.0.0.1:2381", None),
+            ("unix://metrics:2381", None),
+        ] {
+            assert_eq!(metrics_port(Some(flag)).0, port, "{flag}");
+        }
     }
 
     #[test]

@@ -177,6 +177,27 @@ impl EtcdUrl {
     pub fn as_str(&self) -> &str {
         &self.raw
     }
+
+    /// True for a listen address on every interface (`0.0.0.0`, `::`, or no host).
+    pub fn is_any_address(&self) -> bool {
+        !self.unix && matches!(self.host.as_str(), "0.0.0.0" | "::" | "")
+    }
+
+    /// True when a listener on this URL answers on the host's own loopback: a loopback host or
+    /// every interface. The one rule for where a port-forward (kubelet dials the pod's
+    /// localhost) and a scrape on the node reach a member's metrics.
+    pub fn is_on_loopback(&self) -> bool {
+        !self.unix
+            && (self.is_any_address()
+                || matches!(self.host.as_str(), "localhost" | "::1")
+                || self.host.starts_with("127."))
+    }
+}
+
+/// The plain-HTTP URLs of a `--listen-metrics-urls` value, parsed (others are left out: a scrape
+/// carries no client certificate).
+pub fn plain_http_urls(flag: &str) -> Vec<EtcdUrl> {
+    flag.split(',').map(str::trim).filter_map(|u| EtcdUrl::parse(u).ok()).filter(|u| !u.tls && !u.unix).collect()
 }
 
 impl fmt::Display for EtcdUrl {

@@ -73,6 +73,10 @@ impl Print for Plan {
 }
 
 impl Print for Defragged {
+    fn kind(&self) -> &'static str {
+        "Defragged"
+    }
+
     fn text(&self, _: View) -> String {
         let mut s = String::new();
         if let Some(r) = self.compacted_to {

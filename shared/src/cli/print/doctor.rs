@@ -6,6 +6,10 @@ use crate::ops::doctor::{Diagnosis, Verdict};
 use crate::store::walcheck::End;
 
 impl Print for Diagnosis {
+    fn kind(&self) -> &'static str {
+        "Diagnosis"
+    }
+
     fn text(&self, _: View) -> String {
         let verdict = match self.verdict {
             Verdict::Healthy => "HEALTHY: etcd should start on it",

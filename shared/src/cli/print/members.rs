@@ -8,6 +8,10 @@ use crate::ops::certs::Issued;
 use crate::ops::members::{Added, Learners, Progress, Promoted, Removed, Replaced};
 
 impl Print for Added {
+    fn kind(&self) -> &'static str {
+        "Added"
+    }
+
     fn text(&self, _: View) -> String {
         let mut s = String::new();
         for w in &self.forced {
@@ -83,6 +87,10 @@ pub fn progress_table(rows: &[Progress]) -> Table {
 }
 
 impl Print for Learners {
+    fn kind(&self) -> &'static str {
+        "Learners"
+    }
+
     fn text(&self, view: View) -> String {
         if self.0.is_empty() {
             return "No learners.\n".into();
@@ -92,6 +100,10 @@ impl Print for Learners {
 }
 
 impl Print for Promoted {
+    fn kind(&self) -> &'static str {
+        "Promoted"
+    }
+
     fn text(&self, _: View) -> String {
         format!(
             "Promoted {} ({}) to a voting member after {} ({} attempt{}).\n",
@@ -105,6 +117,10 @@ impl Print for Promoted {
 }
 
 impl Print for Removed {
+    fn kind(&self) -> &'static str {
+        "Removed"
+    }
+
     fn text(&self, _: View) -> String {
         let mut s = steps(if self.dry_run { "Dry run; the plan:" } else { "Done:" }, &self.steps);
         s.push_str(&steps(if self.dry_run { "Nothing was changed. Afterwards:" } else { "Next:" }, &self.next_steps));
@@ -113,6 +129,10 @@ impl Print for Removed {
 }
 
 impl Print for Replaced {
+    fn kind(&self) -> &'static str {
+        "Replaced"
+    }
+
     fn text(&self, _: View) -> String {
         if self.dry_run {
             return format!(

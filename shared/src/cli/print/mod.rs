@@ -185,12 +185,10 @@ pub trait Print: Serialize {
     /// The table or text form, ending with a newline.
     fn text(&self, view: View) -> String;
 
-    /// The document's `kind` in JSON and YAML: the result type's name (`Report` is
-    /// `HealthReport`).
-    fn kind(&self) -> &'static str {
-        let name = std::any::type_name::<Self>();
-        name.rsplit("::").next().unwrap_or(name)
-    }
+    /// The document's `kind` in JSON and YAML, part of the public schema: written out for each
+    /// result (never derived from a Rust type's name, so a rename cannot change it) and listed
+    /// in shared/docs/output.md.
+    fn kind(&self) -> &'static str;
 }
 
 /// The schema version of every JSON and YAML document (`apiVersion`); documents of one

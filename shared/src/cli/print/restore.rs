@@ -8,6 +8,10 @@ use crate::ops::restore::node::{NodeRestored, Plan};
 use crate::ops::restore::{ApplyPlan, Restored};
 
 impl Print for Restored {
+    fn kind(&self) -> &'static str {
+        "Restored"
+    }
+
     fn text(&self, _: View) -> String {
         let a = &self.applied;
         let mut s = if self.from_data_dir {
@@ -41,6 +45,10 @@ impl Print for Restored {
 }
 
 impl Print for ApplyPlan {
+    fn kind(&self) -> &'static str {
+        "ApplyPlan"
+    }
+
     fn text(&self, _: View) -> String {
         format!(
             "Plan: restore {}{} into {} as the only member {} ({}).\nDry run: nothing was changed.\n",
@@ -81,6 +89,10 @@ impl Print for Plan {
 }
 
 impl Print for NodeRestored {
+    fn kind(&self) -> &'static str {
+        "NodeRestored"
+    }
+
     fn text(&self, view: View) -> String {
         let (plan, applied) = (&self.outcome.plan, &self.outcome.applied);
         let old = if plan.backup.exists() {

@@ -38,6 +38,10 @@ pub fn members_table(c: &UpgradeCheck, wide: bool) -> Table {
 }
 
 impl Print for UpgradeCheck {
+    fn kind(&self) -> &'static str {
+        "UpgradeCheck"
+    }
+
     fn text(&self, view: View) -> String {
         let mut s = members_table(self, view.wide).render(view);
         s.push('\n');
@@ -72,6 +76,10 @@ impl Print for UpgradeCheck {
 }
 
 impl Print for crate::ops::upgrade::downgrade::DowngradeResult {
+    fn kind(&self) -> &'static str {
+        "DowngradeResult"
+    }
+
     fn text(&self, _: View) -> String {
         let mut s = format!(
             "downgrade {}{}: accepted; cluster version {}.\n",

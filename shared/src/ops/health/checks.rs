@@ -7,7 +7,7 @@ use super::model::{Alarm, HashOutcome, CERT_WARN_SECS};
 use crate::base::units::{format_bytes, member_id};
 use crate::reach::cluster::MemberList;
 use crate::reach::conn::{FailureClass, TransportError};
-use crate::reach::discovery::Endpoint;
+use crate::reach::discovery::settings::Endpoint;
 use crate::reach::status::quorum;
 use crate::reach::tls::CertInfo;
 use crate::reach::url::same_url;

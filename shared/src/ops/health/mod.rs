@@ -14,11 +14,11 @@ pub use model::{Check, LearnerProgress, MemberHealth, Report, Status};
 
 use crate::reach::cluster::{Member, Session};
 use crate::reach::conn::FailureClass;
-use crate::reach::discovery::Endpoint;
+use crate::reach::discovery::settings::Endpoint;
 use crate::reach::url::same_url;
 use checks::*;
 use model::{annotate, check, merge_aliases, nothing_answered, sort_rows};
-pub use model::{Alarm, HashOutcome, CERT_WARN_SECS, DEFAULT_QUOTA};
+pub use model::{Alarm, HashOutcome, CERT_WARN_SECS};
 use probe::{pick_url, probe_member, Budget, Probed};
 
 /// Options of a health run.
@@ -36,11 +36,7 @@ pub async fn run(session: &Session, opts: &Options) -> crate::Result<Report> {
     // One budget for the whole run: a frozen member costs one deadline, not one per phase.
     let budget = Budget { end: start + session.settings.dial_timeout + session.command_timeout() };
     let mut discovered = session.discovery.endpoints.clone();
-    let quota = opts
-        .quota_backend_bytes
-        .or_else(|| session.discovery.manifest.as_ref().and_then(|m| m.quota_backend_bytes()))
-        .filter(|q| *q > 0)
-        .unwrap_or(DEFAULT_QUOTA);
+    let quota = crate::reach::discovery::manifest::quota(opts.quota_backend_bytes, session.discovery.manifest.as_ref());
     let report = |members: Vec<MemberHealth>, checks: Vec<Check>, cluster_id, leader, discovered| Report {
         time: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)

@@ -10,7 +10,8 @@ use crate::base::units::member_id;
 use crate::base::units::ser_hex_opt;
 use crate::reach::cluster::Member;
 use crate::reach::conn::{FailureClass, TransportError};
-use crate::reach::discovery::Endpoint;
+pub use crate::reach::discovery::manifest::DEFAULT_QUOTA;
+use crate::reach::discovery::settings::Endpoint;
 use crate::reach::status::{agreed_leader, learner_readiness};
 use crate::reach::tls::CertInfo;
 
@@ -383,8 +384,6 @@ pub(crate) fn annotate(rows: &mut [MemberHealth], quorum_leader: Option<u64>) ->
     }
     leader
 }
-/// etcd's default backend quota (`--quota-backend-bytes` unset).
-pub const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
 /// Certificates expiring sooner than this get a warning.
 pub const CERT_WARN_SECS: i64 = 30 * 24 * 3600;
 

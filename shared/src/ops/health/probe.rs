@@ -9,7 +9,7 @@ use super::model::{blank, MemberHealth};
 use super::model::{Alarm, HashOutcome};
 use crate::reach::cluster::{Member, Session};
 use crate::reach::conn::{call, FailureClass, TransportError};
-use crate::reach::discovery::Endpoint;
+use crate::reach::discovery::settings::Endpoint;
 use crate::reach::quorum::{judge, look, Seen};
 use crate::reach::url::same_url;
 

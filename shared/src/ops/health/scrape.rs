@@ -16,16 +16,15 @@ use super::probe::Budget;
 pub(crate) fn metrics_via(session: &Session, endpoint: &str) -> Option<Via> {
     let url = EtcdUrl::parse(endpoint).ok()?;
     if let Some(t) = session.dialer.tunnels() {
-        return t.metrics_via(&url);
+        return t.metrics_port(&url).map(|(pod, port)| Via::Pod { pod, port });
     }
     let m = session.discovery.manifest.as_ref()?;
     if !m.client_urls().iter().any(|u| EtcdUrl::parse(u).is_ok_and(|c| c.same_socket(&url))) {
         return None;
     }
     let flag = m.flag("listen-metrics-urls")?;
-    let plain = flag.split(',').map(str::trim).find(|u| u.starts_with("http://"))?;
-    let u = EtcdUrl::parse(plain).ok()?;
-    if matches!(u.host.as_str(), "0.0.0.0" | "" | "::") {
+    let u = crate::reach::url::plain_http_urls(flag).into_iter().next()?;
+    if u.is_any_address() {
         return EtcdUrl::parse(&u.with_host("127.0.0.1")).ok().map(Via::Direct);
     }
     Some(Via::Direct(u))

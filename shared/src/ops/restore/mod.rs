@@ -626,15 +626,28 @@ fn write_data_dir(
     let wal_dir = dir.join("member/wal");
     mkdir(&snap_dir)?;
     mkdir(&wal_dir)?;
-    let n = members.len() as u64;
-    let cluster_id = compute_cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+    let (bumped, key_entries) = write_db(&snap_dir.join("db"), db, members, revision, opts)?;
+    write_snap(&snap_dir, members)?;
+    write_wal(&wal_dir, members, me)?;
+    for d in [&wal_dir, &snap_dir, &dir.join("member"), &dir.to_path_buf()] {
+        crate::base::fsio::sync_dir(d)?;
+    }
+    Ok((bumped, key_entries))
+}
 
-    // 1. The database: the snapshot's pages copied as they are (in the kernel), and the
-    // buckets a restore changes written after them, copy-on-write, as bbolt commits (and as
-    // etcdutl, which copies the file and commits a transaction, leaves it): new pages past the
-    // high water mark, a new root bucket and both meta pages pointing at them. The pages they
-    // replace, and the snapshot's free pages, are free in the copy (bbolt finds them at open).
-    let db_path = snap_dir.join("db");
+/// Step 1, the database: the snapshot's pages copied as they are (in the kernel), and the buckets a
+/// restore changes written after them, copy-on-write, as bbolt commits (and as etcdutl, which
+/// copies the file and commits a transaction, leaves it): new pages past the high water mark, a
+/// new root bucket and both meta pages pointing at them. The pages they replace, and the
+/// snapshot's free pages, are free in the copy (bbolt finds them at open). Returns the bumped
+/// revision and the `key` bucket's entries.
+fn write_db(
+    db_path: &Path,
+    db: &Db,
+    members: &[NewMember],
+    revision: i64,
+    opts: &ApplyOptions,
+) -> Result<(Option<i64>, u64)> {
     let src = opts.snapshot.as_path();
     let werr = |e: std::io::Error| Error::Io { action: format!("write {}", db_path.display()), source: e };
     let meta = *db.meta();
@@ -649,7 +662,7 @@ fn write_data_dir(
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&db_path)
+            .open(db_path)
             .map_err(io_err(format!("create {}", db_path.display())))?
     };
     crate::base::fsio::copy_range(db.file(), &out, db.size()).map_err(|e| match e.kind() {
@@ -663,62 +676,9 @@ fn write_data_dir(
     for required in [&b"members"[..], b"members_removed", b"meta"] {
         values.entry(required.to_vec()).or_default();
     }
+    let n = members.len() as u64;
     for (name, value) in &values {
-        let root = || -> Result<Option<BucketRoot>> {
-            let Some(b) = value else { return Ok(None) };
-            BucketRoot::from_value(b.page, &b.value).map(Some).map_err(|e| bolt_err(src)(e.into()))
-        };
-        match name.as_slice() {
-            b"members" => {
-                let mut entries: Vec<(String, String)> =
-                    members.iter().map(|m| (format!("{:x}", m.id), member_json(m))).collect();
-                entries.sort();
-                let mut bw = w.bucket(name, 0);
-                for (k, v) in entries {
-                    bw.put(k.as_bytes(), v.as_bytes()).map_err(werr)?;
-                }
-                bw.finish().map_err(werr)?;
-            }
-            b"members_removed" => {
-                w.bucket(name, 0).finish().map_err(werr)?;
-            }
-            b"meta" => {
-                let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-                if let Some(root) = root()? {
-                    db.for_each(&root, &mut |k, v| {
-                        if let Some(v) = v {
-                            entries.insert(k.to_vec(), v.to_vec());
-                        }
-                        Ok(())
-                    })
-                    .map_err(bolt_err(src))?;
-                }
-                entries.insert(b"consistent_index".to_vec(), n.to_be_bytes().to_vec());
-                entries.insert(b"term".to_vec(), 1u64.to_be_bytes().to_vec());
-                if opts.mark_compacted {
-                    entries.insert(b"scheduledCompactRev".to_vec(), rev_bytes(bumped.unwrap_or(revision), 0));
-                }
-                let mut bw = w.bucket(name, 0);
-                for (k, v) in entries {
-                    bw.put(&k, &v).map_err(werr)?;
-                }
-                bw.finish().map_err(werr)?;
-            }
-            b"key" if bumped.is_some() => {
-                // The bump: one key past the snapshot's last revision, appended to the tree.
-                let (Some(root), Some(b)) = (root()?, value) else {
-                    return Err(Error::Internal("a snapshot without a key bucket passed the layout check".into()));
-                };
-                let path = db.last_path(&root).map_err(bolt_err(src))?;
-                let key = rev_bytes(bumped.unwrap_or(revision), 0);
-                w.append_after_last(name, b.sequence(), path, &key, &[]).map_err(werr)?;
-            }
-            _ => {
-                if let Some(b) = value {
-                    w.keep_bucket(name, &b.value);
-                }
-            }
-        }
+        rewrite_bucket(&mut w, db, name, value.as_ref(), members, n, revision, bumped, opts)?;
     }
     let (_, file) = w.finish_unsynced(meta.sequence, meta.txid + 1).map_err(werr)?;
     // The copy must pass the whole structural walk, read while it is fsynced: every page of it
@@ -726,7 +686,7 @@ fn write_data_dir(
     // snapshot, whose page numbers they are). Its entries are counted, nested buckets refused.
     let synced = std::thread::spawn(move || file.sync_all());
     let mut visitor = RestoredKeys { current: String::new(), count: 0, nested: None };
-    let checked = Db::open(&db_path).and_then(|out| check::walk(&out, &mut visitor)).map_err(|e| match e {
+    let checked = Db::open(db_path).and_then(|out| check::walk(&out, &mut visitor)).map_err(|e| match e {
         BoltError::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted => werr(source),
         e => bolt_err(src)(e),
     });
@@ -742,16 +702,100 @@ fn write_data_dir(
         });
     }
     let key_entries = visitor.count;
+    Ok((bumped, key_entries))
+}
 
-    // 2. The raft snapshot file with the v2 store.
+/// Writes one bucket of the restored database: `members` and `meta` rewritten, an empty
+/// `members_removed`, the revision bump appended to `key`, every other bucket kept as it is.
+#[allow(clippy::too_many_arguments)]
+fn rewrite_bucket(
+    w: &mut DbWriter,
+    db: &Db,
+    name: &[u8],
+    value: Option<&BucketValue>,
+    members: &[NewMember],
+    n: u64,
+    revision: i64,
+    bumped: Option<i64>,
+    opts: &ApplyOptions,
+) -> Result<()> {
+    let src = opts.snapshot.as_path();
+    let werr = |e: std::io::Error| Error::Io { action: "write the restored database".to_string(), source: e };
+    let root = || -> Result<Option<BucketRoot>> {
+        let Some(b) = value else { return Ok(None) };
+        BucketRoot::from_value(b.page, &b.value).map(Some).map_err(|e| bolt_err(src)(e.into()))
+    };
+    match name {
+        b"members" => {
+            let mut entries: Vec<(String, String)> =
+                members.iter().map(|m| (format!("{:x}", m.id), member_json(m))).collect();
+            entries.sort();
+            let mut bw = w.bucket(name, 0);
+            for (k, v) in entries {
+                bw.put(k.as_bytes(), v.as_bytes()).map_err(werr)?;
+            }
+            bw.finish().map_err(werr)?;
+        }
+        b"members_removed" => {
+            w.bucket(name, 0).finish().map_err(werr)?;
+        }
+        b"meta" => {
+            let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            if let Some(root) = root()? {
+                db.for_each(&root, &mut |k, v| {
+                    if let Some(v) = v {
+                        entries.insert(k.to_vec(), v.to_vec());
+                    }
+                    Ok(())
+                })
+                .map_err(bolt_err(src))?;
+            }
+            entries.insert(b"consistent_index".to_vec(), n.to_be_bytes().to_vec());
+            entries.insert(b"term".to_vec(), 1u64.to_be_bytes().to_vec());
+            if opts.mark_compacted {
+                entries.insert(b"scheduledCompactRev".to_vec(), rev_bytes(bumped.unwrap_or(revision), 0));
+            }
+            let mut bw = w.bucket(name, 0);
+            for (k, v) in entries {
+                bw.put(&k, &v).map_err(werr)?;
+            }
+            bw.finish().map_err(werr)?;
+        }
+        b"key" if bumped.is_some() => {
+            // The bump: one key past the snapshot's last revision, appended to the tree.
+            let (Some(root), Some(b)) = (root()?, value) else {
+                return Err(Error::Internal("a snapshot without a key bucket passed the layout check".into()));
+            };
+            let path = db.last_path(&root).map_err(bolt_err(src))?;
+            let key = rev_bytes(bumped.unwrap_or(revision), 0);
+            w.append_after_last(name, b.sequence(), path, &key, &[]).map_err(werr)?;
+        }
+        _ => {
+            if let Some(b) = value {
+                w.keep_bucket(name, &b.value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Step 2, the raft snapshot file with the v2 store.
+fn write_snap(snap_dir: &Path, members: &[NewMember]) -> Result<()> {
+    let n = members.len() as u64;
     let voters: Vec<u64> = members.iter().map(|m| m.id).collect();
     let cs = pb::conf_state(&voters);
     let store = v2_store_json(members);
     let snap = pb::raft_snapshot(store.as_bytes(), &cs, n, 1);
     let snap_path = snap_dir.join(format!("{:016x}-{:016x}.snap", 1, n));
     crate::base::fsio::write_new(&snap_path, &pb::snap_file(&snap), 0o644)?;
+    Ok(())
+}
 
-    // 3. The WAL.
+/// Step 3, the WAL: the member's metadata, the cluster's conf changes and hard state.
+fn write_wal(wal_dir: &Path, members: &[NewMember], me: &NewMember) -> Result<()> {
+    let n = members.len() as u64;
+    let cluster_id = compute_cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+    let cs = pb::conf_state(&members.iter().map(|m| m.id).collect::<Vec<_>>());
     let mut wal = wal::WalWriter::new();
     wal.record(pb::record::METADATA, Some(&pb::metadata(me.id, cluster_id)));
     wal.record(pb::record::SNAPSHOT, Some(&pb::wal_snapshot(0, 0, None)));
@@ -763,11 +807,7 @@ fn write_data_dir(
     wal.record(pb::record::SNAPSHOT, Some(&pb::wal_snapshot(n, 1, Some(&cs))));
     let wal_path = wal_dir.join("0000000000000000-0000000000000000.wal");
     wal.write(&wal_path).map_err(io_err(format!("write {}", wal_path.display())))?;
-
-    for d in [&wal_dir, &snap_dir, &dir.join("member"), &dir.to_path_buf()] {
-        crate::base::fsio::sync_dir(d)?;
-    }
-    Ok((bumped, key_entries))
+    Ok(())
 }
 
 /// Counts the `key` bucket's entries during the walk of a restored database, notes the first

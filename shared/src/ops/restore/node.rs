@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::{apply, Applied, ApplyOptions, Engine};
 use crate::error::{Error, Result};
 use crate::reach::cluster::Session;
-use crate::reach::discovery::{Manifest, Settings};
+use crate::reach::discovery::settings::Settings;
+use crate::reach::discovery::Manifest;
 use crate::reach::url::{EtcdUrl, InitialCluster};
 
 /// Where the snapshot comes from.

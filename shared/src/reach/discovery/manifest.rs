@@ -117,6 +117,16 @@ impl Manifest {
     }
 }
 
+/// etcd's backend quota when `--quota-backend-bytes` is unset or 0 (etcd's
+/// `DefaultQuotaBytes`, 2 GiB).
+pub const DEFAULT_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
+
+/// The quota a member runs with: `flag` (the command's `--quota-backend-bytes`, with units),
+/// else the manifest's, else etcd's default. The one place health and defrag take it from.
+pub fn quota(flag: Option<u64>, manifest: Option<&Manifest>) -> u64 {
+    flag.or_else(|| manifest.and_then(Manifest::quota_backend_bytes)).filter(|q| *q > 0).unwrap_or(DEFAULT_QUOTA)
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).trim().to_string()
 }

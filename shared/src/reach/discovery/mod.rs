@@ -7,130 +7,18 @@
 
 pub mod kubeapi;
 pub mod manifest;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::reach::tls::{Sourced, TlsFiles};
 pub use manifest::Manifest;
+use settings::{Endpoint, Log, Settings};
 
 use crate::error::{Error, Result};
 use crate::reach::url::{self, EtcdUrl, InitialCluster};
-
-/// kubeadm's etcd static pod manifest.
-pub const DEFAULT_MANIFEST: &str = "/etc/kubernetes/manifests/etcd.yaml";
-
-/// What the user asked for (flags, environment); built by [`crate::cli::args::CommonArgs::settings`].
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `--kubeconfig` / `KUBECONFIG` (may be a colon-separated list).
-    pub kubeconfig: Option<PathBuf>,
-    /// `--context`.
-    pub context: Option<String>,
-    /// `--kubeconfig` or `--context` was given as a flag: the Kubernetes API is the way to find
-    /// etcd, not the node's default manifest.
-    pub api_explicit: bool,
-    /// `-n/--namespace`.
-    pub namespace: String,
-    /// `--manifest`.
-    pub manifest: Option<PathBuf>,
-    /// `--endpoints` / `ETCDCTL_ENDPOINTS`.
-    pub endpoints: Vec<String>,
-    /// Which of the two gave the endpoints.
-    pub endpoints_source: &'static str,
-    /// `--cacert` / `ETCDCTL_CACERT`.
-    pub cacert: Option<PathBuf>,
-    /// `--cert` / `ETCDCTL_CERT`.
-    pub cert: Option<PathBuf>,
-    /// `--key` / `ETCDCTL_KEY`.
-    pub key: Option<PathBuf>,
-    /// `--dial-timeout`.
-    pub dial_timeout: Duration,
-    /// `--command-timeout`.
-    pub command_timeout: Duration,
-    /// Whether `--command-timeout` was given explicitly (long operations have no deadline
-    /// otherwise).
-    pub command_timeout_explicit: bool,
-    /// `--insecure-skip-tls-verify`.
-    pub insecure_skip_tls_verify: bool,
-    /// `-v`.
-    pub verbose: bool,
-    /// The manifest used when none is named and no endpoints are given.
-    pub default_manifest: PathBuf,
-    /// `--transport`.
-    pub transport: crate::reach::tunnel::Transport,
-    /// The command can do without etcd client certificates when members are reached through
-    /// port-forward: `health` then reads the members' metrics endpoints only.
-    pub metrics_without_credentials: bool,
-    /// `--pki-dir`: a copy of a node's `/etc/kubernetes/pki/etcd` (its CA and healthcheck
-    /// client pair), for the certificate flags not given.
-    pub pki_dir: Option<PathBuf>,
-}
-
-impl Settings {
-    /// Settings with defaults and nothing given (for tests and library users).
-    pub fn new() -> Settings {
-        Settings {
-            kubeconfig: None,
-            context: None,
-            api_explicit: false,
-            namespace: "kube-system".into(),
-            manifest: None,
-            endpoints: Vec::new(),
-            endpoints_source: "flag --endpoints",
-            cacert: None,
-            cert: None,
-            key: None,
-            dial_timeout: Duration::from_secs(2),
-            command_timeout: Duration::from_secs(5),
-            command_timeout_explicit: false,
-            insecure_skip_tls_verify: false,
-            verbose: false,
-            default_manifest: PathBuf::from(DEFAULT_MANIFEST),
-            transport: crate::reach::tunnel::Transport::Auto,
-            pki_dir: None,
-            metrics_without_credentials: false,
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// One endpoint to contact, with where it was found.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Endpoint {
-    /// The member name the source gives for it, if any.
-    pub name: Option<String>,
-    /// The client URL.
-    pub url: String,
-    /// Where it came from (for example `manifest /etc/kubernetes/manifests/etcd.yaml`).
-    pub source: String,
-}
-
-/// A file path with where it came from.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Sourced {
-    /// The file.
-    pub path: PathBuf,
-    /// Where the path came from.
-    pub source: String,
-}
-
-/// The TLS files to use.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TlsFiles {
-    /// CA bundle to verify the servers.
-    pub ca: Option<Sourced>,
-    /// Client certificate.
-    pub cert: Option<Sourced>,
-    /// Client key.
-    pub key: Option<Sourced>,
-}
 
 /// The result of discovery.
 #[derive(Debug, Clone, Serialize)]
@@ -165,31 +53,8 @@ pub struct Discovery {
     pub insecure: bool,
 }
 
-/// Collects decisions and prints them with `-v`.
-#[derive(Debug)]
-pub(crate) struct Log {
-    verbose: bool,
-    lines: Vec<String>,
-}
-
-impl Log {
-    pub(crate) fn new(verbose: bool) -> Log {
-        Log { verbose, lines: Vec::new() }
-    }
-    pub(crate) fn say(&mut self, line: String) {
-        if self.verbose {
-            crate::base::progress::message(&format!("discovery: {line}"));
-        }
-        self.lines.push(line);
-    }
-}
-
-/// Runs discovery.
-pub async fn discover(settings: &Settings) -> Result<Discovery> {
-    let mut log = Log::new(settings.verbose);
-    let mut tried: Vec<String> = Vec::new();
-
-    // 1. The static pod manifest: named, or the default one when no endpoints were given.
+/// Phase 1: the static pod manifest, named, or the default one when no endpoints were given.
+fn read_manifest(settings: &Settings, log: &mut Log, tried: &mut Vec<String>) -> Result<Option<Manifest>> {
     if settings.api_explicit && settings.manifest.is_some() && settings.endpoints.is_empty() {
         return Err(Error::Usage(
             "--manifest and --kubeconfig/--context name two different ways to find etcd: pass one of them".into(),
@@ -226,11 +91,17 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             m.config_file.as_ref().map(|c| format!(", config file {}", c.display())).unwrap_or_default()
         ));
     }
+    Ok(manifest)
+}
 
-    // 2. Endpoints.
-    let mut endpoints_complete = false;
-    let mut api_pod_flags: Option<manifest::Manifest> = None;
-    let mut tunnels: Option<crate::reach::tunnel::Tunnels> = None;
+/// Phase 2: the endpoints, from `--endpoints`, else the manifest, else the Kubernetes API
+/// (which may also give port-forward routes and a pod's flags).
+async fn find_endpoints(
+    settings: &Settings,
+    manifest: Option<&Manifest>,
+    log: &mut Log,
+    tried: &mut Vec<String>,
+) -> Result<kubeapi::Found> {
     let endpoints: Vec<Endpoint> = if !settings.endpoints.is_empty() {
         for e in &settings.endpoints {
             EtcdUrl::client(e, settings.endpoints_source)?;
@@ -241,7 +112,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             .iter()
             .map(|u| Endpoint { name: None, url: u.clone(), source: settings.endpoints_source.to_string() })
             .collect()
-    } else if let Some(m) = &manifest {
+    } else if let Some(m) = manifest {
         let urls = m.client_urls();
         if urls.is_empty() {
             return Err(Error::InvalidValue {
@@ -259,25 +130,28 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             .map(|u| Endpoint { name: m.name().map(String::from), url: u, source: source.clone() })
             .collect()
     } else {
-        match kubeapi::discover(settings, &mut log).await {
-            Ok(found) => {
-                endpoints_complete = found.complete;
-                api_pod_flags = found.pod_flags;
-                tunnels = found.tunnels;
-                found.endpoints
-            }
+        match kubeapi::discover(settings, log).await {
+            Ok(found) => return Ok(found),
             Err(kubeapi::ApiOutcome::Tried(why)) => {
                 tried.extend(why);
                 tried.insert(0, "no --endpoints flag or ETCDCTL_ENDPOINTS".into());
-                return Err(Error::NothingFound { tried });
+                return Err(Error::NothingFound { tried: std::mem::take(tried) });
             }
             Err(kubeapi::ApiOutcome::Failed(e)) => return Err(e),
         }
     };
+    Ok(kubeapi::Found { endpoints, complete: false, pod_flags: None, tunnels: None })
+}
 
-    // 3. How to reach them.
+/// Phase 3: how to reach the members: directly, or through port-forward tunnels.
+fn choose_transport(
+    settings: &Settings,
+    has_manifest: bool,
+    tunnels: Option<crate::reach::tunnel::Tunnels>,
+    log: &mut Log,
+) -> Result<Option<crate::reach::tunnel::Tunnels>> {
     use crate::reach::tunnel::Transport;
-    let tunnels = match (settings.transport, tunnels) {
+    Ok(match (settings.transport, tunnels) {
         (Transport::Direct, _) => {
             log.say("transport: direct (--transport direct)".into());
             None
@@ -295,7 +169,7 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             Some(t)
         }
         (Transport::PortForward, None) => {
-            let why = if manifest.is_some() || !settings.endpoints.is_empty() {
+            let why = if has_manifest || !settings.endpoints.is_empty() {
                 "the members came from a manifest or --endpoints, not from the etcd pods of the Kubernetes API: drop --manifest/--endpoints, or use --transport direct"
             } else {
                 "the members came from labelled nodes, not pods (RKE1 and k3s run etcd outside pods): there is no pod to forward to; use --transport direct"
@@ -306,7 +180,17 @@ pub async fn discover(settings: &Settings) -> Result<Discovery> {
             log.say("transport: direct (the members' addresses came from a manifest, --endpoints or nodes)".into());
             None
         }
-    };
+    })
+}
+
+/// Runs discovery: the manifest, the endpoints, the transport, then the TLS material.
+pub async fn discover(settings: &Settings) -> Result<Discovery> {
+    let mut log = Log::new(settings.verbose);
+    let mut tried: Vec<String> = Vec::new();
+    let manifest = read_manifest(settings, &mut log, &mut tried)?;
+    let found = find_endpoints(settings, manifest.as_ref(), &mut log, &mut tried).await?;
+    let (endpoints, endpoints_complete, api_pod_flags) = (found.endpoints, found.complete, found.pod_flags);
+    let tunnels = choose_transport(settings, manifest.is_some(), found.tunnels, &mut log)?;
 
     // 4. TLS material.
     let (tls, no_credentials) =
@@ -409,7 +293,7 @@ fn fallback_endpoints(m: &Manifest, primary: &[Endpoint], log: &mut Log) -> Vec<
 pub fn admin_kubeconfig() -> PathBuf {
     std::env::var_os("KUBECTL_ETCD_ADMIN_KUBECONFIG")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/kubernetes/admin.conf"))
+        .unwrap_or_else(|| PathBuf::from(crate::reach::layouts::KUBEADM_ADMIN_KUBECONFIG))
 }
 
 /// The etcd pods' endpoints through kubeadm's admin.conf, when it is readable and no other
@@ -450,18 +334,10 @@ fn find_tls(
     endpoints: &[Endpoint],
     log: &mut Log,
 ) -> Result<TlsFiles> {
-    let env_or_flag = |var: &str, flag: &str| {
-        if std::env::var_os(var).is_some() && !std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-        {
-            format!("env {var}")
-        } else {
-            format!("flag {flag}")
-        }
-    };
     let mut tls = TlsFiles {
-        ca: settings.cacert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CACERT", "--cacert"))),
-        cert: settings.cert.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_CERT", "--cert"))),
-        key: settings.key.clone().map(|p| sourced(p, env_or_flag("ETCDCTL_KEY", "--key"))),
+        ca: settings.cacert.clone().map(|p| sourced(p, settings.tls_sources[0].clone())),
+        cert: settings.cert.clone().map(|p| sourced(p, settings.tls_sources[1].clone())),
+        key: settings.key.clone().map(|p| sourced(p, settings.tls_sources[2].clone())),
     };
     if tls.cert.is_some() != tls.key.is_some() {
         return Err(Error::Usage("--cert and --key must be given together (or ETCDCTL_CERT and ETCDCTL_KEY)".into()));
@@ -474,94 +350,10 @@ fn find_tls(
     let mut tried = Vec::new();
 
     if let Some(m) = flags_from {
-        let origin = format!("manifest {}", m.path.display());
-        if tls.ca.is_none() {
-            if let Some(ca) = m.flag("trusted-ca-file") {
-                tls.ca = Some(sourced(PathBuf::from(ca), format!("--trusted-ca-file in {origin}")));
-            }
-        }
-        if tls.cert.is_none() {
-            let ca_dir = m.flag("trusted-ca-file").and_then(|c| Path::new(c).parent().map(Path::to_path_buf));
-            let mut candidates: Vec<(PathBuf, PathBuf, String)> = Vec::new();
-            if let Some(dir) = &ca_dir {
-                candidates.push((
-                    dir.join("healthcheck-client.crt"),
-                    dir.join("healthcheck-client.key"),
-                    "kubeadm healthcheck client beside the CA".into(),
-                ));
-                if let Some(parent) = dir.parent() {
-                    candidates.push((
-                        parent.join("apiserver-etcd-client.crt"),
-                        parent.join("apiserver-etcd-client.key"),
-                        "kubeadm apiserver-etcd-client in the CA's parent folder".into(),
-                    ));
-                }
-                candidates.push((
-                    dir.join("client.crt"),
-                    dir.join("client.key"),
-                    "k3s/RKE2 client beside the CA".into(),
-                ));
-            }
-            if let (Some(c), Some(k)) = (m.flag("cert-file"), m.flag("key-file")) {
-                candidates.push((
-                    PathBuf::from(c),
-                    PathBuf::from(k),
-                    format!("the server certificate named in {origin}"),
-                ));
-            }
-            pick_pair(&mut tls, &candidates, &mut tried, log);
-        }
+        from_manifest(m, &mut tls, &mut tried, log);
     }
-
-    // Well-known layouts, for the API route or a bare node.
     if tls.ca.is_none() || tls.cert.is_none() {
-        let mut layouts: Vec<(PathBuf, PathBuf, PathBuf, String)> = vec![(
-            "/etc/kubernetes/pki/etcd/ca.crt".into(),
-            "/etc/kubernetes/pki/etcd/healthcheck-client.crt".into(),
-            "/etc/kubernetes/pki/etcd/healthcheck-client.key".into(),
-            "kubeadm layout".into(),
-        )];
-        for dist in ["rke2", "k3s"] {
-            let dir = PathBuf::from(format!("/var/lib/rancher/{dist}/server/tls/etcd"));
-            layouts.push((
-                dir.join("server-ca.crt"),
-                dir.join("client.crt"),
-                dir.join("client.key"),
-                format!("{dist} layout"),
-            ));
-        }
-        for e in endpoints {
-            if let Some(host) = url::host(&e.url) {
-                let ip = host.replace(['.', ':'], "-");
-                layouts.push((
-                    "/etc/kubernetes/ssl/kube-ca.pem".into(),
-                    format!("/etc/kubernetes/ssl/kube-etcd-{ip}.pem").into(),
-                    format!("/etc/kubernetes/ssl/kube-etcd-{ip}-key.pem").into(),
-                    "RKE1 layout".into(),
-                ));
-            }
-        }
-        for (ca, cert, key, what) in layouts {
-            if tls.ca.is_none() && tls.cert.is_none() && ca.exists() && cert.exists() && key.exists() {
-                log.say(format!(
-                    "certificates from the {what}: {}, {}, {}",
-                    ca.display(),
-                    cert.display(),
-                    key.display()
-                ));
-                tls.ca = Some(sourced(ca, what.clone()));
-                tls.cert = Some(sourced(cert, what.clone()));
-                tls.key = Some(sourced(key, what));
-                break;
-            } else if tls.cert.is_none() && tls.ca.is_some() && cert.exists() && key.exists() {
-                log.say(format!("client certificate from the {what}: {}", cert.display()));
-                tls.cert = Some(sourced(cert, what.clone()));
-                tls.key = Some(sourced(key, what));
-                break;
-            } else {
-                tried.push(format!("{what} ({})", cert.display()));
-            }
-        }
+        from_layouts(endpoints, &mut tls, &mut tried, log);
     }
 
     if tls.cert.is_none() {
@@ -585,6 +377,75 @@ fn find_tls(
         }
     }
     Ok(tls)
+}
+
+/// The TLS files a manifest (or an etcd pod's command) names: its CA, and a client pair beside
+/// it (kubeadm's healthcheck client, apiserver-etcd-client, k3s/RKE2's client), else its server
+/// pair.
+fn from_manifest(m: &Manifest, tls: &mut TlsFiles, tried: &mut Vec<String>, log: &mut Log) {
+    let origin = format!("manifest {}", m.path.display());
+    if tls.ca.is_none() {
+        if let Some(ca) = m.flag("trusted-ca-file") {
+            tls.ca = Some(sourced(PathBuf::from(ca), format!("--trusted-ca-file in {origin}")));
+        }
+    }
+    if tls.cert.is_none() {
+        let ca_dir = m.flag("trusted-ca-file").and_then(|c| Path::new(c).parent().map(Path::to_path_buf));
+        let mut candidates: Vec<(PathBuf, PathBuf, String)> = Vec::new();
+        if let Some(dir) = &ca_dir {
+            candidates.push((
+                dir.join("healthcheck-client.crt"),
+                dir.join("healthcheck-client.key"),
+                "kubeadm healthcheck client beside the CA".into(),
+            ));
+            if let Some(parent) = dir.parent() {
+                candidates.push((
+                    parent.join("apiserver-etcd-client.crt"),
+                    parent.join("apiserver-etcd-client.key"),
+                    "kubeadm apiserver-etcd-client in the CA's parent folder".into(),
+                ));
+            }
+            candidates.push((dir.join("client.crt"), dir.join("client.key"), "k3s/RKE2 client beside the CA".into()));
+        }
+        if let (Some(c), Some(k)) = (m.flag("cert-file"), m.flag("key-file")) {
+            candidates.push((PathBuf::from(c), PathBuf::from(k), format!("the server certificate named in {origin}")));
+        }
+        pick_pair(tls, &candidates, tried, log);
+    }
+}
+
+/// The well-known layouts ([`crate::reach::layouts`]), for the API route or a bare node: the
+/// first whose files exist fills what is still missing.
+fn from_layouts(endpoints: &[Endpoint], tls: &mut TlsFiles, tried: &mut Vec<String>, log: &mut Log) {
+    let mut layouts: Vec<(PathBuf, PathBuf, PathBuf, String)> = Vec::new();
+    for l in crate::reach::layouts::LAYOUTS {
+        if !l.per_address() {
+            layouts.push((l.ca.into(), l.client_cert.into(), l.client_key.into(), format!("{} layout", l.name)));
+            continue;
+        }
+        for e in endpoints {
+            if let Some(host) = url::host(&e.url) {
+                let (cert, key) = l.client_pair(&host);
+                layouts.push((l.ca.into(), cert.into(), key.into(), format!("{} layout", l.name)));
+            }
+        }
+    }
+    for (ca, cert, key, what) in layouts {
+        if tls.ca.is_none() && tls.cert.is_none() && ca.exists() && cert.exists() && key.exists() {
+            log.say(format!("certificates from the {what}: {}, {}, {}", ca.display(), cert.display(), key.display()));
+            tls.ca = Some(sourced(ca, what.clone()));
+            tls.cert = Some(sourced(cert, what.clone()));
+            tls.key = Some(sourced(key, what));
+            break;
+        } else if tls.cert.is_none() && tls.ca.is_some() && cert.exists() && key.exists() {
+            log.say(format!("client certificate from the {what}: {}", cert.display()));
+            tls.cert = Some(sourced(cert, what.clone()));
+            tls.key = Some(sourced(key, what));
+            break;
+        } else {
+            tried.push(format!("{what} ({})", cert.display()));
+        }
+    }
 }
 
 fn pick_pair(tls: &mut TlsFiles, candidates: &[(PathBuf, PathBuf, String)], tried: &mut Vec<String>, log: &mut Log) {
