@@ -24,8 +24,8 @@ use kubectl_etcd::{Error, ExitCode, Result};
   # On each control-plane node in turn, the leader's last: the plan, then the upgrade
   kubectl etcd upgrade node --to 3.5.33 --dry-run
   kubectl etcd upgrade node --to 3.5.33 --yes
-  # etcd 3.6 and later: downgrade through etcd's API
-  kubectl etcd downgrade validate 3.5")]
+  # etcd 3.6 and later: downgrade through etcd's API (also: kubectl etcd downgrade …)
+  kubectl etcd upgrade downgrade validate 3.5")]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]
@@ -93,9 +93,9 @@ pub enum Command {
     },
     /// etcd 3.6+: downgrade the cluster version through etcd's Downgrade API.
     #[command(after_help = "Examples:
-  kubectl etcd downgrade validate 3.5
-  kubectl etcd downgrade enable 3.5
-  kubectl etcd downgrade cancel")]
+  kubectl etcd upgrade downgrade validate 3.5
+  kubectl etcd upgrade downgrade enable 3.5
+  kubectl etcd upgrade downgrade cancel")]
     Downgrade {
         /// validate, enable or cancel.
         #[command(subcommand)]
@@ -107,18 +107,21 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum DowngradeCmd {
     /// Would the cluster accept a downgrade to VERSION.
+    #[command(after_help = "Examples:\n  kubectl etcd upgrade downgrade validate 3.5")]
     Validate {
         /// The target minor (3.5).
         #[arg(value_parser = parse_version)]
         version: Version,
     },
     /// Start the downgrade to VERSION.
+    #[command(after_help = "Examples:\n  kubectl etcd upgrade downgrade enable 3.5")]
     Enable {
         /// The target minor (3.5).
         #[arg(value_parser = parse_version)]
         version: Version,
     },
     /// Cancel a downgrade in progress.
+    #[command(after_help = "Examples:\n  kubectl etcd upgrade downgrade cancel")]
     Cancel,
 }
 
