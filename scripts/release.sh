@@ -35,12 +35,12 @@ fi
 profile=${RELEASE_PROFILE:-release}
 dist=${DIST:-dist}
 base_url=${RELEASE_BASE_URL:-https://github.com/kubectl-etcd/kubectl-etcd/releases/download/$tag}
-bins=(kubectl-etcd kubectl-etcd-health kubectl-etcd-learner kubectl-etcd-restore kubectl-etcd-defrag kubectl-etcd-doctor)
+bins=(kubectl-etcd kubectl-etcd-health kubectl-etcd-learner kubectl-etcd-restore kubectl-etcd-defrag kubectl-etcd-doctor kubectl-etcd-upgrade)
 
 case "$(uname -s)" in Linux) os=linux ;; Darwin) os=darwin ;; *) echo "release: unsupported OS $(uname -s)" >&2; exit 2 ;; esac
 case "$(uname -m)" in x86_64 | amd64) arch=amd64 ;; aarch64 | arm64) arch=arm64 ;; *) echo "release: unsupported CPU $(uname -m)" >&2; exit 2 ;; esac
 
-args=(--locked -p kubectl-etcd -p kubectl-etcd-health -p kubectl-etcd-learner -p kubectl-etcd-restore -p kubectl-etcd-defrag -p kubectl-etcd-doctor)
+args=(--locked -p kubectl-etcd -p kubectl-etcd-health -p kubectl-etcd-learner -p kubectl-etcd-restore -p kubectl-etcd-defrag -p kubectl-etcd-doctor kubectl-etcd-upgrade)
 if [ "$profile" = release ]; then
   cargo build --release "${args[@]}"
   out=target/release

@@ -497,6 +497,11 @@ fn json_follows_the_documented_schema() {
     let mut c = Cluster::start(3);
     let (_, doc, _) = health(&c, &[]);
     assert_eq!(harness::schema::violations(&schema, &doc), Vec::<String>::new(), "{doc:#}");
+    // The cluster version every member runs at, and in the versions check.
+    let cv = format!("{}.0", etcd().version);
+    assert!(doc["members"].as_array().unwrap().iter().all(|m| m["cluster_version"] == cv.as_str()), "{doc:#}");
+    let versions = doc["checks"].as_array().unwrap().iter().find(|c| c["name"] == "versions").unwrap();
+    assert!(versions["message"].as_str().unwrap().ends_with(&format!("cluster version {cv}")), "{versions}");
     assert_eq!(doc["apiVersion"], "kubectl-etcd/v1");
     assert_eq!(doc["kind"], "HealthReport");
     assert_eq!(

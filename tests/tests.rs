@@ -13,4 +13,5 @@ mod learner;
 mod release;
 mod restore;
 mod snapshot;
+mod upgrade;
 mod workstation;

@@ -16,6 +16,7 @@ pub fn plugins() -> Vec<(&'static str, Command)> {
         ("restore", kubectl_etcd_restore::command()),
         ("defrag", kubectl_etcd_defrag::command()),
         ("doctor", kubectl_etcd_doctor::command()),
+        ("upgrade", kubectl_etcd_upgrade::command()),
     ]
 }
 
@@ -49,6 +50,14 @@ pub fn dispatcher() -> Command {
                 .name("member")
                 .about("Add, promote, remove and replace members (kubectl etcd learner …)"),
         )
+        .subcommand({
+            let upgrade = kubectl_etcd_upgrade::command();
+            upgrade
+                .find_subcommand("downgrade")
+                .cloned()
+                .unwrap_or_else(|| Command::new("downgrade"))
+                .about("etcd 3.6+: downgrade the cluster version (kubectl etcd upgrade downgrade …)")
+        })
         .subcommand(
             Command::new("help")
                 .about("Show a command's help: kubectl etcd help COMMAND [SUBCOMMAND]")
@@ -163,6 +172,7 @@ mod tests {
             "kubectl-etcd-member-promote",
             "kubectl-etcd-defrag",
             "kubectl-etcd-doctor-logs",
+            "kubectl-etcd-upgrade-check",
             "kubectl-etcd-completion",
         ] {
             assert!(names.iter().any(|n| n == want), "{want}.1 missing: {names:?}");

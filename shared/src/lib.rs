@@ -19,4 +19,5 @@ pub const PLUGINS: &[(&str, &str)] = &[
     ("restore", "Save, inspect and verify snapshots; restore data dirs natively"),
     ("defrag", "Defragment members one at a time, compact, and recover from NOSPACE"),
     ("doctor", "Why is a member down: its log, its data dir and the cluster's view, with the next step"),
+    ("upgrade", "Check and perform etcd version upgrades, one member at a time"),
 ];

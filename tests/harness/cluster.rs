@@ -123,6 +123,7 @@ pub struct Builder {
     kubeadm: bool,
     data_is_mount: bool,
     netns: Vec<(String, String)>,
+    version: Option<String>,
 }
 
 impl Builder {
@@ -172,6 +173,12 @@ impl Builder {
         self.netns = placement;
         self
     }
+    /// Runs the installed etcd of this minor ("3.4" or "3.5") whatever `E2E_ETCD_VERSION` says
+    /// (the manifests name its image): for upgrades.
+    pub fn etcd_version(mut self, v: &str) -> Self {
+        self.version = Some(v.to_string());
+        self
+    }
     /// Lays the nodes out (ports, PKI, manifests) without starting anything: for restores.
     pub fn planned(mut self) -> Cluster {
         self.start = false;
@@ -196,6 +203,8 @@ pub struct Cluster {
     pub token: String,
     /// Kubelet emulations running for some nodes.
     pub kubelets: Vec<Kubelet>,
+    /// The etcd minor it runs ("3.4" or "3.5").
+    pub version: String,
 }
 
 impl Cluster {
@@ -212,6 +221,7 @@ impl Cluster {
             kubeadm: false,
             data_is_mount: false,
             netns: Vec::new(),
+            version: None,
         }
     }
 
@@ -224,6 +234,7 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-").tempdir().unwrap();
         let pki = Pki::new(&dir.path().join("ca"));
         let token = format!("kubectl-etcd-test-{}", std::process::id());
+        let version = b.version.clone().unwrap_or_else(|| etcd().version.clone());
         let mut nodes: Vec<Node> = (0..b.members)
             .map(|i| {
                 let name = format!("node-{i}");
@@ -253,7 +264,7 @@ impl Cluster {
             let mut extra = b.extra.clone();
             extra.extend(b.node_extra.iter().filter(|(j, _, _)| *j == i).map(|(_, k, v)| (k.clone(), v.clone())));
             n.flags = member_flags(n, &initial.join(","), "new", &token, b.quota, &extra);
-            write_manifest(n, &etcd().version);
+            write_manifest(n, &version);
         }
         if b.kubeadm {
             for (i, n) in nodes.iter().enumerate() {
@@ -277,10 +288,10 @@ impl Cluster {
                     binary: n.binary.clone(),
                     ..*n
                 };
-                write_manifest(&shaped, &etcd().version);
+                write_manifest(&shaped, &version);
             }
         }
-        let mut c = Cluster { dir, nodes, pki, token, kubelets: Vec::new() };
+        let mut c = Cluster { dir, nodes, pki, token, kubelets: Vec::new(), version };
         if !b.start {
             return c;
         }
@@ -300,8 +311,12 @@ impl Cluster {
     }
 
     fn spawn(&mut self, i: usize) {
+        // The node's own binary (a member of another version), else the cluster's version's.
+        let by_version =
+            crate::bins::binary_for_image(&format!("registry.k8s.io/etcd:{}", crate::layout::image_tag(&self.version)))
+                .unwrap_or_else(|_| etcd().etcd.clone());
         let n = &mut self.nodes[i];
-        let bin = n.binary.clone().unwrap_or_else(|| etcd().etcd.clone());
+        let bin = n.binary.clone().unwrap_or(by_version);
         n.child = Some(spawn_etcd_bin(&bin, &n.root, n.netns.as_deref(), &n.argv()));
         n.frozen = false;
     }
@@ -444,7 +459,7 @@ impl Cluster {
     pub fn join(&mut self, i: usize, initial_cluster: &str) {
         let flags = member_flags(&self.nodes[i], initial_cluster, "existing", &self.token, None, &[]);
         self.nodes[i].flags = flags;
-        write_manifest(&self.nodes[i], &etcd().version);
+        write_manifest(&self.nodes[i], &self.version);
         self.spawn(i);
         self.wait_healthy(i);
     }
@@ -514,7 +529,7 @@ impl Cluster {
             .expect("etcdctl printed ETCD_INITIAL_CLUSTER");
         self.pki.write_node(&node.root.join("pki"), name, &["127.0.0.1"], &["localhost"]);
         node.flags = member_flags(&node, &initial, "existing", &self.token, None, &[]);
-        write_manifest(&node, &etcd().version);
+        write_manifest(&node, &self.version);
         self.nodes.push(node);
         let i = self.nodes.len() - 1;
         if start {

@@ -9,6 +9,12 @@
 //!   to [`BACKOFF_MAX`] (kubelet: 10 s doubling up to 5 min), reset once the container has run
 //!   for [`BACKOFF_RESET`] (kubelet: 10 min). A manifest that appears again starts a new pod at
 //!   once.
+//! - **Images**: a manifest's `image:` is "pulled" as the installed etcd binary of that version
+//!   (`registry.k8s.io/etcd:3.4.23-0`, `…:3.5.1-0`, see [`crate::bins::binary_for_image`]);
+//!   another repository or version cannot be pulled and the pod never starts (a line in the
+//!   node's `kubelet.log`, as kubelet's ErrImagePull event).
+//! - **A changed manifest** is a new pod: the running container is stopped as above and the new
+//!   one started at once.
 //! - **Pod logs** in the CRI format kubelet's runtimes write:
 //!   `ROOT/var/log/pods/kube-system_etcd-NODE_UID/etcd/RESTART.log`, one line per line of output,
 //!   `<RFC 3339 nano time> stdout|stderr F <text>` (`P` for a partial line cut at 16 KiB, as
@@ -55,6 +61,15 @@ pub(crate) fn manifest_argv(path: &Path) -> Option<Vec<String>> {
     argv.push("--logger=zap".into());
     argv.push("--log-level=warn".into());
     Some(argv)
+}
+
+/// The etcd container's image in a manifest's text.
+fn manifest_image(text: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("image:"))
+        .map(|i| i.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
 }
 
 /// The pod log directory of node `root`'s etcd static pod (kubelet's `--pod-log-dir` layout
@@ -105,14 +120,14 @@ fn tee(
 
 /// Starts the container: etcd with `argv`, its output into `root/etcd.log` and the CRI log of
 /// restart number `restart`.
-fn start(root: &Path, node: &str, argv: &[String], restart: usize) -> Child {
+fn start(root: &Path, node: &str, bin: &Path, argv: &[String], restart: usize) -> Child {
     let dir = pod_log_dir(root, node);
     std::fs::create_dir_all(&dir).unwrap();
     let open =
         |p: PathBuf| Arc::new(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap()));
     let raw = open(root.join("etcd.log"));
     let cri = open(dir.join(format!("{restart}.log")));
-    let mut cmd = crate::process::etcd_command(None, argv);
+    let mut cmd = crate::process::etcd_command_with(bin, None, argv);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     tee(child.stdout.take().unwrap(), "stdout", raw.clone(), cri.clone());
@@ -148,7 +163,22 @@ pub(crate) fn run(
     let mut started_at = Instant::now();
     let mut restart_at: Option<Instant> = None;
     let mut restarts = 0usize;
+    // The manifest the running pod was made from: a changed manifest is a new pod (kubelet
+    // hashes a static pod's manifest), so the old container stops and the new one starts.
+    let mut spec: Option<Vec<u8>> = child.as_ref().and_then(|_| std::fs::read(&manifest).ok());
+    let mut pull_error: Option<Vec<u8>> = None;
     while !stop.load(Ordering::SeqCst) {
+        let current = std::fs::read(&manifest).ok();
+        if let (Some(cur), Some(old)) = (&current, &spec) {
+            if cur != old {
+                if let Some(c) = child.take() {
+                    terminate(c);
+                }
+                spec = None;
+                restart_at = None;
+                backoff = BACKOFF_START;
+            }
+        }
         if let Some(c) = child.as_mut() {
             if let Ok(Some(_)) = c.try_wait() {
                 // It crashed: restart it after the back-off.
@@ -162,12 +192,29 @@ pub(crate) fn run(
         }
         match (manifest.exists(), child.is_some()) {
             (true, false) if restart_at.is_none_or(|t| Instant::now() >= t) => {
-                if let Some(argv) = manifest_argv(&manifest) {
-                    child = Some(start(&root, &node, &argv, restarts));
-                    restarts += 1;
-                    started_at = Instant::now();
-                    restart_at = None;
-                    starts.fetch_add(1, Ordering::SeqCst);
+                let image = current.as_deref().and_then(manifest_image).unwrap_or_default();
+                match crate::bins::binary_for_image(&image) {
+                    Err(why) => {
+                        // ErrImagePull: the pod never starts; said once per manifest.
+                        if pull_error != current {
+                            let _ = std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(root.join("kubelet.log"))
+                                .and_then(|mut f| writeln!(f, "{} ErrImagePull: {why}", cri_now()));
+                            pull_error = current.clone();
+                        }
+                    }
+                    Ok(bin) => {
+                        if let Some(argv) = manifest_argv(&manifest) {
+                            child = Some(start(&root, &node, &bin, &argv, restarts));
+                            spec = current.clone();
+                            restarts += 1;
+                            started_at = Instant::now();
+                            restart_at = None;
+                            starts.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
                 }
             }
             (false, true) => {
@@ -175,6 +222,7 @@ pub(crate) fn run(
                 if let Some(c) = child.take() {
                     terminate(c);
                 }
+                spec = None;
                 restart_at = None;
                 backoff = BACKOFF_START;
             }

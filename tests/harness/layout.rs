@@ -45,6 +45,15 @@ pub(crate) fn member_flags(
     f
 }
 
+/// The image tag of the installed etcd of minor `version` ("3.4" or "3.5"), as kubeadm tags it.
+pub fn image_tag(version: &str) -> &'static str {
+    if version == "3.4" {
+        "3.4.23-0"
+    } else {
+        "3.5.1-0"
+    }
+}
+
 /// Writes `manifests/etcd.yaml` shaped exactly as kubeadm writes it.
 pub(crate) fn write_manifest(n: &Node, version: &str) {
     let mut cmd = String::from("    - etcd\n");
@@ -56,7 +65,7 @@ pub(crate) fn write_manifest(n: &Node, version: &str) {
     }
     let data = n.data_dir().display().to_string();
     let pki = n.pki_etcd().display().to_string();
-    let image = if version == "3.4" { "3.4.23-0" } else { "3.5.1-0" };
+    let image = image_tag(version);
     let yaml = format!(
         r#"apiVersion: v1
 kind: Pod

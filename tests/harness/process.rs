@@ -53,11 +53,11 @@ pub fn spawn_etcd_in(root: &Path, netns: Option<&str>, argv: &[String]) -> Child
     spawn_etcd_bin(&etcd().etcd, root, netns, argv)
 }
 
-/// [`spawn_etcd_in`] with the etcd binary `bin` (another version than the suite's, say).
+/// [`spawn_etcd_in`] with another etcd binary.
 pub fn spawn_etcd_bin(bin: &Path, root: &Path, netns: Option<&str>, argv: &[String]) -> Child {
     std::fs::create_dir_all(root).unwrap();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("etcd.log")).unwrap();
-    let mut cmd = etcd_command_bin(bin, netns, argv);
+    let mut cmd = etcd_command_with(bin, netns, argv);
     cmd.stdout(log.try_clone().unwrap()).stderr(log);
     cmd.spawn().unwrap()
 }
@@ -65,11 +65,9 @@ pub fn spawn_etcd_bin(bin: &Path, root: &Path, netns: Option<&str>, argv: &[Stri
 /// The command that runs etcd with `argv` (inside network namespace `netns` when given): stdin
 /// closed, no `ETCD_*`/`ETCDCTL_*` variable of the test environment, and dying with the test
 /// process. Output is the caller's to direct.
-pub(crate) fn etcd_command(netns: Option<&str>, argv: &[String]) -> Command {
-    etcd_command_bin(&etcd().etcd, netns, argv)
-}
-
-fn etcd_command_bin(bin: &Path, netns: Option<&str>, argv: &[String]) -> Command {
+/// (`bin`: the selected etcd, a node's own, or the one a manifest's image names in the kubelet
+/// emulation.)
+pub(crate) fn etcd_command_with(bin: &Path, netns: Option<&str>, argv: &[String]) -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = match netns {
         Some(ns) => {

@@ -19,6 +19,12 @@ use kubectl_etcd::PLUGINS as SUBCOMMANDS;
 const ALIASES: &[(&str, &str, Option<&str>, &str)] = &[
     ("snapshot", "restore", Some("snapshot"), "Save, inspect and verify snapshots (kubectl etcd restore snapshot …)"),
     ("member", "learner", None, "Add, promote, remove and replace members (kubectl etcd learner …)"),
+    (
+        "downgrade",
+        "upgrade",
+        Some("downgrade"),
+        "etcd 3.6+: downgrade the cluster version (kubectl etcd upgrade downgrade …)",
+    ),
 ];
 
 /// The suite's documented exit codes: 2 usage (an unknown command), 3 discovery (a plugin

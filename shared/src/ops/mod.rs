@@ -1,5 +1,5 @@
 //! One operation each: health, members (learners), defrag, snapshot save, restore, the
-//! doctor, certificates, the backup schedule. Imports nothing from `cli`.
+//! doctor, certificates, the backup schedule, upgrades. Imports nothing from `cli`.
 
 pub mod certs;
 pub mod defrag;
@@ -9,3 +9,4 @@ pub mod members;
 pub mod restore;
 pub mod schedule;
 pub mod snapshot;
+pub mod upgrade;

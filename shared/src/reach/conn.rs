@@ -269,6 +269,50 @@ impl Dialer {
     }
 
     async fn dial(&self, url: &str) -> Result<(BoxIo, Option<CertInfo>), TransportError> {
+        self.dial_alpn(url, true).await
+    }
+
+    /// `GET path` over HTTP/1.0 to a member's client URL (TLS as for gRPC, but without
+    /// offering HTTP/2), the whole exchange within `timeout`: the status code and the body.
+    /// etcd serves `/version` there (`{"etcdserver":"3.5.1","etcdcluster":"3.5.0"}`).
+    pub async fn client_url_get(
+        &self,
+        url: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(u16, String), TransportError> {
+        let exchange = async {
+            let (mut io, _) = self.dial_alpn(url, false).await?;
+            let req = format!("GET {path} HTTP/1.0\r\nHost: etcd\r\nUser-Agent: kubectl-etcd\r\n\r\n");
+            let mut body = Vec::new();
+            let r = async {
+                io.write_all(req.as_bytes()).await?;
+                io.flush().await?;
+                (&mut io).take(crate::limits::MAX_METRICS_BODY as u64 + 1).read_to_end(&mut body).await
+            }
+            .await;
+            // A TLS peer that closes without close_notify still gave its whole HTTP/1.0 answer.
+            if let Err(e) = r {
+                if body.is_empty() {
+                    return Err(classify_io(url, &e));
+                }
+            }
+            Ok(body)
+        };
+        let raw = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => return Err(TransportError::timed_out(url, &format!("GET {path}"), timeout)),
+            Ok(r) => r?,
+        };
+        let text = String::from_utf8_lossy(&raw);
+        let bad = |why: &str| {
+            TransportError::new(url, FailureClass::Network("no HTTP answer".into()), format!("GET {path}: {why}"))
+        };
+        let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| bad("not an HTTP answer"))?;
+        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| bad("no status code"))?;
+        Ok((code, body.to_string()))
+    }
+
+    async fn dial_alpn(&self, url: &str, h2: bool) -> Result<(BoxIo, Option<CertInfo>), TransportError> {
         let target = parse_target(url)?;
         let (io, tunnel_error) = self.connect(url, &target).await?;
         if !target.tls {
@@ -288,7 +332,13 @@ impl Dialer {
                 format!("{:?} is not a valid server name", target.host),
             )
         })?;
-        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let connector = if h2 {
+            tokio_rustls::TlsConnector::from(tls.config.clone())
+        } else {
+            let mut c = (*tls.config).clone();
+            c.alpn_protocols.clear();
+            tokio_rustls::TlsConnector::from(std::sync::Arc::new(c))
+        };
         let stream = match tokio::time::timeout(self.dial_timeout, connector.connect(name, io)).await {
             Err(_) => {
                 return Err(TransportError::new(

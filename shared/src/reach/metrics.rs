@@ -29,6 +29,8 @@ pub struct Scrape {
     pub id: Option<u64>,
     /// `etcd_server_version{server_version}`.
     pub version: Option<String>,
+    /// `etcd_cluster_version{cluster_version}` (`3.5`).
+    pub cluster_version: Option<String>,
     /// `etcd_server_has_leader`.
     pub has_leader: Option<bool>,
     /// `etcd_server_is_leader`.
@@ -149,6 +151,7 @@ pub fn parse(text: &str) -> Scrape {
         match name {
             "etcd_server_id" => s.id = label("server_id").and_then(|i| u64::from_str_radix(i, 16).ok()),
             "etcd_server_version" => s.version = label("server_version").map(String::from),
+            "etcd_cluster_version" => s.cluster_version = label("cluster_version").map(|v| format!("{v}.0")),
             "etcd_server_has_leader" => s.has_leader = flag(v),
             "etcd_server_is_leader" => s.is_leader = flag(v),
             "etcd_server_is_learner" => s.is_learner = flag(v),
@@ -245,6 +248,7 @@ mod tests {
 # TYPE etcd_server_id gauge
 etcd_server_id{server_id="d0fc88b41492808e"} 1
 etcd_server_version{server_version="3.5.1"} 1
+etcd_cluster_version{cluster_version="3.5"} 1
 etcd_server_has_leader 1
 etcd_server_is_leader 0
 etcd_server_is_learner 0
@@ -273,6 +277,7 @@ etcd_network_peer_round_trip_time_seconds_bucket{To="e83c179a10cfab90",le="+Inf"
         let s = parse(text);
         assert_eq!(s.id, Some(0xd0fc88b41492808e));
         assert_eq!(s.version.as_deref(), Some("3.5.1"));
+        assert_eq!(s.cluster_version.as_deref(), Some("3.5.0"));
         assert_eq!((s.has_leader, s.is_leader, s.is_learner), (Some(true), Some(false), Some(false)));
         assert_eq!((s.db_size, s.db_size_in_use, s.quota_backend_bytes), (Some(20480), Some(16384), Some(2 << 30)));
         assert_eq!(s.leader_changes, Some(2));

@@ -143,3 +143,39 @@ mod tests {
         assert!(learner_readiness(Some(10), Some(11)).promotable);
     }
 }
+
+/// What a member's `/version` endpoint says: its server version, the cluster version it runs
+/// at (the lowest its members agreed on, `MAJOR.MINOR.0`) and, from etcd 3.6, the storage version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct VersionInfo {
+    /// `etcdserver`.
+    #[serde(alias = "etcdserver")]
+    pub server: String,
+    /// `etcdcluster` (`not_decided` right after a start).
+    #[serde(alias = "etcdcluster")]
+    pub cluster: String,
+    /// `storage` (etcd 3.6 and later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+}
+
+impl Session {
+    /// The `/version` of the member serving `url`.
+    pub async fn version_at(&self, url: &str) -> std::result::Result<VersionInfo, TransportError> {
+        let (code, body) = self.dialer.client_url_get(url, "/version", self.command_timeout()).await?;
+        if code != 200 {
+            return Err(TransportError::new(
+                url,
+                crate::reach::conn::FailureClass::Network(format!("HTTP {code}")),
+                format!("/version answered HTTP {code}"),
+            ));
+        }
+        serde_json::from_str(body.trim()).map_err(|e| {
+            TransportError::new(
+                url,
+                crate::reach::conn::FailureClass::Network("bad /version".into()),
+                format!("/version did not answer etcd's JSON ({e})"),
+            )
+        })
+    }
+}

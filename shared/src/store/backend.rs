@@ -47,23 +47,7 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 /// (in either) are left out. etcd may be writing the backend: a read that meets a page in flux
 /// is tried again, a few times.
 pub fn data_dir_members(data_dir: &Path) -> Result<Vec<StoredMember>, BoltError> {
-    let path = db_path(data_dir);
-    let mut last = None;
-    let mut stored = None;
-    for _ in 0..3 {
-        match Db::open(&path).and_then(|db| members(&db)) {
-            Ok(m) => {
-                stored = Some(m);
-                break;
-            }
-            Err(e @ BoltError::Io { .. }) => return Err(e),
-            Err(e) => last = Some(e),
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let Some(stored) = stored else {
-        return Err(last.unwrap_or_else(|| BoltError::Io { path, source: std::io::Error::other("unreadable") }));
-    };
+    let stored = bucket_members(data_dir)?;
     let log = crate::store::wal::membership(data_dir);
     let mut by_id: std::collections::BTreeMap<u64, StoredMember> = log.members;
     for m in stored {
@@ -81,6 +65,26 @@ pub fn data_dir_members(data_dir: &Path) -> Result<Vec<StoredMember>, BoltError>
         }
     }
     Ok(out)
+}
+
+/// The members of a data dir's backend alone (the `members` bucket without `members_removed`),
+/// read while etcd may be writing it: a read that meets a page in flux is tried again.
+pub fn bucket_members(data_dir: &Path) -> Result<Vec<StoredMember>, BoltError> {
+    let path = db_path(data_dir);
+    let mut last = None;
+    let mut stored = None;
+    for _ in 0..3 {
+        match Db::open(&path).and_then(|db| members(&db)) {
+            Ok(m) => {
+                stored = Some(m);
+                break;
+            }
+            Err(e @ BoltError::Io { .. }) => return Err(e),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    stored.ok_or_else(|| last.unwrap_or_else(|| BoltError::Io { path, source: std::io::Error::other("unreadable") }))
 }
 
 #[cfg(test)]

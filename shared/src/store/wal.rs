@@ -430,6 +430,65 @@ fn store_attributes(snap_file: &[u8], out: &mut BTreeMap<u64, Attributes>) {
     walk(&store, out);
 }
 
+/// The membership and any custom data in the v2 store of a data dir's newest `.snap` file.
+#[derive(Debug, Clone, Default)]
+pub struct V2Store {
+    /// The `.snap` file read.
+    pub file: PathBuf,
+    /// Members (`/0/members/<id>/raftAttributes`): ID → is a learner.
+    pub members: BTreeMap<u64, bool>,
+    /// Removed members (`/0/removed_members/<id>`).
+    pub removed: BTreeSet<u64>,
+    /// Paths of keys outside the membership (`/1/…`): custom v2 data, which etcd 3.6 refuses.
+    pub custom: Vec<String>,
+}
+
+/// Reads the v2 store of the newest `.snap` file of a data dir (`None`: no `.snap` file yet, or
+/// one that does not decode).
+pub fn v2_store(data_dir: &Path) -> Option<V2Store> {
+    let file = newest_snap(data_dir)?;
+    let bytes = std::fs::read(&file).ok()?;
+    let outer = decode(&bytes)?;
+    let raft = get_bytes(&outer, 2).first().and_then(|d| decode(d))?;
+    let store = get_bytes(&raft, 1).first().and_then(|d| serde_json::from_slice::<serde_json::Value>(d).ok())?;
+    let mut out = V2Store { file, ..V2Store::default() };
+    fn walk(v: &serde_json::Value, out: &mut V2Store) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(path) = m.get("Path").and_then(|p| p.as_str()) {
+                    let leaf = m.get("Value").is_some_and(|v| v.is_string());
+                    if let Some(rest) = path.strip_prefix("/0/members/") {
+                        if let Some(hex) = rest.strip_suffix("/raftAttributes") {
+                            if let Ok(id) = u64::from_str_radix(hex, 16) {
+                                let learner = m
+                                    .get("Value")
+                                    .and_then(|v| v.as_str())
+                                    .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+                                    .and_then(|v| v.get("isLearner").and_then(|l| l.as_bool()))
+                                    .unwrap_or(false);
+                                out.members.insert(id, learner);
+                            }
+                        }
+                    } else if let Some(hex) = path.strip_prefix("/0/removed_members/") {
+                        if let Ok(id) = u64::from_str_radix(hex, 16) {
+                            out.removed.insert(id);
+                        }
+                    } else if leaf && path.starts_with("/1/") && out.custom.len() < 10 {
+                        out.custom.push(path.to_string());
+                    }
+                }
+                for child in m.values() {
+                    walk(child, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|c| walk(c, out)),
+            _ => {}
+        }
+    }
+    walk(&store, &mut out);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ impl Print for Report {
 
 /// The members table. The default fits 120 columns with five members (NAME, ENDPOINT,
 /// HEALTH, LATENCY, ROLE, VERSION, DB SIZE, IN USE as a percentage, ERRORS); `wide` adds the
-/// ID, raft term/index/applied, the lag, the quota, the disk p99s and the URLs.
+/// ID, the cluster version, raft term/index/applied, the lag, the quota, the disk p99s and the URLs.
 pub fn members_table(report: &Report, wide: bool) -> Table {
     let mut header = vec!["name"];
     if wide {
@@ -37,6 +37,7 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
     header.extend(["endpoint", "health", "latency", "role", "version", "db size", "in use"]);
     if wide {
         header.extend([
+            "cluster version",
             "raft term",
             "raft index",
             "applied",
@@ -92,6 +93,7 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
             percent,
         ]);
         if wide {
+            row.push(r.cluster_version.clone().unwrap_or_default());
             row.push(opt(r.raft_term));
             row.push(opt(r.raft_index));
             row.push(opt(r.raft_applied_index));
@@ -113,13 +115,18 @@ pub fn members_table(report: &Report, wide: bool) -> Table {
 /// The checks table, wrapped to 120 columns: a long message, and the next step on its own
 /// `next:` line, continue under the MESSAGE column.
 pub fn checks_table(report: &Report, color: bool) -> String {
+    render_checks(&report.checks, color)
+}
+
+/// A list of checks as the health checks table (any command's checks).
+pub fn render_checks(checks: &[crate::ops::health::model::Check], color: bool) -> String {
     const WIDTH: usize = 120;
-    let name_w = report.checks.iter().map(|c| c.name.len()).chain([5]).max().unwrap_or(5);
+    let name_w = checks.iter().map(|c| c.name.len()).chain([5]).max().unwrap_or(5);
     let status_w = 6;
     let indent = name_w + 3 + status_w + 3;
     let room = WIDTH.saturating_sub(indent).max(40);
     let mut out = format!("{:<name_w$}   {:<status_w$}   MESSAGE\n", "CHECK", "STATUS");
-    for c in &report.checks {
+    for c in checks {
         let mut lines = wrap(&c.message, room);
         if let (Some(h), true) = (&c.hint, c.status != Status::Ok) {
             lines.extend(wrap(&format!("next: {h}"), room));

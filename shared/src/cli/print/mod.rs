@@ -14,6 +14,7 @@ pub mod logs;
 pub mod members;
 pub mod restore;
 pub mod snapshot;
+pub mod upgrade;
 
 use std::io::Write;
 

@@ -310,6 +310,16 @@ pub(crate) fn db_check(rows: &[MemberHealth], quota: u64) -> Check {
 }
 
 pub(crate) fn version_check(rows: &[MemberHealth]) -> Check {
+    let mut c = server_versions(rows);
+    let clusters: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r.cluster_version.as_deref()).collect();
+    if !clusters.is_empty() {
+        let list: Vec<&str> = clusters.into_iter().collect();
+        c.message.push_str(&format!("; cluster version {}", list.join(" / ")));
+    }
+    c
+}
+
+fn server_versions(rows: &[MemberHealth]) -> Check {
     let versions: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r.version.as_deref()).collect();
     match versions.len() {
         0 => check("versions", Status::Warn, "no member reported its version", None),
@@ -644,6 +654,9 @@ mod tests {
             (c.status, c.message.as_str()),
             (Status::Warn, "the members that answered run 3.5.1; unknown for bb (no answer)")
         );
+        let mut a = v("a", "3.5.1");
+        a.cluster_version = Some("3.5.0".into());
+        assert_eq!(version_check(&[a]).message, "all members run 3.5.1; cluster version 3.5.0");
         let c = version_check(&[v("a", "3.5.1"), v("bb", "3.4.23")]);
         assert_eq!(c.status, Status::Warn);
         assert!(c.hint.unwrap().contains("finish the upgrade"));

@@ -104,6 +104,9 @@ pub struct MemberHealth {
     pub is_member: bool,
     /// etcd version.
     pub version: Option<String>,
+    /// The cluster version this member runs at (`/version`'s `etcdcluster`, or the
+    /// `etcd_cluster_version` metric): the lowest minor of the members, `3.5.0`.
+    pub cluster_version: Option<String>,
     /// DB size in bytes.
     pub db_size: Option<u64>,
     /// DB size in use in bytes.
@@ -230,6 +233,7 @@ pub(crate) fn blank(member: Option<&Member>, endpoint: Option<String>, quota: u6
         is_learner: member.is_some_and(|m| m.is_learner),
         is_member: member.is_some(),
         version: None,
+        cluster_version: None,
         db_size: None,
         db_size_in_use: None,
         raft_term: None,

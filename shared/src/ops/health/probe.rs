@@ -76,7 +76,12 @@ pub(crate) async fn probe_member(
     let looked = look(session, &url, h.is_learner, end).await;
     let client = session.dialer.client(&url).await.ok();
     match looked.status {
-        Ok(s) => super::model::fill_status(&mut h, s),
+        Ok(s) => {
+            super::model::fill_status(&mut h, s);
+            if let Ok(v) = session.version_at(&url).await {
+                h.cluster_version = Some(v.cluster).filter(|c| !c.is_empty() && c != "not_decided");
+            }
+        }
         Err(e) => {
             h.errors.push(e.class.short());
             h.failure = Some(e);

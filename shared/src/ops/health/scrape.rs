@@ -150,6 +150,7 @@ pub(crate) async fn rows_from_metrics(session: &Session, budget: &Budget, quota:
                 h.is_leader = m.is_leader == Some(true);
                 h.is_learner = m.is_learner == Some(true);
                 h.version = m.version.clone();
+                h.cluster_version = m.cluster_version.clone();
                 h.db_size = m.db_size;
                 h.db_size_in_use = m.db_size_in_use;
                 if let Some(q) = m.quota_backend_bytes.filter(|q| *q > 0) {

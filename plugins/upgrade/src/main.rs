@@ -1,0 +1,1 @@
+kubectl_etcd::plugin_main!("kubectl-etcd-upgrade", kubectl_etcd_upgrade);
