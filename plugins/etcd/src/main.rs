@@ -41,21 +41,16 @@ fn version() -> String {
 
 fn usage() -> String {
     let mut s = String::from("kubectl etcd: check, grow, shrink, back up and restore the etcd cluster behind the control plane.\n\nUsage: kubectl etcd <COMMAND> [ARGS]...\n\nCommands:\n");
-    for (name, about) in SUBCOMMANDS {
-        s.push_str(&format!("  {name:<10}{about}\n"));
+    let mut rows: Vec<(&str, &str)> = SUBCOMMANDS.to_vec();
+    rows.extend(ALIASES.iter().map(|(name, _, _, about)| (*name, *about)));
+    rows.push(("help", "Show a command's help: kubectl etcd help COMMAND"));
+    rows.push(("completion", "Shell completion: kubectl etcd completion bash|zsh|fish|kubectl"));
+    rows.push(("version", "Print the version, git commit, target and the etcd versions tested"));
+    // The column fits the longest name and two spaces, as clap's own help does.
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0) + 2;
+    for (name, about) in rows {
+        s.push_str(&format!("  {name:<width$}{about}\n"));
     }
-    for (name, _, _, about) in ALIASES {
-        s.push_str(&format!("  {name:<10}{about}\n"));
-    }
-    s.push_str(&format!("  {:<10}{}\n", "help", "Show a command's help: kubectl etcd help COMMAND"));
-    s.push_str(&format!(
-        "  {:<10}{}\n",
-        "completion", "Shell completion: kubectl etcd completion bash|zsh|fish|kubectl"
-    ));
-    s.push_str(&format!(
-        "  {:<10}{}\n",
-        "version", "Print the version, git commit, target and the etcd versions tested"
-    ));
     s.push_str("\nExamples:\n");
     s.push_str(
         "  kubectl etcd health                                # on a control-plane node, or with a kubeconfig\n",
@@ -248,4 +243,25 @@ fn main() -> ExitCode {
         };
     };
     run(args, pos)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_name_stands_apart_from_its_description() {
+        let usage = super::usage();
+        let commands = usage.split("Commands:\n").nth(1).and_then(|r| r.split("\n\n").next()).unwrap_or_default();
+        assert!(commands.lines().count() >= 10, "{usage}");
+        // Where each description starts: after the indent, the name and the spaces after it.
+        let column = |l: &str| {
+            let name_end = l.len() - l.trim_start().len() + l.trim_start().find(' ').unwrap_or(0);
+            name_end + (l[name_end..].len() - l[name_end..].trim_start().len())
+        };
+        let starts: Vec<usize> = commands.lines().map(column).collect();
+        // One column: every description starts at the same place, after at least two spaces.
+        assert!(starts.windows(2).all(|w| w[0] == w[1]), "{commands}");
+        for line in commands.lines() {
+            assert!(line.trim_start().contains("  "), "{line:?} runs into its description");
+        }
+    }
 }
