@@ -306,6 +306,8 @@ fn dry_run_changes_nothing() {
             && out.contains("name: etcd-n"),
         "{out}"
     );
+    // The new node's own certificates: the command that issues them, with its name and address.
+    assert!(out.contains("kubectl etcd learner certs n --ip 127.0.0.1 --out /etc/kubernetes/pki/etcd"), "{out}");
     // One state flag; the new member listens for peers where its peer URL says.
     assert_eq!(out.matches("--initial-cluster-state=").count(), 2, "the flags list and the manifest, once each: {out}");
     let manifest = out.split("# Static pod manifest").nth(1).unwrap();

@@ -42,6 +42,9 @@ impl Print for Added {
             let verb = if self.dry_run { "Would write" } else { "Wrote" };
             s.push_str(&format!("\n{verb} the new member's static pod manifest to {}.\n", p.display()));
         }
+        if self.manifest.is_some() || self.manifest_written.is_some() {
+            s.push_str(&certs_hint(&self.settings));
+        }
         if self.promote_follows {
             s.push_str("\nWaiting for it to start and catch up; it is promoted as soon as etcd allows.\n");
         } else {
@@ -186,4 +189,21 @@ pub fn learner_progress(bar: &mut Bar, p: &Progress) {
         p.eta.map(format_duration).unwrap_or_else(|| "-".into())
     );
     bar.draw(&Bar::format(p.percent.unwrap_or(0.0), &detail), false);
+}
+
+/// The manifest names the new node's own server and peer certificates: how to issue them,
+/// with its name and the address of its peer URL.
+fn certs_hint(settings: &crate::ops::members::JoinSettings) -> String {
+    let first = settings.initial_advertise_peer_urls.split(',').next().unwrap_or_default();
+    let host = crate::reach::url::host(first).unwrap_or_default();
+    let addr = if host.parse::<std::net::IpAddr>().is_ok() {
+        format!("--ip {host}")
+    } else {
+        format!("--dns {host} --ip ADDRESS")
+    };
+    format!(
+        "\nThe new node needs its own server and peer certificates, signed by the cluster's etcd CA, where the manifest names them. On a node holding the CA: kubectl etcd learner certs {} {addr} --out {}\n",
+        settings.name,
+        crate::reach::layouts::KUBEADM.pki_dir
+    )
 }
