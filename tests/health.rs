@@ -489,6 +489,26 @@ fn watch_prints_one_json_document_per_round() {
     }
 }
 
+/// In a table, each `--watch` round is headed as watch(1) heads its screens: the interval, the
+/// round's number and its time.
+#[test]
+fn watch_heads_each_table_round_with_its_number_and_time() {
+    let c = Cluster::start(1);
+    let mut args = c.manifest_args();
+    args.extend(["--watch", "--interval", "200ms"].map(String::from));
+    let mut child = spawn_plugin(HEALTH, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let text = wait_for("two table rounds", Duration::from_secs(60), || {
+        assert!(!child.exited(), "{}", child.stderr_now());
+        let t = child.stdout_now();
+        t.contains("Every 200ms: round 2, ").then_some(t)
+    });
+    let first = text.find("Every 200ms: round 1, ").unwrap_or_else(|| panic!("{text}"));
+    assert!(text[first..].lines().next().unwrap().ends_with(" UTC"), "{text}");
+    assert!(text[first..].contains("ENDPOINT") || text[first..].contains("NAME"), "{text}");
+    child.signal(libc::SIGINT);
+    assert_eq!(child.wait(Duration::from_secs(30)).status.code(), Some(130));
+}
+
 /// `-o json` follows shared/docs/health.schema.json, healthy or not, and every `--watch` round is one
 /// versioned document with its own time.
 #[test]

@@ -74,9 +74,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         out.emit(&report)?;
         return Ok(report.exit_code());
     }
-    print::watch(cli.interval, async || {
+    print::watch(cli.interval, async |round| {
         let report = health::run(&session, &opts).await?;
-        out.emit_round(&report)?;
+        out.emit_round(&report, round)?;
         Ok(report.exit_code())
     })
     .await

@@ -240,8 +240,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 async fn status(session: &Session, out: Output, member: Option<String>, watch: Option<Duration>) -> Result<()> {
     let mut follower = Follower::new(member);
     let Some(interval) = watch else { return out.emit(&follower.round(session, true).await?) };
-    print::watch(interval, async || {
-        out.emit_round(&follower.round(session, false).await?)?;
+    print::watch(interval, async |round| {
+        out.emit_round(&follower.round(session, false).await?, round)?;
         Ok(ExitCode::Ok)
     })
     .await

@@ -243,17 +243,45 @@ impl Output {
     }
 
     /// Prints one round of `--watch`: one JSON line, or one YAML document after `---`, or the
-    /// table redrawn in place on a terminal (one table after another, blank-line separated,
-    /// when stdout is not a terminal).
-    pub fn emit_round<T: Print>(&self, doc: &T) -> Result<()> {
+    /// table under a header saying the interval, the round and its time, as watch(1)'s does:
+    /// redrawn in place on a terminal, one after another (blank-line separated) when stdout is
+    /// not a terminal.
+    pub fn emit_round<T: Print>(&self, doc: &T, round: Round) -> Result<()> {
+        let table = || format!("{}\n\n{}", round.header(), doc.text(self.view()));
         let text = match self.format {
             OutputFormat::Json => json_line(&versioned(doc)?)?,
             OutputFormat::Yaml => format!("---\n{}", document(self.format, &versioned(doc)?)?),
             OutputFormat::JsonPath(t) => format!("{}\n", t.render(&versioned(doc)?)),
-            _ if std::io::IsTerminal::is_terminal(&std::io::stdout()) => redraw_frame(&doc.text(self.view())),
-            _ => format!("{}\n", doc.text(self.view())),
+            _ if std::io::IsTerminal::is_terminal(&std::io::stdout()) => redraw_frame(&table()),
+            _ => format!("{}\n", table()),
         };
         write_stdout(&text)
+    }
+}
+
+/// One round of `--watch`.
+#[derive(Debug, Clone, Copy)]
+pub struct Round {
+    /// The round, from 1.
+    pub number: u64,
+    /// The interval between rounds.
+    pub interval: std::time::Duration,
+}
+
+impl Round {
+    /// `Every 2s: round 3, 2026-12-06 02:10:00 UTC`: watch(1)'s header, with the round.
+    pub fn header(&self) -> String {
+        let t = time::OffsetDateTime::now_utc();
+        let at = format!(
+            "{}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        format!("Every {}: round {}, {at} UTC", crate::base::units::format_duration(self.interval), self.number)
     }
 }
 
@@ -298,13 +326,13 @@ pub fn indented(text: &str) -> String {
 /// follows; a closed stdout ends the loop.
 pub async fn watch(
     interval: std::time::Duration,
-    mut round: impl AsyncFnMut() -> Result<crate::ExitCode>,
+    mut round: impl AsyncFnMut(Round) -> Result<crate::ExitCode>,
 ) -> Result<crate::ExitCode> {
     crate::base::signals::catch_signals();
     let stopped = || crate::Error::Interrupted(crate::base::signals::interrupting_signal().unwrap_or("a signal"));
-    loop {
+    for number in 1.. {
         let done = tokio::select! {
-            r = round() => r,
+            r = round(Round { number, interval }) => r,
             _ = crate::base::signals::until_interrupted() => return Err(stopped()),
         };
         match done {
@@ -317,11 +345,19 @@ pub async fn watch(
             _ = tokio::time::sleep(interval) => {}
         }
     }
+    unreachable!("a watch runs until a signal")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watch_round_says_its_interval_number_and_time() {
+        let h = Round { number: 3, interval: std::time::Duration::from_secs(2) }.header();
+        assert!(h.starts_with("Every 2.0s: round 3, 20") && h.ends_with(" UTC"), "{h}");
+        assert_eq!(h.len(), "Every 2.0s: round 3, 2026-12-06 02:10:00 UTC".len(), "{h}");
+    }
 
     #[test]
     fn table_is_kubectl_style() {
