@@ -118,6 +118,16 @@ fn a_killed_member_is_refused_through_its_tunnel_and_rbac_refusal_says_what_to_g
     assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
     let o = run_plugin(HEALTH, &["--print-rbac", "alice"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // -o json: the same two objects as one v1 List; a table format has no meaning here.
+    let o = run_plugin(HEALTH, &["--print-rbac", "Group:etcd-operators", "-o", "json"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((&list["apiVersion"], &list["kind"]), (&serde_json::json!("v1"), &serde_json::json!("List")));
+    assert_eq!(list["items"][0], role, "{list:#}");
+    assert_eq!(list["items"][1]["subjects"][0]["name"], "etcd-operators", "{list:#}");
+    let o = run_plugin(HEALTH, &["--print-rbac", "Group:etcd-operators", "-o", "wide"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("-o yaml (the default) or -o json"), "{}", stderr(&o));
 }
 
 #[test]

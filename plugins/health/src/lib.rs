@@ -59,8 +59,25 @@ pub fn command() -> clap::Command {
 /// Runs the command: settings → session → health run → emit (each round with `--watch`).
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(subject) = &cli.print_rbac {
-        let yaml = kubectl_etcd::reach::tunnel::rbac_manifests(&cli.common.namespace, subject)?;
-        print::write_stdout(&yaml)?;
+        // Kubernetes manifests for kubectl apply, as `snapshot schedule` prints them: YAML
+        // documents, or one v1 List with -o json.
+        let ns = &cli.common.namespace;
+        let text = match cli.common.format() {
+            print::OutputFormat::Table | print::OutputFormat::Yaml => {
+                kubectl_etcd::reach::tunnel::rbac_manifests(ns, subject)?
+            }
+            print::OutputFormat::Json => {
+                let items = kubectl_etcd::reach::tunnel::rbac_objects(ns, subject)?;
+                let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+                print::document(print::OutputFormat::Json, &list)?
+            }
+            _ => {
+                return Err(kubectl_etcd::Error::Usage(
+                    "--print-rbac prints manifests: -o yaml (the default) or -o json".into(),
+                ))
+            }
+        };
+        print::write_stdout(&text)?;
         return Ok(ExitCode::Ok);
     }
     let mut settings = cli.common.settings();

@@ -241,6 +241,14 @@ pub fn metrics_port(flag: Option<&str>) -> (Option<u16>, Option<String>) {
     )
 }
 
+/// [`rbac_manifests`] as objects (the Role, then the RoleBinding), for a JSON `List`.
+pub fn rbac_objects(namespace: &str, subject: &str) -> Result<Vec<serde_json::Value>, Error> {
+    rbac_manifests(namespace, subject)?
+        .split("\n---\n")
+        .map(|doc| serde_saphyr::from_str(doc).map_err(|e| Error::Internal(format!("the RBAC manifests: {e}"))))
+        .collect()
+}
+
 /// A minimal Role and RoleBinding for `subject` (`User:NAME`, `Group:NAME` or
 /// `ServiceAccount:NS/NAME`) to run `kubectl etcd` through port-forward, as YAML.
 pub fn rbac_manifests(namespace: &str, subject: &str) -> Result<String, Error> {
