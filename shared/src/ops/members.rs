@@ -240,8 +240,8 @@ pub async fn add_learner(
     Ok(added)
 }
 
-/// `learner add`.
-pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
+/// `learner add`'s arguments, before the cluster is asked anything.
+fn check_add_input(opts: &AddOptions) -> Result<()> {
     if opts.peer_urls.is_empty() {
         return Err(Error::Usage("--peer-urls is required, such as https://10.0.0.4:2380".into()));
     }
@@ -251,32 +251,37 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
     if opts.name.trim().is_empty() {
         return Err(Error::Usage("the member name must not be empty".into()));
     }
-    let list = session.member_list().await?;
-    check_peer_urls_against(&opts.peer_urls, &list.members)?;
+    Ok(())
+}
+
+/// The same learner added before (an add is idempotent), or a refusal: a learner already
+/// there (etcd allows one), a peer URL or a name already used.
+fn same_learner_or_conflict(members: &[Member], opts: &AddOptions) -> Result<Option<Added>> {
+    check_peer_urls_against(&opts.peer_urls, members)?;
     // Idempotence: the same learner, added before.
-    if let Some(m) = list.members.iter().find(|m| m.is_learner && same_urls(&m.peer_urls, &opts.peer_urls)) {
+    if let Some(m) = members.iter().find(|m| m.is_learner && same_urls(&m.peer_urls, &opts.peer_urls)) {
         if m.name.is_empty() || m.name == opts.name {
-            return Ok(Added {
+            return Ok(Some(Added {
                 id: Some(m.id),
                 already_existed: true,
                 dry_run: opts.dry_run,
-                settings: settings_for(&list.members, Some(m.id), &opts.name, &opts.peer_urls),
+                settings: settings_for(members, Some(m.id), &opts.name, &opts.peer_urls),
                 forced: Vec::new(),
                 manifest: None,
                 manifest_written: None,
                 promote_follows: false,
                 promoted: None,
-            });
+            }));
         }
     }
-    if let Some(l) = list.members.iter().find(|m| m.is_learner) {
+    if let Some(l) = members.iter().find(|m| m.is_learner) {
         return Err(Error::Refused(format!(
             "the cluster already has a learner: {}; etcd allows one learner at a time (\"{TOO_MANY_LEARNERS}\"): promote it (kubectl etcd learner promote {id}) or remove it (kubectl etcd learner remove {id})",
             describe(l),
             id = member_id(l.id)
         )));
     }
-    for m in &list.members {
+    for m in members {
         if let Some(u) = m
             .peer_urls
             .iter()
@@ -291,6 +296,16 @@ pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
                 describe(m)
             )));
         }
+    }
+    Ok(None)
+}
+
+/// `learner add`.
+pub async fn add(session: &Session, opts: &AddOptions) -> Result<Added> {
+    check_add_input(opts)?;
+    let list = session.member_list().await?;
+    if let Some(same) = same_learner_or_conflict(&list.members, opts)? {
+        return Ok(same);
     }
     let statuses = session.statuses(&list.members).await;
     let problems = voter_problems(&statuses);
