@@ -118,7 +118,7 @@ async fn verdicts_match_what_etcd_does() {
     // `a_wal_behind_its_database_panics_on_rejoining` shows.)
     let torn = copy(&c, "torn");
     let last = wal_files(&torn).pop().unwrap();
-    let frames = frames_of(&last);
+    let frames = wal_frames(&last);
     let end = frames.last().unwrap().1;
     // An entry of 4 KiB (the largest frame), half of it written after the last record.
     let (at, to) = frames.into_iter().max_by_key(|(a, b)| b - a).unwrap();
@@ -134,7 +134,7 @@ async fn verdicts_match_what_etcd_does() {
     let flipped = copy(&c, "flipped");
     let first = wal_files(&flipped).remove(0);
     let mut bytes = std::fs::read(&first).unwrap();
-    let frames = frames_of(&first);
+    let frames = wal_frames(&first);
     let (at, to) = frames[frames.len() / 2..].iter().copied().max_by_key(|(a, b)| b - a).unwrap();
     assert_eq!(bytes[(at + to) / 2], b'x');
     bytes[(at + to) / 2] = b'y';
@@ -400,24 +400,6 @@ fn takes_no_writes(c: &Cluster, i: usize, started: &mut Started, secs: u64) -> b
     started.exited()
 }
 
-/// `(offset, end)` of every frame in a WAL segment's written part.
-fn frames_of(segment: &Path) -> Vec<(usize, usize)> {
-    let b = std::fs::read(segment).unwrap();
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off + 8 <= b.len() {
-        let field = u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
-        if field == 0 {
-            break;
-        }
-        let size = (field & 0x00ff_ffff_ffff_ffff) as usize;
-        let pad = if field >> 63 == 1 { ((field >> 56) & 7) as usize } else { 0 };
-        out.push((off, off + 8 + size + pad));
-        off += 8 + size + pad;
-    }
-    out
-}
-
 fn doctor_with(dir: &Path, extra: &[&str]) -> (std::process::Output, Value) {
     let mut args = vec!["doctor", dir.to_str().unwrap(), "-o", "json"];
     args.extend_from_slice(extra);
@@ -459,7 +441,7 @@ const TOCOMMIT: &str = "is out of range [lastIndex(";
 fn a_wal_behind_its_database_panics_on_rejoining() {
     let (c, dir) = stopped_member();
     let seg = wal_files(&dir).pop().unwrap();
-    let frames = frames_of(&seg);
+    let frames = wal_frames(&seg);
     let cut = frames[frames.len() - 12].0;
     std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut as u64).unwrap();
     let (o, d) = doctor(&dir);
@@ -479,7 +461,7 @@ fn a_wal_behind_its_database_panics_on_rejoining() {
 fn a_zeroed_length_mid_segment_is_damage() {
     let (c, dir) = stopped_member();
     let seg = wal_files(&dir).pop().unwrap();
-    let frames = frames_of(&seg);
+    let frames = wal_frames(&seg);
     let (at, _) = frames[frames.len() / 2];
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[at..at + 8].fill(0);
@@ -734,7 +716,7 @@ fn the_doctor_changes_nothing() {
     c.stop(0);
     let dir = c.nodes[0].data_dir();
     let seg = wal_files(&dir).pop().unwrap();
-    let (at, end) = *frames_of(&seg).last().unwrap();
+    let (at, end) = *wal_frames(&seg).last().unwrap();
     std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len((at + end) as u64 / 2 + 1).unwrap();
     let before = tree(&dir);
     let (_, d) = doctor(&dir);

@@ -268,24 +268,6 @@ fn a_stopped_peer() {
     assert_known(&log_of(&c, leader), "peer-unreachable", "kubectl etcd health");
 }
 
-/// `(offset, end)` of every frame in a WAL segment's written part.
-fn frames_of(segment: &Path) -> Vec<(usize, usize)> {
-    let b = std::fs::read(segment).unwrap();
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off + 8 <= b.len() {
-        let field = u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
-        if field == 0 {
-            break;
-        }
-        let size = (field & 0x00ff_ffff_ffff_ffff) as usize;
-        let pad = if field >> 63 == 1 { ((field >> 56) & 7) as usize } else { 0 };
-        out.push((off, off + 8 + size + pad));
-        off += 8 + size + pad;
-    }
-    out
-}
-
 /// A WAL record damaged in the middle of its segment: etcd refuses to start on it.
 #[test]
 fn a_damaged_wal() {
@@ -299,7 +281,7 @@ fn a_damaged_wal() {
     segs.retain(|p| p.extension().is_some_and(|e| e == "wal"));
     segs.sort();
     let seg = segs.pop().unwrap();
-    let frames = frames_of(&seg);
+    let frames = wal_frames(&seg);
     let (at, end) = frames[frames.len() / 2];
     let mut bytes = std::fs::read(&seg).unwrap();
     // One byte of the record's data (after its 8-byte length): its CRC no longer matches.

@@ -642,25 +642,6 @@ fn a_member_whose_wal_disk_hangs_is_not_healthy() {
     drop(frozen);
 }
 
-/// `(offset, end)` of every record in a WAL segment's written part (etcd's framing: a
-/// little-endian length word whose top byte may carry padding, then the record).
-fn wal_frames(segment: &std::path::Path) -> Vec<(usize, usize)> {
-    let b = std::fs::read(segment).unwrap();
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off + 8 <= b.len() {
-        let field = u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
-        if field == 0 {
-            break;
-        }
-        let size = (field & 0x00ff_ffff_ffff_ffff) as usize;
-        let pad = if field >> 63 == 1 { ((field >> 56) & 7) as usize } else { 0 };
-        out.push((off, off + 8 + size + pad));
-        off += 8 + size + pad;
-    }
-    out
-}
-
 /// Issue 25 (3), the issue's own shape: a one-member cluster (a single control-plane node) whose
 /// WAL lost its last entries after its database had applied them. etcd starts on it, answers
 /// Status, serves linearizable reads even, but each new proposal lands on an index its database

