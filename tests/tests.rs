@@ -10,6 +10,7 @@ mod doctor_logs;
 mod faults;
 mod health;
 mod learner;
+mod objstore;
 mod release;
 mod restore;
 mod snapshot;

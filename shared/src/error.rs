@@ -284,6 +284,16 @@ pub enum Error {
         next: String,
     },
 
+    /// An object store (a bucket URL given as a snapshot directory) refused or cannot be
+    /// configured: no such bucket, access denied, credentials rejected. Never names a secret.
+    #[error("{url}: {reason}")]
+    ObjectStore {
+        /// The bucket URL.
+        url: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+
     /// A bug: a task panicked or was cancelled.
     #[error("internal error: {0} (a bug: please report it with the command that caused it)")]
     Internal(String),
@@ -317,7 +327,8 @@ impl Error {
             | Error::NoCredentials { .. }
             | Error::NotDataDir { .. }
             | Error::Forbidden { .. }
-            | Error::Kube { .. } => ExitCode::Discovery,
+            | Error::Kube { .. }
+            | Error::ObjectStore { .. } => ExitCode::Discovery,
             Error::Unreachable { .. } | Error::Transport(_) | Error::TooLarge { .. } => ExitCode::Transport,
             Error::Refused(_) | Error::Corrupt { .. } => ExitCode::Negative,
             Error::Stopped { cause, .. } => cause.exit_code(),

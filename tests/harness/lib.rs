@@ -20,6 +20,7 @@ pub mod layout;
 pub mod netns;
 pub mod pki;
 pub mod process;
+pub mod s3;
 pub mod schema;
 
 pub use bins::*;
@@ -30,6 +31,7 @@ pub use kubelet::*;
 
 pub use netns::Net;
 pub use pki::Pki;
+pub use s3::S3;
 pub use process::*;
 
 /// What the health report's `disk` check must say given the figures in the same report: `warn`

@@ -17,6 +17,8 @@ use kubectl_etcd::ops::snapshot::Target;
 use kubectl_etcd::ops::snapshot::{self, SaveOptions};
 use kubectl_etcd::reach::cluster::Session;
 use kubectl_etcd::store::compress::Compression;
+use kubectl_etcd::store::objstore::{Bucket, StoreOptions};
+use kubectl_etcd::store::snapdir::SnapDir;
 use kubectl_etcd::store::snapfile;
 use kubectl_etcd::store::trailer::Trailer;
 use kubectl_etcd::{Error, ExitCode, Result};
@@ -136,9 +138,14 @@ pub struct NodeArgs {
     /// The snapshot to restore.
     #[arg(required_unless_present = "latest", conflicts_with = "latest")]
     pub file: Option<PathBuf>,
-    /// Restore the newest snapshot in DIR that verifies (trailer and structure).
-    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
-    pub latest: Option<PathBuf>,
+    /// Restore the newest snapshot in DIR that verifies (trailer and structure). DIR may be a
+    /// bucket (s3://BUCKET/PREFIX, gs://, az://): the snapshot is downloaded into a nameless
+    /// file beside the data dir and verified first.
+    #[arg(long, value_name = "DIR", value_parser = SnapDir::parse_arg)]
+    pub latest: Option<SnapDir>,
+    /// Object store access (--latest BUCKET).
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Restore a one-member cluster (when the other members are lost); re-add them as learners after.
     #[arg(long)]
     pub single_member: bool,
@@ -188,9 +195,14 @@ pub struct ApplyArgs {
     /// The snapshot file (or a copy of member/snap/db with --skip-hash-check).
     #[arg(required_unless_present = "latest", conflicts_with = "latest")]
     pub file: Option<PathBuf>,
-    /// Restore the newest snapshot in DIR that verifies (trailer and structure).
-    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
-    pub latest: Option<PathBuf>,
+    /// Restore the newest snapshot in DIR that verifies (trailer and structure). DIR may be a
+    /// bucket (s3://BUCKET/PREFIX, gs://, az://): the snapshot is downloaded into a nameless
+    /// file beside --data-dir and verified first.
+    #[arg(long, value_name = "DIR", value_parser = SnapDir::parse_arg)]
+    pub latest: Option<SnapDir>,
+    /// Object store access (--latest BUCKET).
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The data dir to create; it must not exist or be empty.
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub data_dir: PathBuf,
@@ -214,6 +226,22 @@ pub struct ApplyArgs {
     pub engine: String,
 }
 
+/// How to reach an object store given as a snapshot directory. Credentials come from the
+/// environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+/// AWS_ENDPOINT_URL; GOOGLE_*, AZURE_*), never from a flag.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// A PEM bundle of CAs to trust for the object store (a store behind a private CA).
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn options(&self) -> StoreOptions {
+        StoreOptions { ca_file: self.ca_file.clone() }
+    }
+}
+
 /// `snapshot` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
@@ -226,7 +254,9 @@ pub enum SnapshotCommand {
   # Into a snapshot directory, keeping the newest 7 verified snapshots
   kubectl etcd restore snapshot save --dir /var/lib/etcd-backups --keep 7
   # Compressed with zstd
-  kubectl etcd restore snapshot save --dir /var/lib/etcd-backups --keep 7 --compress zstd")]
+  kubectl etcd restore snapshot save --dir /var/lib/etcd-backups --keep 7 --compress zstd
+  # Also to a bucket, keeping 30 there (credentials from AWS_* variables)
+  kubectl etcd restore snapshot save --dir /var/lib/etcd-backups --keep 7 --dir s3://backups/etcd/cp-1 --keep 30")]
     Save {
         /// The snapshot file to write.
         #[arg(required_unless_present = "dir", conflicts_with = "dir")]
@@ -243,13 +273,20 @@ pub enum SnapshotCommand {
         /// Replace FILE if it exists.
         #[arg(long, conflicts_with = "dir")]
         overwrite: bool,
-        /// Save into this snapshot directory as PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db (UTC).
-        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
-        dir: Option<PathBuf>,
+        /// Save into this snapshot directory as PREFIX-YYYYMMDDTHHMMSSZ-REVISION.db (UTC): a
+        /// local directory, file://PATH, or a bucket (s3://BUCKET/PREFIX, gs://, az://; a
+        /// multipart upload completed only once the whole verified snapshot is sent). May be
+        /// given more than once: the snapshot is written to each.
+        #[arg(long, value_name = "DIR", value_parser = SnapDir::parse_arg)]
+        dir: Vec<SnapDir>,
         /// After the save, keep the newest N verified snapshots of PREFIX in DIR and delete the
-        /// older ones (a failed save deletes nothing; unverified files are never deleted).
+        /// older ones (a failed save deletes nothing; unverified files are never deleted). Once
+        /// for every --dir, or once per --dir in the same order.
         #[arg(long, value_name = "N", requires = "dir")]
-        keep: Option<usize>,
+        keep: Vec<usize>,
+        /// Object store access.
+        #[command(flatten)]
+        store: StoreArgs,
         /// The file name prefix in DIR.
         #[arg(long, value_name = "PREFIX", requires = "dir", default_value = kubectl_etcd::store::snapdir::DEFAULT_PREFIX)]
         name_prefix: String,
@@ -265,12 +302,19 @@ pub enum SnapshotCommand {
   kubectl etcd restore snapshot ls /var/lib/etcd-backups
   kubectl etcd restore snapshot ls /var/lib/etcd-backups -o json")]
     Ls {
-        /// The snapshot directory.
-        #[arg(value_hint = clap::ValueHint::DirPath)]
-        dir: PathBuf,
+        /// The snapshot directory (or s3://BUCKET/PREFIX, gs://, az://: listed from the listing
+        /// and each object's metadata, nothing downloaded).
+        #[arg(value_parser = SnapDir::parse_arg)]
+        dir: SnapDir,
         /// Only snapshots of this prefix.
         #[arg(long, value_name = "PREFIX")]
         name_prefix: Option<String>,
+        /// Bucket: download each snapshot and check its sha256 trailer.
+        #[arg(long)]
+        verify: bool,
+        /// Object store access.
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Keep the newest N verified snapshots of PREFIX in a directory, delete the older ones.
     /// Never a file of another prefix, one whose trailer does not verify, or one not named
@@ -279,9 +323,12 @@ pub enum SnapshotCommand {
   kubectl etcd restore snapshot prune /var/lib/etcd-backups --keep 7 --dry-run
   kubectl etcd restore snapshot prune /var/lib/etcd-backups --keep 7")]
     Prune {
-        /// The snapshot directory.
-        #[arg(value_hint = clap::ValueHint::DirPath)]
-        dir: PathBuf,
+        /// The snapshot directory (or a bucket: only objects this tool wrote and verified count).
+        #[arg(value_parser = SnapDir::parse_arg)]
+        dir: SnapDir,
+        /// Object store access.
+        #[command(flatten)]
+        store: StoreArgs,
         /// How many verified snapshots to keep.
         #[arg(long, value_name = "N", required = true)]
         keep: usize,
@@ -335,9 +382,17 @@ pub struct ScheduleArgs {
     /// Store each snapshot compressed (DIR/PREFIX-…-REVISION.db.zst).
     #[arg(long, value_name = "ALGORITHM", value_enum, default_value = "none")]
     pub compress: Compression,
-    /// The backup directory on the node (created if missing).
-    #[arg(long, value_name = "DIR", default_value = kubectl_etcd::ops::schedule::DEFAULT_DIR)]
-    pub dir: PathBuf,
+    /// The backup directory on the node (created if missing); a bucket (s3://BUCKET/PREFIX,
+    /// gs://, az://) adds an upload of each snapshot there, the node keeping its own copy in
+    /// the local directory (the default one unless a local --dir is given too). May be given
+    /// more than once.
+    #[arg(long, value_name = "DIR", value_parser = SnapDir::parse_arg, default_value = kubectl_etcd::ops::schedule::DEFAULT_DIR)]
+    pub dir: Vec<SnapDir>,
+    /// A Secret in the namespace whose keys become the job's environment (AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, …): the credentials for a bucket
+    /// --dir never appear in the CronJob.
+    #[arg(long, value_name = "NAME")]
+    pub credentials_secret: Option<String>,
     /// The image with the kubectl-etcd binaries (the repository's Dockerfile).
     #[arg(long, value_name = "IMAGE", default_value = kubectl_etcd::ops::schedule::DEFAULT_IMAGE)]
     pub image: String,
@@ -365,7 +420,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Node(a) => {
             let flow = a.flow;
-            on_node(&cli.common, out, a.options(manifest)?, false, &flow).await
+            on_node(&cli.common, out, a.options(manifest).await?, false, &flow).await
         }
         Command::FromDataDir(a) if a.data_dir.is_none() && manifest.exists() => {
             let opts = NodeOptions::from_data_dir(manifest, a.dir, a.flow.timeout);
@@ -391,7 +446,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply(a) => {
             // A signal stops the restore between batches; its temporary dir is removed.
             kubectl_etcd::base::signals::catch_signals();
-            out.emit(&restore::apply_and_plan(a.options()?, false).await?).map(|()| ExitCode::Ok)
+            out.emit(&restore::apply_and_plan(a.options().await?, false).await?).map(|()| ExitCode::Ok)
         }
         Command::Snapshot(cmd) => snapshot(&cli.common, out, cmd).await,
         Command::Doctor(a) => {
@@ -403,11 +458,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// The snapshot FILE, or the newest verified one of `--latest DIR` (said on stderr, with the
-/// newer ones skipped and why).
-fn snapshot_file(file: Option<PathBuf>, latest: Option<PathBuf>) -> Result<PathBuf> {
+/// newer ones skipped and why); from a bucket, downloaded into a nameless file in `beside`.
+async fn snapshot_file(file: Option<PathBuf>, latest: Option<SnapDir>, beside: &std::path::Path, store: &StoreArgs) -> Result<PathBuf> {
     match (file, latest) {
         (Some(f), _) => Ok(f),
-        (None, Some(dir)) => {
+        (None, Some(SnapDir::Local(dir))) => {
             let (path, skipped) = kubectl_etcd::store::snapdir::latest(&dir)?;
             for s in skipped {
                 eprintln!("skipped {s}");
@@ -415,8 +470,27 @@ fn snapshot_file(file: Option<PathBuf>, latest: Option<PathBuf>) -> Result<PathB
             eprintln!("using {}, the newest verified snapshot in {}", path.display(), dir.display());
             Ok(path)
         }
+        (None, Some(SnapDir::Bucket(url))) => {
+            let bucket = Bucket::open(&url, &store.options())?;
+            let (d, skipped) = kubectl_etcd::store::objstore::latest(&bucket, beside).await?;
+            for s in skipped {
+                eprintln!("skipped {s}");
+            }
+            eprintln!("using {}, the newest verified snapshot in {url} (downloaded and verified)", d.url);
+            Ok(d.keep())
+        }
         (None, None) => Err(Error::Usage("name a snapshot FILE or pass --latest DIR".into())),
     }
+}
+
+/// Where a download for `--latest BUCKET` goes: beside the data dir (the same file system, so
+/// the space is where the restore needs it), else the temporary directory.
+fn beside(data_dir: Option<&std::path::Path>) -> PathBuf {
+    data_dir
+        .and_then(|d| d.parent())
+        .filter(|p| !p.as_os_str().is_empty() && p.is_dir())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// The on-node flows: plan, dry run or confirmation, then the flow and its result.
@@ -449,20 +523,46 @@ async fn snapshot(common: &CommonArgs, out: Output, cmd: SnapshotCommand) -> Res
         SnapshotCommand::Verify { file } => {
             out.emit(&blocking(move || snapfile::verify(&file)).await?).map(|()| ExitCode::Ok)
         }
-        SnapshotCommand::Ls { dir, name_prefix } => {
+        SnapshotCommand::Ls { dir: SnapDir::Local(dir), name_prefix, verify: _, store: _ } => {
             let entries = blocking(move || kubectl_etcd::store::snapdir::list(&dir, name_prefix.as_deref())).await?;
             out.emit(&kubectl_etcd::cli::print::snapshot::Snapshots(entries)).map(|()| ExitCode::Ok)
         }
-        SnapshotCommand::Prune { dir, keep, name_prefix, dry_run } => {
+        SnapshotCommand::Ls { dir: SnapDir::Bucket(url), name_prefix, verify, store } => {
+            let bucket = Bucket::open(&url, &store.options())?;
+            let mut entries = bucket.list(name_prefix.as_deref()).await?;
+            if verify {
+                kubectl_etcd::store::objstore::verify_entries(&bucket, &mut entries, &std::env::temp_dir()).await?;
+            }
+            out.emit(&kubectl_etcd::cli::print::snapshot::Snapshots(entries)).map(|()| ExitCode::Ok)
+        }
+        SnapshotCommand::Prune { dir: SnapDir::Local(dir), keep, name_prefix, dry_run, store: _ } => {
             let p = blocking(move || kubectl_etcd::store::snapdir::prune(&dir, &name_prefix, keep, dry_run)).await?;
             out.emit(&p).map(|()| ExitCode::Ok)
         }
+        SnapshotCommand::Prune { dir: SnapDir::Bucket(url), keep, name_prefix, dry_run, store } => {
+            let bucket = Bucket::open(&url, &store.options())?;
+            let p = kubectl_etcd::store::objstore::prune(&bucket, &name_prefix, keep, dry_run).await?;
+            out.emit(&p).map(|()| ExitCode::Ok)
+        }
         SnapshotCommand::Schedule(a) => schedule::run(common, out, a).await,
-        SnapshotCommand::Save { file, member, force, overwrite, dir, keep, name_prefix, compress } => {
-            let target = match (file, dir) {
+        SnapshotCommand::Save { file, member, force, overwrite, dir, keep, name_prefix, compress, store } => {
+            let target = match (file, dir.is_empty()) {
                 (Some(f), _) => Target::File(f),
-                (None, Some(dir)) => Target::Dir { dir, prefix: name_prefix, keep },
-                (None, None) => return Err(Error::Usage("name a snapshot FILE or pass --dir DIR".into())),
+                (None, false) => {
+                    let keeps: Vec<Option<usize>> = match keep.len() {
+                        0 => vec![None; dir.len()],
+                        1 => vec![Some(keep[0]); dir.len()],
+                        n if n == dir.len() => keep.into_iter().map(Some).collect(),
+                        n => {
+                            return Err(Error::Usage(format!(
+                                "--keep given {n} times for {} --dir: give it once (for every --dir) or once per --dir, in the same order",
+                                dir.len()
+                            )))
+                        }
+                    };
+                    Target::Dirs { dirs: dir.into_iter().zip(keeps).collect(), prefix: name_prefix, store: store.options() }
+                }
+                (None, true) => return Err(Error::Usage("name a snapshot FILE or pass --dir DIR".into())),
             };
             let settings = common.settings();
             let session = Session::open(&settings).await?;
@@ -487,10 +587,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl NodeArgs {
-    fn options(self, manifest: PathBuf) -> Result<NodeOptions> {
+    async fn options(self, manifest: PathBuf) -> Result<NodeOptions> {
+        let data_dir = kubectl_etcd::reach::discovery::manifest::Manifest::load(&manifest)
+            .ok()
+            .and_then(|m| m.flags.get("data-dir").map(PathBuf::from));
+        let snapshot = snapshot_file(self.file, self.latest, &beside(data_dir.as_deref()), &self.store).await?;
         Ok(NodeOptions {
             manifest,
-            source: Source::Snapshot(snapshot_file(self.file, self.latest)?),
+            source: Source::Snapshot(snapshot),
             single_member: self.single_member,
             skip_hash_check: self.tuning.skip_hash_check,
             bump_revision: self.tuning.bump_revision,
@@ -504,9 +608,9 @@ impl NodeArgs {
 }
 
 impl ApplyArgs {
-    fn options(self) -> Result<ApplyOptions> {
+    async fn options(self) -> Result<ApplyOptions> {
         Ok(ApplyOptions {
-            snapshot: snapshot_file(self.file, self.latest)?,
+            snapshot: snapshot_file(self.file, self.latest, &beside(Some(&self.data_dir)), &self.store).await?,
             data_dir: self.data_dir,
             name: self.name,
             initial_cluster: self.initial_cluster,

@@ -11,6 +11,7 @@ use kubectl_etcd::reach::discovery::manifest::Manifest;
 use kubectl_etcd::{Error, ExitCode, Result};
 
 use crate::ScheduleArgs;
+use kubectl_etcd::store::snapdir::SnapDir;
 
 /// etcd's largest recommended quota: the run's deadline when no member tells its size.
 const FALLBACK_DB_SIZE: u64 = 8 << 30;
@@ -76,11 +77,32 @@ pub async fn run(common: &CommonArgs, out: Output, a: ScheduleArgs) -> Result<Ex
             kubectl_etcd::base::units::format_bytes(FALLBACK_DB_SIZE)
         );
     }
+    let mut local = None;
+    let mut buckets = Vec::new();
+    for d in &a.dir {
+        match d {
+            SnapDir::Local(p) if local.is_none() => local = Some(p.clone()),
+            SnapDir::Local(p) => {
+                return Err(Error::Usage(format!(
+                    "--dir {}: one local directory per node (and any number of buckets)",
+                    p.display()
+                )))
+            }
+            SnapDir::Bucket(u) => buckets.push(u.to_string()),
+        }
+    }
+    if let Some(name) = &a.credentials_secret {
+        if name.is_empty() || name.len() > 253 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
+            return Err(Error::Usage(format!("--credentials-secret {name:?} is not a Secret name (lowercase letters, digits, '-', '.')")));
+        }
+    }
     let opts = ScheduleOptions {
+        buckets,
+        credentials_secret: a.credentials_secret,
         schedule: a.schedule,
         keep: a.keep,
         compression: a.compress,
-        dir: a.dir,
+        dir: local.unwrap_or_else(|| PathBuf::from(kubectl_etcd::ops::schedule::DEFAULT_DIR)),
         image: a.image,
         namespace: common.namespace.clone(),
         name: a.name,

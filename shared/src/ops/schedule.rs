@@ -65,6 +65,12 @@ pub struct ScheduleOptions {
     pub nodes: Vec<String>,
     /// The largest member database, to bound a run (`activeDeadlineSeconds`).
     pub db_size: u64,
+    /// Buckets the snapshot is also uploaded to (`--dir s3://BUCKET/PREFIX`), each keeping
+    /// `keep` too.
+    pub buckets: Vec<String>,
+    /// A Secret whose keys become the container's environment (`AWS_ACCESS_KEY_ID`, …): the
+    /// credentials never appear in the CronJob.
+    pub credentials_secret: Option<String>,
 }
 
 /// The objects, in the order they are applied.
@@ -180,6 +186,10 @@ pub fn command(opts: &ScheduleOptions, prefix: &str) -> Vec<String> {
     if opts.compression == crate::store::compress::Compression::Zstd {
         cmd.extend(["--compress".into(), "zstd".into()]);
     }
+    // `--keep` once: every --dir keeps N.
+    for b in &opts.buckets {
+        cmd.extend(["--dir".into(), b.clone()]);
+    }
     cmd
 }
 
@@ -258,6 +268,15 @@ fn snapshot_container(opts: &ScheduleOptions, prefix: &str, mounts: Vec<VolumeMo
         image: Some(opts.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(command(opts, prefix)),
+        env_from: opts.credentials_secret.as_ref().map(|name| {
+            vec![k8s_openapi::api::core::v1::EnvFromSource {
+                secret_ref: Some(k8s_openapi::api::core::v1::SecretEnvSource {
+                    name: name.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }]
+        }),
         volume_mounts: Some(mounts),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([("cpu".into(), q("100m")), ("memory".into(), q("64Mi"))])),

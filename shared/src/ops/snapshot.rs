@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 use crate::reach::cluster::{find_member, Member, Session};
 use crate::reach::conn::{call, FailureClass, TransportError};
 use crate::store::compress::Compression;
+use crate::store::objstore::{Bucket, ObjectMeta, StoreOptions};
+use crate::store::snapdir::{Pruned, SnapDir};
 use crate::store::snapfile::PartWriter;
 use crate::store::trailer::TRAILER;
 
@@ -44,6 +46,22 @@ pub struct Saved {
     /// `--dir … --keep N`: what retention kept and deleted after this save.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<crate::store::snapdir::Pruned>,
+    /// The cluster's ID, from the member's answer.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_hex")]
+    pub cluster_id: Option<u64>,
+    /// The member's etcd version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd_version: Option<String>,
+    /// `--dir` given more than once: the copies in the other directories and buckets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<Copy>,
+}
+
+fn ser_opt_hex<S: serde::Serializer>(v: &Option<u64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match v {
+        Some(id) => s.serialize_str(&crate::base::units::member_id(*id)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Options of `snapshot save`.
@@ -122,7 +140,8 @@ pub async fn pick_member(session: &Session, named: Option<&str>, force: bool) ->
 }
 
 /// [`save`] that a signal (Ctrl-C, SIGTERM) stops cleanly: the `.part` is removed and the
-/// error says which signal.
+/// error says which signal. During an upload to a bucket the upload sees the signal itself and
+/// aborts its multipart upload first.
 pub async fn save_interruptible(
     session: &Session,
     target: &Target,
@@ -130,9 +149,17 @@ pub async fn save_interruptible(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Saved> {
     crate::base::signals::catch_signals();
+    let outside_upload = async {
+        loop {
+            if crate::base::signals::interrupted() && !crate::store::objstore::uploading() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
     tokio::select! {
         r = save_to(session, target, opts, progress) => r,
-        _ = crate::base::signals::until_interrupted() => Err(Error::Refused(format!(
+        _ = outside_upload => Err(Error::Refused(format!(
             "interrupted by {}: no snapshot written (the .part file was removed)",
             crate::base::signals::interrupting_signal().unwrap_or("a signal")
         ))),
@@ -144,58 +171,219 @@ pub async fn save_interruptible(
 pub enum Target {
     /// This file.
     File(PathBuf),
-    /// `DIR/PREFIX-TIME-REVISION.db`, then the directory pruned to the newest N verified
-    /// snapshots of PREFIX when N is given.
-    Dir { dir: PathBuf, prefix: String, keep: Option<usize> },
+    /// Snapshot directories, local or buckets (`--dir`, once or more), each
+    /// `PREFIX-TIME-REVISION.db`, each then pruned to its newest N verified snapshots of PREFIX
+    /// when N is given.
+    Dirs {
+        /// The directories and their `--keep`.
+        dirs: Vec<(SnapDir, Option<usize>)>,
+        /// `--name-prefix`.
+        prefix: String,
+        /// How to reach the buckets.
+        store: StoreOptions,
+    },
 }
 
-/// [`save`] into a file or a snapshot directory.
+/// A copy of the snapshot in another `--dir` than the first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Copy {
+    /// The file or object written.
+    pub location: String,
+    /// What retention kept and deleted there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Pruned>,
+}
+
+/// A private temporary directory, removed with what it holds when dropped.
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("kubectl-etcd-save-{}-{nanos}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&p).map_err(|source| Error::Io {
+            action: format!("create a temporary directory {} for the snapshot to upload (set TMPDIR elsewhere?)", p.display()),
+            source,
+        })?;
+        Ok(TempDir(p))
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn prune_failed(saved_as: &str, dir: &SnapDir, prefix: &str, n: usize) -> impl FnOnce(Error) -> Error {
+    let (saved_as, dir, prefix) = (saved_as.to_string(), dir.to_string(), prefix.to_string());
+    move |e| Error::Stopped {
+        what: "snapshot retention",
+        cause: Box::new(e),
+        done: format!("the snapshot was saved as {saved_as}"),
+        next: format!("kubectl etcd restore snapshot prune {dir} --keep {n} --name-prefix {prefix}"),
+    }
+}
+
+/// Copies the verified snapshot `from` into `dir` as `name`: `.part`, fsync, trailer checked,
+/// renamed.
+fn copy_into(from: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
+    let to = dir.join(name);
+    let part = dir.join(format!("{name}.part"));
+    let io = |action: String| move |source| Error::Io { action, source };
+    let src = std::fs::File::open(from).map_err(io(format!("read {}", from.display())))?;
+    let len = src.metadata().map_err(io(format!("read {}", from.display())))?.len();
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dst = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&part)
+            .map_err(io(format!("create {}", part.display())))?;
+        let r = crate::base::fsio::copy_range(&src, &dst, len).and_then(|()| dst.sync_all());
+        if let Err(source) = r {
+            let _ = std::fs::remove_file(&part);
+            return Err(Error::Io { action: format!("write {}", part.display()), source });
+        }
+    }
+    if crate::store::snapfile::check_trailer(&part, len)? != crate::store::trailer::Trailer::Valid {
+        let _ = std::fs::remove_file(&part);
+        return Err(Error::Corrupt { path: part, reason: "the copy does not verify".into() });
+    }
+    std::fs::rename(&part, &to).map_err(io(format!("rename {} to {}", part.display(), to.display())))?;
+    crate::base::fsio::sync_dir(dir)?;
+    Ok(to)
+}
+
+/// [`save`] into a file or snapshot directories.
 pub async fn save_to(
     session: &Session,
     target: &Target,
     opts: &SaveOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Saved> {
-    match target {
-        Target::File(path) => save(session, path, opts, progress).await,
-        Target::Dir { dir, prefix, keep } => {
-            crate::store::snapdir::check_prefix(prefix)?;
-            if let Some(n) = keep {
-                crate::store::snapdir::check_keep(*n)?;
+    let (dirs, prefix, store) = match target {
+        Target::File(path) => return save(session, path, opts, progress).await,
+        Target::Dirs { dirs, prefix, store } => (dirs, prefix, store),
+    };
+    crate::store::snapdir::check_prefix(prefix)?;
+    if dirs.is_empty() {
+        return Err(Error::Usage("name a snapshot FILE or pass --dir DIR".into()));
+    }
+    let mut buckets = Vec::new();
+    for (d, keep) in dirs {
+        if let Some(n) = keep {
+            crate::store::snapdir::check_keep(*n)?;
+        }
+        match d {
+            SnapDir::Local(dir) if !dir.is_dir() => {
+                return Err(Error::Usage(format!("directory {} does not exist: create it first", dir.display())))
             }
-            if !dir.is_dir() {
-                return Err(Error::Usage(format!("directory {} does not exist: create it first", dir.display())));
+            SnapDir::Local(_) => {}
+            SnapDir::Bucket(u) => {
+                // Before a byte is streamed: the bucket exists and takes the credentials.
+                let b = Bucket::open(u, store)?;
+                b.check().await?;
+                buckets.push((b, *keep));
             }
-            let stamp = crate::store::snapdir::stamp_now();
-            let first = dir.join(format!("{prefix}-{stamp}.db"));
-            let (d, p, st, compression) = (dir.clone(), prefix.clone(), stamp.clone(), opts.compression);
-            let named: NameFn = Box::new(move |rev: i64| {
-                // A snapshot older than one the directory already holds comes from a member
-                // that is behind: it must never become the newest name (--latest, retention).
-                crate::store::snapdir::refuse_older(&d, &p, rev)?;
-                Ok(d.join(
-                    crate::store::snapdir::Name { prefix: p.clone(), stamp: st.clone(), revision: rev, compression }
-                        .file_name(),
-                ))
-            });
-            let mut saved = save_named(session, &first, Some(named), opts, progress).await?;
-            // Only after a verified save: a failed one never prunes.
-            if let Some(n) = keep {
-                // The snapshot is saved whatever retention then meets: say so.
-                let pruned = crate::store::snapdir::prune(dir, prefix, *n, false).map_err(|e| Error::Stopped {
-                    what: "snapshot retention",
-                    cause: Box::new(e),
-                    done: format!("the snapshot was saved as {}", saved.path.display()),
-                    next: format!(
-                        "kubectl etcd restore snapshot prune {} --keep {n} --name-prefix {prefix}",
-                        dir.display()
-                    ),
-                })?;
-                saved.retention = Some(pruned);
-            }
-            Ok(saved)
         }
     }
+    let locals: Vec<(&PathBuf, Option<usize>)> = dirs
+        .iter()
+        .filter_map(|(d, k)| match d {
+            SnapDir::Local(p) => Some((p, *k)),
+            SnapDir::Bucket(_) => None,
+        })
+        .collect();
+    // The snapshot lands in the first local directory, or in a private temporary one when
+    // every --dir is a bucket.
+    let temp = if locals.is_empty() { Some(TempDir::new()?) } else { None };
+    let primary: PathBuf = match (&temp, locals.first()) {
+        (Some(t), _) => t.0.clone(),
+        (None, Some((p, _))) => (*p).clone(),
+        (None, None) => return Err(Error::Internal("no directory".into())),
+    };
+    let stamp = crate::store::snapdir::stamp_now();
+    let first = primary.join(format!("{prefix}-{stamp}.db"));
+    let (p, st, compression) = (prefix.clone(), stamp.clone(), opts.compression);
+    let local_dirs: Vec<PathBuf> = locals.iter().map(|(d, _)| (*d).clone()).collect();
+    let primary_dir = primary.clone();
+    let named: NameFn = Box::new(move |rev: i64| {
+        // A snapshot older than one a directory already holds comes from a member that is
+        // behind: it must never become the newest name (--latest, retention).
+        for d in &local_dirs {
+            crate::store::snapdir::refuse_older(d, &p, rev)?;
+        }
+        Ok(primary_dir.join(
+            crate::store::snapdir::Name { prefix: p.clone(), stamp: st.clone(), revision: rev, compression }.file_name(),
+        ))
+    });
+    let mut saved = save_named(session, &first, Some(named), opts, progress).await?;
+    let name = saved.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut locations = Vec::new();
+    // The other local directories: a verified copy each.
+    for (dir, keep) in locals.iter().skip(1) {
+        let (from, d, n) = (saved.path.clone(), (*dir).clone(), name.clone());
+        let to = tokio::task::spawn_blocking(move || copy_into(&from, &d, &n)).await.map_err(Error::from_join)??;
+        locations.push((SnapDir::Local((*dir).clone()), to.display().to_string(), *keep));
+    }
+    let meta = ObjectMeta {
+        sha256: saved.sha256.clone(),
+        revision: saved.revision,
+        cluster_id: saved.cluster_id.map(crate::base::units::member_id).unwrap_or_default(),
+        member_id: crate::base::units::member_id(saved.member_id),
+        member_name: saved.member.clone(),
+        etcd_version: saved.etcd_version.clone().unwrap_or_default(),
+        compression: opts.compression.meta_word().into(),
+        size: saved.size,
+        verified: true,
+    };
+    for (b, keep) in &buckets {
+        eprintln!("uploading {name} to {}", b.url);
+        let url = match b.upload(&saved.path, &name, &meta).await {
+            Ok(u) => u,
+            Err(e) if temp.is_none() => {
+                return Err(Error::Stopped {
+                    what: "snapshot save",
+                    cause: Box::new(e),
+                    done: format!("the snapshot was saved as {} but not uploaded to {}", saved.path.display(), b.url),
+                    next: "fix the store, then save again".into(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        locations.push((SnapDir::Bucket(b.url.clone()), url, *keep));
+    }
+    // Retention, only after every copy is written: a failed save never prunes.
+    if temp.is_some() {
+        // Every --dir is a bucket: the first bucket's object is the snapshot's name.
+        let (dir, url, keep) = locations.remove(0);
+        saved.path = PathBuf::from(&url);
+        if let (Some(n), SnapDir::Bucket(u)) = (keep, &dir) {
+            let b = Bucket::open(u, store)?;
+            saved.retention = Some(crate::store::objstore::prune(&b, prefix, n, false).await.map_err(prune_failed(&url, &dir, prefix, n))?);
+        }
+    } else if let Some((dir, Some(n))) = locals.first() {
+        let shown = saved.path.display().to_string();
+        saved.retention = Some(
+            crate::store::snapdir::prune(dir, prefix, *n, false).map_err(prune_failed(&shown, &SnapDir::Local((*dir).clone()), prefix, *n))?,
+        );
+    }
+    for (dir, location, keep) in locations {
+        let retention = match (keep, &dir) {
+            (None, _) => None,
+            (Some(n), SnapDir::Local(d)) => {
+                Some(crate::store::snapdir::prune(d, prefix, n, false).map_err(prune_failed(&location, &dir, prefix, n))?)
+            }
+            (Some(n), SnapDir::Bucket(u)) => {
+                let b = Bucket::open(u, store)?;
+                Some(crate::store::objstore::prune(&b, prefix, n, false).await.map_err(prune_failed(&location, &dir, prefix, n))?)
+            }
+        };
+        saved.copies.push(Copy { location, retention });
+    }
+    drop(temp);
+    Ok(saved)
 }
 
 /// `snapshot save`: streams a snapshot from one member into `path`.
@@ -226,6 +414,11 @@ async fn save_named(
     }
     session.dialer.probe(&url).await?;
     let mut client = session.dialer.client(&url).await?;
+    // For the object metadata: the cluster's ID and the member's version (best effort).
+    let (cluster_id, etcd_version) = match tokio::time::timeout(Duration::from_secs(10), client.status()).await {
+        Ok(Ok(s)) => (s.header().map(|h| h.cluster_id()), Some(s.version().to_string())),
+        _ => (None, None),
+    };
     let stall = opts.stall_timeout.unwrap_or(Duration::from_secs(30));
     let stream = async {
         let mut stream = call(&url, "snapshot", stall, client.snapshot()).await?;
@@ -289,6 +482,9 @@ async fn save_named(
     Ok(Saved {
         forced,
         retention: None,
+        cluster_id,
+        etcd_version,
+        copies: Vec::new(),
         path: p.path,
         member: member.name.clone(),
         member_id: member.id,

@@ -7,6 +7,7 @@ pub mod bbolt;
 pub mod compress;
 pub mod dblock;
 pub mod member;
+pub mod objstore;
 pub mod pb;
 pub mod snapdir;
 pub mod snapfile;

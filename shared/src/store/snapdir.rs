@@ -117,15 +117,96 @@ pub struct Entry {
     /// Its sha256 trailer (of the uncompressed stream): `valid` is what retention counts as
     /// verified.
     pub sha256_trailer: Trailer,
+    /// An object in a bucket: the metadata written with it (none: not written by this tool).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<crate::store::objstore::ObjectMeta>,
+    /// True for an object in a bucket.
+    #[serde(skip)]
+    pub remote: bool,
     /// For the order: the name's time.
     #[serde(skip)]
     stamp: String,
 }
 
 impl Entry {
-    /// Whether retention counts it.
+    /// Whether retention counts it: a local file whose trailer verifies; an object whose
+    /// trailer verified after a download (`ls --verify`), else whose metadata says this tool
+    /// verified it before uploading it.
     pub fn verified(&self) -> bool {
-        self.sha256_trailer == Trailer::Valid
+        match (&self.metadata, self.sha256_trailer) {
+            (_, Trailer::Valid) => true,
+            (Some(m), Trailer::Unchecked) => m.verified,
+            _ => false,
+        }
+    }
+
+    /// An object of a bucket, from its listing and metadata.
+    pub fn remote(
+        url: String,
+        name: String,
+        parsed: &Name,
+        size: u64,
+        compression: Compression,
+        metadata: Option<crate::store::objstore::ObjectMeta>,
+    ) -> Entry {
+        Entry {
+            path: PathBuf::from(url),
+            name,
+            prefix: parsed.prefix.clone(),
+            time: parsed.time(),
+            revision: parsed.revision,
+            size,
+            compression,
+            sha256_trailer: Trailer::Unchecked,
+            metadata,
+            remote: true,
+            stamp: parsed.stamp.clone(),
+        }
+    }
+}
+
+/// Newest first: by the name's time, then revision, then name.
+pub fn sort_newest_first(v: &mut [Entry]) {
+    v.sort_by(|a, b| b.stamp.cmp(&a.stamp).then(b.revision.cmp(&a.revision)).then(b.name.cmp(&a.name)));
+}
+
+/// A snapshot directory: a local directory (also `file://PATH`) or a bucket prefix
+/// (`s3://BUCKET/PREFIX`, `gs://…`, `az://…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapDir {
+    /// On this machine.
+    Local(PathBuf),
+    /// In object storage.
+    Bucket(crate::store::objstore::BucketUrl),
+}
+
+impl SnapDir {
+    /// Parses a `--dir` / `--latest` value.
+    pub fn parse(s: &str) -> Result<SnapDir> {
+        if let Some(p) = s.strip_prefix("file://") {
+            if !p.starts_with('/') {
+                return Err(Error::Usage(format!("{s}: a file:// URL takes an absolute path (file:///var/backups)")));
+            }
+            return Ok(SnapDir::Local(PathBuf::from(p)));
+        }
+        match crate::store::objstore::BucketUrl::parse(s) {
+            Some(u) => Ok(SnapDir::Bucket(u?)),
+            None => Ok(SnapDir::Local(PathBuf::from(s))),
+        }
+    }
+
+    /// For clap's `value_parser`.
+    pub fn parse_arg(s: &str) -> std::result::Result<SnapDir, String> {
+        SnapDir::parse(s).map_err(|e| e.report())
+    }
+}
+
+impl std::fmt::Display for SnapDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapDir::Local(p) => write!(f, "{}", p.display()),
+            SnapDir::Bucket(u) => write!(f, "{u}"),
+        }
     }
 }
 
@@ -202,10 +283,12 @@ fn scan(dir: &Path, prefix: Option<&str>) -> Result<Vec<Entry>> {
             size: md.len(),
             compression,
             sha256_trailer: Trailer::Unchecked,
+            metadata: None,
+            remote: false,
             stamp: name.stamp,
         });
     }
-    out.sort_by(|a, b| b.stamp.cmp(&a.stamp).then(b.revision.cmp(&a.revision)).then(b.name.cmp(&a.name)));
+    sort_newest_first(&mut out);
     Ok(out)
 }
 
@@ -251,7 +334,7 @@ pub fn prune(dir: &Path, prefix: &str, keep: usize, dry_run: bool) -> Result<Pru
 /// Splits verified snapshots (newest first) into the kept and the deleted: the newest `keep`,
 /// and also every older-named one whose revision is above all of those kept — a snapshot saved
 /// later from a member that was behind must never cost the one of a higher revision.
-fn retain(verified: Vec<Entry>, keep: usize) -> (Vec<Entry>, Vec<Entry>) {
+pub(crate) fn retain(verified: Vec<Entry>, keep: usize) -> (Vec<Entry>, Vec<Entry>) {
     let mut kept: Vec<Entry> = Vec::new();
     let mut removed = Vec::new();
     for e in verified {
@@ -323,6 +406,8 @@ mod tests {
             size: 1,
             compression: Compression::None,
             sha256_trailer: Trailer::Valid,
+            metadata: None,
+            remote: false,
             stamp: stamp.into(),
         }
     }

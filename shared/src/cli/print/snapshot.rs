@@ -97,6 +97,12 @@ impl Print for Saved {
         if let (Some(r), false) = (&self.retention, view.no_headers) {
             s.push_str(&retention_text(r));
         }
+        for c in &self.copies {
+            s.push_str(&format!("also saved as {}\n", c.location));
+            if let (Some(r), false) = (&c.retention, view.no_headers) {
+                s.push_str(&retention_text(r));
+            }
+        }
         s
     }
 }
@@ -140,7 +146,11 @@ fn table(entries: &[Entry], wide: bool) -> Table {
             e.time.clone(),
             e.revision.to_string(),
             format_bytes(e.size),
-            trailer_text(e.sha256_trailer).to_string(),
+            match (&e.metadata, e.sha256_trailer) {
+                (Some(m), Trailer::Unchecked) if m.verified => "valid at upload (not downloaded)".to_string(),
+                (None, Trailer::Unchecked) if e.remote => "unknown (not written by kubectl-etcd)".to_string(),
+                (_, t) => trailer_text(t).to_string(),
+            },
         ];
         if wide {
             row.push(compression_text(e.compression).to_string());

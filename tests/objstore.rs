@@ -1,0 +1,377 @@
+//! Snapshot directories in object storage against a real S3 server (`s3s-fs`, SigV4 checked)
+//! and real etcd (3.4 or 3.5): `snapshot save --dir s3://…` (multipart upload completed only
+//! once the verified snapshot is sent, aborted on failure or signal), metadata, `ls`, retention,
+//! `--latest s3://…`, configuration errors, a local and a bucket `--dir` together, and the
+//! CronJob with a credentials Secret.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::*;
+use serde_json::Value;
+
+const RESTORE: &str = "kubectl-etcd-restore";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn json(o: &std::process::Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+}
+
+/// The plugin, on cluster `c` (when given), with the server's credentials (or `env`).
+fn run(c: Option<&Cluster>, args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    let mut a: Vec<String> = c.map(Cluster::manifest_args).unwrap_or_default();
+    a.extend(args.iter().map(|s| s.to_string()));
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_plugin(RESTORE, &a.iter().map(String::as_str).collect::<Vec<_>>(), &e)
+}
+
+fn spawn(c: &Cluster, args: &[&str], env: &[(String, String)]) -> Running {
+    let mut a: Vec<String> = c.manifest_args();
+    a.extend(args.iter().map(|s| s.to_string()));
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Running::spawn(plugin_command(RESTORE, &a.iter().map(String::as_str).collect::<Vec<_>>(), &e), "snapshot save")
+}
+
+/// Writes about `mib` MiB of values (100 KiB each) into a one-member cluster.
+async fn fill(c: &Cluster, mib: usize) {
+    let mut client = c.client(0).await;
+    let value = vec![b'v'; 100 << 10];
+    for i in 0..(mib * 10) {
+        client.put(format!("/registry/big/{i:06}"), value.clone(), None).await.unwrap();
+    }
+}
+
+async fn count(c: &Cluster, i: usize, prefix: &str) -> i64 {
+    let mut client = c.client(i).await;
+    let opts = etcd_client::GetOptions::new().with_prefix().with_count_only();
+    client.get(prefix, Some(opts)).await.unwrap().count()
+}
+
+/// Four saves to a bucket with `--keep 2`: two objects stay, with their metadata, listed
+/// without a download; another prefix's objects and an object this tool did not write are
+/// never counted or deleted; `ls --verify` downloads and checks; `apply --latest s3://…`
+/// restores the newest one into a data dir that real etcd boots.
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_saves_keep_list_and_restore_latest() {
+    let c = Cluster::start(1);
+    let s3 = S3::start();
+    s3.create_bucket("backups");
+    let env = s3.env();
+    let url = "s3://backups/etcd/cp-1";
+    // Not ours: another prefix's, and one of our names that no metadata vouches for.
+    let theirs = s3.root.join("backups/etcd/cp-1");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("other-20200101T000000Z-1.db"), b"x").unwrap();
+    std::fs::write(theirs.join("etcd-snapshot-20200101T000000Z-2.db"), b"y").unwrap();
+    let mut saved = Vec::new();
+    for i in 0..4 {
+        c.put(&format!("/registry/n/{i}"), "x");
+        let o = tokio::task::block_in_place(|| {
+            run(Some(&c), &["snapshot", "save", "--dir", url, "--keep", "2", "-o", "json"], &env)
+        });
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let doc = json(&o);
+        let path = doc["path"].as_str().unwrap().to_string();
+        assert!(path.starts_with("s3://backups/etcd/cp-1/etcd-snapshot-"), "{doc:#}");
+        assert!(stderr(&o).contains("warning: AWS_ENDPOINT_URL is plain http://"), "{}", stderr(&o));
+        saved.push(doc);
+    }
+    let name = |d: &Value| d["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let mut want = vec![
+        name(&saved[2]),
+        name(&saved[3]),
+        "etcd-snapshot-20200101T000000Z-2.db".to_string(),
+        "other-20200101T000000Z-1.db".to_string(),
+    ];
+    want.sort();
+    assert_eq!(s3.objects("backups", "etcd/cp-1"), want, "kept 2 of ours, never the others");
+    assert_eq!(s3.open_uploads(), Vec::<String>::new());
+    let removed: Vec<&str> =
+        saved[3]["retention"]["removed"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(removed, [name(&saved[1])]);
+
+    // ls: from the listing and the metadata, no download.
+    let o = tokio::task::block_in_place(|| run(None, &["snapshot", "ls", url, "-o", "json"], &env));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let items = json(&o)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 4, "{items:#?}");
+    let newest = &items[0];
+    assert_eq!(newest["name"], name(&saved[3]).as_str());
+    let m = &newest["metadata"];
+    assert_eq!(m["sha256"], saved[3]["sha256"]);
+    assert_eq!(m["revision"], saved[3]["revision"]);
+    assert_eq!(m["member_name"], saved[3]["member"]);
+    assert_eq!(m["member_id"], saved[3]["member_id"]);
+    assert_eq!(m["cluster_id"], saved[3]["cluster_id"]);
+    assert!(m["etcd_version"].as_str().unwrap().starts_with(&etcd().version), "{m:#}");
+    assert_eq!((m["compression"].as_str(), m["verified"].as_bool()), (Some("none"), Some(true)));
+    assert_eq!(items[2]["name"], "etcd-snapshot-20200101T000000Z-2.db");
+    assert!(items[2].get("metadata").is_none(), "{:#}", items[2]);
+    let table = stdout(&tokio::task::block_in_place(|| run(None, &["snapshot", "ls", url], &env)));
+    assert!(table.contains("valid at upload") && table.contains("not written by kubectl-etcd"), "{table}");
+
+    // ls --verify: downloaded and checked; the planted ones carry no trailer.
+    let o = tokio::task::block_in_place(|| run(None, &["snapshot", "ls", url, "--verify", "-o", "json"], &env));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let verdicts: Vec<String> =
+        json(&o)["items"].as_array().unwrap().iter().map(|e| e["sha256_trailer"].as_str().unwrap().to_string()).collect();
+    assert_eq!(verdicts, ["valid", "valid", "absent", "absent"]);
+
+    // prune --dry-run counts only ours.
+    let o = tokio::task::block_in_place(|| {
+        run(None, &["snapshot", "prune", url, "--keep", "1", "--dry-run", "-o", "json"], &env)
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let p = json(&o);
+    assert_eq!(p["removed"].as_array().unwrap().len(), 1, "{p:#}");
+    assert_eq!(p["unverified"][0]["name"], "etcd-snapshot-20200101T000000Z-2.db", "{p:#}");
+    assert_eq!(s3.objects("backups", "etcd/cp-1").len(), 4);
+
+    // apply --latest s3://…: the newest, downloaded beside the data dir, verified, restored;
+    // real etcd boots it.
+    let want = count(&c, 0, "/registry/").await;
+    c.put("/registry/later", "x");
+    let mut target = Cluster::builder(1).planned();
+    let n = &target.nodes[0];
+    let o = tokio::task::block_in_place(|| {
+        run(
+            None,
+            &[
+                "apply",
+                "--latest",
+                url,
+                "--data-dir",
+                s(&n.data_dir()),
+                "--name",
+                &n.name,
+                "--initial-cluster",
+                &format!("{}={}", n.name, n.peer_url()),
+                "--initial-cluster-token",
+                &target.token,
+            ],
+            &env,
+        )
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let used = format!("using {}", saved[3]["path"].as_str().unwrap());
+    assert!(stderr(&o).contains(&used), "{}", stderr(&o));
+    // Nothing named was left beside the data dir.
+    let beside: Vec<_> = std::fs::read_dir(n.data_dir().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.contains("download"))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
+    tokio::task::block_in_place(|| target.start_all());
+    assert_eq!(count(&target, 0, "/registry/").await, want);
+    assert_eq!(count(&target, 0, "/registry/later").await, 0);
+}
+
+/// A wrong secret, a bucket that does not exist, an endpoint that does not answer: one line
+/// naming the URL, never the secret, exit 3 (configuration) or 4 (transport); nothing is
+/// streamed from etcd for a bucket that cannot be written.
+#[test]
+fn store_errors_are_one_line_without_the_secret() {
+    let c = Cluster::start(1);
+    let s3 = S3::start();
+    s3.create_bucket("backups");
+    let with = |k: &str, v: &str| -> Vec<(String, String)> {
+        s3.env().into_iter().map(|(a, b)| if a == k { (a, v.to_string()) } else { (a, b) }).collect()
+    };
+    let wrong = "not-the-secret-0123456789";
+    let cases = [
+        ("s3://backups/p", with("AWS_SECRET_ACCESS_KEY", wrong), 3, "rejected the credentials"),
+        // s3s-fs answers an unknown key with AccessDenied, as MinIO does.
+        ("s3://backups/p", with("AWS_ACCESS_KEY_ID", "AKIAUNKNOWN"), 3, "access denied"),
+        ("s3://missing/p", s3.env(), 3, "the bucket does not exist"),
+        ("s3://backups/p", with("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{}", free_port())), 4, "does not answer"),
+    ];
+    for (url, env, code, words) in cases {
+        let o = run(Some(&c), &["snapshot", "save", "--dir", url], &env);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{url}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("warning:")).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(lines[0].contains(url) && lines[0].contains(words), "{err}");
+        for (_, v) in &env {
+            if v.starts_with("secret-") || v == wrong {
+                assert!(!err.contains(v.as_str()) && !stdout(&o).contains(v.as_str()), "secret printed: {err}");
+            }
+        }
+        assert!(!err.contains("snapshot stream"), "{err}");
+    }
+    assert_eq!(s3.objects("backups", "p"), Vec::<String>::new());
+}
+
+/// Starts a save of a ~40 MiB snapshot to the bucket and freezes the server (SIGSTOP) once
+/// it has stored the first part: the upload is then certainly under way.
+fn upload_frozen_mid_way(c: &Cluster, s3: &S3) -> Running {
+    let mut p = spawn(c, &["snapshot", "save", "--dir", "s3://backups/etcd"], &s3.env());
+    p.wait_stderr("uploading", Duration::from_secs(120));
+    let pid = wait_for("the server to store a part", Duration::from_secs(60), || {
+        let parts = s3.open_uploads().iter().any(|n| n.contains(".part-"));
+        parts.then(|| s3_pid(s3))
+    });
+    unsafe_signal(pid, libc::SIGSTOP);
+    p
+}
+
+fn s3_pid(s3: &S3) -> i32 {
+    // The server listens on the endpoint's port: find its process by the port in its argv.
+    let port = s3.endpoint.rsplit(':').next().unwrap().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let argv: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if argv.first().is_some_and(|a| a.ends_with("s3s-fs")) && argv.windows(2).any(|w| w[0] == "--port" && w[1] == port) {
+            return e.file_name().to_string_lossy().parse().unwrap();
+        }
+    }
+    panic!("no s3s-fs on port {port}")
+}
+
+fn unsafe_signal(pid: i32, sig: i32) {
+    let st = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    assert!(st.success());
+}
+
+/// The server killed mid-upload (and back a moment later): the save fails with a transport
+/// error, the multipart upload is aborted once the server answers again, and no object stands
+/// under the final name.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_killed_mid_upload_leaves_nothing() {
+    let c = Cluster::start(1);
+    fill(&c, 40).await;
+    let mut s3 = S3::start();
+    s3.create_bucket("backups");
+    let mut p = tokio::task::block_in_place(|| upload_frozen_mid_way(&c, &s3));
+    s3.kill();
+    tokio::task::block_in_place(|| p.wait_stderr("retrying to abort the multipart upload", Duration::from_secs(120)));
+    s3.restart();
+    let o = tokio::task::block_in_place(|| p.wait(Duration::from_secs(120)));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("the multipart upload was aborted: no object was written"), "{err}");
+    assert_eq!(s3.objects("backups", "etcd"), Vec::<String>::new(), "{err}");
+    assert_eq!(s3.open_uploads(), Vec::<String>::new(), "{err}");
+}
+
+/// SIGINT mid-upload: the upload is aborted before the process exits; nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_mid_upload_aborts_it() {
+    let c = Cluster::start(1);
+    fill(&c, 40).await;
+    let s3 = S3::start();
+    s3.create_bucket("backups");
+    let p = tokio::task::block_in_place(|| upload_frozen_mid_way(&c, &s3));
+    unsafe_signal(p.pid(), libc::SIGINT);
+    unsafe_signal(s3_pid(&s3), libc::SIGCONT);
+    let o = tokio::task::block_in_place(|| p.wait(Duration::from_secs(120)));
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("interrupted by SIGINT") && err.contains("aborted"), "{err}");
+    assert_eq!(s3.objects("backups", "etcd"), Vec::<String>::new(), "{err}");
+    assert_eq!(s3.open_uploads(), Vec::<String>::new(), "{err}");
+}
+
+/// A local directory and a bucket together, each with its own --keep: the same verified
+/// snapshot in both, each pruned on its own.
+#[test]
+fn local_and_bucket_dirs_together() {
+    let c = Cluster::start(1);
+    let s3 = S3::start();
+    s3.create_bucket("backups");
+    let dir = tempfile::tempdir().unwrap();
+    let url = "s3://backups/both";
+    let mut docs = Vec::new();
+    for i in 0..3 {
+        c.put(&format!("/registry/both/{i}"), "x");
+        let o = run(Some(&c), &["snapshot", "save", "--dir", s(dir.path()), "--keep", "1", "--dir", url, "--keep", "2", "-o", "json"], &s3.env());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        docs.push(json(&o));
+    }
+    let last = &docs[2];
+    let local = Path::new(last["path"].as_str().unwrap());
+    assert_eq!(local.parent().unwrap(), dir.path());
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, [local.file_name().unwrap().to_string_lossy().into_owned()]);
+    let copy = &last["copies"][0];
+    let name = local.file_name().unwrap().to_str().unwrap();
+    assert_eq!(copy["location"], format!("{url}/{name}").as_str(), "{last:#}");
+    assert_eq!(copy["retention"]["kept"].as_array().unwrap().len(), 2, "{last:#}");
+    assert_eq!(s3.objects("backups", "both").len(), 2);
+    assert_eq!(std::fs::read(s3.root.join("backups/both").join(name)).unwrap(), std::fs::read(local).unwrap());
+    // --keep given twice for three --dir is refused before anything is saved.
+    let o = run(Some(&c), &["snapshot", "save", "--dir", s(dir.path()), "--dir", url, "--dir", "s3://backups/x", "--keep", "1", "--keep", "2"], &s3.env());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// `schedule --dir s3://… --credentials-secret NAME`: the container takes the Secret's keys as
+/// its environment and the CronJob holds no credential (even with them in the environment of
+/// the command that rendered it); its command, run verbatim with the Secret's keys as
+/// environment, saves into the local directory and the bucket.
+#[test]
+fn schedule_with_a_credentials_secret() {
+    use k8s_openapi::api::batch::v1::CronJob;
+    let c = Cluster::start(1);
+    let s3 = S3::start();
+    s3.create_bucket("backups");
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().join("etcd-backups");
+    let manifest = c.nodes[0].manifest();
+    let args = [
+        "--manifest",
+        s(&manifest),
+        "snapshot",
+        "schedule",
+        "--schedule",
+        "@daily",
+        "--keep",
+        "3",
+        "--dir",
+        s(&dir),
+        "--dir",
+        "s3://backups/etcd/scheduled",
+        "--credentials-secret",
+        "etcd-backup-s3",
+    ];
+    let o = run(None, &args, &s3.env());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    for (_, v) in s3.env() {
+        if v.starts_with("secret-") || v.starts_with("AKIA") {
+            assert!(!text.contains(&v), "a credential in the CronJob:\n{text}");
+        }
+    }
+    let docs: Vec<Value> =
+        text.split("---\n").filter(|d| !d.trim().is_empty()).map(|d| serde_saphyr::from_str(d).unwrap()).collect();
+    let cj: CronJob = serde_json::from_value(docs[1].clone()).unwrap();
+    let pod = cj.spec.unwrap().job_template.spec.unwrap().template.spec.unwrap();
+    let container = &pod.containers[0];
+    let from = container.env_from.as_ref().unwrap();
+    assert_eq!(from.len(), 1);
+    assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "etcd-backup-s3");
+    assert!(container.env.as_ref().is_none_or(|e| e.is_empty()), "{:?}", container.env);
+    let cmd = container.command.clone().unwrap();
+    let pos = cmd.iter().position(|a| a == "s3://backups/etcd/scheduled").unwrap();
+    assert_eq!(cmd[pos - 1], "--dir");
+    // The command, as the pod runs it, with the Secret's keys as its environment.
+    std::fs::create_dir(&dir).unwrap();
+    let env = s3.env();
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = run_plugin(RESTORE, &cmd[1..].iter().map(String::as_str).collect::<Vec<_>>(), &e);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert_eq!(s3.objects("backups", "etcd/scheduled").len(), 1);
+    // A bad Secret name is refused.
+    let mut bad = args.to_vec();
+    *bad.last_mut().unwrap() = "Not_A_Name";
+    let o = run(None, &bad, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
