@@ -1,6 +1,6 @@
 //! Benchmarks (not tests): kubectl etcd side by side with etcdctl/etcdutl on the same real
 //! clusters, printing wall time and peak memory. Run with
-//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|snapshot|defrag|doctor|all] [--size-mib N]`.
+//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|snapshot|objstore|defrag|doctor|all] [--size-mib N]`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -389,6 +389,59 @@ fn port_forward_bench() {
     }
 }
 
+/// `snapshot save --dir` to a local directory beside `--dir s3://…` on the local S3 server
+/// (s3s-fs): wall time, throughput and peak RSS (the upload's parts are bounded: 3 x 8 MiB).
+fn objstore_bench(mib: usize) {
+    println!(
+        "\n## snapshot save to a bucket: 1-member cluster, ~{mib} MiB database, etcd {}, s3s-fs on loopback",
+        etcd().version
+    );
+    let c = Cluster::start(1);
+    tokio::runtime::Runtime::new().unwrap().block_on(fill(&c, mib));
+    let s3 = S3::start();
+    s3.create_bucket("bench");
+    let dir = tempfile::tempdir().unwrap();
+    println!("{:<40} {:>9} {:>11} {:>10}", "command (median of 3)", "wall", "throughput", "peak RSS");
+    let save = |d: &str| {
+        let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+        cmd.args([
+            "--manifest",
+            c.nodes[0].manifest().to_str().unwrap(),
+            "snapshot",
+            "save",
+            "--dir",
+            d,
+            "--keep",
+            "1",
+        ]);
+        for (k, v) in s3.env() {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let size = |r: (f64, u64, bool)| r;
+    let mut base = None;
+    for (name, d) in [
+        ("snapshot save --dir LOCAL", dir.path().to_str().unwrap().to_string()),
+        ("snapshot save --dir s3://bench/etcd", "s3://bench/etcd".to_string()),
+    ] {
+        let r = size(measure_median(3, |_| save(&d)));
+        let db =
+            std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.metadata().unwrap().len()).max().unwrap_or(0);
+        let mbs = db as f64 / (1 << 20) as f64 / r.0;
+        let b = *base.get_or_insert(mbs);
+        println!(
+            "{:<40} {:>8.2}s {:>6.0} MiB/s {:>6} MiB{}  ({:.2}x local)",
+            name,
+            r.0,
+            mbs,
+            r.1 / 1024,
+            if r.2 { "" } else { "  (FAILED)" },
+            mbs / b
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().cloned().unwrap_or_else(|| "all".into());
@@ -406,6 +459,9 @@ fn main() {
     }
     if what == "snapshot" || what == "all" {
         snapshot_bench(mib);
+    }
+    if what == "objstore" || what == "all" {
+        objstore_bench(mib);
     }
     if what == "defrag" || what == "all" {
         defrag_bench(mib);

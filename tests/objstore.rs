@@ -118,8 +118,12 @@ async fn bucket_saves_keep_list_and_restore_latest() {
     // ls --verify: downloaded and checked; the planted ones carry no trailer.
     let o = tokio::task::block_in_place(|| run(None, &["snapshot", "ls", url, "--verify", "-o", "json"], &env));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let verdicts: Vec<String> =
-        json(&o)["items"].as_array().unwrap().iter().map(|e| e["sha256_trailer"].as_str().unwrap().to_string()).collect();
+    let verdicts: Vec<String> = json(&o)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sha256_trailer"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(verdicts, ["valid", "valid", "absent", "absent"]);
 
     // prune --dry-run counts only ours.
@@ -190,7 +194,12 @@ fn store_errors_are_one_line_without_the_secret() {
         // s3s-fs answers an unknown key with AccessDenied, as MinIO does.
         ("s3://backups/p", with("AWS_ACCESS_KEY_ID", "AKIAUNKNOWN"), 3, "access denied"),
         ("s3://missing/p", s3.env(), 3, "the bucket does not exist"),
-        ("s3://backups/p", with("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{}", free_port())), 4, "does not answer"),
+        (
+            "s3://backups/p",
+            with("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{}", free_port())),
+            4,
+            "does not answer",
+        ),
     ];
     for (url, env, code, words) in cases {
         let o = run(Some(&c), &["snapshot", "save", "--dir", url], &env);
@@ -228,7 +237,9 @@ fn s3_pid(s3: &S3) -> i32 {
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
         let argv: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if argv.first().is_some_and(|a| a.ends_with("s3s-fs")) && argv.windows(2).any(|w| w[0] == "--port" && w[1] == port) {
+        if argv.first().is_some_and(|a| a.ends_with("s3s-fs"))
+            && argv.windows(2).any(|w| w[0] == "--port" && w[1] == port)
+        {
             return e.file_name().to_string_lossy().parse().unwrap();
         }
     }
@@ -291,15 +302,22 @@ fn local_and_bucket_dirs_together() {
     let mut docs = Vec::new();
     for i in 0..3 {
         c.put(&format!("/registry/both/{i}"), "x");
-        let o = run(Some(&c), &["snapshot", "save", "--dir", s(dir.path()), "--keep", "1", "--dir", url, "--keep", "2", "-o", "json"], &s3.env());
+        let o = run(
+            Some(&c),
+            &["snapshot", "save", "--dir", s(dir.path()), "--keep", "1", "--dir", url, "--keep", "2", "-o", "json"],
+            &s3.env(),
+        );
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         docs.push(json(&o));
     }
     let last = &docs[2];
     let local = Path::new(last["path"].as_str().unwrap());
     assert_eq!(local.parent().unwrap(), dir.path());
-    let names: Vec<String> =
-        std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names, [local.file_name().unwrap().to_string_lossy().into_owned()]);
     let copy = &last["copies"][0];
     let name = local.file_name().unwrap().to_str().unwrap();
@@ -308,7 +326,24 @@ fn local_and_bucket_dirs_together() {
     assert_eq!(s3.objects("backups", "both").len(), 2);
     assert_eq!(std::fs::read(s3.root.join("backups/both").join(name)).unwrap(), std::fs::read(local).unwrap());
     // --keep given twice for three --dir is refused before anything is saved.
-    let o = run(Some(&c), &["snapshot", "save", "--dir", s(dir.path()), "--dir", url, "--dir", "s3://backups/x", "--keep", "1", "--keep", "2"], &s3.env());
+    let o = run(
+        Some(&c),
+        &[
+            "snapshot",
+            "save",
+            "--dir",
+            s(dir.path()),
+            "--dir",
+            url,
+            "--dir",
+            "s3://backups/x",
+            "--keep",
+            "1",
+            "--keep",
+            "2",
+        ],
+        &s3.env(),
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 

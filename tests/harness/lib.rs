@@ -31,8 +31,8 @@ pub use kubelet::*;
 
 pub use netns::Net;
 pub use pki::Pki;
-pub use s3::S3;
 pub use process::*;
+pub use s3::S3;
 
 /// What the health report's `disk` check must say given the figures in the same report: `warn`
 /// naming each member whose WAL fsync p99 exceeds 10 ms (or backend commit p99 25 ms) over at

@@ -14,8 +14,9 @@ pub fn s3s_fs() -> PathBuf {
     if let Some(p) = std::env::var_os("E2E_S3S_FS") {
         return PathBuf::from(p);
     }
-    let mut candidates: Vec<PathBuf> =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).map(|d| d.join("s3s-fs")).collect()).unwrap_or_default();
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("s3s-fs")).collect())
+        .unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         candidates.push(Path::new(&home).join(".cargo/bin/s3s-fs"));
     }
@@ -112,7 +113,12 @@ impl S3 {
     pub fn objects(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let d = self.root.join(bucket).join(prefix);
         let mut v: Vec<String> = std::fs::read_dir(&d)
-            .map(|rd| rd.flatten().filter(|e| e.path().is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v

@@ -459,7 +459,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// The snapshot FILE, or the newest verified one of `--latest DIR` (said on stderr, with the
 /// newer ones skipped and why); from a bucket, downloaded into a nameless file in `beside`.
-async fn snapshot_file(file: Option<PathBuf>, latest: Option<SnapDir>, beside: &std::path::Path, store: &StoreArgs) -> Result<PathBuf> {
+async fn snapshot_file(
+    file: Option<PathBuf>,
+    latest: Option<SnapDir>,
+    beside: &std::path::Path,
+    store: &StoreArgs,
+) -> Result<PathBuf> {
     match (file, latest) {
         (Some(f), _) => Ok(f),
         (None, Some(SnapDir::Local(dir))) => {
@@ -560,7 +565,11 @@ async fn snapshot(common: &CommonArgs, out: Output, cmd: SnapshotCommand) -> Res
                             )))
                         }
                     };
-                    Target::Dirs { dirs: dir.into_iter().zip(keeps).collect(), prefix: name_prefix, store: store.options() }
+                    Target::Dirs {
+                        dirs: dir.into_iter().zip(keeps).collect(),
+                        prefix: name_prefix,
+                        store: store.options(),
+                    }
                 }
                 (None, true) => return Err(Error::Usage("name a snapshot FILE or pass --dir DIR".into())),
             };

@@ -92,8 +92,13 @@ pub async fn run(common: &CommonArgs, out: Output, a: ScheduleArgs) -> Result<Ex
         }
     }
     if let Some(name) = &a.credentials_secret {
-        if name.is_empty() || name.len() > 253 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
-            return Err(Error::Usage(format!("--credentials-secret {name:?} is not a Secret name (lowercase letters, digits, '-', '.')")));
+        if name.is_empty()
+            || name.len() > 253
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            return Err(Error::Usage(format!(
+                "--credentials-secret {name:?} is not a Secret name (lowercase letters, digits, '-', '.')"
+            )));
         }
     }
     let opts = ScheduleOptions {

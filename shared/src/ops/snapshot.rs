@@ -199,10 +199,14 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new() -> Result<TempDir> {
         use std::os::unix::fs::DirBuilderExt;
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let p = std::env::temp_dir().join(format!("kubectl-etcd-save-{}-{nanos}", std::process::id()));
         std::fs::DirBuilder::new().mode(0o700).create(&p).map_err(|source| Error::Io {
-            action: format!("create a temporary directory {} for the snapshot to upload (set TMPDIR elsewhere?)", p.display()),
+            action: format!(
+                "create a temporary directory {} for the snapshot to upload (set TMPDIR elsewhere?)",
+                p.display()
+            ),
             source,
         })?;
         Ok(TempDir(p))
@@ -315,7 +319,8 @@ pub async fn save_to(
             crate::store::snapdir::refuse_older(d, &p, rev)?;
         }
         Ok(primary_dir.join(
-            crate::store::snapdir::Name { prefix: p.clone(), stamp: st.clone(), revision: rev, compression }.file_name(),
+            crate::store::snapdir::Name { prefix: p.clone(), stamp: st.clone(), revision: rev, compression }
+                .file_name(),
         ))
     });
     let mut saved = save_named(session, &first, Some(named), opts, progress).await?;
@@ -361,23 +366,34 @@ pub async fn save_to(
         saved.path = PathBuf::from(&url);
         if let (Some(n), SnapDir::Bucket(u)) = (keep, &dir) {
             let b = Bucket::open(u, store)?;
-            saved.retention = Some(crate::store::objstore::prune(&b, prefix, n, false).await.map_err(prune_failed(&url, &dir, prefix, n))?);
+            saved.retention = Some(
+                crate::store::objstore::prune(&b, prefix, n, false)
+                    .await
+                    .map_err(prune_failed(&url, &dir, prefix, n))?,
+            );
         }
     } else if let Some((dir, Some(n))) = locals.first() {
         let shown = saved.path.display().to_string();
-        saved.retention = Some(
-            crate::store::snapdir::prune(dir, prefix, *n, false).map_err(prune_failed(&shown, &SnapDir::Local((*dir).clone()), prefix, *n))?,
-        );
+        saved.retention = Some(crate::store::snapdir::prune(dir, prefix, *n, false).map_err(prune_failed(
+            &shown,
+            &SnapDir::Local((*dir).clone()),
+            prefix,
+            *n,
+        ))?);
     }
     for (dir, location, keep) in locations {
         let retention = match (keep, &dir) {
             (None, _) => None,
-            (Some(n), SnapDir::Local(d)) => {
-                Some(crate::store::snapdir::prune(d, prefix, n, false).map_err(prune_failed(&location, &dir, prefix, n))?)
-            }
+            (Some(n), SnapDir::Local(d)) => Some(
+                crate::store::snapdir::prune(d, prefix, n, false).map_err(prune_failed(&location, &dir, prefix, n))?,
+            ),
             (Some(n), SnapDir::Bucket(u)) => {
                 let b = Bucket::open(u, store)?;
-                Some(crate::store::objstore::prune(&b, prefix, n, false).await.map_err(prune_failed(&location, &dir, prefix, n))?)
+                Some(
+                    crate::store::objstore::prune(&b, prefix, n, false)
+                        .await
+                        .map_err(prune_failed(&location, &dir, prefix, n))?,
+                )
             }
         };
         saved.copies.push(Copy { location, retention });

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use object_store::path::Path as ObjPath;
-use object_store::{Attribute, AttributeValue, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutPayload};
+use object_store::{
+    Attribute, AttributeValue, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutPayload,
+};
 use serde::Serialize;
 
 use crate::error::{Error, FailureClass, Result, TransportError};
@@ -309,7 +311,8 @@ impl Bucket {
         let size = src.metadata().map(|m| m.len()).unwrap_or(0);
         let opts = PutMultipartOptions { attributes: meta.attributes(), ..Default::default() };
         let _open = UploadingGuard::new();
-        let mut up = self.store.put_multipart_opts(&location, opts).await.map_err(|e| self.error("start an upload to", &e))?;
+        let mut up =
+            self.store.put_multipart_opts(&location, opts).await.map_err(|e| self.error("start an upload to", &e))?;
         let sent = async {
             let mut in_flight = FuturesUnordered::new();
             let mut done = 0u64;
@@ -359,7 +362,9 @@ impl Bucket {
                     ),
                 };
                 Err(match e {
-                    Error::Interrupted(sig) => Error::Refused(format!("interrupted by {sig}: upload of {what} stopped; {state}")),
+                    Error::Interrupted(sig) => {
+                        Error::Refused(format!("interrupted by {sig}: upload of {what} stopped; {state}"))
+                    }
                     other => Error::Stopped {
                         what: "upload",
                         cause: Box::new(other),
@@ -405,7 +410,8 @@ impl Bucket {
 
     /// Downloads `name` into `to` (from its start, truncated first), at most `bound` bytes.
     pub async fn download(&self, name: &str, to: &mut std::fs::File, bound: u64) -> Result<u64> {
-        let got = self.store.get_opts(&self.path(name), Default::default()).await.map_err(|e| self.error("download", &e))?;
+        let got =
+            self.store.get_opts(&self.path(name), Default::default()).await.map_err(|e| self.error("download", &e))?;
         if got.meta.size > bound {
             return Err(Error::TooLarge {
                 what: self.url.object_url(name),
@@ -413,7 +419,9 @@ impl Bucket {
                 why: "its listed size",
             });
         }
-        to.set_len(0).and_then(|()| to.rewind()).map_err(|source| Error::Io { action: "truncate the download".into(), source })?;
+        to.set_len(0)
+            .and_then(|()| to.rewind())
+            .map_err(|source| Error::Io { action: "truncate the download".into(), source })?;
         let mut stream = got.into_stream();
         let mut n = 0u64;
         while let Some(chunk) = stream.next().await {
@@ -518,7 +526,8 @@ fn one_line(e: &dyn std::error::Error) -> String {
 fn classify(url: &str, doing: &str, e: &object_store::Error) -> Error {
     let text = one_line(e);
     let has = |w: &str| text.contains(w);
-    let config = |why: &str| Error::ObjectStore { url: url.to_string(), reason: format!("{why} (while trying to {doing} it)") };
+    let config =
+        |why: &str| Error::ObjectStore { url: url.to_string(), reason: format!("{why} (while trying to {doing} it)") };
     if has("NoSuchBucket") || has("The specified bucket does not exist") || has("ContainerNotFound") {
         return config("the bucket does not exist: create it, or fix the URL");
     }
@@ -531,7 +540,12 @@ fn classify(url: &str, doing: &str, e: &object_store::Error) -> Error {
     if matches!(e, object_store::Error::Unauthenticated { .. }) || has("401 Unauthorized") {
         return config("the store rejected the credentials: check them");
     }
-    if has("error sending request") || has("onnection refused") || has("timed out") || has("dns error") || has("connect error") {
+    if has("error sending request")
+        || has("onnection refused")
+        || has("timed out")
+        || has("dns error")
+        || has("connect error")
+    {
         return Error::Transport(TransportError {
             endpoint: url.to_string(),
             class: FailureClass::Network("the object store does not answer".into()),
@@ -586,7 +600,8 @@ pub fn nameless_file(dir: &Path) -> Result<std::fs::File> {
         // A file system without O_TMPFILE: a named file, unlinked at once.
         Err(_) => {
             let p = dir.join(format!(".kubectl-etcd-download-{}", std::process::id()));
-            let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&p).map_err(io)?;
+            let f =
+                std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&p).map_err(io)?;
             std::fs::remove_file(&p).map_err(io)?;
             Ok(f)
         }
