@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod bbolt;
+pub mod bucket;
 pub mod compress;
 pub mod dblock;
 pub mod member;

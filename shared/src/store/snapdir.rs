@@ -119,7 +119,7 @@ pub struct Entry {
     pub sha256_trailer: Trailer,
     /// An object in a bucket: the metadata written with it (none: not written by this tool).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<crate::store::objstore::ObjectMeta>,
+    pub metadata: Option<crate::store::bucket::ObjectMeta>,
     /// True for an object in a bucket.
     #[serde(skip)]
     pub remote: bool,
@@ -147,7 +147,7 @@ impl Entry {
         parsed: &Name,
         size: u64,
         compression: Compression,
-        metadata: Option<crate::store::objstore::ObjectMeta>,
+        metadata: Option<crate::store::bucket::ObjectMeta>,
     ) -> Entry {
         Entry {
             path: PathBuf::from(url),
@@ -177,7 +177,7 @@ pub enum SnapDir {
     /// On this machine.
     Local(PathBuf),
     /// In object storage.
-    Bucket(crate::store::objstore::BucketUrl),
+    Bucket(crate::store::bucket::BucketUrl),
 }
 
 impl SnapDir {
@@ -189,7 +189,7 @@ impl SnapDir {
             }
             return Ok(SnapDir::Local(PathBuf::from(p)));
         }
-        match crate::store::objstore::BucketUrl::parse(s) {
+        match crate::store::bucket::BucketUrl::parse(s) {
             Some(u) => Ok(SnapDir::Bucket(u?)),
             None => Ok(SnapDir::Local(PathBuf::from(s))),
         }
