@@ -846,7 +846,7 @@ fn skip_hashkv_leaves_the_hash_out() {
 
 /// Replaces, in a stopped member's database, every copy of `from` with `to` (same length: the
 /// pages stay valid; bbolt keeps no checksum of leaf pages): data altered offline.
-fn alter_db(data_dir: &std::path::Path, from: &[u8], to: &[u8]) {
+pub(crate) fn alter_db(data_dir: &std::path::Path, from: &[u8], to: &[u8]) {
     assert_eq!(from.len(), to.len());
     let db = data_dir.join("member/snap/db");
     let mut bytes = std::fs::read(&db).unwrap();

@@ -17,8 +17,11 @@ pub fn members_table(c: &UpgradeCheck, wide: bool) -> Table {
             "learner"
         } else if m.leader {
             "leader"
-        } else {
+        } else if m.version.is_some() {
             "follower"
+        } else {
+            // It did not answer: what it is now is unknown.
+            "-"
         };
         let mut row = vec![
             m.name.clone(),
