@@ -248,6 +248,27 @@ async fn rolling_upgrade_from_3_4_to_3_5_with_a_writer_and_a_rollback_on_an_unpu
         assert_eq!(v[0]["Status"]["version"], "3.5.1");
         let next = r["next"].as_array().unwrap();
         assert_eq!(next.len(), 3 - k, "the nodes still to do, then check: {r:#}");
+        // upgrade status: the members done and those still to do.
+        let (o, st) = tokio::task::block_in_place(|| run(&c, *i, &["status"]));
+        assert_eq!(o.status.code(), Some(0), "{st:#}\n{}", stderr(&o));
+        assert_eq!(st["kind"], "UpgradeStatus");
+        let done: Vec<String> = order[..=k].iter().map(|j| c.nodes[*j].name.clone()).collect();
+        if k < 2 {
+            let names = |v: &Value| {
+                let mut n: Vec<String> =
+                    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+                n.sort();
+                n
+            };
+            let mut want = done.clone();
+            want.sort();
+            assert_eq!(names(&st["rollout"]["done"]), want, "{st:#}");
+            assert_eq!(st["rollout"]["remaining"].as_array().unwrap().len(), 2 - k, "{st:#}");
+            assert_eq!((st["rollout"]["from"].as_str(), st["rollout"]["to"].as_str()), (Some("3.4.23"), Some("3.5.1")));
+            assert_eq!(st["rollout"]["minor_step"], true);
+        } else {
+            assert!(st.get("rollout").is_none(), "every member on 3.5.1: no rollout left: {st:#}");
+        }
     }
 
     // Every member on 3.5.1; the cluster version moves to 3.5 (the leader decides it within

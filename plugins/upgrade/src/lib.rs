@@ -21,6 +21,8 @@ use kubectl_etcd::{Error, ExitCode, Result};
   kubectl etcd upgrade check
   # ... for a given version, and what kubeadm v1.34 would do to etcd
   kubectl etcd upgrade check --to 3.6.14 --kubernetes v1.34
+  # Where a rollout stands: versions per member, the members still to do
+  kubectl etcd upgrade status
   # On each control-plane node in turn, the leader's last: the plan, then the upgrade
   kubectl etcd upgrade node --to 3.5.33 --dry-run
   kubectl etcd upgrade node --to 3.5.33 --yes
@@ -59,6 +61,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Read-only: each member's server, cluster and storage version, the downgrade state
+    /// (etcd 3.6+), and how far a rolling upgrade has got.
+    #[command(after_help = "Examples:
+  kubectl etcd upgrade status
+  kubectl etcd upgrade status -o json")]
+    Status,
     /// Upgrade this node's static-pod member: check, snapshot, move leadership away, swap the
     /// manifest, wait for the member on the new version, roll back on failure.
     #[command(after_help = "Examples:
@@ -152,6 +160,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let result = upgrade::check(&session, &opts).await?;
             out.emit(&result)?;
             Ok(result.exit_code())
+        }
+        Command::Status => {
+            let session = Session::open(&settings).await?;
+            let result = upgrade::status(&session).await?;
+            out.emit(&result)?;
+            Ok(ExitCode::Ok)
         }
         Command::Node { to, image, snapshot_dir, timeout, force, dry_run, yes, backup_dir } => {
             let session = Session::open(&settings).await?;

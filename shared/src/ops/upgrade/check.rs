@@ -515,7 +515,7 @@ pub async fn assess(
 }
 
 /// Each member's versions as the check shows them.
-fn member_versions(
+pub(crate) fn member_versions(
     statuses: &[MemberStatus],
     versions: &[Option<VersionInfo>],
     leader: Option<u64>,
@@ -777,7 +777,7 @@ fn name_of(statuses: &[MemberStatus], id: u64) -> String {
 }
 
 /// The cluster version: what the members in quorum report (the most common), else any.
-fn cluster_version_of(statuses: &[MemberStatus], versions: &[Option<VersionInfo>]) -> Option<String> {
+pub(crate) fn cluster_version_of(statuses: &[MemberStatus], versions: &[Option<VersionInfo>]) -> Option<String> {
     let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
     for (s, v) in statuses.iter().zip(versions) {
         if let Some(v) = v {
