@@ -290,3 +290,25 @@ async fn rolling_upgrade_from_3_4_to_3_5_with_a_writer_and_a_rollback_on_an_unpu
     let lost: Vec<&String> = acked.iter().filter(|k| !have.contains(*k)).collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 }
+
+/// etcd's Downgrade API exists from 3.6: on the servers here every action is refused (exit 1)
+/// naming each member below 3.6 and what to do instead, before anything is sent.
+#[test]
+fn downgrade_is_refused_below_3_6_naming_the_members() {
+    let c = Cluster::builder(3).kubeadm_manifests().start();
+    let v = etcd().version.clone();
+    for args in [
+        &["downgrade", "validate", "3.4.0"][..],
+        &["downgrade", "enable", "3.4.0", "--wait", "0s"],
+        &["downgrade", "cancel"],
+    ] {
+        let (o, _) = run(&c, 0, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("the downgrade API exists from etcd 3.6 on"), "{err}");
+        for n in &c.nodes {
+            assert!(err.contains(&format!("{} {v}.", n.name)), "{args:?} names {}: {err}", n.name);
+        }
+        assert!(err.contains("kubectl etcd restore"), "{err}");
+    }
+}

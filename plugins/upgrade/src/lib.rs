@@ -121,12 +121,18 @@ pub enum DowngradeCmd {
         #[arg(value_parser = parse_version)]
         version: Version,
     },
-    /// Start the downgrade to VERSION.
-    #[command(after_help = "Examples:\n  kubectl etcd upgrade downgrade enable 3.5")]
+    /// Start the downgrade to VERSION, then follow every member's storage version until it is
+    /// VERSION's (when binaries may be swapped, the leader last).
+    #[command(
+        after_help = "Examples:\n  kubectl etcd upgrade downgrade enable 3.5\n  kubectl etcd upgrade downgrade enable 3.5 --wait 0s"
+    )]
     Enable {
         /// The target minor (3.5).
         #[arg(value_parser = parse_version)]
         version: Version,
+        /// How long to follow the storage versions (0s: do not wait).
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = kubectl_etcd::base::units::parse_wait)]
+        wait: Duration,
     },
     /// Cancel a downgrade in progress.
     #[command(after_help = "Examples:\n  kubectl etcd upgrade downgrade cancel")]
@@ -185,15 +191,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(result.exit_code())
         }
         Command::Downgrade { action } => {
-            let (a, v) = match action {
-                DowngradeCmd::Validate { version } => (downgrade::Action::Validate, Some(version)),
-                DowngradeCmd::Enable { version } => (downgrade::Action::Enable, Some(version)),
-                DowngradeCmd::Cancel => (downgrade::Action::Cancel, None),
+            let (a, v, wait) = match action {
+                DowngradeCmd::Validate { version } => (downgrade::Action::Validate, Some(version), Duration::ZERO),
+                DowngradeCmd::Enable { version, wait } => (downgrade::Action::Enable, Some(version), wait),
+                DowngradeCmd::Cancel => (downgrade::Action::Cancel, None, Duration::ZERO),
             };
             let session = Session::open(&settings).await?;
-            let r = downgrade::run(&session, a, v).await?;
+            let r = downgrade::run(&session, a, v, wait, &mut |line| eprintln!("{line}")).await?;
             out.emit(&r)?;
-            Ok(ExitCode::Ok)
+            Ok(if r.storage_ready == Some(false) { ExitCode::Negative } else { ExitCode::Ok })
         }
     }
 }

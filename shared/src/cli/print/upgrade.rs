@@ -131,6 +131,9 @@ impl Print for crate::ops::upgrade::downgrade::DowngradeResult {
             self.target.as_ref().map(|t| format!(" to {t}")).unwrap_or_default(),
             self.cluster_version
         );
+        if !self.storage_versions.is_empty() {
+            s.push_str(&format!("Storage versions: {}.\n", self.storage_versions.join(", ")));
+        }
         if !self.next.is_empty() {
             s.push_str(&super::steps("Next:", &self.next));
         }
