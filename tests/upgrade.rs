@@ -312,3 +312,73 @@ fn downgrade_is_refused_below_3_6_naming_the_members() {
         assert!(err.contains("kubectl etcd restore"), "{err}");
     }
 }
+
+/// Copies `from` into `to` (files and folders; the data dir of a stopped member).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Membership made inconsistent in a data dir, both ways at once: the backend's `members`
+/// bucket has one member's ID changed (its JSON value rewritten in place, same length), so the
+/// backend holds a member the v2 store (the WAL's conf changes) never had — a zombie after 3.6 —
+/// and the v2 store holds one the backend lacks. `check --data-dir` names both by ID and fails a
+/// 3.6 target; the same data dir before the change passes.
+#[test]
+fn check_names_membership_that_differs_between_the_v2_store_and_the_backend() {
+    let mut c = Cluster::builder(3).kubeadm_manifests().start();
+    let victim = 2;
+    let out = c.etcdctl(&c.endpoints(), &["member", "list", "-w", "json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == c.nodes[victim].name.as_str())
+        .map(|m| m["ID"].as_u64().unwrap())
+        .unwrap();
+    c.stop(victim);
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&c.nodes[victim].data_dir(), copy.path());
+    c.restart(victim);
+    let dir = copy.path().display().to_string();
+
+    let (_, doc) = run(&c, 0, &["check", "--to", "3.6.0", "--data-dir", &dir]);
+    assert_eq!(status(&doc, "membership"), "ok", "{doc:#}");
+
+    // Another ID of the same length: the last decimal digit changed.
+    let dec = id.to_string();
+    let last = dec.as_bytes()[dec.len() - 1];
+    let other = format!("{}{}", &dec[..dec.len() - 1], if last == b'0' { '1' } else { '0' });
+    let zombie: u64 = other.parse().unwrap();
+    crate::health::alter_db(copy.path(), format!("\"id\":{dec},").as_bytes(), format!("\"id\":{other},").as_bytes());
+
+    let (o, doc) = run(&c, 0, &["check", "--to", "3.6.0", "--data-dir", &dir]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    let m = check_of(&doc, "membership");
+    assert_eq!(m["status"], "fail", "{m:#}");
+    let msg = m["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("{zombie:016x} is in the backend but not in the v2 store (a zombie member after 3.6)")),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("{id:016x} is in the v2 store but not in the backend")), "{msg}");
+    assert!(m["hint"].as_str().unwrap().contains("zombie_members_upgrade"), "{m:#}");
+    // A patch target: the same finding, as a warning.
+    let (_, doc) = run(&c, 0, &["check", "--to", &etcd_version_patch(), "--data-dir", &dir]);
+    assert_eq!(status(&doc, "membership"), "warn", "{doc:#}");
+}
+
+/// The installed etcd's own version (a patch step from itself is a valid target).
+fn etcd_version_patch() -> String {
+    let v = etcd().version.clone();
+    installed_etcds().iter().find(|(x, _)| x.starts_with(&format!("{v}."))).map(|(x, _)| x.clone()).unwrap()
+}
