@@ -618,6 +618,12 @@ impl NodeArgs {
 
 impl ApplyArgs {
     async fn options(self) -> Result<ApplyOptions> {
+        if self.engine == "etcdutl" && matches!(self.latest, Some(SnapDir::Bucket(_))) {
+            // The download is a nameless file of this process: etcdutl could not open it.
+            return Err(Error::Usage(
+                "--engine etcdutl cannot restore --latest from a bucket: use the native engine, or download the snapshot first".into(),
+            ));
+        }
         Ok(ApplyOptions {
             snapshot: snapshot_file(self.file, self.latest, &beside(Some(&self.data_dir)), &self.store).await?,
             data_dir: self.data_dir,
