@@ -390,7 +390,7 @@ fn port_forward_bench() {
 }
 
 /// `snapshot save --dir` to a local directory beside `--dir s3://…` on the local S3 server
-/// (s3s-fs): wall time, throughput and peak RSS (the upload's parts are bounded: 3 x 8 MiB).
+/// (s3s-fs): wall time, throughput and peak RSS (the upload's parts are bounded: 2 x 8 MiB).
 fn objstore_bench(mib: usize) {
     println!(
         "\n## snapshot save to a bucket: 1-member cluster, ~{mib} MiB database, etcd {}, s3s-fs on loopback",

@@ -32,7 +32,7 @@ use crate::store::trailer::Trailer;
 /// Bytes per part: S3's floor is 5 MiB (all but the last part).
 pub const PART: usize = 8 << 20;
 /// Parts in flight at once: memory is bounded by `PART * IN_FLIGHT`.
-pub const IN_FLIGHT: usize = 3;
+pub const IN_FLIGHT: usize = 2;
 /// How long an abort is retried after a failure (the store may be coming back).
 const ABORT_FOR: Duration = Duration::from_secs(30);
 /// Objects listed under one prefix at most.
