@@ -25,6 +25,12 @@ const ALIASES: &[(&str, &str, Option<&str>, &str)] = &[
         Some("downgrade"),
         "etcd 3.6+: downgrade the cluster version (kubectl etcd upgrade downgrade …)",
     ),
+    (
+        "usage",
+        "defrag",
+        Some("usage"),
+        "What fills the database, per Kubernetes resource (kubectl etcd defrag usage …)",
+    ),
 ];
 
 /// The suite's documented exit codes: 2 usage (an unknown command), 3 discovery (a plugin
@@ -58,6 +64,7 @@ fn usage() -> String {
     s.push_str("  kubectl etcd snapshot save /var/backups/etcd.db    # a verified snapshot\n");
     s.push_str("  kubectl etcd member add cp-4 --peer-urls https://10.0.0.4:2380 --promote\n");
     s.push_str("  kubectl etcd defrag --compact --disarm             # mvcc: database space exceeded\n");
+    s.push_str("  kubectl etcd usage                                 # what fills the database\n");
     s.push_str("  kubectl etcd doctor logs cp-2 --previous           # why the member's etcd crashed\n");
     s.push_str("\nRun 'kubectl etcd help <COMMAND>' or 'kubectl etcd <COMMAND> --help' for a command's flags.\n");
     s

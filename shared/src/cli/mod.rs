@@ -4,6 +4,7 @@
 pub mod args;
 pub mod complete;
 pub mod print;
+pub mod schedule;
 pub mod version;
 
 /// A plugin's whole `main`, as uucore's `main!` is for coreutils: completion requests answered

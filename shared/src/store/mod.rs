@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bbolt;
 pub mod compress;
 pub mod dblock;
+pub mod keyspace;
 pub mod member;
 pub mod pb;
 pub mod snapdir;
