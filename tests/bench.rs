@@ -1,6 +1,6 @@
 //! Benchmarks (not tests): kubectl etcd side by side with etcdctl/etcdutl on the same real
 //! clusters, printing wall time and peak memory. Run with
-//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|snapshot|defrag|doctor|all] [--size-mib N]`.
+//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|snapshot|defrag|doctor|usage|all] [--size-mib N]`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -234,6 +234,99 @@ fn snapshot_bench(mib: usize) {
     let _ = Duration::ZERO;
 }
 
+/// A Kubernetes-shaped keyspace of about `mib` MiB: half in many small objects (1 KiB, each
+/// written twice, as controllers update what they create), half in a few large ones rewritten
+/// over and over (an event storm's history).
+async fn fill_kubernetes(c: &Cluster, mib: usize) -> usize {
+    let mut client = c.client(0).await;
+    let small = mib * 256;
+    let mut keys = 0;
+    for round in 0..2u8 {
+        for chunk in (0..small).collect::<Vec<_>>().chunks(100) {
+            let ops: Vec<etcd_client::TxnOp> = chunk
+                .iter()
+                .map(|i| {
+                    let mut v = b"k8s\0".to_vec();
+                    v.resize(1024, round);
+                    etcd_client::TxnOp::put(format!("/registry/configmaps/ns-{}/cm-{i:08}", i % 50), v, None)
+                })
+                .collect();
+            client.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
+        }
+    }
+    keys += small;
+    let mut v = b"k8s\0".to_vec();
+    v.resize(100 * 1024, b'e');
+    for i in 0..mib * 5 {
+        client.put(format!("/registry/events/default/storm.{}", i % 20), v.clone(), None).await.unwrap();
+    }
+    keys + 20
+}
+
+/// `usage FILE` beside `snapshot status --skip-hash-check` on the same snapshot (the goal: at
+/// most twice its time, memory flat in the database's size).
+fn usage_bench(mib: usize) {
+    println!("\n## usage: 1-member cluster, ~{mib} MiB Kubernetes-shaped database, etcd {}", etcd().version);
+    let c = Cluster::start(1);
+    let start = Instant::now();
+    let keys = tokio::runtime::Runtime::new().unwrap().block_on(fill_kubernetes(&c, mib));
+    println!("(filled in {:.1}s: {keys} keys)", start.elapsed().as_secs_f64());
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("etcd.db");
+    assert!(measure(&mut etcdctl(&c, &["snapshot", "save", snap.to_str().unwrap()])).2);
+    let zst = dir.path().join("etcd.db.zst");
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.args(["--manifest", c.nodes[0].manifest().to_str().unwrap(), "snapshot", "save", "--compress", "zstd"]);
+    cmd.arg(&zst);
+    assert!(measure(&mut cmd).2);
+    const RUNS: usize = 5;
+    println!(
+        "(median of {RUNS} runs each; snapshot {} MiB)",
+        std::fs::metadata(&snap).map(|m| m.len()).unwrap_or(0) >> 20
+    );
+    println!("{:<40} {:>10} {:>12}", "command", "wall", "peak RSS");
+    let row = |name: &str, r: (f64, u64, bool)| {
+        println!("{:<40} {:>9.2}s {:>9} MiB{}", name, r.0, r.1 / 1024, if r.2 { "" } else { "  (FAILED)" });
+    };
+    let plugin = |name: &str, args: &[&str]| {
+        let mut cmd = Command::new(bin(name));
+        cmd.args(args).stdout(std::process::Stdio::null());
+        cmd
+    };
+    let f = snap.to_str().unwrap();
+    let status =
+        measure_median(RUNS, |_| plugin("kubectl-etcd-restore", &["snapshot", "status", "--skip-hash-check", f]));
+    row("kubectl etcd snapshot status --skip-hash-check", status);
+    let usage = measure_median(RUNS, |_| plugin("kubectl-etcd-defrag", &["usage", f, "-o", "json"]));
+    row("kubectl etcd usage FILE", usage);
+    let tool = etcd().etcdutl.clone().unwrap_or(etcd().etcdctl.clone());
+    row(
+        "etcdutl/etcdctl snapshot status",
+        measure_median(RUNS, |_| {
+            let mut cmd = Command::new(&tool);
+            cmd.env("ETCDCTL_API", "3").args(["snapshot", "status", f]).stdout(std::process::Stdio::null());
+            cmd
+        }),
+    );
+    row(
+        "kubectl etcd usage FILE.zst",
+        measure_median(RUNS, |_| plugin("kubectl-etcd-defrag", &["usage", zst.to_str().unwrap(), "-o", "json"])),
+    );
+    let d = c.nodes[0].data_dir();
+    row(
+        "kubectl etcd usage DATA_DIR (etcd running)",
+        measure_median(RUNS, |_| plugin("kubectl-etcd-defrag", &["usage", d.to_str().unwrap(), "-o", "json"])),
+    );
+    let m = c.nodes[0].manifest();
+    row(
+        "kubectl etcd usage (live, streamed)",
+        measure_median(RUNS, |_| {
+            plugin("kubectl-etcd-defrag", &["--manifest", m.to_str().unwrap(), "usage", "-o", "json"])
+        }),
+    );
+    println!("usage / status --skip-hash-check: {:.2}x", usage.0 / status.0.max(1e-9));
+}
+
 /// Writes `mib` MiB of values and deletes every other one, then compacts: every member's DB
 /// keeps its size with half of it free and half live (what a defrag must copy).
 async fn fragment(c: &Cluster, mib: usize) {
@@ -412,5 +505,8 @@ fn main() {
     }
     if what == "doctor" || what == "all" {
         doctor_bench(mib);
+    }
+    if what == "usage" || what == "all" {
+        usage_bench(mib);
     }
 }

@@ -14,4 +14,5 @@ mod release;
 mod restore;
 mod snapshot;
 mod upgrade;
+mod usage;
 mod workstation;

@@ -26,7 +26,7 @@ use kubectl_etcd::{ExitCode, Result};
 /// Exit codes: 0 done or nothing to do; 1 stopped by a safety check (usage: a file that is not
 /// a readable etcd database); 2 usage; 3 discovery; 4 transport.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-etcd-defrag", bin_name = "kubectl etcd defrag", version = kubectl_etcd::cli::version::LONG, args_conflicts_with_subcommands = true, after_help = "Examples:
+#[command(name = "kubectl-etcd-defrag", bin_name = "kubectl etcd defrag", version = kubectl_etcd::cli::version::LONG, after_help = "Examples:
   # Every member above the fragmentation rule, followers first, the leader last
   kubectl etcd defrag
   # \"mvcc: database space exceeded\": compact, defragment, disarm NOSPACE
@@ -204,6 +204,21 @@ pub fn command() -> clap::Command {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let settings = cli.common.settings();
     let out = cli.common.out();
+    if cli.command.is_some()
+        && (cli.dry_run
+            || cli.min_free.is_some()
+            || cli.all
+            || cli.compact
+            || cli.disarm
+            || cli.move_leader
+            || cli.force
+            || cli.quota_backend_bytes.is_some()
+            || !cli.wait_between.is_zero())
+    {
+        return Err(kubectl_etcd::Error::Usage(
+            "defrag's own flags go without a subcommand; give usage's or schedule's flags after it (kubectl etcd defrag schedule --min-free 10% …)".into(),
+        ));
+    }
     match cli.command {
         Some(Command::Usage(a)) => return usage(&cli.common, a).await,
         Some(Command::Schedule(a)) => return schedule(&cli.common, a).await,

@@ -147,7 +147,7 @@ pub fn render_checks(checks: &[crate::ops::health::model::Check], color: bool) -
 
 /// Greedy word wrap at `width` columns (a longer word stands alone on its line). A command
 /// (`kubectl …` up to the end of its clause) is never broken, so that it can be copied whole.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut units: Vec<String> = Vec::new();
     let mut in_command = false;
     for word in text.split_whitespace() {

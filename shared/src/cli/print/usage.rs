@@ -146,8 +146,14 @@ impl Print for Usage {
             s.push_str("\nNothing to act on.\n");
         } else {
             s.push_str("\nFindings:\n");
+            // Each finding wrapped at 120 columns, its next step on its own `next:` lines.
             for f in &self.findings {
-                s.push_str(&format!("  - {}\n    next: {}\n", f.message, f.next));
+                for (i, l) in super::health::wrap(&f.message, 116).iter().enumerate() {
+                    s.push_str(&format!("{}{l}\n", if i == 0 { "  - " } else { "    " }));
+                }
+                for (i, l) in super::health::wrap(&f.next, 110).iter().enumerate() {
+                    s.push_str(&format!("{}{l}\n", if i == 0 { "    next: " } else { "          " }));
+                }
             }
         }
         s
