@@ -57,7 +57,7 @@ fn model(ops: &[Op], compacted: i64) -> BTreeMap<String, [u64; 5]> {
     }
     let mut out: BTreeMap<String, [u64; 5]> = BTreeMap::new();
     for (key, revs) in by_key {
-        let newest_old = revs.iter().filter(|o| o.2 <= compacted).next_back().filter(|o| o.1.is_some());
+        let newest_old = revs.iter().rfind(|o| o.2 <= compacted).filter(|o| o.1.is_some());
         let kept: Vec<&&Op> =
             revs.iter().filter(|o| o.2 > compacted || newest_old.is_some_and(|n| n.2 == o.2)).collect();
         if kept.is_empty() {

@@ -738,12 +738,12 @@ mod tests {
     fn newest_first_splits_live_from_history() {
         let mut t = Tally::new(1);
         // Newest first: a pod at its third version, a deleted secret, an event.
-        t.visit(&rev(9, b"/registry/pods/a/p", b"k8s\0333", 3, false));
+        t.visit(&rev(9, b"/registry/pods/a/p", b"k8s\x00333", 3, false));
         t.visit(&rev(8, b"/registry/secrets/a/s", b"", 0, true));
-        t.visit(&rev(7, b"/registry/pods/a/p", b"k8s\022", 2, false));
+        t.visit(&rev(7, b"/registry/pods/a/p", b"k8s\x0022", 2, false));
         t.visit(&rev(6, b"/registry/events/a/e", b"k8s\0e", 1, false));
         t.visit(&rev(5, b"/registry/secrets/a/s", b"k8s\0s", 1, false));
-        t.visit(&rev(4, b"/registry/pods/a/p", b"k8s\01", 1, false));
+        t.visit(&rev(4, b"/registry/pods/a/p", b"k8s\x001", 1, false));
         let rows: HashMap<String, Figures> = std::mem::take(&mut t.resources).rows().into_iter().collect();
         let pods = rows["pods"];
         assert_eq!(

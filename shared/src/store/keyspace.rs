@@ -109,9 +109,15 @@ fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
+/// Key, value, create_revision, version and lease of a `mvccpb.KeyValue`.
+type KeyValue<'a> = (&'a [u8], &'a [u8], i64, i64, i64);
+
+/// A leaf entry's page, key and value, to a walk's visitor.
+type EntryVisit<'a> = dyn FnMut(u64, &[u8], &[u8]) -> Result<(), BoltError> + 'a;
+
 /// The fields of a `mvccpb.KeyValue`: key, value, create_revision, version, lease; `None` when
 /// the bytes are not one.
-fn key_value(b: &[u8]) -> Option<(&[u8], &[u8], i64, i64, i64)> {
+fn key_value(b: &[u8]) -> Option<KeyValue<'_>> {
     let (mut key, mut value, mut create, mut version, mut lease) = (None, &b[..0], 0, 0, 0);
     let mut pos = 0;
     while pos < b.len() {
@@ -189,12 +195,7 @@ impl Walk<'_> {
 
     /// Visits a tree's leaf entries, last first when `reverse`; nested buckets' trees are
     /// counted (their pages are in use) but not visited.
-    fn tree(
-        &mut self,
-        root: &BucketRoot,
-        reverse: bool,
-        f: &mut dyn FnMut(u64, &[u8], &[u8]) -> Result<(), BoltError>,
-    ) -> Result<(), BoltError> {
+    fn tree(&mut self, root: &BucketRoot, reverse: bool, f: &mut EntryVisit<'_>) -> Result<(), BoltError> {
         match root {
             BucketRoot::Inline(p) => self.page(p, 0, reverse, true, f),
             BucketRoot::Page(id) => {
@@ -210,7 +211,7 @@ impl Walk<'_> {
         depth: usize,
         reverse: bool,
         nested: bool,
-        f: &mut dyn FnMut(u64, &[u8], &[u8]) -> Result<(), BoltError>,
+        f: &mut EntryVisit<'_>,
     ) -> Result<(), BoltError> {
         if depth > MAX_DEPTH {
             return Err(ferr(Some(p.id), "tree deeper than any real database (a cycle?)").into());
