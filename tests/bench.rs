@@ -284,9 +284,9 @@ fn usage_bench(mib: usize) {
         "(median of {RUNS} runs each; snapshot {} MiB)",
         std::fs::metadata(&snap).map(|m| m.len()).unwrap_or(0) >> 20
     );
-    println!("{:<40} {:>10} {:>12}", "command", "wall", "peak RSS");
+    println!("{:<48} {:>10} {:>12}", "command", "wall", "peak RSS");
     let row = |name: &str, r: (f64, u64, bool)| {
-        println!("{:<40} {:>9.2}s {:>9} MiB{}", name, r.0, r.1 / 1024, if r.2 { "" } else { "  (FAILED)" });
+        println!("{:<48} {:>9.2}s {:>9} MiB{}", name, r.0, r.1 / 1024, if r.2 { "" } else { "  (FAILED)" });
     };
     let plugin = |name: &str, args: &[&str]| {
         let mut cmd = Command::new(bin(name));
