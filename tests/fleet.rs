@@ -160,6 +160,11 @@ fn every_context_at_once_one_row_each_and_the_worst_exit_code() {
     assert_eq!(items[1]["quorum"]["can_lose"], 0, "{doc:#}");
     assert_eq!(items[1]["transport"], "port-forward", "{doc:#}");
 
+    // One context alone: `{context}` in --pki-dir stands for its name there too.
+    let o = run_plugin(HEALTH, &["--context", "prod-ok", "--pki-dir", &pki_arg, "-o", "json"], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"transport\": \"port-forward\""), "{}", stdout(&o));
+
     // A name that matches no context: a usage error naming the ones there are.
     let o = run_plugin(HEALTH, &["--context", "prod-ok,qa-*"], &env);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

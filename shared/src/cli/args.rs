@@ -117,6 +117,16 @@ impl CommonArgs {
     /// The discovery settings these flags describe.
     pub fn settings(&self) -> Settings {
         crate::base::color::set_stderr(self.color);
+        // `{context}` in a certificate path stands for the context's name: one copy of
+        // pki/etcd per cluster (health --all-contexts substitutes it for each context).
+        let per_context = |p: &Option<PathBuf>| match (p, &self.context) {
+            (Some(p), Some(c)) if !crate::ops::health::fleet::is_selection(c) => {
+                Some(PathBuf::from(p.to_string_lossy().replace("{context}", c)))
+            }
+            _ => p.clone(),
+        };
+        let (cacert, cert, key, pki_dir) =
+            (per_context(&self.cacert), per_context(&self.cert), per_context(&self.key), per_context(&self.pki_dir));
         let endpoints_from_env =
             !self.endpoints.is_empty() && std::env::var_os("ETCDCTL_ENDPOINTS").is_some() && !flag_given("--endpoints");
         Settings {
@@ -127,9 +137,9 @@ impl CommonArgs {
             manifest: self.manifest.clone(),
             endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
             endpoints_source: if endpoints_from_env { "env ETCDCTL_ENDPOINTS" } else { "flag --endpoints" },
-            cacert: self.cacert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("ca.crt"))),
-            cert: self.cert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.crt"))),
-            key: self.key.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.key"))),
+            cacert: cacert.clone().or_else(|| pki_dir.as_ref().map(|d| d.join("ca.crt"))),
+            cert: cert.clone().or_else(|| pki_dir.as_ref().map(|d| d.join("healthcheck-client.crt"))),
+            key: key.or_else(|| pki_dir.as_ref().map(|d| d.join("healthcheck-client.key"))),
             tls_sources: [
                 ("ETCDCTL_CACERT", "--cacert", self.cacert.is_some()),
                 ("ETCDCTL_CERT", "--cert", self.cert.is_some()),
@@ -154,7 +164,7 @@ impl CommonArgs {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(crate::reach::discovery::settings::DEFAULT_MANIFEST)),
             transport: self.transport,
-            pki_dir: self.pki_dir.clone(),
+            pki_dir,
             metrics_without_credentials: false,
         }
     }
