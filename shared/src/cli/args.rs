@@ -19,7 +19,7 @@ pub struct CommonArgs {
     #[arg(long, global = true, env = "KUBECONFIG", value_name = "PATH", help_heading = "Kubernetes")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// The name of the kubeconfig context to use.
+    /// The name of the kubeconfig context to use (health: also a list, a,b, or a glob, 'prod-*').
     #[arg(long, global = true, value_name = "NAME", help_heading = "Kubernetes")]
     pub context: Option<String>,
 
@@ -168,6 +168,41 @@ impl CommonArgs {
             metrics_without_credentials: false,
         }
     }
+}
+
+/// The line every plugin's help ends with, in place of the global flags.
+pub const OPTIONS_LINE: &str =
+    "Use \"kubectl etcd options\" for a list of global command-line options (applies to all commands).";
+
+/// A plugin's command as its `--help` shows it, as kubectl's do: its own flags and examples,
+/// the global ones ([`CommonArgs`]) hidden behind one line naming `kubectl etcd options`. They
+/// are parsed all the same; completions and man pages use the command as defined, every flag
+/// shown.
+pub fn help_view(cmd: clap::Command) -> clap::Command {
+    fn with_line(cmd: clap::Command) -> clap::Command {
+        let after = match cmd.get_after_help() {
+            Some(a) => format!("{a}\n\n{OPTIONS_LINE}"),
+            None => OPTIONS_LINE.to_string(),
+        };
+        let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+        let mut cmd = cmd.after_help(after);
+        for n in names {
+            cmd = cmd.mut_subcommand(n, with_line);
+        }
+        cmd
+    }
+    with_line(cmd.mut_args(|a| if a.is_global_set() { a.hide(true) } else { a }))
+}
+
+/// `kubectl etcd options`: the global flags every plugin takes, as kubectl's `kubectl options`
+/// lists its own.
+pub fn options_help() -> String {
+    use clap::Args as _;
+    let mut cmd = CommonArgs::augment_args(clap::Command::new("kubectl etcd options"))
+        .disable_help_flag(true)
+        .help_template("The following options can be passed to any command:\n\n{all-args}\n")
+        .term_width(100);
+    cmd.render_help().to_string()
 }
 
 fn flag_given(flag: &str) -> bool {
