@@ -460,6 +460,8 @@ fn fleet_bench() {
         .collect();
     let e = summarize(&etcdctl_row);
     println!("{:<44} {:>9.3}s {:>7} MiB {:>8}", "etcdctl endpoint status x 10, direct, in a row", e.0, e.1 / 1024, "-");
+}
+
 /// A writer putting one small key every 10 ms, each through the next endpoint in turn and, when
 /// that one fails, through the others (as a client configured with every endpoint does); records
 /// the time of each acknowledged write and the keys acknowledged.
