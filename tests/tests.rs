@@ -8,6 +8,7 @@ mod discovery;
 mod doctor;
 mod doctor_logs;
 mod faults;
+mod fleet;
 mod health;
 mod learner;
 mod release;

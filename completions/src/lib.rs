@@ -72,6 +72,7 @@ pub fn dispatcher() -> Command {
                 .arg(Arg::new("COMMAND").num_args(0..)),
         )
         .subcommand(Command::new("version").about("Print the version, git commit, target and the etcd versions tested"))
+        .subcommand(Command::new("options").about("Print the global flags every command takes"))
         .subcommand(
             Command::new("completion")
                 .about("Print a shell completion script, or install kubectl's plugin completion helpers")
