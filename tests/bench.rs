@@ -1,6 +1,6 @@
 //! Benchmarks (not tests): kubectl etcd side by side with etcdctl/etcdutl on the same real
 //! clusters, printing wall time and peak memory. Run with
-//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|snapshot|objstore|defrag|doctor|upgrade|all] [--size-mib N]`.
+//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|fleet|snapshot|objstore|defrag|doctor|upgrade|usage|all] [--size-mib N]`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -234,6 +234,99 @@ fn snapshot_bench(mib: usize) {
     let _ = Duration::ZERO;
 }
 
+/// A Kubernetes-shaped keyspace of about `mib` MiB: half in many small objects (1 KiB, each
+/// written twice, as controllers update what they create), half in a few large ones rewritten
+/// over and over (an event storm's history).
+async fn fill_kubernetes(c: &Cluster, mib: usize) -> usize {
+    let mut client = c.client(0).await;
+    let small = mib * 256;
+    let mut keys = 0;
+    for round in 0..2u8 {
+        for chunk in (0..small).collect::<Vec<_>>().chunks(100) {
+            let ops: Vec<etcd_client::TxnOp> = chunk
+                .iter()
+                .map(|i| {
+                    let mut v = b"k8s\0".to_vec();
+                    v.resize(1024, round);
+                    etcd_client::TxnOp::put(format!("/registry/configmaps/ns-{}/cm-{i:08}", i % 50), v, None)
+                })
+                .collect();
+            client.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
+        }
+    }
+    keys += small;
+    let mut v = b"k8s\0".to_vec();
+    v.resize(100 * 1024, b'e');
+    for i in 0..mib * 5 {
+        client.put(format!("/registry/events/default/storm.{}", i % 20), v.clone(), None).await.unwrap();
+    }
+    keys + 20
+}
+
+/// `usage FILE` beside `snapshot status --skip-hash-check` on the same snapshot (the goal: at
+/// most twice its time, memory flat in the database's size).
+fn usage_bench(mib: usize) {
+    println!("\n## usage: 1-member cluster, ~{mib} MiB Kubernetes-shaped database, etcd {}", etcd().version);
+    let c = Cluster::start(1);
+    let start = Instant::now();
+    let keys = tokio::runtime::Runtime::new().unwrap().block_on(fill_kubernetes(&c, mib));
+    println!("(filled in {:.1}s: {keys} keys)", start.elapsed().as_secs_f64());
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("etcd.db");
+    assert!(measure(&mut etcdctl(&c, &["snapshot", "save", snap.to_str().unwrap()])).2);
+    let zst = dir.path().join("etcd.db.zst");
+    let mut cmd = Command::new(bin("kubectl-etcd-restore"));
+    cmd.args(["--manifest", c.nodes[0].manifest().to_str().unwrap(), "snapshot", "save", "--compress", "zstd"]);
+    cmd.arg(&zst);
+    assert!(measure(&mut cmd).2);
+    const RUNS: usize = 5;
+    println!(
+        "(median of {RUNS} runs each; snapshot {} MiB)",
+        std::fs::metadata(&snap).map(|m| m.len()).unwrap_or(0) >> 20
+    );
+    println!("{:<48} {:>10} {:>12}", "command", "wall", "peak RSS");
+    let row = |name: &str, r: (f64, u64, bool)| {
+        println!("{:<48} {:>9.2}s {:>9} MiB{}", name, r.0, r.1 / 1024, if r.2 { "" } else { "  (FAILED)" });
+    };
+    let plugin = |name: &str, args: &[&str]| {
+        let mut cmd = Command::new(bin(name));
+        cmd.args(args).stdout(std::process::Stdio::null());
+        cmd
+    };
+    let f = snap.to_str().unwrap();
+    let status =
+        measure_median(RUNS, |_| plugin("kubectl-etcd-restore", &["snapshot", "status", "--skip-hash-check", f]));
+    row("kubectl etcd snapshot status --skip-hash-check", status);
+    let usage = measure_median(RUNS, |_| plugin("kubectl-etcd-defrag", &["usage", f, "-o", "json"]));
+    row("kubectl etcd usage FILE", usage);
+    let tool = etcd().etcdutl.clone().unwrap_or(etcd().etcdctl.clone());
+    row(
+        "etcdutl/etcdctl snapshot status",
+        measure_median(RUNS, |_| {
+            let mut cmd = Command::new(&tool);
+            cmd.env("ETCDCTL_API", "3").args(["snapshot", "status", f]).stdout(std::process::Stdio::null());
+            cmd
+        }),
+    );
+    row(
+        "kubectl etcd usage FILE.zst",
+        measure_median(RUNS, |_| plugin("kubectl-etcd-defrag", &["usage", zst.to_str().unwrap(), "-o", "json"])),
+    );
+    let d = c.nodes[0].data_dir();
+    row(
+        "kubectl etcd usage DATA_DIR (etcd running)",
+        measure_median(RUNS, |_| plugin("kubectl-etcd-defrag", &["usage", d.to_str().unwrap(), "-o", "json"])),
+    );
+    let m = c.nodes[0].manifest();
+    row(
+        "kubectl etcd usage (live, streamed)",
+        measure_median(RUNS, |_| {
+            plugin("kubectl-etcd-defrag", &["--manifest", m.to_str().unwrap(), "usage", "-o", "json"])
+        }),
+    );
+    println!("usage / status --skip-hash-check: {:.2}x", usage.0 / status.0.max(1e-9));
+}
+
 /// Writes `mib` MiB of values and deletes every other one, then compacts: every member's DB
 /// keeps its size with half of it free and half live (what a defrag must copy).
 async fn fragment(c: &Cluster, mib: usize) {
@@ -254,6 +347,18 @@ async fn fragment(c: &Cluster, mib: usize) {
     }
 }
 
+/// A dialer with the node's healthcheck-client certificate from its etcd PKI folder.
+fn dialer(pki: &std::path::Path, dial_timeout: Duration) -> kubectl_etcd::reach::conn::Dialer {
+    let sourced = |f: &str| Some(kubectl_etcd::reach::tls::Sourced { path: pki.join(f), source: "bench".into() });
+    let files = kubectl_etcd::reach::tls::TlsFiles {
+        ca: sourced("ca.crt"),
+        cert: sourced("healthcheck-client.crt"),
+        key: sourced("healthcheck-client.key"),
+    };
+    let tls = kubectl_etcd::reach::tls::TlsContext::load(&files, false).unwrap();
+    kubectl_etcd::reach::conn::Dialer::new(tls, dial_timeout)
+}
+
 /// A writer putting one small key every 10 ms through the leader until `stop`; returns the
 /// longest time one write took (the write outage) and how many failed.
 fn background_writer(
@@ -266,16 +371,7 @@ fn background_writer(
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
-            let sourced =
-                |f: &str| Some(kubectl_etcd::reach::tls::Sourced { path: pki.join(f), source: "bench".into() });
-            let files = kubectl_etcd::reach::tls::TlsFiles {
-                ca: sourced("ca.crt"),
-                cert: sourced("healthcheck-client.crt"),
-                key: sourced("healthcheck-client.key"),
-            };
-            let tls = kubectl_etcd::reach::tls::TlsContext::load(&files, false).unwrap();
-            let mut client =
-                kubectl_etcd::reach::conn::Dialer::new(tls, Duration::from_secs(2)).client(&url).await.unwrap();
+            let mut client = dialer(&pki, Duration::from_secs(2)).client(&url).await.unwrap();
             let (mut worst, mut failed) = (Duration::ZERO, 0);
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -442,6 +538,79 @@ fn objstore_bench(mib: usize) {
     }
 }
 
+/// Fleet health: 10 contexts (10 fake API servers, each in front of its own 1-member cluster,
+/// reached through port-forward) with `--all-contexts`, against 10 `--context X` runs in a
+/// row; then the same with three API servers dead (they accept connections and never answer:
+/// each costs a deadline, 2s dial + 5s command timeout).
+fn fleet_bench() {
+    use harness::fakekube::{dead_api_server, workstation_pods, write_kubeconfig, FakeKube};
+    println!("## fleet health: 10 contexts, each its own 1-member cluster, etcd {} (median of 3)", etcd().version);
+    println!("{:<44} {:>10} {:>10} {:>8}", "run", "wall", "peak RSS", "ratio");
+    let clusters: Vec<Cluster> = (0..10).map(|_| Cluster::start(1)).collect();
+    let kubes: Vec<FakeKube> = clusters.iter().map(|c| FakeKube::start(workstation_pods(c), vec![])).collect();
+    let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-").tempdir().unwrap();
+    let dead_apis: Vec<_> = (0..3).map(|_| dead_api_server()).collect();
+    let names: Vec<String> = (0..10).map(|i| format!("ctx-{i:02}")).collect();
+    for (i, c) in clusters.iter().enumerate() {
+        let to = dir.path().join("pki").join(&names[i]);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["ca.crt", "healthcheck-client.crt", "healthcheck-client.key"] {
+            std::fs::copy(c.nodes[0].pki_etcd().join(f), to.join(f)).unwrap();
+        }
+    }
+    let pki = format!("{}/pki/{{context}}", dir.path().display());
+    for dead in [false, true] {
+        let files: Vec<std::path::PathBuf> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let f = dir.path().join(format!("{n}.kubeconfig"));
+                let url = if dead && i >= 7 { dead_apis[i - 7].1.clone() } else { kubes[i].url.clone() };
+                write_kubeconfig(&f, n, &url);
+                f
+            })
+            .collect();
+        let kubeconfig = std::env::join_paths(&files).unwrap();
+        let health = |extra: &[&str]| {
+            let mut cmd = Command::new(bin("kubectl-etcd-health"));
+            cmd.args(extra).args(["--pki-dir", &pki, "-o", "json"]);
+            cmd.env("KUBECONFIG", &kubeconfig).env("HOME", dir.path());
+            cmd
+        };
+        let title = if dead { "3 API servers dead" } else { "all healthy" };
+        let fleet = summarize(&(0..3).map(|_| measure(&mut health(&["--all-contexts"]))).collect::<Vec<_>>());
+        let in_a_row: Vec<(f64, u64, bool)> = (0..3)
+            .map(|_| {
+                let runs: Vec<_> = names.iter().map(|n| measure(&mut health(&["--context", n]))).collect();
+                (runs.iter().map(|r| r.0).sum(), runs.iter().map(|r| r.1).max().unwrap_or(0), runs.iter().all(|r| r.2))
+            })
+            .collect();
+        let row = summarize(&in_a_row);
+        // The success flags say whether the exit codes were as expected (0, or 3 with a dead API).
+        assert_eq!(fleet.2, !dead, "fleet exit code");
+        assert_eq!(row.2, !dead, "exit codes in a row");
+        println!("{:<44} {:>9.3}s {:>7} MiB {:>8.2}", format!("{title}: --all-contexts"), fleet.0, fleet.1 / 1024, 1.0);
+        println!(
+            "{:<44} {:>9.3}s {:>7} MiB {:>8.2}",
+            format!("{title}: 10 x --context, in a row"),
+            row.0,
+            row.1 / 1024,
+            row.0 / fleet.0
+        );
+    }
+    let etcdctl_row: Vec<(f64, u64, bool)> = (0..3)
+        .map(|_| {
+            let runs: Vec<_> = clusters
+                .iter()
+                .map(|c| measure(&mut etcdctl(c, &["endpoint", "status", "--cluster", "-w", "json"])))
+                .collect();
+            (runs.iter().map(|r| r.0).sum(), runs.iter().map(|r| r.1).max().unwrap_or(0), runs.iter().all(|r| r.2))
+        })
+        .collect();
+    let e = summarize(&etcdctl_row);
+    println!("{:<44} {:>9.3}s {:>7} MiB {:>8}", "etcdctl endpoint status x 10, direct, in a row", e.0, e.1 / 1024, "-");
+}
+
 /// A writer putting one small key every 10 ms, each through the next endpoint in turn and, when
 /// that one fails, through the others (as a client configured with every endpoint does); records
 /// the time of each acknowledged write and the keys acknowledged.
@@ -454,15 +623,7 @@ fn failover_writer(
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
-            let sourced =
-                |f: &str| Some(kubectl_etcd::reach::tls::Sourced { path: pki.join(f), source: "bench".into() });
-            let files = kubectl_etcd::reach::tls::TlsFiles {
-                ca: sourced("ca.crt"),
-                cert: sourced("healthcheck-client.crt"),
-                key: sourced("healthcheck-client.key"),
-            };
-            let tls = kubectl_etcd::reach::tls::TlsContext::load(&files, false).unwrap();
-            let dialer = kubectl_etcd::reach::conn::Dialer::new(tls, Duration::from_millis(500));
+            let dialer = dialer(&pki, Duration::from_millis(500));
             let (mut acks, mut keys, mut failed) = (Vec::new(), Vec::new(), 0usize);
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -579,6 +740,9 @@ fn main() {
     if what == "port-forward" || what == "all" {
         port_forward_bench();
     }
+    if what == "fleet" || what == "all" {
+        fleet_bench();
+    }
     if what == "snapshot" || what == "all" {
         snapshot_bench(mib);
     }
@@ -593,5 +757,8 @@ fn main() {
     }
     if what == "upgrade" || what == "all" {
         upgrade_bench();
+    }
+    if what == "usage" || what == "all" {
+        usage_bench(mib);
     }
 }

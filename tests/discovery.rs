@@ -494,7 +494,30 @@ fn dispatcher_and_kubectl_plugin_discovery() {
     let via = run_plugin("kubectl-etcd", &["health", "--help"], &[]);
     assert_eq!(via.status.code(), Some(0), "{}", stderr(&via));
     assert_eq!(stdout(&via), stdout(&direct));
-    assert!(stdout(&via).contains("--manifest"), "{}", stdout(&via));
+    // kubectl's manners: a plugin's help shows its own flags and one line for the global ones,
+    // which `kubectl etcd options` lists; they still work anywhere.
+    for (sub, _) in kubectl_etcd::PLUGINS {
+        let h = stdout(&run_plugin(&format!("kubectl-etcd-{sub}"), &["--help"], &[]));
+        assert!(h.contains("Use \"kubectl etcd options\" for a list of global command-line options"), "{sub}: {h}");
+        for global in
+            ["--kubeconfig", "--manifest", "--endpoints", "--cacert", "--no-headers", "--dial-timeout", "--output"]
+        {
+            let defined = h.lines().any(|l| l.trim_start().trim_start_matches("-o, ").starts_with(global));
+            assert!(!defined, "{sub}: {global} listed in its help\n{h}");
+        }
+    }
+    assert!(stdout(&via).contains("--skip-hashkv"), "{}", stdout(&via));
+    let options = run_plugin("kubectl-etcd", &["options"], &[]);
+    assert_eq!(options.status.code(), Some(0), "{}", stderr(&options));
+    for global in ["--kubeconfig", "--context", "--manifest", "--endpoints", "--pki-dir", "--output", "--no-headers"] {
+        assert!(stdout(&options).contains(global), "{global}: {}", stdout(&options));
+    }
+    // Hidden from the help, not from completion.
+    let o = run_plugin(HEALTH, &["__complete", "--kube"], &[]);
+    assert!(stdout(&o).starts_with("--kubeconfig\t"), "{}", stdout(&o));
+    let o = run_plugin(HEALTH, &["--manifest", "/nonexistent.yaml", "-o", "json"], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent.yaml"), "{}", stderr(&o));
     // Exit codes pass through the dispatcher.
     let o = run_plugin("kubectl-etcd", &["health", "--manifest", "/nonexistent.yaml"], &[]);
     assert_eq!(o.status.code(), Some(3));

@@ -20,8 +20,8 @@ pub fn plugins() -> Vec<(&'static str, Command)> {
     ]
 }
 
-/// `kubectl etcd` as one command tree: the plugins under their nouns, `snapshot` and `member`
-/// (the dispatcher's aliases), `help`, `version` and `completion`.
+/// `kubectl etcd` as one command tree: the plugins under their nouns, `snapshot`, `member`,
+/// `downgrade` and `usage` (the dispatcher's aliases), `help`, `version` and `completion`.
 pub fn dispatcher() -> Command {
     let about = |n: &str| kubectl_etcd::PLUGINS.iter().find(|(p, _)| *p == n).map(|(_, a)| *a).unwrap_or_default();
     let mut cmd = Command::new("kubectl-etcd")
@@ -31,7 +31,7 @@ pub fn dispatcher() -> Command {
         .long_about(
             "kubectl etcd runs its plugins: `kubectl etcd health …` is kubectl-etcd-health, found next to \
              kubectl-etcd or on PATH, with the same arguments and exit code. `snapshot` is `restore \
-             snapshot` and `member` is `learner`.",
+             snapshot`, `member` is `learner`, `usage` is `defrag usage`.",
         )
         .after_help(
             "Examples:\n  kubectl etcd health\n  kubectl etcd snapshot save /var/backups/etcd.db\n  \
@@ -58,12 +58,21 @@ pub fn dispatcher() -> Command {
                 .unwrap_or_else(|| Command::new("downgrade"))
                 .about("etcd 3.6+: downgrade the cluster version (kubectl etcd upgrade downgrade …)")
         })
+        .subcommand({
+            let defrag = kubectl_etcd_defrag::command();
+            defrag
+                .find_subcommand("usage")
+                .cloned()
+                .unwrap_or_else(|| Command::new("usage"))
+                .about("What fills the database, per Kubernetes resource (kubectl etcd defrag usage …)")
+        })
         .subcommand(
             Command::new("help")
                 .about("Show a command's help: kubectl etcd help COMMAND [SUBCOMMAND]")
                 .arg(Arg::new("COMMAND").num_args(0..)),
         )
         .subcommand(Command::new("version").about("Print the version, git commit, target and the etcd versions tested"))
+        .subcommand(Command::new("options").about("Print the global flags every command takes"))
         .subcommand(
             Command::new("completion")
                 .about("Print a shell completion script, or install kubectl's plugin completion helpers")

@@ -510,6 +510,24 @@ impl FakeKube {
     }
 }
 
+/// Writes a kubeconfig at `path` whose one context, cluster and user are all named `name`,
+/// for the API server at `server` (the token this fake expects).
+pub fn write_kubeconfig(path: &Path, name: &str, server: &str) {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: {server}\n  name: {name}\ncontexts:\n- context:\n    cluster: {name}\n    user: {name}\n  name: {name}\ncurrent-context: {name}\nusers:\n- name: {name}\n  user:\n    token: test-token\n"
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// An API server that is gone dead: the kernel completes the TCP handshake (the listener's
+/// backlog) but nothing ever accepts or answers, so every request waits for its deadline.
+/// Dead while the listener lives.
+pub fn dead_api_server() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
 /// A kubeadm etcd static pod as the API server returns it (mirror pod), for a node whose etcd
 /// flags are `flags`. `annotate` adds kubeadm's advertise-client-urls annotation.
 pub fn kubeadm_pod(node: &str, flags: &[(String, String)], client_url: &str, annotate: bool, pod_ip: &str) -> Value {

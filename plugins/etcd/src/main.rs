@@ -25,6 +25,12 @@ const ALIASES: &[(&str, &str, Option<&str>, &str)] = &[
         Some("downgrade"),
         "etcd 3.6+: downgrade the cluster version (kubectl etcd upgrade downgrade …)",
     ),
+    (
+        "usage",
+        "defrag",
+        Some("usage"),
+        "What fills the database, per Kubernetes resource (kubectl etcd defrag usage …)",
+    ),
 ];
 
 /// The suite's documented exit codes: 2 usage (an unknown command), 3 discovery (a plugin
@@ -44,6 +50,7 @@ fn usage() -> String {
     let mut rows: Vec<(&str, &str)> = SUBCOMMANDS.to_vec();
     rows.extend(ALIASES.iter().map(|(name, _, _, about)| (*name, *about)));
     rows.push(("help", "Show a command's help: kubectl etcd help COMMAND"));
+    rows.push(("options", "Print the global flags every command takes"));
     rows.push(("completion", "Shell completion: kubectl etcd completion bash|zsh|fish|kubectl"));
     rows.push(("version", "Print the version, git commit, target and the etcd versions tested"));
     // The column fits the longest name and two spaces, as clap's own help does.
@@ -58,8 +65,10 @@ fn usage() -> String {
     s.push_str("  kubectl etcd snapshot save /var/backups/etcd.db    # a verified snapshot\n");
     s.push_str("  kubectl etcd member add cp-4 --peer-urls https://10.0.0.4:2380 --promote\n");
     s.push_str("  kubectl etcd defrag --compact --disarm             # mvcc: database space exceeded\n");
+    s.push_str("  kubectl etcd usage                                 # what fills the database\n");
     s.push_str("  kubectl etcd doctor logs cp-2 --previous           # why the member's etcd crashed\n");
     s.push_str("\nRun 'kubectl etcd help <COMMAND>' or 'kubectl etcd <COMMAND> --help' for a command's flags.\n");
+    s.push_str(&format!("{}\n", kubectl_etcd::cli::args::OPTIONS_LINE));
     s
 }
 
@@ -193,6 +202,7 @@ fn complete_words(words: Vec<String>) -> ExitCode {
             let mut c = commands();
             c.push(("help".into(), "Show a command's help".into()));
             c.push(("version".into(), "Print the version".into()));
+            c.push(("options".into(), "Print the global flags every command takes".into()));
             c.push(("completion".into(), "Print a shell completion script or kubectl's completion helper".into()));
             c
         }
@@ -237,6 +247,10 @@ fn main() -> ExitCode {
             }
             Some("version") => {
                 print!("{}", version());
+                ExitCode::SUCCESS
+            }
+            Some("options") => {
+                print!("{}", kubectl_etcd::cli::args::options_help());
                 ExitCode::SUCCESS
             }
             Some(other) => unknown(other),

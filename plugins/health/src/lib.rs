@@ -22,7 +22,11 @@ use kubectl_etcd::{ExitCode, Result};
   # Only what is not ok, as JSON
   kubectl etcd health -o json | jq '.checks[] | select(.status != \"ok\")'
   # Redraw every 2 seconds
-  kubectl etcd health --watch")]
+  kubectl etcd health --watch
+  # Every cluster of the kubeconfig, side by side (each with its own copy of pki/etcd)
+  kubectl etcd health --all-contexts --pki-dir './pki/{context}'
+  # Some of them, by name or glob
+  kubectl etcd health --context 'prod-*,staging-eu'")]
 pub struct Cli {
     /// Shared flags.
     #[command(flatten)]
@@ -35,6 +39,16 @@ pub struct Cli {
     /// Time between rounds with --watch.
     #[arg(long, default_value = "2s", value_parser = kubectl_etcd::base::units::parse_interval, value_name = "DURATION")]
     pub interval: Duration,
+
+    /// Every context of the kubeconfig (--kubeconfig, KUBECONFIG's list, ~/.kube/config), one row
+    /// per cluster; --context a,b or a glob ('prod-*') selects some of them. `{context}` in
+    /// --pki-dir/--cacert/--cert/--key stands for each context's name.
+    #[arg(long, help_heading = "Fleet")]
+    pub all_contexts: bool,
+
+    /// With several contexts: at most this many clusters at once.
+    #[arg(long, default_value_t = health::fleet::DEFAULT_MAX_CONCURRENT as u64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..1025), help_heading = "Fleet")]
+    pub max_concurrent: u64,
 
     /// Skip the HashKV consistency check (for very large databases).
     #[arg(long)]
@@ -83,8 +97,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let mut settings = cli.common.settings();
     // Through port-forward, no certificate still gives the metrics report.
     settings.metrics_without_credentials = true;
-    let session = Session::open(&settings).await?;
     let opts = Options { skip_hashkv: cli.skip_hashkv, quota_backend_bytes: cli.quota_backend_bytes };
+    let selection = cli.common.context.as_deref().filter(|c| health::fleet::is_selection(c));
+    if cli.all_contexts || selection.is_some() {
+        return fleet(&cli, settings, selection, opts).await;
+    }
+    let session = Session::open(&settings).await?;
     let out = cli.common.out();
     if !cli.watch {
         let report = health::run(&session, &opts).await?;
@@ -95,6 +113,46 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         let report = health::run(&session, &opts).await?;
         out.emit_round(&report, round)?;
         Ok(report.exit_code())
+    })
+    .await
+}
+
+/// Several contexts: one health run per cluster, concurrently, one row each.
+async fn fleet(
+    cli: &Cli,
+    settings: kubectl_etcd::reach::discovery::settings::Settings,
+    selection: Option<&str>,
+    health: Options,
+) -> Result<ExitCode> {
+    if cli.all_contexts && cli.common.context.is_some() {
+        return Err(kubectl_etcd::Error::Usage(
+            "--all-contexts and --context both choose contexts: pass one of them".into(),
+        ));
+    }
+    if !settings.endpoints.is_empty() || settings.manifest.is_some() {
+        return Err(kubectl_etcd::Error::Usage(
+            "several contexts are reached through their Kubernetes APIs: drop --endpoints/ETCDCTL_ENDPOINTS and --manifest".into(),
+        ));
+    }
+    let available = kubectl_etcd::reach::discovery::kubeapi::contexts(&settings)?;
+    let contexts = match selection {
+        Some(s) => health::fleet::select(&available, s)?,
+        None if available.is_empty() => {
+            return Err(kubectl_etcd::Error::Usage("--all-contexts: the kubeconfig has no contexts".into()))
+        }
+        None => available,
+    };
+    let opts = health::fleet::FleetOptions { max_concurrent: cli.max_concurrent as usize, health };
+    let out = cli.common.out();
+    if !cli.watch {
+        let fleet = health::fleet::run(&settings, &contexts, &opts).await;
+        out.emit(&fleet)?;
+        return Ok(fleet.exit_code());
+    }
+    print::watch(cli.interval, async |round| {
+        let fleet = health::fleet::run(&settings, &contexts, &opts).await;
+        out.emit_round(&fleet, round)?;
+        Ok(fleet.exit_code())
     })
     .await
 }

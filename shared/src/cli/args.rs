@@ -19,7 +19,7 @@ pub struct CommonArgs {
     #[arg(long, global = true, env = "KUBECONFIG", value_name = "PATH", help_heading = "Kubernetes")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// The name of the kubeconfig context to use.
+    /// The name of the kubeconfig context to use (health: also a list, a,b, or a glob, 'prod-*').
     #[arg(long, global = true, value_name = "NAME", help_heading = "Kubernetes")]
     pub context: Option<String>,
 
@@ -117,6 +117,16 @@ impl CommonArgs {
     /// The discovery settings these flags describe.
     pub fn settings(&self) -> Settings {
         crate::base::color::set_stderr(self.color);
+        // `{context}` in a certificate path stands for the context's name: one copy of
+        // pki/etcd per cluster (health --all-contexts substitutes it for each context).
+        let per_context = |p: &Option<PathBuf>| match (p, &self.context) {
+            (Some(p), Some(c)) if !crate::ops::health::fleet::is_selection(c) => {
+                Some(PathBuf::from(p.to_string_lossy().replace("{context}", c)))
+            }
+            _ => p.clone(),
+        };
+        let (cacert, cert, key, pki_dir) =
+            (per_context(&self.cacert), per_context(&self.cert), per_context(&self.key), per_context(&self.pki_dir));
         let endpoints_from_env =
             !self.endpoints.is_empty() && std::env::var_os("ETCDCTL_ENDPOINTS").is_some() && !flag_given("--endpoints");
         Settings {
@@ -127,9 +137,9 @@ impl CommonArgs {
             manifest: self.manifest.clone(),
             endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
             endpoints_source: if endpoints_from_env { "env ETCDCTL_ENDPOINTS" } else { "flag --endpoints" },
-            cacert: self.cacert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("ca.crt"))),
-            cert: self.cert.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.crt"))),
-            key: self.key.clone().or_else(|| self.pki_dir.as_ref().map(|d| d.join("healthcheck-client.key"))),
+            cacert: cacert.clone().or_else(|| pki_dir.as_ref().map(|d| d.join("ca.crt"))),
+            cert: cert.clone().or_else(|| pki_dir.as_ref().map(|d| d.join("healthcheck-client.crt"))),
+            key: key.or_else(|| pki_dir.as_ref().map(|d| d.join("healthcheck-client.key"))),
             tls_sources: [
                 ("ETCDCTL_CACERT", "--cacert", self.cacert.is_some()),
                 ("ETCDCTL_CERT", "--cert", self.cert.is_some()),
@@ -154,10 +164,45 @@ impl CommonArgs {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(crate::reach::discovery::settings::DEFAULT_MANIFEST)),
             transport: self.transport,
-            pki_dir: self.pki_dir.clone(),
+            pki_dir,
             metrics_without_credentials: false,
         }
     }
+}
+
+/// The line every plugin's help ends with, in place of the global flags.
+pub const OPTIONS_LINE: &str =
+    "Use \"kubectl etcd options\" for a list of global command-line options (applies to all commands).";
+
+/// A plugin's command as its `--help` shows it, as kubectl's do: its own flags and examples,
+/// the global ones ([`CommonArgs`]) hidden behind one line naming `kubectl etcd options`. They
+/// are parsed all the same; completions and man pages use the command as defined, every flag
+/// shown.
+pub fn help_view(cmd: clap::Command) -> clap::Command {
+    fn with_line(cmd: clap::Command) -> clap::Command {
+        let after = match cmd.get_after_help() {
+            Some(a) => format!("{a}\n\n{OPTIONS_LINE}"),
+            None => OPTIONS_LINE.to_string(),
+        };
+        let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+        let mut cmd = cmd.after_help(after);
+        for n in names {
+            cmd = cmd.mut_subcommand(n, with_line);
+        }
+        cmd
+    }
+    with_line(cmd.mut_args(|a| if a.is_global_set() { a.hide(true) } else { a }))
+}
+
+/// `kubectl etcd options`: the global flags every plugin takes, as kubectl's `kubectl options`
+/// lists its own.
+pub fn options_help() -> String {
+    use clap::Args as _;
+    let mut cmd = CommonArgs::augment_args(clap::Command::new("kubectl etcd options"))
+        .disable_help_flag(true)
+        .help_template("The following options can be passed to any command:\n\n{all-args}\n")
+        .term_width(100);
+    cmd.render_help().to_string()
 }
 
 fn flag_given(flag: &str) -> bool {

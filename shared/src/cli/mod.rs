@@ -4,6 +4,7 @@
 pub mod args;
 pub mod complete;
 pub mod print;
+pub mod schedule;
 pub mod version;
 
 /// A plugin's whole `main`, as uucore's `main!` is for coreutils: completion requests answered
@@ -14,11 +15,13 @@ pub mod version;
 macro_rules! plugin_main {
     ($bin:literal, $krate:ident) => {
         fn main() -> std::process::ExitCode {
-            use clap::Parser as _;
+            use clap::FromArgMatches as _;
             if let Some(code) = $crate::cli::complete::intercept($bin, $krate::command) {
                 return code;
             }
-            $crate::cli::args::run_main($krate::run($krate::Cli::parse()))
+            let matches = $crate::cli::args::help_view($krate::command()).get_matches();
+            let cli = $krate::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+            $crate::cli::args::run_main($krate::run(cli))
         }
     };
 }

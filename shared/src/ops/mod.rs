@@ -1,5 +1,5 @@
 //! One operation each: health, members (learners), defrag, snapshot save, restore, the
-//! doctor, certificates, the backup schedule, upgrades. Imports nothing from `cli`.
+//! doctor, certificates, the backup and defrag schedules, upgrades, what fills the database (usage). Imports nothing from `cli`.
 
 pub mod certs;
 pub mod defrag;
@@ -10,3 +10,4 @@ pub mod restore;
 pub mod schedule;
 pub mod snapshot;
 pub mod upgrade;
+pub mod usage;

@@ -1,8 +1,9 @@
-//! `snapshot schedule`: scheduled backups that run on the cluster itself, as a CronJob on the
-//! control-plane nodes whose container runs this suite's own
-//! `kubectl-etcd-restore snapshot save --dir DIR --keep N` with the node's static pod manifest
-//! and etcd PKI mounted at the paths they have on the node, so that discovery works in the pod
-//! exactly as on the node.
+//! `snapshot schedule` and `defrag schedule`: jobs that run on the cluster itself, as a CronJob
+//! on the control-plane nodes whose container runs this suite's own
+//! `kubectl-etcd-restore snapshot save --dir DIR --keep N` ([`Task::Snapshot`]) or
+//! `kubectl-etcd-defrag --min-free … [--compact]` ([`Task::Defrag`]) with the node's static pod
+//! manifest and etcd PKI mounted at the paths they have on the node, so that discovery works in
+//! the pod exactly as on the node.
 //!
 //! The objects are k8s-openapi types: a ServiceAccount with no API rights (its token is not
 //! even mounted), and one CronJob per cluster, or one per control-plane node with
@@ -28,6 +29,10 @@ use crate::error::{Error, Result};
 pub const DEFAULT_DIR: &str = "/var/lib/etcd-backups";
 /// `--name`'s default.
 pub const DEFAULT_NAME: &str = "etcd-backup";
+/// `defrag schedule --name`'s default.
+pub const DEFAULT_DEFRAG_NAME: &str = "etcd-defrag";
+/// etcd's largest recommended quota: a run's deadline when no member tells its size.
+pub const FALLBACK_DB_SIZE: u64 = 8 << 30;
 /// The image the release script tags (`scripts/release.sh`, `Dockerfile`).
 pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/kubectl-etcd/kubectl-etcd:", env!("CARGO_PKG_VERSION"));
 
@@ -40,9 +45,34 @@ const TAINTS: &[(&str, &str)] = &[
     ("CriticalAddonsOnly", "NoExecute"),
 ];
 
-/// What `snapshot schedule` is asked for.
+/// What the scheduled job runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Task {
+    /// `snapshot save --dir --keep` (the options' `keep`, `compression` and `dir`).
+    #[default]
+    Snapshot,
+    /// The rolling defrag with its rules (`keep`, `compression` and `dir` are not used).
+    Defrag(DefragTask),
+}
+
+/// The rules a scheduled defrag runs with (`kubectl etcd defrag`'s flags).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DefragTask {
+    /// `--min-free` as given (`10%`, `100MiB`); `None`: defrag's default rule.
+    pub min_free: Option<String>,
+    /// `--all`: every member whatever its free space.
+    pub all: bool,
+    /// `--compact` first.
+    pub compact: bool,
+    /// `--keep-revisions` with `--compact`.
+    pub keep_revisions: u64,
+}
+
+/// What `snapshot schedule` / `defrag schedule` is asked for.
 #[derive(Debug, Clone)]
 pub struct ScheduleOptions {
+    /// What the job runs.
+    pub task: Task,
     /// The cron schedule, validated.
     pub schedule: String,
     /// Verified snapshots kept on each node.
@@ -170,6 +200,9 @@ fn host_path(name: &str, path: &Path, kind: &str, read_only: bool) -> (Volume, V
 
 /// The container's command: exactly what runs on the node.
 pub fn command(opts: &ScheduleOptions, prefix: &str) -> Vec<String> {
+    if let Task::Defrag(d) = &opts.task {
+        return defrag_command(opts, d);
+    }
     let mut cmd: Vec<String> = vec![
         "kubectl-etcd-restore".into(),
         "snapshot".into(),
@@ -193,23 +226,51 @@ pub fn command(opts: &ScheduleOptions, prefix: &str) -> Vec<String> {
     cmd
 }
 
-fn labels(name: &str) -> BTreeMap<String, String> {
+/// `kubectl-etcd-defrag --manifest M [--min-free X | --all] [--compact [--keep-revisions N]]`:
+/// the rolling defrag, which takes only the members its rule selects and does nothing otherwise.
+fn defrag_command(opts: &ScheduleOptions, d: &DefragTask) -> Vec<String> {
+    let mut cmd: Vec<String> =
+        vec!["kubectl-etcd-defrag".into(), "--manifest".into(), opts.manifest.display().to_string()];
+    if d.all {
+        cmd.push("--all".into());
+    } else if let Some(m) = &d.min_free {
+        cmd.extend(["--min-free".into(), m.clone()]);
+    }
+    if d.compact {
+        cmd.push("--compact".into());
+        if d.keep_revisions > 0 {
+            cmd.extend(["--keep-revisions".into(), d.keep_revisions.to_string()]);
+        }
+    }
+    cmd
+}
+
+/// The `app.kubernetes.io/component` of the objects.
+fn component(opts: &ScheduleOptions) -> &'static str {
+    match opts.task {
+        Task::Snapshot => "etcd-backup",
+        Task::Defrag(_) => "etcd-defrag",
+    }
+}
+
+fn labels(name: &str, component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), "kubectl-etcd".to_string()),
-        ("app.kubernetes.io/component".to_string(), "etcd-backup".to_string()),
+        ("app.kubernetes.io/component".to_string(), component.to_string()),
         ("app.kubernetes.io/instance".to_string(), name.to_string()),
     ])
 }
 
-/// The host folders the job mounts: the manifests (read-only), the PKI folders (read-only) and
-/// the snapshot directory (created when missing).
+/// The host folders the job mounts: the manifests (read-only), the PKI folders (read-only) and,
+/// for a snapshot, the snapshot directory (created when missing).
 fn host_volumes(opts: &ScheduleOptions) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut mounts = Vec::new();
     let mut volumes = Vec::new();
     let manifest_dir = opts.manifest.parent().unwrap_or(Path::new("/"));
+    let backups = (opts.task == Task::Snapshot).then(|| (opts.dir.clone(), "DirectoryOrCreate", false));
     for (i, (dir, kind, ro)) in std::iter::once((manifest_dir.to_path_buf(), "Directory", true))
         .chain(opts.pki_dirs.iter().map(|d| (d.clone(), "Directory", true)))
-        .chain(std::iter::once((opts.dir.clone(), "DirectoryOrCreate", false)))
+        .chain(backups)
         .enumerate()
     {
         let vname = match i {
@@ -260,11 +321,12 @@ fn control_plane_tolerations() -> Vec<Toleration> {
         .collect()
 }
 
-/// The one container: the plugin's image running `snapshot save`, as root with nothing else.
+/// The one container: the plugin's image running `snapshot save` (or the defrag), as root
+/// with nothing else.
 fn snapshot_container(opts: &ScheduleOptions, prefix: &str, mounts: Vec<VolumeMount>) -> Container {
     let q = |s: &str| Quantity(s.to_string());
     Container {
-        name: "snapshot".into(),
+        name: if opts.task == Task::Snapshot { "snapshot" } else { "defrag" }.into(),
         image: Some(opts.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(command(opts, prefix)),
@@ -326,7 +388,7 @@ fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
         metadata: ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(opts.namespace.clone()),
-            labels: Some(labels(&name)),
+            labels: Some(labels(&name, component(opts))),
             ..Default::default()
         },
         spec: Some(CronJobSpec {
@@ -336,13 +398,16 @@ fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
             successful_jobs_history_limit: Some(3),
             failed_jobs_history_limit: Some(3),
             job_template: JobTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels(&name)), ..Default::default() }),
+                metadata: Some(ObjectMeta { labels: Some(labels(&name, component(opts))), ..Default::default() }),
                 spec: Some(JobSpec {
                     backoff_limit: Some(2),
-                    active_deadline_seconds: Some(active_deadline(opts.db_size)),
+                    active_deadline_seconds: Some(active_deadline(deadline_bytes(opts))),
                     ttl_seconds_after_finished: Some(86400),
                     template: PodTemplateSpec {
-                        metadata: Some(ObjectMeta { labels: Some(labels(&name)), ..Default::default() }),
+                        metadata: Some(ObjectMeta {
+                            labels: Some(labels(&name, component(opts))),
+                            ..Default::default()
+                        }),
                         spec: Some(pod),
                     },
                     ..Default::default()
@@ -354,11 +419,28 @@ fn cron_job(opts: &ScheduleOptions, node: Option<&str>) -> CronJob {
     }
 }
 
+/// The bytes a run moves: a snapshot streams the largest database once; a defrag rewrites
+/// every member's, one after the other (five members at most in a sound cluster).
+fn deadline_bytes(opts: &ScheduleOptions) -> u64 {
+    match opts.task {
+        Task::Snapshot => opts.db_size,
+        Task::Defrag(_) => opts.db_size.saturating_mul(5),
+    }
+}
+
 /// The objects for `opts`.
 pub fn build(opts: &ScheduleOptions) -> Result<Scheduled> {
     check_cron(&opts.schedule)?;
-    crate::store::snapdir::check_keep(opts.keep)?;
-    if !opts.dir.is_absolute() || !opts.manifest.is_absolute() {
+    if let Task::Defrag(_) = opts.task {
+        if !opts.manifest.is_absolute() {
+            return Err(Error::Usage(format!(
+                "--manifest {} must be an absolute path on the node",
+                opts.manifest.display()
+            )));
+        }
+    } else if let Err(e) = crate::store::snapdir::check_keep(opts.keep) {
+        return Err(e);
+    } else if !opts.dir.is_absolute() || !opts.manifest.is_absolute() {
         return Err(Error::Usage(format!(
             "--dir {} and --manifest {} must be absolute paths on the node",
             opts.dir.display(),
@@ -369,7 +451,7 @@ pub fn build(opts: &ScheduleOptions) -> Result<Scheduled> {
         metadata: ObjectMeta {
             name: Some(opts.name.clone()),
             namespace: Some(opts.namespace.clone()),
-            labels: Some(labels(&opts.name)),
+            labels: Some(labels(&opts.name, component(opts))),
             ..Default::default()
         },
         automount_service_account_token: Some(false),
@@ -381,6 +463,46 @@ pub fn build(opts: &ScheduleOptions) -> Result<Scheduled> {
         opts.nodes.iter().map(|n| cron_job(opts, Some(n))).collect()
     };
     Ok(Scheduled { service_account, cron_jobs })
+}
+
+/// The folders of the certificates and keys the node's manifest names (read when the manifest
+/// is on this machine), else `fallback` (`--pki-dir`), else kubeadm's `/etc/kubernetes/pki/etcd`:
+/// what a scheduled job mounts read-only.
+pub fn pki_dirs(manifest: &Path, fallback: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Ok(m) = crate::reach::discovery::manifest::Manifest::load(manifest) {
+        for flag in
+            ["trusted-ca-file", "cert-file", "key-file", "peer-trusted-ca-file", "peer-cert-file", "peer-key-file"]
+        {
+            if let Some(d) = m.flag(flag).and_then(|f| Path::new(f).parent()).map(Path::to_path_buf) {
+                if !dirs.contains(&d) {
+                    dirs.push(d);
+                }
+            }
+        }
+    }
+    if dirs.is_empty() {
+        dirs.push(
+            fallback.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(crate::reach::layouts::KUBEADM.pki_dir)),
+        );
+    }
+    dirs
+}
+
+/// The largest member database, if the cluster answers within a few seconds: what bounds a
+/// scheduled run ([`active_deadline`]).
+pub async fn largest_db_size(settings: &crate::reach::discovery::settings::Settings) -> Option<u64> {
+    let mut settings = settings.clone();
+    settings.command_timeout = settings.command_timeout.min(std::time::Duration::from_secs(5));
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let session = crate::reach::cluster::Session::open(&settings).await.ok()?;
+        let list = session.member_list().await.ok()?;
+        let statuses = session.statuses(&list.members).await;
+        statuses.iter().filter_map(|s| s.status.as_ref().ok().map(|s| s.db_size)).max()
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// The control-plane nodes, by kubeadm's label (and the older `master` label, and RKE2's

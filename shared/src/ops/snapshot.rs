@@ -412,30 +412,47 @@ pub async fn save(
     save_named(session, path, None, opts, progress).await
 }
 
-/// The final name for a verified snapshot's revision.
-type NameFn = Box<dyn Fn(i64) -> Result<PathBuf> + Send>;
+/// Where a snapshot stream goes, chunk by chunk: a [`PartWriter`] for `snapshot save`, a
+/// nameless temporary file for `usage` with no file.
+pub trait Sink: Send {
+    /// Appends a chunk.
+    fn write(&mut self, chunk: &[u8]) -> Result<()>;
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+    /// What errors call the file.
+    fn name(&self) -> PathBuf;
+}
 
-async fn save_named(
+impl Sink for PartWriter {
+    fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        PartWriter::write(self, chunk)
+    }
+    fn written(&self) -> u64 {
+        PartWriter::written(self)
+    }
+    fn name(&self) -> PathBuf {
+        self.part_path().to_path_buf()
+    }
+}
+
+/// Streams a snapshot into `sink` from the member [`pick_member`] chooses (`opts.member`,
+/// `opts.force`), within `opts`' stall timeout and deadline; the stream must end where etcd
+/// said it would (the database and its 32-byte sha256 trailer). The trailer itself is the
+/// sink's to check. Returns the member.
+pub async fn stream(
     session: &Session,
-    path: &Path,
-    name: Option<NameFn>,
     opts: &SaveOptions,
+    sink: &mut dyn Sink,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<Saved> {
-    let start = Instant::now();
-    let mut writer = PartWriter::create(path, opts.overwrite)?.compressed(opts.compression);
+) -> Result<Picked> {
     let (member, url, forced) = pick_member(session, opts.member.as_deref(), opts.force).await?;
     if let Some(f) = &forced {
         eprintln!("warning: {f}");
     }
     session.dialer.probe(&url).await?;
     let mut client = session.dialer.client(&url).await?;
-    // For the object metadata: the cluster's ID and the member's version (best effort).
-    let (cluster_id, etcd_version) = match tokio::time::timeout(Duration::from_secs(10), client.status()).await {
-        Ok(Ok(s)) => (s.header().map(|h| h.cluster_id()), Some(s.version().to_string())),
-        _ => (None, None),
-    };
     let stall = opts.stall_timeout.unwrap_or(Duration::from_secs(30));
+    let writer = sink;
     let stream = async {
         let mut stream = call(&url, "snapshot", stall, client.snapshot()).await?;
         // What etcd announced bounds what is read: an endless stream stops there.
@@ -472,7 +489,7 @@ async fn save_named(
         // etcd announces the database size, then sends the sha256 trailer after it.
         if total != 0 && writer.written() != total + TRAILER {
             return Err(Error::Corrupt {
-                path: writer.part_path().to_path_buf(),
+                path: writer.name(),
                 reason: format!(
                     "the stream ended after {} of {} bytes: snapshot is truncated",
                     writer.written(),
@@ -488,6 +505,30 @@ async fn save_named(
             .map_err(|_| Error::Transport(TransportError::timed_out(&url, "the snapshot (--command-timeout)", d)))??,
         None => stream.await?,
     }
+    Ok((member, url, forced))
+}
+
+/// The final name for a verified snapshot's revision.
+type NameFn = Box<dyn Fn(i64) -> Result<PathBuf> + Send>;
+
+async fn save_named(
+    session: &Session,
+    path: &Path,
+    name: Option<NameFn>,
+    opts: &SaveOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Saved> {
+    let start = Instant::now();
+    let mut writer = PartWriter::create(path, opts.overwrite)?.compressed(opts.compression);
+    let (member, url, forced) = stream(session, opts, &mut writer, progress).await?;
+    // For the object metadata: the cluster's ID and the member's version (best effort).
+    let (cluster_id, etcd_version) = match session.dialer.client(&url).await {
+        Ok(mut client) => match tokio::time::timeout(Duration::from_secs(10), client.status()).await {
+            Ok(Ok(s)) => (s.header().map(|h| h.cluster_id()), Some(s.version().to_string())),
+            _ => (None, None),
+        },
+        Err(_) => (None, None),
+    };
     // Compressing is file work: off the runtime's threads.
     let p = tokio::task::spawn_blocking(move || match name {
         Some(name) => writer.finish_as(&*name),

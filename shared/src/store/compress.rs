@@ -212,7 +212,7 @@ pub struct Decompressed {
 
 /// Opens a nameless read-write file in `dir` (O_TMPFILE), or, on a file system without it, a
 /// named one that is unlinked at once.
-fn nameless_in(dir: &Path) -> std::io::Result<File> {
+pub fn nameless_in(dir: &Path) -> std::io::Result<File> {
     match std::fs::OpenOptions::new().read(true).write(true).mode(0o600).custom_flags(libc::O_TMPFILE).open(dir) {
         Ok(f) => Ok(f),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)) => {

@@ -7,6 +7,7 @@ pub mod bbolt;
 pub mod bucket;
 pub mod compress;
 pub mod dblock;
+pub mod keyspace;
 pub mod member;
 pub mod objstore;
 pub mod pb;

@@ -145,9 +145,75 @@ pub fn render_checks(checks: &[crate::ops::health::model::Check], color: bool) -
     out
 }
 
+impl Print for crate::ops::health::fleet::Fleet {
+    fn kind(&self) -> &'static str {
+        "HealthReportList"
+    }
+
+    fn text(&self, view: View) -> String {
+        let (table, notes) = fleet_table(self, view.wide);
+        let mut s = table.render(view);
+        if view.no_headers || notes.is_empty() {
+            return s;
+        }
+        s.push('\n');
+        let name_w = notes.iter().map(|(c, _)| c.chars().count()).max().unwrap_or(0).max(7);
+        let room = 120usize.saturating_sub(name_w + 3).max(40);
+        s.push_str(&format!("{:<name_w$}   PROBLEM\n", "CONTEXT"));
+        for (context, message) in &notes {
+            for (i, l) in wrap(message, room).iter().enumerate() {
+                let c = if i == 0 { context.as_str() } else { "" };
+                s.push_str(&format!("{c:<name_w$}   {l}\n"));
+            }
+        }
+        s
+    }
+}
+
+/// The fleet table, one row per context (fits 120 columns with context names up to 24
+/// characters); `wide` adds the checks that are not ok. Also the notes printed under it: why a
+/// context has no report.
+pub fn fleet_table(fleet: &crate::ops::health::fleet::Fleet, wide: bool) -> (Table, Vec<(String, String)>) {
+    use crate::ops::health::fleet::{summary, Outcome};
+    let mut header =
+        vec!["context", "members", "leader", "quorum", "db", "alarms", "version", "worst check", "transport"];
+    if wide {
+        header.push("not ok");
+    }
+    let mut t = Table::new(header);
+    let mut notes = Vec::new();
+    for c in &fleet.items {
+        let mut row = vec![c.context.clone()];
+        match &c.outcome {
+            Outcome::Report(r) => {
+                let s = summary(r);
+                row.extend([s.members, s.leader, s.quorum, s.db, s.alarms, s.versions, s.worst]);
+                row.push(r.transport.to_string());
+                if wide {
+                    row.push(s.not_ok.join("; "));
+                }
+            }
+            Outcome::NoEtcd { message } | Outcome::Forbidden { message } | Outcome::Failed { message } => {
+                let what = match &c.outcome {
+                    Outcome::NoEtcd { .. } => "no etcd visible",
+                    Outcome::Forbidden { .. } => "fail (forbidden)",
+                    _ => "fail (no report)",
+                };
+                row.extend(["", "", "", "", "", "", what, ""].map(String::from));
+                if wide {
+                    row.push(message.clone());
+                }
+                notes.push((c.context.clone(), message.clone()));
+            }
+        }
+        t.push(row);
+    }
+    (t, notes)
+}
+
 /// Greedy word wrap at `width` columns (a longer word stands alone on its line). A command
 /// (`kubectl …` up to the end of its clause) is never broken, so that it can be copied whole.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut units: Vec<String> = Vec::new();
     let mut in_command = false;
     for word in text.split_whitespace() {

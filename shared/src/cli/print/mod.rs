@@ -15,6 +15,7 @@ pub mod members;
 pub mod restore;
 pub mod snapshot;
 pub mod upgrade;
+pub mod usage;
 
 use std::io::Write;
 

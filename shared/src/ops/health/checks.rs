@@ -209,7 +209,7 @@ pub(crate) fn alarm_check(alarms: Option<Result<Vec<Alarm>, TransportError>>, ro
                 Status::Fail,
                 list.join("; "),
                 Some(if nospace {
-                    "the cluster is read-only (mvcc: database space exceeded): kubectl etcd defrag --compact --disarm"
+                    "the cluster is read-only (mvcc: database space exceeded): kubectl etcd defrag --compact --disarm; then kubectl etcd usage shows what filled it"
                         .to_string()
                 } else {
                     "data corruption detected: find the odd member (hash check) and replace it".to_string()
@@ -300,10 +300,10 @@ pub(crate) fn db_check(rows: &[MemberHealth], quota: u64) -> Check {
             worst,
             format!("{base}; {}", notes.join("; ")),
             Some(if worst == Status::Fail {
-                "near the quota: kubectl etcd defrag --compact (then raise --quota-backend-bytes if it stays high)"
+                "near the quota: kubectl etcd defrag --compact; kubectl etcd usage shows what fills it (then raise --quota-backend-bytes if live data alone stays high)"
                     .into()
             } else {
-                "kubectl etcd defrag (one member at a time, the leader last; --dry-run shows the plan)".into()
+                "kubectl etcd defrag (one member at a time, the leader last; --dry-run shows the plan); kubectl etcd usage shows what fills the database".into()
             }),
         )
     }
@@ -618,7 +618,11 @@ mod tests {
         let c = alarm_check(Some(Ok(vec![Alarm { member_id: 1, kind: "NOSPACE" }])), &rows);
         assert_eq!(c.status, Status::Fail);
         assert_eq!(c.message, "NOSPACE on a (0000000000000001)");
-        assert!(c.hint.unwrap().contains("kubectl etcd defrag --compact --disarm"));
+        let hint = c.hint.unwrap();
+        assert!(
+            hint.contains("kubectl etcd defrag --compact --disarm") && hint.contains("kubectl etcd usage"),
+            "{hint}"
+        );
         let c = alarm_check(Some(Ok(vec![Alarm { member_id: 9, kind: "CORRUPT" }])), &rows);
         assert!(c.hint.unwrap().contains("corruption"));
     }
@@ -656,7 +660,10 @@ mod tests {
         let c = db_check(&[sized(200 << 20, 50 << 20)], q);
         assert_eq!(c.status, Status::Warn);
         assert!(c.message.contains("75% fragmented"), "{}", c.message);
-        assert!(c.hint.unwrap().starts_with("kubectl etcd defrag"));
+        let hint = c.hint.unwrap();
+        assert!(hint.starts_with("kubectl etcd defrag") && hint.contains("kubectl etcd usage"), "{hint}");
+        let c = db_check(&[sized(960 << 20, 960 << 20)], q);
+        assert!(c.hint.unwrap().contains("kubectl etcd usage"));
     }
 
     #[test]

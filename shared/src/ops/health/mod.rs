@@ -4,6 +4,7 @@
 //! [`run`] ties them together. The printers are in [`crate::cli::print`].
 
 pub mod checks;
+pub mod fleet;
 pub mod model;
 pub mod probe;
 pub mod scrape;

@@ -937,6 +937,88 @@ pub async fn run(p: Prepared) -> Result<NodeRestored> {
 mod tests {
     use super::*;
 
+    /// A kubeadm-shaped node in `root`: its manifest (the first node's: `--initial-cluster`
+    /// lists only itself), a data dir path, and a file to restore from.
+    fn node(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let manifests = root.join("kubernetes/manifests");
+        std::fs::create_dir_all(&manifests).unwrap();
+        let data = root.join("var/lib/etcd");
+        let manifest = manifests.join("etcd.yaml");
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd-cp-1\nspec:\n  containers:\n  - name: etcd\n    command:\n    - etcd\n    - --advertise-client-urls=https://10.0.0.1:2379\n    - --listen-client-urls=https://127.0.0.1:2379,https://10.0.0.1:2379\n    - --data-dir={}\n    - --initial-advertise-peer-urls=https://10.0.0.1:2380\n    - --initial-cluster=cp-1=https://10.0.0.1:2380\n    - --name=cp-1\n",
+            data.display()
+        );
+        std::fs::write(&manifest, text).unwrap();
+        let snap = root.join("backup.db");
+        std::fs::write(&snap, b"any bytes: the tag is their sha256").unwrap();
+        (manifest, data, snap)
+    }
+
+    fn opts(manifest: &Path, snap: &Path) -> NodeOptions {
+        NodeOptions {
+            manifest: manifest.to_path_buf(),
+            source: Source::Snapshot(snap.to_path_buf()),
+            single_member: false,
+            skip_hash_check: false,
+            bump_revision: None,
+            mark_compacted: false,
+            timeout: Duration::from_secs(60),
+            token: None,
+            live_cluster_id: None,
+            initial_cluster: None,
+        }
+    }
+
+    #[test]
+    fn the_plan_of_a_single_member_restore() {
+        let root = tempfile::tempdir().unwrap();
+        let (manifest, data, snap) = node(root.path());
+        let p = plan(&NodeOptions { single_member: true, ..opts(&manifest, &snap) }).unwrap();
+        assert_eq!(p.name, "cp-1");
+        assert_eq!(p.initial_cluster, "cp-1=https://10.0.0.1:2380");
+        assert_eq!(p.membership_source, "this member alone (--single-member)");
+        assert_eq!(p.client_url, "https://127.0.0.1:2379", "the loopback client URL is waited on");
+        // Derived from the file alone (no cluster to name): every node derives the same.
+        let tag = snapshot_tag(&snap).unwrap();
+        assert_eq!(p.token, format!("kubectl-etcd-restored-{tag}"));
+        assert!(p.warnings.iter().any(|w| w.contains("names no cluster")), "{:?}", p.warnings);
+        // Nothing is deleted: the data dir moves aside beside itself, the manifest out of the
+        // manifests folder (kubelet stops the pod) and its original kept there too.
+        assert!(p.backup.to_string_lossy().starts_with(&format!("{}.bak-", data.display())), "{:?}", p.backup);
+        assert_eq!(p.manifest_aside.parent(), Some(root.path().join("kubernetes").as_path()));
+        assert_eq!(p.manifest_backup.parent(), Some(root.path().join("kubernetes").as_path()));
+        assert!(!p.in_place);
+        assert_eq!(p.steps.len(), 7, "{:#?}", p.steps);
+        assert!(p.steps[0].starts_with("verify snapshot"));
+        assert!(p.steps[1].contains("(kubelet stops etcd)"));
+        assert!(p.steps[3].contains("nothing is deleted"));
+        assert!(p.steps[4].contains("a one-member cluster"));
+        // The plan changed nothing.
+        assert!(!data.exists() && manifest.exists());
+    }
+
+    #[test]
+    fn an_initial_cluster_must_hold_this_member_at_its_peer_urls() {
+        let root = tempfile::tempdir().unwrap();
+        let (manifest, _, snap) = node(root.path());
+        let wrong = "cp-1=https://10.0.0.9:2380,cp-2=https://10.0.0.2:2380";
+        let e = plan(&NodeOptions { initial_cluster: Some(wrong.into()), ..opts(&manifest, &snap) }).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e}");
+        assert!(e.to_string().contains("must list this member cp-1 with its --initial-advertise-peer-urls"), "{e}");
+        let three = "cp-1=https://10.0.0.1:2380,cp-2=https://10.0.0.2:2380,cp-3=https://10.0.0.3:2380";
+        let p = plan(&NodeOptions { initial_cluster: Some(three.into()), ..opts(&manifest, &snap) }).unwrap();
+        assert_eq!(p.membership_source, "flag --initial-cluster");
+        assert_eq!(p.initial_cluster, three);
+        // kubeadm's first node lists only itself: the manifest is rewritten to the restored membership.
+        assert_eq!(p.manifest_initial_cluster.as_deref(), Some("cp-1=https://10.0.0.1:2380"));
+        assert!(p.warnings.iter().any(|w| w.contains("differs from the snapshot's membership")), "{:?}", p.warnings);
+        // A token given is used as is.
+        let p =
+            plan(&NodeOptions { token: Some("t-1".into()), single_member: true, ..opts(&manifest, &snap) }).unwrap();
+        assert_eq!(p.token, "t-1");
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
     #[test]
     fn same_membership_in_any_order() {
         assert!(same_initial_cluster("b=https://2:2380,a=https://1:2380", "a=https://1:2380,b=https://2:2380"));

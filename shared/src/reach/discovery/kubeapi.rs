@@ -33,21 +33,26 @@ pub(crate) enum ApiOutcome {
     Failed(Error),
 }
 
-async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, String), ApiOutcome> {
-    let options = KubeConfigOptions { context: settings.context.clone(), cluster: None, user: None };
-    let (kubeconfig, what) = match &settings.kubeconfig {
+/// The kubeconfig kubectl would read: `--kubeconfig`/`KUBECONFIG` (a list of files merged as
+/// kubectl merges them: the first file to set a value wins), else `~/.kube/config`; `None`
+/// when there is none, and what was read.
+fn read_kubeconfig(settings: &Settings) -> Result<Option<(Kubeconfig, String)>, ApiOutcome> {
+    let read = |path: &std::path::Path| {
+        crate::base::fsio::read_bounded(path, "kubeconfig", crate::base::fsio::MAX_KUBECONFIG)
+            .map_err(ApiOutcome::Failed)?;
+        Kubeconfig::read_from(path).map_err(|e| {
+            ApiOutcome::Failed(Error::Kube {
+                action: format!("read kubeconfig {}", path.display()),
+                source: Box::new(e),
+            })
+        })
+    };
+    match &settings.kubeconfig {
         Some(p) => {
             let paths: Vec<PathBuf> = std::env::split_paths(p).filter(|p| !p.as_os_str().is_empty()).collect();
             let mut merged = Kubeconfig::default();
             for path in &paths {
-                crate::base::fsio::read_bounded(path, "kubeconfig", crate::base::fsio::MAX_KUBECONFIG)
-                    .map_err(ApiOutcome::Failed)?;
-                let kc = Kubeconfig::read_from(path).map_err(|e| {
-                    ApiOutcome::Failed(Error::Kube {
-                        action: format!("read kubeconfig {}", path.display()),
-                        source: Box::new(e),
-                    })
-                })?;
+                let kc = read(path)?;
                 merged = merged.merge(kc).map_err(|e| {
                     ApiOutcome::Failed(Error::Kube {
                         action: format!("merge kubeconfig {}", path.display()),
@@ -55,22 +60,46 @@ async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, Str
                     })
                 })?;
             }
-            (merged, format!("kubeconfig {}", p.display()))
+            let what = match paths.as_slice() {
+                [one] => format!("kubeconfig {}", one.display()),
+                [first, rest @ ..] => format!("kubeconfig {} and {} more", first.display(), rest.len()),
+                [] => format!("kubeconfig {}", p.display()),
+            };
+            Ok(Some((merged, what)))
         }
         None => {
             let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
             let path = home.join(".kube/config");
             if path.is_file() {
-                crate::base::fsio::read_bounded(&path, "kubeconfig", crate::base::fsio::MAX_KUBECONFIG)
-                    .map_err(ApiOutcome::Failed)?;
-                let kc = Kubeconfig::read_from(&path).map_err(|e| {
-                    ApiOutcome::Failed(Error::Kube {
-                        action: format!("read kubeconfig {}", path.display()),
-                        source: Box::new(e),
-                    })
-                })?;
-                (kc, format!("kubeconfig {}", path.display()))
-            } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+                Ok(Some((read(&path)?, format!("kubeconfig {}", path.display()))))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The contexts of the kubeconfig kubectl would read (`--kubeconfig`, `KUBECONFIG`'s list,
+/// `~/.kube/config`), in the order the files name them.
+pub fn contexts(settings: &Settings) -> crate::Result<Vec<String>> {
+    match read_kubeconfig(settings) {
+        Ok(Some((kc, _))) => Ok(kc.contexts.into_iter().map(|c| c.name).collect()),
+        Ok(None) => Err(Error::Usage(
+            "no kubeconfig to list contexts from (no --kubeconfig, no KUBECONFIG, no ~/.kube/config): pass --kubeconfig PATH"
+                .into(),
+        )),
+        Err(ApiOutcome::Failed(e)) => Err(e),
+        Err(ApiOutcome::Tried(why)) => Err(Error::Usage(why.join("; "))),
+    }
+}
+
+async fn client(settings: &Settings, log: &mut Log) -> Result<(kube::Client, String), ApiOutcome> {
+    let options = KubeConfigOptions { context: settings.context.clone(), cluster: None, user: None };
+    let (kubeconfig, what) = match read_kubeconfig(settings)? {
+        Some(found) => found,
+        None => {
+            let path = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".kube/config");
+            if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
                 let config = kube::Config::incluster().map_err(|e| {
                     ApiOutcome::Failed(Error::Kube {
                         action: "load the in-cluster configuration".into(),

@@ -59,7 +59,8 @@ pub struct FormatError {
     pub msg: String,
 }
 
-fn ferr(page: Option<u64>, msg: impl Into<String>) -> FormatError {
+/// A [`FormatError`] about `page`.
+pub(crate) fn ferr(page: Option<u64>, msg: impl Into<String>) -> FormatError {
     FormatError { page, msg: msg.into() }
 }
 

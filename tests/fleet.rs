@@ -1,0 +1,177 @@
+//! Fleet health: `kubectl etcd health --all-contexts` / `--context a,b` / `--context 'glob'`.
+//! Each context is its own fake API server (harness/fakekube.rs) in front of its own real etcd
+//! cluster (its own CA), reached through port-forward as from a workstation; the kubeconfig is
+//! KUBECONFIG's list of one file per context, as kubectl merges them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use harness::fakekube::{dead_api_server, workstation_pods, write_kubeconfig, FakeKube};
+use harness::*;
+use serde_json::Value;
+
+const HEALTH: &str = "kubectl-etcd-health";
+
+/// A copy of `c`'s node-0 `pki/etcd` at `dir/<context>`, as an operator keeps one per cluster.
+fn pki_copy(c: &Cluster, dir: &Path, context: &str) {
+    let to = dir.join(context);
+    std::fs::create_dir_all(&to).unwrap();
+    for f in ["ca.crt", "healthcheck-client.crt", "healthcheck-client.key"] {
+        std::fs::copy(c.nodes[0].pki_etcd().join(f), to.join(f)).unwrap();
+    }
+}
+
+/// The table's rows by their first cell (the context).
+fn rows(table: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("CONTEXT ") && header.contains("   MEMBERS   LEADER"), "{table}");
+    // Columns start where the header's titles start.
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|(i, c)| *c != ' ' && (*i == 0 || header[..*i].ends_with("   ")))
+        .map(|(i, _)| i)
+        .collect();
+    lines
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let cells: Vec<String> = starts
+                .iter()
+                .enumerate()
+                .map(|(k, &s)| {
+                    let e = starts.get(k + 1).copied().unwrap_or(l.len()).min(l.len());
+                    l.get(s.min(l.len())..e).unwrap_or("").trim().to_string()
+                })
+                .collect();
+            (cells[0].clone(), cells)
+        })
+        .collect()
+}
+
+#[test]
+fn every_context_at_once_one_row_each_and_the_worst_exit_code() {
+    let t = Instant::now();
+    let healthy = Cluster::start(1);
+    let mut degraded = Cluster::start(3);
+    degraded.kill(2);
+    eprintln!("clusters started in {:?}", t.elapsed());
+    let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-").tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let k_ok = FakeKube::start(workstation_pods(&healthy), vec![]);
+    let k_degraded = FakeKube::start(workstation_pods(&degraded), vec![]);
+    // A managed control plane: an API with no etcd pods and no etcd nodes.
+    let k_managed = FakeKube::start(vec![], vec![]);
+    // A cluster whose API refuses us the port-forward (RBAC).
+    let k_forbidden = FakeKube::start(workstation_pods(&healthy), vec![]);
+    k_forbidden.behaviour.forbid_portforward.store(true, Ordering::SeqCst);
+    // Three dead API servers: in a row they would cost three deadlines.
+    let dead: Vec<_> = (0..3).map(|_| dead_api_server()).collect();
+    let mut servers = vec![
+        ("prod-ok", k_ok.url.clone()),
+        ("prod-degraded", k_degraded.url.clone()),
+        ("managed", k_managed.url.clone()),
+        ("locked", k_forbidden.url.clone()),
+    ];
+    let dead_names = ["prod-dead-1", "prod-dead-2", "prod-dead-3"];
+    servers.extend(dead_names.iter().zip(&dead).map(|(n, (_, url))| (*n, url.clone())));
+    let mut files = Vec::new();
+    for (name, url) in &servers {
+        let f = dir.path().join(format!("{name}.kubeconfig"));
+        write_kubeconfig(&f, name, url);
+        files.push(f);
+    }
+    pki_copy(&healthy, &pki, "prod-ok");
+    pki_copy(&degraded, &pki, "prod-degraded");
+    pki_copy(&healthy, &pki, "locked");
+    let kubeconfig = std::env::join_paths(&files).unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let pki_arg = format!("{}/{{context}}", pki.display());
+    let timeouts = ["--dial-timeout", "1s", "--command-timeout", "1s"];
+
+    // The allowance: one dead cluster alone (the binaries built first, outside the timing).
+    bin(HEALTH);
+    let t = Instant::now();
+    let mut args = vec!["--context", "prod-dead-1", "--pki-dir", &pki_arg];
+    args.extend(timeouts);
+    let o = run_plugin(HEALTH, &args, &env);
+    let one_dead = t.elapsed();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+
+    let t = Instant::now();
+    let mut args = vec!["--all-contexts", "--pki-dir", &pki_arg];
+    args.extend(timeouts);
+    let o = run_plugin(HEALTH, &args, &env);
+    let fleet = t.elapsed();
+    let out = stdout(&o);
+    eprintln!("one dead cluster alone: {one_dead:?}; the whole fleet (3 dead among 7): {fleet:?}\n{out}");
+    // The worst cluster's exit code: the dead and the refused ones' (3).
+    assert_eq!(o.status.code(), Some(3), "{out}\n{}", stderr(&o));
+    let rows = rows(&out);
+    let names: Vec<&str> = servers.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        rows.keys().map(String::as_str).collect::<std::collections::BTreeSet<_>>(),
+        names.iter().copied().collect()
+    );
+    // In the kubeconfig's order.
+    let order: Vec<&str> =
+        out.lines().skip(1).take(names.len()).map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(order, names, "{out}");
+    let ok = &rows["prod-ok"];
+    assert_eq!(&ok[1], "1/1", "{out}");
+    assert_eq!(&ok[2], "node-0", "{out}");
+    assert_eq!(&ok[5], "none", "{out}");
+    assert!(ok[6].starts_with(&healthy.version), "{out}");
+    assert_eq!(&ok[8], "port-forward", "{out}");
+    let deg = &rows["prod-degraded"];
+    assert_eq!(&deg[1], "2/3", "{out}");
+    assert_eq!(&deg[3], "may lose 0", "{out}");
+    assert!(deg[4].contains(" / "), "{out}");
+    assert!(deg[7].starts_with("fail (") && deg[7].contains("members"), "{out}");
+    assert_eq!(&rows["managed"][7], "no etcd visible", "{out}");
+    assert_eq!(&rows["locked"][7], "fail (forbidden)", "{out}");
+    for d in dead_names {
+        assert_eq!(&rows[d][7], "fail (no report)", "{out}");
+    }
+    // Under the table, why: the dead API timed out, the refusal names the RBAC to grant.
+    let notes = out.split("   PROBLEM\n").nth(1).unwrap_or_else(|| panic!("{out}"));
+    assert!(notes.contains("managed control plane"), "{out}");
+    assert!(notes.contains("--print-rbac") && notes.contains("pods/portforward"), "{out}");
+    assert!(notes.contains("timed out"), "{out}");
+    // One deadline, not three: the dead clusters waited side by side.
+    assert!(fleet < one_dead * 2, "the fleet took {fleet:?}, one dead cluster {one_dead:?}");
+
+    // A glob, -o json: a List of health reports with the context; the worst exit is the
+    // degraded cluster's (1).
+    let mut args = vec!["--context", "prod-o*,prod-deg*", "--pki-dir", &pki_arg, "-o", "json"];
+    args.extend(timeouts);
+    let o = run_plugin(HEALTH, &args, &env);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["kind"], "HealthReportList", "{doc:#}");
+    let items = doc["items"].as_array().unwrap();
+    let contexts: Vec<&str> = items.iter().map(|i| i["context"].as_str().unwrap()).collect();
+    assert_eq!(contexts, ["prod-ok", "prod-degraded"]);
+    assert_eq!(items[0]["exit_code"], 0);
+    assert_eq!(items[0]["members"].as_array().unwrap().len(), 1, "{doc:#}");
+    assert_eq!(items[1]["exit_code"], 1);
+    assert_eq!(items[1]["quorum"]["can_lose"], 0, "{doc:#}");
+    assert_eq!(items[1]["transport"], "port-forward", "{doc:#}");
+
+    // One context alone: `{context}` in --pki-dir stands for its name there too.
+    let o = run_plugin(HEALTH, &["--context", "prod-ok", "--pki-dir", &pki_arg, "-o", "json"], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"transport\": \"port-forward\""), "{}", stdout(&o));
+
+    // A name that matches no context: a usage error naming the ones there are.
+    let o = run_plugin(HEALTH, &["--context", "prod-ok,qa-*"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--context qa-*: no such context") && stderr(&o).contains("prod-degraded"),
+        "{}",
+        stderr(&o)
+    );
+    drop(dead);
+}
