@@ -137,7 +137,7 @@ fn a_joiner_with_a_wrong_initial_cluster() {
 }
 
 /// The same joiner under the kubelet emulation: it crash-loops, one CRI file per restart. The
-/// doctor reads every restart (a rotated, gzipped part too), or only the previous one.
+/// doctor reads every restart, or only the previous one (rotated parts: the test below).
 #[test]
 fn a_crash_looping_joiner_in_pod_logs() {
     let mut c = Cluster::builder(1).start();
@@ -160,10 +160,6 @@ fn a_crash_looping_joiner_in_pod_logs() {
         seen = n;
         (ended && stable).then_some(())
     });
-    // Rotate restart 0 as kubelet's container log manager does: rename with a timestamp, gzip.
-    let rotated = dir.join("0.log.20261206-000000");
-    std::fs::rename(dir.join("0.log"), &rotated).unwrap();
-    assert!(Command::new("gzip").arg(&rotated).status().unwrap().success());
     let root = c.nodes[i].root.join("var/log/pods");
     let files: Vec<String> =
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
@@ -173,7 +169,6 @@ fn a_crash_looping_joiner_in_pod_logs() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let f = finding(&d, "initial-cluster-mismatch", &format!("{files:?}"));
     assert!(f["count"].as_u64().unwrap() >= crashed as u64, "{crashed} crashed containers: {f:#}");
-    assert!(d["read"].to_string().contains("0.log.20261206-000000.gz"), "{d:#}");
     assert!(d["formats"]["zap"].as_u64().unwrap() > 0, "{d:#}");
     let containers = d["containers"].as_array().unwrap();
     assert_eq!(containers.len(), crashed, "{d:#}");
@@ -341,4 +336,180 @@ fn no_log_exits_3() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let want = format!("{}/kube-system_etcd-*_*/etcd/*.log", dir.path().display());
     assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+}
+
+/// Writes a kubeconfig for `kube` into the cluster's dir.
+fn fake_api(c: &Cluster) -> (harness::fakekube::FakeKube, PathBuf) {
+    let kube = harness::fakekube::FakeKube::start(harness::fakekube::workstation_pods(c), vec![]);
+    for (i, n) in c.nodes.iter().enumerate() {
+        if c.kubelets.iter().any(|k| k.node == n.name) {
+            kube.serve_logs(&format!("kube-system/etcd-{}", n.name), c.container_status(i));
+        }
+    }
+    let kc = kube.kubeconfig(c.dir.path());
+    (kube, kc)
+}
+
+/// From a workstation (no pod log on this machine): each etcd pod's log through the API's
+/// `pods/log`, as kubelet serves it from the kubelet emulation's CRI files: a crash-looping
+/// joiner's previous container (and its current one when it differs), `--previous` alone,
+/// `--since` passed on as `sinceSeconds`, every pod with no name; RBAC's refusal says to grant
+/// `get` on `pods/log` (which `--print-rbac` now grants); an API that does not answer says
+/// that pods/log needs it.
+#[test]
+fn through_the_api_from_a_workstation() {
+    let mut c = Cluster::builder(1).start();
+    // node-0 under the kubelet emulation too, so that its log is a pod log as well.
+    c.stop(0);
+    c.kubelet(0);
+    c.wait_healthy(0);
+    let i = wrong_joiner(&mut c);
+    let starts = c.kubelet(i);
+    wait_for("three starts of the joiner", Duration::from_secs(30), || {
+        (starts.load(std::sync::atomic::Ordering::SeqCst) >= 3).then_some(())
+    });
+    let (kube, kc) = fake_api(&c);
+    let kcs = s(&kc).to_string();
+    let at = |args: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = args.iter().map(|x| x.to_string()).collect();
+        a.extend(["--kubeconfig".to_string(), kcs.clone()]);
+        a
+    };
+    let doctor_logs = |args: Vec<String>| doctor_logs(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_plugin =
+        |p: &str, args: Vec<String>| run_plugin(p, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+
+    let (o, d) = doctor_logs(at(&["node-1"]));
+    assert_eq!(o.status.code(), Some(1), "{d:#}\n{}", stderr(&o));
+    finding(&d, "initial-cluster-mismatch", "");
+    let read = d["read"].as_array().unwrap();
+    assert_eq!(read[0], "pods/log kube-system/etcd-node-1 -c etcd --previous", "{d:#}");
+    let containers = d["containers"].as_array().unwrap();
+    assert!(!containers.is_empty() && containers.len() <= 2, "{d:#}");
+    assert!(containers[0]["ended"].as_str().unwrap().starts_with("crashed: --initial-cluster does not match"), "{d:#}");
+    let asked = kube.log_requests();
+    assert!(
+        asked.iter().any(|r| r.starts_with("/api/v1/namespaces/kube-system/pods/etcd-node-1/log?")
+            && r.contains("container=etcd")
+            && r.contains("previous=true")
+            && r.contains(&format!("limitBytes={}", 12 << 20))),
+        "{asked:?}"
+    );
+
+    // --previous: the last terminated container only, one request.
+    let before = kube.log_requests().len();
+    let (o, prev) = doctor_logs(at(&["node-1", "--previous", "--since", "1h"]));
+    assert_eq!(o.status.code(), Some(1), "{prev:#}\n{}", stderr(&o));
+    assert_eq!(prev["read"], serde_json::json!(["pods/log kube-system/etcd-node-1 -c etcd --previous"]), "{prev:#}");
+    assert_eq!(prev["containers"].as_array().unwrap().len(), 1, "{prev:#}");
+    let asked = kube.log_requests();
+    assert_eq!(asked.len(), before + 1, "{asked:?}");
+    assert!(asked.last().unwrap().contains("sinceSeconds=3600"), "{asked:?}");
+
+    // Every etcd pod: node-0 has no previous container (kubelet's 400), its current log is read.
+    let (o, all) = doctor_logs(at(&[]));
+    assert_eq!(o.status.code(), Some(1), "{all:#}\n{}", stderr(&o));
+    let read = all["read"].to_string();
+    assert!(read.contains("\"pods/log kube-system/etcd-node-0 -c etcd\""), "{all:#}");
+    assert!(!read.contains("etcd-node-0 -c etcd --previous"), "{all:#}");
+    assert!(read.contains("etcd-node-1 -c etcd --previous"), "{all:#}");
+
+    // RBAC without pods/log: exit 3, one line saying what to grant; --print-rbac grants it.
+    kube.behaviour.forbid_log.store(true, std::sync::atomic::Ordering::SeqCst);
+    let o = run_plugin(DOCTOR, at(&["logs", "node-1"]));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot get resource \"pods/log\"") && err.contains("grant get on pods/log"), "{err}");
+    let o = run_plugin("kubectl-etcd-health", at(&["--print-rbac", "User:alice", "-o", "json"]));
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rules = list["items"][0]["rules"].as_array().unwrap();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["resources"] == serde_json::json!(["pods/log"]) && r["verbs"] == serde_json::json!(["get"])),
+        "{list:#}"
+    );
+
+    // The API server down: no log, and why (pods/log lives only while it is up).
+    let down = c.dir.path().join("kubeconfig-down");
+    let text = std::fs::read_to_string(&kc).unwrap().replace(&kube.url, &format!("http://127.0.0.1:{}", free_port()));
+    std::fs::write(&down, text).unwrap();
+    let o = harness::run_plugin(DOCTOR, &["logs", "node-1", "--kubeconfig", s(&down)], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("only while the API server is up") && err.contains("/var/log/pods"), "{err}");
+}
+
+/// The kubelet emulation rotates the running member's log as kubelet does (max size, max
+/// files: `N.log.<stamp>`, older parts gzipped); `doctor logs` reads every part, in order, and
+/// counts every line the parts hold. The lines are real: a client from another CA, refused by
+/// etcd at each handshake.
+#[test]
+fn pod_logs_rotated_by_kubelet_are_all_read() {
+    let mut c = Cluster::builder(1).start();
+    c.stop(0);
+    c.kubelet_with(0, LogPolicy { max_size: 2048, max_files: 4 });
+    c.wait_healthy(0);
+    let foreign_dir = c.dir.path().join("foreign");
+    let foreign = Pki::foreign(&foreign_dir);
+    foreign.write_node(&foreign_dir, "intruder", &["127.0.0.1"], &["localhost"]);
+    let pki = c.nodes[0].pki_etcd();
+    let intrude = || {
+        Command::new(&etcd().etcdctl)
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", c.nodes[0].client_url()))
+            .arg(format!("--cacert={}", pki.join("ca.crt").display()))
+            .arg(format!("--cert={}", foreign_dir.join("etcd/healthcheck-client.crt").display()))
+            .arg(format!("--key={}", foreign_dir.join("etcd/healthcheck-client.key").display()))
+            .args(["--dial-timeout=1s", "--command-timeout=1s", "endpoint", "health"])
+            .output()
+            .unwrap()
+    };
+    let dir = pod_log_dir(&c.nodes[0].root, "node-0");
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    // Until kubelet has rotated twice: a gzipped part and the newest rotated part beside it.
+    wait_for("a rotated, gzipped part", Duration::from_secs(90), || {
+        intrude();
+        let n = names();
+        (n.iter().any(|f| f.ends_with(".gz")) && n.iter().any(|f| f.starts_with("0.log.") && !f.ends_with(".gz")))
+            .then_some(())
+    });
+    // Frozen: the member stopped (the manifest moved away), so nothing rotates any more.
+    std::fs::rename(c.nodes[0].manifest(), c.nodes[0].root.join("etcd.yaml.off")).unwrap();
+    wait_for("the container to stop", Duration::from_secs(30), || {
+        c.container_status(0).lock().unwrap().running.is_none().then_some(())
+    });
+    let files = names();
+    assert!(files.len() <= 4, "max files 4: {files:?}");
+    assert!(files.iter().all(|f| f == "0.log" || f.starts_with("0.log.2")), "{files:?}");
+    // What the parts hold, read here with gzip's own decoder: the refused handshakes.
+    let mut refused = 0;
+    for f in &files {
+        let bytes = std::fs::read(dir.join(f)).unwrap();
+        let text = if f.ends_with(".gz") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut s).unwrap();
+            s
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        refused += text.lines().filter(|l| l.contains("certificate signed by unknown authority")).count();
+    }
+    assert!(refused > 0, "{files:?}");
+    let root = c.nodes[0].root.join("var/log/pods");
+    let (o, d) = doctor_logs(&["node-0", "--pod-log-dir", s(&root)]);
+    assert_eq!(o.status.code(), Some(1), "{d:#}\n{}", stderr(&o));
+    let f = finding(&d, "tls-unknown-authority", "");
+    assert_eq!(f["count"].as_u64().unwrap(), refused as u64, "{f:#}\n{files:?}");
+    let read: Vec<String> = d["read"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+    assert_eq!(read.len(), files.len(), "{read:?}");
+    // Oldest first: the gzipped parts, the newest rotated part, the live file last.
+    assert!(read[0].ends_with(".gz") && read.last().unwrap().ends_with("/0.log"), "{read:?}");
+    assert_eq!(d["containers"].as_array().unwrap().len(), 1, "{d:#}");
 }
