@@ -65,6 +65,11 @@ fn finding<'a>(doc: &'a Value, id: &str, log: &str) -> &'a Value {
 /// Reads `log` with `doctor logs --log-file` and checks that it names `id` with a next step
 /// holding `next`, exits 1, and read the version's native format.
 fn assert_known(log: &Path, id: &str, next: &str) -> Value {
+    assert_known_exit(log, id, next, 1)
+}
+
+/// [`assert_known`] with the exit code expected (0 when the log holds only warnings).
+fn assert_known_exit(log: &Path, id: &str, next: &str, code: i32) -> Value {
     let text = std::fs::read_to_string(log).unwrap();
     let (o, d) = doctor_logs(&["--log-file", s(log)]);
     let f = finding(&d, id, &text);
@@ -72,7 +77,7 @@ fn assert_known(log: &Path, id: &str, next: &str) -> Value {
     assert!(f["count"].as_u64().unwrap() >= 1 && !f["evidence"].as_str().unwrap().is_empty(), "{f:#}");
     assert!(f["source"].as_array().is_some_and(|s| !s.is_empty()), "{f:#}");
     assert!(d["formats"][native_key()].as_u64().unwrap_or(0) > 0, "not read as {}: {d:#}", native_key());
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(code), "{d:#}\n{}", stderr(&o));
     // The table names it too, in 120 columns.
     let table = run_plugin(DOCTOR, &["logs", "--log-file", s(log)], &[]);
     let out = stdout(&table);
@@ -512,4 +517,191 @@ fn pod_logs_rotated_by_kubelet_are_all_read() {
     // Oldest first: the gzipped parts, the newest rotated part, the live file last.
     assert!(read[0].ends_with(".gz") && read.last().unwrap().ends_with("/0.log"), "{read:?}");
     assert_eq!(d["containers"].as_array().unwrap().len(), 1, "{d:#}");
+}
+
+/// Waits for the child of node `i` to exit (etcd refusing to start).
+fn wait_exit(c: &mut Cluster, i: usize) {
+    let mut child = c.nodes[i].child.take().unwrap();
+    wait_for("etcd to exit", Duration::from_secs(60), || child.try_wait().unwrap());
+}
+
+/// Prints the lines of `log` the finding `id` matched, for the record (the catalogue is checked
+/// against them).
+fn evidence(d: &Value, id: &str) -> String {
+    finding(d, id, "")["evidence"].as_str().unwrap().to_string()
+}
+
+/// A member whose data dir was lost (moved aside) and that starts again with its old flags
+/// (`--initial-cluster-state=new`) while the others run: etcd finds itself already in the
+/// cluster and refuses.
+#[test]
+fn a_wiped_member_started_as_new_is_already_bootstrapped() {
+    let mut c = builder(3).start();
+    c.stop(2);
+    let dd = c.nodes[2].data_dir();
+    std::fs::rename(&dd, dd.with_extension("aside")).unwrap();
+    c.spawn_node(2);
+    wait_exit(&mut c, 2);
+    let d = assert_known(&log_of(&c, 2), "already-bootstrapped", "kubectl etcd learner remove");
+    assert!(evidence(&d, "already-bootstrapped").contains("has already been bootstrapped"), "{d:#}");
+}
+
+/// A member restored alone from a snapshot (a cluster of its own: another cluster ID) beside the
+/// live cluster, on its old peer URL: the others still talk to it and each side refuses the
+/// other's cluster ID.
+#[test]
+fn a_member_restored_alone_has_another_cluster_id() {
+    let mut c = builder(3).start();
+    c.put("/k", "v");
+    let snap = c.dir.path().join("alone.db");
+    let o = c.etcdctl(&c.nodes[0].client_url(), &["snapshot", "save", snap.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    c.stop(2);
+    let dd = c.nodes[2].data_dir();
+    std::fs::rename(&dd, dd.with_extension("aside")).unwrap();
+    let peer = c.nodes[2].peer_url();
+    let tool = etcd().etcdutl.clone().unwrap_or(etcd().etcdctl.clone());
+    let o = Command::new(tool)
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "restore", s(&snap), "--data-dir", s(&dd), "--name", "node-2"])
+        .arg(format!("--initial-cluster=node-2={peer}"))
+        .arg(format!("--initial-advertise-peer-urls={peer}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    c.spawn_node(2);
+    let d = wait_finding(&log_of(&c, 2), "cluster-id-mismatch", Duration::from_secs(30));
+    assert!(evidence(&d, "cluster-id-mismatch").contains("cluster ID mismatch"), "{d:#}");
+    assert_known(&log_of(&c, 2), "cluster-id-mismatch", "kubectl etcd restore doctor");
+    // The live members' side of it.
+    let d = wait_finding(&log_of(&c, 0), "cluster-id-mismatch", Duration::from_secs(30));
+    assert!(evidence(&d, "cluster-id-mismatch").contains("cluster ID mismatch"), "{d:#}");
+}
+
+/// A raft snapshot newer than the database (the database replaced by an older copy, as a
+/// member killed between receiving a snapshot and swapping it in leaves it): etcd looks for
+/// the `<index>.snap.db` it would have received, finds none, and stops.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_snap_db() {
+    let mut c = builder(1).flag("snapshot-count", "100").start();
+    c.put("/k/first", "v");
+    let db = c.nodes[0].data_dir().join("member/snap/db");
+    let old = c.dir.path().join("db.old");
+    tokio::task::block_in_place(|| c.stop(0));
+    std::fs::copy(&db, &old).unwrap();
+    tokio::task::block_in_place(|| c.restart(0));
+    let mut client = c.client(0).await;
+    for k in 0..350 {
+        client.put(format!("/k/{k}"), "v", None).await.unwrap();
+    }
+    tokio::task::block_in_place(|| c.stop(0));
+    let snaps = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".snap"))
+        .count();
+    assert!(snaps > 0, "no raft snapshot written");
+    std::fs::rename(&db, db.with_extension("aside")).unwrap();
+    std::fs::copy(&old, &db).unwrap();
+    c.spawn_node(0);
+    tokio::task::block_in_place(|| wait_exit(&mut c, 0));
+    let d = assert_known(&log_of(&c, 0), "snap-db-missing", "kubectl etcd restore doctor");
+    assert!(evidence(&d, "snap-db-missing").contains(".snap.db"), "{d:#}");
+    let last = d["containers"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["ended"].as_str().unwrap().starts_with("crashed: the database snapshot file"), "{d:#}");
+}
+
+/// etcdctl with the client pair `cert`/`key` against node 0 (expected to fail).
+fn etcdctl_with(c: &Cluster, cert: &Path, key: &Path) {
+    let pki = c.nodes[0].pki_etcd();
+    let o = Command::new(&etcd().etcdctl)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", c.nodes[0].client_url()))
+        .arg(format!("--cacert={}", pki.join("ca.crt").display()))
+        .arg(format!("--cert={}", cert.display()))
+        .arg(format!("--key={}", key.display()))
+        .args(["--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the client certificate was accepted");
+}
+
+/// A client whose certificate (from the cluster's own CA) has expired: etcd rejects the
+/// handshake and logs why.
+#[test]
+fn a_client_with_an_expired_certificate() {
+    let c = builder(1).flag("log-level", "info").start();
+    let dir = c.dir.path().join("old");
+    std::fs::create_dir_all(&dir).unwrap();
+    Pki::write_pair(&dir, "client", &c.pki.issue("old-client", None, &[], &[], harness::pki::Usage::Client, true));
+    etcdctl_with(&c, &dir.join("client.crt"), &dir.join("client.key"));
+    let d = wait_finding(&log_of(&c, 0), "tls-expired", Duration::from_secs(15));
+    assert!(evidence(&d, "tls-expired").contains("certificate has expired or is not yet valid"), "{d:#}");
+    assert_known(&log_of(&c, 0), "tls-expired", "kubeadm certs renew");
+}
+
+/// A joiner whose peer certificate names another address than the one it is reached at: the
+/// member dialing it refuses the name, and the joiner's own connections are refused too.
+#[test]
+fn a_peer_certificate_for_another_address() {
+    let mut c = builder(1).flag("log-level", "info").start();
+    let i = c.new_node("node-1", false);
+    let etcd_dir = c.nodes[i].root.join("pki/etcd");
+    let usage = harness::pki::Usage::ServerClient;
+    Pki::write_pair(&etcd_dir, "server", &c.pki.issue("node-1", None, &["127.0.0.1"], &["localhost"], usage, false));
+    Pki::write_pair(&etcd_dir, "peer", &c.pki.issue("node-1", None, &["10.9.9.9"], &["elsewhere"], usage, false));
+    let peer = c.nodes[i].peer_url();
+    member_add(&c, "node-1", &peer);
+    let ic = format!("node-0={},node-1={peer}", c.nodes[0].peer_url());
+    c.plan_joiner(i, &ic, &native_format());
+    c.nodes[i].flags.push(("log-level".into(), "info".into()));
+    c.spawn_node(i);
+    let d = wait_finding(&log_of(&c, 0), "tls-name-mismatch", Duration::from_secs(30));
+    // etcd's own check of an incoming peer's certificate against its remote address.
+    assert!(evidence(&d, "tls-name-mismatch").contains(r#"does not match any of DNSNames [\"elsewhere\"]"#), "{d:#}");
+    assert_known(&log_of(&c, 0), "tls-name-mismatch", "kubectl etcd learner certs");
+}
+
+/// A member that starts while its peers are down cannot publish itself through raft: the
+/// proposal times out ("etcdserver: request timed out"), again and again.
+#[test]
+fn a_member_alone_without_quorum_times_out() {
+    let mut c = builder(3).start();
+    c.stop(1);
+    c.stop(2);
+    c.stop(0);
+    c.spawn_node(0);
+    let d = wait_finding(&log_of(&c, 0), "request-timeout", Duration::from_secs(60));
+    assert!(evidence(&d, "request-timeout").contains("etcdserver: request timed out"), "{d:#}");
+    assert_known(&log_of(&c, 0), "request-timeout", "kubectl etcd health");
+}
+
+/// A disk that stops answering for a moment under every member's WAL (`fsfreeze`, harness
+/// `HangingDisk`) while a write is in flight: the leader's raft loop waits on the disk and it
+/// cannot send its heartbeats on time. Warnings only: exit 0.
+#[test]
+fn a_disk_that_stalls() {
+    let disk = HangingDisk::new(1024);
+    let b = (0..3)
+        .fold(builder(3), |b, i| b.node_flag(i, "wal-dir", disk.path().join(format!("wal-{i}")).to_str().unwrap()));
+    let c = b.start();
+    let leader = c.leader();
+    let frozen = disk.freeze();
+    let started = std::time::Instant::now();
+    let ep = c.nodes[leader].client_url();
+    std::thread::scope(|sc| {
+        let put = sc.spawn(|| c.etcdctl(&ep, &["put", "/stall", "v", "--command-timeout=20s"]));
+        // The stall must outlast 2 heartbeats (100 ms each) and stay under the election
+        // timeout (1 s): 600 ms.
+        wait_for("600 ms of a frozen disk", Duration::from_secs(5), || {
+            (started.elapsed() >= Duration::from_millis(600)).then_some(())
+        });
+        drop(frozen);
+        assert!(put.join().unwrap().status.success());
+    });
+    let d = wait_finding(&log_of(&c, leader), "heartbeat-late", Duration::from_secs(15));
+    assert!(evidence(&d, "heartbeat-late").contains("failed to send out heartbeat on time"), "{d:#}");
+    let bad = d["findings"].as_array().unwrap().iter().filter(|f| f["severity"] != "warning").count();
+    assert_eq!(bad, 0, "{d:#}");
+    assert_known_exit(&log_of(&c, leader), "heartbeat-late", "kubectl etcd health -o wide", 0);
+    drop(disk);
 }
