@@ -17,16 +17,17 @@ use crate::reach::discovery::kubeapi::kube_client;
 use crate::reach::discovery::settings::Settings;
 use crate::reach::kube::{etcd_pods, pod_log, pod_member, PodLog, POD_SELECTOR};
 
-/// Where the API was asked, for errors, with what it said.
-fn unreachable(local: &str, api: String) -> Error {
-    Error::NoLog {
-        tried: vec![
-            local.to_string(),
-            format!(
-                "{api}: the API serves pods/log only while the API server is up; on a control-plane node `kubectl etcd doctor logs` reads /var/log/pods, or `crictl logs` the etcd container"
-            ),
-        ],
-    }
+/// Where the API was asked, for errors, with what it said; `down`: it did not answer, and
+/// pods/log exists only while it does.
+fn unreachable(local: &str, api: String, down: bool) -> Error {
+    let api = if down {
+        format!(
+            "{api}: the API serves pods/log only while the API server is up; on a control-plane node `kubectl etcd doctor logs` reads /var/log/pods, or `crictl logs` the etcd container"
+        )
+    } else {
+        api
+    };
+    Error::NoLog { tried: vec![local.to_string(), api] }
 }
 
 /// Reads the etcd pods' logs through the Kubernetes API; `local` says where the node's pod
@@ -34,14 +35,14 @@ fn unreachable(local: &str, api: String) -> Error {
 pub async fn examine(settings: &Settings, opts: &Options, local: &str) -> Result<LogReport> {
     let (client, ctx) = match kube_client(settings).await {
         Ok(c) => c,
-        Err(e) => return Err(unreachable(local, format!("the Kubernetes API: {}", e.report()))),
+        Err(e) => return Err(unreachable(local, format!("the Kubernetes API: {}", e.report()), false)),
     };
     let ns = opts.namespace.as_str();
     let timeout = settings.dial_timeout + settings.command_timeout;
     let pods = match etcd_pods(&client, ns, &ctx, timeout).await {
         Ok(p) => p,
         Err(e @ Error::Forbidden { .. }) => return Err(e),
-        Err(e) => return Err(unreachable(local, format!("the Kubernetes API ({ctx}): {}", e.report()))),
+        Err(e) => return Err(unreachable(local, format!("the Kubernetes API ({ctx}): {}", e.report()), true)),
     };
     let mut members: Vec<_> = pods
         .iter()
