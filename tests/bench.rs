@@ -1,6 +1,6 @@
 //! Benchmarks (not tests): kubectl etcd side by side with etcdctl/etcdutl on the same real
 //! clusters, printing wall time and peak memory. Run with
-//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|snapshot|defrag|doctor|logs|all] [--size-mib N]`.
+//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|snapshot|defrag|doctor|logs|upgrade|all] [--size-mib N]`.
 //! `BENCH_BIN_DIR=DIR` measures the plugins built in DIR (a release build) when the driver
 //! itself is a debug build.
 
@@ -492,6 +492,128 @@ fn port_forward_bench() {
     }
 }
 
+/// A writer putting one small key every 10 ms, each through the next endpoint in turn and, when
+/// that one fails, through the others (as a client configured with every endpoint does); records
+/// the time of each acknowledged write and the keys acknowledged.
+fn failover_writer(
+    c: &Cluster,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<Instant>, Vec<String>, usize)> {
+    let pki = c.nodes[0].pki_etcd();
+    let urls: Vec<String> = c.nodes.iter().map(|n| n.client_url()).collect();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let sourced =
+                |f: &str| Some(kubectl_etcd::reach::tls::Sourced { path: pki.join(f), source: "bench".into() });
+            let files = kubectl_etcd::reach::tls::TlsFiles {
+                ca: sourced("ca.crt"),
+                cert: sourced("healthcheck-client.crt"),
+                key: sourced("healthcheck-client.key"),
+            };
+            let tls = kubectl_etcd::reach::tls::TlsContext::load(&files, false).unwrap();
+            let dialer = kubectl_etcd::reach::conn::Dialer::new(tls, Duration::from_millis(500));
+            let (mut acks, mut keys, mut failed) = (Vec::new(), Vec::new(), 0usize);
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let key = format!("/bench-upgrade/{i:08}");
+                for k in 0..urls.len() {
+                    let url = &urls[(i as usize + k) % urls.len()];
+                    let put = async {
+                        let mut c = dialer.client(url).await.map_err(|e| e.to_string())?;
+                        c.put(key.as_str(), "v", None).await.map_err(|e| e.to_string())
+                    };
+                    match tokio::time::timeout(Duration::from_secs(2), put).await {
+                        Ok(Ok(_)) => {
+                            acks.push(Instant::now());
+                            keys.push(key.clone());
+                            break;
+                        }
+                        _ => failed += 1,
+                    }
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (acks, keys, failed)
+        })
+    })
+}
+
+/// The longest gap between two acknowledged writes that overlaps `[from, to]`.
+fn longest_gap(acks: &[Instant], from: Instant, to: Instant) -> Duration {
+    acks.windows(2).filter(|w| w[1] >= from && w[0] <= to).map(|w| w[1] - w[0]).max().unwrap_or_default()
+}
+
+/// `upgrade node` on each of three members (3.4.23 → 3.5.1 under the kubelet emulation) beside
+/// the same roll done by hand the kubeadm way (the manifest's image edited in place, no leader
+/// move, then wait for the member): the longest write outage per member, seen by a client that
+/// writes through every endpoint, and whether any acknowledged write was lost.
+fn upgrade_bench() {
+    println!("\n## upgrade: 3 members 3.4.23 → 3.5.1 under the kubelet emulation, a writer through every endpoint");
+    println!("(--election-timeout 1000 ms, etcd's default; a member down longer than that without a leader move costs an election)");
+    println!("{:<40} {:>8} {:>26} {:>8} {:>6}", "roll", "wall", "longest outage per member", "retries", "lost");
+    for by_hand in [false, true] {
+        let mut c = Cluster::builder(3).kubeadm_manifests().etcd_version("3.4").start();
+        for i in 0..3 {
+            c.kubelet(i);
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = failover_writer(&c, stop.clone());
+        std::thread::sleep(Duration::from_millis(500));
+        let snaps = tempfile::tempdir().unwrap();
+        let leader = c.leader();
+        // kubectl etcd: the leader's node first (it moves leadership away); by hand: in order.
+        let order: Vec<usize> = if by_hand {
+            vec![0, 1, 2]
+        } else {
+            std::iter::once(leader).chain((0..3).filter(|i| *i != leader)).collect()
+        };
+        let start = Instant::now();
+        let mut windows = Vec::new();
+        for i in &order {
+            let from = Instant::now();
+            if by_hand {
+                let m = c.nodes[*i].manifest();
+                let text = std::fs::read_to_string(&m).unwrap().replace("etcd:3.4.23-0", "etcd:3.5.1-0");
+                std::fs::write(&m, text).unwrap();
+                let url = c.nodes[*i].client_url();
+                wait_for("the member on 3.5.1", Duration::from_secs(120), || {
+                    let o = c.etcdctl(&url, &["endpoint", "status", "-w", "json"]);
+                    String::from_utf8_lossy(&o.stdout).contains("\"version\":\"3.5.1\"").then_some(())
+                });
+                wait_for("the member healthy", Duration::from_secs(120), || {
+                    c.etcdctl(&url, &["endpoint", "health"]).status.success().then_some(())
+                });
+            } else {
+                let manifest = c.nodes[*i].manifest();
+                let o = Command::new(bin("kubectl-etcd-upgrade"))
+                    .args(["node", "--to", "3.5.1", "--yes", "--timeout", "120s", "--manifest"])
+                    .arg(&manifest)
+                    .arg("--snapshot-dir")
+                    .arg(snaps.path())
+                    .env_remove("KUBECONFIG")
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "upgrade node: {}", String::from_utf8_lossy(&o.stderr));
+            }
+            windows.push((from, Instant::now()));
+        }
+        let wall = start.elapsed().as_secs_f64();
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (acks, keys, failed) = writer.join().unwrap();
+        let got = c.etcdctl(&c.endpoints(), &["get", "/bench-upgrade/", "--prefix", "--keys-only"]);
+        let have: std::collections::BTreeSet<String> =
+            String::from_utf8_lossy(&got.stdout).lines().filter(|l| !l.is_empty()).map(String::from).collect();
+        let lost = keys.iter().filter(|k| !have.contains(*k)).count();
+        let gaps: Vec<String> =
+            windows.iter().map(|(a, b)| format!("{:.0}", longest_gap(&acks, *a, *b).as_secs_f64() * 1000.0)).collect();
+        let name = if by_hand { "by hand (image edited, no leader move)" } else { "kubectl etcd upgrade node" };
+        println!("{:<40} {:>7.1}s {:>23} ms {:>8} {:>6}", name, wall, gaps.join(" / "), failed, lost);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().cloned().unwrap_or_else(|| "all".into());
@@ -520,5 +642,8 @@ fn main() {
         // A log of 100 MiB unless asked otherwise for this bench alone.
         let sized = what == "logs" && args.iter().any(|a| a == "--size-mib");
         logs_bench(if sized { mib } else { 100 });
+    }
+    if what == "upgrade" || what == "all" {
+        upgrade_bench();
     }
 }

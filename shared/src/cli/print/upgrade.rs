@@ -3,22 +3,26 @@
 
 use super::{Print, Table, View};
 use crate::base::units::member_id;
-use crate::ops::upgrade::UpgradeCheck;
+use crate::ops::upgrade::check::MemberVersion;
+use crate::ops::upgrade::{UpgradeCheck, UpgradeStatus};
 
 /// The members' versions.
-pub fn members_table(c: &UpgradeCheck, wide: bool) -> Table {
+pub fn members_table(members: &[MemberVersion], wide: bool) -> Table {
     let mut header = vec!["name", "id", "version", "cluster version", "role", "in quorum"];
     if wide {
         header.extend(["storage version", "error"]);
     }
     let mut t = Table::new(header);
-    for m in &c.members {
+    for m in members {
         let role = if m.learner {
             "learner"
         } else if m.leader {
             "leader"
-        } else {
+        } else if m.version.is_some() {
             "follower"
+        } else {
+            // It did not answer: what it is now is unknown.
+            "-"
         };
         let mut row = vec![
             m.name.clone(),
@@ -43,7 +47,7 @@ impl Print for UpgradeCheck {
     }
 
     fn text(&self, view: View) -> String {
-        let mut s = members_table(self, view.wide).render(view);
+        let mut s = members_table(&self.members, view.wide).render(view);
         s.push('\n');
         let from = self.current.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
         let to = self.target.map(|v| v.to_string()).unwrap_or_else(|| "none".into());
@@ -75,6 +79,46 @@ impl Print for UpgradeCheck {
     }
 }
 
+impl Print for UpgradeStatus {
+    fn kind(&self) -> &'static str {
+        "UpgradeStatus"
+    }
+
+    fn text(&self, view: View) -> String {
+        let mut s = members_table(&self.members, view.wide).render(view);
+        s.push('\n');
+        s.push_str(&format!("Cluster version {}.\n", self.cluster_version.as_deref().unwrap_or("unknown")));
+        match &self.downgrade {
+            Some(d) if d.enabled => s.push_str(&format!(
+                "Downgrade to {} enabled: swap each member's image once its storage version is {} (kubectl etcd downgrade cancel stops it).\n",
+                d.target_version, d.target_version
+            )),
+            Some(_) => s.push_str("Downgrade: not enabled.\n"),
+            None => {}
+        }
+        match &self.rollout {
+            Some(r) => {
+                let what = if r.minor_step { "Rolling upgrade" } else { "Patch rollout" };
+                s.push_str(&format!(
+                    "{what} {} → {}: {} of {} members done ({}); still to do: {}.\nNext, on each node still to do (the leader's last): kubectl etcd upgrade node --to {}\n",
+                    r.from,
+                    r.to,
+                    r.done.len(),
+                    r.done.len() + r.remaining.len(),
+                    r.done.join(", "),
+                    r.remaining.join(", "),
+                    r.to
+                ));
+            }
+            None => {
+                let v = self.members.iter().find_map(|m| m.version.clone()).unwrap_or_else(|| "?".into());
+                s.push_str(&format!("No rollout in progress: every member that answered runs {v}.\n"));
+            }
+        }
+        s
+    }
+}
+
 impl Print for crate::ops::upgrade::downgrade::DowngradeResult {
     fn kind(&self) -> &'static str {
         "DowngradeResult"
@@ -87,6 +131,9 @@ impl Print for crate::ops::upgrade::downgrade::DowngradeResult {
             self.target.as_ref().map(|t| format!(" to {t}")).unwrap_or_default(),
             self.cluster_version
         );
+        if !self.storage_versions.is_empty() {
+            s.push_str(&format!("Storage versions: {}.\n", self.storage_versions.join(", ")));
+        }
         if !self.next.is_empty() {
             s.push_str(&super::steps("Next:", &self.next));
         }

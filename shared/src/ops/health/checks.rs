@@ -349,14 +349,32 @@ fn server_versions(rows: &[MemberHealth]) -> Check {
                 "versions",
                 Status::Warn,
                 format!("version skew: {list}"),
-                Some(if minors.len() > 1 {
-                    "finish the upgrade: etcd supports mixed minor versions only while upgrading".into()
-                } else {
-                    "patch versions differ; finish the rollout".into()
-                }),
+                Some(rollout_hint(rows, &versions, minors.len())),
             )
         }
     }
+}
+
+/// How far a rolling upgrade has got: the members on the newest version, and those still to do.
+fn rollout_hint(rows: &[MemberHealth], versions: &std::collections::BTreeSet<&str>, minors: usize) -> String {
+    let newest = versions
+        .iter()
+        .copied()
+        .max_by_key(|v| v.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let members: Vec<&MemberHealth> = rows.iter().filter(|r| r.is_member).collect();
+    let done = members.iter().filter(|r| r.version.as_deref() == Some(newest)).count();
+    let todo: Vec<String> = members.iter().filter(|r| r.version.as_deref() != Some(newest)).map(|r| label(r)).collect();
+    let what = if minors > 1 {
+        "finish the upgrade: etcd supports mixed minor versions only while upgrading"
+    } else {
+        "patch versions differ; finish the rollout"
+    };
+    format!(
+        "{what}: {done} of {} members on {newest}, still to do: {} (kubectl etcd upgrade node --to {newest} on each, then kubectl etcd upgrade check)",
+        members.len(),
+        todo.join(", ")
+    )
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -657,9 +675,17 @@ mod tests {
         let mut a = v("a", "3.5.1");
         a.cluster_version = Some("3.5.0".into());
         assert_eq!(version_check(&[a]).message, "all members run 3.5.1; cluster version 3.5.0");
-        let c = version_check(&[v("a", "3.5.1"), v("bb", "3.4.23")]);
+        let c = version_check(&[v("a", "3.5.1"), v("bb", "3.4.23"), v("c", "3.4.23")]);
         assert_eq!(c.status, Status::Warn);
-        assert!(c.hint.unwrap().contains("finish the upgrade"));
+        let hint = c.hint.unwrap();
+        assert!(hint.contains("finish the upgrade"), "{hint}");
+        assert!(
+            hint.contains("1 of 3 members on 3.5.1, still to do: bb, c (kubectl etcd upgrade node --to 3.5.1"),
+            "{hint}"
+        );
+        // 3.10 is newer than 3.9: versions compare as numbers.
+        let c = version_check(&[v("a", "3.10.0"), v("bb", "3.9.9")]);
+        assert!(c.hint.unwrap().contains("1 of 2 members on 3.10.0"));
         assert_eq!(count_check(&[row("a", false, true)]).message, "1 voting member, tolerates 0 failures");
         assert_eq!(count_check(&[row("a", false, true), row("bb", false, true)]).status, Status::Warn);
         let cert = |left: i64| CertInfo {

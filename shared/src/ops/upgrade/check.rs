@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::facts::{facts, Version};
 use crate::base::units::{format_bytes, member_id, ser_hex};
-use crate::ops::health::model::{check as mk, Check, Status};
+use crate::ops::health::model::{check as mk, Check, HashOutcome, Status};
 use crate::reach::cluster::Session;
 use crate::reach::conn::call;
 use crate::reach::quorum::{leader_of, MemberStatus};
@@ -480,7 +480,47 @@ pub async fn assess(
     versions: &[Option<VersionInfo>],
 ) -> Result<UpgradeCheck> {
     let leader = leader_of(statuses);
-    let members: Vec<MemberVersion> = statuses
+    let members = member_versions(statuses, versions, leader);
+    let cluster_version = cluster_version_of(statuses, versions);
+    let parsed: Vec<(String, Version)> =
+        members.iter().filter_map(|m| Some((m.name.clone(), Version::parse(m.version.as_deref()?)?))).collect();
+    let lowest = parsed.iter().map(|(_, v)| *v).min();
+    let highest = parsed.iter().map(|(_, v)| *v).max();
+    let stepped = version_checks(&members, &parsed, cluster_version.as_deref(), opts.to);
+    let mut checks = stepped.checks;
+    checks.extend(gate_checks(statuses, leader));
+    checks.push(alarms_check(session, statuses).await);
+    checks.push(hash_check(session, statuses).await);
+    checks.extend(node_checks(session, opts, statuses, stepped.target.as_ref()));
+    let kubeadm = match &opts.kubernetes {
+        Some(k) => {
+            let info = kubeadm_info(k)?;
+            checks.push(kubeadm_check(&info, lowest, highest, &parsed));
+            Some(info)
+        }
+        None => None,
+    };
+    let ready = !checks.iter().any(|c| c.status == Status::Fail);
+    Ok(UpgradeCheck {
+        current: lowest,
+        target: stepped.target,
+        target_default: opts.to.is_none(),
+        cluster_version,
+        members,
+        floor: stepped.floor,
+        kubeadm,
+        checks,
+        ready,
+    })
+}
+
+/// Each member's versions as the check shows them.
+pub(crate) fn member_versions(
+    statuses: &[MemberStatus],
+    versions: &[Option<VersionInfo>],
+    leader: Option<u64>,
+) -> Vec<MemberVersion> {
+    statuses
         .iter()
         .zip(versions)
         .map(|(s, v)| MemberVersion {
@@ -494,90 +534,106 @@ pub async fn assess(
             in_quorum: s.in_quorum(),
             error: (!s.in_quorum() && !s.member.is_learner).then(|| s.standing.reason.clone().unwrap_or_default()),
         })
-        .collect();
-    let cluster_version = cluster_version_of(statuses, versions);
-    let mut checks = Vec::new();
+        .collect()
+}
 
-    // Versions and path.
-    let parsed: Vec<(String, Version)> =
-        members.iter().filter_map(|m| Some((m.name.clone(), Version::parse(m.version.as_deref()?)?))).collect();
-    let lowest = parsed.iter().map(|(_, v)| *v).min();
-    let highest = parsed.iter().map(|(_, v)| *v).max();
-    let mut target = opts.to;
-    let target_default = target.is_none();
-    let mut floor = None;
-    match (lowest, highest) {
-        (Some(lo), Some(hi)) => {
-            let list = members
-                .iter()
-                .map(|m| format!("{} {}", m.name, m.version.as_deref().unwrap_or("?")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let cv = cluster_version.as_deref().unwrap_or("unknown");
-            let silent = members.iter().filter(|m| m.version.is_none()).count();
-            let status = if silent > 0 {
-                Status::Fail
-            } else if lo.same_minor(&hi) {
-                Status::Ok
-            } else {
-                Status::Warn
-            };
-            let hint = match status {
-                Status::Fail => Some("every member must answer before its version can be judged".into()),
-                Status::Warn => Some(format!(
-                    "a rolling upgrade to {} is in progress: finish it before another step",
-                    hi.minor_str()
-                )),
-                Status::Ok => None,
-            };
-            checks.push(mk("versions", status, format!("{list}; cluster version {cv}"), hint));
-            if target.is_none() {
-                target = if lo.same_minor(&hi) {
-                    default_target(&lo)
-                } else {
-                    facts().latest_of(&hi).map(|(_, v)| v).or(Some(hi))
-                };
-            }
-            match target {
-                Some(t) if t == lo && t == hi => {
-                    checks.push(mk("path", Status::Ok, format!("every member runs {t} already: nothing to do"), None))
-                }
-                Some(t) => {
-                    checks.push(path_check(&lo, &hi, &t));
-                    let (c, f) = floor_check(&parsed, &lo, &t);
-                    checks.push(c);
-                    floor = f;
-                    if let Some((l, latest)) = facts().latest_of(&t) {
-                        if t > latest {
-                            checks.push(mk(
-                                "release",
-                                Status::Warn,
-                                format!(
-                                    "{t} is newer than {latest}, the latest {} this build knows ({})",
-                                    t.minor_str(),
-                                    l.source
-                                ),
-                                Some("make sure the image exists".into()),
-                            ));
-                        }
-                    }
-                }
-                None => checks.push(mk("path", Status::Ok, format!("no newer release known after {hi}"), None)),
-            }
-        }
-        _ => checks.push(mk(
+/// What the members' versions say: the `versions` check, the target, and the path, floor and
+/// release checks of the step to it.
+struct Stepped {
+    checks: Vec<Check>,
+    target: Option<Version>,
+    floor: Option<FloorInfo>,
+}
+
+fn version_checks(
+    members: &[MemberVersion],
+    parsed: &[(String, Version)],
+    cluster_version: Option<&str>,
+    to: Option<Version>,
+) -> Stepped {
+    let (Some(lo), Some(hi)) = (parsed.iter().map(|(_, v)| *v).min(), parsed.iter().map(|(_, v)| *v).max()) else {
+        let none = mk(
             "versions",
             Status::Fail,
             "no member reported its version",
             Some("is any member up? see kubectl etcd health".into()),
-        )),
+        );
+        return Stepped { checks: vec![none], target: to, floor: None };
+    };
+    let list =
+        members.iter().map(|m| format!("{} {}", m.name, m.version.as_deref().unwrap_or("?"))).collect::<Vec<_>>();
+    let silent = members.iter().filter(|m| m.version.is_none()).count();
+    let (status, hint) = if silent > 0 {
+        (Status::Fail, Some("every member must answer before its version can be judged".to_string()))
+    } else if lo.same_minor(&hi) {
+        (Status::Ok, None)
+    } else {
+        (
+            Status::Warn,
+            Some(format!("a rolling upgrade to {} is in progress: finish it before another step", hi.minor_str())),
+        )
+    };
+    let mut checks = vec![mk(
+        "versions",
+        status,
+        format!("{}; cluster version {}", list.join(", "), cluster_version.unwrap_or("unknown")),
+        hint,
+    )];
+    let target = to.or_else(|| {
+        if lo.same_minor(&hi) {
+            default_target(&lo)
+        } else {
+            facts().latest_of(&hi).map(|(_, v)| v).or(Some(hi))
+        }
+    });
+    let mut floor = None;
+    match target {
+        Some(t) if t == lo && t == hi => {
+            checks.push(mk("path", Status::Ok, format!("every member runs {t} already: nothing to do"), None))
+        }
+        Some(t) => {
+            checks.push(path_check(&lo, &hi, &t));
+            let (c, f) = floor_check(parsed, &lo, &t);
+            checks.push(c);
+            floor = f;
+            checks.extend(release_check(&t));
+        }
+        None => checks.push(mk("path", Status::Ok, format!("no newer release known after {hi}"), None)),
     }
+    Stepped { checks, target, floor }
+}
 
-    // Health gate.
+/// A target newer than the newest release of its minor this build knows: make sure it exists.
+fn release_check(t: &Version) -> Option<Check> {
+    let (l, latest) = facts().latest_of(t)?;
+    (*t > latest).then(|| {
+        mk(
+            "release",
+            Status::Warn,
+            format!("{t} is newer than {latest}, the latest {} this build knows ({})", t.minor_str(), l.source),
+            Some("make sure the image exists".into()),
+        )
+    })
+}
+
+/// The health gate from the quorum probe: every voter in quorum, one leader, no learner
+/// mid-join. (A voter in quorum completed a linearizable read and a proposal and is within
+/// [`crate::reach::quorum::REACH`] entries of the leader: no separate raft-index check is needed.)
+fn gate_checks(statuses: &[MemberStatus], leader: Option<u64>) -> Vec<Check> {
+    let mut checks = Vec::new();
     let voters: Vec<&MemberStatus> = statuses.iter().filter(|s| !s.member.is_learner).collect();
     let out: Vec<String> = voters.iter().filter(|s| !s.in_quorum()).map(|s| s.why_not()).collect();
     if out.is_empty() {
-        checks.push(mk("quorum", Status::Ok, format!("all {} voters in quorum", voters.len()), None));
+        checks.push(mk(
+            "quorum",
+            Status::Ok,
+            format!(
+                "all {} voters in quorum (each took a linearizable read and a proposal, within {} entries of the leader)",
+                voters.len(),
+                crate::reach::quorum::REACH
+            ),
+            None,
+        ));
     } else {
         checks.push(mk(
             "quorum",
@@ -591,11 +647,11 @@ pub async fn assess(
     }
     let followed: std::collections::BTreeSet<u64> =
         statuses.iter().filter(|s| s.in_quorum()).filter_map(|s| s.status.as_ref().ok().map(|x| x.leader)).collect();
-    match leader {
+    checks.push(match leader {
         Some(l) if followed.len() == 1 => {
-            checks.push(mk("leader", Status::Ok, format!("one leader, {}", name_of(statuses, l)), None))
+            mk("leader", Status::Ok, format!("one leader, {}", name_of(statuses, l)), None)
         }
-        Some(_) => checks.push(mk(
+        Some(_) => mk(
             "leader",
             Status::Fail,
             format!(
@@ -603,31 +659,39 @@ pub async fn assess(
                 followed.iter().map(|l| member_id(*l)).collect::<Vec<_>>().join(", ")
             ),
             Some("wait for the election to settle".into()),
-        )),
-        None => checks.push(mk("leader", Status::Fail, "no leader", Some("the cluster has no quorum".into()))),
-    }
+        ),
+        None => mk("leader", Status::Fail, "no leader", Some("the cluster has no quorum".into())),
+    });
     let learners: Vec<String> = statuses
         .iter()
         .filter(|s| s.member.is_learner)
         .map(|s| format!("{} ({})", s.member.display_name(), member_id(s.member.id)))
         .collect();
-    if learners.is_empty() {
-        checks.push(mk("learners", Status::Ok, "no learner", None));
+    checks.push(if learners.is_empty() {
+        mk("learners", Status::Ok, "no learner", None)
     } else {
-        checks.push(mk(
+        mk(
             "learners",
             Status::Fail,
             format!("a learner is mid-join: {}", learners.join(", ")),
             Some("promote it (kubectl etcd learner promote) or remove it first".into()),
-        ));
-    }
-    checks.push(alarms_check(session, statuses).await);
-    checks.push(raft_check(statuses, leader));
+        )
+    });
+    checks
+}
 
-    // This node: manifest flags, data dir.
+/// This node: the manifest's flags against the target, room and membership in its data dir, and
+/// the newest snapshot of `--snapshots`.
+fn node_checks(
+    session: &Session,
+    opts: &CheckOptions,
+    statuses: &[MemberStatus],
+    target: Option<&Version>,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
     let manifest = session.discovery.manifest.as_ref();
     match (manifest, target) {
-        (Some(m), Some(t)) => checks.push(flags_check(&m.flags, &t)),
+        (Some(m), Some(t)) => checks.push(flags_check(&m.flags, t)),
         (None, _) => checks.push(mk(
             "flags",
             Status::Warn,
@@ -641,7 +705,7 @@ pub async fn assess(
         Some(d) => {
             let db = statuses.iter().filter_map(|s| s.status.as_ref().ok()).map(|s| s.db_size).max().unwrap_or(0);
             checks.push(room_check(&d, db));
-            checks.push(membership_check(&d, target.as_ref()));
+            checks.push(membership_check(&d, target));
         }
         None => checks.push(mk(
             "membership",
@@ -653,41 +717,17 @@ pub async fn assess(
     if let Some(dir) = &opts.snapshots {
         checks.push(snapshot_check(dir));
     }
+    checks
+}
 
-    // kubeadm.
-    let mut kubeadm = None;
-    if let Some(k) = &opts.kubernetes {
-        match facts().kubeadm_etcd(k) {
-            None => {
-                return Err(crate::Error::Usage(format!(
-                    "--kubernetes {k:?} is not a Kubernetes version: expected vMAJOR.MINOR, e.g. v1.34"
-                )))
-            }
-            Some((entry, fallback)) => {
-                let info = KubeadmInfo {
-                    kubernetes: k.clone(),
-                    etcd: entry.etcd.clone(),
-                    fallback,
-                    source: entry.source.clone(),
-                };
-                checks.push(kubeadm_check(&info, lowest, highest, &parsed));
-                kubeadm = Some(info);
-            }
-        }
-    }
-
-    let ready = !checks.iter().any(|c| c.status == Status::Fail);
-    Ok(UpgradeCheck {
-        current: lowest,
-        target,
-        target_default,
-        cluster_version,
-        members,
-        floor,
-        kubeadm,
-        checks,
-        ready,
-    })
+/// `--kubernetes vX.Y`: the etcd kubeadm of that version installs.
+fn kubeadm_info(k: &str) -> Result<KubeadmInfo> {
+    let (entry, fallback) = facts().kubeadm_etcd(k).ok_or_else(|| {
+        crate::Error::Usage(format!(
+            "--kubernetes {k:?} is not a Kubernetes version: expected vMAJOR.MINOR, e.g. v1.34"
+        ))
+    })?;
+    Ok(KubeadmInfo { kubernetes: k.to_string(), etcd: entry.etcd.clone(), fallback, source: entry.source.clone() })
 }
 
 /// What kubeadm's `upgrade apply` would do to etcd from here.
@@ -737,7 +777,7 @@ fn name_of(statuses: &[MemberStatus], id: u64) -> String {
 }
 
 /// The cluster version: what the members in quorum report (the most common), else any.
-fn cluster_version_of(statuses: &[MemberStatus], versions: &[Option<VersionInfo>]) -> Option<String> {
+pub(crate) fn cluster_version_of(statuses: &[MemberStatus], versions: &[Option<VersionInfo>]) -> Option<String> {
     let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
     for (s, v) in statuses.iter().zip(versions) {
         if let Some(v) = v {
@@ -783,33 +823,33 @@ async fn alarms_check(session: &Session, statuses: &[MemberStatus]) -> Check {
     }
 }
 
-/// Raft indexes converged: every voter in quorum within a few thousand entries of the leader.
-fn raft_check(statuses: &[MemberStatus], leader: Option<u64>) -> Check {
-    const LAG: u64 = 5000;
-    let Some(li) = leader
-        .and_then(|l| statuses.iter().find(|s| s.member.id == l))
-        .and_then(|s| s.status.as_ref().ok())
-        .map(|s| s.raft_index)
-    else {
-        return mk("raft", Status::Warn, "no leader index to compare with", None);
+/// HashKV of every voter in quorum at one revision (the lowest they report): a member whose
+/// keyspace differs must be replaced before an upgrade, not carried through it.
+async fn hash_check(session: &Session, statuses: &[MemberStatus]) -> Check {
+    let voters: Vec<(&MemberStatus, &str)> =
+        statuses.iter().filter(|s| s.in_quorum()).filter_map(|s| Some((s, s.url.as_deref()?))).collect();
+    let Some(revision) = voters.iter().filter_map(|(s, _)| s.status.as_ref().ok().map(|x| x.revision)).min() else {
+        return mk("hash", Status::Fail, "no voter in quorum to compare HashKV on", None);
     };
-    let behind: Vec<String> = statuses
-        .iter()
-        .filter(|s| s.in_quorum())
-        .filter_map(|s| s.status.as_ref().ok().map(|x| (s, x.raft_applied_index)))
-        .filter(|(_, a)| li.saturating_sub(*a) > LAG)
-        .map(|(s, a)| format!("{} {} behind", s.member.display_name(), li - a))
-        .collect();
-    if behind.is_empty() {
-        mk("raft", Status::Ok, format!("every voter within {LAG} entries of the leader's index {li}"), None)
-    } else {
-        mk(
-            "raft",
-            Status::Warn,
-            format!("behind the leader: {}", behind.join(", ")),
-            Some("wait for them to catch up".into()),
-        )
+    let answers = futures::future::join_all(voters.iter().map(|(_, url)| async move {
+        let mut c = session.dialer.client(url).await?;
+        call(url, "hashkv", session.command_timeout(), c.hash_kv(revision)).await.map(|r| r.hash())
+    }))
+    .await;
+    let mut outcome = HashOutcome { revision, hashes: Vec::new(), errors: Vec::new() };
+    for ((s, _), a) in voters.iter().zip(answers) {
+        match a {
+            Ok(h) => outcome.hashes.push((s.member.display_name(), h)),
+            Err(e) => outcome.errors.push(format!("{}: {}", s.member.display_name(), e.class.short())),
+        }
     }
+    let mut c = crate::ops::health::checks::hash_check(Some(&outcome), false)
+        .unwrap_or_else(|| mk("hash", Status::Warn, "HashKV did not run", None));
+    // Upgrading is not the moment to carry a keyspace nobody compared.
+    if c.status == Status::Warn && outcome.hashes.is_empty() {
+        c.status = Status::Fail;
+    }
+    c
 }
 
 #[cfg(test)]

@@ -31,8 +31,30 @@ pub struct DowngradeResult {
     pub target: Option<String>,
     /// The cluster version etcd reports in its answer.
     pub cluster_version: String,
+    /// `enable`: each member's storage version when the wait ended (`name version`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub storage_versions: Vec<String>,
+    /// `enable`: every member's storage version reached the target within the wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_ready: Option<bool>,
     /// What comes next.
     pub next: Vec<String>,
+}
+
+/// The members whose storage version is not yet `target`'s minor (etcd 3.6 reports `3.5.0` for
+/// a 3.5 storage version), as `name version`; and every member's, for the record.
+/// `members`: each member's name and the storage version its Status reported.
+pub fn storage_behind(members: &[(String, Option<String>)], target: &Version) -> (Vec<String>, Vec<String>) {
+    let mut all = Vec::new();
+    let mut behind = Vec::new();
+    for (name, v) in members {
+        let shown = format!("{name} {}", v.as_deref().unwrap_or("?"));
+        if !v.as_deref().and_then(Version::parse).is_some_and(|v| v.same_minor(target)) {
+            behind.push(shown.clone());
+        }
+        all.push(shown);
+    }
+    (behind, all)
 }
 
 /// Refuses unless every member answers on 3.6 or later; names the ones below.
@@ -52,8 +74,15 @@ pub fn require_downgrade_api(versions: &[(String, Option<Version>)]) -> Result<(
     )))
 }
 
-/// Runs a downgrade action on the leader.
-pub async fn run(session: &Session, action: Action, target: Option<Version>) -> Result<DowngradeResult> {
+/// Runs a downgrade action on the leader; `enable` then follows every member's storage version
+/// until it is the target's (at most `wait`), reporting each change through `progress`.
+pub async fn run(
+    session: &Session,
+    action: Action,
+    target: Option<Version>,
+    wait: std::time::Duration,
+    progress: &mut dyn FnMut(String),
+) -> Result<DowngradeResult> {
     let list = session.member_list().await?;
     let statuses = session.statuses(&list.members).await;
     let versions: Vec<(String, Option<Version>)> = statuses
@@ -75,24 +104,57 @@ pub async fn run(session: &Session, action: Action, target: Option<Version>) -> 
     };
     let mut m = c.maintenance_client();
     let r = call(&url, "downgrade", session.command_timeout(), m.downgrade(opts)).await?;
-    let next = match action {
-        Action::Validate => vec![format!("kubectl etcd downgrade enable {version}")],
-        Action::Enable => vec![
-            format!(
-                "wait until every member's storage version is {} (kubectl etcd upgrade check shows it)",
-                target.map(|t| t.minor_str()).unwrap_or_default()
-            ),
-            format!(
-                "then swap each member's image, the leader last: kubectl etcd upgrade node --to <a {} patch>",
-                target.map(|t| t.minor_str()).unwrap_or_default()
-            ),
-        ],
-        Action::Cancel => vec![],
+    let minor = target.map(|t| t.minor_str()).unwrap_or_default();
+    let (mut storage_versions, mut storage_ready) = (Vec::new(), None);
+    let next = match (action, target) {
+        (Action::Validate, _) => vec![format!("kubectl etcd downgrade enable {version}")],
+        (Action::Enable, Some(t)) => {
+            let end = std::time::Instant::now() + wait;
+            let mut last = Vec::new();
+            let ready = loop {
+                let statuses = session.statuses(&list.members).await;
+                let seen: Vec<(String, Option<String>)> = statuses
+                    .iter()
+                    .map(|s| (s.member.display_name(), s.status.as_ref().ok().and_then(|x| x.storage_version.clone())))
+                    .collect();
+                let (behind, all) = storage_behind(&seen, &t);
+                if all != last {
+                    progress(format!("storage versions: {}", all.join(", ")));
+                    last = all.clone();
+                }
+                storage_versions = all;
+                if behind.is_empty() {
+                    break true;
+                }
+                if std::time::Instant::now() >= end {
+                    break false;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            };
+            storage_ready = Some(ready);
+            let swap = format!(
+                "swap each member's image to a {minor} patch, the leader last: kubectl etcd upgrade node --to <{minor}.PATCH> --force path"
+            );
+            if ready {
+                vec![format!("every member's storage version is {minor}: binaries may be swapped now"), swap]
+            } else {
+                vec![
+                    format!(
+                        "wait until every member's storage version is {minor} (kubectl etcd upgrade status shows it); do not swap binaries before"
+                    ),
+                    swap,
+                    "or go back up: kubectl etcd downgrade cancel".into(),
+                ]
+            }
+        }
+        _ => vec![],
     };
     Ok(DowngradeResult {
         action,
         target: target.map(|t| t.to_string()),
         cluster_version: r.version().to_string(),
+        storage_versions,
+        storage_ready,
         next,
     })
 }
@@ -110,5 +172,15 @@ mod tests {
         assert!(m.contains("b 3.5.1") && m.contains("c (no answer)") && !m.contains("a 3.6.5"), "{m}");
         assert!(m.contains("from etcd 3.6 on"));
         assert!(require_downgrade_api(&[("a".into(), v("3.6.5"))]).is_ok());
+    }
+
+    #[test]
+    fn storage_versions_are_followed_to_the_target_minor() {
+        let t = Version::parse("3.5.0").unwrap();
+        let m = |n: &str, v: Option<&str>| (n.to_string(), v.map(String::from));
+        let (behind, all) = storage_behind(&[m("a", Some("3.6.0")), m("b", Some("3.5.0")), m("c", None)], &t);
+        assert_eq!(behind, vec!["a 3.6.0", "c ?"], "a member that reports none is not there yet");
+        assert_eq!(all, vec!["a 3.6.0", "b 3.5.0", "c ?"]);
+        assert!(storage_behind(&[m("a", Some("3.5.0")), m("b", Some("3.5.0"))], &t).0.is_empty());
     }
 }

@@ -148,6 +148,19 @@ pub struct KubeadmBehaviour {
     pub source: String,
 }
 
+/// A distribution whose etcd version follows its own release (k3s, RKE2).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Distribution {
+    /// `k3s` or `rke2` (as [`crate::reach::layouts`] names them).
+    pub name: String,
+    /// How its etcd's version is set.
+    pub fact: String,
+    /// What to do instead of swapping the image.
+    pub upgrade: String,
+    /// Where.
+    pub source: String,
+}
+
 /// Everything in the data file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Facts {
@@ -163,6 +176,8 @@ pub struct Facts {
     pub kubeadm: Vec<Kubeadm>,
     /// kubeadm's upgrade.
     pub kubeadm_behaviour: Vec<KubeadmBehaviour>,
+    /// Distributions that set etcd's version themselves.
+    pub distributions: Vec<Distribution>,
 }
 
 /// The data file, compiled in.
@@ -190,6 +205,11 @@ impl Facts {
     /// The newest known patch of `v`'s minor.
     pub fn latest_of(&self, v: &Version) -> Option<(&Latest, Version)> {
         self.latest.iter().find(|l| l.minor == v.minor_str()).and_then(|l| Version::parse(&l.patch).map(|p| (l, p)))
+    }
+
+    /// The distribution named `name` (`k3s`, `rke2`).
+    pub fn distribution(&self, name: &str) -> Option<&Distribution> {
+        self.distributions.iter().find(|d| d.name == name)
     }
 
     /// The policy rule named `rule`.
@@ -246,6 +266,10 @@ mod tests {
             assert!(Version::parse(&k.etcd).is_some());
         }
         assert!(f.kubeadm_behaviour.iter().all(|k| url(&k.source)));
+        assert!(f.distributions.iter().all(|d| url(&d.source)));
+        for name in ["k3s", "rke2"] {
+            assert!(f.distribution(name).is_some(), "{name} is in the table");
+        }
     }
 
     #[test]

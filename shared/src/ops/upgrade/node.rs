@@ -266,8 +266,72 @@ pub fn replace(path: &Path, data: &[u8]) -> Result<()> {
     crate::base::fsio::sync_dir(dir)
 }
 
+/// The distribution that sets this node's etcd version itself, from what discovery found: RKE2's
+/// manifest folder, or (with no manifest) k3s's certificates.
+pub fn managed_by(manifest: Option<&std::path::Path>, ca: Option<&std::path::Path>) -> Option<&'static str> {
+    let under = |p: Option<&std::path::Path>, dir: &str| p.is_some_and(|p| p.starts_with(dir));
+    let rke2_dir = std::path::Path::new(crate::reach::layouts::RKE2.manifest.unwrap_or_default());
+    if manifest.is_some_and(|m| rke2_dir.parent().is_some_and(|d| m.starts_with(d))) {
+        return Some("rke2");
+    }
+    if manifest.is_none() && under(ca, crate::reach::layouts::K3S.pki_dir) {
+        return Some("k3s");
+    }
+    None
+}
+
+/// The refusal of `upgrade node` on k3s or RKE2: which etcd this node's release carries, and
+/// what to upgrade instead.
+pub fn managed_refusal(name: &str, running: Option<&str>) -> Error {
+    let d = super::facts().distribution(name);
+    let release = release_of(name);
+    Error::Refused(format!(
+        "etcd here{} comes with {}{}: {}; upgrade node changes nothing here: {} ({}); kubectl etcd upgrade check still applies",
+        running.map(|v| format!(" (running {v})")).unwrap_or_default(),
+        name,
+        release.map(|r| format!(" {r}")).unwrap_or_default(),
+        d.map(|d| d.fact.as_str()).unwrap_or("its release sets etcd's version"),
+        d.map(|d| d.upgrade.as_str()).unwrap_or("upgrade the distribution itself"),
+        d.map(|d| d.source.as_str()).unwrap_or_default(),
+    ))
+}
+
+/// `k3s --version` / `rke2 --version`'s first line, when the binary is on PATH (bounded).
+fn release_of(name: &str) -> Option<String> {
+    let mut child = std::process::Command::new(name)
+        .arg("--version")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while child.try_wait().ok()?.is_none() {
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(child.stdout.take()?, 4096), &mut out).ok()?;
+    out.lines().next().map(|l| l.trim().to_string()).filter(|l| !l.is_empty())
+}
+
 /// Plans `upgrade node`: this node's member, the gate, the new manifest.
 pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
+    let manifest_path = session.discovery.manifest.as_ref().map(|m| m.path.as_path());
+    if let Some(name) = managed_by(manifest_path, session.discovery.tls.ca.as_ref().map(|c| c.path.as_path())) {
+        let list = session.member_list().await.ok();
+        let statuses = match &list {
+            Some(l) => session.statuses(&l.members).await,
+            None => Vec::new(),
+        };
+        let versions: std::collections::BTreeSet<String> =
+            statuses.iter().filter_map(|s| s.status.as_ref().ok().map(|x| x.version.clone())).collect();
+        let running = (!versions.is_empty()).then(|| versions.into_iter().collect::<Vec<_>>().join(" / "));
+        return Err(managed_refusal(name, running.as_deref()));
+    }
     let m = session.discovery.manifest.clone().ok_or_else(|| {
         Error::Usage(
             "no static pod manifest on this node: upgrade node runs on a control-plane node (or pass --manifest PATH)"
@@ -538,6 +602,23 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn k3s_and_rke2_are_told_apart_from_kubeadm() {
+        use std::path::Path;
+        let rke2 = Path::new("/var/lib/rancher/rke2/agent/pod-manifests/etcd.yaml");
+        assert_eq!(managed_by(Some(rke2), None), Some("rke2"));
+        let k3s_ca = Path::new("/var/lib/rancher/k3s/server/tls/etcd/server-ca.crt");
+        assert_eq!(managed_by(None, Some(k3s_ca)), Some("k3s"));
+        let kubeadm = Path::new("/etc/kubernetes/manifests/etcd.yaml");
+        assert_eq!(managed_by(Some(kubeadm), Some(Path::new("/etc/kubernetes/pki/etcd/ca.crt"))), None);
+        assert_eq!(managed_by(None, Some(Path::new("/etc/kubernetes/pki/etcd/ca.crt"))), None);
+        let e = managed_refusal("k3s", Some("3.5.13")).to_string();
+        assert!(e.contains("etcd here (running 3.5.13) comes with k3s"), "{e}");
+        assert!(e.contains("upgrade k3s itself") && e.contains("https://docs.k3s.io/upgrades/manual"), "{e}");
+        let e = managed_refusal("rke2", None).to_string();
+        assert!(e.contains("overwritten at the next start of rke2-server"), "{e}");
+    }
 
     const MANIFEST: &str = "spec:\n  containers:\n  - command:\n    - etcd\n    - --data-dir=/var/lib/etcd\n    - --enable-v2=true\n    - --experimental-initial-corrupt-check=true\n    - --experimental-compaction-batch-limit=1000\n    image: registry.k8s.io/etcd:3.5.1-0\n    imagePullPolicy: IfNotPresent\n";
 
