@@ -149,8 +149,12 @@ fn a_crash_looping_joiner_in_pod_logs() {
     let i = wrong_joiner(&mut c);
     let starts = c.kubelet(i);
     let dir = pod_log_dir(&c.nodes[i].root, "node-1");
-    wait_for("three starts of the joiner", Duration::from_secs(30), || {
-        (starts.load(std::sync::atomic::Ordering::SeqCst) >= 3 && dir.join("1.log").is_file()).then_some(())
+    // Three starts, the last one ended (kubelet waits out its back-off, 1 s by now): no
+    // container is cut short when the loop is stopped.
+    let status = c.container_status(i);
+    wait_for("three starts of the joiner, the last one ended", Duration::from_secs(30), || {
+        (starts.load(std::sync::atomic::Ordering::SeqCst) >= 3 && status.lock().unwrap().running.is_none())
+            .then_some(())
     });
     // Stop the crash loop (the manifest moved away, as an operator does), and wait until every
     // container it started has ended on its fatal line, so that the files stay put.
