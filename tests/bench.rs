@@ -256,6 +256,18 @@ async fn fragment(c: &Cluster, mib: usize) {
     }
 }
 
+/// A dialer with the node's healthcheck-client certificate from its etcd PKI folder.
+fn dialer(pki: &std::path::Path, dial_timeout: Duration) -> kubectl_etcd::reach::conn::Dialer {
+    let sourced = |f: &str| Some(kubectl_etcd::reach::tls::Sourced { path: pki.join(f), source: "bench".into() });
+    let files = kubectl_etcd::reach::tls::TlsFiles {
+        ca: sourced("ca.crt"),
+        cert: sourced("healthcheck-client.crt"),
+        key: sourced("healthcheck-client.key"),
+    };
+    let tls = kubectl_etcd::reach::tls::TlsContext::load(&files, false).unwrap();
+    kubectl_etcd::reach::conn::Dialer::new(tls, dial_timeout)
+}
+
 /// A writer putting one small key every 10 ms through the leader until `stop`; returns the
 /// longest time one write took (the write outage) and how many failed.
 fn background_writer(
@@ -268,16 +280,7 @@ fn background_writer(
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
-            let sourced =
-                |f: &str| Some(kubectl_etcd::reach::tls::Sourced { path: pki.join(f), source: "bench".into() });
-            let files = kubectl_etcd::reach::tls::TlsFiles {
-                ca: sourced("ca.crt"),
-                cert: sourced("healthcheck-client.crt"),
-                key: sourced("healthcheck-client.key"),
-            };
-            let tls = kubectl_etcd::reach::tls::TlsContext::load(&files, false).unwrap();
-            let mut client =
-                kubectl_etcd::reach::conn::Dialer::new(tls, Duration::from_secs(2)).client(&url).await.unwrap();
+            let mut client = dialer(&pki, Duration::from_secs(2)).client(&url).await.unwrap();
             let (mut worst, mut failed) = (Duration::ZERO, 0);
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -504,15 +507,7 @@ fn failover_writer(
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
-            let sourced =
-                |f: &str| Some(kubectl_etcd::reach::tls::Sourced { path: pki.join(f), source: "bench".into() });
-            let files = kubectl_etcd::reach::tls::TlsFiles {
-                ca: sourced("ca.crt"),
-                cert: sourced("healthcheck-client.crt"),
-                key: sourced("healthcheck-client.key"),
-            };
-            let tls = kubectl_etcd::reach::tls::TlsContext::load(&files, false).unwrap();
-            let dialer = kubectl_etcd::reach::conn::Dialer::new(tls, Duration::from_millis(500));
+            let dialer = dialer(&pki, Duration::from_millis(500));
             let (mut acks, mut keys, mut failed) = (Vec::new(), Vec::new(), 0usize);
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {

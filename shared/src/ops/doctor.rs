@@ -342,34 +342,16 @@ fn no_wal_findings(ctx: &Context, live: &Live) -> (Option<String>, String) {
     }
 }
 
-/// Examines a data dir. Fails (exit 3) when it is not one.
-pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
-    let member = data_dir.join("member");
-    if !member.is_dir() {
-        return Err(Error::NotDataDir {
-            path: data_dir.to_path_buf(),
-            reason: "it has no member/ directory (an etcd data dir holds member/wal and member/snap)".into(),
-        });
-    }
-    let wal_dir = member.join("wal");
-    // etcd's `wal.Exist`: any `*.wal` name in member/wal. Without one, etcd starts afresh.
-    let has_wal = crate::store::wal::wal_entries(&wal_dir).is_ok_and(|e| !e.is_empty());
-    let wal = if has_wal {
-        walcheck::check(&wal_dir).map_err(|source| Error::ReadFile {
-            what: "WAL directory",
-            path: wal_dir.clone(),
-            input: true,
-            source,
-        })?
-    } else {
-        WalReport::default()
-    };
-    let snaps = snap_files(&member.join("snap"));
-    let db_path = member.join("snap/db");
-    let db = db_path.exists().then(|| check_db(&db_path, has_wal));
-    let mut damage = wal.damage.clone();
-    let mut notes = wal.repairable.clone();
-    // The .snap etcd loads: the newest valid one whose (term, index) the WAL has a marker for.
+/// What the `.snap` files and the WAL's snapshot markers say: the `.snap` etcd loads (the
+/// newest valid one whose (term, index) the WAL has a marker for), and the damage and notes about
+/// them and about the segments etcd would open at start.
+fn snap_findings(
+    member: &Path,
+    snaps: &[SnapFile],
+    wal: &WalReport,
+    damage: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Option<String> {
     let loads_snap = snaps
         .iter()
         .filter(|s| s.valid)
@@ -409,6 +391,74 @@ pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
             "etcd would open {opened} WAL segments at once at start (every one after its snapshot), more than the {MAX_OPEN_SEGMENTS} a data dir etcd wrote ever holds: it fails with \"too many open files\" under the usual open-file limit"
         ));
     }
+    loads_snap
+}
+
+/// Whose data dir this is: the WAL's cluster against the live cluster's, the WAL's member against
+/// the database's members, the member's name against the manifest's `--name`.
+fn identity_findings(
+    wal: &WalReport,
+    db: Option<&DbReport>,
+    removed: bool,
+    name: Option<&str>,
+    ctx: &Context,
+    damage: &mut Vec<String>,
+) {
+    if let (Some(l), Some(cid)) = (&ctx.live, wal.cluster_id) {
+        if l.cluster_id != cid {
+            damage.push(format!(
+                "the WAL belongs to cluster {}, but the live cluster is {}: the data dir comes from another cluster",
+                member_id(cid),
+                member_id(l.cluster_id)
+            ));
+        }
+    }
+    if let (Some(id), Some(d), false) = (wal.member_id, db, removed) {
+        if d.valid && !d.members.is_empty() && !d.members.iter().any(|m| m.id == id) {
+            damage.push(format!(
+                "the WAL belongs to member {} which is not in this database's members ({}): the WAL comes from another data dir",
+                member_id(id),
+                d.members.iter().map(|m| format!("{} {}", m.name, member_id(m.id))).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    if let (Some(n), Some(mine)) = (name, &ctx.name) {
+        if n != mine && damage.iter().all(|d| !d.contains("another data dir")) {
+            damage.push(format!(
+                "the WAL belongs to member {n}, but this node's manifest runs --name={mine}: the data dir comes from another node"
+            ));
+        }
+    }
+}
+
+/// Examines a data dir. Fails (exit 3) when it is not one.
+pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
+    let member = data_dir.join("member");
+    if !member.is_dir() {
+        return Err(Error::NotDataDir {
+            path: data_dir.to_path_buf(),
+            reason: "it has no member/ directory (an etcd data dir holds member/wal and member/snap)".into(),
+        });
+    }
+    let wal_dir = member.join("wal");
+    // etcd's `wal.Exist`: any `*.wal` name in member/wal. Without one, etcd starts afresh.
+    let has_wal = crate::store::wal::wal_entries(&wal_dir).is_ok_and(|e| !e.is_empty());
+    let wal = if has_wal {
+        walcheck::check(&wal_dir).map_err(|source| Error::ReadFile {
+            what: "WAL directory",
+            path: wal_dir.clone(),
+            input: true,
+            source,
+        })?
+    } else {
+        WalReport::default()
+    };
+    let snaps = snap_files(&member.join("snap"));
+    let db_path = member.join("snap/db");
+    let db = db_path.exists().then(|| check_db(&db_path, has_wal));
+    let mut damage = wal.damage.clone();
+    let mut notes = wal.repairable.clone();
+    let loads_snap = snap_findings(&member, &snaps, &wal, &mut damage, &mut notes);
     match &db {
         None if has_wal => damage.push("member/snap/db is missing".into()),
         None => {}
@@ -424,31 +474,7 @@ pub fn diagnose(data_dir: &Path, ctx: &Context) -> Result<Diagnosis> {
         .and_then(|id| db.as_ref().and_then(|d| d.members.iter().find(|m| m.id == id)).map(|m| m.name.clone()))
         .filter(|n| !n.is_empty())
         .or_else(|| ctx.name.clone());
-    if let (Some(l), Some(cid)) = (&ctx.live, wal.cluster_id) {
-        if l.cluster_id != cid {
-            damage.push(format!(
-                "the WAL belongs to cluster {}, but the live cluster is {}: the data dir comes from another cluster",
-                member_id(cid),
-                member_id(l.cluster_id)
-            ));
-        }
-    }
-    if let (Some(id), Some(d), None) = (me, &db, &removed) {
-        if d.valid && !d.members.is_empty() && !d.members.iter().any(|m| m.id == id) {
-            damage.push(format!(
-                "the WAL belongs to member {} which is not in this database's members ({}): the WAL comes from another data dir",
-                member_id(id),
-                d.members.iter().map(|m| format!("{} {}", m.name, member_id(m.id))).collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
-    if let (Some(n), Some(mine)) = (&name, &ctx.name) {
-        if n != mine && damage.iter().all(|d| !d.contains("another data dir")) {
-            damage.push(format!(
-                "the WAL belongs to member {n}, but this node's manifest runs --name={mine}: the data dir comes from another node"
-            ));
-        }
-    }
+    identity_findings(&wal, db.as_ref(), removed.is_some(), name.as_deref(), ctx, &mut damage);
     if !has_wal {
         if let Some(live) = &ctx.live {
             let (lost, note) = no_wal_findings(ctx, live);

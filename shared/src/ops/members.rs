@@ -561,6 +561,52 @@ fn not_started_message(m: &Member, list: &[Member]) -> String {
     )
 }
 
+/// One promote through a voter in quorum: `Ok(true)` promoted, `Ok(false)` etcd said the learner
+/// is not in sync yet (worth another try); every other answer ends the wait.
+async fn attempt_promote(
+    session: &Session,
+    m: &Member,
+    list: &[Member],
+    p: Option<&Progress>,
+    no_wait: bool,
+) -> Result<bool> {
+    let statuses = session.statuses(list).await;
+    let (mut client, url) = session.any_client(&statuses, Some(m.id)).await?;
+    let rpc = |e: &crate::reach::conn::TransportError, what: &str| matches!(&e.class, crate::reach::conn::FailureClass::Rpc(msg) if msg.contains(what));
+    match call(&url, "member promote", session.command_timeout(), client.member_promote(m.id)).await {
+        Ok(_) => Ok(true),
+        Err(e) if rpc(&e, NOT_IN_SYNC) && no_wait => Err(Error::Refused(format!(
+            "etcd refused: {NOT_IN_SYNC} ({}); run without --no-wait to wait for it",
+            p.and_then(|p| p.percent).map(|x| format!("{x:.0}% of the leader's log")).unwrap_or_default()
+        ))),
+        Err(e) if rpc(&e, NOT_IN_SYNC) => Ok(false),
+        Err(e) if rpc(&e, "can only promote a learner member") => {
+            Err(Error::Refused(format!("member {} is already a voting member: nothing to promote", describe(m))))
+        }
+        Err(e) if rpc(&e, "member not found") => {
+            Err(Error::Refused(format!("member {} was removed while waiting", member_id(m.id))))
+        }
+        Err(e) => Err(Error::Transport(e)),
+    }
+}
+
+/// The end of promote's wait: where the learner stood.
+fn promote_timed_out(opts: &PromoteOptions, p: Option<&Progress>, current: &Member, members: &[Member]) -> Error {
+    let why = match p {
+        Some(p) if !p.started => not_started_message(current, members),
+        Some(p) => format!(
+            "learner {} holds {} of the leader's log",
+            describe(current),
+            p.percent.map(|x| format!("{x:.1}%")).unwrap_or_else(|| "an unknown share".into())
+        ),
+        None => String::new(),
+    };
+    Error::Refused(format!(
+        "timed out after {} waiting to promote: {why}",
+        crate::base::units::format_duration(opts.timeout)
+    ))
+}
+
 /// `learner promote`: waits until etcd accepts the promote, then promotes. Retries only on
 /// etcd's "not in sync" answer. `progress` is called after every sample.
 pub async fn promote(
@@ -620,57 +666,18 @@ pub async fn promote(
                 return Err(Error::Refused(not_started_message(&current, &list_now.members)));
             }
         } else {
-            let statuses = session.statuses(&list_now.members).await;
-            let (mut client, url) = session.any_client(&statuses, Some(m.id)).await?;
             attempts += 1;
-            match call(&url, "member promote", session.command_timeout(), client.member_promote(m.id)).await {
-                Ok(_) => {
-                    return Ok(Promoted {
-                        member: current,
-                        waited: start.elapsed(),
-                        attempts,
-                        since_in_sync: first_in_sync.map(|t| t.elapsed()),
-                    })
-                }
-                Err(e) if matches!(&e.class, crate::reach::conn::FailureClass::Rpc(msg) if msg.contains(NOT_IN_SYNC)) => {
-                    if opts.no_wait {
-                        return Err(Error::Refused(format!(
-                            "etcd refused: {NOT_IN_SYNC} ({}); run without --no-wait to wait for it",
-                            p.as_ref()
-                                .and_then(|p| p.percent)
-                                .map(|x| format!("{x:.0}% of the leader's log"))
-                                .unwrap_or_default()
-                        )));
-                    }
-                }
-                Err(e) if matches!(&e.class, crate::reach::conn::FailureClass::Rpc(msg) if msg.contains("can only promote a learner member")) =>
-                {
-                    return Err(Error::Refused(format!(
-                        "member {} is already a voting member: nothing to promote",
-                        describe(&m)
-                    )));
-                }
-                Err(e) if matches!(&e.class, crate::reach::conn::FailureClass::Rpc(msg) if msg.contains("member not found")) =>
-                {
-                    return Err(Error::Refused(format!("member {} was removed while waiting", member_id(m.id))));
-                }
-                Err(e) => return Err(Error::Transport(e)),
+            if attempt_promote(session, &m, &list_now.members, p.as_ref(), opts.no_wait).await? {
+                return Ok(Promoted {
+                    member: current,
+                    waited: start.elapsed(),
+                    attempts,
+                    since_in_sync: first_in_sync.map(|t| t.elapsed()),
+                });
             }
         }
         if start.elapsed() + opts.interval > opts.timeout {
-            let why = match &p {
-                Some(p) if !p.started => not_started_message(&current, &list_now.members),
-                Some(p) => format!(
-                    "learner {} holds {} of the leader's log",
-                    describe(&current),
-                    p.percent.map(|x| format!("{x:.1}%")).unwrap_or_else(|| "an unknown share".into())
-                ),
-                None => String::new(),
-            };
-            return Err(Error::Refused(format!(
-                "timed out after {} waiting to promote: {why}",
-                crate::base::units::format_duration(opts.timeout)
-            )));
+            return Err(promote_timed_out(opts, p.as_ref(), &current, &list_now.members));
         }
         tokio::time::sleep(opts.interval).await;
     }

@@ -562,3 +562,95 @@ where
         Ok(Ok(v)) => Ok(v),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "https://10.0.0.1:2379";
+
+    fn tls_class(e: rustls::Error) -> FailureClass {
+        classify_rustls(URL, &e).class
+    }
+
+    #[test]
+    fn server_certificate_failures_are_named() {
+        use rustls::CertificateError as C;
+        assert_eq!(
+            tls_class(rustls::Error::InvalidCertificate(C::UnknownIssuer)),
+            FailureClass::Tls(TlsFailure::UnknownAuthority)
+        );
+        assert_eq!(
+            tls_class(rustls::Error::InvalidCertificate(C::BadSignature)),
+            FailureClass::Tls(TlsFailure::UnknownAuthority)
+        );
+        assert_eq!(
+            tls_class(rustls::Error::InvalidCertificate(C::NotValidForName)),
+            FailureClass::Tls(TlsFailure::NameMismatch)
+        );
+        assert_eq!(tls_class(rustls::Error::InvalidCertificate(C::Expired)), FailureClass::Tls(TlsFailure::Expired));
+        assert_eq!(
+            tls_class(rustls::Error::InvalidCertificate(C::NotValidYet)),
+            FailureClass::Tls(TlsFailure::NotYetValid)
+        );
+        let e = classify_rustls(URL, &rustls::Error::InvalidCertificate(C::UnknownIssuer));
+        assert!(e.detail.contains("--cacert"), "{}", e.detail);
+        assert_eq!(e.endpoint, URL);
+    }
+
+    #[test]
+    fn a_rejected_client_certificate_and_a_plain_server_are_told_apart() {
+        use rustls::AlertDescription as A;
+        for a in [A::BadCertificate, A::UnknownCA, A::CertificateRequired, A::CertificateExpired] {
+            assert_eq!(
+                tls_class(rustls::Error::AlertReceived(a)),
+                FailureClass::Tls(TlsFailure::ClientCertRejected),
+                "{a:?}"
+            );
+        }
+        assert!(matches!(
+            tls_class(rustls::Error::AlertReceived(A::HandshakeFailure)),
+            FailureClass::Tls(TlsFailure::Other(_))
+        ));
+        assert_eq!(
+            tls_class(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)),
+            FailureClass::Tls(TlsFailure::NotTls)
+        );
+    }
+
+    #[test]
+    fn io_errors_during_the_handshake() {
+        // A server that drops the connection mid-handshake rejected our certificate (etcd with
+        // client-cert-auth closes it); a rustls error inside an io::Error is unwrapped.
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(classify_io(URL, &reset).class, FailureClass::Tls(TlsFailure::ClientCertRejected));
+        let wrapped = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+        );
+        assert_eq!(classify_io(URL, &wrapped).class, FailureClass::Tls(TlsFailure::Expired));
+        let other = std::io::Error::from(std::io::ErrorKind::HostUnreachable);
+        assert!(matches!(classify_io(URL, &other).class, FailureClass::Network(_)));
+    }
+
+    #[tokio::test]
+    async fn a_deadline_is_a_timeout_and_an_rpc_error_keeps_etcds_words() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<(), etcd_client::Error>(())
+        };
+        let e = call(URL, "status", Duration::from_millis(20), slow).await.unwrap_err();
+        assert_eq!(e.class, FailureClass::TimedOut);
+        assert!(e.detail.contains("no answer to status within"), "{}", e.detail);
+        let refused = async {
+            Err::<(), _>(etcd_client::Error::GRpcStatus(tonic::Status::failed_precondition(
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            )))
+        };
+        let e = call(URL, "member promote", Duration::from_secs(1), refused).await.unwrap_err();
+        assert_eq!(
+            e.class,
+            FailureClass::Rpc("etcdserver: can only promote a learner member which is in sync with leader".into())
+        );
+    }
+}

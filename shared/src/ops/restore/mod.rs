@@ -366,9 +366,9 @@ fn mismatch(path: &Path) -> Error {
 /// Validates the options and the snapshot without writing anything; returns the members, this
 /// member, the database and its revision.
 pub fn prepare(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember, Db, i64)> {
-    let (members, me, db, revision, trailer) = prepare_deferred(opts, Walk::Now)?;
-    trailer.wait(&opts.snapshot, opts.skip_hash_check)?;
-    Ok((members, me, db, revision))
+    let c = prepare_deferred(opts, Walk::Now)?;
+    c.trailer.wait(&opts.snapshot, opts.skip_hash_check)?;
+    Ok((c.members, c.me, c.db, c.revision))
 }
 
 /// When [`prepare_deferred`] walks the snapshot's structure.
@@ -381,11 +381,25 @@ pub enum Walk {
     OnTheCopy,
 }
 
-/// [`prepare`] with the sha256 trailer check still running: everything else about the
-/// snapshot (its structure, walked whole unless `walk` leaves that to the caller, and etcd's
-/// layout) is checked before it returns. The caller must [`TrailerCheck::wait`] before it
-/// publishes anything.
-pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMember>, NewMember, Db, i64, TrailerCheck)> {
+/// What [`prepare_deferred`] found: the members to restore, this one, the snapshot's database
+/// and revision, and its trailer check (perhaps still running).
+#[derive(Debug)]
+pub struct Checked {
+    /// Every member of `--initial-cluster`.
+    pub members: Vec<NewMember>,
+    /// The member restored here.
+    pub me: NewMember,
+    /// The snapshot's database.
+    pub db: Db,
+    /// Its revision.
+    pub revision: i64,
+    /// Its sha256 trailer check.
+    pub trailer: TrailerCheck,
+}
+
+/// `--initial-cluster` parsed, with this member in it at its `--initial-advertise-peer-urls`;
+/// and the flags that go together.
+fn check_membership(opts: &ApplyOptions) -> Result<(Vec<NewMember>, NewMember)> {
     let members = parse_initial_cluster(&opts.initial_cluster, &opts.token)?;
     let me = members.iter().find(|m| m.name == opts.name).cloned().ok_or_else(|| {
         Error::Usage(format!(
@@ -414,9 +428,13 @@ pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMembe
                 .into(),
         ));
     }
+    Ok((members, me))
+}
+
+/// The data dir is new or empty (a data dir on its own disk is restored in place: its
+/// lost+found, and data moved aside inside it by an earlier restore, may stay).
+fn check_target_dir(opts: &ApplyOptions) -> Result<()> {
     if let Ok(rd) = std::fs::read_dir(&opts.data_dir) {
-        // A data dir on its own disk is restored in place: its lost+found, and data moved aside
-        // inside it by an earlier restore, may stay.
         let in_place = in_place_dir(&opts.data_dir).is_some();
         let busy = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).find(|n| {
             !(in_place && (n == "lost+found" || n.starts_with("member.bak-") || n.starts_with("member.failed-")))
@@ -430,17 +448,13 @@ pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMembe
     } else if opts.data_dir.exists() {
         return Err(Error::Usage(format!("{} exists and is not a directory", opts.data_dir.display())));
     }
-    // The snapshot: readable, trailer as required, structurally sound, an etcd database. A
-    // compressed one is decompressed into a nameless temporary file, its trailer checked over
-    // the decompressed stream.
-    let opened = crate::store::snapfile::open(&opts.snapshot)?;
-    let path = opts.snapshot.as_path();
-    if opts.engine == Engine::Etcdutl && opened.compression == crate::store::compress::Compression::Zstd {
-        return Err(Error::Usage(format!(
-            "{} is zstd-compressed and etcdutl reads only uncompressed snapshots: drop --engine etcdutl (the native engine reads both)",
-            opts.snapshot.display()
-        )));
-    }
+    Ok(())
+}
+
+/// The snapshot's trailer, as far as it is known without hashing, and the hash started on its
+/// own thread when it is needed; a snapshot without one (a download cut short, a copy of
+/// member/snap/db) refused unless `--skip-hash-check`.
+fn start_trailer_check(opts: &ApplyOptions, opened: &crate::store::snapfile::Opened) -> Result<TrailerCheck> {
     // A download cut short has no trailer either: its pages end before the database does.
     if !has_trailer(opened.len) && opened.db.size() > opened.db.len() {
         return Err(Error::Corrupt {
@@ -468,8 +482,45 @@ pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMembe
         }
     };
     if matches!(trailer, TrailerCheck::Known(Trailer::Mismatch)) && !opts.skip_hash_check {
-        return Err(mismatch(path));
+        return Err(mismatch(&opts.snapshot));
     }
+    Ok(trailer)
+}
+
+/// The revision after `--bump-revision`, which must stay a signed 64-bit one as etcd's are.
+fn check_bump(opts: &ApplyOptions, revision: i64) -> Result<()> {
+    let Some(b) = opts.bump_revision else { return Ok(()) };
+    if i64::try_from(b).ok().and_then(|b| revision.checked_add(b)).is_none() {
+        return Err(Error::InvalidValue {
+            what: "--bump-revision".into(),
+            value: b.to_string(),
+            reason: format!(
+                "the snapshot's revision {revision} plus this passes etcd's largest revision {}; bump by far less (1000000000 is plenty)",
+                i64::MAX
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// [`prepare`] with the sha256 trailer check still running: everything else about the
+/// snapshot (its structure, walked whole unless `walk` leaves that to the caller, and etcd's
+/// layout) is checked before it returns. The caller must [`TrailerCheck::wait`] before it
+/// publishes anything.
+pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<Checked> {
+    let (members, me) = check_membership(opts)?;
+    check_target_dir(opts)?;
+    // The snapshot: readable, trailer as required, structurally sound, an etcd database. A
+    // compressed one is decompressed into a nameless temporary file, its trailer checked over
+    // the decompressed stream.
+    let opened = crate::store::snapfile::open(&opts.snapshot)?;
+    if opts.engine == Engine::Etcdutl && opened.compression == crate::store::compress::Compression::Zstd {
+        return Err(Error::Usage(format!(
+            "{} is zstd-compressed and etcdutl reads only uncompressed snapshots: drop --engine etcdutl (the native engine reads both)",
+            opts.snapshot.display()
+        )));
+    }
+    let trailer = start_trailer_check(opts, &opened)?;
     let db = opened.db;
     // The hash may be skipped; the structure and etcd's layout never are. A structural error
     // waits for the hash: a mismatch (a truncated or damaged download) is named first.
@@ -485,25 +536,13 @@ pub fn prepare_deferred(opts: &ApplyOptions, walk: Walk) -> Result<(Vec<NewMembe
     let trailer = match walked {
         Ok(()) => trailer,
         Err(e) => {
-            trailer.wait(path, opts.skip_hash_check)?;
+            trailer.wait(&opts.snapshot, opts.skip_hash_check)?;
             return Err(e);
         }
     };
     let revision = crate::store::snapfile::revision(&db).map_err(bolt_err(&opts.snapshot))?;
-    if let Some(b) = opts.bump_revision {
-        // etcd's revisions are signed 64-bit: the bumped one must stay one.
-        if i64::try_from(b).ok().and_then(|b| revision.checked_add(b)).is_none() {
-            return Err(Error::InvalidValue {
-                what: "--bump-revision".into(),
-                value: b.to_string(),
-                reason: format!(
-                    "the snapshot's revision {revision} plus this passes etcd's largest revision {}; bump by far less (1000000000 is plenty)",
-                    i64::MAX
-                ),
-            });
-        }
-    }
-    Ok((members, me, db, revision, trailer))
+    check_bump(opts, revision)?;
+    Ok(Checked { members, me, db, revision, trailer })
 }
 
 /// Restores a snapshot into a new data dir. Everything is written into a temporary directory,
@@ -517,7 +556,7 @@ pub fn apply(opts: &ApplyOptions) -> Result<Applied> {
     // published before it matches.
     // The native engine walks its copy of the snapshot instead of the snapshot itself.
     let walk = if opts.engine == Engine::Native { Walk::OnTheCopy } else { Walk::Now };
-    let (members, me, db, revision, trailer) = prepare_deferred(opts, walk)?;
+    let Checked { members, me, db, revision, trailer } = prepare_deferred(opts, walk)?;
     let in_place = in_place_dir(&opts.data_dir);
     let (work_dir, prefix) = match &in_place {
         Some(dir) => (dir.clone(), ".member.restore-".to_string()),

@@ -193,6 +193,123 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The membership to restore: `--initial-cluster` (which must list this member with its peer
+/// URLs), the snapshot's `members` bucket, or this member alone; where it came from, and a
+/// warning per member of the snapshot that cannot be restored.
+fn restored_membership(opts: &NodeOptions, name: &str, peer_urls: &[String]) -> Result<(String, String, Vec<String>)> {
+    match (&opts.source, opts.single_member) {
+        (_, false) if opts.initial_cluster.is_some() => {
+            let ic = opts.initial_cluster.clone().unwrap_or_default();
+            let members = super::parse_initial_cluster(&ic, "")?;
+            let mine: Vec<String> =
+                members.iter().find(|x| x.name == name).map(|x| x.peer_urls.clone()).unwrap_or_default();
+            let mut want = peer_urls.to_vec();
+            want.sort();
+            if mine != want {
+                return Err(Error::Usage(format!(
+                    "--initial-cluster must list this member {name} with its --initial-advertise-peer-urls {}",
+                    peer_urls.join(",")
+                )));
+            }
+            Ok((ic, "flag --initial-cluster".to_string(), Vec::new()))
+        }
+        (Source::Snapshot(p), false) => {
+            let (ic, skipped) = snapshot_initial_cluster(p, name, peer_urls)?;
+            Ok((ic, format!("the members bucket of snapshot {}", p.display()), skipped))
+        }
+        _ => Ok((
+            InitialCluster::single(name, peer_urls).to_string(),
+            "this member alone (--single-member)".to_string(),
+            Vec::new(),
+        )),
+    }
+}
+
+/// The `--initial-cluster-token` of the restored cluster: `--initial-cluster-token`, else one
+/// every node derives alike from the snapshot and the cluster its data dir is in now (warnings:
+/// when that cluster is unknown, or this node was already restored from this very file).
+fn restore_token(
+    opts: &NodeOptions,
+    m: &Manifest,
+    old_cluster_id: Option<u64>,
+    initial_cluster: &str,
+    warnings: &mut Vec<String>,
+) -> Result<String> {
+    if let Some(t) = &opts.token {
+        return Ok(t.clone());
+    }
+    let tag = match &opts.source {
+        Source::Snapshot(p) => snapshot_tag(p)?,
+        Source::DataDir(d) => snapshot_tag(&d.join("member/snap/db"))?,
+    };
+    let from = old_cluster_id.or(opts.live_cluster_id);
+    if from.is_none() {
+        warnings.push("this node's data dir names no cluster and no member answers: the token is derived from the snapshot alone; pass the same --initial-cluster-token on every node if the others derived another".into());
+    }
+    let token = restored_token(&tag, from);
+    // Restored from this very file already? Then the others, if not restored yet, derive the
+    // token that restore used, not this one: say so (the default stays the one every node
+    // derives from the cluster its data dir is in now).
+    if let (Some(t), Some(local)) = (m.flag("initial-cluster-token"), old_cluster_id) {
+        if t != token
+            && t.starts_with(&format!("kubectl-etcd-restored-{tag}"))
+            && restored_cluster_id(initial_cluster, t).ok() == Some(local)
+        {
+            warnings.push(format!(
+                "this node was already restored from this file (token {t}); restoring it again makes a new cluster with token {token}: if the other nodes are still in the old cluster and not restored yet, pass --initial-cluster-token {t} here instead so that they join this one"
+            ));
+        }
+    }
+    Ok(token)
+}
+
+/// The plan's steps, as the output lists them.
+fn plan_steps(plan: &Plan, opts: &NodeOptions) -> Vec<String> {
+    let mut steps = Vec::new();
+    match &opts.source {
+        Source::Snapshot(p) => steps.push(format!("verify snapshot {} (sha256 trailer and structure)", p.display())),
+        Source::DataDir(d) => steps.push(format!(
+            "copy {}/member/snap/db to {} and check its structure (no sha256: skip-hash-check semantics)",
+            d.display(),
+            plan.snapshot.display()
+        )),
+    }
+    steps.push(format!("move {} to {} (kubelet stops etcd)", plan.manifest.display(), plan.manifest_aside.display()));
+    steps.push(format!("wait until {} is closed", plan.client_url));
+    if plan.in_place {
+        steps.push(format!(
+            "move {}/member aside to {} inside the data dir (a mount point or link: it stays; nothing is deleted)",
+            plan.data_dir.display(),
+            plan.backup.display()
+        ));
+    } else {
+        steps.push(format!(
+            "move data dir {} aside to {} (nothing is deleted)",
+            plan.data_dir.display(),
+            plan.backup.display()
+        ));
+    }
+    steps.push(format!(
+        "restore into {} as member {} of {} (token {})",
+        plan.data_dir.display(),
+        plan.name,
+        if opts.single_member {
+            "a one-member cluster".to_string()
+        } else {
+            format!("cluster {}", plan.initial_cluster)
+        },
+        plan.token
+    ));
+    steps.push(format!(
+        "keep the original manifest at {}; put the manifest back with --initial-cluster-token={}, --initial-cluster={} and --initial-cluster-state=new",
+        plan.manifest_backup.display(),
+        plan.token,
+        plan.initial_cluster
+    ));
+    steps.push(format!("wait until member {} answers on {}, then show its health", plan.name, plan.client_url));
+    steps
+}
+
 /// Builds the plan from the manifest; checks everything that can be checked without changing
 /// anything (the snapshot included).
 pub fn plan(opts: &NodeOptions) -> Result<Plan> {
@@ -208,60 +325,10 @@ pub fn plan(opts: &NodeOptions) -> Result<Plan> {
     let name = need("name")?;
     let data_dir = PathBuf::from(need("data-dir")?);
     let peer_urls: Vec<String> = crate::reach::discovery::manifest::split_list(&need("initial-advertise-peer-urls")?);
-    let mut warnings = Vec::new();
     let manifest_ic = m.flag("initial-cluster").unwrap_or_default().to_string();
-    let (initial_cluster, membership_source) = match (&opts.source, opts.single_member) {
-        (_, false) if opts.initial_cluster.is_some() => {
-            let ic = opts.initial_cluster.clone().unwrap_or_default();
-            let members = super::parse_initial_cluster(&ic, "")?;
-            let mine: Vec<String> =
-                members.iter().find(|x| x.name == name).map(|x| x.peer_urls.clone()).unwrap_or_default();
-            let mut want = peer_urls.clone();
-            want.sort();
-            if mine != want {
-                return Err(Error::Usage(format!(
-                    "--initial-cluster must list this member {name} with its --initial-advertise-peer-urls {}",
-                    peer_urls.join(",")
-                )));
-            }
-            (ic, "flag --initial-cluster".to_string())
-        }
-        (Source::Snapshot(p), false) => {
-            let (ic, skipped) = snapshot_initial_cluster(p, &name, &peer_urls)?;
-            warnings.extend(skipped);
-            (ic, format!("the members bucket of snapshot {}", p.display()))
-        }
-        _ => (InitialCluster::single(&name, &peer_urls).to_string(), "this member alone (--single-member)".to_string()),
-    };
+    let (initial_cluster, membership_source, mut warnings) = restored_membership(opts, &name, &peer_urls)?;
     let old_cluster_id = crate::store::wal::metadata(&data_dir).map(|(_, c)| c);
-    let token = match &opts.token {
-        Some(t) => t.clone(),
-        None => {
-            let tag = match &opts.source {
-                Source::Snapshot(p) => snapshot_tag(p)?,
-                Source::DataDir(d) => snapshot_tag(&d.join("member/snap/db"))?,
-            };
-            let from = old_cluster_id.or(opts.live_cluster_id);
-            if from.is_none() {
-                warnings.push("this node's data dir names no cluster and no member answers: the token is derived from the snapshot alone; pass the same --initial-cluster-token on every node if the others derived another".into());
-            }
-            let token = restored_token(&tag, from);
-            // Restored from this very file already? Then the others, if not restored yet, derive
-            // the token that restore used, not this one: say so (the default stays the one
-            // every node derives from the cluster its data dir is in now).
-            if let (Some(t), Some(local)) = (m.flag("initial-cluster-token"), old_cluster_id) {
-                if t != token
-                    && t.starts_with(&format!("kubectl-etcd-restored-{tag}"))
-                    && restored_cluster_id(&initial_cluster, t).ok() == Some(local)
-                {
-                    warnings.push(format!(
-                        "this node was already restored from this file (token {t}); restoring it again makes a new cluster with token {token}: if the other nodes are still in the old cluster and not restored yet, pass --initial-cluster-token {t} here instead so that they join this one"
-                    ));
-                }
-            }
-            token
-        }
-    };
+    let token = restore_token(opts, &m, old_cluster_id, &initial_cluster, &mut warnings)?;
     let manifest_initial_cluster = (!same_initial_cluster(&manifest_ic, &initial_cluster)).then(|| manifest_ic.clone());
     if let (Some(mic), false) = (&manifest_initial_cluster, opts.single_member) {
         warnings.push(format!(
@@ -278,8 +345,6 @@ pub fn plan(opts: &NodeOptions) -> Result<Plan> {
     let aside_dir = manifests_dir.parent().unwrap_or(Path::new("/"));
     let file_name =
         opts.manifest.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_else(|| "etcd.yaml".into());
-    let manifest_aside = aside_dir.join(format!("{file_name}.kubectl-etcd-{ts}"));
-    let manifest_backup = aside_dir.join(format!("{file_name}.bak-{ts}"));
     let in_place = super::in_place_dir(&data_dir).is_some();
     let backup = if in_place {
         data_dir.join(format!("member.bak-{ts}"))
@@ -296,55 +361,27 @@ pub fn plan(opts: &NodeOptions) -> Result<Plan> {
             with_suffix(&data_dir, &format!(".db-from-{ts}"))
         }
     };
-    let mut steps = Vec::new();
-    match &opts.source {
-        Source::Snapshot(p) => steps.push(format!("verify snapshot {} (sha256 trailer and structure)", p.display())),
-        Source::DataDir(d) => steps.push(format!(
-            "copy {}/member/snap/db to {} and check its structure (no sha256: skip-hash-check semantics)",
-            d.display(),
-            snapshot.display()
-        )),
-    }
-    steps.push(format!("move {} to {} (kubelet stops etcd)", opts.manifest.display(), manifest_aside.display()));
-    steps.push(format!("wait until {client_url} is closed"));
-    if in_place {
-        steps.push(format!(
-            "move {}/member aside to {} inside the data dir (a mount point or link: it stays; nothing is deleted)",
-            data_dir.display(),
-            backup.display()
-        ));
-    } else {
-        steps.push(format!("move data dir {} aside to {} (nothing is deleted)", data_dir.display(), backup.display()));
-    }
-    steps.push(format!(
-        "restore into {} as member {name} of {} (token {token})",
-        data_dir.display(),
-        if opts.single_member { "a one-member cluster".to_string() } else { format!("cluster {initial_cluster}") }
-    ));
-    steps.push(format!(
-        "keep the original manifest at {}; put the manifest back with --initial-cluster-token={token}, --initial-cluster={initial_cluster} and --initial-cluster-state=new",
-        manifest_backup.display()
-    ));
-    steps.push(format!("wait until member {name} answers on {client_url}, then show its health"));
-    Ok(Plan {
+    let mut plan = Plan {
         name,
         manifest: opts.manifest.clone(),
-        manifest_aside,
+        manifest_aside: aside_dir.join(format!("{file_name}.kubectl-etcd-{ts}")),
         data_dir,
         backup,
         in_place,
         initial_cluster,
         membership_source,
         manifest_initial_cluster,
-        manifest_backup,
+        manifest_backup: aside_dir.join(format!("{file_name}.bak-{ts}")),
         warnings,
         old_cluster_id,
         token,
         peer_urls,
         client_url,
         snapshot,
-        steps,
-    })
+        steps: Vec::new(),
+    };
+    plan.steps = plan_steps(&plan, opts);
+    Ok(plan)
 }
 
 /// The same members and peer URLs, whatever the order.
@@ -469,32 +506,25 @@ pub struct Outcome {
     pub interrupted: Option<String>,
 }
 
-/// Carries out a plan. `answers` tells whether the member answers (a Status RPC).
-pub async fn execute<F, Fut>(opts: &NodeOptions, plan: &Plan, answers: F) -> Result<Outcome>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    // 0. The snapshot, before anything is moved.
-    let skip = opts.skip_hash_check || matches!(opts.source, Source::DataDir(_));
-    let mut temp_copy = None;
-    // The node's own data dir is copied only once its etcd has stopped: a copy of a database
-    // etcd is writing lacks its last batch.
-    let own_dir = match &opts.source {
-        Source::DataDir(d) => d.canonicalize().ok().is_some_and(|c| plan.data_dir.canonicalize().ok() == Some(c)),
-        Source::Snapshot(_) => false,
+/// Copies the source data dir's database to the plan's snapshot path.
+fn copy_db(d: &Path, plan: &Plan) -> Result<PathBuf> {
+    let src = d.join("member/snap/db");
+    std::fs::copy(&src, &plan.snapshot).map_err(|source| Error::Io {
+        action: format!("copy {} to {}", src.display(), plan.snapshot.display()),
+        source,
+    })?;
+    Ok(plan.snapshot.clone())
+}
+
+/// Step 0, before anything is moved: the restore's options, validated against everything but
+/// the (still occupied) data dir; the copy of another data dir's database made now (the node's
+/// own is copied only once its etcd has stopped: a copy of a database etcd is writing lacks its
+/// last batch).
+fn check_before(opts: &NodeOptions, plan: &Plan, own_dir: bool) -> Result<(ApplyOptions, Option<PathBuf>)> {
+    let temp_copy = match (&opts.source, own_dir) {
+        (Source::DataDir(d), false) => Some(copy_db(d, plan)?),
+        _ => None,
     };
-    let copy_db = |d: &Path| -> Result<PathBuf> {
-        let src = d.join("member/snap/db");
-        std::fs::copy(&src, &plan.snapshot).map_err(|source| Error::Io {
-            action: format!("copy {} to {}", src.display(), plan.snapshot.display()),
-            source,
-        })?;
-        Ok(plan.snapshot.clone())
-    };
-    if let (Source::DataDir(d), false) = (&opts.source, own_dir) {
-        temp_copy = Some(copy_db(d)?);
-    }
     let apply_opts = ApplyOptions {
         snapshot: plan.snapshot.clone(),
         data_dir: plan.data_dir.clone(),
@@ -502,12 +532,11 @@ where
         initial_cluster: plan.initial_cluster.clone(),
         initial_advertise_peer_urls: Some(plan.peer_urls.clone()),
         token: plan.token.clone(),
-        skip_hash_check: skip,
+        skip_hash_check: opts.skip_hash_check || matches!(opts.source, Source::DataDir(_)),
         bump_revision: opts.bump_revision,
         mark_compacted: opts.mark_compacted,
         engine: Engine::Native,
     };
-    // Validate everything but the (still occupied) data dir now.
     let check_opts = ApplyOptions {
         data_dir: with_suffix(&plan.data_dir, ".kubectl-etcd-does-not-exist"),
         snapshot: match &opts.source {
@@ -522,6 +551,101 @@ where
         }
         return Err(e);
     }
+    Ok((apply_opts, temp_copy))
+}
+
+/// Step 5: waits for the restored member. A member restored into a cluster of several serves
+/// clients only once a quorum of restored members runs: until the others are restored too, that
+/// it started and listens is all there is to wait for. Returns whether it answered, and the
+/// signal that arrived meanwhile (past the point of no return: the wait stops, the restore stays).
+async fn wait_restored<F, Fut>(opts: &NodeOptions, plan: &Plan, answers: &F) -> Result<(bool, Option<&'static str>)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    let mut listening_since: Option<Instant> = None;
+    while start.elapsed() < opts.timeout {
+        if answers().await {
+            return Ok((true, None));
+        }
+        if let Some(sig) = crate::base::signals::interrupting_signal() {
+            return Ok((false, Some(sig)));
+        }
+        if !opts.single_member && !port_closed(&plan.client_url).await {
+            let since = *listening_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(3) {
+                return Ok((false, None));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    match listening_since {
+        Some(_) => Ok((false, None)),
+        None => Err(Error::Refused(format!(
+            "member {} did not answer on {} within {} after the restore",
+            plan.name,
+            plan.client_url,
+            crate::base::units::format_duration(opts.timeout)
+        ))),
+    }
+}
+
+/// Rolls back a failed restore: etcd stopped, the restored dir aside (kept), the old data dir and
+/// the original manifest back. The error says what was done.
+async fn roll_back(
+    opts: &NodeOptions,
+    plan: &Plan,
+    restored: bool,
+    moved_data: bool,
+    original_manifest: &str,
+    e: Error,
+) -> Error {
+    let mut notes = Vec::new();
+    if plan.manifest.exists() {
+        if let Err(err) = rename(&plan.manifest, &plan.manifest_aside) {
+            notes.push(err.to_string());
+        }
+        let _ = wait_closed(&plan.client_url, opts.timeout, false).await;
+    }
+    let current = if plan.in_place { plan.data_dir.join("member") } else { plan.data_dir.clone() };
+    if restored && current.exists() {
+        let failed = with_suffix(&current, &format!(".failed-{}", timestamp()));
+        if let Err(err) = rename(&current, &failed) {
+            notes.push(err.to_string());
+        } else {
+            notes.push(format!("the restored data dir was kept at {}", failed.display()));
+        }
+    }
+    if moved_data {
+        if let Err(err) = rename(&plan.backup, &current) {
+            notes.push(err.to_string());
+        }
+    }
+    let _ = std::fs::write(&plan.manifest_aside, original_manifest);
+    if let Err(err) = rename(&plan.manifest_aside, &plan.manifest) {
+        notes.push(err.to_string());
+    }
+    let extra = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
+    Error::Stopped {
+        what: "restore node",
+        cause: Box::new(e),
+        done: format!("rolled back: the old data dir and manifest are back in place{extra}"),
+        next: "fix the cause and run the restore again; kubelet runs etcd on the old data meanwhile".into(),
+    }
+}
+
+/// Carries out a plan. `answers` tells whether the member answers (a Status RPC).
+pub async fn execute<F, Fut>(opts: &NodeOptions, plan: &Plan, answers: F) -> Result<Outcome>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let own_dir = match &opts.source {
+        Source::DataDir(d) => d.canonicalize().ok().is_some_and(|c| plan.data_dir.canonicalize().ok() == Some(c)),
+        Source::Snapshot(_) => false,
+    };
+    let (apply_opts, mut temp_copy) = check_before(opts, plan, own_dir)?;
     let original_manifest =
         crate::base::fsio::read_bounded_string(&plan.manifest, "static pod manifest", crate::base::fsio::MAX_MANIFEST)?;
 
@@ -533,11 +657,10 @@ where
     rename(&plan.manifest, &plan.manifest_aside)?;
     let mut moved_data = false;
     let mut restored = false;
-    let mut interrupted_late = None;
-    let result: Result<(Applied, bool)> = async {
+    let result: Result<(Applied, bool, Option<&'static str>)> = async {
         wait_closed(&plan.client_url, opts.timeout, true).await?;
         if let (Source::DataDir(d), true) = (&opts.source, own_dir) {
-            temp_copy = Some(copy_db(d)?);
+            temp_copy = Some(copy_db(d, plan)?);
         }
         check_interrupted()?;
         // 2. Move the data dir aside.
@@ -561,47 +684,16 @@ where
         std::fs::write(&plan.manifest_aside, text)
             .map_err(|source| Error::Io { action: format!("write {}", plan.manifest_aside.display()), source })?;
         rename(&plan.manifest_aside, &plan.manifest)?;
-        // 5. Wait for the member. A member restored into a cluster of several serves clients only
-        // once a quorum of restored members runs: until the others are restored too, that it
-        // started and listens is all there is to wait for.
-        let start = Instant::now();
-        let mut answered = false;
-        let mut listening_since: Option<Instant> = None;
-        while start.elapsed() < opts.timeout {
-            if answers().await {
-                answered = true;
-                break;
-            }
-            if let Some(sig) = crate::base::signals::interrupting_signal() {
-                // Past the point of no return: the restore is in place; stop waiting.
-                interrupted_late = Some(sig);
-                listening_since.get_or_insert_with(Instant::now);
-                break;
-            }
-            if !opts.single_member && !port_closed(&plan.client_url).await {
-                let since = *listening_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_secs(3) {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if !answered && listening_since.is_none() {
-            return Err(Error::Refused(format!(
-                "member {} did not answer on {} within {} after the restore",
-                plan.name,
-                plan.client_url,
-                crate::base::units::format_duration(opts.timeout)
-            )));
-        }
-        Ok((a, answered))
+        // 5. Wait for the member.
+        let (answered, late) = wait_restored(opts, plan, &answers).await?;
+        Ok((a, answered, late))
     }
     .await;
     if let Some(t) = &temp_copy {
         let _ = std::fs::remove_file(t);
     }
     match result {
-        Ok((applied, answered)) => {
+        Ok((applied, answered, interrupted_late)) => {
             if let Some(sig) = interrupted_late {
                 crate::base::progress::message(&format!(
                     "{sig} arrived after the restore was complete: the restored data dir and manifest are in place and kubelet runs etcd on them; not waiting for member {} to answer (check: kubectl etcd health)",
@@ -610,42 +702,7 @@ where
             }
             Ok(Outcome { plan: plan.clone(), applied, answered, interrupted: interrupted_late.map(String::from) })
         }
-        Err(e) => {
-            // Roll back: etcd stopped, the restored dir aside (kept), the old data dir and the
-            // original manifest back.
-            let mut notes = Vec::new();
-            if plan.manifest.exists() {
-                if let Err(err) = rename(&plan.manifest, &plan.manifest_aside) {
-                    notes.push(err.to_string());
-                }
-                let _ = wait_closed(&plan.client_url, opts.timeout, false).await;
-            }
-            let current = if plan.in_place { plan.data_dir.join("member") } else { plan.data_dir.clone() };
-            if restored && current.exists() {
-                let failed = with_suffix(&current, &format!(".failed-{}", timestamp()));
-                if let Err(err) = rename(&current, &failed) {
-                    notes.push(err.to_string());
-                } else {
-                    notes.push(format!("the restored data dir was kept at {}", failed.display()));
-                }
-            }
-            if moved_data {
-                if let Err(err) = rename(&plan.backup, &current) {
-                    notes.push(err.to_string());
-                }
-            }
-            let _ = std::fs::write(&plan.manifest_aside, &original_manifest);
-            if let Err(err) = rename(&plan.manifest_aside, &plan.manifest) {
-                notes.push(err.to_string());
-            }
-            let extra = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
-            Err(Error::Stopped {
-                what: "restore node",
-                cause: Box::new(e),
-                done: format!("rolled back: the old data dir and manifest are back in place{extra}"),
-                next: "fix the cause and run the restore again; kubelet runs etcd on the old data meanwhile".into(),
-            })
-        }
+        Err(e) => Err(roll_back(opts, plan, restored, moved_data, &original_manifest, e).await),
     }
 }
 
@@ -879,6 +936,88 @@ pub async fn run(p: Prepared) -> Result<NodeRestored> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kubeadm-shaped node in `root`: its manifest (the first node's: `--initial-cluster`
+    /// lists only itself), a data dir path, and a file to restore from.
+    fn node(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let manifests = root.join("kubernetes/manifests");
+        std::fs::create_dir_all(&manifests).unwrap();
+        let data = root.join("var/lib/etcd");
+        let manifest = manifests.join("etcd.yaml");
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd-cp-1\nspec:\n  containers:\n  - name: etcd\n    command:\n    - etcd\n    - --advertise-client-urls=https://10.0.0.1:2379\n    - --listen-client-urls=https://127.0.0.1:2379,https://10.0.0.1:2379\n    - --data-dir={}\n    - --initial-advertise-peer-urls=https://10.0.0.1:2380\n    - --initial-cluster=cp-1=https://10.0.0.1:2380\n    - --name=cp-1\n",
+            data.display()
+        );
+        std::fs::write(&manifest, text).unwrap();
+        let snap = root.join("backup.db");
+        std::fs::write(&snap, b"any bytes: the tag is their sha256").unwrap();
+        (manifest, data, snap)
+    }
+
+    fn opts(manifest: &Path, snap: &Path) -> NodeOptions {
+        NodeOptions {
+            manifest: manifest.to_path_buf(),
+            source: Source::Snapshot(snap.to_path_buf()),
+            single_member: false,
+            skip_hash_check: false,
+            bump_revision: None,
+            mark_compacted: false,
+            timeout: Duration::from_secs(60),
+            token: None,
+            live_cluster_id: None,
+            initial_cluster: None,
+        }
+    }
+
+    #[test]
+    fn the_plan_of_a_single_member_restore() {
+        let root = tempfile::tempdir().unwrap();
+        let (manifest, data, snap) = node(root.path());
+        let p = plan(&NodeOptions { single_member: true, ..opts(&manifest, &snap) }).unwrap();
+        assert_eq!(p.name, "cp-1");
+        assert_eq!(p.initial_cluster, "cp-1=https://10.0.0.1:2380");
+        assert_eq!(p.membership_source, "this member alone (--single-member)");
+        assert_eq!(p.client_url, "https://127.0.0.1:2379", "the loopback client URL is waited on");
+        // Derived from the file alone (no cluster to name): every node derives the same.
+        let tag = snapshot_tag(&snap).unwrap();
+        assert_eq!(p.token, format!("kubectl-etcd-restored-{tag}"));
+        assert!(p.warnings.iter().any(|w| w.contains("names no cluster")), "{:?}", p.warnings);
+        // Nothing is deleted: the data dir moves aside beside itself, the manifest out of the
+        // manifests folder (kubelet stops the pod) and its original kept there too.
+        assert!(p.backup.to_string_lossy().starts_with(&format!("{}.bak-", data.display())), "{:?}", p.backup);
+        assert_eq!(p.manifest_aside.parent(), Some(root.path().join("kubernetes").as_path()));
+        assert_eq!(p.manifest_backup.parent(), Some(root.path().join("kubernetes").as_path()));
+        assert!(!p.in_place);
+        assert_eq!(p.steps.len(), 7, "{:#?}", p.steps);
+        assert!(p.steps[0].starts_with("verify snapshot"));
+        assert!(p.steps[1].contains("(kubelet stops etcd)"));
+        assert!(p.steps[3].contains("nothing is deleted"));
+        assert!(p.steps[4].contains("a one-member cluster"));
+        // The plan changed nothing.
+        assert!(!data.exists() && manifest.exists());
+    }
+
+    #[test]
+    fn an_initial_cluster_must_hold_this_member_at_its_peer_urls() {
+        let root = tempfile::tempdir().unwrap();
+        let (manifest, _, snap) = node(root.path());
+        let wrong = "cp-1=https://10.0.0.9:2380,cp-2=https://10.0.0.2:2380";
+        let e = plan(&NodeOptions { initial_cluster: Some(wrong.into()), ..opts(&manifest, &snap) }).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e}");
+        assert!(e.to_string().contains("must list this member cp-1 with its --initial-advertise-peer-urls"), "{e}");
+        let three = "cp-1=https://10.0.0.1:2380,cp-2=https://10.0.0.2:2380,cp-3=https://10.0.0.3:2380";
+        let p = plan(&NodeOptions { initial_cluster: Some(three.into()), ..opts(&manifest, &snap) }).unwrap();
+        assert_eq!(p.membership_source, "flag --initial-cluster");
+        assert_eq!(p.initial_cluster, three);
+        // kubeadm's first node lists only itself: the manifest is rewritten to the restored membership.
+        assert_eq!(p.manifest_initial_cluster.as_deref(), Some("cp-1=https://10.0.0.1:2380"));
+        assert!(p.warnings.iter().any(|w| w.contains("differs from the snapshot's membership")), "{:?}", p.warnings);
+        // A token given is used as is.
+        let p =
+            plan(&NodeOptions { token: Some("t-1".into()), single_member: true, ..opts(&manifest, &snap) }).unwrap();
+        assert_eq!(p.token, "t-1");
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
 
     #[test]
     fn same_membership_in_any_order() {

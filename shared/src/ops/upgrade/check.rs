@@ -458,8 +458,8 @@ pub fn snapshot_check(dir: &Path) -> Check {
     }
 }
 
-/// Runs `upgrade check`.
-pub async fn check(session: &Session, opts: &CheckOptions) -> Result<UpgradeCheck> {
+/// Every member's standing, and the `/version` of each that answered.
+pub(crate) async fn statuses_and_versions(session: &Session) -> Result<(Vec<MemberStatus>, Vec<Option<VersionInfo>>)> {
     let list = session.member_list().await?;
     let statuses = session.statuses(&list.members).await;
     let versions = futures::future::join_all(statuses.iter().map(|s| async move {
@@ -469,6 +469,12 @@ pub async fn check(session: &Session, opts: &CheckOptions) -> Result<UpgradeChec
         }
     }))
     .await;
+    Ok((statuses, versions))
+}
+
+/// Runs `upgrade check`.
+pub async fn check(session: &Session, opts: &CheckOptions) -> Result<UpgradeCheck> {
+    let (statuses, versions) = statuses_and_versions(session).await?;
     assess(session, opts, &statuses, &versions).await
 }
 

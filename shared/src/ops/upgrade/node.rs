@@ -318,32 +318,26 @@ fn release_of(name: &str) -> Option<String> {
     out.lines().next().map(|l| l.trim().to_string()).filter(|l| !l.is_empty())
 }
 
-/// Plans `upgrade node`: this node's member, the gate, the new manifest.
-pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
+/// Refuses on k3s/RKE2 ([`managed_by`]), naming the etcd the cluster runs.
+async fn refuse_if_managed(session: &Session) -> Result<()> {
     let manifest_path = session.discovery.manifest.as_ref().map(|m| m.path.as_path());
-    if let Some(name) = managed_by(manifest_path, session.discovery.tls.ca.as_ref().map(|c| c.path.as_path())) {
-        let list = session.member_list().await.ok();
-        let statuses = match &list {
-            Some(l) => session.statuses(&l.members).await,
-            None => Vec::new(),
-        };
-        let versions: std::collections::BTreeSet<String> =
-            statuses.iter().filter_map(|s| s.status.as_ref().ok().map(|x| x.version.clone())).collect();
-        let running = (!versions.is_empty()).then(|| versions.into_iter().collect::<Vec<_>>().join(" / "));
-        return Err(managed_refusal(name, running.as_deref()));
-    }
-    let m = session.discovery.manifest.clone().ok_or_else(|| {
-        Error::Usage(
-            "no static pod manifest on this node: upgrade node runs on a control-plane node (or pass --manifest PATH)"
-                .into(),
-        )
-    })?;
+    let Some(name) = managed_by(manifest_path, session.discovery.tls.ca.as_ref().map(|c| c.path.as_path())) else {
+        return Ok(());
+    };
+    let statuses = match session.member_list().await {
+        Ok(l) => session.statuses(&l.members).await,
+        Err(_) => Vec::new(),
+    };
+    let versions: std::collections::BTreeSet<String> =
+        statuses.iter().filter_map(|s| s.status.as_ref().ok().map(|x| x.version.clone())).collect();
+    let running = (!versions.is_empty()).then(|| versions.into_iter().collect::<Vec<_>>().join(" / "));
+    Err(managed_refusal(name, running.as_deref()))
+}
+
+/// This node's member (the manifest's `--name` in the member list) and the client URL to poll.
+async fn this_member(session: &Session, m: &crate::reach::discovery::manifest::Manifest) -> Result<(Member, String)> {
     let list = session.member_list().await?;
-    let me: Member = match m.name() {
-        Some(n) => list.members.iter().find(|x| x.name == n).cloned(),
-        None => None,
-    }
-    .ok_or_else(|| {
+    let me: Member = m.name().and_then(|n| list.members.iter().find(|x| x.name == n).cloned()).ok_or_else(|| {
         Error::Refused(format!(
             "the manifest's member {:?} is not in the cluster's member list",
             m.name().unwrap_or("")
@@ -353,6 +347,62 @@ pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
         .loopback_client_url()
         .or_else(|| me.client_urls.first().cloned())
         .ok_or_else(|| Error::Refused(format!("member {} has no client URL", me.name)))?;
+    Ok((me, endpoint))
+}
+
+/// The gate: every failed check blocks unless forced by name; the flags the new manifest fixes
+/// do not block. Returns (forced, blocking).
+fn gate(check: &UpgradeCheck, flag_changes: &[FlagChange], force: &[String]) -> (Vec<String>, Vec<&'static str>) {
+    let mut forced = Vec::new();
+    let mut blocking = Vec::new();
+    for c in check.checks.iter().filter(|c| c.status == Status::Fail) {
+        if c.name == "flags" && !flag_changes.is_empty() {
+            continue;
+        }
+        if force.iter().any(|f| f == c.name) {
+            forced.push(format!("{}: {}", c.name, c.message));
+        } else {
+            blocking.push(c.name);
+        }
+    }
+    (forced, blocking)
+}
+
+/// The plan's steps, as the output lists them.
+fn plan_steps(plan: &NodePlan, timeout: Duration) -> Vec<String> {
+    let mut steps = vec![format!("take a snapshot and verify it: {}", plan.snapshot.display())];
+    if plan.leader {
+        steps.push(format!("move leadership from {} to the most caught-up voter", plan.member));
+    }
+    steps.push(format!("keep the manifest as {}", plan.backup.display()));
+    let mut swap = format!("write {} with image {}", plan.manifest.display(), plan.image_to);
+    for c in &plan.flag_changes {
+        match &c.to {
+            Some(t) => swap.push_str(&format!("; {} → {t}", c.from)),
+            None => swap.push_str(&format!("; drop {}", c.from)),
+        }
+    }
+    steps.push(swap);
+    steps.push(format!(
+        "wait at most {} for {} to answer on {}, healthy and caught up with the leader; else put the original manifest back and wait for {}",
+        crate::base::units::format_duration(timeout),
+        plan.member,
+        plan.to,
+        plan.from
+    ));
+    steps
+}
+
+/// Plans `upgrade node`: this node's member, the gate, the new manifest.
+pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
+    refuse_if_managed(session).await?;
+    let m = session.discovery.manifest.clone().ok_or_else(|| {
+        Error::Usage(
+            "no static pod manifest on this node: upgrade node runs on a control-plane node (or pass --manifest PATH)"
+                .into(),
+        )
+    })?;
+    let (me, endpoint) = this_member(session, &m).await?;
     let check = check(session, &CheckOptions { to: Some(opts.to), ..CheckOptions::default() }).await?;
     let mine = check.members.iter().find(|x| x.id == me.id);
     let from = mine.and_then(|x| x.version.clone()).unwrap_or_else(|| "?".into());
@@ -373,47 +423,9 @@ pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
     let backup_dir = opts.backup_dir.clone().unwrap_or_else(|| {
         m.path.parent().and_then(|d| d.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"))
     });
-    let backup = backup_dir.join(format!("{file_name}.bak-{ts}"));
-    let snapshot = opts.snapshot_dir.join(format!("etcd-{}-before-{}-{ts}.db", me.name, opts.to));
-
-    // The gate: every failed check blocks unless forced by name; the flags the new manifest
-    // fixes do not block.
-    let mut forced = Vec::new();
-    let mut blocking = Vec::new();
-    for c in &check.checks {
-        if c.status != Status::Fail {
-            continue;
-        }
-        if c.name == "flags" && !flag_changes.is_empty() {
-            continue;
-        }
-        if opts.force.iter().any(|f| f == c.name) {
-            forced.push(format!("{}: {}", c.name, c.message));
-        } else {
-            blocking.push(c.name);
-        }
-    }
+    let (forced, blocking) = gate(&check, &flag_changes, &opts.force);
     let nothing_to_do = Version::parse(&from) == Some(opts.to) && image_to == image_from;
-    let mut steps = vec![format!("take a snapshot and verify it: {}", snapshot.display())];
-    if leader {
-        steps.push(format!("move leadership from {} to the most caught-up voter", me.name));
-    }
-    steps.push(format!("keep the manifest as {}", backup.display()));
-    let mut swap = format!("write {} with image {image_to}", m.path.display());
-    for c in &flag_changes {
-        match &c.to {
-            Some(t) => swap.push_str(&format!("; {} → {t}", c.from)),
-            None => swap.push_str(&format!("; drop {}", c.from)),
-        }
-    }
-    steps.push(swap);
-    steps.push(format!(
-        "wait at most {} for {} to answer on {}, healthy and caught up with the leader; else put the original manifest back and wait for {from}",
-        crate::base::units::format_duration(opts.timeout),
-        me.name,
-        opts.to
-    ));
-    Ok(NodePlan {
+    let mut plan = NodePlan {
         member: me.name.clone(),
         member_id: me.id,
         endpoint,
@@ -423,11 +435,11 @@ pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
         image_from,
         image_to,
         flag_changes,
-        backup,
-        snapshot,
+        backup: backup_dir.join(format!("{file_name}.bak-{ts}")),
+        snapshot: opts.snapshot_dir.join(format!("etcd-{}-before-{}-{ts}.db", me.name, opts.to)),
         leader,
         timeout_seconds: opts.timeout.as_secs(),
-        steps,
+        steps: Vec::new(),
         check,
         forced,
         nothing_to_do,
@@ -435,7 +447,9 @@ pub async fn plan(session: &Session, opts: &NodeOptions) -> Result<NodePlan> {
         dry_run: opts.dry_run,
         new_text,
         old_text,
-    })
+    };
+    plan.steps = plan_steps(&plan, opts.timeout);
+    Ok(plan)
 }
 
 /// How far behind the leader a member may be and count as caught up.
@@ -486,14 +500,13 @@ async fn wait_for(
     Err(last)
 }
 
-/// Runs the plan; `progress` gets one line per step (stderr).
-pub async fn run(
+/// Step 1: a snapshot, verified.
+async fn snapshot_first(
     session: &Session,
-    plan: NodePlan,
+    plan: &NodePlan,
     opts: &NodeOptions,
     progress: &mut dyn FnMut(String),
-) -> Result<NodeResult> {
-    // 1. The snapshot, verified.
+) -> Result<PathBuf> {
     std::fs::create_dir_all(&opts.snapshot_dir)
         .map_err(|source| Error::Io { action: format!("create {}", opts.snapshot_dir.display()), source })?;
     progress(format!("taking a snapshot: {}", plan.snapshot.display()));
@@ -509,30 +522,35 @@ pub async fn run(
         saved.revision,
         crate::base::units::format_bytes(saved.size)
     ));
+    Ok(saved.path)
+}
 
-    // 2. Leadership away from this member.
-    let mut leader_moved_to = None;
+/// Step 2: leadership away from this member, when it leads; the new leader's name.
+async fn leadership_away(
+    session: &Session,
+    plan: &NodePlan,
+    progress: &mut dyn FnMut(String),
+) -> Result<Option<String>> {
     let list = session.member_list().await?;
     let statuses = session.statuses(&list.members).await;
-    if leader_of(&statuses) == Some(plan.member_id) {
-        let to = crate::reach::quorum::move_leader(session, &statuses, plan.member_id).await?;
-        let name = statuses
-            .iter()
-            .find(|s| s.member.id == to)
-            .map(|s| s.member.display_name())
-            .unwrap_or_else(|| member_id(to));
-        progress(format!("moved leadership from {} to {name}", plan.member));
-        leader_moved_to = Some(name);
+    if leader_of(&statuses) != Some(plan.member_id) {
+        return Ok(None);
     }
+    let to = crate::reach::quorum::move_leader(session, &statuses, plan.member_id).await?;
+    let name =
+        statuses.iter().find(|s| s.member.id == to).map(|s| s.member.display_name()).unwrap_or_else(|| member_id(to));
+    progress(format!("moved leadership from {} to {name}", plan.member));
+    Ok(Some(name))
+}
 
-    // 3. The original kept, the new manifest written whole.
+/// Step 3: the original kept, the new manifest written whole; when it was written.
+fn swap_manifest(plan: &NodePlan, progress: &mut dyn FnMut(String)) -> Result<Instant> {
     if let Some(d) = plan.backup.parent() {
         std::fs::create_dir_all(d).map_err(|source| Error::Io { action: format!("create {}", d.display()), source })?;
     }
     crate::base::fsio::write_new(&plan.backup, &plan.old_text, 0o600)?;
     progress(format!("kept the manifest as {}", plan.backup.display()));
     replace(&plan.manifest, plan.new_text.as_bytes())?;
-    let swapped = Instant::now();
     progress(format!(
         "wrote {} with image {}; waiting for {} on {}",
         plan.manifest.display(),
@@ -540,10 +558,59 @@ pub async fn run(
         plan.member,
         plan.to
     ));
+    Ok(Instant::now())
+}
 
-    // 4. The member on the new version, or the rollback.
+/// The members still to do after this one, then the check that confirms the cluster version.
+async fn still_to_do(session: &Session, plan: &NodePlan) -> Result<Vec<String>> {
     let to = plan.to.to_string();
-    let waited = wait_for(session, &plan, &to, swapped + opts.timeout).await;
+    let list = session.member_list().await?;
+    let statuses = session.statuses(&list.members).await;
+    let mut next: Vec<String> = statuses
+        .iter()
+        .filter(|s| s.member.id != plan.member_id && s.status.as_ref().map(|x| x.version != to).unwrap_or(true))
+        .map(|s| format!("on {}: kubectl etcd upgrade node --to {}", s.member.display_name(), plan.to))
+        .collect();
+    next.push(format!(
+        "then: kubectl etcd upgrade check --to {} (the cluster version moves once every member runs {})",
+        plan.to,
+        plan.to.minor_str()
+    ));
+    Ok(next)
+}
+
+/// Step 4, failed: the original manifest back, the member followed on the old version.
+async fn roll_back(
+    session: &Session,
+    plan: &NodePlan,
+    opts: &NodeOptions,
+    why: &str,
+    progress: &mut dyn FnMut(String),
+) -> Result<String> {
+    progress(format!(
+        "{} did not come back on {} within {}: {why}; putting the original manifest back",
+        plan.member,
+        plan.to,
+        crate::base::units::format_duration(opts.timeout)
+    ));
+    replace(&plan.manifest, &plan.old_text)?;
+    Ok(match wait_for(session, plan, &plan.from, Instant::now() + opts.timeout).await {
+        Ok(()) => format!("rolled back: {} did not come back on {} ({why}); the original manifest is back and the member is healthy on {}", plan.member, plan.to, plan.from),
+        Err(w2) => format!("rolled back, but {} is not healthy on {} yet ({w2}); after the new version failed: {why}. Look at its pod (crictl ps -a; crictl logs)", plan.member, plan.from),
+    })
+}
+
+/// Runs the plan; `progress` gets one line per step (stderr).
+pub async fn run(
+    session: &Session,
+    plan: NodePlan,
+    opts: &NodeOptions,
+    progress: &mut dyn FnMut(String),
+) -> Result<NodeResult> {
+    let snapshot = snapshot_first(session, &plan, opts, progress).await?;
+    let leader_moved_to = leadership_away(session, &plan, progress).await?;
+    let swapped = swap_manifest(&plan, progress)?;
+    let waited = wait_for(session, &plan, &plan.to.to_string(), swapped + opts.timeout).await;
     let mut result = NodeResult {
         member: plan.member.clone(),
         from: plan.from.clone(),
@@ -551,7 +618,7 @@ pub async fn run(
         upgraded: false,
         rolled_back: false,
         message: String::new(),
-        snapshot: Some(saved.path.clone()),
+        snapshot: Some(snapshot),
         backup: plan.backup.clone(),
         leader_moved_to,
         seconds: None,
@@ -562,37 +629,11 @@ pub async fn run(
             result.upgraded = true;
             result.seconds = Some(swapped.elapsed().as_secs_f64());
             result.message = format!("{} runs {} and is caught up with the leader", plan.member, plan.to);
-            let list = session.member_list().await?;
-            let statuses = session.statuses(&list.members).await;
-            for s in &statuses {
-                if s.member.id != plan.member_id && s.status.as_ref().map(|x| x.version != to).unwrap_or(true) {
-                    result.next.push(format!(
-                        "on {}: kubectl etcd upgrade node --to {}",
-                        s.member.display_name(),
-                        plan.to
-                    ));
-                }
-            }
-            result.next.push(format!(
-                "then: kubectl etcd upgrade check --to {} (the cluster version moves once every member runs {})",
-                plan.to,
-                plan.to.minor_str()
-            ));
+            result.next = still_to_do(session, &plan).await?;
         }
         Err(why) => {
-            progress(format!(
-                "{} did not come back on {} within {}: {why}; putting the original manifest back",
-                plan.member,
-                plan.to,
-                crate::base::units::format_duration(opts.timeout)
-            ));
-            replace(&plan.manifest, &plan.old_text)?;
             result.rolled_back = true;
-            let back = wait_for(session, &plan, &plan.from, Instant::now() + opts.timeout).await;
-            result.message = match back {
-                Ok(()) => format!("rolled back: {} did not come back on {} ({why}); the original manifest is back and the member is healthy on {}", plan.member, plan.to, plan.from),
-                Err(w2) => format!("rolled back, but {} is not healthy on {} yet ({w2}); after the new version failed: {why}. Look at its pod (crictl ps -a; crictl logs)", plan.member, plan.from),
-            };
+            result.message = roll_back(session, &plan, opts, &why, progress).await?;
             result.next.push("kubectl etcd health".into());
         }
     }

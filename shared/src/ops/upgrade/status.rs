@@ -44,15 +44,7 @@ pub struct UpgradeStatus {
 
 /// Runs `upgrade status`.
 pub async fn status(session: &Session) -> Result<UpgradeStatus> {
-    let list = session.member_list().await?;
-    let statuses = session.statuses(&list.members).await;
-    let versions = futures::future::join_all(statuses.iter().map(|s| async move {
-        match (&s.url, s.answered()) {
-            (Some(u), true) => session.version_at(u).await.ok(),
-            _ => None,
-        }
-    }))
-    .await;
+    let (statuses, versions) = super::check::statuses_and_versions(session).await?;
     Ok(standing(&statuses, &versions))
 }
 
