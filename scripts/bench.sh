@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side with etcdctl/etcdutl on the same real clusters (not a test).
-#   scripts/bench.sh [health|port-forward|fleet|snapshot|objstore|defrag|doctor|upgrade|usage|all] [--size-mib N]     (default: all, 1024 MiB)
+#   scripts/bench.sh [health|port-forward|fleet|snapshot|objstore|defrag|doctor|logs|upgrade|usage|all] [--size-mib N]     (default: all, 1024 MiB; logs: 100 MiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

@@ -1,6 +1,8 @@
 //! Benchmarks (not tests): kubectl etcd side by side with etcdctl/etcdutl on the same real
 //! clusters, printing wall time and peak memory. Run with
-//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|fleet|snapshot|objstore|defrag|doctor|upgrade|usage|all] [--size-mib N]`.
+//! `cargo run --release -p kubectl-etcd-e2e --bin bench -- [health|port-forward|fleet|snapshot|objstore|defrag|doctor|logs|upgrade|usage|all] [--size-mib N]`.
+//! `BENCH_BIN_DIR=DIR` measures the plugins built in DIR (a release build) when the driver
+//! itself is a debug build.
 
 #![allow(clippy::unwrap_used)]
 
@@ -446,6 +448,107 @@ fn doctor_bench(mib: usize) {
     );
 }
 
+/// A plugin binary: from `BENCH_BIN_DIR` when set, else the build's own.
+fn plugin_bin(name: &str) -> std::path::PathBuf {
+    std::env::var_os("BENCH_BIN_DIR").map(|d| std::path::PathBuf::from(d).join(name)).unwrap_or_else(|| bin(name))
+}
+
+/// `kubectl etcd doctor logs` over a ~`mib` MiB log made of real etcd lines (a 3-member
+/// cluster at info level, in the version's native format, that lost a member: startup, raft,
+/// peer-unreachable and stream-lost lines), repeated; raw and CRI-wrapped as kubelet writes
+/// it. Beside it, `grep -c -F` of every catalogue string over the same file: the floor of
+/// reading and matching it.
+fn logs_bench(mib: usize) {
+    println!("\n## doctor logs: a ~{mib} MiB log of real etcd {} lines", etcd().version);
+    let native: Vec<(&str, &str)> = if etcd().version == "3.4" { vec![("logger", "capnslog")] } else { vec![] };
+    let mut c = native.iter().fold(Cluster::builder(3).flag("log-level", "info"), |b, (k, v)| b.flag(k, v)).start();
+    for i in 0..100 {
+        c.put(&format!("/k/{i}"), "v");
+    }
+    let leader = c.leader();
+    c.kill((leader + 1) % 3);
+    let log = c.nodes[leader].root.join("etcd.log");
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("unhealthy").count() >= 4 || text.matches("could not connect").count() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let seed = std::fs::read(&log).unwrap();
+    let dir = c.dir.path();
+    let (raw, cri) = (dir.join("big.log"), dir.join("big-cri.log"));
+    {
+        use std::io::Write;
+        let mut r = std::io::BufWriter::new(std::fs::File::create(&raw).unwrap());
+        let mut k = std::io::BufWriter::new(std::fs::File::create(&cri).unwrap());
+        let mut n = 0usize;
+        while n < mib << 20 {
+            r.write_all(&seed).unwrap();
+            for line in seed.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                k.write_all(b"2026-12-06T03:50:36.669123456Z stderr F ").unwrap();
+                k.write_all(line).unwrap();
+                k.write_all(b"\n").unwrap();
+            }
+            n += seed.len();
+        }
+    }
+    let lines = std::fs::read(&raw).map(|b| b.iter().filter(|c| **c == b'\n').count()).unwrap_or(0);
+    // Every string the catalogue matches on, for grep.
+    let catalogue: serde_json::Value =
+        serde_json::from_str(include_str!("../shared/data/etcd-log-signatures.json")).unwrap();
+    let mut patterns = Vec::new();
+    for sig in catalogue["signatures"].as_array().unwrap() {
+        for m in sig["match"].as_array().unwrap() {
+            for key in ["contains", "msg"] {
+                if let Some(p) = m[key].as_str() {
+                    patterns.push(p.to_string());
+                }
+            }
+        }
+    }
+    let pat = dir.join("patterns");
+    std::fs::write(&pat, patterns.join("\n") + "\n").unwrap();
+    println!("{:<44} {:>9} {:>10} {:>12}", "command", "wall", "peak RSS", "lines/s");
+    for (what, file) in [("raw", &raw), ("CRI", &cri)] {
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let mut ours = Command::new(plugin_bin("kubectl-etcd-doctor"));
+        ours.args(["logs", "--log-file", file.to_str().unwrap(), "-o", "json"]).env_remove("KUBECONFIG");
+        let (wall, rss, _) = measure_median(3, |_| {
+            let mut c = Command::new(ours.get_program());
+            c.args(ours.get_args());
+            c
+        });
+        println!(
+            "{:<44} {:>8.2}s {:>6} MiB {:>12.0}   ({} MiB, {lines} lines)",
+            format!("kubectl etcd doctor logs ({what})"),
+            wall,
+            rss / 1024,
+            lines as f64 / wall,
+            size >> 20
+        );
+        let (wall, rss, _) = measure_median(3, |_| {
+            let mut g = Command::new("grep");
+            g.args(["-c", "-F", "-f", pat.to_str().unwrap(), file.to_str().unwrap()]);
+            g
+        });
+        println!(
+            "{:<44} {:>8.2}s {:>6} MiB {:>12.0}",
+            format!("grep -c -F -f <{} catalogue strings> ({what})", patterns.len()),
+            wall,
+            rss / 1024,
+            lines as f64 / wall
+        );
+    }
+    let (wall, rss, _) = measure_median(3, |_| {
+        let mut g = Command::new("grep");
+        g.args(["-c", "unhealthy", raw.to_str().unwrap()]);
+        g
+    });
+    println!("{:<44} {:>8.2}s {:>6} MiB {:>12.0}", "grep -c unhealthy (raw)", wall, rss / 1024, lines as f64 / wall);
+}
+
 /// `kubectl etcd health` from a "workstation" on one 5-member cluster: direct, through
 /// port-forward tunnels with certificates, and through tunnels with none (the metrics report).
 /// The API server is the harness's in-process fake, so the figures are the tunnels' own cost
@@ -754,6 +857,11 @@ fn main() {
     }
     if what == "doctor" || what == "all" {
         doctor_bench(mib);
+    }
+    if what == "logs" || what == "all" {
+        // A log of 100 MiB unless asked otherwise for this bench alone.
+        let sized = what == "logs" && args.iter().any(|a| a == "--size-mib");
+        logs_bench(if sized { mib } else { 100 });
     }
     if what == "upgrade" || what == "all" {
         upgrade_bench();

@@ -375,9 +375,14 @@ pub fn rbac_hint(namespace: &str) -> String {
 }
 
 /// [`rbac_hint`] for the namespace the API server's refusal names (`in the namespace "x"`),
-/// else kube-system.
+/// else kube-system; for a refused `pods/log`, what `doctor logs` needs.
 pub fn rbac_hint_for(message: &str) -> String {
     let ns = message.split("in the namespace \"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("kube-system");
+    if message.contains("resource \"pods/log\"") {
+        return format!(
+            "grant get on pods/log in namespace {ns} (kubectl etcd health --print-rbac User:NAME prints a Role and RoleBinding), or run on a control-plane node"
+        );
+    }
     rbac_hint(ns)
 }
 

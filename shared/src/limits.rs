@@ -2,7 +2,8 @@
 //! end (a broken or hostile API server, a confused member) costs at most these, never the
 //! machine's memory or disk.
 //!
-//! - One Kubernetes API response body: [`MAX_API_BODY`]; one list's items: [`MAX_LIST_ITEMS`].
+//! - One Kubernetes API response body: [`MAX_API_BODY`]; one list's items: [`MAX_LIST_ITEMS`];
+//!   one container's log through `pods/log`: [`MAX_POD_LOG`].
 //! - One etcd member list: [`MAX_MEMBERS`].
 //! - One gRPC message from etcd: tonic's default decode limit, 4 MiB
 //!   (`DEFAULT_MAX_RECV_MESSAGE_SIZE` in tonic 0.14's `codec/mod.rs`; etcd-client 0.21 keeps it:
@@ -26,6 +27,13 @@ use crate::error::Error;
 /// pod is ~10 KiB: 16 MiB is ten objects of the largest size etcd stores, or over a thousand
 /// etcd pods, and it keeps an endless answer to tens of megabytes of memory.
 pub const MAX_API_BODY: usize = 16 << 20;
+
+/// The most bytes of one container's log we read through the API's `pods/log`: 12 MiB, asked
+/// as `limitBytes` (kubelet cuts its answer there, `kuberuntime/logs` `logWriter`) and read no
+/// further. kubelet serves only the container's live log file, which it rotates past
+/// `--container-log-max-size` (default 10Mi, `KubeletConfiguration.containerLogMaxSize`), so
+/// this is a whole live file; it stays under [`MAX_API_BODY`].
+pub const MAX_POD_LOG: usize = 12 << 20;
 
 /// The most items of one Kubernetes API list we take (and the `limit` we ask for: a real API
 /// server pages beyond it, as it does for kubectl's `--chunk-size`). We list the etcd pods

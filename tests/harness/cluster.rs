@@ -560,20 +560,48 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Hands node `i` to a kubelet emulation (adopting its running process, if any).
+    /// Hands node `i` to a kubelet emulation (adopting its running process, if any), with
+    /// kubelet's default log policy.
     pub fn kubelet(&mut self, i: usize) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        self.kubelet_with(i, crate::kubelet::LogPolicy::default())
+    }
+
+    /// [`Cluster::kubelet`] with a log rotation policy (`--container-log-max-size`/`-files`).
+    pub fn kubelet_with(
+        &mut self,
+        i: usize,
+        policy: crate::kubelet::LogPolicy,
+    ) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
         use std::sync::atomic::{AtomicBool, AtomicUsize};
         use std::sync::Arc;
         let child = self.nodes[i].child.take();
-        let manifest = self.nodes[i].manifest();
-        let root = self.nodes[i].root.clone();
-        let node = self.nodes[i].name.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let starts = Arc::new(AtomicUsize::new(0));
-        let (stop2, starts2) = (stop.clone(), starts.clone());
-        let thread = std::thread::spawn(move || crate::kubelet::run(child, manifest, root, node, stop2, starts2));
-        self.kubelets.push(Kubelet { stop, thread: Some(thread), starts: starts.clone() });
+        let status = Arc::new(std::sync::Mutex::new(crate::kubelet::ContainerStatus::default()));
+        let node = crate::kubelet::KubeletNode {
+            manifest: self.nodes[i].manifest(),
+            root: self.nodes[i].root.clone(),
+            node: self.nodes[i].name.clone(),
+            policy,
+            stop: stop.clone(),
+            starts: starts.clone(),
+            status: status.clone(),
+        };
+        let thread = std::thread::spawn(move || crate::kubelet::run(child, node));
+        self.kubelets.push(Kubelet {
+            stop,
+            thread: Some(thread),
+            starts: starts.clone(),
+            node: self.nodes[i].name.clone(),
+            status,
+        });
         starts
+    }
+
+    /// The etcd container status of node `i`'s kubelet emulation (what `pods/log` serves).
+    pub fn container_status(&self, i: usize) -> std::sync::Arc<std::sync::Mutex<crate::kubelet::ContainerStatus>> {
+        let name = &self.nodes[i].name;
+        self.kubelets.iter().find(|k| &k.node == name).map(|k| k.status.clone()).expect("no kubelet for that node")
     }
 
     /// An etcd client pinned to member `i`, over mTLS with the node's healthcheck client

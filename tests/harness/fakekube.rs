@@ -21,6 +21,18 @@
 //!   (batch/v1), as the API server stores objects: `POST` of an existing name is 409
 //!   `AlreadyExists`, `PUT` needs the stored `metadata.resourceVersion` (422 without it, 409
 //!   `Conflict` when stale), each write bumps it; `GET` of a missing name is 404 `NotFound`.
+//! - `GET /api/v1/namespaces/{ns}/pods/{name}/log?container=&previous=&sinceSeconds=&limitBytes=
+//!   &tailLines=&timestamps=`, as the API server validates it (`PodLogOptions`: 422 `Invalid` for
+//!   `sinceSeconds`/`limitBytes` < 1, `tailLines` < 0; 400 `container X is not valid for pod Y`)
+//!   and kubelet serves it from the container status of the pod's kubelet emulation
+//!   ([`FakeKube::serve_logs`]; `kubelet_pods.go` `validateContainerLogStatus` and
+//!   `kuberuntime/logs`): `previous=true` is the last terminated container's log, else the
+//!   running container's, else (waiting in back-off) the last terminated one's; 400 `previous
+//!   terminated container "etcd" in pod "P" not found` / `container "etcd" in pod "P" is waiting
+//!   to start: ContainerCreating` otherwise, passed on by the API server as `BadRequest`. Only
+//!   the container's live log file is read (kubelet reads no rotated part); CRI lines are
+//!   unwrapped, `P` parts joined, lines older than `sinceSeconds` skipped, `timestamps=true`
+//!   prefixes each with its time, and the body is cut at `limitBytes`. `text/plain`.
 //! - 401 without the kubeconfig's bearer token, as an API server without anonymous access;
 //!   403 `Status` objects, as RBAC returns them, when [`Behaviour::forbid_portforward`] is set;
 //!   404 for anything else.
@@ -50,7 +62,12 @@ pub struct Behaviour {
     pub endless_pod_list: AtomicBool,
     /// Add this many small pods (`{"metadata":{"name":"pad-N"}}`) to every pod list.
     pub pod_list_padding: AtomicU64,
+    /// Answer every `pods/log` with RBAC's 403.
+    pub forbid_log: AtomicBool,
 }
+
+/// Container statuses by `namespace/pod`, from the kubelet emulations.
+type Statuses = Mutex<std::collections::BTreeMap<String, Arc<Mutex<crate::kubelet::ContainerStatus>>>>;
 
 /// A running fake API server.
 pub struct FakeKube {
@@ -63,6 +80,7 @@ pub struct FakeKube {
     pods: Arc<Mutex<Vec<Value>>>,
     /// Stored objects by `collection path/name` (`apis/batch/v1/namespaces/ns/cronjobs/x`).
     pub objects: Arc<Mutex<std::collections::BTreeMap<String, Value>>>,
+    statuses: Arc<Statuses>,
 }
 
 fn matches(labels: &Value, selector: &str) -> bool {
@@ -118,6 +136,7 @@ fn status(code: u16, reason: &str, message: &str) -> (String, String) {
         405 => "405 Method Not Allowed",
         409 => "409 Conflict",
         422 => "422 Unprocessable Entity",
+        500 => "500 Internal Server Error",
         _ => "400 Bad Request",
     };
     let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code});
@@ -251,18 +270,38 @@ impl FakeKube {
         let (pods, nodes) = (Arc::new(Mutex::new(pods)), Arc::new(nodes));
         let objects = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
         let (served, stored) = (pods.clone(), objects.clone());
+        let statuses: Arc<Statuses> = Arc::default();
+        let kubelets = statuses.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (seen, knobs, pods, nodes, stored) =
-                    (seen.clone(), knobs.clone(), served.clone(), nodes.clone(), stored.clone());
+                let (seen, knobs, pods, nodes, stored, kubelets) =
+                    (seen.clone(), knobs.clone(), served.clone(), nodes.clone(), stored.clone(), kubelets.clone());
                 std::thread::spawn(move || {
                     let pods = pods.lock().unwrap().clone();
-                    serve(stream, &seen, &knobs, &pods, &nodes, &stored)
+                    serve(stream, &seen, &knobs, &pods, &nodes, &stored, &kubelets)
                 });
             }
         });
-        FakeKube { url, requests, behaviour, pods, objects }
+        FakeKube { url, requests, behaviour, pods, objects, statuses }
+    }
+
+    /// `pods/log` of `namespace/pod` is served from this kubelet emulation's container status
+    /// (see [`crate::Cluster::container_status`]).
+    pub fn serve_logs(&self, pod: &str, status: Arc<Mutex<crate::kubelet::ContainerStatus>>) {
+        self.statuses.lock().unwrap().insert(pod.to_string(), status);
+    }
+
+    /// The `pods/log` requests seen (`path?query`), in order.
+    pub fn log_requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.split_whitespace().nth(1))
+            .filter(|t| t.split('?').next().is_some_and(|p| p.ends_with("/log")))
+            .map(String::from)
+            .collect()
     }
 
     /// A pod appears (kubelet on a new node started its static pod).
@@ -346,6 +385,7 @@ fn serve(
     pods: &[Value],
     nodes: &[Value],
     objects: &Mutex<std::collections::BTreeMap<String, Value>>,
+    statuses: &Statuses,
 ) {
     // As Go servers do (the API server and kubelet): no Nagle delay on small frames.
     let _ = stream.set_nodelay(true);
@@ -433,6 +473,20 @@ fn serve(
                 json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "12345"}, "items": items}),
             )
         }
+        ["api", "v1", "namespaces", ns, "pods", name, "log"] => {
+            let pod = pods.iter().find(|p| {
+                p["metadata"]["namespace"].as_str() == Some(ns) && p["metadata"]["name"].as_str() == Some(name)
+            });
+            let status = statuses.lock().unwrap().get(&format!("{ns}/{name}")).cloned();
+            match pod_log(pod, ns, name, &param, knobs, status) {
+                Ok(text) => {
+                    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", text.len());
+                    let _ = stream.write_all(&text);
+                    return;
+                }
+                Err(e) => Err(e),
+            }
+        }
         ["api", "v1", "namespaces", ns, "pods", name, "portforward"] => {
             let exists = pods.iter().any(|p| {
                 p["metadata"]["namespace"].as_str() == Some(ns) && p["metadata"]["name"].as_str() == Some(name)
@@ -470,6 +524,113 @@ fn serve(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+}
+
+/// `pods/log` as the API server validates it and kubelet serves it (see the module doc).
+fn pod_log(
+    pod: Option<&Value>,
+    ns: &str,
+    name: &str,
+    param: &dyn Fn(&str) -> Option<String>,
+    knobs: &Behaviour,
+    kubelet: Option<Arc<Mutex<crate::kubelet::ContainerStatus>>>,
+) -> Result<Vec<u8>, (String, String)> {
+    if knobs.forbid_log.load(Ordering::SeqCst) {
+        return Err(status(403, "Forbidden", &format!("pods \"{name}\" is forbidden: User \"alice\" cannot get resource \"pods/log\" in API group \"\" in the namespace \"{ns}\"")));
+    }
+    let Some(pod) = pod else { return Err(status(404, "NotFound", &format!("pods \"{name}\" not found"))) };
+    let int = |k: &str| param(k).map(|v| v.parse::<i64>().map_err(|_| v));
+    let invalid = |field: &str, v: &str, why: &str| {
+        status(422, "Invalid", &format!("PodLogOptions \"{name}\" is invalid: {field}: Invalid value: {v}: {why}"))
+    };
+    let mut opts = std::collections::BTreeMap::new();
+    for (k, min) in [("sinceSeconds", 1), ("limitBytes", 1), ("tailLines", 0)] {
+        match int(k) {
+            None => {}
+            Some(Err(v)) => return Err(status(400, "BadRequest", &format!("couldn't decode {k}={v:?}"))),
+            Some(Ok(v)) if v < min => {
+                let why = if min == 0 { "must be greater than or equal to 0" } else { "must be greater than 0" };
+                return Err(invalid(k, &v.to_string(), why));
+            }
+            Some(Ok(v)) => {
+                opts.insert(k, v);
+            }
+        }
+    }
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let container = match param("container").filter(|c| !c.is_empty()) {
+        Some(c) if containers.contains(&c.as_str()) => c,
+        Some(c) => return Err(status(400, "BadRequest", &format!("container {c} is not valid for pod {name}"))),
+        None if containers.len() == 1 => containers[0].to_string(),
+        None => {
+            return Err(status(
+                400,
+                "BadRequest",
+                &format!("a container name must be specified for pod {name}, choose one of: {containers:?}"),
+            ))
+        }
+    };
+    let previous = param("previous").as_deref() == Some("true");
+    let st = kubelet.map(|s| s.lock().unwrap().clone()).unwrap_or_default();
+    let path = if previous {
+        st.last_terminated.ok_or_else(|| {
+            status(
+                400,
+                "BadRequest",
+                &format!("previous terminated container \"{container}\" in pod \"{name}\" not found"),
+            )
+        })?
+    } else {
+        st.running.or(st.last_terminated).ok_or_else(|| {
+            status(
+                400,
+                "BadRequest",
+                &format!("container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"),
+            )
+        })?
+    };
+    let text = std::fs::read(&path)
+        .map_err(|e| status(500, "InternalError", &format!("failed to open log file {:?}: {e}", path.display())))?;
+    let now = time::OffsetDateTime::now_utc();
+    let since = opts.get("sinceSeconds").map(|s| now - time::Duration::seconds(*s));
+    let timestamps = param("timestamps").as_deref() == Some("true");
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        // <time> <stream> <tag> <content>
+        let mut it = line.splitn(4, |b| *b == b' ');
+        let (Some(t), Some(_stream), Some(tag), Some(content)) = (it.next(), it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let Ok(at) =
+            time::OffsetDateTime::parse(&String::from_utf8_lossy(t), &time::format_description::well_known::Rfc3339)
+        else {
+            continue;
+        };
+        if since.is_some_and(|s| at < s) {
+            continue;
+        }
+        let mut m = Vec::new();
+        if timestamps {
+            m.extend_from_slice(t);
+            m.push(b' ');
+        }
+        // A partial line's newline is the CRI format's, not the container's: the parts join.
+        let content = if tag.first() == Some(&b'P') { content.strip_suffix(b"\n").unwrap_or(content) } else { content };
+        m.extend_from_slice(content);
+        messages.push(m);
+    }
+    if let Some(n) = opts.get("tailLines") {
+        let n = usize::try_from(*n).unwrap_or(0);
+        messages.drain(..messages.len().saturating_sub(n));
+    }
+    let mut body: Vec<u8> = messages.concat();
+    if let Some(n) = opts.get("limitBytes") {
+        body.truncate(usize::try_from(*n).unwrap_or(usize::MAX));
+    }
+    Ok(body)
 }
 
 /// A PodList that never ends: HTTP/1.1 chunks of `items` (a kubeadm pod when empty), over and

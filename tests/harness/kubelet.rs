@@ -19,6 +19,14 @@
 //!   `ROOT/var/log/pods/kube-system_etcd-NODE_UID/etcd/RESTART.log`, one line per line of output,
 //!   `<RFC 3339 nano time> stdout|stderr F <text>` (`P` for a partial line cut at 16 KiB, as
 //!   containerd does). The node's `etcd.log` gets the raw lines too, as before.
+//! - **Log rotation**, as kubelet's container log manager does it (`--container-log-max-size`,
+//!   `--container-log-max-files`, [`LogPolicy`]): every [`ROTATE_EVERY`] (kubelet: 10 s) the
+//!   running container's live `N.log` over the size is renamed `N.log.<YYYYMMDD-hhmmss>` and the
+//!   runtime reopens a new `N.log` (CRI `ReopenContainerLog`); rotated parts older than the
+//!   newest are gzipped (`.gz`, through a `.tmp`), and past `max_files - 2` rotated parts the
+//!   oldest are removed. A container that is not running is never rotated.
+//! - **Container status** ([`ContainerStatus`]), as kubelet reports it and serves
+//!   `pods/log` from it: the running container's log, the last terminated one's.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -37,6 +45,37 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(4);
 pub const BACKOFF_RESET: Duration = Duration::from_secs(20);
 /// containerd splits longer lines into partial (`P`) records.
 const CRI_MAX_LINE: usize = 16 * 1024;
+/// How often the running container's log is checked for rotation (kubelet's
+/// `containerLogMonitorInterval`, 10 s; one second here keeps the rotated names, stamped to
+/// the second, distinct).
+pub const ROTATE_EVERY: Duration = Duration::from_secs(1);
+
+/// kubelet's container log policy: `--container-log-max-size` and `--container-log-max-files`.
+#[derive(Debug, Clone, Copy)]
+pub struct LogPolicy {
+    /// A live log at least this large is rotated (kubelet's default: 10Mi).
+    pub max_size: u64,
+    /// At most this many files per container, the live one included (kubelet's default: 5).
+    pub max_files: usize,
+}
+
+impl Default for LogPolicy {
+    fn default() -> LogPolicy {
+        LogPolicy { max_size: 10 << 20, max_files: 5 }
+    }
+}
+
+/// The etcd container's status as kubelet keeps it (CRI `ContainerStatus.log_path` and
+/// `LastTerminationState`): what `pods/log` serves.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerStatus {
+    /// The live log file of the running container.
+    pub running: Option<PathBuf>,
+    /// The live log file of the last container that ended.
+    pub last_terminated: Option<PathBuf>,
+    /// How many times the container was restarted.
+    pub restart_count: usize,
+}
 
 /// Plays kubelet for one node (see the module doc).
 pub struct Kubelet {
@@ -44,6 +83,10 @@ pub struct Kubelet {
     pub(crate) thread: Option<std::thread::JoinHandle<()>>,
     /// How many times it started etcd.
     pub starts: Arc<AtomicUsize>,
+    /// The node it plays kubelet for.
+    pub node: String,
+    /// Its etcd container's status.
+    pub status: Arc<Mutex<ContainerStatus>>,
 }
 
 impl Kubelet {
@@ -118,21 +161,89 @@ fn tee(
     });
 }
 
+/// The running container's CRI log: its path and the file the runtime writes (swapped on a
+/// reopen after rotation).
+struct LiveLog {
+    path: PathBuf,
+    file: Arc<Mutex<std::fs::File>>,
+}
+
 /// Starts the container: etcd with `argv`, its output into `root/etcd.log` and the CRI log of
 /// restart number `restart`.
-fn start(root: &Path, node: &str, bin: &Path, argv: &[String], restart: usize) -> Child {
+fn start(root: &Path, node: &str, bin: &Path, argv: &[String], restart: usize) -> (Child, LiveLog) {
     let dir = pod_log_dir(root, node);
     std::fs::create_dir_all(&dir).unwrap();
     let open =
         |p: PathBuf| Arc::new(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap()));
     let raw = open(root.join("etcd.log"));
-    let cri = open(dir.join(format!("{restart}.log")));
+    let path = dir.join(format!("{restart}.log"));
+    let cri = open(path.clone());
+    let live = LiveLog { path, file: cri.clone() };
     let mut cmd = crate::process::etcd_command_with(bin, None, argv);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     tee(child.stdout.take().unwrap(), "stdout", raw.clone(), cri.clone());
     tee(child.stderr.take().unwrap(), "stderr", raw, cri);
-    child
+    (child, live)
+}
+
+/// Gzips `path` to `path.gz` through `path.gz.tmp`, then removes it (kubelet's `compressLog`).
+fn compress(path: &Path) -> std::io::Result<()> {
+    let gz = PathBuf::from(format!("{}.gz", path.display()));
+    let tmp = PathBuf::from(format!("{}.tmp", gz.display()));
+    let mut w = flate2::write::GzEncoder::new(std::fs::File::create(&tmp)?, flate2::Compression::default());
+    std::io::copy(&mut std::fs::File::open(path)?, &mut w)?;
+    w.finish()?.sync_all()?;
+    std::fs::rename(&tmp, &gz)?;
+    std::fs::remove_file(path)
+}
+
+/// One rotation check of the running container's log, as kubelet's container log manager does
+/// it (`rotateLog`): nothing below the size; else drop unused parts (`.tmp`, or a part whose
+/// `.gz` exists), keep at most `max_files - 2` rotated parts (the oldest removed), gzip the
+/// uncompressed ones, and rename the live log `N.log.<stamp>` and reopen a new one.
+fn rotate(live: &LiveLog, policy: LogPolicy) -> std::io::Result<bool> {
+    if std::fs::metadata(&live.path)?.len() < policy.max_size {
+        return Ok(false);
+    }
+    let dir = live.path.parent().unwrap();
+    let prefix = format!("{}.", live.path.file_name().unwrap().to_string_lossy());
+    let mut parts: Vec<String> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    let names = parts.clone();
+    parts.retain(|n| {
+        let unused = n.ends_with(".tmp") || (!n.ends_with(".gz") && names.contains(&format!("{n}.gz")));
+        if unused {
+            let _ = std::fs::remove_file(dir.join(n));
+        }
+        !unused
+    });
+    parts.sort();
+    let excess = parts.len().saturating_sub(policy.max_files.saturating_sub(2));
+    for n in parts.drain(..excess) {
+        std::fs::remove_file(dir.join(n))?;
+    }
+    for n in parts.iter().filter(|n| !n.ends_with(".gz")) {
+        compress(&dir.join(n))?;
+    }
+    let t = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let mut file = live.file.lock().unwrap();
+    std::fs::rename(&live.path, format!("{}.{stamp}", live.path.display()))?;
+    // The runtime's ReopenContainerLog: a new live file under the same name.
+    *file = std::fs::OpenOptions::new().create(true).append(true).open(&live.path)?;
+    Ok(true)
 }
 
 /// Stops the container as kubelet does: SIGTERM, SIGKILL after [`GRACE`].
@@ -150,19 +261,35 @@ fn terminate(mut c: Child) {
     let _ = c.wait();
 }
 
-/// Runs the emulation for one node until `stop`; `child` is a running etcd to adopt.
-pub(crate) fn run(
-    mut child: Option<Child>,
-    manifest: PathBuf,
-    root: PathBuf,
-    node: String,
-    stop: Arc<AtomicBool>,
-    starts: Arc<AtomicUsize>,
-) {
+/// What the emulation is handed for one node.
+pub(crate) struct KubeletNode {
+    pub manifest: PathBuf,
+    pub root: PathBuf,
+    pub node: String,
+    pub policy: LogPolicy,
+    pub stop: Arc<AtomicBool>,
+    pub starts: Arc<AtomicUsize>,
+    pub status: Arc<Mutex<ContainerStatus>>,
+}
+
+/// Runs the emulation for one node until `stop`; `child` is a running etcd to adopt (its
+/// output is not the emulation's: it has no pod log).
+pub(crate) fn run(mut child: Option<Child>, n: KubeletNode) {
+    let KubeletNode { manifest, root, node, policy, stop, starts, status } = n;
     let mut backoff = BACKOFF_START;
     let mut started_at = Instant::now();
     let mut restart_at: Option<Instant> = None;
     let mut restarts = 0usize;
+    let mut live: Option<LiveLog> = None;
+    let mut rotated_at = Instant::now();
+    // The container ended: its log is the last terminated one's.
+    let ended = |live: &mut Option<LiveLog>| {
+        let mut st = status.lock().unwrap();
+        st.running = None;
+        if let Some(l) = live.take() {
+            st.last_terminated = Some(l.path);
+        }
+    };
     // The manifest the running pod was made from: a changed manifest is a new pod (kubelet
     // hashes a static pod's manifest), so the old container stops and the new one starts.
     let mut spec: Option<Vec<u8>> = child.as_ref().and_then(|_| std::fs::read(&manifest).ok());
@@ -173,6 +300,7 @@ pub(crate) fn run(
             if cur != old {
                 if let Some(c) = child.take() {
                     terminate(c);
+                    ended(&mut live);
                 }
                 spec = None;
                 restart_at = None;
@@ -183,11 +311,18 @@ pub(crate) fn run(
             if let Ok(Some(_)) = c.try_wait() {
                 // It crashed: restart it after the back-off.
                 child = None;
+                ended(&mut live);
                 if started_at.elapsed() >= BACKOFF_RESET {
                     backoff = BACKOFF_START;
                 }
                 restart_at = Some(Instant::now() + backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
+            } else if rotated_at.elapsed() >= ROTATE_EVERY {
+                // Only a running container's log is rotated.
+                rotated_at = Instant::now();
+                if let Some(l) = &live {
+                    let _ = rotate(l, policy);
+                }
             }
         }
         match (manifest.exists(), child.is_some()) {
@@ -207,10 +342,18 @@ pub(crate) fn run(
                     }
                     Ok(bin) => {
                         if let Some(argv) = manifest_argv(&manifest) {
-                            child = Some(start(&root, &node, &bin, &argv, restarts));
+                            let (c, l) = start(&root, &node, &bin, &argv, restarts);
+                            {
+                                let mut st = status.lock().unwrap();
+                                st.running = Some(l.path.clone());
+                                st.restart_count = restarts;
+                            }
+                            child = Some(c);
+                            live = Some(l);
                             spec = current.clone();
                             restarts += 1;
                             started_at = Instant::now();
+                            rotated_at = Instant::now();
                             restart_at = None;
                             starts.fetch_add(1, Ordering::SeqCst);
                         }
@@ -221,6 +364,7 @@ pub(crate) fn run(
                 // The pod is gone: the next manifest is a new pod, started at once.
                 if let Some(c) = child.take() {
                     terminate(c);
+                    ended(&mut live);
                 }
                 spec = None;
                 restart_at = None;
@@ -236,5 +380,6 @@ pub(crate) fn run(
     }
     if let Some(c) = child.take() {
         terminate(c);
+        ended(&mut live);
     }
 }

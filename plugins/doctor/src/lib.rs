@@ -54,8 +54,11 @@ pub enum Command {
     /// (first and last time), and how each container ended.
     ///
     /// Reads the etcd pod logs kubelet keeps on the node (--pod-log-dir: every restart, rotated
-    /// and gzipped parts), or a file, or stdin (--log-file -). Formats: etcd 3.5's JSON, etcd
-    /// 3.4's text lines, raw or in kubelet's CRI format, journald's lines; detected line by line.
+    /// and gzipped parts), or a file, or stdin (--log-file -). From a workstation (no etcd pod
+    /// log under /var/log/pods), each etcd pod's log through the Kubernetes API (pods/log,
+    /// container etcd, the previous container and the current one, as kubectl logs reads them;
+    /// RBAC: get on pods/log). Formats: etcd 3.5's JSON, etcd 3.4's text lines, raw or in
+    /// kubelet's CRI format, journald's lines; detected line by line.
     ///
     /// Exit codes: 0 nothing known found (warnings only); 1 a critical or error finding, or a
     /// container that ended on a fatal line; 2 usage; 3 no log found (the message says where it
@@ -64,6 +67,8 @@ pub enum Command {
   kubectl etcd doctor logs
   kubectl etcd doctor logs cp-2 --previous -o wide
   kubectl etcd doctor logs --log-file /var/log/etcd.log --since 2h
+  # From a workstation: through the Kubernetes API (pods/log)
+  kubectl etcd doctor logs cp-2 --previous --kubeconfig ~/.kube/config
   # stdin: kubectl logs -n kube-system etcd-cp-2 | …
   kubectl etcd doctor logs -")]
     Logs(LogsArgs),
@@ -93,9 +98,10 @@ pub struct LogsArgs {
     #[arg(long, value_name = "FILE|-", value_hint = clap::ValueHint::FilePath, conflicts_with = "pod_log_dir")]
     pub log_file: Option<PathBuf>,
 
-    /// kubelet's pod log dir (or one etcd pod's dir in it).
-    #[arg(long, value_name = "DIR", default_value = logs::POD_LOG_DIR, value_hint = clap::ValueHint::DirPath)]
-    pub pod_log_dir: PathBuf,
+    /// kubelet's pod log dir (or one etcd pod's dir in it) [default: /var/log/pods when it
+    /// holds etcd pod logs, else the Kubernetes API's pods/log].
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub pod_log_dir: Option<PathBuf>,
 
     /// Only lines of the last DURATION (as 30m, 2h, 1h30m).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -133,18 +139,30 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Logs(a)) => {
             let dash = a.member.as_deref() == Some("-");
-            let input = match a.log_file {
-                Some(p) if p.as_os_str() == "-" => Input::Stdin,
-                Some(p) => Input::File(p),
-                None if dash => Input::Stdin,
-                None => Input::PodLogDir(a.pod_log_dir),
-            };
-            let member = a.member.filter(|m| m != "-");
+            let member = a.member.clone().filter(|m| m != "-");
             let opts =
                 Options { member, namespace: cli.common.namespace.clone(), since: a.since, previous: a.previous };
-            let report = tokio::task::spawn_blocking(move || logs::examine(&input, &opts))
-                .await
-                .map_err(kubectl_etcd::Error::from_join)??;
+            let default_dir = PathBuf::from(logs::POD_LOG_DIR);
+            let input = match a.log_file {
+                Some(p) if p.as_os_str() == "-" => Some(Input::Stdin),
+                Some(p) => Some(Input::File(p)),
+                None if dash => Some(Input::Stdin),
+                None => match a.pod_log_dir {
+                    Some(d) => Some(Input::PodLogDir(d)),
+                    None if logs::has_pod_logs(&default_dir, &opts) => Some(Input::PodLogDir(default_dir.clone())),
+                    // No pod log on this machine: a workstation, through the API.
+                    None => None,
+                },
+            };
+            let report = match input {
+                Some(input) => tokio::task::spawn_blocking(move || logs::examine(&input, &opts))
+                    .await
+                    .map_err(kubectl_etcd::Error::from_join)??,
+                None => {
+                    let local = format!("{} (none on this machine)", logs::pod_log_pattern(&default_dir, &opts));
+                    logs::api::examine(&cli.common.settings(), &opts, &local).await?
+                }
+            };
             out.emit(&report)?;
             Ok(report.exit_code())
         }

@@ -125,6 +125,59 @@ pub(crate) fn forbidden(e: Error, what: String) -> Error {
     }
 }
 
+/// What `pods/log` gave for one container.
+#[derive(Debug)]
+pub(crate) enum PodLog {
+    /// The log as kubelet serves it (CRI lines unwrapped); `cut` when it filled
+    /// [`crate::limits::MAX_POD_LOG`].
+    Text { body: Vec<u8>, cut: bool },
+    /// kubelet has no such container: its 400 as the API server passes it on (`previous
+    /// terminated container "etcd" in pod "P" not found`, `… is waiting to start: …`).
+    NoContainer(String),
+}
+
+/// `GET pods/{pod}/log?container=…&previous=…&sinceSeconds=…&limitBytes=…` in `ns`, as
+/// `kubectl logs` asks it, within `timeout`: at most [`crate::limits::MAX_POD_LOG`] bytes asked
+/// and read.
+pub(crate) async fn pod_log(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+    since: Option<std::time::Duration>,
+    timeout: std::time::Duration,
+) -> crate::Result<PodLog> {
+    use futures::AsyncReadExt;
+    let what = format!("the log of pod {ns}/{pod} container {container}{}", if previous { " (previous)" } else { "" });
+    let action = format!("read {what}");
+    let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), ns);
+    let lp = kube::api::LogParams {
+        container: Some(container.to_string()),
+        previous,
+        // sinceSeconds must be at least 1 (the API server's PodLogOptions validation).
+        since_seconds: since.map(|d| (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1) as i64),
+        limit_bytes: Some(crate::limits::MAX_POD_LOG as i64),
+        ..Default::default()
+    };
+    let read = async {
+        let stream = api.log_stream(pod, &lp).await?;
+        let mut body = Vec::new();
+        let limit = crate::limits::MAX_POD_LOG as u64;
+        stream.take(limit).read_to_end(&mut body).await.map_err(kube::Error::ReadEvents)?;
+        Ok::<_, kube::Error>(body)
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Err(_) => Err(Error::Kube { action, source: "timed out".into() }),
+        Ok(Ok(body)) => {
+            let cut = body.len() >= crate::limits::MAX_POD_LOG;
+            Ok(PodLog::Text { body, cut })
+        }
+        Ok(Err(kube::Error::Api(s))) if s.code == 400 => Ok(PodLog::NoContainer(s.message.clone())),
+        Ok(Err(e)) => Err(forbidden(api_error(&action, e), format!("reading {what}"))),
+    }
+}
+
 /// A member as its etcd pod describes it.
 #[derive(Debug)]
 pub(crate) struct PodMember {

@@ -250,7 +250,8 @@ pub fn rbac_objects(namespace: &str, subject: &str) -> Result<Vec<serde_json::Va
 }
 
 /// A minimal Role and RoleBinding for `subject` (`User:NAME`, `Group:NAME` or
-/// `ServiceAccount:NS/NAME`) to run `kubectl etcd` through port-forward, as YAML.
+/// `ServiceAccount:NS/NAME`) to run `kubectl etcd` from a workstation, as YAML: list the etcd
+/// pods, port-forward to them, and read their logs (`doctor logs`, `get` on `pods/log`).
 pub fn rbac_manifests(namespace: &str, subject: &str) -> Result<String, Error> {
     let (kind, name) = subject.split_once(':').ok_or_else(|| {
         Error::Usage(format!(
@@ -284,6 +285,9 @@ rules:
   - apiGroups: [\"\"]
     resources: [\"pods/portforward\"]
     verbs: [\"create\", \"get\"]
+  - apiGroups: [\"\"]
+    resources: [\"pods/log\"]
+    verbs: [\"get\"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -326,6 +330,7 @@ mod tests {
     fn rbac_for_each_kind_of_subject() {
         let y = rbac_manifests("kube-system", "User:alice").unwrap();
         assert!(y.contains("resources: [\"pods/portforward\"]\n    verbs: [\"create\", \"get\"]"), "{y}");
+        assert!(y.contains("resources: [\"pods/log\"]\n    verbs: [\"get\"]"), "{y}");
         assert!(y.contains("  - kind: User\n    apiGroup: rbac.authorization.k8s.io\n    name: alice\n"), "{y}");
         let y = rbac_manifests("kube-system", "ServiceAccount:ops/etcd-bot").unwrap();
         assert!(y.contains("  - kind: ServiceAccount\n    namespace: ops\n    name: etcd-bot\n"), "{y}");

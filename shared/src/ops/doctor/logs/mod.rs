@@ -6,6 +6,7 @@
 //! Reading is streaming and bounded: one line at a time, at most [`parse::LINE_MAX`] bytes of a
 //! line, a fixed number of groups; memory stays flat whatever the log's size.
 
+pub mod api;
 pub mod catalogue;
 pub mod parse;
 
@@ -514,6 +515,18 @@ fn container_dirs(dir: &Path, opts: &Options) -> Result<Vec<PathBuf>> {
     Ok(pods.into_iter().map(|(_, p)| p).collect())
 }
 
+/// True when `dir` holds etcd pod logs (of `opts.member`, when named): the node's own logs
+/// are read there rather than through the API.
+pub fn has_pod_logs(dir: &Path, opts: &Options) -> bool {
+    container_dirs(dir, opts).is_ok_and(|d| d.iter().any(|c| restarts(c).is_ok_and(|r| !r.is_empty())))
+}
+
+/// Where pod logs of `opts.member` are looked for under `dir`, for messages.
+pub fn pod_log_pattern(dir: &Path, opts: &Options) -> String {
+    let member = opts.member.as_deref().unwrap_or("*");
+    format!("{}/{}_etcd-{member}_*/etcd/*.log", dir.display(), opts.namespace)
+}
+
 /// Reads the log and returns the report; [`Error::NoLog`] when there is none.
 pub fn examine(input: &Input, opts: &Options) -> Result<LogReport> {
     let mut a = Analyzer::new(opts.since);
@@ -559,8 +572,7 @@ pub fn examine(input: &Input, opts: &Options) -> Result<LogReport> {
                 }
             }
             if read.is_empty() {
-                let member = opts.member.as_deref().unwrap_or("*");
-                let mut where_ = vec![format!("{}/{}_etcd-{member}_*/etcd/*.log", dir.display(), opts.namespace)];
+                let mut where_ = vec![pod_log_pattern(dir, opts)];
                 where_.extend(tried.into_iter().map(|d| {
                     format!("{d} (no {}log there)", if opts.previous { "previous container's " } else { "" })
                 }));
