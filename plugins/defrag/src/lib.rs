@@ -8,6 +8,7 @@ use std::time::Duration;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use kubectl_etcd::base::messages;
 use kubectl_etcd::cli::args::CommonArgs;
 use kubectl_etcd::ops::defrag::{self, done_line, Event, MinFree, Options};
 use kubectl_etcd::reach::cluster::Session;
@@ -251,15 +252,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 /// Progress on stderr, one line per step.
 fn progress(e: Event) {
     match e {
-        Event::Compacted(r) => eprintln!("compacted to revision {r}"),
-        Event::MovingLeader { from, to } => eprintln!("moved leadership from {from} to {to}"),
-        Event::Start(t) => eprintln!(
+        Event::Compacted(r) => messages::message(&format!("compacted to revision {r}")),
+        Event::MovingLeader { from, to } => messages::message(&format!("moved leadership from {from} to {to}")),
+        Event::Start(t) => messages::message(&format!(
             "defragmenting {} ({}, {}) ...",
             t.name,
             t.role,
             t.db_size.map(kubectl_etcd::base::units::format_bytes).unwrap_or_default()
-        ),
-        Event::Finished(d) => eprintln!("{}", done_line(d)),
+        )),
+        Event::Finished(d) => messages::message(&done_line(d)),
     }
 }
 
@@ -282,12 +283,12 @@ async fn usage(common: &CommonArgs, a: UsageArgs) -> Result<ExitCode> {
         let u = usage::of_cluster(&session, &save, &opts, &mut |done, total| bar.bytes(done, total)).await;
         bar.finish();
         let u = u?;
-        eprintln!(
+        messages::message(&format!(
             "read a snapshot of {} ({}) streamed into a nameless temporary file: {}",
             u.source.member.as_deref().unwrap_or("?"),
             u.source.endpoint.as_deref().unwrap_or("?"),
             kubectl_etcd::base::units::format_bytes(u.source.size)
-        );
+        ));
         return out.emit(&u).map(|()| ExitCode::Ok);
     };
     if a.member.is_some() {

@@ -12,6 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+use kubectl_etcd::base::messages;
 use kubectl_etcd::ExitCode as Code;
 use kubectl_etcd::PLUGINS as SUBCOMMANDS;
 
@@ -95,10 +96,10 @@ fn resolve(word: &str) -> Option<(&'static str, Option<&'static str>)> {
 fn unknown(other: &str) -> ExitCode {
     let mut names: Vec<&str> = SUBCOMMANDS.iter().map(|(n, _)| *n).collect();
     names.extend(ALIASES.iter().map(|(n, ..)| *n));
-    eprintln!(
-        "error: unknown command {other:?}: expected one of {}, help, version (run 'kubectl etcd --help')",
+    messages::error(&format!(
+        "unknown command {other:?}: expected one of {}, help, version (run 'kubectl etcd --help')",
         names.join(", ")
-    );
+    ));
     exit(Code::Usage)
 }
 
@@ -109,7 +110,7 @@ fn run(mut args: Vec<OsString>, pos: usize) -> ExitCode {
     let Some((plugin, keep)) = resolve(&word) else { return unknown(&word) };
     let plugin = format!("kubectl-etcd-{plugin}");
     let Some(path) = find(&plugin) else {
-        eprintln!("error: {plugin} was not found next to kubectl-etcd or on PATH; install it with 'kubectl krew install etcd' or put it on PATH");
+        messages::error(&format!("{plugin} was not found next to kubectl-etcd or on PATH; install it with 'kubectl krew install etcd' or put it on PATH"));
         return exit(Code::Discovery);
     };
     match keep {
@@ -120,7 +121,7 @@ fn run(mut args: Vec<OsString>, pos: usize) -> ExitCode {
     }
     // exec replaces this process: stdio, signals and the exit code are the plugin's own.
     let err = Command::new(&path).arg0(&plugin).args(args).exec();
-    eprintln!("error: failed to run {}: {err}", path.display());
+    messages::error(&format!("failed to run {}: {err}", path.display()));
     exit(Code::Discovery)
 }
 
@@ -146,7 +147,7 @@ Examples:
 fn completion(args: &[String]) -> ExitCode {
     use kubectl_etcd::cli::complete;
     let usage_error = || {
-        eprintln!("error: usage: kubectl etcd completion bash|zsh|fish|kubectl [--install-dir DIR] (run 'kubectl etcd completion --help')");
+        messages::error("usage: kubectl etcd completion bash|zsh|fish|kubectl [--install-dir DIR] (run 'kubectl etcd completion --help')");
         exit(Code::Usage)
     };
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
@@ -158,18 +159,20 @@ fn completion(args: &[String]) -> ExitCode {
             print!("{}", complete::kubectl_helper("etcd"));
             ExitCode::SUCCESS
         }
-        ["kubectl", "--install-dir", dir] => match complete::install_helpers(std::path::Path::new(dir)) {
-            Ok(paths) => {
-                for p in paths {
-                    println!("{}", p.display());
+        ["kubectl", "--install-dir", dir] => {
+            match complete::install_helpers(std::path::Path::new(dir)) {
+                Ok(paths) => {
+                    for p in paths {
+                        println!("{}", p.display());
+                    }
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Err(e) => {
+                    messages::error(&format!("cannot write the kubectl completion helpers into {dir}: {e} (pass a writable directory on PATH)"));
+                    exit(Code::Negative)
+                }
             }
-            Err(e) => {
-                eprintln!("error: cannot write the kubectl completion helpers into {dir}: {e} (pass a writable directory on PATH)");
-                exit(Code::Negative)
-            }
-        },
+        }
         [shell] => match complete::script(shell, "kubectl-etcd") {
             Some(s) => {
                 print!("{s}");

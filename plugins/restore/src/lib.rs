@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use kubectl_etcd::base::messages;
 use kubectl_etcd::base::progress::Bar;
 use kubectl_etcd::base::units::parse_duration;
 use kubectl_etcd::cli::args::{confirm, CommonArgs};
@@ -434,7 +435,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 )));
             };
             if let Some(warning) = kubectl_etcd::store::dblock::check_unlocked(&a.dir, a.force)? {
-                eprintln!("warning: {warning}");
+                messages::warning(&warning.to_string());
             }
             let opts = restore::from_data_dir_options(&a.dir, data_dir, name, peers);
             if a.flow.dry_run {
@@ -470,18 +471,21 @@ async fn snapshot_file(
         (None, Some(SnapDir::Local(dir))) => {
             let (path, skipped) = kubectl_etcd::store::snapdir::latest(&dir)?;
             for s in skipped {
-                eprintln!("skipped {s}");
+                messages::message(&format!("skipped {s}"));
             }
-            eprintln!("using {}, the newest verified snapshot in {}", path.display(), dir.display());
+            messages::message(&format!("using {}, the newest verified snapshot in {}", path.display(), dir.display()));
             Ok(path)
         }
         (None, Some(SnapDir::Bucket(url))) => {
             let bucket = Bucket::open(&url, &store.options())?;
             let (d, skipped) = kubectl_etcd::store::objstore::latest(&bucket, beside).await?;
             for s in skipped {
-                eprintln!("skipped {s}");
+                messages::message(&format!("skipped {s}"));
             }
-            eprintln!("using {}, the newest verified snapshot in {url} (downloaded and verified)", d.url);
+            messages::message(&format!(
+                "using {}, the newest verified snapshot in {url} (downloaded and verified)",
+                d.url
+            ));
             Ok(d.keep())
         }
         (None, None) => Err(Error::Usage("name a snapshot FILE or pass --latest DIR".into())),
@@ -512,7 +516,7 @@ async fn on_node(
     if flow.dry_run {
         return out.emit(&prepared.plan).map(|()| ExitCode::Ok);
     }
-    eprint!("{}", plan_text(&prepared.plan));
+    messages::prompt(&plan_text(&prepared.plan));
     confirm(flow.yes)?;
     out.emit(&node::run(prepared).await?).map(|()| ExitCode::Ok)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use kubectl_etcd::base::messages;
 use kubectl_etcd::cli::args::CommonArgs;
 use kubectl_etcd::ops::upgrade::{self, downgrade, CheckOptions, Version};
 use kubectl_etcd::reach::cluster::Session;
@@ -186,7 +187,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::Negative);
             }
             kubectl_etcd::cli::args::confirm(yes)?;
-            let result = upgrade::node::run(&session, plan, &opts, &mut |line| eprintln!("{line}")).await?;
+            let result = upgrade::node::run(&session, plan, &opts, &mut |line| messages::message(&line)).await?;
             out.emit(&result)?;
             Ok(result.exit_code())
         }
@@ -197,7 +198,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 DowngradeCmd::Cancel => (downgrade::Action::Cancel, None, Duration::ZERO),
             };
             let session = Session::open(&settings).await?;
-            let r = downgrade::run(&session, a, v, wait, &mut |line| eprintln!("{line}")).await?;
+            let r = downgrade::run(&session, a, v, wait, &mut |line| messages::message(&line)).await?;
             out.emit(&r)?;
             Ok(if r.storage_ready == Some(false) { ExitCode::Negative } else { ExitCode::Ok })
         }

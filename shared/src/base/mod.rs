@@ -3,6 +3,7 @@
 
 pub mod color;
 pub mod fsio;
+pub mod messages;
 pub mod progress;
 pub mod signals;
 pub mod units;

@@ -24,12 +24,6 @@ pub fn line_end() -> &'static str {
     }
 }
 
-/// Prints one message line on stderr, after ending a progress bar's line if one is drawn:
-/// every diagnostic goes through here, so none is appended to a bar.
-pub fn message(text: &str) {
-    eprintln!("{}{text}", line_end());
-}
-
 /// A progress line.
 #[derive(Debug)]
 pub struct Bar {

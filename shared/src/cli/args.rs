@@ -220,7 +220,7 @@ where
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: failed to start the async runtime: {e}");
+            crate::base::messages::error(&format!("failed to start the async runtime: {e}"));
             return std::process::ExitCode::from(crate::ExitCode::Negative as u8);
         }
     };
@@ -231,7 +231,7 @@ where
         Err(e) if e.is_broken_pipe() => std::process::ExitCode::SUCCESS,
         Err(e) => {
             if !matches!(e, crate::Error::Interrupted(_)) {
-                crate::base::progress::message(&format!("error: {}", e.report()));
+                crate::base::messages::message(&format!("error: {}", e.report()));
             }
             let code = crate::base::signals::signal_exit_status().unwrap_or(e.exit_code() as u8);
             std::process::ExitCode::from(code)
@@ -251,7 +251,7 @@ pub fn confirm(yes: bool) -> crate::Result<()> {
             "refusing to change this node without confirmation: pass --yes (or --dry-run to see the plan)".into(),
         ));
     }
-    eprint!("Proceed? [y/N] ");
+    crate::base::messages::prompt("Proceed? [y/N] ");
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)

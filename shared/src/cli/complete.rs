@@ -416,7 +416,10 @@ pub fn intercept(bin: &str, command: fn() -> Command) -> Option<std::process::Ex
             Some(std::process::ExitCode::SUCCESS)
         }
         _ => {
-            eprintln!("error: usage: {bin} completion {} (run 'kubectl etcd completion --help' for kubectl's plugin completion)", SHELLS.join("|"));
+            crate::base::messages::error(&format!(
+                "usage: {bin} completion {} (run 'kubectl etcd completion --help' for kubectl's plugin completion)",
+                SHELLS.join("|")
+            ));
             Some(std::process::ExitCode::from(crate::ExitCode::Usage as u8))
         }
     }

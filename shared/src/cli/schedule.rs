@@ -38,10 +38,10 @@ pub async fn run(
     };
     let size = schedule::largest_db_size(&settings).await;
     if size.is_none() {
-        eprintln!(
+        crate::base::messages::message(&format!(
             "note: no member answered: the job's deadline assumes an {} database",
             crate::base::units::format_bytes(FALLBACK_DB_SIZE)
-        );
+        ));
     }
     opts.db_size = size.unwrap_or(FALLBACK_DB_SIZE);
     let objects = schedule::build(&opts)?;

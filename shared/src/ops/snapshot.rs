@@ -259,6 +259,86 @@ fn copy_into(from: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(to)
 }
 
+/// Each `--dir` before a byte is streamed: a local directory exists, a bucket exists and takes
+/// the credentials, `--keep` is sane. Returns the buckets, opened, with their `--keep`.
+async fn check_dirs(dirs: &[(SnapDir, Option<usize>)], store: &StoreOptions) -> Result<Vec<(Bucket, Option<usize>)>> {
+    let mut buckets = Vec::new();
+    for (d, keep) in dirs {
+        if let Some(n) = keep {
+            crate::store::snapdir::check_keep(*n)?;
+        }
+        match d {
+            SnapDir::Local(dir) if !dir.is_dir() => {
+                return Err(Error::Usage(format!("directory {} does not exist: create it first", dir.display())))
+            }
+            SnapDir::Local(_) => {}
+            SnapDir::Bucket(u) => {
+                let b = Bucket::open(u, store)?;
+                b.check().await?;
+                buckets.push((b, *keep));
+            }
+        }
+    }
+    Ok(buckets)
+}
+
+/// A copy of the saved snapshot: where it went, its address, and its `--keep`.
+type Location = (SnapDir, String, Option<usize>);
+
+/// Uploads the verified snapshot to each bucket (a multipart upload completed only once the
+/// whole file is sent), with the object metadata `ls` reads. `kept_locally`: the snapshot also
+/// stays in a local directory, which a failed upload then names.
+async fn upload_all(
+    saved: &Saved,
+    name: &str,
+    compression: crate::store::compress::Compression,
+    buckets: &[(Bucket, Option<usize>)],
+    kept_locally: bool,
+) -> Result<Vec<Location>> {
+    let meta = ObjectMeta {
+        sha256: saved.sha256.clone(),
+        revision: saved.revision,
+        cluster_id: saved.cluster_id.map(crate::base::units::member_id).unwrap_or_default(),
+        member_id: crate::base::units::member_id(saved.member_id),
+        member_name: saved.member.clone(),
+        etcd_version: saved.etcd_version.clone().unwrap_or_default(),
+        compression: compression.meta_word().into(),
+        size: saved.size,
+        verified: true,
+    };
+    let mut locations = Vec::new();
+    for (b, keep) in buckets {
+        crate::base::messages::message(&format!("uploading {name} to {}", b.url));
+        let url = match b.upload(&saved.path, name, &meta).await {
+            Ok(u) => u,
+            Err(e) if kept_locally => {
+                return Err(Error::Stopped {
+                    what: "snapshot save",
+                    cause: Box::new(e),
+                    done: format!("the snapshot was saved as {} but not uploaded to {}", saved.path.display(), b.url),
+                    next: "fix the store, then save again".into(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        locations.push((SnapDir::Bucket(b.url.clone()), url, *keep));
+    }
+    Ok(locations)
+}
+
+/// `--keep N` of one copy's directory or bucket: its retention.
+async fn prune_one(dir: &SnapDir, location: &str, prefix: &str, n: usize, store: &StoreOptions) -> Result<Pruned> {
+    match dir {
+        SnapDir::Local(d) => {
+            crate::store::snapdir::prune(d, prefix, n, false).map_err(prune_failed(location, dir, prefix, n))
+        }
+        SnapDir::Bucket(u) => {
+            let b = Bucket::open(u, store)?;
+            crate::store::objstore::prune(&b, prefix, n, false).await.map_err(prune_failed(location, dir, prefix, n))
+        }
+    }
+}
+
 /// [`save`] into a file or snapshot directories.
 pub async fn save_to(
     session: &Session,
@@ -274,24 +354,7 @@ pub async fn save_to(
     if dirs.is_empty() {
         return Err(Error::Usage("name a snapshot FILE or pass --dir DIR".into()));
     }
-    let mut buckets = Vec::new();
-    for (d, keep) in dirs {
-        if let Some(n) = keep {
-            crate::store::snapdir::check_keep(*n)?;
-        }
-        match d {
-            SnapDir::Local(dir) if !dir.is_dir() => {
-                return Err(Error::Usage(format!("directory {} does not exist: create it first", dir.display())))
-            }
-            SnapDir::Local(_) => {}
-            SnapDir::Bucket(u) => {
-                // Before a byte is streamed: the bucket exists and takes the credentials.
-                let b = Bucket::open(u, store)?;
-                b.check().await?;
-                buckets.push((b, *keep));
-            }
-        }
-    }
+    let buckets = check_dirs(dirs, store).await?;
     let locals: Vec<(&PathBuf, Option<usize>)> = dirs
         .iter()
         .filter_map(|(d, k)| match d {
@@ -332,69 +395,23 @@ pub async fn save_to(
         let to = tokio::task::spawn_blocking(move || copy_into(&from, &d, &n)).await.map_err(Error::from_join)??;
         locations.push((SnapDir::Local((*dir).clone()), to.display().to_string(), *keep));
     }
-    let meta = ObjectMeta {
-        sha256: saved.sha256.clone(),
-        revision: saved.revision,
-        cluster_id: saved.cluster_id.map(crate::base::units::member_id).unwrap_or_default(),
-        member_id: crate::base::units::member_id(saved.member_id),
-        member_name: saved.member.clone(),
-        etcd_version: saved.etcd_version.clone().unwrap_or_default(),
-        compression: opts.compression.meta_word().into(),
-        size: saved.size,
-        verified: true,
-    };
-    for (b, keep) in &buckets {
-        eprintln!("uploading {name} to {}", b.url);
-        let url = match b.upload(&saved.path, &name, &meta).await {
-            Ok(u) => u,
-            Err(e) if temp.is_none() => {
-                return Err(Error::Stopped {
-                    what: "snapshot save",
-                    cause: Box::new(e),
-                    done: format!("the snapshot was saved as {} but not uploaded to {}", saved.path.display(), b.url),
-                    next: "fix the store, then save again".into(),
-                })
-            }
-            Err(e) => return Err(e),
-        };
-        locations.push((SnapDir::Bucket(b.url.clone()), url, *keep));
-    }
-    // Retention, only after every copy is written: a failed save never prunes.
-    if temp.is_some() {
-        // Every --dir is a bucket: the first bucket's object is the snapshot's name.
+    locations.extend(upload_all(&saved, &name, opts.compression, &buckets, temp.is_none()).await?);
+    // Retention, only after every copy is written: a failed save never prunes. The snapshot's
+    // own name is the first local directory's file, or (every --dir a bucket) the first object.
+    let own = if temp.is_some() {
         let (dir, url, keep) = locations.remove(0);
         saved.path = PathBuf::from(&url);
-        if let (Some(n), SnapDir::Bucket(u)) = (keep, &dir) {
-            let b = Bucket::open(u, store)?;
-            saved.retention = Some(
-                crate::store::objstore::prune(&b, prefix, n, false)
-                    .await
-                    .map_err(prune_failed(&url, &dir, prefix, n))?,
-            );
-        }
-    } else if let Some((dir, Some(n))) = locals.first() {
-        let shown = saved.path.display().to_string();
-        saved.retention = Some(crate::store::snapdir::prune(dir, prefix, *n, false).map_err(prune_failed(
-            &shown,
-            &SnapDir::Local((*dir).clone()),
-            prefix,
-            *n,
-        ))?);
+        Some((dir, url, keep))
+    } else {
+        locals.first().map(|(d, k)| (SnapDir::Local((*d).clone()), saved.path.display().to_string(), *k))
+    };
+    if let Some((dir, location, Some(n))) = own {
+        saved.retention = Some(prune_one(&dir, &location, prefix, n, store).await?);
     }
     for (dir, location, keep) in locations {
-        let retention = match (keep, &dir) {
-            (None, _) => None,
-            (Some(n), SnapDir::Local(d)) => Some(
-                crate::store::snapdir::prune(d, prefix, n, false).map_err(prune_failed(&location, &dir, prefix, n))?,
-            ),
-            (Some(n), SnapDir::Bucket(u)) => {
-                let b = Bucket::open(u, store)?;
-                Some(
-                    crate::store::objstore::prune(&b, prefix, n, false)
-                        .await
-                        .map_err(prune_failed(&location, &dir, prefix, n))?,
-                )
-            }
+        let retention = match keep {
+            Some(n) => Some(prune_one(&dir, &location, prefix, n, store).await?),
+            None => None,
         };
         saved.copies.push(Copy { location, retention });
     }
@@ -447,7 +464,7 @@ pub async fn stream(
 ) -> Result<Picked> {
     let (member, url, forced) = pick_member(session, opts.member.as_deref(), opts.force).await?;
     if let Some(f) = &forced {
-        eprintln!("warning: {f}");
+        crate::base::messages::warning(&f.to_string());
     }
     session.dialer.probe(&url).await?;
     let mut client = session.dialer.client(&url).await?;

@@ -95,7 +95,7 @@ impl Session {
         let discovery = discovery::discover(settings).await?;
         let tls = TlsContext::load(&discovery.tls, discovery.insecure)?;
         if discovery.insecure {
-            crate::base::progress::message(
+            crate::base::messages::message(
                 "WARNING: server certificates are NOT verified (--insecure-skip-tls-verify)",
             );
         }
@@ -142,7 +142,7 @@ impl Session {
                 continue;
             }
             if verbose {
-                crate::base::progress::message(&format!(
+                crate::base::messages::message(&format!(
                     "discovery: this node's member does not answer; trying {}",
                     extra.iter().map(|e| format!("{} (from {})", e.url, e.source)).collect::<Vec<_>>().join(", ")
                 ));
@@ -163,7 +163,7 @@ impl Session {
                         })
                         .collect();
                     if verbose {
-                        crate::base::progress::message(&format!(
+                        crate::base::messages::message(&format!(
                             "discovery: member list from {} (its source: {})",
                             list.endpoint,
                             list.extra_endpoints

@@ -100,9 +100,9 @@ impl Bucket {
                 let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
                 let http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
                 if http {
-                    eprintln!(
-                        "warning: AWS_ENDPOINT_URL is plain http://: the snapshots of {url} and the request signatures cross the network unencrypted"
-                    );
+                    crate::base::messages::warning(&format!(
+                        "AWS_ENDPOINT_URL is plain http://: the snapshots of {url} and the request signatures cross the network unencrypted"
+                    ));
                 }
                 let mut b = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(&url.bucket)
@@ -331,7 +331,7 @@ async fn abort(up: &mut dyn object_store::MultipartUpload) -> std::result::Resul
             Ok(()) => return Ok(()),
             Err(e) if std::time::Instant::now() >= until => return Err(e),
             Err(_) => {
-                eprintln!("the store does not answer: retrying to abort the multipart upload");
+                crate::base::messages::message("the store does not answer: retrying to abort the multipart upload");
                 tokio::time::sleep(Duration::from_secs(1)).await
             }
         }

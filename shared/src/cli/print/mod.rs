@@ -338,7 +338,7 @@ pub async fn watch(
         };
         match done {
             Err(e) if e.is_broken_pipe() => return Err(e),
-            Err(e) => crate::base::progress::message(&format!("error: {}", e.report())),
+            Err(e) => crate::base::messages::message(&format!("error: {}", e.report())),
             Ok(_) => {}
         }
         tokio::select! {

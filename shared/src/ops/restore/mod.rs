@@ -647,7 +647,7 @@ fn remove_stale_temp_dirs(dir: &Path, prefix: &str) {
         let Some(pid) = name.strip_prefix(prefix).and_then(|p| p.parse::<i32>().ok()) else { continue };
         let alive = Path::new(&format!("/proc/{pid}")).exists();
         if !alive && pid != std::process::id() as i32 && std::fs::remove_dir_all(e.path()).is_ok() {
-            crate::base::progress::message(&format!(
+            crate::base::messages::message(&format!(
                 "removed {}, left by a restore (pid {pid}) that was killed",
                 e.path().display()
             ));

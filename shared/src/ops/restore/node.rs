@@ -695,7 +695,7 @@ where
     match result {
         Ok((applied, answered, interrupted_late)) => {
             if let Some(sig) = interrupted_late {
-                crate::base::progress::message(&format!(
+                crate::base::messages::message(&format!(
                     "{sig} arrived after the restore was complete: the restored data dir and manifest are in place and kubelet runs etcd on them; not waiting for member {} to answer (check: kubectl etcd health)",
                     plan.name
                 ));

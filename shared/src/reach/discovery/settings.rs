@@ -120,7 +120,7 @@ impl Log {
     }
     pub(crate) fn say(&mut self, line: String) {
         if self.verbose {
-            crate::base::progress::message(&format!("discovery: {line}"));
+            crate::base::messages::message(&format!("discovery: {line}"));
         }
         self.lines.push(line);
     }
