@@ -21,3 +21,22 @@ pub const PLUGINS: &[(&str, &str)] = &[
     ("doctor", "Why is a member down: its log, its data dir and the cluster's view, with the next step"),
     ("upgrade", "Check and perform etcd version upgrades, one member at a time"),
 ];
+
+/// The dispatcher's aliases: (noun, plugin it runs, the word that stands for it in the plugin's
+/// arguments, summary). `kubectl etcd usage …` runs `kubectl-etcd-defrag usage …`.
+pub const ALIASES: &[(&str, &str, Option<&str>, &str)] = &[
+    ("snapshot", "restore", Some("snapshot"), "Save, inspect and verify snapshots (kubectl etcd restore snapshot …)"),
+    ("member", "learner", None, "Add, promote, remove and replace members (kubectl etcd learner …)"),
+    (
+        "downgrade",
+        "upgrade",
+        Some("downgrade"),
+        "etcd 3.6+: downgrade the cluster version (kubectl etcd upgrade downgrade …)",
+    ),
+    (
+        "usage",
+        "defrag",
+        Some("usage"),
+        "What fills the database, per Kubernetes resource (kubectl etcd defrag usage …)",
+    ),
+];

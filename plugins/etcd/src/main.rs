@@ -16,23 +16,7 @@ use kubectl_etcd::base::messages;
 use kubectl_etcd::ExitCode as Code;
 use kubectl_etcd::PLUGINS as SUBCOMMANDS;
 
-/// Aliases: (noun, plugin it runs, the word that stands for it in the plugin's arguments).
-const ALIASES: &[(&str, &str, Option<&str>, &str)] = &[
-    ("snapshot", "restore", Some("snapshot"), "Save, inspect and verify snapshots (kubectl etcd restore snapshot …)"),
-    ("member", "learner", None, "Add, promote, remove and replace members (kubectl etcd learner …)"),
-    (
-        "downgrade",
-        "upgrade",
-        Some("downgrade"),
-        "etcd 3.6+: downgrade the cluster version (kubectl etcd upgrade downgrade …)",
-    ),
-    (
-        "usage",
-        "defrag",
-        Some("usage"),
-        "What fills the database, per Kubernetes resource (kubectl etcd defrag usage …)",
-    ),
-];
+use kubectl_etcd::ALIASES;
 
 /// The suite's documented exit codes: 2 usage (an unknown command), 3 discovery (a plugin
 /// binary that cannot be found or run).
