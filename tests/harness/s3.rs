@@ -1,7 +1,7 @@
 //! A real S3 server for the tests: `s3s-fs` (an S3 implementation over a local directory,
 //! installed by scripts/install-deps.sh), started with an access key and secret so that every
 //! request's SigV4 signature is checked. Found like etcd: `E2E_S3S_FS`, else `s3s-fs` on PATH,
-//! else `~/.cargo/bin/s3s-fs`.
+//! else `$CARGO_HOME/bin/s3s-fs`, else `~/.cargo/bin/s3s-fs` (where install-deps puts it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +17,10 @@ pub fn s3s_fs() -> PathBuf {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join("s3s-fs")).collect())
         .unwrap_or_default();
+    // Where scripts/install-deps.sh's `cargo install` puts it: $CARGO_HOME/bin, else ~/.cargo/bin.
+    if let Some(cargo_home) = std::env::var_os("CARGO_HOME") {
+        candidates.push(Path::new(&cargo_home).join("bin/s3s-fs"));
+    }
     if let Some(home) = std::env::var_os("HOME") {
         candidates.push(Path::new(&home).join(".cargo/bin/s3s-fs"));
     }
