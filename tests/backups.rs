@@ -219,11 +219,7 @@ fn scheduled_backup_objects_and_their_command() {
     let a = args(&[]);
     let o = run_plugin(RESTORE, &a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let docs: Vec<Value> = stdout(&o)
-        .split("---\n")
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_saphyr::from_str(d).unwrap())
-        .collect();
+    let docs: Vec<Value> = yaml_docs(&o);
     assert_eq!(docs.len(), 2, "{}", stdout(&o));
     let sa: ServiceAccount = serde_json::from_value(docs[0].clone()).unwrap();
     let cj: CronJob = serde_json::from_value(docs[1].clone()).unwrap();
@@ -390,7 +386,7 @@ fn scheduled_backup_objects_and_their_command() {
 }
 
 /// Keys under a prefix, as the member serves them.
-async fn count(c: &Cluster, i: usize, prefix: &str) -> i64 {
+pub(crate) async fn count(c: &Cluster, i: usize, prefix: &str) -> i64 {
     let mut client = c.client(i).await;
     let opts = etcd_client::GetOptions::new().with_prefix().with_count_only();
     client.get(prefix, Some(opts)).await.unwrap().count()

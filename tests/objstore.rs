@@ -46,11 +46,7 @@ async fn fill(c: &Cluster, mib: usize) {
     }
 }
 
-async fn count(c: &Cluster, i: usize, prefix: &str) -> i64 {
-    let mut client = c.client(i).await;
-    let opts = etcd_client::GetOptions::new().with_prefix().with_count_only();
-    client.get(prefix, Some(opts)).await.unwrap().count()
-}
+use crate::backups::count;
 
 /// Four saves to a bucket with `--keep 2`: two objects stay, with their metadata, listed
 /// without a download; another prefix's objects and an object this tool did not write are
@@ -384,8 +380,7 @@ fn schedule_with_a_credentials_secret() {
             assert!(!text.contains(&v), "a credential in the CronJob:\n{text}");
         }
     }
-    let docs: Vec<Value> =
-        text.split("---\n").filter(|d| !d.trim().is_empty()).map(|d| serde_saphyr::from_str(d).unwrap()).collect();
+    let docs: Vec<Value> = yaml_docs(&o);
     let cj: CronJob = serde_json::from_value(docs[1].clone()).unwrap();
     let pod = cj.spec.unwrap().job_template.spec.unwrap().template.spec.unwrap();
     let container = &pod.containers[0];

@@ -381,11 +381,7 @@ fn scheduled_defrag_objects_and_their_command() {
     let a = args(&[]);
     let o = run_plugin(DEFRAG, &a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let docs: Vec<Value> = stdout(&o)
-        .split("---\n")
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_saphyr::from_str(d).unwrap())
-        .collect();
+    let docs: Vec<Value> = yaml_docs(&o);
     assert_eq!(docs.len(), 2, "{}", stdout(&o));
     let cj: CronJob = serde_json::from_value(docs[1].clone()).unwrap();
     assert_eq!(cj.metadata.name.as_deref(), Some("etcd-defrag"));

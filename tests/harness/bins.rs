@@ -225,6 +225,15 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
+/// The YAML documents a command printed (`---` between them), each as JSON.
+pub fn yaml_docs(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap_or_else(|e| panic!("not YAML ({e}):\n{d}")))
+        .collect()
+}
+
 /// stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()

@@ -95,20 +95,6 @@ fn revision_of(b: &[u8]) -> i64 {
     i64::from_be_bytes(a)
 }
 
-/// A varint at `*pos`.
-fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
 /// Key, value, create_revision, version and lease of a `mvccpb.KeyValue`.
 type KeyValue<'a> = (&'a [u8], &'a [u8], i64, i64, i64);
 
@@ -121,10 +107,10 @@ fn key_value(b: &[u8]) -> Option<KeyValue<'_>> {
     let (mut key, mut value, mut create, mut version, mut lease) = (None, &b[..0], 0, 0, 0);
     let mut pos = 0;
     while pos < b.len() {
-        let tag = varint(b, &mut pos)?;
+        let tag = crate::store::pb::read_varint(b, &mut pos)?;
         match (tag >> 3, tag & 7) {
             (f, 0) => {
-                let v = varint(b, &mut pos)? as i64;
+                let v = crate::store::pb::read_varint(b, &mut pos)? as i64;
                 match f {
                     2 => create = v,
                     4 => version = v,
@@ -133,7 +119,7 @@ fn key_value(b: &[u8]) -> Option<KeyValue<'_>> {
                 }
             }
             (f, 2) => {
-                let len = usize::try_from(varint(b, &mut pos)?).ok()?;
+                let len = usize::try_from(crate::store::pb::read_varint(b, &mut pos)?).ok()?;
                 let bytes = b.get(pos..pos.checked_add(len)?)?;
                 pos += len;
                 match f {

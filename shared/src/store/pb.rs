@@ -143,7 +143,7 @@ pub enum Value<'a> {
 }
 
 /// Reads a varint at `*pos`; `None` when the buffer ends inside it or it runs past 10 bytes.
-fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+pub(crate) fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for i in 0..10 {
         let byte = *b.get(*pos)?;
