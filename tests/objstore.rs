@@ -51,10 +51,11 @@ use crate::backups::count;
 /// Four saves to a bucket with `--keep 2`: two objects stay, with their metadata, listed
 /// without a download; another prefix's objects and an object this tool did not write are
 /// never counted or deleted; `ls --verify` downloads and checks; `apply --latest s3://…`
-/// restores the newest one into a data dir that real etcd boots.
+/// restores the newest one into a data dir that real etcd boots, and `restore node --latest
+/// s3://…` brings the node's member back at it.
 #[tokio::test(flavor = "multi_thread")]
 async fn bucket_saves_keep_list_and_restore_latest() {
-    let c = Cluster::start(1);
+    let mut c = Cluster::start(1);
     let s3 = S3::start();
     s3.create_bucket("backups");
     let env = s3.env();
@@ -171,6 +172,18 @@ async fn bucket_saves_keep_list_and_restore_latest() {
     tokio::task::block_in_place(|| target.start_all());
     assert_eq!(count(&target, 0, "/registry/").await, want);
     assert_eq!(count(&target, 0, "/registry/later").await, 0);
+
+    // restore node --latest s3://…, on the node under the kubelet emulation: the member comes
+    // back as it was at the newest object (the later write is gone).
+    c.kubelet(0);
+    let manifest = c.nodes[0].manifest();
+    let o = tokio::task::block_in_place(|| {
+        run(None, &["node", "--latest", url, "--manifest", s(&manifest), "--yes", "--timeout", "60s"], &env)
+    });
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains(&used), "node --latest: {}", stderr(&o));
+    assert_eq!(count(&c, 0, "/registry/").await, want);
+    assert_eq!(count(&c, 0, "/registry/later").await, 0);
 }
 
 /// A wrong secret, a bucket that does not exist, an endpoint that does not answer: one line
