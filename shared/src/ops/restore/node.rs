@@ -173,18 +173,9 @@ pub struct Plan {
     pub steps: Vec<String>,
 }
 
-/// UTC timestamp for names: `20261123T081500Z`.
+/// UTC timestamp for names: `20261123T081500Z` (the one snapshot directories use).
 pub fn timestamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        now.month() as u8,
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    crate::store::snapdir::stamp_now()
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
