@@ -712,3 +712,23 @@ fn a_disk_that_stalls() {
     assert_known_exit(&log_of(&c, leader), "heartbeat-late", "kubectl etcd health -o wide", 0);
     drop(disk);
 }
+
+/// A slow disk under the member's WAL (harness `HangingDisk::throttle`: its writes to the disk
+/// throttled to 1 KiB a second): each write still lands at once in the page cache, but the
+/// WAL's fdatasync waits for the device, a 4 KiB page 4 s, over etcd's 1 s warning threshold. Warnings only:
+/// exit 0.
+#[test]
+fn a_slow_disk_under_the_wal() {
+    let disk = HangingDisk::new(1024);
+    let c = builder(1).node_flag(0, "wal-dir", disk.path().join("wal").to_str().unwrap()).start();
+    let throttled = disk.throttle(c.nodes[0].pid().unwrap(), 1024);
+    let put = c.etcdctl(&c.nodes[0].client_url(), &["put", "/slow", "v", "--command-timeout=30s"]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let d = wait_finding(&log_of(&c, 0), "slow-fdatasync", Duration::from_secs(30));
+    drop(throttled);
+    let e = evidence(&d, "slow-fdatasync");
+    assert!(e.contains("slow fdatasync") || e.contains("sync duration of"), "{d:#}");
+    assert_known_exit(&log_of(&c, 0), "slow-fdatasync", "kubectl etcd health -o wide", 0);
+    drop(c);
+    drop(disk);
+}

@@ -26,7 +26,7 @@ pub mod schema;
 pub use bins::*;
 pub use child::*;
 pub use cluster::*;
-pub use disk::HangingDisk;
+pub use disk::{HangingDisk, Throttled};
 pub use kubelet::*;
 
 pub use netns::Net;
