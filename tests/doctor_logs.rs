@@ -732,3 +732,38 @@ fn a_slow_disk_under_the_wal() {
     drop(c);
     drop(disk);
 }
+
+/// A peer whose clock is 10 s behind (harness `SkewProxy`: node-1's advertised peer URL is a
+/// proxy that passes raft through and answers etcd's clock probe with a time 10 s ago): node-0,
+/// real etcd, measures the drift itself and logs it. Peers talk plain HTTP here so that the
+/// proxy can read the probe; clients keep mTLS. A warning only: exit 0.
+#[test]
+fn a_peer_whose_clock_is_behind() {
+    let mut c = builder(2).planned();
+    let proxy = SkewProxy::start(c.nodes[1].peer_port, Duration::from_secs(10));
+    let url = |port: u16| format!("http://127.0.0.1:{port}");
+    let advertised = [url(c.nodes[0].peer_port), url(proxy.port)];
+    let initial = format!("node-0={},node-1={}", advertised[0], advertised[1]);
+    for (i, n) in c.nodes.iter_mut().enumerate() {
+        let listen = url(n.peer_port);
+        n.flags.retain(|(k, _)| !k.starts_with("peer-"));
+        for (k, v) in n.flags.iter_mut() {
+            match k.as_str() {
+                "listen-peer-urls" => *v = listen.clone(),
+                "initial-advertise-peer-urls" => *v = advertised[i].clone(),
+                "initial-cluster" => *v = initial.clone(),
+                _ => {}
+            }
+        }
+    }
+    c.start_all();
+    let d = wait_finding(&log_of(&c, 0), "clock-drift", Duration::from_secs(30));
+    let e = evidence(&d, "clock-drift");
+    assert!(e.contains("prober found high clock drift") || e.contains("the clock difference against peer"), "{d:#}");
+    // Only node-0 dials node-1 through the proxy: node-1 sees node-0's true clock.
+    let (_, other) = doctor_logs(&["--log-file", s(&log_of(&c, 1))]);
+    assert!(!other["findings"].as_array().unwrap().iter().any(|f| f["id"] == "clock-drift"), "{other:#}");
+    assert_known_exit(&log_of(&c, 0), "clock-drift", "timedatectl", 0);
+    drop(c);
+    drop(proxy);
+}
