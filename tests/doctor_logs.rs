@@ -423,6 +423,19 @@ fn through_the_api_from_a_workstation() {
     assert!(!read.contains("etcd-node-0 -c etcd --previous"), "{all:#}");
     assert!(read.contains("etcd-node-1 -c etcd --previous"), "{all:#}");
 
+    // The checkup (no subcommand) of node-1 on a node that keeps no pod log: its pod's log
+    // through the API leads the verdict.
+    let empty = c.dir.path().join("no-pod-logs");
+    std::fs::create_dir_all(&empty).unwrap();
+    let manifest = c.nodes[i].manifest().to_str().unwrap().to_string();
+    let args = ["--manifest", &manifest, "--pod-log-dir", s(&empty), "-o", "json", "--kubeconfig", &kcs];
+    let o = run_plugin(DOCTOR, args.iter().map(|a| a.to_string()).collect());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    assert_eq!(o.status.code(), Some(1), "{v:#}\n{}", stderr(&o));
+    assert_eq!(v["member"], "node-1", "{v:#}");
+    assert_eq!(v["logs"]["read"][0], "pods/log kube-system/etcd-node-1 -c etcd --previous", "{v:#}");
+    assert!(v["verdict"].as_str().unwrap().starts_with("its log: --initial-cluster does not match"), "{v:#}");
+
     // RBAC without pods/log: exit 3, one line saying what to grant; --print-rbac grants it.
     kube.behaviour.forbid_log.store(true, std::sync::atomic::Ordering::SeqCst);
     let o = run_plugin(DOCTOR, at(&["logs", "node-1"]));
