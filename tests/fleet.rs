@@ -175,3 +175,47 @@ fn every_context_at_once_one_row_each_and_the_worst_exit_code() {
     );
     drop(dead);
 }
+
+/// `--context <TAB>` offers the kubeconfig's contexts (KUBECONFIG's list of files, or
+/// `--kubeconfig`), in its order, through the real completion entry points: the dispatcher's
+/// `__complete` (what the kubectl helpers and the shell scripts call) and a plugin's own. A
+/// prefix and a glob narrow them; health's list (`a,b`) goes on after the last comma.
+#[test]
+fn context_names_complete_from_the_kubeconfig() {
+    let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-").tempdir().unwrap();
+    let names = ["prod-eu", "staging", "prod-us"];
+    let files: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let f = dir.path().join(format!("{n}.kubeconfig"));
+            write_kubeconfig(&f, n, "http://127.0.0.1:1");
+            f
+        })
+        .collect();
+    let kubeconfig = std::env::join_paths(&files).unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let complete = |plugin: &str, words: &[&str]| {
+        let mut args = vec!["__complete"];
+        args.extend(words);
+        let o = run_plugin(plugin, &args, &env);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o)
+    };
+    // Every context, in the kubeconfig's order; no file names (4), that order kept (32), and in
+    // health's list no space after a name (2).
+    assert_eq!(complete("kubectl-etcd", &["health", "--context", ""]), "prod-eu\nstaging\nprod-us\n:38\n");
+    assert_eq!(complete("kubectl-etcd", &["learner", "status", "--context", ""]), "prod-eu\nstaging\nprod-us\n:36\n");
+    assert_eq!(complete("kubectl-etcd", &["health", "--context", "prod"]), "prod-eu\nprod-us\n:38\n");
+    assert_eq!(complete("kubectl-etcd", &["health", "--context=st"]), "--context=staging\n:38\n");
+    assert_eq!(complete("kubectl-etcd", &["health", "--context", "*-us"]), "prod-us\n:38\n");
+    assert_eq!(complete(HEALTH, &["--context", "prod-*"]), "prod-eu\nprod-us\n:38\n");
+    // After a comma: the others.
+    assert_eq!(complete(HEALTH, &["--context", "prod-eu,"]), "prod-eu,staging\nprod-eu,prod-us\n:38\n");
+    // --kubeconfig typed before names the file read.
+    let one = files[1].to_str().unwrap();
+    let o = run_plugin("kubectl-etcd", &["__complete", "defrag", "--kubeconfig", one, "--context", ""], &[]);
+    assert_eq!(stdout(&o), "staging\n:36\n");
+    // No kubeconfig: nothing offered, no file names.
+    let o = run_plugin(HEALTH, &["__complete", "--context", ""], &[]);
+    assert_eq!(stdout(&o), ":36\n", "{}", stderr(&o));
+}
