@@ -18,8 +18,8 @@ const SCALE: u64 = 1000;
 #[derive(Debug)]
 pub struct Bar {
     bar: ProgressBar,
-    /// Its number as the messages' bar.
-    id: u64,
+    /// Its number as the messages' bar, from its first draw on.
+    id: Option<u64>,
     color: bool,
     /// What the bar shows now: bytes, a percentage, or a line of text.
     shape: Option<Shape>,
@@ -45,11 +45,11 @@ impl Bar {
         Bar::with_target(ProgressDrawTarget::stderr_with_hz(10), super::color::stderr())
     }
 
-    /// A bar on `target`; it is the one the messages step around until it is finished.
+    /// A bar on `target`; from its first draw until it is finished, the one the messages step
+    /// around.
     fn with_target(target: ProgressDrawTarget, color: bool) -> Bar {
         let bar = ProgressBar::with_draw_target(Some(SCALE), target);
-        let id = messages::hold_bar(bar.clone());
-        Bar { bar, id, color, shape: None, notes: Vec::new() }
+        Bar { bar, id: None, color, shape: None, notes: Vec::new() }
     }
 
     fn shape(&mut self, shape: Shape) {
@@ -57,6 +57,9 @@ impl Bar {
             return;
         }
         self.shape = Some(shape);
+        if self.id.is_none() {
+            self.id = Some(messages::hold_bar(self.bar.clone()));
+        }
         // The filled part of the bar in green (`--color`).
         let bar = if self.color { format!("{{bar:{WIDTH}.green}}") } else { format!("{{bar:{WIDTH}}}") };
         let template = match shape {
@@ -103,7 +106,13 @@ impl Bar {
     /// Ends the bar: left on screen as it was last drawn, its line ended; the messages no
     /// longer step around it.
     pub fn finish(&self) {
-        messages::release_bar(self.id);
+        if let Some(id) = self.id {
+            messages::release_bar(id);
+        }
+        if self.shape.is_none() {
+            // Never drawn: nothing to leave on screen (indicatif would draw its default bar).
+            self.bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
         if !self.bar.is_finished() {
             self.bar.abandon();
         }
@@ -158,6 +167,17 @@ mod tests {
         assert!(!messages::holds_bar(), "released");
         drop(bar);
         assert_eq!(screen(&term), ["Promoted m4".to_string(), half]);
+    }
+
+    /// A bar that never had anything to show leaves nothing on screen (`learner remove`).
+    #[test]
+    fn a_bar_never_drawn_leaves_nothing() {
+        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let term = InMemoryTerm::new(10, 100);
+        let bar = Bar::with_target(ProgressDrawTarget::term_like(Box::new(term.clone())), false);
+        aside(|| term.write_line("removed m3").unwrap());
+        drop(bar);
+        assert_eq!(screen(&term), ["removed m3"]);
     }
 
     #[test]
