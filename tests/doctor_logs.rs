@@ -423,6 +423,19 @@ fn through_the_api_from_a_workstation() {
     assert!(!read.contains("etcd-node-0 -c etcd --previous"), "{all:#}");
     assert!(read.contains("etcd-node-1 -c etcd --previous"), "{all:#}");
 
+    // The checkup (no subcommand) of node-1 on a node that keeps no pod log: its pod's log
+    // through the API leads the verdict.
+    let empty = c.dir.path().join("no-pod-logs");
+    std::fs::create_dir_all(&empty).unwrap();
+    let manifest = c.nodes[i].manifest().to_str().unwrap().to_string();
+    let args = ["--manifest", &manifest, "--pod-log-dir", s(&empty), "-o", "json", "--kubeconfig", &kcs];
+    let o = run_plugin(DOCTOR, args.iter().map(|a| a.to_string()).collect());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    assert_eq!(o.status.code(), Some(1), "{v:#}\n{}", stderr(&o));
+    assert_eq!(v["member"], "node-1", "{v:#}");
+    assert_eq!(v["logs"]["read"][0], "pods/log kube-system/etcd-node-1 -c etcd --previous", "{v:#}");
+    assert!(v["verdict"].as_str().unwrap().starts_with("its log: --initial-cluster does not match"), "{v:#}");
+
     // RBAC without pods/log: exit 3, one line saying what to grant; --print-rbac grants it.
     kube.behaviour.forbid_log.store(true, std::sync::atomic::Ordering::SeqCst);
     let o = run_plugin(DOCTOR, at(&["logs", "node-1"]));
@@ -711,4 +724,59 @@ fn a_disk_that_stalls() {
     assert_eq!(bad, 0, "{d:#}");
     assert_known_exit(&log_of(&c, leader), "heartbeat-late", "kubectl etcd health -o wide", 0);
     drop(disk);
+}
+
+/// A slow disk under the member's WAL (harness `HangingDisk::throttle`: its writes to the disk
+/// throttled to 1 KiB a second): each write still lands at once in the page cache, but the
+/// WAL's fdatasync waits for the device, a 4 KiB page 4 s, over etcd's 1 s warning threshold. Warnings only:
+/// exit 0.
+#[test]
+fn a_slow_disk_under_the_wal() {
+    let disk = HangingDisk::new(1024);
+    let c = builder(1).node_flag(0, "wal-dir", disk.path().join("wal").to_str().unwrap()).start();
+    let throttled = disk.throttle(c.nodes[0].pid().unwrap(), 1024);
+    let put = c.etcdctl(&c.nodes[0].client_url(), &["put", "/slow", "v", "--command-timeout=30s"]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let d = wait_finding(&log_of(&c, 0), "slow-fdatasync", Duration::from_secs(30));
+    drop(throttled);
+    let e = evidence(&d, "slow-fdatasync");
+    assert!(e.contains("slow fdatasync") || e.contains("sync duration of"), "{d:#}");
+    assert_known_exit(&log_of(&c, 0), "slow-fdatasync", "kubectl etcd health -o wide", 0);
+    drop(c);
+    drop(disk);
+}
+
+/// A peer whose clock is 10 s behind (harness `SkewProxy`: node-1's advertised peer URL is a
+/// proxy that passes raft through and answers etcd's clock probe with a time 10 s ago): node-0,
+/// real etcd, measures the drift itself and logs it. Peers talk plain HTTP here so that the
+/// proxy can read the probe; clients keep mTLS. A warning only: exit 0.
+#[test]
+fn a_peer_whose_clock_is_behind() {
+    let mut c = builder(2).planned();
+    let proxy = SkewProxy::start(c.nodes[1].peer_port, Duration::from_secs(10));
+    let url = |port: u16| format!("http://127.0.0.1:{port}");
+    let advertised = [url(c.nodes[0].peer_port), url(proxy.port)];
+    let initial = format!("node-0={},node-1={}", advertised[0], advertised[1]);
+    for (i, n) in c.nodes.iter_mut().enumerate() {
+        let listen = url(n.peer_port);
+        n.flags.retain(|(k, _)| !k.starts_with("peer-"));
+        for (k, v) in n.flags.iter_mut() {
+            match k.as_str() {
+                "listen-peer-urls" => *v = listen.clone(),
+                "initial-advertise-peer-urls" => *v = advertised[i].clone(),
+                "initial-cluster" => *v = initial.clone(),
+                _ => {}
+            }
+        }
+    }
+    c.start_all();
+    let d = wait_finding(&log_of(&c, 0), "clock-drift", Duration::from_secs(30));
+    let e = evidence(&d, "clock-drift");
+    assert!(e.contains("prober found high clock drift") || e.contains("the clock difference against peer"), "{d:#}");
+    // Only node-0 dials node-1 through the proxy: node-1 sees node-0's true clock.
+    let (_, other) = doctor_logs(&["--log-file", s(&log_of(&c, 1))]);
+    assert!(!other["findings"].as_array().unwrap().iter().any(|f| f["id"] == "clock-drift"), "{other:#}");
+    assert_known_exit(&log_of(&c, 0), "clock-drift", "timedatectl", 0);
+    drop(c);
+    drop(proxy);
 }
