@@ -489,3 +489,38 @@ pub fn intercept(bin: &str, command: fn() -> Command) -> Option<std::process::Ex
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `--context` from a kubeconfig of three contexts (the lookup stands in for the file, which
+    /// the e2e test reads for real): by prefix, by glob, and after a comma where the command
+    /// takes several (`--all-contexts` beside it, as health has).
+    #[test]
+    fn context_values_come_from_the_kubeconfig() {
+        let lookup = |what: Dynamic, _: &Command, _: &[String]| match what {
+            Dynamic::Contexts => ["prod-eu", "staging", "prod-us"].map(|n| (n.to_string(), String::new())).to_vec(),
+            Dynamic::Members => Vec::new(),
+        };
+        let one = Command::new("x").arg(Arg::new("context").long("context").action(ArgAction::Set));
+        let several = one.clone().arg(Arg::new("all_contexts").long("all-contexts").action(ArgAction::SetTrue));
+        let names = |cmd: &Command, w: &[&str]| {
+            let c = complete_with(cmd, &words(w), &lookup);
+            (c.candidates.into_iter().map(|(v, _)| v).collect::<Vec<_>>(), c.directive)
+        };
+        let all = vec!["prod-eu".to_string(), "staging".into(), "prod-us".into()];
+        assert_eq!(names(&one, &["--context", ""]), (all, NO_FILES | KEEP_ORDER));
+        assert_eq!(names(&one, &["--context", "prod-*"]).0, ["prod-eu", "prod-us"]);
+        assert_eq!(names(&one, &["--context=s"]).0, ["--context=staging"]);
+        assert_eq!(names(&one, &["--context", "prod-eu,"]).0, Vec::<String>::new(), "one context only");
+        assert_eq!(
+            names(&several, &["--context", "prod-eu,"]),
+            (vec!["prod-eu,staging".to_string(), "prod-eu,prod-us".into()], NO_FILES | KEEP_ORDER | NO_SPACE)
+        );
+    }
+}
