@@ -1,7 +1,8 @@
 //! Everything the suite writes on stderr except a progress bar's own line: diagnostics, `-v`
 //! lines, warnings, errors, step-by-step progress and prompts. One place, so that every message
-//! steps around the progress bar on screen ([`aside`]: never appended to the bar's line) and each kind has one shape (`warning: …`, `error: …`). Results go to stdout
-//! through the printers' `emit`.
+//! steps around the progress bar on screen ([`aside`]: never appended to the bar's line) and
+//! each kind has one shape (`warning: …`, `error: …`). Results go to stdout through the
+//! printers' `emit`, which steps around the bar the same way.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
