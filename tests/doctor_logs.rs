@@ -236,6 +236,9 @@ fn a_member_removed_while_running() {
     wait_for("the removed member to stop", Duration::from_secs(30), || gone.try_wait().unwrap());
     let d = assert_known(&log_of(&c, 2), "member-removed", "kubectl etcd learner add");
     assert_eq!(finding(&d, "member-removed", "")["severity"], "critical");
+    // It stopped on its own, with no fatal line: the container says why.
+    let ended = d["containers"].as_array().unwrap().last().unwrap()["ended"].as_str().unwrap().to_string();
+    assert!(ended.starts_with("stopped on its own: this member was removed"), "{d:#}");
 
     // Started again on its old data dir, as a kubelet would: the others refuse its streams.
     c.spawn_unchecked(2);
@@ -343,18 +346,25 @@ fn a_clean_log_exits_0() {
     assert_eq!(d["findings"], serde_json::json!([]), "{d:#}\n--- the log:\n{text}");
     assert_eq!(d["kind"], "LogReport");
 
-    let mut child = plugin_command(DOCTOR, &["logs", "-", "-o", "json"], &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let o = child.wait_with_output().unwrap();
+    // One start, one container (etcd 3.4's plain `[WARNING] Deprecated …` line before its
+    // first line is no container of its own).
+    let containers = d["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1, "{d:#}");
+
+    let o = doctor_stdin(text.as_bytes());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["lines"], d["lines"], "{v:#}");
+    // The same log gzipped on stdin is read as the log.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    let o = doctor_stdin(&gz.finish().unwrap());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    assert_eq!((o.status.code(), &v["lines"]), (Some(0), &d["lines"]), "{v:#}");
+    // What journalctl prints where there is no etcd unit: no etcd log, exit 3.
+    let o = doctor_stdin(b"-- No entries --\n");
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("none of them etcd's"), "{}", stderr(&o));
 
     let o = plugin_command("kubectl-etcd", &["doctor", "logs", "--log-file", s(&log)], &[]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -362,6 +372,18 @@ fn a_clean_log_exits_0() {
     // `restore doctor` still answers.
     let o = run_plugin("kubectl-etcd-restore", &["doctor", "--help"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// `doctor logs - -o json` with `input` on stdin.
+fn doctor_stdin(input: &[u8]) -> Output {
+    let mut child = plugin_command(DOCTOR, &["logs", "-", "-o", "json"], &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// No pod log anywhere: exit 3, saying where it looked.
@@ -561,6 +583,18 @@ fn pod_logs_rotated_by_kubelet_are_all_read() {
     // Oldest first: the gzipped parts, the newest rotated part, the live file last.
     assert!(read[0].ends_with(".gz") && read.last().unwrap().ends_with("/0.log"), "{read:?}");
     assert_eq!(d["containers"].as_array().unwrap().len(), 1, "{d:#}");
+
+    // A gzipped part cut short (a disk filled during rotation): a warning naming it, and the
+    // rest of the log still read — the same finding, the same exit code.
+    let gz = dir.join(files.iter().find(|f| f.ends_with(".gz")).unwrap());
+    let len = std::fs::metadata(&gz).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&gz).unwrap().set_len(len / 2).unwrap();
+    let (o, d) = doctor_logs(&["node-0", "--pod-log-dir", s(&root)]);
+    assert_eq!(o.status.code(), Some(1), "{d:#}\n{}", stderr(&o));
+    let g = finding(&d, "tls-unknown-authority", "");
+    assert!(g["count"].as_u64().unwrap() >= 1, "{g:#}");
+    assert_eq!(d["unreadable"].as_array().map(Vec::len), Some(1), "{d:#}");
+    assert!(stderr(&o).contains(&format!("{}: read only in part", gz.display())), "{}", stderr(&o));
 }
 
 /// Waits for the child of node `i` to exit (etcd refusing to start).
@@ -699,7 +733,48 @@ fn the_leader_dies() {
     c.kill(leader);
     let d = wait_finding(&log_of(&c, follower), "leader-changes", Duration::from_secs(30));
     assert!(evidence(&d, "leader-changes").contains("lost leader"), "{d:#}");
-    assert_known(&log_of(&c, follower), "leader-changes", "kubectl etcd health");
+    // etcd 3.4's raft lines carry their own time (Go's logger: `raft2026/12/06 07:32:24 INFO:`).
+    assert!(finding(&d, "leader-changes", "")["first"].is_string(), "{d:#}");
+    let d = assert_known(&log_of(&c, follower), "leader-changes", "kubectl etcd health");
+    assert_eq!(d["containers"].as_array().unwrap().len(), 1, "{d:#}");
+}
+
+/// A client that does not trust etcd's serving certificate (its CA file is another CA's): it
+/// ends the handshake, and etcd logs only the client's alert.
+#[test]
+fn a_client_that_distrusts_the_server() {
+    let c = builder(1).flag("log-level", "info").start();
+    let foreign_dir = c.dir.path().join("foreign");
+    Pki::foreign(&foreign_dir);
+    let pki = c.nodes[0].pki_etcd();
+    let o = Command::new(&etcd().etcdctl)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", c.nodes[0].client_url()))
+        .arg(format!("--cacert={}", foreign_dir.join("ca.crt").display()))
+        .arg(format!("--cert={}", pki.join("healthcheck-client.crt").display()))
+        .arg(format!("--key={}", pki.join("healthcheck-client.key").display()))
+        .args(["--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "a client trusting another CA accepted etcd's certificate");
+    let d = wait_finding(&log_of(&c, 0), "tls-rejected-by-client", Duration::from_secs(15));
+    assert!(evidence(&d, "tls-rejected-by-client").contains("remote error: tls:"), "{d:#}");
+    assert_known(&log_of(&c, 0), "tls-rejected-by-client", "kubectl etcd learner certs");
+}
+
+/// A joiner (`--initial-cluster-state=existing`) whose --initial-cluster names a peer that does
+/// not answer: it cannot fetch the membership and exits.
+#[test]
+fn a_joiner_whose_peers_do_not_answer() {
+    let mut c = builder(1).start();
+    let i = c.new_node("node-1", true);
+    let ic = format!("node-0=https://127.0.0.1:{},node-1={}", free_port(), c.nodes[i].peer_url());
+    c.plan_joiner(i, &ic, &native_format());
+    c.spawn_node(i);
+    wait_exit(&mut c, i);
+    let d = assert_known(&log_of(&c, i), "join-unreachable", "kubectl etcd health");
+    let ended = d["containers"].as_array().unwrap().last().unwrap()["ended"].as_str().unwrap().to_string();
+    assert!(ended.starts_with("crashed: a joining member reached none of its peers"), "{d:#}");
 }
 
 /// A client whose certificate (from the cluster's own CA) has expired: etcd rejects the

@@ -138,6 +138,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(c.exit_code())
         }
         Some(Command::Logs(a)) => {
+            if let (Some(m), Some(f)) = (&a.member, &a.log_file) {
+                return Err(kubectl_etcd::Error::Usage(format!(
+                    "{m} and --log-file {} both name what to read: give one (a member's pod logs, or a file)",
+                    f.display()
+                )));
+            }
             let dash = a.member.as_deref() == Some("-");
             let member = a.member.clone().filter(|m| m != "-");
             let opts =

@@ -72,9 +72,25 @@ impl Print for LogReport {
                 }
             }
         }
+        if !view.no_headers && self.unknown_fatal_omitted > 0 {
+            s.push_str(&format!(
+                "… and {} more fatal line(s) not in the catalogue, of other texts (-o json counts them)\n",
+                self.unknown_fatal_omitted
+            ));
+        }
+        if !view.no_headers && !self.unreadable.is_empty() {
+            s.push_str("\nRead only in part:\n");
+            for u in &self.unreadable {
+                s.push_str(&format!("  {u}\n"));
+            }
+        }
         if !view.no_headers && !self.containers.is_empty() {
             s.push_str("\nContainers:\n");
+            if self.containers_omitted > 0 {
+                s.push_str(&format!("  … {} older container start(s) not listed\n", self.containers_omitted));
+            }
             for (i, c) in self.containers.iter().enumerate() {
+                let i = i as u64 + self.containers_omitted;
                 s.push_str(&format!(
                     "  #{i} {} .. {} ({} lines): {}\n",
                     c.started.clone().unwrap_or_else(|| "?".into()),

@@ -112,6 +112,9 @@ pub struct Signature {
     pub matchers: Vec<Matcher>,
     /// Where the message comes from: etcd source lines or documentation.
     pub source: Vec<String>,
+    /// etcd stops on its own after this line (no fatal line follows): how its container ended.
+    #[serde(default)]
+    pub stops: bool,
 }
 
 impl Signature {

@@ -28,6 +28,9 @@ pub const POD_LOG_DIR: &str = "/var/log/pods";
 pub const FILES_MAX: usize = 1000;
 /// At most this many distinct uncatalogued fatal lines are kept as findings.
 const UNKNOWN_MAX: usize = 20;
+/// At most this many container starts are kept (the newest); a crash loop of weeks logs
+/// hundreds of thousands.
+const CONTAINERS_MAX: usize = 200;
 /// The evidence line is cut to this many bytes.
 const EVIDENCE_MAX: usize = 2048;
 
@@ -114,8 +117,22 @@ pub struct LogReport {
     pub formats: BTreeMap<String, u64>,
     /// The findings, the worst first.
     pub findings: Vec<Finding>,
-    /// Every container start, oldest first.
+    /// Every container start, oldest first (the newest 200 when there were more).
     pub containers: Vec<Container>,
+    /// Older container starts not listed (beyond 200).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub containers_omitted: u64,
+    /// Fatal lines not in the catalogue beyond 20 distinct ones, not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unknown_fatal_omitted: u64,
+    /// Files or rotated parts that could not be read to their end, and why (what was read of
+    /// them counts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl LogReport {
@@ -137,8 +154,13 @@ struct Current {
     started: Option<i128>,
     last: Option<i128>,
     lines: u64,
+    /// Lines etcd wrote (zap or capnslog), not a runtime's or wrapper's lines before its start.
+    etcd_lines: u64,
     fatal: Option<(String, String)>,
     signal: bool,
+    /// The last finding it logged after which etcd stops on its own (removed from the
+    /// cluster): what, and the line.
+    stopped: Option<(String, String)>,
 }
 
 /// Reads records one at a time and groups them.
@@ -151,7 +173,13 @@ pub struct Analyzer {
     findings: Vec<Finding>,
     unknown: usize,
     containers: Vec<Container>,
+    /// Containers not kept (the oldest, beyond [`CONTAINERS_MAX`]).
+    containers_omitted: u64,
+    /// Fatal lines not in the catalogue beyond [`UNKNOWN_MAX`] distinct ones.
+    unknown_omitted: u64,
     current: Option<Current>,
+    /// Files (or parts) that could not be read to their end, and why.
+    unreadable: Vec<String>,
 }
 
 /// A start of etcd, as its first line at info level says it (etcdmain's `Running: ` with the
@@ -213,6 +241,10 @@ impl Analyzer {
         let (ended, evidence) = match (c.fatal, c.signal) {
             (Some((what, line)), _) => (format!("crashed: {what}"), Some(line)),
             (None, true) => ("stopped by a signal (a clean shutdown)".to_string(), None),
+            (None, false) if c.stopped.is_some() => {
+                let (what, line) = c.stopped.unwrap_or_default();
+                (format!("stopped on its own: {what}"), Some(line))
+            }
             (None, false) if last => ("running, or ended without a word (the last container)".to_string(), None),
             (None, false) => ("ended without a fatal line (killed, or stopped before it logged why)".to_string(), None),
         };
@@ -224,6 +256,10 @@ impl Analyzer {
             ended,
             evidence,
         });
+        if self.containers.len() > CONTAINERS_MAX {
+            self.containers.remove(0);
+            self.containers_omitted += 1;
+        }
     }
 
     /// Takes one whole line (unwrapped from CRI or journald).
@@ -243,7 +279,7 @@ impl Analyzer {
                 if self.admit(q.format, q.time, is_start(q.format, q.msg), is_signal_stop(q.msg)) {
                     if let Some(s) = sig {
                         let line = text.trim_end_matches(['\r', '\n']);
-                        self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, q.time, line);
+                        self.found(s, q.time, line);
                     }
                 }
                 return;
@@ -274,12 +310,14 @@ impl Analyzer {
             }
         }
         match sig {
-            Some(s) => self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, r.time, &r.text),
+            Some(s) => self.found(s, r.time, &r.text),
             None if fatal => {
                 let what = cut(&format!("etcd exited: {}", r.msg), 200);
-                if self.findings.iter().any(|f| f.id == "unknown-fatal" && f.what == what) || self.unknown < UNKNOWN_MAX
-                {
-                    if !self.findings.iter().any(|f| f.id == "unknown-fatal" && f.what == what) {
+                let known = self.findings.iter().any(|f| f.id == "unknown-fatal" && f.what == what);
+                if !known && self.unknown >= UNKNOWN_MAX {
+                    self.unknown_omitted += 1;
+                } else {
+                    if !known {
                         self.unknown += 1;
                     }
                     self.note(
@@ -306,7 +344,9 @@ impl Analyzer {
                 return false;
             }
         }
-        if start && self.current.as_ref().is_some_and(|c| c.lines > 0) {
+        // A start begins another container unless the current one holds no line of etcd's
+        // yet (etcd 3.4 prints a plain `[WARNING] Deprecated …` line before its first).
+        if start && self.current.as_ref().is_some_and(|c| c.etcd_lines > 0) {
             let source = self.current.as_ref().and_then(|c| c.source.last().cloned()).unwrap_or_default();
             self.start_container(&source);
         }
@@ -317,6 +357,9 @@ impl Analyzer {
         self.formats[format as usize] += 1;
         if let Some(c) = self.current.as_mut() {
             c.lines += 1;
+            if format != Format::Raw {
+                c.etcd_lines += 1;
+            }
             if c.started.is_none() {
                 c.started = time;
             }
@@ -326,6 +369,17 @@ impl Analyzer {
             c.signal |= signal;
         }
         true
+    }
+
+    /// A line of catalogue entry `s`: noted, and remembered as why the container stopped when
+    /// etcd stops on its own after it.
+    fn found(&mut self, s: &catalogue::Signature, t: Option<i128>, line: &str) {
+        self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, t, line);
+        if s.stops {
+            if let Some(c) = self.current.as_mut() {
+                c.stopped = Some((s.what.clone(), cut(line, EVIDENCE_MAX)));
+            }
+        }
     }
 
     /// Counts one more line of finding `id`/`what`; `line` is its evidence when it is the
@@ -381,7 +435,30 @@ impl Analyzer {
             .filter(|(_, n)| *n > 0)
             .map(|(f, n)| (f.key().to_string(), n))
             .collect();
-        LogReport { read, lines: self.lines, formats, findings, containers: self.containers }
+        LogReport {
+            read,
+            lines: self.lines,
+            formats,
+            findings,
+            containers: self.containers,
+            containers_omitted: self.containers_omitted,
+            unknown_fatal_omitted: self.unknown_omitted,
+            unreadable: self.unreadable,
+        }
+    }
+
+    /// Reads one file or part to its end; a part that cannot be opened or read to its end (a
+    /// damaged rotated `.gz`, say) is noted as unreadable, with a warning, and what was read of
+    /// it counts: one bad part never hides the others.
+    pub fn read_part(&mut self, name: &str, r: Result<Box<dyn Read + '_>>) {
+        let err = match r {
+            Ok(r) => self.read(r).err().map(|e| e.to_string()),
+            Err(e) => Some(e.report()),
+        };
+        if let Some(e) = err {
+            crate::base::messages::warning(&format!("{name}: read only in part ({e}); the rest of the log is read"));
+            self.unreadable.push(format!("{name}: {e}"));
+        }
     }
 
     /// Reads a whole stream, line by line (each at most [`LINE_MAX`] bytes kept).
@@ -436,7 +513,7 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 }
 
 /// Opens a log file, gunzipping a `.gz` one.
-fn open(path: &Path) -> Result<Box<dyn Read>> {
+fn open(path: &Path) -> Result<Box<dyn Read + 'static>> {
     let f = std::fs::File::open(path).map_err(|source| Error::ReadFile {
         what: "log file",
         path: path.to_path_buf(),
@@ -448,11 +525,8 @@ fn open(path: &Path) -> Result<Box<dyn Read>> {
             return Err(Error::Usage(format!("{} is {kind}, not a log file", path.display())));
         }
     }
-    if path.extension().is_some_and(|e| e == "gz") {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f))))
-    } else {
-        Ok(Box::new(f))
-    }
+    // gzip by its magic bytes: a rotated `.gz` part, or a file gzipped under another name.
+    Ok(gunzip_if_gzip(Box::new(f)))
 }
 
 /// One container's files in the order they were written: rotated parts by their stamp, then
@@ -559,21 +633,22 @@ pub fn pod_log_pattern(dir: &Path, opts: &Options) -> String {
     format!("{}/{}_etcd-{member}_*/etcd/*.log", dir.display(), opts.namespace)
 }
 
-/// Reads the log and returns the report; [`Error::NoLog`] when there is none.
+/// Reads the log and returns the report; [`Error::NoLog`] when there is none, or when what was
+/// read holds no line of etcd's (an empty file, `-- No entries --`, another program's log).
 pub fn examine(input: &Input, opts: &Options) -> Result<LogReport> {
     let mut a = Analyzer::new(opts.since);
     let mut read = Vec::new();
     match input {
         Input::Stdin => {
             a.start_container("stdin");
-            a.read(std::io::stdin().lock()).map_err(|source| Error::Io { action: "read stdin".into(), source })?;
+            a.read_part("stdin", Ok(gunzip_if_gzip(Box::new(std::io::stdin().lock()))));
             read.push("stdin".into());
         }
         Input::File(p) => {
-            a.start_container(&p.display().to_string());
-            let r = open(p)?;
-            a.read(r).map_err(|source| Error::Io { action: format!("read {}", p.display()), source })?;
-            read.push(p.display().to_string());
+            let name = p.display().to_string();
+            a.start_container(&name);
+            a.read_part(&name, Ok(open(p)?));
+            read.push(name);
         }
         Input::PodLogDir(dir) => {
             let dirs = container_dirs(dir, opts)?;
@@ -597,8 +672,7 @@ pub fn examine(input: &Input, opts: &Options) -> Result<LogReport> {
                         } else {
                             a.add_source(&name);
                         }
-                        let rd = open(f)?;
-                        a.read(rd).map_err(|source| Error::Io { action: format!("read {name}"), source })?;
+                        a.read_part(&name, open(f));
                         read.push(name);
                     }
                 }
@@ -612,7 +686,26 @@ pub fn examine(input: &Input, opts: &Options) -> Result<LogReport> {
             }
         }
     }
-    Ok(a.finish(read))
+    let report = a.finish(read);
+    let etcd_lines: u64 = report.formats.iter().filter(|(k, _)| k.as_str() != "raw").map(|(_, n)| n).sum();
+    if etcd_lines == 0 && report.findings.is_empty() {
+        let since =
+            opts.since.map(|d| format!(" of the last {}", crate::base::units::format_duration(d))).unwrap_or_default();
+        let mut tried: Vec<String> =
+            report.read.iter().map(|r| format!("{r} ({} line(s){since}, none of them etcd's)", report.lines)).collect();
+        tried.extend(report.unreadable.iter().cloned());
+        return Err(Error::NoLog { tried });
+    }
+    Ok(report)
+}
+
+/// Decompresses a stream that starts with gzip's magic bytes (a `.gz` piped to stdin).
+fn gunzip_if_gzip(r: Box<dyn Read + '_>) -> Box<dyn Read + '_> {
+    let mut r = BufReader::new(r);
+    match r.fill_buf() {
+        Ok(head) if head.starts_with(&[0x1f, 0x8b]) => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        _ => Box::new(r),
+    }
 }
 
 #[cfg(test)]

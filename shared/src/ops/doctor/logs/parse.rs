@@ -203,11 +203,31 @@ pub fn quick(outer: Option<i128>, text: &str) -> Option<Quick<'_>> {
     let t = text.trim_end_matches(['\r', '\n']);
     if !t.starts_with('{') {
         let (time, level, msg) = split_capnslog(t)?;
-        return Some(Quick { format: Format::Text, time: time.or(outer), level, msg });
+        // capnslog writes local time without a zone: the frame's time (UTC) is better.
+        return Some(Quick { format: Format::Text, time: outer.or(time), level, msg });
     }
     if !t.ends_with('}') {
         return None;
     }
+    let q = zap_head(t, outer)?;
+    (q.rest.starts_with(',') || q.rest == "}").then_some(Quick {
+        format: Format::Zap,
+        time: q.time,
+        level: q.level,
+        msg: q.msg,
+    })
+}
+
+/// The head zap writes first (`{"level":"…","ts":"…"|<number>,["caller":"…",]"msg":"…"`, no
+/// escape in level or message), and what follows it.
+struct ZapHead<'a> {
+    time: Option<i128>,
+    level: &'a str,
+    msg: &'a str,
+    rest: &'a str,
+}
+
+fn zap_head(t: &str, outer: Option<i128>) -> Option<ZapHead<'_>> {
     let rest = t.strip_prefix(r#"{"level":""#)?;
     let (level, rest) = plain_string(rest)?;
     let rest = rest.strip_prefix(r#","ts":"#)?;
@@ -228,10 +248,7 @@ pub fn quick(outer: Option<i128>, text: &str) -> Option<Quick<'_>> {
     };
     let rest = rest.strip_prefix(r#","msg":""#)?;
     let (msg, rest) = plain_string(rest)?;
-    if !(rest.starts_with(',') || rest == "}") {
-        return None;
-    }
-    Some(Quick { format: Format::Zap, time: time.or(outer), level, msg })
+    Some(ZapHead { time: time.or(outer), level, msg, rest })
 }
 
 /// A JSON string's body up to its closing quote (the opening one already read), when it holds
@@ -264,10 +281,22 @@ pub fn parse(outer: Option<i128>, text: &str) -> Record {
             }
         }
     }
+    // A zap line cut short (at LINE_MAX, or a CRI fragment never finished): its head still
+    // says its level, time and message.
+    if let Some(q) = zap_head(trimmed, outer) {
+        return Record {
+            format: Format::Zap,
+            time: q.time,
+            level: Some(q.level.to_lowercase()),
+            msg: q.msg.to_string(),
+            fields: Map::new(),
+            text: trimmed.to_string(),
+        };
+    }
     if let Some((t, level, msg)) = split_capnslog(trimmed) {
         return Record {
             format: Format::Text,
-            time: t.or(outer),
+            time: outer.or(t),
             level: Some(level.into()),
             msg: msg.to_string(),
             fields: Map::new(),
@@ -284,8 +313,13 @@ pub fn parse(outer: Option<i128>, text: &str) -> Record {
     }
 }
 
-/// `2026-12-05 20:51:24.496976 W | rafthttp: text` → (time, level, `text`).
+/// `2026-12-05 20:51:24.496976 W | rafthttp: text` → (time, level, `text`); also etcd 3.4's
+/// raft lines, which go through Go's standard logger with the prefix `raft`:
+/// `raft2026/12/06 07:32:24 INFO: raft.node: … lost leader …`.
 fn split_capnslog(line: &str) -> Option<(Option<i128>, &'static str, &str)> {
+    if let Some(r) = line.strip_prefix("raft") {
+        return split_raft_std(r);
+    }
     let b = line.as_bytes();
     if b.len() < 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
         return None;
@@ -309,6 +343,26 @@ fn split_capnslog(line: &str) -> Option<(Option<i128>, &'static str, &str)> {
         }
     }
     Some((parse_time(&ts.replacen(' ', "T", 1)), level, msg))
+}
+
+/// `2026/12/06 07:32:24 INFO: text` (after the `raft` prefix) → (time, level, text).
+fn split_raft_std(r: &str) -> Option<(Option<i128>, &'static str, &str)> {
+    let b = r.as_bytes();
+    if b.len() < 21 || b[4] != b'/' || b[7] != b'/' || b[10] != b' ' || b[13] != b':' || b[19] != b' ' {
+        return None;
+    }
+    let (word, msg) = r[20..].split_once(": ")?;
+    let level = match word {
+        "PANIC" => "panic",
+        "FATAL" => "fatal",
+        "ERROR" => "error",
+        "WARN" => "warn",
+        "INFO" => "info",
+        "DEBUG" => "debug",
+        _ => return None,
+    };
+    let ts = format!("{}-{}-{}T{}", &r[0..4], &r[5..7], &r[8..10], &r[11..19]);
+    Some((parse_time(&ts), level, msg))
 }
 
 /// Nanoseconds since the epoch of `YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±HH:MM|±HHMM]` (no zone:
@@ -445,6 +499,27 @@ mod tests {
         assert_eq!(quick_ones, 8);
         assert!(quick(None, LINES[2]).is_some_and(|q| q.msg == "failed to get version"));
         assert!(quick(None, LINES[5]).is_none() && quick(None, LINES[6]).is_none() && quick(None, LINES[7]).is_none());
+    }
+
+    #[test]
+    fn cut_zap_lines_raft_lines_and_local_times() {
+        // Cut after its message: still zap, its level and time kept (a fatal stays fatal).
+        let cut = r#"{"level":"fatal","ts":"2026-12-06T06:41:53.864Z","caller":"x.go:1","msg":"discovery failed","error":"cannot fe"#;
+        let r = parse(None, cut);
+        assert_eq!((r.format, r.level.as_deref(), r.msg.as_str()), (Format::Zap, Some("fatal"), "discovery failed"));
+        assert!(r.is_fatal() && r.time == parse_time("2026-12-06T06:41:53.864Z"));
+        // etcd 3.4's raft lines (Go's standard logger, prefix `raft`).
+        let raft = "raft2026/12/06 07:32:24 INFO: raft.node: 8e9e05c52164694d lost leader 91bc3c398fb3c146 at term 3";
+        let r = parse(None, raft);
+        assert_eq!((r.format, r.level.as_deref()), (Format::Text, Some("info")));
+        assert_eq!(r.msg, "raft.node: 8e9e05c52164694d lost leader 91bc3c398fb3c146 at term 3");
+        assert_eq!(r.time, parse_time("2026-12-06T07:32:24Z"));
+        // capnslog's zoneless local time yields to the frame's UTC time.
+        let text = "2026-12-06 02:32:24.000001 C | etcdmain: cannot fetch cluster info";
+        let utc = parse_time("2026-12-06T07:32:24.000002Z");
+        assert_eq!(parse(utc, text).time, utc);
+        assert_eq!(quick(utc, text).unwrap().time, utc);
+        assert_eq!(parse(None, text).time, parse_time("2026-12-06T02:32:24.000001Z"));
     }
 
     #[test]
