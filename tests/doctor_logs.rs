@@ -96,6 +96,10 @@ fn assert_known_exit(log: &Path, id: &str, next: &str, code: i32) -> Value {
 fn wait_finding(log: &Path, id: &str, timeout: Duration) -> Value {
     wait_for(&format!("{id} in {}", log.display()), timeout, || {
         let (_, d) = doctor_logs(&["--log-file", s(log)]);
+        eprintln!(
+            "TMPDEBUG {id}: {:?}",
+            d["findings"].as_array().unwrap().iter().map(|f| f["id"].to_string()).collect::<Vec<_>>()
+        );
         d["findings"].as_array().unwrap().iter().any(|f| f["id"] == id).then_some(d)
     })
 }
@@ -223,6 +227,17 @@ fn a_member_removed_while_running() {
     wait_for("the removed member to stop", Duration::from_secs(30), || gone.try_wait().unwrap());
     let d = assert_known(&log_of(&c, 2), "member-removed", "kubectl etcd learner add");
     assert_eq!(finding(&d, "member-removed", "")["severity"], "critical");
+
+    // Started again on its old data dir, as a kubelet would: the others refuse its streams.
+    c.spawn_unchecked(2);
+    let d = wait_for("a member to refuse the removed one", Duration::from_secs(30), || {
+        (0..2).find_map(|i| {
+            let (_, d) = doctor_logs(&["--log-file", s(&log_of(&c, i))]);
+            d["findings"].as_array().unwrap().iter().any(|f| f["id"] == "removed-peer-running").then_some(d)
+        })
+    });
+    assert!(evidence(&d, "removed-peer-running").contains("removed"), "{d:#}");
+    assert!(finding(&d, "removed-peer-running", "")["next"].as_str().unwrap().contains("restore doctor"), "{d:#}");
 }
 
 /// A tiny quota filled: NOSPACE, and the one command that recovers.
@@ -267,6 +282,9 @@ fn a_stopped_peer() {
     let follower = (leader + 1) % 3;
     c.kill(follower);
     let d = wait_finding(&log_of(&c, leader), "peer-unreachable", Duration::from_secs(30));
+    // The raft stream to it went first.
+    let lost = wait_finding(&log_of(&c, leader), "peer-stream-lost", Duration::from_secs(30));
+    assert!(evidence(&lost, "peer-stream-lost").contains("streaming connection"), "{lost:#}");
     let f = finding(&d, "peer-unreachable", "");
     assert!(f["next"].as_str().unwrap().contains("kubectl etcd health"), "{f:#}");
     assert_known(&log_of(&c, leader), "peer-unreachable", "kubectl etcd health");
@@ -422,6 +440,19 @@ fn through_the_api_from_a_workstation() {
     assert!(read.contains("\"pods/log kube-system/etcd-node-0 -c etcd\""), "{all:#}");
     assert!(!read.contains("etcd-node-0 -c etcd --previous"), "{all:#}");
     assert!(read.contains("etcd-node-1 -c etcd --previous"), "{all:#}");
+
+    // The checkup (no subcommand) of node-1 on a node that keeps no pod log: its pod's log
+    // through the API leads the verdict.
+    let empty = c.dir.path().join("no-pod-logs");
+    std::fs::create_dir_all(&empty).unwrap();
+    let manifest = c.nodes[i].manifest().to_str().unwrap().to_string();
+    let args = ["--manifest", &manifest, "--pod-log-dir", s(&empty), "-o", "json", "--kubeconfig", &kcs];
+    let o = run_plugin(DOCTOR, args.iter().map(|a| a.to_string()).collect());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    assert_eq!(o.status.code(), Some(1), "{v:#}\n{}", stderr(&o));
+    assert_eq!(v["member"], "node-1", "{v:#}");
+    assert_eq!(v["logs"]["read"][0], "pods/log kube-system/etcd-node-1 -c etcd --previous", "{v:#}");
+    assert!(v["verdict"].as_str().unwrap().starts_with("its log: --initial-cluster does not match"), "{v:#}");
 
     // RBAC without pods/log: exit 3, one line saying what to grant; --print-rbac grants it.
     kube.behaviour.forbid_log.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -619,17 +650,47 @@ async fn a_missing_snap_db() {
 
 /// etcdctl with the client pair `cert`/`key` against node 0 (expected to fail).
 fn etcdctl_with(c: &Cluster, cert: &Path, key: &Path) {
+    let pair = [format!("--cert={}", cert.display()), format!("--key={}", key.display())];
+    etcdctl_refused(c, &pair);
+}
+
+/// `etcdctl endpoint health` against node-0 with the cluster's CA and `client` (its
+/// certificate flags), which etcd must refuse.
+fn etcdctl_refused(c: &Cluster, client: &[String]) {
     let pki = c.nodes[0].pki_etcd();
     let o = Command::new(&etcd().etcdctl)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", c.nodes[0].client_url()))
         .arg(format!("--cacert={}", pki.join("ca.crt").display()))
-        .arg(format!("--cert={}", cert.display()))
-        .arg(format!("--key={}", key.display()))
+        .args(client)
         .args(["--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health"])
         .output()
         .unwrap();
-    assert!(!o.status.success(), "the client certificate was accepted");
+    assert!(!o.status.success(), "the client was accepted: {client:?}");
+}
+
+/// A client with no certificate at all (it trusts the server's CA) against etcd's
+/// `--client-cert-auth`: etcd refuses the handshake and logs it.
+#[test]
+fn a_client_without_a_certificate() {
+    let c = builder(1).flag("log-level", "info").start();
+    etcdctl_refused(&c, &[]);
+    let d = wait_finding(&log_of(&c, 0), "tls-no-client-cert", Duration::from_secs(15));
+    assert!(evidence(&d, "tls-no-client-cert").contains("didn't provide a certificate"), "{d:#}");
+    assert_known(&log_of(&c, 0), "tls-no-client-cert", "client certificate");
+}
+
+/// The leader killed: each follower loses it and the two elect another (raft's own lines at
+/// info, kubeadm's level).
+#[test]
+fn the_leader_dies() {
+    let mut c = builder(3).flag("log-level", "info").start();
+    let leader = c.leader();
+    let follower = (leader + 1) % 3;
+    c.kill(leader);
+    let d = wait_finding(&log_of(&c, follower), "leader-changes", Duration::from_secs(30));
+    assert!(evidence(&d, "leader-changes").contains("lost leader"), "{d:#}");
+    assert_known(&log_of(&c, follower), "leader-changes", "kubectl etcd health");
 }
 
 /// A client whose certificate (from the cluster's own CA) has expired: etcd rejects the
@@ -711,4 +772,65 @@ fn a_disk_that_stalls() {
     assert_eq!(bad, 0, "{d:#}");
     assert_known_exit(&log_of(&c, leader), "heartbeat-late", "kubectl etcd health -o wide", 0);
     drop(disk);
+}
+
+/// A slow disk under the member's data dir (harness `HangingDisk::throttle`: its writes to the
+/// disk throttled to 1 KiB a second): each write still lands at once in the page cache, but
+/// every fdatasync waits for the device, a 4 KiB page 4 s, over etcd's 1 s warning threshold —
+/// the WAL's (`slow fdatasync`) and the database's commits, which hold back the applies queued
+/// behind them (`apply request took too long`, over 100 ms). Warnings only: exit 0.
+#[test]
+fn a_slow_disk() {
+    let disk = HangingDisk::new(1024);
+    let data = disk.path().join("data");
+    let c = builder(1).node_flag(0, "data-dir", data.to_str().unwrap()).start();
+    let throttled = disk.throttle(c.nodes[0].pid().unwrap(), 1024);
+    for k in 0..3 {
+        c.etcdctl(&c.nodes[0].client_url(), &["put", &format!("/slow/{k}"), "v", "--command-timeout=30s"]);
+    }
+    wait_finding(&log_of(&c, 0), "apply-too-long", Duration::from_secs(30));
+    let d = wait_finding(&log_of(&c, 0), "slow-fdatasync", Duration::from_secs(30));
+    drop(throttled);
+    let e = evidence(&d, "slow-fdatasync");
+    assert!(e.contains("slow fdatasync") || e.contains("sync duration of"), "{d:#}");
+    assert!(evidence(&d, "apply-too-long").contains("took too long"), "{d:#}");
+    assert_known_exit(&log_of(&c, 0), "apply-too-long", "kubectl etcd defrag", 0);
+    assert_known_exit(&log_of(&c, 0), "slow-fdatasync", "kubectl etcd health -o wide", 0);
+    drop(c);
+    drop(disk);
+}
+
+/// A peer whose clock is 10 s behind (harness `SkewProxy`: node-1's advertised peer URL is a
+/// proxy that passes raft through and answers etcd's clock probe with a time 10 s ago): node-0,
+/// real etcd, measures the drift itself and logs it. Peers talk plain HTTP here so that the
+/// proxy can read the probe; clients keep mTLS. A warning only: exit 0.
+#[test]
+fn a_peer_whose_clock_is_behind() {
+    let mut c = builder(2).planned();
+    let proxy = SkewProxy::start(c.nodes[1].peer_port, Duration::from_secs(10));
+    let url = |port: u16| format!("http://127.0.0.1:{port}");
+    let advertised = [url(c.nodes[0].peer_port), url(proxy.port)];
+    let initial = format!("node-0={},node-1={}", advertised[0], advertised[1]);
+    for (i, n) in c.nodes.iter_mut().enumerate() {
+        let listen = url(n.peer_port);
+        n.flags.retain(|(k, _)| !k.starts_with("peer-"));
+        for (k, v) in n.flags.iter_mut() {
+            match k.as_str() {
+                "listen-peer-urls" => *v = listen.clone(),
+                "initial-advertise-peer-urls" => *v = advertised[i].clone(),
+                "initial-cluster" => *v = initial.clone(),
+                _ => {}
+            }
+        }
+    }
+    c.start_all();
+    let d = wait_finding(&log_of(&c, 0), "clock-drift", Duration::from_secs(30));
+    let e = evidence(&d, "clock-drift");
+    assert!(e.contains("prober found high clock drift") || e.contains("the clock difference against peer"), "{d:#}");
+    // Only node-0 dials node-1 through the proxy: node-1 sees node-0's true clock.
+    let (_, other) = doctor_logs(&["--log-file", s(&log_of(&c, 1))]);
+    assert!(!other["findings"].as_array().unwrap().iter().any(|f| f["id"] == "clock-drift"), "{other:#}");
+    assert_known_exit(&log_of(&c, 0), "clock-drift", "timedatectl", 0);
+    drop(c);
+    drop(proxy);
 }

@@ -22,17 +22,19 @@ pub mod pki;
 pub mod process;
 pub mod s3;
 pub mod schema;
+pub mod skew;
 
 pub use bins::*;
 pub use child::*;
 pub use cluster::*;
-pub use disk::HangingDisk;
+pub use disk::{HangingDisk, Throttled};
 pub use kubelet::*;
 
 pub use netns::Net;
 pub use pki::Pki;
 pub use process::*;
 pub use s3::S3;
+pub use skew::SkewProxy;
 
 /// What the health report's `disk` check must say given the figures in the same report: `warn`
 /// naming each member whose WAL fsync p99 exceeds 10 ms (or backend commit p99 25 ms) over at

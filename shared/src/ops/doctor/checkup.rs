@@ -1,5 +1,6 @@
 //! `kubectl etcd doctor` with no subcommand, on a control-plane node: this node's member as its
-//! log says it ([`super::logs`], the pod logs of the manifest's `--name`) and as its data dir
+//! log says it ([`super::logs`], the pod logs of the manifest's `--name`, or its pod's log
+//! through the Kubernetes API when the node keeps none) and as its data dir
 //! says it ([`super::examine`], which asks the live cluster when it answers), in one verdict
 //! with the evidence and the next command.
 
@@ -9,7 +10,7 @@ use serde::Serialize;
 
 use super::logs::{self, catalogue::Severity, Input, LogReport, Options};
 use super::{Diagnosis, Verdict};
-use crate::error::{ExitCode, Result};
+use crate::error::{Error, ExitCode, Result};
 use crate::reach::discovery::settings::Settings;
 use crate::reach::discovery::Manifest;
 
@@ -45,6 +46,25 @@ impl Checkup {
     }
 }
 
+/// The member's log: its pod logs under `pod_log_dir` when the node keeps any, else its pod's
+/// log through the Kubernetes API (`pods/log`, while the API server is up). The report, or
+/// why there is none.
+async fn read_logs(settings: &Settings, pod_log_dir: PathBuf, opts: Options) -> (Option<LogReport>, Option<String>) {
+    let read = if logs::has_pod_logs(&pod_log_dir, &opts) {
+        let input = Input::PodLogDir(pod_log_dir);
+        tokio::task::spawn_blocking(move || logs::examine(&input, &opts))
+            .await
+            .unwrap_or_else(|e| Err(Error::from_join(e)))
+    } else {
+        let local = format!("{} (none on this machine)", logs::pod_log_pattern(&pod_log_dir, &opts));
+        logs::api::examine(settings, &opts, &local).await
+    };
+    match read {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e.report())),
+    }
+}
+
 /// Reads the node's member: the manifest (for its name and data dir), its pod logs under
 /// `pod_log_dir`, its data dir.
 pub async fn examine(settings: &Settings, pod_log_dir: PathBuf, since: Option<std::time::Duration>) -> Result<Checkup> {
@@ -53,12 +73,7 @@ pub async fn examine(settings: &Settings, pod_log_dir: PathBuf, since: Option<st
     let manifest = manifest_path.as_deref().map(Manifest::load).transpose()?;
     let member = manifest.as_ref().and_then(|m| m.flag("name").map(String::from));
     let opts = Options { member: member.clone(), namespace: settings.namespace.clone(), since, previous: false };
-    let input = Input::PodLogDir(pod_log_dir);
-    let (logs, logs_error) = match tokio::task::spawn_blocking(move || logs::examine(&input, &opts)).await {
-        Ok(Ok(r)) => (Some(r), None),
-        Ok(Err(e)) => (None, Some(e.report())),
-        Err(e) => (None, Some(e.to_string())),
-    };
+    let (logs, logs_error) = read_logs(settings, pod_log_dir, opts).await;
     let (data_dir, data_dir_error) = match super::examine(settings, None, None).await {
         Ok(d) => (Some(d), None),
         Err(e) => (None, Some(e.report())),

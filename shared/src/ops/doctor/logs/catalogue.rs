@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::parse::{Format, Record};
+use super::parse::{Format, Quick, Record};
 
 /// The catalogue file, compiled in.
 pub const DATA: &str = include_str!("../../../../data/etcd-log-signatures.json");
@@ -138,6 +138,70 @@ pub fn signatures() -> &'static [Signature] {
     })
 }
 
+/// Whether a line can match a signature at all: it holds one of the strings some matcher looks
+/// for (a message, a field's value, a field's name when any value will do), as written or as
+/// JSON escapes it. A line without any is read without building its record (the speed of
+/// `doctor logs` on a big log); one with some is matched in full by [`find`].
+pub fn may_match(line: &str) -> bool {
+    static NEEDLES: OnceLock<Option<aho_corasick::AhoCorasick>> = OnceLock::new();
+    let ac = NEEDLES.get_or_init(|| {
+        let mut needles = Vec::new();
+        for m in signatures().iter().flat_map(|s| &s.matchers) {
+            needles.extend(m.msg.iter().chain(&m.contains).cloned());
+            for (k, v) in &m.fields {
+                needles.push(if v.is_empty() { format!("\"{k}\"") } else { v.clone() });
+            }
+        }
+        let escaped: Vec<String> = needles
+            .iter()
+            .map(|n| serde_json::to_string(n).unwrap_or_default())
+            .map(|q| q.get(1..q.len().saturating_sub(1)).unwrap_or_default().to_string())
+            .collect();
+        needles.extend(escaped);
+        aho_corasick::AhoCorasick::new(&needles).ok()
+    });
+    ac.as_ref().is_none_or(|ac| ac.is_match(line))
+}
+
+/// [`find`] for a line read only as far as its head ([`super::parse::quick`]), without a record
+/// of its fields: the first signature that matches (`Some(None)`: none does), or `None` when
+/// a matcher needs the fields to tell (a needle it looks for in them is in the line), and the
+/// line must be parsed in full. Signatures are tried in order, as [`find`] tries them.
+pub fn find_quick(q: &Quick<'_>, line: &str) -> Option<Option<&'static Signature>> {
+    for s in signatures() {
+        for m in &s.matchers {
+            let format_ok = match m.format {
+                MatchFormat::Any => true,
+                MatchFormat::Zap => q.format == Format::Zap,
+                MatchFormat::Text => q.format == Format::Text,
+            };
+            if !format_ok || m.msg.as_deref().is_some_and(|n| !q.msg.contains(n)) {
+                continue;
+            }
+            let needles: Vec<&str> = m.contains.iter().chain(m.fields.values()).map(String::as_str).collect();
+            if needles.is_empty() {
+                if m.msg.is_some() {
+                    return Some(Some(s));
+                }
+                continue;
+            }
+            if needles.iter().all(|n| in_line(line, n)) {
+                return None;
+            }
+        }
+    }
+    Some(None)
+}
+
+/// Whether `needle` is in `line` as written or as JSON escapes it.
+fn in_line(line: &str, needle: &str) -> bool {
+    if line.contains(needle) {
+        return true;
+    }
+    let q = serde_json::to_string(needle).unwrap_or_default();
+    q.len() != needle.len() + 2 && line.contains(&q[1..q.len() - 1])
+}
+
 /// The first signature that matches a record.
 pub fn find(r: &Record) -> Option<&'static Signature> {
     signatures().iter().find(|s| s.matches(r))
@@ -146,6 +210,63 @@ pub fn find(r: &Record) -> Option<&'static Signature> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines built from every matcher (its message, its needles in the message or in a field,
+    /// one needle missing, with quotes JSON escapes): `find_quick` gives what `find` gives on
+    /// the parsed record, or leaves the line to it.
+    #[test]
+    fn find_quick_agrees_with_find() {
+        use super::super::parse::{parse, quick};
+        let mut lines = Vec::new();
+        for m in signatures().iter().flat_map(|s| &s.matchers) {
+            let msg = m.msg.clone().unwrap_or_else(|| "something".into());
+            let needles: Vec<String> = m.contains.iter().chain(m.fields.values()).cloned().collect();
+            let fields: serde_json::Map<String, serde_json::Value> =
+                m.fields.iter().map(|(k, v)| (k.clone(), format!("a \"{v}\" b").into())).collect();
+            for (msg, error) in [
+                (msg.clone(), needles.join(" ")),
+                (format!("{msg} {}", needles.join(" ")), String::new()),
+                (msg.clone(), needles.iter().skip(1).cloned().collect::<Vec<_>>().join(" ")),
+                (msg.clone(), "connect: connection refused".into()),
+            ] {
+                // zap's order: level, ts, caller, msg, then the fields.
+                let json = |v: &str| serde_json::Value::from(v).to_string();
+                let extra: String = fields.iter().map(|(k, v)| format!(",{}:{v}", json(k))).collect();
+                lines.push(format!(
+                    r#"{{"level":"warn","ts":"2026-12-06T06:42:30.992Z","caller":"x.go:1","msg":{},"error":{}{extra}}}"#,
+                    json(&msg),
+                    json(&error)
+                ));
+            }
+            lines.push(format!("2026-12-06 06:44:49.892239 W | rafthttp: {msg} {}", needles.join(" ")));
+        }
+        let mut quick_ones = 0;
+        for line in &lines {
+            let Some(q) = quick(None, line) else { continue };
+            let want = find(&parse(None, line)).map(|s| &s.id);
+            if let Some(got) = find_quick(&q, line) {
+                quick_ones += 1;
+                assert_eq!(got.map(|s| &s.id), want, "{line}");
+            }
+        }
+        assert!(quick_ones > lines.len() / 3, "{quick_ones} of {}", lines.len());
+    }
+
+    #[test]
+    fn a_line_that_may_match_is_never_skipped() {
+        // Every string a matcher looks for makes its line worth a full read, also as zap
+        // escapes it inside a JSON string.
+        for m in signatures().iter().flat_map(|s| &s.matchers) {
+            for n in m.msg.iter().chain(&m.contains).chain(m.fields.values().filter(|v| !v.is_empty())) {
+                assert!(may_match(&format!("x {n} y")), "{n}");
+                let json = serde_json::to_string(&serde_json::json!({ "msg": format!("x {n} y") })).unwrap();
+                assert!(may_match(&json), "{json}");
+            }
+        }
+        assert!(!may_match(
+            r#"{"level":"info","ts":"2026-12-06T06:41:53.864Z","msg":"published local member to cluster through raft"}"#
+        ));
+    }
 
     #[test]
     fn every_entry_has_a_source_a_matcher_and_words() {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::error::{Error, ExitCode, Result};
 use catalogue::Severity;
-use parse::{format_time, Cri, Format, Line, Record, LINE_MAX};
+use parse::{format_time, Cri, Format, Line, LINE_MAX};
 
 /// kubelet's pod log root.
 pub const POD_LOG_DIR: &str = "/var/log/pods";
@@ -81,6 +81,8 @@ pub struct Finding {
     pub source: Vec<String>,
     #[serde(skip)]
     first_ns: Option<i128>,
+    #[serde(skip)]
+    last_ns: Option<i128>,
 }
 
 /// One container start (one `N.log` of a pod log dir, or a start seen in a file) and how it
@@ -144,7 +146,8 @@ struct Current {
 pub struct Analyzer {
     cutoff: Option<i128>,
     lines: u64,
-    formats: BTreeMap<String, u64>,
+    /// Lines by format: zap, text, raw.
+    formats: [u64; 3],
     findings: Vec<Finding>,
     unknown: usize,
     containers: Vec<Container>,
@@ -153,18 +156,18 @@ pub struct Analyzer {
 
 /// A start of etcd, as its first line at info level says it (etcdmain's `Running: ` with the
 /// arguments; 3.4's capnslog `etcd Version: `).
-fn is_start(r: &Record) -> bool {
-    match r.format {
-        Format::Zap => r.msg == "Running: ",
-        Format::Text => r.msg.starts_with("etcd Version: "),
+fn is_start(format: Format, msg: &str) -> bool {
+    match format {
+        Format::Zap => msg == "Running: ",
+        Format::Text => msg.starts_with("etcd Version: "),
         Format::Raw => false,
     }
 }
 
 /// A shutdown on a signal.
-fn is_signal_stop(r: &Record) -> bool {
-    r.msg.contains("received signal; shutting down")
-        || (r.msg.starts_with("received ") && r.msg.contains(" signal, shutting down"))
+fn is_signal_stop(msg: &str) -> bool {
+    msg.contains("received signal; shutting down")
+        || (msg.starts_with("received ") && msg.contains(" signal, shutting down"))
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -228,41 +231,30 @@ impl Analyzer {
         if text.trim().is_empty() {
             return;
         }
-        let r = parse::parse(outer, text);
-        if let (Some(cut), Some(t)) = (self.cutoff, r.time) {
-            if t < cut {
+        // Most lines of a big log match nothing, and most that do match on their message:
+        // those are read from their head alone, without a record of every field.
+        if let Some(q) = parse::quick(outer, text) {
+            let sig = match (q.is_fatal(), catalogue::may_match(text)) {
+                (true, _) => None,
+                (false, false) => Some(None),
+                (false, true) => catalogue::find_quick(&q, text),
+            };
+            if let Some(sig) = sig {
+                if self.admit(q.format, q.time, is_start(q.format, q.msg), is_signal_stop(q.msg)) {
+                    if let Some(s) = sig {
+                        let line = text.trim_end_matches(['\r', '\n']);
+                        self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, q.time, line);
+                    }
+                }
                 return;
             }
         }
-        if is_start(&r) && self.current.as_ref().is_some_and(|c| c.lines > 0) {
-            let source = self.current.as_ref().and_then(|c| c.source.last().cloned()).unwrap_or_default();
-            self.start_container(&source);
+        let r = parse::parse(outer, text);
+        if !self.admit(r.format, r.time, is_start(r.format, &r.msg), is_signal_stop(&r.msg)) {
+            return;
         }
-        if self.current.is_none() {
-            self.start_container("-");
-        }
-        self.lines += 1;
-        let fmt = match r.format {
-            Format::Zap => "zap",
-            Format::Text => "text",
-            Format::Raw => "raw",
-        };
-        *self.formats.entry(fmt.into()).or_default() += 1;
         let fatal = r.is_fatal();
         let sig = catalogue::find(&r);
-        if let Some(c) = self.current.as_mut() {
-            c.lines += 1;
-            if c.started.is_none() {
-                c.started = r.time;
-            }
-            if r.time.is_some() {
-                c.last = r.time;
-            }
-            if is_signal_stop(&r) {
-                c.signal = true;
-            }
-        }
-        let evidence = cut(&r.text, EVIDENCE_MAX);
         if fatal {
             // A Go panic's own `panic: …` line after zap's panic record is the same event.
             let already = self.current.as_ref().is_some_and(|c| c.fatal.is_some());
@@ -275,14 +267,14 @@ impl Analyzer {
                     }
                 };
                 if let Some(c) = self.current.as_mut() {
-                    c.fatal = Some((what, evidence.clone()));
+                    c.fatal = Some((what, cut(&r.text, EVIDENCE_MAX)));
                 }
             } else {
                 return;
             }
         }
         match sig {
-            Some(s) => self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, r.time, evidence),
+            Some(s) => self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, r.time, &r.text),
             None if fatal => {
                 let what = cut(&format!("etcd exited: {}", r.msg), 200);
                 if self.findings.iter().any(|f| f.id == "unknown-fatal" && f.what == what) || self.unknown < UNKNOWN_MAX
@@ -298,7 +290,7 @@ impl Analyzer {
                         "Read the evidence line (-o wide); `kubectl etcd restore doctor` reads the member's data dir, `kubectl etcd health` the cluster",
                         &[],
                         r.time,
-                        evidence,
+                        &r.text,
                     );
                 }
             }
@@ -306,6 +298,38 @@ impl Analyzer {
         }
     }
 
+    /// Counts a line of `format` at `time` in the current container (a new one when it is a
+    /// start); false when it is older than --since.
+    fn admit(&mut self, format: Format, time: Option<i128>, start: bool, signal: bool) -> bool {
+        if let (Some(cut), Some(t)) = (self.cutoff, time) {
+            if t < cut {
+                return false;
+            }
+        }
+        if start && self.current.as_ref().is_some_and(|c| c.lines > 0) {
+            let source = self.current.as_ref().and_then(|c| c.source.last().cloned()).unwrap_or_default();
+            self.start_container(&source);
+        }
+        if self.current.is_none() {
+            self.start_container("-");
+        }
+        self.lines += 1;
+        self.formats[format as usize] += 1;
+        if let Some(c) = self.current.as_mut() {
+            c.lines += 1;
+            if c.started.is_none() {
+                c.started = time;
+            }
+            if time.is_some() {
+                c.last = time;
+            }
+            c.signal |= signal;
+        }
+        true
+    }
+
+    /// Counts one more line of finding `id`/`what`; `line` is its evidence when it is the
+    /// first (cut to [`EVIDENCE_MAX`]).
     #[allow(clippy::too_many_arguments)]
     fn note(
         &mut self,
@@ -316,16 +340,13 @@ impl Analyzer {
         next: &str,
         source: &[String],
         t: Option<i128>,
-        evidence: String,
+        line: &str,
     ) {
         if let Some(f) = self.findings.iter_mut().find(|f| f.id == id && f.what == what) {
             f.count += 1;
             if let Some(t) = t {
-                if f.first_ns.is_none_or(|x| t < x) {
-                    f.first_ns = Some(t);
-                    f.first = Some(format_time(t));
-                }
-                f.last = Some(format_time(t).max(f.last.clone().unwrap_or_default()));
+                f.first_ns = Some(f.first_ns.map_or(t, |x| x.min(t)));
+                f.last_ns = Some(f.last_ns.map_or(t, |x| x.max(t)));
             }
             return;
         }
@@ -333,14 +354,15 @@ impl Analyzer {
             id: id.into(),
             severity,
             count: 1,
-            first: t.map(format_time),
-            last: t.map(format_time),
+            first: None,
+            last: None,
             what: what.into(),
             cause: cause.into(),
             next: next.into(),
-            evidence,
+            evidence: cut(line, EVIDENCE_MAX),
             source: source.to_vec(),
             first_ns: t,
+            last_ns: t,
         });
     }
 
@@ -348,8 +370,18 @@ impl Analyzer {
     pub fn finish(mut self, read: Vec<String>) -> LogReport {
         self.end_container(true);
         let mut findings = self.findings;
+        for f in &mut findings {
+            f.first = f.first_ns.map(format_time);
+            f.last = f.last_ns.map(format_time);
+        }
         findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(b.count.cmp(&a.count)));
-        LogReport { read, lines: self.lines, formats: self.formats, findings, containers: self.containers }
+        let formats = [Format::Zap, Format::Text, Format::Raw]
+            .into_iter()
+            .zip(self.formats)
+            .filter(|(_, n)| *n > 0)
+            .map(|(f, n)| (f.key().to_string(), n))
+            .collect();
+        LogReport { read, lines: self.lines, formats, findings, containers: self.containers }
     }
 
     /// Reads a whole stream, line by line (each at most [`LINE_MAX`] bytes kept).
@@ -400,7 +432,7 @@ pub fn read_line_capped(r: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> 
 }
 
 fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    memchr::memchr(b'\n', b)
 }
 
 /// Opens a log file, gunzipping a `.gz` one.

@@ -5,6 +5,8 @@
 //! …`), or anything else (a Go panic's `panic: …`, its goroutine dump). Detected line by line,
 //! so one input may mix them.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 /// The longest line kept (longer ones are cut here; their start still matches).
@@ -20,6 +22,17 @@ pub enum Format {
     Text,
     /// Anything else (a panic, a Go runtime message).
     Raw,
+}
+
+impl Format {
+    /// Its key in a report's `formats`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Format::Zap => "zap",
+            Format::Text => "text",
+            Format::Raw => "raw",
+        }
+    }
 }
 
 /// One log record.
@@ -66,17 +79,19 @@ pub struct Cri {
 
 /// What one physical line gives.
 #[derive(Debug)]
-pub enum Line {
-    /// A whole line: its wrapper's time (CRI or journald) and its text.
-    Whole(Option<i128>, String),
+pub enum Line<'a> {
+    /// A whole line: its wrapper's time (CRI or journald) and its text (borrowed from the
+    /// physical line unless fragments were joined).
+    Whole(Option<i128>, Cow<'a, str>),
     /// A CRI fragment kept until its `F`.
     Pending,
 }
 
 impl Cri {
     /// Unwraps one physical line.
-    pub fn push(&mut self, line: &str) -> Line {
+    pub fn push<'a>(&mut self, line: &'a str) -> Line<'a> {
         match split_cri(line) {
+            Some((t, false, text)) if self.partial.is_none() => Line::Whole(t, Cow::Borrowed(text)),
             Some((t, partial, text)) => {
                 let (t0, mut acc) = self.partial.take().unwrap_or((t, String::new()));
                 push_bounded(&mut acc, text);
@@ -84,15 +99,15 @@ impl Cri {
                     self.partial = Some((t0, acc));
                     Line::Pending
                 } else {
-                    Line::Whole(t0, acc)
+                    Line::Whole(t0, Cow::Owned(acc))
                 }
             }
             None => {
                 // A line that is not CRI drops a fragment left pending (a cut file).
                 self.partial = None;
                 match split_journald(line) {
-                    Some((t, text)) => Line::Whole(t, text.to_string()),
-                    None => Line::Whole(None, line.to_string()),
+                    Some((t, text)) => Line::Whole(t, Cow::Borrowed(text)),
+                    None => Line::Whole(None, Cow::Borrowed(line)),
                 }
             }
         }
@@ -157,6 +172,73 @@ fn split_journald(line: &str) -> Option<(Option<i128>, &str)> {
     }
     let t = if iso { words.first().and_then(|w| parse_time(w)) } else { None };
     Some((t, &line[colon + 3..]))
+}
+
+/// What every line needs, read without building a record: its format, time, level and
+/// message. [`quick`] gives it for the lines whose shape it knows at once (zap's JSON as zap
+/// writes it, capnslog's text); a line it returns `None` for goes through [`parse`].
+#[derive(Debug)]
+pub struct Quick<'a> {
+    /// Zap or Text.
+    pub format: Format,
+    /// As [`Record::time`].
+    pub time: Option<i128>,
+    /// As [`Record::level`], not lowercased (zap writes lowercase; capnslog's mapped).
+    pub level: &'a str,
+    /// As [`Record::msg`].
+    pub msg: &'a str,
+}
+
+impl Quick<'_> {
+    /// As [`Record::is_fatal`].
+    pub fn is_fatal(&self) -> bool {
+        ["fatal", "panic", "dpanic"].iter().any(|l| self.level.eq_ignore_ascii_case(l))
+    }
+}
+
+/// The head of a line zap wrote (`{"level":"…","ts":"…"|<number>,["caller":"…",]"msg":"…",…}`,
+/// no escape in level or message) or capnslog wrote; `None` for any other shape, which
+/// [`parse`] reads.
+pub fn quick(outer: Option<i128>, text: &str) -> Option<Quick<'_>> {
+    let t = text.trim_end_matches(['\r', '\n']);
+    if !t.starts_with('{') {
+        let (time, level, msg) = split_capnslog(t)?;
+        return Some(Quick { format: Format::Text, time: time.or(outer), level, msg });
+    }
+    if !t.ends_with('}') {
+        return None;
+    }
+    let rest = t.strip_prefix(r#"{"level":""#)?;
+    let (level, rest) = plain_string(rest)?;
+    let rest = rest.strip_prefix(r#","ts":"#)?;
+    let (time, rest) = match rest.strip_prefix('"') {
+        Some(r) => {
+            let (ts, r) = plain_string(r)?;
+            (parse_time(ts), r)
+        }
+        None => {
+            let end = rest.find([',', '}'])?;
+            let n: f64 = rest[..end].parse().ok()?;
+            (Some((n * 1e9) as i128), &rest[end..])
+        }
+    };
+    let rest = match rest.strip_prefix(r#","caller":""#) {
+        Some(r) => plain_string(r)?.1,
+        None => rest,
+    };
+    let rest = rest.strip_prefix(r#","msg":""#)?;
+    let (msg, rest) = plain_string(rest)?;
+    if !(rest.starts_with(',') || rest == "}") {
+        return None;
+    }
+    Some(Quick { format: Format::Zap, time: time.or(outer), level, msg })
+}
+
+/// A JSON string's body up to its closing quote (the opening one already read), when it holds
+/// no escape; and what follows the quote.
+fn plain_string(s: &str) -> Option<(&str, &str)> {
+    let end = s.find(['"', '\\'])?;
+    (s.as_bytes()[end] == b'"').then(|| (&s[..end], &s[end + 1..]))
 }
 
 /// Parses the text of one whole line; `outer` is the wrapper's time.
@@ -316,6 +398,53 @@ mod tests {
         assert_eq!(parse_time("2026-12-05T21:51:24.496976+0100"), parse_time("2026-12-05T20:51:24.496976Z"));
         assert_eq!(parse_time("1970-01-01T00:00:01Z"), Some(1_000_000_000));
         assert_eq!(parse_time("not a time"), None);
+    }
+
+    /// Lines as etcd 3.5.1 and 3.4.23 wrote them (copied from their logs), and shapes `quick`
+    /// must leave to `parse`.
+    const LINES: &[&str] = &[
+        r#"{"level":"info","ts":"2026-12-06T06:41:53.864Z","caller":"etcdmain/etcd.go:72","msg":"Running: ","args":["etcd","--name","a"]}"#,
+        r#"{"level":"warn","ts":"2026-12-06T06:42:30.992Z","caller":"rafthttp/probing_status.go:68","msg":"prober detected unhealthy status","round-tripper-name":"ROUND_TRIPPER_RAFT_MESSAGE","remote-peer-id":"3760a4ec3b84f7fa","rtt":"183.834µs","error":"dial tcp 127.0.0.1:23803: connect: connection refused"}"#,
+        r#"{"level":"warn","ts":"2026-12-06T06:42:08.249Z","caller":"etcdserver/cluster_util.go:155","msg":"failed to get version","remote-member-id":"3760a4ec3b84f7fa","error":"Get \"http://127.0.0.1:23803/version\": dial tcp 127.0.0.1:23803: connect: connection refused"}"#,
+        r#"{"level":"warn","ts":"2026-12-06T06:41:55.947Z","caller":"auth/store.go:1220","msg":"simple token is not cryptographically signed"}"#,
+        r#"{"level":"info","ts":1733467313.864,"msg":"numeric time, no caller"}"#,
+        r#"{"level":"info","ts":"2026-12-06T06:41:53.864Z","msg":"an \"escaped\" message"}"#,
+        r#"{"level":"info","ts":"2026-12-06T06:41:53.864Z","msg":"cut"#,
+        r#"{"msg":"fields in another order","level":"info"}"#,
+        "2026-12-06 06:44:49.877691 I | etcdmain: etcd Version: 3.4.23",
+        "2026-12-06 06:44:49.892239 W | auth: simple token is not cryptographically signed",
+        "2026-12-06 06:44:50.690245 N | etcdserver/membership: set the initial cluster version to 3.4",
+        "panic: runtime error: index out of range",
+        "goroutine 1 [running]:",
+    ];
+
+    #[test]
+    fn quick_reads_the_head_as_parse_does() {
+        let outer = Some(7);
+        let mut quick_ones = 0;
+        for line in LINES {
+            let r = parse(outer, line);
+            let Some(q) = quick(outer, line) else {
+                // Left to parse: anything but zap's and capnslog's own shapes.
+                assert!(
+                    line.contains('\\')
+                        || !line.starts_with(r#"{"level""#)
+                        || !line.ends_with('}')
+                        || r.format == Format::Raw,
+                    "{line}"
+                );
+                continue;
+            };
+            quick_ones += 1;
+            assert_eq!(q.format, r.format, "{line}");
+            assert_eq!(q.time, r.time, "{line}");
+            assert_eq!(Some(q.level.to_string()), r.level, "{line}");
+            assert_eq!(q.msg, r.msg, "{line}");
+            assert_eq!(q.is_fatal(), r.is_fatal(), "{line}");
+        }
+        assert_eq!(quick_ones, 8);
+        assert!(quick(None, LINES[2]).is_some_and(|q| q.msg == "failed to get version"));
+        assert!(quick(None, LINES[5]).is_none() && quick(None, LINES[6]).is_none() && quick(None, LINES[7]).is_none());
     }
 
     #[test]
