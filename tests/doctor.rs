@@ -452,14 +452,17 @@ fn a_wal_behind_its_database_panics_on_rejoining() {
     let mut etcd = rejoin(&c, 2);
     let log = refuses(&mut etcd, &[TOCOMMIT]);
     assert!(log.contains(&format!("{TOCOMMIT}{last})]")), "{log}");
-    // `doctor logs` on that log: the raft log behind the cluster's commit, how etcd ended.
-    let o = run_plugin("kubectl-etcd-doctor", &["logs", "--log-file", etcd.log.to_str().unwrap(), "-o", "json"], &[]);
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
-    assert_eq!(o.status.code(), Some(1), "{v:#}");
-    let f = v["findings"].as_array().unwrap().iter().find(|f| f["id"] == "raft-log-behind");
-    assert!(f.is_some_and(|f| f["next"].as_str().unwrap().contains("kubectl etcd learner remove")), "{v:#}");
-    let ended = v["containers"].as_array().unwrap().last().unwrap()["ended"].as_str().unwrap().to_string();
-    assert!(ended.starts_with("crashed: the raft log is behind"), "{v:#}");
+    // `doctor logs` on that log, raw and framed as a CRI pod log: the raft log behind the
+    // cluster's commit, and how etcd ended.
+    for log in [etcd.log.clone(), harness::kubelet::cri_copy(&etcd.log)] {
+        let o = run_plugin("kubectl-etcd-doctor", &["logs", "--log-file", log.to_str().unwrap(), "-o", "json"], &[]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+        assert_eq!(o.status.code(), Some(1), "{v:#}");
+        let f = v["findings"].as_array().unwrap().iter().find(|f| f["id"] == "raft-log-behind");
+        assert!(f.is_some_and(|f| f["next"].as_str().unwrap().contains("kubectl etcd learner remove")), "{v:#}");
+        let ended = v["containers"].as_array().unwrap().last().unwrap()["ended"].as_str().unwrap().to_string();
+        assert!(ended.starts_with("crashed: the raft log is behind"), "{v:#}");
+    }
 }
 
 /// (b) One record's length field zeroed in the middle of the segment: etcd stops reading there

@@ -151,6 +151,8 @@ fn every_context_at_once_one_row_each_and_the_worst_exit_code() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["kind"], "HealthReportList", "{doc:#}");
+    let schema = harness::schema::load("health.schema.json");
+    assert_eq!(harness::schema::violations(&schema, &doc), Vec::<String>::new(), "{doc:#}");
     let items = doc["items"].as_array().unwrap();
     let contexts: Vec<&str> = items.iter().map(|i| i["context"].as_str().unwrap()).collect();
     assert_eq!(contexts, ["prod-ok", "prod-degraded"]);
@@ -159,6 +161,29 @@ fn every_context_at_once_one_row_each_and_the_worst_exit_code() {
     assert_eq!(items[1]["exit_code"], 1);
     assert_eq!(items[1]["quorum"]["can_lose"], 0, "{doc:#}");
     assert_eq!(items[1]["transport"], "port-forward", "{doc:#}");
+
+    // The contexts with no report follow the schema too: an outcome and a message.
+    let mut args = vec!["--context", "managed,locked,prod-dead-1", "--pki-dir", &pki_arg, "-o", "json"];
+    args.extend(timeouts);
+    let o = run_plugin(HEALTH, &args, &env);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let none: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(harness::schema::violations(&schema, &none), Vec::<String>::new(), "{none:#}");
+    let outcomes: Vec<&str> =
+        none["items"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["no_etcd", "forbidden", "failed"], "{none:#}");
+    // The checker holds a list's items to the schema: a report's field, a failure's message.
+    let mut bad = doc.clone();
+    bad["items"][1]["quorum"].as_object_mut().unwrap().remove("can_lose");
+    let mut bad_none = none.clone();
+    bad_none["items"][2].as_object_mut().unwrap().remove("message");
+    assert_eq!(
+        [harness::schema::violations(&schema, &bad), harness::schema::violations(&schema, &bad_none)],
+        [
+            vec!["$.items[1].quorum: required field can_lose missing".to_string()],
+            vec!["$.items[2]: required field message missing".to_string()]
+        ]
+    );
 
     // One context alone: `{context}` in --pki-dir stands for its name there too.
     let o = run_plugin(HEALTH, &["--context", "prod-ok", "--pki-dir", &pki_arg, "-o", "json"], &env);
@@ -174,4 +199,104 @@ fn every_context_at_once_one_row_each_and_the_worst_exit_code() {
         stderr(&o)
     );
     drop(dead);
+}
+
+/// `--context <TAB>` offers the kubeconfig's contexts (KUBECONFIG's list of files, or
+/// `--kubeconfig`), in its order, through the real completion entry points: the dispatcher's
+/// `__complete` (what the kubectl helpers and the shell scripts call) and a plugin's own. A
+/// prefix and a glob narrow them; health's list (`a,b`) goes on after the last comma.
+#[test]
+fn context_names_complete_from_the_kubeconfig() {
+    let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-").tempdir().unwrap();
+    let names = ["prod-eu", "staging", "prod-us"];
+    let files: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let f = dir.path().join(format!("{n}.kubeconfig"));
+            write_kubeconfig(&f, n, "http://127.0.0.1:1");
+            f
+        })
+        .collect();
+    let kubeconfig = std::env::join_paths(&files).unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let complete = |plugin: &str, words: &[&str]| {
+        let mut args = vec!["__complete"];
+        args.extend(words);
+        let o = run_plugin(plugin, &args, &env);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o)
+    };
+    // Every context, in the kubeconfig's order; no file names (4), that order kept (32), and in
+    // health's list no space after a name (2).
+    assert_eq!(complete("kubectl-etcd", &["health", "--context", ""]), "prod-eu\nstaging\nprod-us\n:38\n");
+    assert_eq!(complete("kubectl-etcd", &["learner", "status", "--context", ""]), "prod-eu\nstaging\nprod-us\n:36\n");
+    assert_eq!(complete("kubectl-etcd", &["health", "--context", "prod"]), "prod-eu\nprod-us\n:38\n");
+    assert_eq!(complete("kubectl-etcd", &["health", "--context=st"]), "--context=staging\n:38\n");
+    assert_eq!(complete("kubectl-etcd", &["health", "--context", "*-us"]), "prod-us\n:38\n");
+    assert_eq!(complete(HEALTH, &["--context", "prod-*"]), "prod-eu\nprod-us\n:38\n");
+    // After a comma: the others.
+    assert_eq!(complete(HEALTH, &["--context", "prod-eu,"]), "prod-eu,staging\nprod-eu,prod-us\n:38\n");
+    // --kubeconfig typed before names the file read.
+    let one = files[1].to_str().unwrap();
+    let o = run_plugin("kubectl-etcd", &["__complete", "defrag", "--kubeconfig", one, "--context", ""], &[]);
+    assert_eq!(stdout(&o), "staging\n:36\n");
+    // No kubeconfig: nothing offered, no file names.
+    let o = run_plugin(HEALTH, &["__complete", "--context", ""], &[]);
+    assert_eq!(stdout(&o), ":36\n", "{}", stderr(&o));
+}
+
+/// `--watch` over several contexts redraws the fleet's table each round under watch(1)'s header
+/// (the interval, the round, its time), a row per context in each; SIGINT ends it at once, as
+/// a shell reports a process ended by SIGINT (130), with nothing on stderr.
+#[test]
+fn watch_redraws_the_fleet_under_a_header_each_round() {
+    let (a, b) = (Cluster::start(1), Cluster::start(1));
+    let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-").tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let (ka, kb) = (FakeKube::start(workstation_pods(&a), vec![]), FakeKube::start(workstation_pods(&b), vec![]));
+    let mut files = Vec::new();
+    for (name, url) in [("a", &ka.url), ("b", &kb.url)] {
+        let f = dir.path().join(format!("{name}.kubeconfig"));
+        write_kubeconfig(&f, name, url);
+        files.push(f);
+    }
+    pki_copy(&a, &pki, "a");
+    pki_copy(&b, &pki, "b");
+    let kubeconfig = std::env::join_paths(&files).unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let pki_arg = format!("{}/{{context}}", pki.display());
+    let args = ["--context", "a,b", "--pki-dir", &pki_arg, "--watch", "--interval", "300ms"];
+    let mut child = spawn_plugin(HEALTH, &args, &env);
+    // Round 2 drawn whole: its header, a blank line, the table's header and both rows.
+    let text = wait_for("two rounds of the fleet", std::time::Duration::from_secs(120), || {
+        assert!(!child.exited(), "{}", child.stderr_now());
+        let t = child.stdout_now();
+        let second = t.split("Every 300ms: round 2, ").nth(1)?;
+        (second.lines().count() >= 5).then_some(t)
+    });
+    let rounds: Vec<&str> = text.split("Every 300ms: round ").skip(1).collect();
+    assert!(text.starts_with("Every 300ms: round 1, ") && rounds.len() >= 2, "{text}");
+    for (n, r) in rounds.iter().take(2).enumerate() {
+        let mut lines = r.lines();
+        let head = lines.next().unwrap();
+        // `2, 2026-12-06 02:10:00 UTC`
+        let (number, at) = head.split_once(", ").unwrap_or_else(|| panic!("{head}"));
+        assert_eq!(number, (n + 1).to_string(), "{text}");
+        assert!(at.len() == 23 && at.ends_with(" UTC") && at.as_bytes()[10] == b' ', "{head}");
+        assert_eq!(lines.next(), Some(""), "{text}");
+        let table: String = lines.map(|l| format!("{l}\n")).collect();
+        let rows = rows(&table);
+        assert_eq!(rows.keys().collect::<Vec<_>>(), ["a", "b"], "{text}");
+        for (context, row) in rows {
+            assert_eq!(
+                (row[1].as_str(), row[2].as_str(), row[7].as_str()),
+                ("1/1", "node-0", "ok"),
+                "{context}: {text}"
+            );
+        }
+    }
+    child.signal(libc::SIGINT);
+    let out = child.wait(std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
 }

@@ -439,11 +439,14 @@ fn output_formats_parse() {
     let colored = run(&["--color", "always"]);
     assert!(colored.contains("\x1b["), "{colored}");
     assert_eq!(strip_ansi(&colored).lines().next(), plain.lines().next());
-    assert_eq!(strip_ansi(&colored).lines().count(), plain.lines().count());
+    assert_eq!(strip_ansi(&colored).lines().count(), plain.lines().count(), "{}\n---\n{plain}", strip_ansi(&colored));
     let green =
         |word: &str| colored.lines().any(|l| l.contains(&format!("32m{word}")) || l.contains(&format!("2m{word}")));
     assert!(green("healthy") && green("ok"), "{colored:?}");
     assert!(!run(&["--color", "always", "-o", "json"]).contains('\x1b'));
+    // CLICOLOR_FORCE colours a pipe too (anstream's choice), unless NO_COLOR says otherwise.
+    assert!(stdout(&run_plugin(HEALTH, &a, &[("CLICOLOR_FORCE", "1")])).contains("\x1b["));
+    assert!(!stdout(&run_plugin(HEALTH, &a, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")])).contains('\x1b'));
 }
 
 /// The text without ANSI escape sequences (`ESC [ … letter`).

@@ -134,6 +134,32 @@ fn cri_now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
+/// One line of container output (`\n` included or not) as the runtime writes it to the CRI
+/// log: `<now> <stream> F <text>`, cut into `P` fragments of 16 KiB.
+fn cri_frame(line: &[u8], stream: &str) -> Vec<u8> {
+    let text = line.strip_suffix(b"\n").unwrap_or(line);
+    let chunks: Vec<&[u8]> = if text.is_empty() { vec![&[][..]] } else { text.chunks(CRI_MAX_LINE).collect() };
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let tag = if i + 1 == chunks.len() { "F" } else { "P" };
+        out.extend_from_slice(format!("{} {stream} {tag} ", cri_now()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A copy of `raw` (a member's own log, as etcd wrote it to stderr) framed line by line as the
+/// runtime frames container output in a CRI pod log ([`cri_frame`]): `<raw>.cri`. The lines
+/// are etcd's; the frame's times are the copy's.
+pub fn cri_copy(raw: &Path) -> PathBuf {
+    let text = std::fs::read(raw).unwrap();
+    let out: Vec<u8> = text.split_inclusive(|b| *b == b'\n').flat_map(|l| cri_frame(l, "stderr")).collect();
+    let path = raw.with_extension("cri");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
 /// Copies one output stream of the container into the raw log and the CRI log.
 fn tee(
     stream: impl std::io::Read + Send + 'static,
@@ -146,16 +172,7 @@ fn tee(
         let mut line = Vec::new();
         while r.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
             let _ = raw.lock().unwrap().write_all(&line);
-            let text = line.strip_suffix(b"\n").unwrap_or(&line);
-            let chunks: Vec<&[u8]> = if text.is_empty() { vec![&[][..]] } else { text.chunks(CRI_MAX_LINE).collect() };
-            let mut out = Vec::new();
-            for (i, chunk) in chunks.iter().enumerate() {
-                let tag = if i + 1 == chunks.len() { "F" } else { "P" };
-                out.extend_from_slice(format!("{} {name} {tag} ", cri_now()).as_bytes());
-                out.extend_from_slice(chunk);
-                out.push(b'\n');
-            }
-            let _ = cri.lock().unwrap().write_all(&out);
+            let _ = cri.lock().unwrap().write_all(&cri_frame(&line, name));
             line.clear();
         }
     });

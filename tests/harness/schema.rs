@@ -1,7 +1,9 @@
 //! A small JSON Schema checker for the suite's documented output schemas (shared/docs/*.schema.json):
 //! `type` (one or a list; `integer` is a number without a fraction), `enum`, `required`,
-//! `properties`, `items`, and the one `pattern` the schemas use (16 hex digits). Anything else
-//! in a schema is refused, so a schema never claims more than is checked.
+//! `properties`, `items`, the one `pattern` the schemas use (16 hex digits), `$defs` with local
+//! `$ref`s to them (`#/$defs/NAME`), and `if`/`then`/`else` (a document that meets `if` must meet
+//! `then`, else `else`). Anything else in a schema is refused, so a schema never claims more
+//! than is checked.
 
 use serde_json::Value;
 
@@ -27,16 +29,48 @@ fn type_ok(t: &str, v: &Value) -> bool {
 /// Every place `doc` breaks `schema`, as `path: why`.
 pub fn violations(schema: &Value, doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    check(schema, doc, "$", &mut out);
+    check(schema, schema, doc, "$", &mut out);
     out
 }
 
-fn check(schema: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
+/// The schema a local `$ref` (`#/$defs/NAME`) names in `root`.
+fn resolve<'a>(root: &'a Value, r: &str, path: &str) -> &'a Value {
+    let name = r.strip_prefix("#/$defs/").unwrap_or_else(|| panic!("$ref {r} at {path} is not supported"));
+    root.get("$defs").and_then(|d| d.get(name)).unwrap_or_else(|| panic!("$ref {r} at {path}: no such $defs entry"))
+}
+
+fn check(root: &Value, schema: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
     let Some(s) = schema.as_object() else { return };
     for key in s.keys() {
-        let known =
-            ["$schema", "$id", "title", "description", "type", "enum", "required", "properties", "items", "pattern"];
+        let known = [
+            "$schema",
+            "$id",
+            "title",
+            "description",
+            "type",
+            "enum",
+            "required",
+            "properties",
+            "items",
+            "pattern",
+            "$defs",
+            "$ref",
+            "if",
+            "then",
+            "else",
+        ];
         assert!(known.contains(&key.as_str()), "schema keyword {key} at {path} is not supported");
+    }
+    if let Some(r) = s.get("$ref").and_then(|r| r.as_str()) {
+        check(root, resolve(root, r, path), v, path, out);
+    }
+    if let Some(cond) = s.get("if") {
+        let mut unmet = Vec::new();
+        check(root, cond, v, path, &mut unmet);
+        let branch = if unmet.is_empty() { s.get("then") } else { s.get("else") };
+        if let Some(b) = branch {
+            check(root, b, v, path, out);
+        }
     }
     if let Some(t) = s.get("type") {
         let types: Vec<&str> = match t {
@@ -70,13 +104,13 @@ fn check(schema: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
     if let (Some(props), Some(o)) = (s.get("properties").and_then(|p| p.as_object()), v.as_object()) {
         for (k, sub) in props {
             if let Some(x) = o.get(k) {
-                check(sub, x, &format!("{path}.{k}"), out);
+                check(root, sub, x, &format!("{path}.{k}"), out);
             }
         }
     }
     if let (Some(items), Some(a)) = (s.get("items"), v.as_array()) {
         for (i, x) in a.iter().enumerate() {
-            check(items, x, &format!("{path}[{i}]"), out);
+            check(root, items, x, &format!("{path}[{i}]"), out);
         }
     }
 }

@@ -81,7 +81,7 @@ fn unknown(other: &str) -> ExitCode {
     let mut names: Vec<&str> = SUBCOMMANDS.iter().map(|(n, _)| *n).collect();
     names.extend(ALIASES.iter().map(|(n, ..)| *n));
     messages::error(&format!(
-        "unknown command {other:?}: expected one of {}, help, version (run 'kubectl etcd --help')",
+        "unknown command {other:?}: expected one of {}, help, options, completion, version (run 'kubectl etcd --help')",
         names.join(", ")
     ));
     exit(Code::Usage)
@@ -184,16 +184,22 @@ fn complete_words(words: Vec<String>) -> ExitCode {
         c.extend(ALIASES.iter().map(|(n, _, _, a)| (n.to_string(), a.to_string())));
         c
     };
+    let own = || {
+        [
+            ("version", "Print the version"),
+            ("options", "Print the global flags every command takes"),
+            ("completion", "Print a shell completion script or kubectl's completion helper"),
+        ]
+        .map(|(n, a)| (n.to_string(), a.to_string()))
+    };
     let mut candidates: Vec<(String, String)> = match before.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] => {
             let mut c = commands();
             c.push(("help".into(), "Show a command's help".into()));
-            c.push(("version".into(), "Print the version".into()));
-            c.push(("options".into(), "Print the global flags every command takes".into()));
-            c.push(("completion".into(), "Print a shell completion script or kubectl's completion helper".into()));
+            c.extend(own());
             c
         }
-        ["help"] => commands(),
+        ["help"] => commands().into_iter().chain(own()).collect(),
         ["completion"] => ["bash", "zsh", "fish", "kubectl"].iter().map(|s| (s.to_string(), String::new())).collect(),
         _ => Vec::new(),
     };
@@ -207,6 +213,24 @@ fn complete_words(words: Vec<String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `kubectl etcd help WORD` for the words the dispatcher answers itself (`options`,
+/// `completion`, `version`, `help`): what `kubectl etcd WORD` (or `WORD --help`) prints.
+/// `None`: a plugin's word, its `--help`.
+fn own_help(words: &[String]) -> Option<ExitCode> {
+    let text = match words.first().map(String::as_str)? {
+        "options" => kubectl_etcd::cli::args::options_help(),
+        "completion" => COMPLETION_HELP.to_string(),
+        "version" => {
+            "Print the version, git commit, target and the etcd versions tested.\n\nUsage: kubectl etcd version\n"
+                .to_string()
+        }
+        "help" => usage(),
+        _ => return None,
+    };
+    print!("{text}");
+    Some(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -215,8 +239,11 @@ fn main() -> ExitCode {
         Some("completion") => return completion(&words[1..]),
         _ => {}
     }
-    // `help COMMAND [SUB…]` is `COMMAND [SUB…] --help`.
+    // `help COMMAND [SUB…]` is `COMMAND [SUB…] --help`; the dispatcher's own words answer here.
     if args.first().and_then(|a| a.to_str()) == Some("help") && args.len() > 1 {
+        if let Some(code) = own_help(&words[1..]) {
+            return code;
+        }
         let mut rest: Vec<OsString> = args[1..].to_vec();
         rest.push("--help".into());
         return run(rest, 0);

@@ -59,7 +59,7 @@ pub struct Cli {
     #[arg(long, value_name = "SUBJECT")]
     pub print_rbac: Option<String>,
 
-    /// Backend quota to compare DB sizes against (bytes, or with a unit: 8GiB, 512M) [default:
+    /// Backend quota to compare DB sizes against (bytes, or 8Gi, 512Mi; K, M, G are powers of 1000) [default:
     /// the manifest's --quota-backend-bytes, else etcd's 2 GiB].
     #[arg(long, value_name = "BYTES", value_parser = kubectl_etcd::base::units::parse_size)]
     pub quota_backend_bytes: Option<u64>,

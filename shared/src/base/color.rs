@@ -1,9 +1,10 @@
 //! Colour for people at a terminal: ok green, warn yellow, fail red, in tables, the checks and
-//! the progress bar. `--color auto` (the default) colours a stream only when it is a terminal,
-//! `NO_COLOR` (any non-empty value, <https://no-color.org>) is unset and `TERM` is not `dumb`;
-//! `always` and `never` decide alone. JSON, YAML and jsonpath output are never coloured.
+//! the progress bar. `--color auto` (the default) decides per stream as `anstream` (clap's own
+//! colour crate) does: never with `NO_COLOR` (<https://no-color.org>) or `CLICOLOR=0`, always
+//! with `CLICOLOR_FORCE`, else only on a terminal whose `TERM` supports colour; `always` and
+//! `never` decide alone. JSON, YAML and jsonpath output are never coloured. The escapes are
+//! `anstyle`'s.
 
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// `--color`.
@@ -19,21 +20,18 @@ pub enum ColorChoice {
 }
 
 impl ColorChoice {
-    /// Whether a stream that is (`tty`) or is not a terminal gets colour.
-    pub fn enabled(self, tty: bool) -> bool {
+    /// Whether `stream` gets colour.
+    pub fn enabled<S: anstream::stream::RawStream>(self, stream: &S) -> bool {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
-            }
+            ColorChoice::Auto => anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never,
         }
     }
 
     /// For stdout.
     pub fn stdout(self) -> bool {
-        self.enabled(std::io::stdout().is_terminal())
+        self.enabled(&std::io::stdout())
     }
 }
 
@@ -52,7 +50,7 @@ pub fn stderr() -> bool {
         3 => ColorChoice::Never,
         _ => ColorChoice::Auto,
     };
-    choice.enabled(std::io::stderr().is_terminal())
+    choice.enabled(&std::io::stderr())
 }
 
 /// What a word says, for its colour.
@@ -86,13 +84,14 @@ impl Tone {
         }
     }
 
-    /// The ANSI SGR code.
-    fn code(self) -> &'static str {
-        match self {
-            Tone::Good => "32",
-            Tone::Warn => "33",
-            Tone::Bad => "31",
-        }
+    /// The colour.
+    fn style(self) -> anstyle::Style {
+        let c = match self {
+            Tone::Good => anstyle::AnsiColor::Green,
+            Tone::Warn => anstyle::AnsiColor::Yellow,
+            Tone::Bad => anstyle::AnsiColor::Red,
+        };
+        anstyle::Style::new().fg_color(Some(c.into()))
     }
 
     /// comfy-table's colour.
@@ -108,7 +107,7 @@ impl Tone {
 /// `text` in `tone`'s colour when `on`.
 pub fn paint(text: &str, tone: Option<Tone>, on: bool) -> String {
     match tone {
-        Some(t) if on && !text.is_empty() => format!("\x1b[{}m{text}\x1b[0m", t.code()),
+        Some(t) if on && !text.is_empty() => format!("{}{text}{}", t.style().render(), t.style().render_reset()),
         _ => text.to_string(),
     }
 }
@@ -119,9 +118,14 @@ mod tests {
 
     #[test]
     fn choices_and_tones() {
-        assert!(ColorChoice::Always.enabled(false));
-        assert!(!ColorChoice::Never.enabled(true));
-        assert!(!ColorChoice::Auto.enabled(false));
+        // A pipe (stdout of cargo's test harness when captured) or any stream: the choice alone.
+        let mut sink = std::io::sink();
+        let stream: &mut dyn std::io::Write = &mut sink;
+        assert!(ColorChoice::Always.enabled(&stream));
+        assert!(!ColorChoice::Never.enabled(&stream));
+        if std::env::var_os("CLICOLOR_FORCE").is_none() {
+            assert!(!ColorChoice::Auto.enabled(&stream), "not a terminal");
+        }
         assert_eq!(Tone::of("healthy"), Some(Tone::Good));
         assert_eq!(Tone::of("catching up (42%)"), Some(Tone::Warn));
         assert_eq!(Tone::of("unhealthy"), Some(Tone::Bad));

@@ -1,38 +1,36 @@
-//! The one progress line of the suite, on stderr and only when stderr is a terminal: a bar,
-//! a percentage and a detail, redrawn at most every 100 ms. Snapshot saves and learner
-//! catch-up both draw through it.
+//! The one progress line of the suite, drawn by `indicatif` on stderr: a bar, a percentage and
+//! a detail, redrawn at most 10 times a second, hidden when stderr is not a terminal (indicatif's
+//! own test). Snapshot saves, usage's stream and learner catch-up draw through it.
+//!
+//! Every other line on stderr ([`crate::base::messages`]) steps around the bar on screen
+//! ([`messages::aside`]): indicatif clears the bar, the line is written, the bar is drawn again
+//! below it, so that no message runs into a bar's unfinished line.
 
-use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::base::units::format_bytes;
+use crate::base::messages;
 
 const WIDTH: usize = 30;
-
-/// True while a bar's line is on stderr, unfinished (the cursor at its end).
-static ON_SCREEN: AtomicBool = AtomicBool::new(false);
-
-/// What must come before the next message on stderr: a line end when a bar's line is
-/// unfinished (the bar stays visible above the message), else nothing. The bar counts as
-/// ended afterwards; its next draw starts a new line.
-pub fn line_end() -> &'static str {
-    if ON_SCREEN.swap(false, Ordering::SeqCst) {
-        "\n"
-    } else {
-        ""
-    }
-}
+/// Positions per 100%: a tenth of a percent.
+const SCALE: u64 = 1000;
 
 /// A progress line.
 #[derive(Debug)]
 pub struct Bar {
-    tty: bool,
+    bar: ProgressBar,
+    /// Its number as the messages' bar, from its first draw on.
+    id: Option<u64>,
     color: bool,
-    start: Instant,
-    last: Option<Instant>,
-    drawn: bool,
+    /// What the bar shows now: bytes, a percentage, or a line of text.
+    shape: Option<Shape>,
     notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Bytes,
+    Percent,
+    Text,
 }
 
 impl Default for Bar {
@@ -42,77 +40,81 @@ impl Default for Bar {
 }
 
 impl Bar {
-    /// A bar that draws when stderr is a terminal.
+    /// A bar on stderr (drawn only when stderr is a terminal).
     pub fn new() -> Bar {
-        Bar {
-            tty: std::io::stderr().is_terminal(),
-            color: super::color::stderr(),
-            start: Instant::now(),
-            last: None,
-            drawn: false,
-            notes: Vec::new(),
-        }
+        Bar::with_target(ProgressDrawTarget::stderr_with_hz(10), super::color::stderr())
     }
 
-    /// The bar text: `[####    ]  42.0%  detail`.
-    pub fn format(percent: f64, detail: &str) -> String {
-        let filled = (((percent / 100.0) * WIDTH as f64) as usize).min(WIDTH);
-        format!("[{}{}] {:>5.1}%  {detail}", "#".repeat(filled), " ".repeat(WIDTH - filled), percent)
+    /// A bar on `target`; from its first draw until it is finished, the one the messages step
+    /// around.
+    fn with_target(target: ProgressDrawTarget, color: bool) -> Bar {
+        let bar = ProgressBar::with_draw_target(Some(SCALE), target);
+        Bar { bar, id: None, color, shape: None, notes: Vec::new() }
     }
 
-    /// Redraws the line (throttled unless `force`).
-    pub fn draw(&mut self, line: &str, force: bool) {
-        if !self.tty {
+    fn shape(&mut self, shape: Shape) {
+        if self.shape == Some(shape) {
             return;
         }
-        if !force && self.last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
-            return;
+        self.shape = Some(shape);
+        if self.id.is_none() {
+            self.id = Some(messages::hold_bar(self.bar.clone()));
         }
-        self.last = Some(Instant::now());
-        self.drawn = true;
-        ON_SCREEN.store(true, Ordering::SeqCst);
         // The filled part of the bar in green (`--color`).
-        let line = match line.strip_prefix('[').and_then(|r| r.split_once(']')) {
-            Some((bar, rest)) if self.color => {
-                let filled = bar.trim_end_matches(' ');
-                let tone = Some(super::color::Tone::Good);
-                format!("[{}{}]{rest}", super::color::paint(filled, tone, true), &bar[filled.len()..])
-            }
-            _ => line.to_string(),
+        let bar = if self.color { format!("{{bar:{WIDTH}.green}}") } else { format!("{{bar:{WIDTH}}}") };
+        let template = match shape {
+            Shape::Bytes => format!("[{bar}] {{percent:>3}}%  {{bytes}} / {{total_bytes}}  {{bytes_per_sec}}"),
+            Shape::Percent => format!("[{bar}] {{msg}}"),
+            Shape::Text => "{msg}".to_string(),
         };
-        eprint!("\r{line}\x1b[K");
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            self.bar.set_style(style.progress_chars("# "));
+        }
     }
 
-    /// A line of its own on stderr (always, terminal or not), printed once per distinct text.
+    /// A percentage (100 when done) and a detail after it: `[####    ]  42.0%  detail`.
+    pub fn percent(&mut self, percent: f64, detail: &str) {
+        self.shape(Shape::Percent);
+        self.bar.set_length(SCALE);
+        self.bar.set_position(((percent.clamp(0.0, 100.0) / 100.0) * SCALE as f64) as u64);
+        self.bar.set_message(format!("{percent:>5.1}%  {detail}"));
+    }
+
+    /// A line of text in the bar's place (`waiting for … to start`).
+    pub fn text(&mut self, line: &str) {
+        self.shape(Shape::Text);
+        self.bar.set_message(line.to_string());
+    }
+
+    /// A line of its own on stderr (always, terminal or not), printed once per distinct text;
+    /// the bar is drawn again below it.
     pub fn note(&mut self, text: &str) {
         if self.notes.iter().any(|n| n == text) {
             return;
         }
         self.notes.push(text.to_string());
-        if ON_SCREEN.swap(false, Ordering::SeqCst) {
-            // The note takes the bar's place; the next draw brings the bar back below it.
-            eprint!("\r\x1b[K");
-        }
-        eprintln!("{text}");
+        messages::message(text);
     }
 
     /// Bytes of a stream: done of total, with the rate.
     pub fn bytes(&mut self, done: u64, total: u64) {
-        let secs = self.start.elapsed().as_secs_f64().max(0.001);
-        let pct = if total > 0 { done as f64 / total as f64 * 100.0 } else { 0.0 };
-        let detail = format!(
-            "{} / {}  {}/s",
-            format_bytes(done),
-            format_bytes(total),
-            format_bytes((done as f64 / secs) as u64)
-        );
-        self.draw(&Bar::format(pct, &detail), done >= total);
+        self.shape(Shape::Bytes);
+        self.bar.set_length(total);
+        self.bar.set_position(done);
     }
 
-    /// Ends the line, if the bar's is unfinished.
+    /// Ends the bar: left on screen as it was last drawn, its line ended; the messages no
+    /// longer step around it.
     pub fn finish(&self) {
-        if self.tty && self.drawn {
-            eprint!("{}", line_end());
+        if let Some(id) = self.id {
+            messages::release_bar(id);
+        }
+        if self.shape.is_none() {
+            // Never drawn: nothing to leave on screen (indicatif would draw its default bar).
+            self.bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        if !self.bar.is_finished() {
+            self.bar.abandon();
         }
     }
 }
@@ -127,29 +129,64 @@ impl Drop for Bar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::messages::aside;
+    use indicatif::{InMemoryTerm, TermLike};
+    use std::sync::Mutex;
 
+    /// One bar at a time: the messages step around the one bar on screen.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    /// What a terminal shows: its rows, trailing blanks dropped.
+    fn screen(term: &InMemoryTerm) -> Vec<String> {
+        let mut rows: Vec<String> = term.contents().lines().map(|l| l.trim_end().to_string()).collect();
+        while rows.last().is_some_and(|r| r.is_empty()) {
+            rows.pop();
+        }
+        rows
+    }
+
+    /// The bug this replaced: `[####] 100.0%  -  eta -Promoted m4 …`. A message written while a
+    /// bar is on screen gets a line of its own above the bar, which is drawn again below it.
     #[test]
-    fn a_message_after_a_drawn_bar_starts_on_a_line_of_its_own() {
-        let mut bar = Bar::new();
-        bar.tty = true;
-        assert_eq!(line_end(), "", "no bar yet");
-        bar.draw(&Bar::format(40.0, "x"), true);
-        assert_eq!(line_end(), "\n", "the bar's line is ended before the message");
-        assert_eq!(line_end(), "", "once");
-        bar.draw(&Bar::format(50.0, "x"), true);
-        bar.note("a note takes the bar's place");
-        assert_eq!(line_end(), "", "a note clears the bar's line itself");
-        bar.draw(&Bar::format(60.0, "x"), true);
+    fn a_message_while_a_bar_is_drawn_steps_around_it() {
+        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let term = InMemoryTerm::new(10, 100);
+        let mut bar = Bar::with_target(ProgressDrawTarget::term_like(Box::new(term.clone())), false);
+        bar.percent(100.0, "-  eta -");
+        bar.bar.force_draw();
+        let drawn = format!("[{}] 100.0%  -  eta -", "#".repeat(WIDTH));
+        assert_eq!(screen(&term), std::slice::from_ref(&drawn));
+        aside(|| term.write_line("Promoted m4").unwrap());
+        assert_eq!(screen(&term), ["Promoted m4".to_string(), drawn.clone()]);
+        bar.percent(40.0, "x");
+        bar.bar.force_draw();
+        let half = format!("[{}{}]  40.0%  x", "#".repeat(12), " ".repeat(WIDTH - 12));
+        assert_eq!(screen(&term), ["Promoted m4".to_string(), half.clone()]);
+        // Finished, the bar stays where it was; the messages no longer step around it.
         bar.finish();
-        assert_eq!(line_end(), "", "finish ended the line");
+        assert!(!messages::holds_bar(), "released");
         drop(bar);
-        assert_eq!(line_end(), "");
+        assert_eq!(screen(&term), ["Promoted m4".to_string(), half]);
+    }
+
+    /// A bar that never had anything to show leaves nothing on screen (`learner remove`).
+    #[test]
+    fn a_bar_never_drawn_leaves_nothing() {
+        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let term = InMemoryTerm::new(10, 100);
+        let bar = Bar::with_target(ProgressDrawTarget::term_like(Box::new(term.clone())), false);
+        aside(|| term.write_line("removed m3").unwrap());
+        drop(bar);
+        assert_eq!(screen(&term), ["removed m3"]);
     }
 
     #[test]
-    fn bar_fills_with_the_percentage() {
-        assert_eq!(Bar::format(0.0, "x"), format!("[{}]   0.0%  x", " ".repeat(30)));
-        assert_eq!(Bar::format(50.0, "x"), format!("[{}{}]  50.0%  x", "#".repeat(15), " ".repeat(15)));
-        assert_eq!(Bar::format(130.0, ""), format!("[{}] 130.0%  ", "#".repeat(30)));
+    fn hidden_when_stderr_is_no_terminal() {
+        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        // cargo's test harness captures stderr: not a terminal.
+        let bar = Bar::new();
+        assert!(bar.bar.is_hidden());
+        // A message is still written (through `aside`, which runs it at once).
+        assert_eq!(aside(|| 7), 7);
     }
 }

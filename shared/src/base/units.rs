@@ -2,40 +2,30 @@
 
 use std::time::Duration;
 
-/// Parses a Go-style duration as etcdctl accepts it: `5s`, `500ms`, `1m30s`, `2h`, or plain
-/// seconds (`5`).
+/// Parses a duration as kubectl and etcdctl take them (Go's `time.ParseDuration`: `5s`,
+/// `500ms`, `1m30s`, `1h30m`, `1.5h`, units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), through
+/// `humantime`, which reads those and more (`2h 30m`, `1day`); plain seconds (`5`) as before.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty duration; use a value such as 5s or 500ms".into());
     }
+    // A number alone is seconds (humantime wants a unit), a sign is refused here rather than
+    // called an unknown unit.
     if let Ok(secs) = s.parse::<f64>() {
         return secs_to_duration(secs, s);
     }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_end == 0 {
-            return Err(format!("invalid duration {s:?}; use a value such as 5s, 500ms or 1m30s"));
-        }
-        let value: f64 = rest[..num_end].parse().map_err(|_| format!("invalid duration {s:?}"))?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        rest = &rest[unit_end..];
-        let factor = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}; use ns, us, ms, s, m or h")),
-        };
-        total += value * factor;
+    if s.starts_with('-') {
+        return Err(format!("invalid duration {s:?}: must be positive"));
     }
-    secs_to_duration(total, s)
+    match humantime::parse_duration(s.strip_prefix('+').unwrap_or(s)) {
+        Ok(d) => secs_to_duration(d.as_secs_f64(), s),
+        Err(humantime::DurationError::NumberOverflow) => secs_to_duration(f64::MAX, s),
+        Err(humantime::DurationError::UnknownUnit { unit, .. }) if !unit.is_empty() => {
+            Err(format!("invalid duration {s:?}: unknown unit {unit:?}; use ns, us, ms, s, m or h (5s, 500ms, 1m30s)"))
+        }
+        Err(_) => Err(format!("invalid duration {s:?}; use a value such as 5s, 500ms or 1m30s")),
+    }
 }
 
 /// The shortest timeout that can work: a TCP connect and a TLS handshake on loopback take
@@ -142,22 +132,17 @@ pub fn parse_member_id_decimal(s: &str) -> Option<u64> {
     (!t.is_empty() && t.chars().all(|c| c.is_ascii_digit())).then(|| t.parse().ok()).flatten()
 }
 
-/// Parses a size: a byte count, or a number with `K`/`M`/`G`/`T` (`KiB`, `MiB`, ... and `KB`,
-/// `MB`, ... mean the same powers of 1024 here, as etcd's own flags take bytes).
+/// Parses a size as kubectl's quantities and etcd's docs write them, through `bytesize`: a
+/// byte count, or a number with a binary unit `Ki`/`Mi`/`Gi`/`Ti` (`KiB`, … the same: powers of
+/// 1024) or a decimal one `K`/`M`/`G`/`T` (`KB`, …: powers of 1000), as `8Gi` or `100MiB`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 100MiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        other => return Err(format!("{s:?}: unknown unit {other:?}; use KiB, MiB, GiB or bytes")),
-    };
-    Ok((n * mult as f64) as u64)
+    if !t.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return Err(format!("{s:?} is not a size such as 100Mi, 100MiB or 8Gi"));
+    }
+    t.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|_| {
+        format!("{s:?}: not a size; use bytes or a number with Ki, Mi, Gi, Ti (powers of 1024) or K, M, G, T (of 1000)")
+    })
 }
 
 /// Serde helper: a `Duration` as a string with units (`"3.214ms"`, `"1.5s"`).
@@ -226,6 +211,27 @@ mod tests {
         assert_eq!(parse_interval("1s").unwrap(), Duration::from_secs(1));
         assert_eq!(parse_member_id_decimal("8167322934525592410"), Some(8167322934525592410));
         assert_eq!(parse_member_id_decimal("7167fe"), None);
+        // Go's forms, as kubectl and etcdctl take them.
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2h45m30.5s").unwrap(), Duration::from_millis(9930500));
+        assert_eq!(parse_duration("15000us").unwrap(), Duration::from_millis(15));
+        assert_eq!(parse_duration("15000µs").unwrap(), Duration::from_millis(15));
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit \"x\""));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("8Gi"), Ok(8 << 30));
+        assert_eq!(parse_size("100MiB"), Ok(100 << 20));
+        assert_eq!(parse_size("1.5Ki"), Ok(1536));
+        assert_eq!(parse_size("2M"), Ok(2_000_000));
+        assert_eq!(parse_size("2 GB"), Ok(2_000_000_000));
+        for bad in ["lots", "-1", "", "5 parsecs"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -74,8 +74,14 @@ fn find_short(cmd: &Command, c: char) -> Option<&Arg> {
 fn values(arg: &Arg, prefix: &str, typed: &str, ctx: &Context) -> Completion {
     if MEMBER_ARGS.contains(&arg.get_id().as_str()) {
         let mut c = Completion::none(NO_FILES);
-        c.candidates = (ctx.members)(ctx.root, ctx.before).into_iter().filter(|(v, _)| v.starts_with(typed)).collect();
+        c.candidates = (ctx.lookup)(Dynamic::Members, ctx.root, ctx.before)
+            .into_iter()
+            .filter(|(v, _)| v.starts_with(typed))
+            .collect();
         return c;
+    }
+    if arg.get_id().as_str() == CONTEXT_ARG {
+        return contexts(prefix, typed, ctx);
     }
     let possible: Vec<_> = arg.get_possible_values().into_iter().filter(|p| !p.is_hide_set()).collect();
     if !possible.is_empty() {
@@ -102,27 +108,66 @@ fn values(arg: &Arg, prefix: &str, typed: &str, ctx: &Context) -> Completion {
 /// The arguments that name a member: their values are the cluster's member names and IDs.
 const MEMBER_ARGS: &[&str] = &["member", "old"];
 
-/// A source of `(member name or ID, description)` for the words typed so far.
-pub type Members<'a> = &'a dyn Fn(&Command, &[String]) -> Vec<(String, String)>;
+/// The argument that names a kubeconfig context: its values are the kubeconfig's contexts.
+const CONTEXT_ARG: &str = "context";
+
+/// What value completion asks beyond the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dynamic {
+    /// The names and IDs of the members of the cluster the words point at.
+    Members,
+    /// The contexts of the kubeconfig the words point at (`--kubeconfig`, `KUBECONFIG`,
+    /// `~/.kube/config`), in its order.
+    Contexts,
+}
+
+/// A source of `(value, description)` of a [`Dynamic`] kind for the words typed so far.
+pub type Lookup<'a> = &'a dyn Fn(Dynamic, &Command, &[String]) -> Vec<(String, String)>;
 
 /// What value completion may consult beyond the command: the members of the cluster the words
-/// point at.
+/// point at, the contexts of their kubeconfig.
 struct Context<'a> {
     root: &'a Command,
     before: &'a [String],
-    members: Members<'a>,
+    lookup: Lookup<'a>,
+}
+
+/// `--context` values: the kubeconfig's contexts that start with the typed word or match it as
+/// a glob (`prod-*`). Where the command takes several (health's `--context a,b`), the word
+/// after the last comma is completed and the contexts already named are left out.
+fn contexts(prefix: &str, typed: &str, ctx: &Context) -> Completion {
+    let several = ctx.root.get_arguments().any(|a| a.get_id().as_str() == "all_contexts");
+    let (head, word) = match typed.rsplit_once(',') {
+        Some((h, w)) if several => (format!("{h},"), w),
+        _ => (String::new(), typed),
+    };
+    let named: Vec<&str> = head.split(',').collect();
+    let glob = crate::ops::health::fleet::is_selection(word);
+    let mut c = Completion::none(NO_FILES | KEEP_ORDER);
+    for (name, about) in (ctx.lookup)(Dynamic::Contexts, ctx.root, ctx.before) {
+        let hit = name.starts_with(word) || (glob && crate::ops::health::fleet::glob_match(&format!("{word}*"), &name));
+        if hit && !named.contains(&name.as_str()) {
+            c.candidates.push((format!("{prefix}{head}{name}"), about));
+        }
+    }
+    if several && !c.candidates.is_empty() {
+        // `a,` goes on to another context: no space forced after a name.
+        c.directive |= NO_SPACE;
+    }
+    c
 }
 
 /// Completes `words` (the arguments after the program name, the last being the word under the
-/// cursor, possibly empty) against `root`, asking `members` for the names and IDs of members.
-pub fn complete_with(root: &Command, words: &[String], members: Members<'_>) -> Completion {
+/// cursor, possibly empty) against `root`, asking `lookup` for the members of the cluster and the
+/// kubeconfig's contexts.
+pub fn complete_with(root: &Command, words: &[String], lookup: Lookup<'_>) -> Completion {
     let mut root = root.clone();
     root.build();
     let (typed, before) = match words.split_last() {
         Some((t, b)) => (t.as_str(), b),
         None => ("", &[][..]),
     };
-    let ctx = Context { root: &root, before, members };
+    let ctx = Context { root: &root, before, lookup };
     let mut cmd = &root;
     let mut positionals = 0usize;
     let mut pending: Option<&Arg> = None;
@@ -212,8 +257,31 @@ pub fn complete_with(root: &Command, words: &[String], members: Members<'_>) -> 
 
 /// Answers a `__complete` call when `args` (after the program name) is one: `Some(text)`.
 pub fn answer(cmd: &Command, args: &[String]) -> Option<String> {
-    (args.first().map(String::as_str) == Some("__complete"))
-        .then(|| complete_with(cmd, &args[1..], &cluster_members).render())
+    (args.first().map(String::as_str) == Some("__complete")).then(|| complete_with(cmd, &args[1..], &lookup).render())
+}
+
+/// The real [`Lookup`]: the cluster's members, the kubeconfig's contexts.
+fn lookup(what: Dynamic, root: &Command, before: &[String]) -> Vec<(String, String)> {
+    match what {
+        Dynamic::Members => cluster_members(root, before),
+        Dynamic::Contexts => kubeconfig_contexts(root, before),
+    }
+}
+
+/// The words typed so far as the command's common flags (`--kubeconfig`, `--manifest`, …).
+fn common_args(root: &Command, before: &[String]) -> Option<crate::cli::args::CommonArgs> {
+    use clap::FromArgMatches;
+    let argv = std::iter::once(root.get_name().to_string()).chain(before.iter().cloned());
+    let matches = root.clone().ignore_errors(true).try_get_matches_from(argv).ok()?;
+    crate::cli::args::CommonArgs::from_arg_matches(&matches).ok()
+}
+
+/// The contexts of the kubeconfig the words typed so far point at, as kubectl reads it
+/// (`--kubeconfig`, `KUBECONFIG`'s list of files, `~/.kube/config`). Nothing without one.
+fn kubeconfig_contexts(root: &Command, before: &[String]) -> Vec<(String, String)> {
+    let Some(common) = common_args(root, before) else { return Vec::new() };
+    let names = crate::reach::discovery::kubeapi::contexts(&common.settings()).unwrap_or_default();
+    names.into_iter().map(|n| (n, String::new())).collect()
 }
 
 /// How long completion may spend asking the cluster for its members.
@@ -224,10 +292,7 @@ const MEMBERS_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 /// them: each name (described as voter or learner with its ID) and each ID. Nothing when the
 /// cluster is out of reach within [`MEMBERS_BUDGET`].
 fn cluster_members(root: &Command, before: &[String]) -> Vec<(String, String)> {
-    use clap::FromArgMatches;
-    let argv = std::iter::once(root.get_name().to_string()).chain(before.iter().cloned());
-    let Ok(matches) = root.clone().ignore_errors(true).try_get_matches_from(argv) else { return Vec::new() };
-    let Ok(common) = crate::cli::args::CommonArgs::from_arg_matches(&matches) else { return Vec::new() };
+    let Some(common) = common_args(root, before) else { return Vec::new() };
     let mut settings = common.settings();
     settings.dial_timeout = settings.dial_timeout.min(std::time::Duration::from_secs(2));
     settings.command_timeout = settings.command_timeout.min(MEMBERS_BUDGET);
@@ -422,5 +487,40 @@ pub fn intercept(bin: &str, command: fn() -> Command) -> Option<std::process::Ex
             ));
             Some(std::process::ExitCode::from(crate::ExitCode::Usage as u8))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `--context` from a kubeconfig of three contexts (the lookup stands in for the file, which
+    /// the e2e test reads for real): by prefix, by glob, and after a comma where the command
+    /// takes several (`--all-contexts` beside it, as health has).
+    #[test]
+    fn context_values_come_from_the_kubeconfig() {
+        let lookup = |what: Dynamic, _: &Command, _: &[String]| match what {
+            Dynamic::Contexts => ["prod-eu", "staging", "prod-us"].map(|n| (n.to_string(), String::new())).to_vec(),
+            Dynamic::Members => Vec::new(),
+        };
+        let one = Command::new("x").arg(Arg::new("context").long("context").action(ArgAction::Set));
+        let several = one.clone().arg(Arg::new("all_contexts").long("all-contexts").action(ArgAction::SetTrue));
+        let names = |cmd: &Command, w: &[&str]| {
+            let c = complete_with(cmd, &words(w), &lookup);
+            (c.candidates.into_iter().map(|(v, _)| v).collect::<Vec<_>>(), c.directive)
+        };
+        let all = vec!["prod-eu".to_string(), "staging".into(), "prod-us".into()];
+        assert_eq!(names(&one, &["--context", ""]), (all, NO_FILES | KEEP_ORDER));
+        assert_eq!(names(&one, &["--context", "prod-*"]).0, ["prod-eu", "prod-us"]);
+        assert_eq!(names(&one, &["--context=s"]).0, ["--context=staging"]);
+        assert_eq!(names(&one, &["--context", "prod-eu,"]).0, Vec::<String>::new(), "one context only");
+        assert_eq!(
+            names(&several, &["--context", "prod-eu,"]),
+            (vec!["prod-eu,staging".to_string(), "prod-eu,prod-us".into()], NO_FILES | KEEP_ORDER | NO_SPACE)
+        );
     }
 }

@@ -31,7 +31,7 @@ pub enum MinFree {
 }
 
 impl MinFree {
-    /// Parses `10%`, `100MiB`, `512M`, `1GiB` or a byte count.
+    /// Parses `10%`, `100MiB`, `512Mi`, `1Gi`, `500M` (decimal) or a byte count.
     pub fn parse(s: &str) -> std::result::Result<MinFree, String> {
         let s = s.trim();
         if let Some(p) = s.strip_suffix('%') {

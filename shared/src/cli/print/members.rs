@@ -180,7 +180,7 @@ pub fn learner_progress(bar: &mut Bar, p: &Progress) {
             member_id(p.member.id),
             p.member.peer_urls.join(",")
         ));
-        bar.draw(&format!("waiting for learner {} to start ...", member_id(p.member.id)), false);
+        bar.text(&format!("waiting for learner {} to start ...", member_id(p.member.id)));
         return;
     }
     let detail = format!(
@@ -188,7 +188,7 @@ pub fn learner_progress(bar: &mut Bar, p: &Progress) {
         p.rate.map(|r| format!("{r:.0} entries/s")).unwrap_or_else(|| "-".into()),
         p.eta.map(format_duration).unwrap_or_else(|| "-".into())
     );
-    bar.draw(&Bar::format(p.percent.unwrap_or(0.0), &detail), false);
+    bar.percent(p.percent.unwrap_or(0.0), &detail);
 }
 
 /// The manifest names the new node's own server and peer certificates: how to issue them,

@@ -160,9 +160,13 @@ fn json_line<T: Serialize>(doc: &T) -> Result<String> {
 
 /// Writes to stdout and flushes.
 pub fn write_stdout(s: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(s.as_bytes()).map_err(Error::Output)?;
-    out.flush().map_err(Error::Output)
+    // A result printed while a progress bar is up (learner add's settings, a promotion) steps
+    // around the bar as stderr's messages do, on a terminal showing both.
+    crate::base::messages::aside(|| {
+        let mut out = std::io::stdout().lock();
+        out.write_all(s.as_bytes()).map_err(Error::Output)?;
+        out.flush().map_err(Error::Output)
+    })
 }
 
 /// One `--watch` frame for a terminal: home the cursor, draw, clear what is left of the
