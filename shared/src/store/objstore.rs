@@ -113,7 +113,8 @@ fn s3_builder(
     use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
     let r = crate::store::awsconfig::resolve(env, &url.to_string())?;
     let mut b = AmazonS3Builder::new();
-    for (k, v) in std::env::vars() {
+    // vars_os: a variable that is not UTF-8 is skipped, never a panic.
+    for (k, v) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))) {
         if k.starts_with("AWS_") && !RESOLVED_VARS.contains(&k.as_str()) {
             if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
                 b = b.with_config(key, v);
