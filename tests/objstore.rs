@@ -418,3 +418,63 @@ fn schedule_with_a_credentials_secret() {
     let o = run(None, &bad, &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// `AWS_PROFILE` and the shared files, with no AWS key in the environment: the profile's keys
+/// (credentials file), region and endpoint (a config file named by `AWS_CONFIG_FILE`) reach the
+/// real server, `-v` says where each came from without a secret; keys in the environment win
+/// over the profile's (wrong ones are then rejected); a profile that does not exist is one line
+/// naming it, exit 3, before anything is streamed.
+#[test]
+fn credentials_from_a_profile_in_the_shared_files() {
+    let c = Cluster::start(1);
+    let s3 = S3::start();
+    s3.create_bucket("backups");
+    let home = tempfile::Builder::new().prefix("kubectl-etcd-e2e-aws-").tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        format!(
+            "[default]\naws_access_key_id = AKIAWRONGDEFAULT\naws_secret_access_key = not-this-one\n\n[backup]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            s3.access_key, s3.secret_key
+        ),
+    )
+    .unwrap();
+    let config = home.path().join("aws-config");
+    std::fs::write(&config, format!("[profile backup]\nregion = us-east-1\nendpoint_url = {}\n", s3.endpoint)).unwrap();
+    let env = |profile: &str| -> Vec<(String, String)> {
+        vec![
+            ("HOME".into(), s(home.path()).into()),
+            ("AWS_CONFIG_FILE".into(), s(&config).into()),
+            ("AWS_PROFILE".into(), profile.into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ]
+    };
+    let url = "s3://backups/prof";
+    let o = run(Some(&c), &["snapshot", "save", "--dir", url, "-v", "-o", "json"], &env("backup"));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(s3.objects("backups", "prof").len(), 1, "{err}");
+    let creds = home.path().join(".aws/credentials");
+    assert!(err.contains(&format!("credentials from profile backup in {}", creds.display())), "{err}");
+    assert!(err.contains(&format!("endpoint {} from profile backup in {}", s3.endpoint, config.display())), "{err}");
+    assert!(err.contains("endpoint_url of profile backup") && err.contains("is plain http://"), "{err}");
+    assert!(!err.contains(&s3.secret_key) && !stdout(&o).contains(&s3.secret_key), "secret printed: {err}");
+
+    // Keys in the environment take precedence over the profile's.
+    let mut with_env = env("backup");
+    with_env.push(("AWS_ACCESS_KEY_ID".into(), s3.access_key.clone()));
+    with_env.push(("AWS_SECRET_ACCESS_KEY".into(), "secret-from-env-wrong".into()));
+    let o = run(Some(&c), &["snapshot", "save", "--dir", url], &with_env);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("rejected the credentials"), "{}", stderr(&o));
+
+    // A profile that does not exist.
+    let o = run(Some(&c), &["snapshot", "save", "--dir", url], &env("nope"));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(url) && lines[0].contains("AWS_PROFILE=nope: no such profile"), "{err}");
+    assert!(!err.contains(&s3.secret_key), "{err}");
+    assert_eq!(s3.objects("backups", "prof").len(), 1);
+}

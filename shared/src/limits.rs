@@ -151,6 +151,11 @@ impl SnapshotStream {
     }
 }
 
+/// The most of one AWS shared config or credentials file read (`~/.aws/config`,
+/// `~/.aws/credentials`): 1 MiB. They are a few hundred bytes per profile; the AWS SDKs bound
+/// nothing, so this is ours: thousands of profiles, and no more memory than a certificate.
+pub const MAX_AWS_CONFIG: u64 = 1 << 20;
+
 /// The most of one `/metrics` body read (etcd's is about 150 KiB).
 pub const MAX_METRICS_BODY: usize = 8 << 20;
 

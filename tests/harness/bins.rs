@@ -209,7 +209,7 @@ pub fn plugin_command(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Comma
     let mut cmd = Command::new(bin(name));
     cmd.args(args);
     for (k, _) in std::env::vars() {
-        if k.starts_with("ETCDCTL_") || k == "KUBECONFIG" || k.starts_with("KUBERNETES_") {
+        if k.starts_with("ETCDCTL_") || k == "KUBECONFIG" || k.starts_with("KUBERNETES_") || k.starts_with("AWS_") {
             cmd.env_remove(k);
         }
     }

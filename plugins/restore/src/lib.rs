@@ -416,6 +416,7 @@ pub fn command() -> clap::Command {
 
 /// Runs the command: settings → (session) → operation → emit.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
+    kubectl_etcd::store::objstore::set_verbose(cli.common.verbose);
     let out = cli.common.out();
     let manifest = cli.common.manifest.clone().unwrap_or_else(|| cli.common.settings().default_manifest);
     match cli.command {

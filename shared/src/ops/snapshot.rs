@@ -386,7 +386,9 @@ pub async fn save_to(
                 .file_name(),
         ))
     });
-    let mut saved = save_named(session, &first, Some(named), opts, progress).await?;
+    // Every --dir a bucket: the file is a private copy for the upload, not fsynced (the
+    // snapshot's durability is the store's once the upload completes).
+    let mut saved = save_named(session, &first, Some(named), temp.is_none(), opts, progress).await?;
     let name = saved.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut locations = Vec::new();
     // The other local directories: a verified copy each.
@@ -426,7 +428,7 @@ pub async fn save(
     opts: &SaveOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Saved> {
-    save_named(session, path, None, opts, progress).await
+    save_named(session, path, None, true, opts, progress).await
 }
 
 /// Where a snapshot stream goes, chunk by chunk: a [`PartWriter`] for `snapshot save`, a
@@ -532,11 +534,12 @@ async fn save_named(
     session: &Session,
     path: &Path,
     name: Option<NameFn>,
+    durable: bool,
     opts: &SaveOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Saved> {
     let start = Instant::now();
-    let mut writer = PartWriter::create(path, opts.overwrite)?.compressed(opts.compression);
+    let mut writer = PartWriter::create(path, opts.overwrite)?.compressed(opts.compression).durable(durable);
     let (member, url, forced) = stream(session, opts, &mut writer, progress).await?;
     // For the object metadata: the cluster's ID and the member's version (best effort).
     let (cluster_id, etcd_version) = match session.dialer.client(&url).await {

@@ -164,6 +164,10 @@ mod tests {
         assert!(BucketUrl::parse("/var/backups").is_none());
         assert!(BucketUrl::parse("ftp://b/p").unwrap().is_err());
         assert!(BucketUrl::parse("s3:///p").unwrap().is_err());
+        let g = BucketUrl::parse("gs://b/p").unwrap().unwrap();
+        assert_eq!((g.scheme, g.to_string()), (Scheme::Gcs, "gs://b/p".to_string()));
+        let a = BucketUrl::parse("azure://c/p/q").unwrap().unwrap();
+        assert_eq!((a.scheme, a.key("x.db")), (Scheme::Azure, "p/q/x.db".to_string()));
         let m = ObjectMeta { sha256: "a".repeat(64), revision: 7, verified: true, ..Default::default() };
         assert_eq!(ObjectMeta::from_attributes(&m.attributes()), Some(m));
     }

@@ -2,6 +2,7 @@
 //! its checks, the backend's buckets, the snapshot file format, compression, snapshot
 //! directories and the database lock. Imports nothing from `reach`, `ops` or `cli`.
 
+pub mod awsconfig;
 pub mod backend;
 pub mod bbolt;
 pub mod bucket;

@@ -10,7 +10,8 @@
 //!
 //! Credentials come from the environment by each store's conventions (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`, web identity,
-//! container and instance credentials; `GOOGLE_*`; `AZURE_*`). They are never printed: errors name
+//! container and instance credentials; `GOOGLE_*`; `AZURE_*`), and for S3 from the AWS shared
+//! files too (`AWS_PROFILE`, `~/.aws/credentials`, `~/.aws/config`: [`crate::store::awsconfig`]). They are never printed: errors name
 //! the URL and the store's error code, never a header or a key.
 
 use std::io::{Read, Seek, Write};
@@ -54,6 +55,15 @@ pub struct StoreOptions {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `-v`: [`Bucket::open`] says where credentials, region and endpoint came from (the region and
+/// the endpoint, never a credential).
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Sets `-v` for every bucket this process opens.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::SeqCst);
+}
+
 /// An open bucket.
 #[derive(Debug, Clone)]
 pub struct Bucket {
@@ -78,6 +88,87 @@ fn client_options(opts: &StoreOptions, allow_http: bool) -> Result<object_store:
     Ok(c)
 }
 
+/// The environment's `AWS_*` settings that the shared files may also give: resolved by
+/// [`crate::store::awsconfig`], not taken from the environment by `object_store`.
+const RESOLVED_VARS: [&str; 8] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+];
+
+/// An S3 client's settings: the environment's other `AWS_*` variables as `object_store` reads
+/// them (web identity, container and instance credentials, …), then credentials, region and
+/// endpoint as the AWS SDKs resolve them from the environment and the shared files
+/// (`AWS_PROFILE`; [`crate::store::awsconfig`]).
+fn s3_builder(
+    url: &BucketUrl,
+    opts: &StoreOptions,
+    env: crate::store::awsconfig::Env,
+) -> Result<object_store::aws::AmazonS3Builder> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    let r = crate::store::awsconfig::resolve(env, &url.to_string())?;
+    let mut b = AmazonS3Builder::new();
+    // vars_os: a variable that is not UTF-8 is skipped, never a panic.
+    for (k, v) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))) {
+        if k.starts_with("AWS_") && !RESOLVED_VARS.contains(&k.as_str()) {
+            if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                b = b.with_config(key, v);
+            }
+        }
+    }
+    let say = |what: &str, source: &str| {
+        if VERBOSE.load(Ordering::SeqCst) {
+            crate::base::messages::message(&format!("{url}: {what} from {source}"));
+        }
+    };
+    match &r.credentials {
+        Some(c) => {
+            say("credentials", &c.source);
+            b = b.with_access_key_id(&c.key_id.0).with_secret_access_key(&c.secret.0);
+            if let Some(t) = &c.token {
+                b = b.with_token(&t.0);
+            }
+        }
+        None => match &r.web_identity {
+            Some(w) => {
+                say("a web identity", &format!("profile {}", r.profile));
+                b = b
+                    .with_config(AmazonS3ConfigKey::RoleArn, &w.role_arn)
+                    .with_config(AmazonS3ConfigKey::WebIdentityTokenFile, &w.token_file);
+                if let Some(n) = &w.session_name {
+                    b = b.with_config(AmazonS3ConfigKey::RoleSessionName, n);
+                }
+            }
+            None => say("credentials", "object_store's chain (web identity, container or instance credentials)"),
+        },
+    }
+    match &r.region {
+        Some((region, source)) => {
+            say(&format!("region {region}"), source);
+            b = b.with_region(region);
+        }
+        None => b = b.with_region("us-east-1"),
+    }
+    let mut http = false;
+    if let Some((endpoint, source)) = &r.endpoint {
+        say(&format!("endpoint {endpoint}"), source);
+        http = endpoint.starts_with("http://");
+        if http {
+            let what = if source.starts_with("AWS_") { source.clone() } else { format!("endpoint_url of {source}") };
+            crate::base::messages::warning(&format!(
+                "{what} is plain http://: the snapshots of {url} and the request signatures cross the network unencrypted"
+            ));
+        }
+        b = b.with_endpoint(endpoint);
+    }
+    Ok(b.with_bucket_name(&url.bucket).with_client_options(client_options(opts, http)?).with_retry(retry()))
+}
+
 fn retry() -> object_store::RetryConfig {
     object_store::RetryConfig {
         max_retries: 3,
@@ -97,21 +188,7 @@ impl Bucket {
         };
         let store: Arc<dyn ObjectStore> = match url.scheme {
             Scheme::S3 => {
-                let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
-                let http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
-                if http {
-                    crate::base::messages::warning(&format!(
-                        "AWS_ENDPOINT_URL is plain http://: the snapshots of {url} and the request signatures cross the network unencrypted"
-                    ));
-                }
-                let mut b = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(&url.bucket)
-                    .with_client_options(client_options(opts, http)?)
-                    .with_retry(retry());
-                if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-                    b = b.with_region("us-east-1");
-                }
-                Arc::new(b.build().map_err(conf)?)
+                Arc::new(s3_builder(url, opts, &crate::store::awsconfig::process_env)?.build().map_err(conf)?)
             }
             Scheme::Gcs => Arc::new(
                 object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -387,7 +464,7 @@ fn classify(url: &str, doing: &str, e: &object_store::Error) -> Error {
         return config("the bucket does not exist: create it, or fix the URL");
     }
     if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("InvalidClientTokenId") {
-        return config("the store rejected the credentials (access key unknown or secret wrong): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY");
+        return config("the store rejected the credentials (access key unknown or secret wrong): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the AWS_PROFILE's keys");
     }
     if has("AccessDenied") || matches!(e, object_store::Error::PermissionDenied { .. }) || has("403 Forbidden") {
         return config("access denied: the credentials may not use this bucket/prefix (s3:ListBucket, s3:GetObject, s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload)");
@@ -411,7 +488,7 @@ fn classify(url: &str, doing: &str, e: &object_store::Error) -> Error {
         return config("not found");
     }
     if has("credential") || has("Credential") {
-        return config("no usable credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the store's own)");
+        return config("no usable credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (or the store's own)");
     }
     Error::Transport(TransportError {
         endpoint: url.to_string(),

@@ -350,6 +350,7 @@ pub struct PartWriter {
     overwrite: bool,
     compression: Compression,
     zpart: Option<PathBuf>,
+    durable: bool,
 }
 
 /// What a finished [`PartWriter`] published.
@@ -440,7 +441,16 @@ impl PartWriter {
             overwrite,
             compression: Compression::None,
             zpart: None,
+            durable: true,
         })
+    }
+
+    /// `false`: the file is a private temporary copy that outlives no upload (every `--dir` a
+    /// bucket): it is verified and named as ever but not fsynced, its durability being the
+    /// store's once the upload completes.
+    pub fn durable(mut self, durable: bool) -> PartWriter {
+        self.durable = durable;
+        self
     }
 
     /// Stores the published file this way.
@@ -503,7 +513,9 @@ impl PartWriter {
         let file = file
             .into_inner()
             .map_err(|e| Error::Io { action: format!("write {}", self.part.display()), source: e.into_error() })?;
-        file.sync_all().map_err(|source| Error::Io { action: format!("fsync {}", self.part.display()), source })?;
+        if self.durable {
+            file.sync_all().map_err(|source| Error::Io { action: format!("fsync {}", self.part.display()), source })?;
+        }
         // The database must open (valid meta page) before it takes the final name.
         let db = Db::open(&self.part).map_err(|e| file_error(&self.part, e))?;
         let rev = revision(&db).map_err(|e| file_error(&self.part, e))?;
@@ -562,9 +574,11 @@ impl PartWriter {
                 .map_err(|source| Error::Io { action: format!("remove {}", self.part.display()), source })?;
         }
         let dir = self.final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| Error::Io { action: format!("fsync directory {}", dir.display()), source })?;
+        if self.durable {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| Error::Io { action: format!("fsync directory {}", dir.display()), source })?;
+        }
         Ok(Published {
             path: self.final_path.clone(),
             sha256: sum.iter().map(|b| format!("{b:02x}")).collect(),
