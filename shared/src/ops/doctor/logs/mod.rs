@@ -703,7 +703,7 @@ pub fn examine(input: &Input, opts: &Options) -> Result<LogReport> {
 fn gunzip_if_gzip(r: Box<dyn Read + '_>) -> Box<dyn Read + '_> {
     let mut r = BufReader::new(r);
     match r.fill_buf() {
-        Ok(head) if head.starts_with(&[0x1f, 0x8b]) => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        Ok([0x1f, 0x8b, ..]) => Box::new(flate2::read::MultiGzDecoder::new(r)),
         _ => Box::new(r),
     }
 }
