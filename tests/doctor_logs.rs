@@ -191,6 +191,7 @@ fn a_crash_looping_joiner_in_pod_logs() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let f = finding(&d, "initial-cluster-mismatch", &format!("{files:?}"));
     assert!(f["count"].as_u64().unwrap() >= crashed as u64, "{crashed} crashed containers: {f:#}");
+    assert_eq!(f["members"], serde_json::json!(["node-1"]), "{f:#}");
     assert!(d["formats"]["zap"].as_u64().unwrap() > 0, "{d:#}");
     let containers = d["containers"].as_array().unwrap();
     assert_eq!(containers.len(), crashed, "{d:#}");
@@ -471,6 +472,8 @@ fn through_the_api_from_a_workstation() {
     assert!(read.contains("\"pods/log kube-system/etcd-node-0 -c etcd\""), "{all:#}");
     assert!(!read.contains("etcd-node-0 -c etcd --previous"), "{all:#}");
     assert!(read.contains("etcd-node-1 -c etcd --previous"), "{all:#}");
+    // Every pod read at once: each finding names the members whose logs hold it.
+    assert_eq!(finding(&all, "initial-cluster-mismatch", "")["members"], serde_json::json!(["node-1"]), "{all:#}");
 
     // The checkup (no subcommand) of node-1 on a node that keeps no pod log: its pod's log
     // through the API leads the verdict.

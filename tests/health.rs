@@ -449,24 +449,6 @@ fn output_formats_parse() {
     assert!(!stdout(&run_plugin(HEALTH, &a, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")])).contains('\x1b'));
 }
 
-/// The text without ANSI escape sequences (`ESC [ … letter`).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Every round one JSON document; SIGINT or SIGTERM ends the watch as a shell reports a
 /// process ended by that signal (130, 143), with nothing on stderr.
 #[test]

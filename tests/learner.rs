@@ -644,9 +644,11 @@ async fn promote_retries_while_etcd_says_not_in_sync_and_shows_progress() {
     });
     c.resume(l);
     let out = child.wait(PLUGIN_DEADLINE);
-    let text = stdout(&out);
+    // indicatif clears the line before each draw (`\r`, `ESC[2K`).
+    let text = strip_ansi(&stdout(&out));
     assert_eq!(out.status.code(), Some(0), "{text}");
-    let bar = |t: &str| t.split('\r').filter(|d| d.starts_with('[') && d.contains("%  ")).map(String::from).collect();
+    let bar =
+        |t: &str| t.split(['\r', '\n']).filter(|d| d.starts_with('[') && d.contains("%  ")).map(String::from).collect();
     let draws: Vec<String> = bar(&text);
     let percent = |d: &str| d.split(']').nth(1).unwrap().trim().split('%').next().unwrap().parse::<f64>().unwrap();
     assert!(draws.iter().any(|d| percent(d) < 90.0), "a draw below etcd's 90 %: {draws:?}");

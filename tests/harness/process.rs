@@ -145,3 +145,21 @@ pub fn run_measured(cmd: &mut Command) -> Measured {
     };
     Measured { output, peak_rss_kib: usage.ru_maxrss as u64, elapsed }
 }
+
+/// The text without ANSI escape sequences (`ESC [ … letter`).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

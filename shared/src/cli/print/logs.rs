@@ -68,7 +68,12 @@ impl Print for LogReport {
             if !view.no_headers {
                 s.push_str("\nCauses:\n");
                 for f in &self.findings {
-                    s.push_str(&format!("  {} ({}): {}\n    next: {}\n", f.what, f.id, f.cause, f.next));
+                    let on = if f.members.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" on {}", f.members.iter().cloned().collect::<Vec<_>>().join(", "))
+                    };
+                    s.push_str(&format!("  {} ({}){on}: {}\n    next: {}\n", f.what, f.id, f.cause, f.next));
                 }
             }
         }

@@ -82,10 +82,24 @@ pub struct Finding {
     pub evidence: String,
     /// Where the message comes from in etcd.
     pub source: Vec<String>,
+    /// The members whose logs hold it, when the source names them (pod logs: `etcd-NODE`).
+    #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub members: std::collections::BTreeSet<String>,
     #[serde(skip)]
     first_ns: Option<i128>,
     #[serde(skip)]
     last_ns: Option<i128>,
+}
+
+/// The member a log source belongs to: the node of an etcd static pod, from its pod log dir
+/// (`…/kube-system_etcd-NODE_UID/etcd/0.log`) or its API name (`pods/log kube-system/etcd-NODE …`).
+fn member_of(source: &str) -> Option<String> {
+    let (rest, end) = match source.rfind("_etcd-") {
+        Some(i) => (&source[i + 6..], '_'),
+        None => (&source[source.find("/etcd-")? + 6..], ' '),
+    };
+    let name = rest.split(end).next()?;
+    (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
 }
 
 /// One container start (one `N.log` of a pod log dir, or a start seen in a file) and how it
@@ -158,6 +172,8 @@ struct Current {
     etcd_lines: u64,
     fatal: Option<(String, String)>,
     signal: bool,
+    /// The member it belongs to ([`member_of`] its first source).
+    member: Option<String>,
     /// The last finding it logged after which etcd stops on its own (removed from the
     /// cluster): what, and the line.
     stopped: Option<(String, String)>,
@@ -222,7 +238,8 @@ impl Analyzer {
     /// Starts a new container read from `source`.
     pub fn start_container(&mut self, source: &str) {
         self.end_container(false);
-        self.current = Some(Current { source: vec![source.to_string()], ..Default::default() });
+        self.current =
+            Some(Current { source: vec![source.to_string()], member: member_of(source), ..Default::default() });
     }
 
     /// Notes one more file of the current container (a rotated part).
@@ -396,8 +413,12 @@ impl Analyzer {
         t: Option<i128>,
         line: &str,
     ) {
+        let member = self.current.as_ref().and_then(|c| c.member.clone());
         if let Some(f) = self.findings.iter_mut().find(|f| f.id == id && f.what == what) {
             f.count += 1;
+            if let Some(m) = member {
+                f.members.insert(m);
+            }
             if let Some(t) = t {
                 f.first_ns = Some(f.first_ns.map_or(t, |x| x.min(t)));
                 f.last_ns = Some(f.last_ns.map_or(t, |x| x.max(t)));
@@ -415,6 +436,7 @@ impl Analyzer {
             next: next.into(),
             evidence: cut(line, EVIDENCE_MAX),
             source: source.to_vec(),
+            members: member.into_iter().collect(),
             first_ns: t,
             last_ns: t,
         });
@@ -711,6 +733,14 @@ fn gunzip_if_gzip(r: Box<dyn Read + '_>) -> Box<dyn Read + '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_named_from_pod_log_sources() {
+        assert_eq!(member_of("/var/log/pods/kube-system_etcd-cp-1_0f3a/etcd/3.log.gz").as_deref(), Some("cp-1"));
+        assert_eq!(member_of("pods/log kube-system/etcd-cp-2 -c etcd --previous").as_deref(), Some("cp-2"));
+        assert_eq!(member_of("/var/log/etcd.log"), None);
+        assert_eq!(member_of("stdin"), None);
+    }
 
     #[test]
     fn rotated_names() {
