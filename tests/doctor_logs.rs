@@ -272,17 +272,11 @@ fn a_client_with_another_ca() {
     let foreign_dir = c.dir.path().join("foreign");
     let foreign = Pki::foreign(&foreign_dir);
     foreign.write_node(&foreign_dir, "intruder", &["127.0.0.1"], &["localhost"]);
-    let pki = c.nodes[0].pki_etcd();
-    let o = Command::new(&etcd().etcdctl)
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", c.nodes[0].client_url()))
-        .arg(format!("--cacert={}", pki.join("ca.crt").display()))
-        .arg(format!("--cert={}", foreign_dir.join("etcd/healthcheck-client.crt").display()))
-        .arg(format!("--key={}", foreign_dir.join("etcd/healthcheck-client.key").display()))
-        .args(["--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health"])
-        .output()
-        .unwrap();
-    assert!(!o.status.success(), "a foreign client certificate was accepted");
+    etcdctl_with(
+        &c,
+        &foreign_dir.join("etcd/healthcheck-client.crt"),
+        &foreign_dir.join("etcd/healthcheck-client.key"),
+    );
     wait_finding(&log_of(&c, 0), "tls-unknown-authority", Duration::from_secs(15));
     assert_known(&log_of(&c, 0), "tls-unknown-authority", "kubectl etcd learner certs");
 }
@@ -696,23 +690,25 @@ async fn a_missing_snap_db() {
 
 /// etcdctl with the client pair `cert`/`key` against node 0 (expected to fail).
 fn etcdctl_with(c: &Cluster, cert: &Path, key: &Path) {
-    let pair = [format!("--cert={}", cert.display()), format!("--key={}", key.display())];
-    etcdctl_refused(c, &pair);
+    etcdctl_refused(c, &[cluster_ca(c), format!("--cert={}", cert.display()), format!("--key={}", key.display())]);
 }
 
-/// `etcdctl endpoint health` against node-0 with the cluster's CA and `client` (its
-/// certificate flags), which etcd must refuse.
-fn etcdctl_refused(c: &Cluster, client: &[String]) {
-    let pki = c.nodes[0].pki_etcd();
+/// `etcdctl endpoint health` against node-0 with these TLS flags (`--cacert`, `--cert`,
+/// `--key`), which etcd or etcdctl must refuse.
+fn etcdctl_refused(c: &Cluster, tls: &[String]) {
     let o = Command::new(&etcd().etcdctl)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", c.nodes[0].client_url()))
-        .arg(format!("--cacert={}", pki.join("ca.crt").display()))
-        .args(client)
+        .args(tls)
         .args(["--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health"])
         .output()
         .unwrap();
-    assert!(!o.status.success(), "the client was accepted: {client:?}");
+    assert!(!o.status.success(), "the handshake was accepted: {tls:?}");
+}
+
+/// `--cacert` of the cluster's own CA.
+fn cluster_ca(c: &Cluster) -> String {
+    format!("--cacert={}", c.nodes[0].pki_etcd().join("ca.crt").display())
 }
 
 /// A client with no certificate at all (it trusts the server's CA) against etcd's
@@ -720,7 +716,7 @@ fn etcdctl_refused(c: &Cluster, client: &[String]) {
 #[test]
 fn a_client_without_a_certificate() {
     let c = builder(1).flag("log-level", "info").start();
-    etcdctl_refused(&c, &[]);
+    etcdctl_refused(&c, &[cluster_ca(&c)]);
     let d = wait_finding(&log_of(&c, 0), "tls-no-client-cert", Duration::from_secs(15));
     assert!(evidence(&d, "tls-no-client-cert").contains("didn't provide a certificate"), "{d:#}");
     assert_known(&log_of(&c, 0), "tls-no-client-cert", "client certificate");
@@ -750,16 +746,14 @@ fn a_client_that_distrusts_the_server() {
     let foreign_dir = c.dir.path().join("foreign");
     Pki::foreign(&foreign_dir);
     let pki = c.nodes[0].pki_etcd();
-    let o = Command::new(&etcd().etcdctl)
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", c.nodes[0].client_url()))
-        .arg(format!("--cacert={}", foreign_dir.join("ca.crt").display()))
-        .arg(format!("--cert={}", pki.join("healthcheck-client.crt").display()))
-        .arg(format!("--key={}", pki.join("healthcheck-client.key").display()))
-        .args(["--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health"])
-        .output()
-        .unwrap();
-    assert!(!o.status.success(), "a client trusting another CA accepted etcd's certificate");
+    etcdctl_refused(
+        &c,
+        &[
+            format!("--cacert={}", foreign_dir.join("ca.crt").display()),
+            format!("--cert={}", pki.join("healthcheck-client.crt").display()),
+            format!("--key={}", pki.join("healthcheck-client.key").display()),
+        ],
+    );
     let d = wait_finding(&log_of(&c, 0), "tls-rejected-by-client", Duration::from_secs(15));
     assert!(evidence(&d, "tls-rejected-by-client").contains("remote error: tls:"), "{d:#}");
     assert_known(&log_of(&c, 0), "tls-rejected-by-client", "kubectl etcd learner certs");
