@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use kubectl_etcd::base::units::parse_duration;
+use kubectl_etcd::base::units::parse_window;
 use kubectl_etcd::cli::args::CommonArgs;
 use kubectl_etcd::ops::doctor;
 use kubectl_etcd::ops::doctor::logs::{self, Input, Options};
@@ -104,7 +104,7 @@ pub struct LogsArgs {
     pub pod_log_dir: Option<PathBuf>,
 
     /// Only lines of the last DURATION (as 30m, 2h, 1h30m).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_window)]
     pub since: Option<Duration>,
 
     /// Only the previous container (the one before the current restart), as `kubectl logs --previous`.

@@ -75,6 +75,19 @@ pub fn parse_wait(s: &str) -> Result<Duration, String> {
     parse_duration(s)
 }
 
+/// [`parse_duration`] for a window of time back from now (`doctor logs --since`), as `kubectl
+/// logs --since` takes it: with a unit, and longer than nothing.
+pub fn parse_window(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.parse::<f64>().is_ok() {
+        return Err(format!("invalid window {t:?}: give a unit, as kubectl logs --since does (30s, 10m, 2h)"));
+    }
+    if parse_wait(t) == Ok(Duration::ZERO) {
+        return Err(format!("a window of {t:?} reads nothing: give one such as 30m or 2h"));
+    }
+    parse_duration(t)
+}
+
 /// Formats a duration for humans: `850ms`, `2.1s`, `3m05s`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
@@ -189,6 +202,16 @@ pub fn ser_hex_opt<S: serde::Serializer>(v: &Option<u64>, s: S) -> std::result::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_want_a_unit_and_some_time() {
+        assert_eq!(parse_window("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_window("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_window("5").unwrap_err().contains("give a unit"));
+        assert!(parse_window("0s").unwrap_err().contains("reads nothing"));
+        assert!(parse_window("0").unwrap_err().contains("give a unit"));
+        assert!(parse_window("-1h").is_err());
+    }
 
     #[test]
     fn durations() {
