@@ -489,13 +489,12 @@ impl Analyzer {
         let mut cri = Cri::default();
         let mut buf = Vec::with_capacity(4096);
         while read_line_capped(&mut r, &mut buf, LINE_MAX)? {
-            let text = String::from_utf8_lossy(&buf);
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            if let Line::Whole(t, s) = cri.push(text) {
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            if let Line::Whole(t, s) = cri.push(line) {
                 self.line(t, &s);
             }
         }
-        if let Some((t, s)) = cri.finish() {
+        for (t, s) in cri.finish() {
             self.line(t, &s);
         }
         Ok(())

@@ -71,87 +71,88 @@ impl Record {
     }
 }
 
-/// Joins CRI partial (`P`) fragments into whole lines, bounded by [`LINE_MAX`].
+/// Joins CRI partial (`P`) fragments into whole lines, bounded by [`LINE_MAX`]: per stream
+/// (a runtime interleaves stdout's and stderr's lines), on bytes (a fragment may end inside a
+/// multi-byte character; the joined line is decoded once).
 #[derive(Debug, Default)]
 pub struct Cri {
-    partial: Option<(Option<i128>, String)>,
+    /// Per stream (0 stdout, 1 stderr): the first fragment's time and the bytes so far.
+    partial: [Option<(Option<i128>, Vec<u8>)>; 2],
 }
 
 /// What one physical line gives.
 #[derive(Debug)]
 pub enum Line<'a> {
     /// A whole line: its wrapper's time (CRI or journald) and its text (borrowed from the
-    /// physical line unless fragments were joined).
+    /// physical line unless fragments were joined or bytes were not UTF-8).
     Whole(Option<i128>, Cow<'a, str>),
     /// A CRI fragment kept until its `F`.
     Pending,
 }
 
 impl Cri {
-    /// Unwraps one physical line.
-    pub fn push<'a>(&mut self, line: &'a str) -> Line<'a> {
+    /// Unwraps one physical line (without its `\n`).
+    pub fn push<'a>(&mut self, line: &'a [u8]) -> Line<'a> {
         match split_cri(line) {
-            Some((t, false, text)) if self.partial.is_none() => Line::Whole(t, Cow::Borrowed(text)),
-            Some((t, partial, text)) => {
-                let (t0, mut acc) = self.partial.take().unwrap_or((t, String::new()));
-                push_bounded(&mut acc, text);
+            Some((t, stream, false, text)) if self.partial[stream].is_none() => {
+                Line::Whole(t, String::from_utf8_lossy(text))
+            }
+            Some((t, stream, partial, text)) => {
+                let (t0, mut acc) = self.partial[stream].take().unwrap_or((t, Vec::new()));
+                let room = LINE_MAX.saturating_sub(acc.len());
+                acc.extend_from_slice(&text[..text.len().min(room)]);
                 if partial {
-                    self.partial = Some((t0, acc));
+                    self.partial[stream] = Some((t0, acc));
                     Line::Pending
                 } else {
-                    Line::Whole(t0, Cow::Owned(acc))
+                    Line::Whole(t0, Cow::Owned(String::from_utf8_lossy(&acc).into_owned()))
                 }
             }
             None => {
-                // A line that is not CRI drops a fragment left pending (a cut file).
-                self.partial = None;
-                match split_journald(line) {
-                    Some((t, text)) => Line::Whole(t, Cow::Borrowed(text)),
-                    None => Line::Whole(None, Cow::Borrowed(line)),
+                // A line that is not CRI drops fragments left pending (a cut file).
+                self.partial = [None, None];
+                match String::from_utf8_lossy(line) {
+                    Cow::Borrowed(l) => match split_journald(l) {
+                        Some((t, text)) => Line::Whole(t, Cow::Borrowed(text)),
+                        None => Line::Whole(None, Cow::Borrowed(l)),
+                    },
+                    Cow::Owned(l) => match split_journald(&l) {
+                        Some((t, text)) => Line::Whole(t, Cow::Owned(text.to_string())),
+                        None => Line::Whole(None, Cow::Owned(l)),
+                    },
                 }
             }
         }
     }
 
-    /// A fragment left at the end of the input.
-    pub fn finish(&mut self) -> Option<(Option<i128>, String)> {
-        self.partial.take()
+    /// Fragments left at the end of the input (stdout's, then stderr's).
+    pub fn finish(&mut self) -> Vec<(Option<i128>, String)> {
+        self.partial
+            .iter_mut()
+            .filter_map(Option::take)
+            .map(|(t, b)| (t, String::from_utf8_lossy(&b).into_owned()))
+            .collect()
     }
 }
 
-fn push_bounded(acc: &mut String, text: &str) {
-    let room = LINE_MAX.saturating_sub(acc.len());
-    if text.len() <= room {
-        acc.push_str(text);
-    } else {
-        let mut cut = room;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        acc.push_str(&text[..cut]);
-    }
-}
-
-/// `<time> stdout|stderr P|F <text>` → (time, partial, text).
-fn split_cri(line: &str) -> Option<(Option<i128>, bool, &str)> {
-    let (ts, rest) = line.split_once(' ')?;
+/// `<time> stdout|stderr P|F <text>` → (time, stream: 0 stdout or 1 stderr, partial, text).
+fn split_cri(line: &[u8]) -> Option<(Option<i128>, usize, bool, &[u8])> {
+    let sp = memchr::memchr(b' ', line)?;
+    let ts = std::str::from_utf8(&line[..sp]).ok()?;
     if !ts.as_bytes().first().is_some_and(u8::is_ascii_digit) || !ts.contains('T') {
         return None;
     }
-    let (stream, rest) = rest.split_once(' ')?;
-    if stream != "stdout" && stream != "stderr" {
-        return None;
-    }
-    let (tag, text) = match rest.split_once(' ') {
-        Some((tag, text)) => (tag, text),
-        None => (rest, ""),
-    };
-    let partial = match tag {
-        "P" => true,
-        "F" => false,
+    let rest = &line[sp + 1..];
+    let (stream, rest) =
+        if let Some(r) = rest.strip_prefix(b"stdout ") { (0, r) } else { (1, rest.strip_prefix(b"stderr ")?) };
+    let (partial, text) = match rest {
+        [b'P', b' ', text @ ..] => (true, text),
+        [b'F', b' ', text @ ..] => (false, text),
+        [b'P'] => (true, &rest[1..]),
+        [b'F'] => (false, &rest[1..]),
         _ => return None,
     };
-    Some((parse_time(ts), partial, text))
+    Some((parse_time(ts), stream, partial, text))
 }
 
 /// `Mon DD HH:MM:SS host unit[pid]: text` (journalctl's default output) → (no year: no time,
@@ -525,17 +526,33 @@ mod tests {
     #[test]
     fn cri_fragments_join_and_stay_bounded() {
         let mut c = Cri::default();
-        assert!(matches!(c.push("2026-12-05T20:51:24.1Z stderr P abc"), Line::Pending));
-        match c.push("2026-12-05T20:51:24.2Z stderr F def") {
+        assert!(matches!(c.push(b"2026-12-05T20:51:24.1Z stderr P abc"), Line::Pending));
+        match c.push(b"2026-12-05T20:51:24.2Z stderr F def") {
             Line::Whole(t, s) => {
                 assert_eq!(s, "abcdef");
                 assert_eq!(t, parse_time("2026-12-05T20:51:24.1Z"));
             }
             l => panic!("{l:?}"),
         }
+        // A fragment that ends inside a character, and stdout's line between stderr's fragments.
+        let text = "éé中文".as_bytes();
+        let (a, b) = text.split_at(1);
+        let mut p1 = b"2026-12-05T20:51:24.1Z stderr P ".to_vec();
+        p1.extend_from_slice(a);
+        let mut f1 = b"2026-12-05T20:51:24.3Z stderr F ".to_vec();
+        f1.extend_from_slice(b);
+        assert!(matches!(c.push(&p1), Line::Pending));
+        match c.push(b"2026-12-05T20:51:24.2Z stdout F other") {
+            Line::Whole(_, s) => assert_eq!(s, "other"),
+            l => panic!("{l:?}"),
+        }
+        match c.push(&f1) {
+            Line::Whole(_, s) => assert_eq!(s, "éé中文"),
+            l => panic!("{l:?}"),
+        }
         let long = "x".repeat(LINE_MAX);
-        assert!(matches!(c.push(&format!("2026-12-05T20:51:24.1Z stderr P {long}")), Line::Pending));
-        match c.push(&format!("2026-12-05T20:51:24.1Z stderr F {long}")) {
+        assert!(matches!(c.push(format!("2026-12-05T20:51:24.1Z stderr P {long}").as_bytes()), Line::Pending));
+        match c.push(format!("2026-12-05T20:51:24.1Z stderr F {long}").as_bytes()) {
             Line::Whole(_, s) => assert_eq!(s.len(), LINE_MAX),
             l => panic!("{l:?}"),
         }
