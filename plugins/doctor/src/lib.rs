@@ -148,25 +148,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let member = a.member.clone().filter(|m| m != "-");
             let opts =
                 Options { member, namespace: cli.common.namespace.clone(), since: a.since, previous: a.previous };
-            let default_dir = PathBuf::from(logs::POD_LOG_DIR);
             let input = match a.log_file {
                 Some(p) if p.as_os_str() == "-" => Some(Input::Stdin),
                 Some(p) => Some(Input::File(p)),
                 None if dash => Some(Input::Stdin),
-                None => match a.pod_log_dir {
-                    Some(d) => Some(Input::PodLogDir(d)),
-                    None if logs::has_pod_logs(&default_dir, &opts) => Some(Input::PodLogDir(default_dir.clone())),
-                    // No pod log on this machine: a workstation, through the API.
-                    None => None,
-                },
+                None => a.pod_log_dir.map(Input::PodLogDir),
             };
             let report = match input {
                 Some(input) => tokio::task::spawn_blocking(move || logs::examine(&input, &opts))
                     .await
                     .map_err(kubectl_etcd::Error::from_join)??,
+                // The node's pod logs when it keeps any, else (a workstation) through the API.
                 None => {
-                    let local = format!("{} (none on this machine)", logs::pod_log_pattern(&default_dir, &opts));
-                    logs::api::examine(&cli.common.settings(), &opts, &local).await?
+                    let settings = cli.common.settings();
+                    logs::api::examine_node_or_api(&settings, PathBuf::from(logs::POD_LOG_DIR), opts).await?
                 }
             };
             out.emit(&report)?;

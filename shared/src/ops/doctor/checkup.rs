@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::logs::{self, catalogue::Severity, Input, LogReport, Options};
+use super::logs::{self, catalogue::Severity, LogReport, Options};
 use super::{Diagnosis, Verdict};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{ExitCode, Result};
 use crate::reach::discovery::settings::Settings;
 use crate::reach::discovery::Manifest;
 
@@ -46,25 +46,6 @@ impl Checkup {
     }
 }
 
-/// The member's log: its pod logs under `pod_log_dir` when the node keeps any, else its pod's
-/// log through the Kubernetes API (`pods/log`, while the API server is up). The report, or
-/// why there is none.
-async fn read_logs(settings: &Settings, pod_log_dir: PathBuf, opts: Options) -> (Option<LogReport>, Option<String>) {
-    let read = if logs::has_pod_logs(&pod_log_dir, &opts) {
-        let input = Input::PodLogDir(pod_log_dir);
-        tokio::task::spawn_blocking(move || logs::examine(&input, &opts))
-            .await
-            .unwrap_or_else(|e| Err(Error::from_join(e)))
-    } else {
-        let local = format!("{} (none on this machine)", logs::pod_log_pattern(&pod_log_dir, &opts));
-        logs::api::examine(settings, &opts, &local).await
-    };
-    match read {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(e.report())),
-    }
-}
-
 /// Reads the node's member: the manifest (for its name and data dir), its pod logs under
 /// `pod_log_dir`, its data dir.
 pub async fn examine(settings: &Settings, pod_log_dir: PathBuf, since: Option<std::time::Duration>) -> Result<Checkup> {
@@ -73,7 +54,10 @@ pub async fn examine(settings: &Settings, pod_log_dir: PathBuf, since: Option<st
     let manifest = manifest_path.as_deref().map(Manifest::load).transpose()?;
     let member = manifest.as_ref().and_then(|m| m.flag("name").map(String::from));
     let opts = Options { member: member.clone(), namespace: settings.namespace.clone(), since, previous: false };
-    let (logs, logs_error) = read_logs(settings, pod_log_dir, opts).await;
+    let (logs, logs_error) = match logs::api::examine_node_or_api(settings, pod_log_dir, opts).await {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e.report())),
+    };
     let (data_dir, data_dir_error) = match super::examine(settings, None, None).await {
         Ok(d) => (Some(d), None),
         Err(e) => (None, Some(e.report())),

@@ -102,3 +102,15 @@ pub async fn examine(settings: &Settings, opts: &Options, local: &str) -> Result
     }
     Ok(a.finish(read))
 }
+
+/// The log of the etcd pods on this node, else through the API: the pod logs under `dir` when
+/// it holds any for `opts` (kubelet's files, every restart and rotated part), else each etcd
+/// pod's `pods/log` (the error names both places when neither has a log).
+pub async fn examine_node_or_api(settings: &Settings, dir: std::path::PathBuf, opts: Options) -> Result<LogReport> {
+    if super::has_pod_logs(&dir, &opts) {
+        let input = super::Input::PodLogDir(dir);
+        return tokio::task::spawn_blocking(move || super::examine(&input, &opts)).await.map_err(Error::from_join)?;
+    }
+    let local = format!("{} (none on this machine)", super::pod_log_pattern(&dir, &opts));
+    examine(settings, &opts, &local).await
+}

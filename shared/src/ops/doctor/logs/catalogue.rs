@@ -155,11 +155,7 @@ pub fn may_match(line: &str) -> bool {
                 needles.push(if v.is_empty() { format!("\"{k}\"") } else { v.clone() });
             }
         }
-        let escaped: Vec<String> = needles
-            .iter()
-            .map(|n| serde_json::to_string(n).unwrap_or_default())
-            .map(|q| q.get(1..q.len().saturating_sub(1)).unwrap_or_default().to_string())
-            .collect();
+        let escaped: Vec<String> = needles.iter().filter_map(|n| json_escaped(n)).collect();
         needles.extend(escaped);
         aho_corasick::AhoCorasick::new(&needles).ok()
     });
@@ -198,11 +194,15 @@ pub fn find_quick(q: &Quick<'_>, line: &str) -> Option<Option<&'static Signature
 
 /// Whether `needle` is in `line` as written or as JSON escapes it.
 fn in_line(line: &str, needle: &str) -> bool {
-    if line.contains(needle) {
-        return true;
-    }
-    let q = serde_json::to_string(needle).unwrap_or_default();
-    q.len() != needle.len() + 2 && line.contains(&q[1..q.len() - 1])
+    line.contains(needle) || json_escaped(needle).is_some_and(|e| line.contains(&e))
+}
+
+/// `needle` as it reads inside a JSON string, when escaping changes it (quotes, backslashes,
+/// control characters).
+fn json_escaped(needle: &str) -> Option<String> {
+    let q = serde_json::to_string(needle).ok()?;
+    let inner = q.get(1..q.len().saturating_sub(1))?;
+    (inner != needle).then(|| inner.to_string())
 }
 
 /// The first signature that matches a record.

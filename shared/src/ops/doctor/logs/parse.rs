@@ -65,7 +65,7 @@ impl Record {
 
     /// True when the level says the process is ending (fatal, panic, capnslog's C).
     pub fn is_fatal(&self) -> bool {
-        matches!(self.level.as_deref(), Some("fatal" | "panic" | "dpanic"))
+        self.level.as_deref().is_some_and(fatal_level)
             || (self.format == Format::Raw
                 && (self.msg.starts_with("panic: ") || self.msg.starts_with("fatal error: ")))
     }
@@ -193,8 +193,13 @@ pub struct Quick<'a> {
 impl Quick<'_> {
     /// As [`Record::is_fatal`].
     pub fn is_fatal(&self) -> bool {
-        ["fatal", "panic", "dpanic"].iter().any(|l| self.level.eq_ignore_ascii_case(l))
+        fatal_level(self.level)
     }
+}
+
+/// A level on which etcd ends: zap's fatal, panic, dpanic (capnslog's C is mapped to fatal).
+fn fatal_level(level: &str) -> bool {
+    ["fatal", "panic", "dpanic"].iter().any(|l| level.eq_ignore_ascii_case(l))
 }
 
 /// The head of a line zap wrote (`{"level":"…","ts":"…"|<number>,["caller":"…",]"msg":"…",…}`,
