@@ -91,7 +91,9 @@ pub async fn examine(settings: &Settings, pod_log_dir: PathBuf, since: Option<st
             next.extend(d.next_steps.iter().cloned());
         }
     }
-    let verdict = if verdict.is_empty() {
+    let verdict = if logs.is_none() && data_dir.is_none() {
+        "neither its log nor its data dir could be read (where each was looked for is below)".to_string()
+    } else if verdict.is_empty() {
         "nothing known is wrong in its log or its data dir; `kubectl etcd health` tells how the cluster sees it"
             .to_string()
     } else {
