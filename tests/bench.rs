@@ -13,6 +13,11 @@ use harness::*;
 
 /// Runs a command under /usr/bin/time; returns (wall seconds, peak RSS KiB, success).
 fn measure(cmd: &mut Command) -> (f64, u64, bool) {
+    measure_with_stderr(cmd).0
+}
+
+/// [`measure`], with the command's stderr.
+fn measure_with_stderr(cmd: &mut Command) -> ((f64, u64, bool), String) {
     let prog = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     let envs: Vec<_> = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect();
@@ -31,7 +36,8 @@ fn measure(cmd: &mut Command) -> (f64, u64, bool) {
     let line = err.lines().find(|l| l.starts_with("__TIME__")).unwrap_or("__TIME__ 0 0");
     let rss: u64 = line.split_whitespace().nth(2).and_then(|x| x.parse().ok()).unwrap_or(0);
     // "Command exited with non-zero status" is how time reports a failure.
-    (wall, rss, !err.contains("exited with non-zero status"))
+    let ok = !err.contains("exited with non-zero status");
+    ((wall, rss, ok), err.into_owned())
 }
 
 /// [`measure`] `n` times, each run's command made by `make(i)` (a fresh target each time):
@@ -609,6 +615,10 @@ fn objstore_bench(mib: usize) {
             cmd.args(["--dir", d]);
         }
         cmd.args(["--keep", "1"]);
+        // -v: the upload says how long the store took to complete it.
+        if dirs.contains("s3://") {
+            cmd.arg("-v");
+        }
         for (k, v) in s3.env() {
             cmd.env(k, v);
         }
@@ -616,6 +626,7 @@ fn objstore_bench(mib: usize) {
     };
     let size = |r: (f64, u64, bool)| r;
     let mut base = None;
+    let mut local = None;
     for (name, d) in [
         ("snapshot save --dir LOCAL", dir.path().to_str().unwrap().to_string()),
         ("snapshot save --dir s3://bench/etcd", "s3://bench/etcd".to_string()),
@@ -623,19 +634,36 @@ fn objstore_bench(mib: usize) {
         // the fsync of its private copy.
         ("snapshot save --dir LOCAL2 --dir s3://…", format!("{} s3://bench/both", dir2.path().display())),
     ] {
-        let r = size(measure_median(3, |_| save(&d)));
+        let runs: Vec<_> = (0..3).map(|_| measure_with_stderr(&mut save(&d))).collect();
+        let r = size(summarize(&runs.iter().map(|r| r.0).collect::<Vec<_>>()));
+        // "… the store completed the upload in 0.90s", from -v.
+        let completions: Vec<f64> = runs
+            .iter()
+            .filter_map(|(_, err)| {
+                let at = err.find("the store completed the upload in ")? + "the store completed the upload in ".len();
+                err[at..].split('s').next()?.parse().ok()
+            })
+            .collect();
+        let completion = (!completions.is_empty()).then(|| median(completions));
         let db =
             std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.metadata().unwrap().len()).max().unwrap_or(0);
         let mbs = db as f64 / (1 << 20) as f64 / r.0;
         let b = *base.get_or_insert(mbs);
+        let local_wall = *local.get_or_insert(r.0);
         println!(
-            "{:<40} {:>8.2}s {:>6.0} MiB/s {:>6} MiB{}  ({:.2}x local)",
+            "{:<40} {:>8.2}s {:>6.0} MiB/s {:>6} MiB{}  ({:.2}x local){}",
             name,
             r.0,
             mbs,
             r.1 / 1024,
             if r.2 { "" } else { "  (FAILED)" },
-            mbs / b
+            mbs / b,
+            completion
+                .map(|c| format!(
+                    "; the store's CompleteMultipartUpload {c:.2}s: even sent as it streams, at best {:.2}x local",
+                    local_wall / (local_wall + c)
+                ))
+                .unwrap_or_default()
         );
     }
     // What the store itself costs: the saved file uploaded alone (same client, parts and

@@ -68,16 +68,20 @@ async fn bucket_saves_keep_list_and_restore_latest() {
     let mut saved = Vec::new();
     for i in 0..4 {
         c.put(&format!("/registry/n/{i}"), "x");
+        // The third compressed: the object is the compressed file, its metadata says so.
+        let zstd: &[&str] = if i == 2 { &["--compress", "zstd"] } else { &[] };
         let o = tokio::task::block_in_place(|| {
-            run(Some(&c), &["snapshot", "save", "--dir", url, "--keep", "2", "-o", "json"], &env)
+            run(Some(&c), &[&["snapshot", "save", "--dir", url, "--keep", "2", "-o", "json"], zstd].concat(), &env)
         });
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let doc = json(&o);
         let path = doc["path"].as_str().unwrap().to_string();
         assert!(path.starts_with("s3://backups/etcd/cp-1/etcd-snapshot-"), "{doc:#}");
         assert!(stderr(&o).contains("warning: AWS_ENDPOINT_URL is plain http://"), "{}", stderr(&o));
+        assert!(stderr(&o).contains("uploading etcd-snapshot-"), "{}", stderr(&o));
         saved.push(doc);
     }
+    assert!(saved[2]["path"].as_str().unwrap().ends_with(".db.zst"), "{:#}", saved[2]);
     let name = |d: &Value| d["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
     let mut want = vec![
         name(&saved[2]),
@@ -107,6 +111,8 @@ async fn bucket_saves_keep_list_and_restore_latest() {
     assert_eq!(m["cluster_id"], saved[3]["cluster_id"]);
     assert!(m["etcd_version"].as_str().unwrap().starts_with(&etcd().version), "{m:#}");
     assert_eq!((m["compression"].as_str(), m["verified"].as_bool()), (Some("none"), Some(true)));
+    assert_eq!(items[1]["metadata"]["compression"], "zstd", "{:#}", items[1]);
+    assert_eq!(items[1]["metadata"]["sha256"], saved[2]["sha256"], "{:#}", items[1]);
     assert_eq!(items[2]["name"], "etcd-snapshot-20200101T000000Z-2.db");
     assert!(items[2].get("metadata").is_none(), "{:#}", items[2]);
     let table = stdout(&tokio::task::block_in_place(|| run(None, &["snapshot", "ls", url], &env)));
@@ -279,6 +285,51 @@ async fn server_killed_mid_upload_leaves_nothing() {
     assert!(err.contains("the multipart upload was aborted: no object was written"), "{err}");
     assert_eq!(s3.objects("backups", "etcd"), Vec::<String>::new(), "{err}");
     assert_eq!(s3.open_uploads(), Vec::<String>::new(), "{err}");
+}
+
+/// The member killed while it sends a snapshot bound for a bucket: the save fails as a
+/// transport error, and neither an object, an open upload nor the private copy is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn member_killed_mid_stream_leaves_no_object() {
+    let mut c = Cluster::start(1);
+    // ~120 MiB, so the stream lasts long enough to be cut.
+    fill(&c, 120).await;
+    let s3 = S3::start();
+    s3.create_bucket("backups");
+    // The private copy of a bucket-only save goes under TMPDIR: watch it grow there.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut env = s3.env();
+    env.push(("TMPDIR".into(), s(tmp.path()).into()));
+    let p = spawn(&c, &["snapshot", "save", "--dir", "s3://backups/etcd"], &env);
+    tokio::task::block_in_place(|| {
+        wait_for("the snapshot stream to start", Duration::from_secs(60), || {
+            walk(tmp.path()).iter().any(|f| f.to_string_lossy().ends_with(".part") && f.metadata().is_ok_and(|m| m.len() > 0)).then_some(())
+        })
+    });
+    c.kill(0);
+    let o = tokio::task::block_in_place(|| p.wait(Duration::from_secs(120)));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("stopped sending") || err.contains("truncated"), "{err}");
+    assert_eq!(s3.objects("backups", "etcd"), Vec::<String>::new(), "{err}");
+    assert_eq!(s3.open_uploads(), Vec::<String>::new(), "{err}");
+    let left: Vec<_> = walk(tmp.path());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Every file under `dir`, at any depth.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    // A directory may go while it is walked (the save removes its own).
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }
 
 /// SIGINT mid-upload: the upload is aborted before the process exits; nothing is written.

@@ -243,6 +243,7 @@ impl Bucket {
         let size = src.metadata().map(|m| m.len()).unwrap_or(0);
         let opts = PutMultipartOptions { attributes: meta.attributes(), ..Default::default() };
         let _open = UploadingGuard::new();
+        let started = std::time::Instant::now();
         let mut up =
             self.store.put_multipart_opts(&location, opts).await.map_err(|e| self.error("start an upload to", &e))?;
         let sent = async {
@@ -278,7 +279,17 @@ impl Bucket {
             if crate::base::signals::interrupted() {
                 return Err(Error::Interrupted(crate::base::signals::interrupting_signal().unwrap_or("a signal")));
             }
+            let parts_sent = started.elapsed();
             up.complete().await.map_err(|e| self.error("complete the upload to", &e))?;
+            if VERBOSE.load(Ordering::SeqCst) {
+                crate::base::messages::message(&format!(
+                    "{what}: {} in {} parts sent in {:.2}s; the store completed the upload in {:.2}s",
+                    crate::base::units::format_bytes(size),
+                    size.div_ceil(PART as u64).max(1),
+                    parts_sent.as_secs_f64(),
+                    (started.elapsed() - parts_sent).as_secs_f64()
+                ));
+            }
             Ok(())
         };
         let r: Result<()> = sent.await;
