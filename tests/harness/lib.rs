@@ -10,6 +10,7 @@
 // pre_exec and kill need libc.
 #![allow(unsafe_code)]
 
+pub mod azurite;
 pub mod bins;
 pub mod child;
 pub mod cluster;
@@ -24,6 +25,7 @@ pub mod s3;
 pub mod schema;
 pub mod skew;
 
+pub use azurite::Azurite;
 pub use bins::*;
 pub use child::*;
 pub use cluster::*;

@@ -108,10 +108,17 @@ pub struct ObjectMeta {
 }
 
 impl ObjectMeta {
-    pub(crate) fn attributes(&self) -> Attributes {
+    /// The metadata as `object_store` attributes for a store of `scheme`: names
+    /// `kubectl-etcd-…` (`x-amz-meta-kubectl-etcd-sha256`), or on Azure, whose metadata names
+    /// must be C# identifiers (a hyphen is refused with `InvalidMetadata`), `kubectl_etcd_…`.
+    pub(crate) fn attributes(&self, scheme: Scheme) -> Attributes {
         let mut a = Attributes::new();
         let mut put = |k: &str, v: String| {
-            a.insert(Attribute::Metadata(format!("{META}{k}").into()), AttributeValue::from(v));
+            let mut name = format!("{META}{k}");
+            if scheme == Scheme::Azure {
+                name = name.replace('-', "_");
+            }
+            a.insert(Attribute::Metadata(name.into()), AttributeValue::from(v));
         };
         put("sha256", self.sha256.clone());
         put("revision", self.revision.to_string());
@@ -131,7 +138,10 @@ impl ObjectMeta {
     pub(crate) fn from_attributes(a: &Attributes) -> Option<ObjectMeta> {
         let get = |k: &str| -> Option<String> {
             a.iter().find_map(|(key, v)| match key {
-                Attribute::Metadata(m) if m.eq_ignore_ascii_case(&format!("{META}{k}")) => Some(v.to_string()),
+                // Either spelling: `-` (S3, GCS) or `_` (Azure).
+                Attribute::Metadata(m) if m.replace('_', "-").eq_ignore_ascii_case(&format!("{META}{k}")) => {
+                    Some(v.to_string())
+                }
                 _ => None,
             })
         };
@@ -169,6 +179,22 @@ mod tests {
         let a = BucketUrl::parse("azure://c/p/q").unwrap().unwrap();
         assert_eq!((a.scheme, a.key("x.db")), (Scheme::Azure, "p/q/x.db".to_string()));
         let m = ObjectMeta { sha256: "a".repeat(64), revision: 7, verified: true, ..Default::default() };
-        assert_eq!(ObjectMeta::from_attributes(&m.attributes()), Some(m));
+        for scheme in [Scheme::S3, Scheme::Gcs, Scheme::Azure] {
+            let a = m.attributes(scheme);
+            assert_eq!(ObjectMeta::from_attributes(&a), Some(m.clone()), "{scheme:?}");
+            // Azure takes only C# identifiers as metadata names.
+            let names: Vec<String> = a
+                .iter()
+                .filter_map(|(k, _)| match k {
+                    Attribute::Metadata(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect();
+            assert!(names
+                .contains(&"kubectl-etcd-cluster-id".replace('-', if scheme == Scheme::Azure { "_" } else { "-" })));
+            if scheme == Scheme::Azure {
+                assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')), "{names:?}");
+            }
+        }
     }
 }

@@ -241,7 +241,7 @@ impl Bucket {
             source,
         })?;
         let size = src.metadata().map(|m| m.len()).unwrap_or(0);
-        let opts = PutMultipartOptions { attributes: meta.attributes(), ..Default::default() };
+        let opts = PutMultipartOptions { attributes: meta.attributes(self.url.scheme), ..Default::default() };
         let _open = UploadingGuard::new();
         let started = std::time::Instant::now();
         let mut up =
