@@ -144,27 +144,8 @@ async fn bucket_saves_keep_list_and_restore_latest() {
     // real etcd boots it.
     let want = count(&c, 0, "/registry/").await;
     c.put("/registry/later", "x");
-    let mut target = Cluster::builder(1).planned();
+    let (mut target, o) = tokio::task::block_in_place(|| apply_latest(url, &env));
     let n = &target.nodes[0];
-    let o = tokio::task::block_in_place(|| {
-        run(
-            None,
-            &[
-                "apply",
-                "--latest",
-                url,
-                "--data-dir",
-                s(&n.data_dir()),
-                "--name",
-                &n.name,
-                "--initial-cluster",
-                &format!("{}={}", n.name, n.peer_url()),
-                "--initial-cluster-token",
-                &target.token,
-            ],
-            &env,
-        )
-    });
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let used = format!("using {}", saved[3]["path"].as_str().unwrap());
     assert!(stderr(&o).contains(&used), "{}", stderr(&o));
@@ -232,6 +213,18 @@ fn store_errors_are_one_line_without_the_secret() {
         assert!(!err.contains("snapshot stream"), "{err}");
     }
     assert_eq!(s3.objects("backups", "p"), Vec::<String>::new());
+}
+
+/// `restore apply --latest URL` into a planned one-member cluster's data dir (not started):
+/// the cluster and the plugin's output.
+fn apply_latest(url: &str, env: &[(String, String)]) -> (Cluster, std::process::Output) {
+    let target = Cluster::builder(1).planned();
+    let n = &target.nodes[0];
+    let (peers, data_dir) = (format!("{}={}", n.name, n.peer_url()), n.data_dir());
+    let args = ["apply", "--latest", url, "--data-dir", s(&data_dir), "--name", &n.name];
+    let o =
+        run(None, &[&args[..], &["--initial-cluster", &peers, "--initial-cluster-token", &target.token]].concat(), env);
+    (target, o)
 }
 
 /// Starts a save of a ~40 MiB snapshot to the bucket and freezes the server (SIGSTOP) once
@@ -396,27 +389,7 @@ async fn azure_container_saves_list_and_restore_latest() {
 
     // apply --latest az://…: real etcd boots what it restored.
     let want = count(&c, 0, "/registry/").await;
-    let mut target = Cluster::builder(1).planned();
-    let n = &target.nodes[0];
-    let o = tokio::task::block_in_place(|| {
-        run(
-            None,
-            &[
-                "apply",
-                "--latest",
-                url,
-                "--data-dir",
-                s(&n.data_dir()),
-                "--name",
-                &n.name,
-                "--initial-cluster",
-                &format!("{}={}", n.name, n.peer_url()),
-                "--initial-cluster-token",
-                &target.token,
-            ],
-            &env,
-        )
-    });
+    let (mut target, o) = tokio::task::block_in_place(|| apply_latest(url, &env));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains(&format!("using {path}")), "{}", stderr(&o));
     tokio::task::block_in_place(|| target.start_all());

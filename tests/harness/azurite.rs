@@ -43,7 +43,6 @@ pub struct Azurite {
 impl Azurite {
     /// Starts a server with a fresh store and its own account and key.
     pub fn start() -> Azurite {
-        use std::os::unix::process::CommandExt;
         let dir = tempfile::Builder::new().prefix("kubectl-etcd-e2e-azurite-").tempdir().unwrap();
         let port = free_port();
         let account = format!("kubectletcd{port}");
@@ -59,13 +58,7 @@ impl Azurite {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::process::dies_with_test(&mut cmd);
         let child = cmd.spawn().expect("cannot start azurite-blob");
         let addr = format!("127.0.0.1:{port}");
         wait_for("Azurite to listen", Duration::from_secs(30), || {

@@ -38,15 +38,8 @@ fn drain(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHa
 impl Running {
     /// Starts `cmd` (its stdin closed, stdout and stderr captured); `what` names it in failures.
     pub fn spawn(mut cmd: Command, what: &str) -> Running {
-        use std::os::unix::process::CommandExt;
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; the plugin dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::process::dies_with_test(&mut cmd);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         let out = Arc::new(Mutex::new(Vec::new()));
         let err = Arc::new(Mutex::new(Vec::new()));

@@ -68,7 +68,6 @@ pub fn spawn_etcd_bin(bin: &Path, root: &Path, netns: Option<&str>, argv: &[Stri
 /// (`bin`: the selected etcd, a node's own, or the one a manifest's image names in the kubelet
 /// emulation.)
 pub(crate) fn etcd_command_with(bin: &Path, netns: Option<&str>, argv: &[String]) -> Command {
-    use std::os::unix::process::CommandExt;
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -84,14 +83,21 @@ pub(crate) fn etcd_command_with(bin: &Path, netns: Option<&str>, argv: &[String]
             cmd.env_remove(k);
         }
     }
-    // SAFETY: prctl is async-signal-safe; the etcd process dies with the test process.
+    dies_with_test(&mut cmd);
+    cmd
+}
+
+/// Makes the process `cmd` starts die with the test process (`PR_SET_PDEATHSIG`), also when the
+/// test is killed before any guard drops.
+pub fn dies_with_test(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
         });
     }
-    cmd
 }
 
 pub(crate) fn signal(pid: i32, sig: i32) {

@@ -67,7 +67,6 @@ impl S3 {
 
     /// Starts the server again (same port, root and keys) after [`S3::kill`].
     pub fn restart(&mut self) {
-        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(s3s_fs());
         cmd.args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--access-key", &self.access_key, "--secret-key", &self.secret_key])
@@ -75,13 +74,7 @@ impl S3 {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::process::dies_with_test(&mut cmd);
         self.child = Some(cmd.spawn().expect("cannot start s3s-fs"));
         let addr = format!("127.0.0.1:{}", self.port);
         wait_for("s3s-fs to listen", Duration::from_secs(20), || {
