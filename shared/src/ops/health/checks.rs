@@ -273,12 +273,14 @@ pub(crate) fn db_check(rows: &[MemberHealth], quota: u64) -> Check {
         };
         max_size = max_size.max(size);
         let pct = size as f64 / quota as f64 * 100.0;
+        // The share shown is cut, not rounded: 94.7 % is "94%" and warns; "95%" always fails.
+        let shown = pct.floor();
         if pct >= 95.0 {
             worst = Status::Fail;
-            notes.push(format!("{} at {pct:.0}% of quota", label(r)));
+            notes.push(format!("{} at {shown}% of quota", label(r)));
         } else if pct >= 80.0 {
             worst = worst.max(Status::Warn);
-            notes.push(format!("{} at {pct:.0}% of quota", label(r)));
+            notes.push(format!("{} at {shown}% of quota", label(r)));
         }
         if size > 64 * 1024 * 1024 && (used as f64) < size as f64 * 0.5 {
             worst = worst.max(Status::Warn);
@@ -657,6 +659,10 @@ mod tests {
         assert_eq!(db_check(&[sized(10 << 20, 10 << 20)], q).status, Status::Ok);
         assert_eq!(db_check(&[sized(960 << 20, 960 << 20)], q).status, Status::Fail);
         assert_eq!(db_check(&[sized(850 << 20, 850 << 20)], q).status, Status::Warn);
+        // Just under the failing share: says 94%, never a rounded 95%, and warns.
+        let c = db_check(&[sized(947 << 20, 947 << 20)], q);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.message.contains("at 94% of quota"), "{}", c.message);
         let c = db_check(&[sized(200 << 20, 50 << 20)], q);
         assert_eq!(c.status, Status::Warn);
         assert!(c.message.contains("75% fragmented"), "{}", c.message);
