@@ -624,7 +624,6 @@ fn objstore_bench(mib: usize) {
         }
         cmd
     };
-    let size = |r: (f64, u64, bool)| r;
     let mut base = None;
     let mut local = None;
     for (name, d) in [
@@ -635,7 +634,7 @@ fn objstore_bench(mib: usize) {
         ("snapshot save --dir LOCAL2 --dir s3://…", format!("{} s3://bench/both", dir2.path().display())),
     ] {
         let runs: Vec<_> = (0..3).map(|_| measure_with_stderr(&mut save(&d))).collect();
-        let r = size(summarize(&runs.iter().map(|r| r.0).collect::<Vec<_>>()));
+        let r = summarize(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
         // "… the store completed the upload in 0.90s", from -v.
         let completions: Vec<f64> = runs
             .iter()

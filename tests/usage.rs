@@ -98,25 +98,8 @@ fn figures(doc: &Value) -> BTreeMap<String, [u64; 5]> {
 
 /// Standard base64, as etcdctl's `-w json` writes keys and values.
 fn base64(s: &str) -> Vec<u8> {
-    let val = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => panic!("not base64: {c}"),
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        acc = (acc << 6) | val(c) as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_else(|e| panic!("not base64 ({e}): {s}"))
 }
 
 /// etcdctl's view of the live keys under /registry: key → (version, mod_revision, value length).

@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
-use sha2::Digest as _;
 
 use crate::*;
 
@@ -89,7 +88,8 @@ impl Azurite {
             self.account
         );
         let key = base64::engine::general_purpose::STANDARD.decode(&self.key).unwrap();
-        let sig = base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, to_sign.as_bytes()));
+        let sig = base64::engine::general_purpose::STANDARD
+            .encode(ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key), to_sign.as_bytes()));
         let req = format!(
             "PUT {path}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-ms-date: {date}\r\nx-ms-version: {VERSION}\r\nAuthorization: SharedKey {}:{sig}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port, self.account
@@ -110,19 +110,6 @@ impl Drop for Azurite {
             let _ = c.wait();
         }
     }
-}
-
-/// HMAC-SHA256 (RFC 2104).
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&sha2::Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-    let inner = sha2::Sha256::new().chain_update(pad(0x36)).chain_update(msg).finalize();
-    sha2::Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
 }
 
 /// The time now as an HTTP date (`Sun, 06 Dec 2026 10:00:00 GMT`).

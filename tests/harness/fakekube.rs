@@ -112,22 +112,6 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn status(code: u16, reason: &str, message: &str) -> (String, String) {
     let line = match code {
         401 => "401 Unauthorized",
@@ -503,8 +487,10 @@ fn serve(
                 Err(status(400, "BadRequest", "Upgrade request required"))
             } else if let (Some(port), Some(key)) = (port, header("sec-websocket-key")) {
                 use sha1::Digest;
-                let accept =
-                    base64(&sha1::Sha1::digest(format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes()));
+                let accept = base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    sha1::Sha1::digest(format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes()),
+                );
                 let _ = write!(stream, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n");
                 port_forward(stream, name, port, knobs);
                 return;
