@@ -16,13 +16,14 @@ fn measure(cmd: &mut Command) -> (f64, u64, bool) {
     measure_with_stderr(cmd).0
 }
 
-/// [`measure`], with the command's stderr.
+/// [`measure`], with the command's stderr (its last line is /usr/bin/time's
+/// `__TIME__ wall peak-KiB user-s system-s`: [`cpu_of_run`] reads the CPU time).
 fn measure_with_stderr(cmd: &mut Command) -> ((f64, u64, bool), String) {
     let prog = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     let envs: Vec<_> = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect();
     let mut t = Command::new("/usr/bin/time");
-    t.arg("-f").arg("__TIME__ %e %M").arg(prog).args(args);
+    t.arg("-f").arg("__TIME__ %e %M %U %S").arg(prog).args(args);
     for (k, v) in envs {
         match v {
             Some(v) => t.env(k, v),
@@ -38,6 +39,27 @@ fn measure_with_stderr(cmd: &mut Command) -> ((f64, u64, bool), String) {
     // "Command exited with non-zero status" is how time reports a failure.
     let ok = !err.contains("exited with non-zero status");
     ((wall, rss, ok), err.into_owned())
+}
+
+/// The CPU seconds (user + system) a run of [`measure_with_stderr`] took, from its stderr.
+fn cpu_of_run(err: &str) -> f64 {
+    let line = err.lines().find(|l| l.starts_with("__TIME__")).unwrap_or("__TIME__ 0 0 0 0");
+    line.split_whitespace().skip(3).filter_map(|x| x.parse::<f64>().ok()).sum()
+}
+
+/// The CPU seconds (user + system) process `pid` has used so far, from /proc/PID/stat.
+fn cpu_of_pid(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" that ends the name: utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| f.get(i)?.parse::<f64>().ok()).sum();
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let per_second = TICKS.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf CLK_TCK");
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("CLK_TCK is a number")
+    });
+    ticks / per_second
 }
 
 /// [`measure`] `n` times, each run's command made by `make(i)` (a fresh target each time):
@@ -608,6 +630,7 @@ fn objstore_bench(mib: usize) {
     let dir = tempfile::tempdir().unwrap();
     let dir2 = tempfile::tempdir().unwrap();
     println!("{:<40} {:>9} {:>11} {:>10}", "command (median of 3)", "wall", "throughput", "peak RSS");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let save = |dirs: &str| {
         let mut cmd = Command::new(bin("kubectl-etcd-restore"));
         cmd.args(["--manifest", c.nodes[0].manifest().to_str().unwrap(), "snapshot", "save"]);
@@ -633,36 +656,52 @@ fn objstore_bench(mib: usize) {
         // the fsync of its private copy.
         ("snapshot save --dir LOCAL2 --dir s3://…", format!("{} s3://bench/both", dir2.path().display())),
     ] {
-        let runs: Vec<_> = (0..3).map(|_| measure_with_stderr(&mut save(&d))).collect();
+        // Each run's CPU seconds: the plugin's (from time), etcd's and the store's (from /proc).
+        let (etcd_pid, store_pid) = (c.nodes[0].pid().unwrap(), s3.pid().unwrap());
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let (e0, s0) = (cpu_of_pid(etcd_pid), cpu_of_pid(store_pid));
+                let (m, err) = measure_with_stderr(&mut save(&d));
+                let cpu = (cpu_of_run(&err), cpu_of_pid(etcd_pid) - e0, cpu_of_pid(store_pid) - s0);
+                (m, err, cpu)
+            })
+            .collect();
         let r = summarize(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
         // "… the store completed the upload in 0.90s", from -v.
         let completions: Vec<f64> = runs
             .iter()
-            .filter_map(|(_, err)| {
+            .filter_map(|(_, err, _)| {
                 let at = err.find("the store completed the upload in ")? + "the store completed the upload in ".len();
                 err[at..].split('s').next()?.parse().ok()
             })
             .collect();
         let completion = (!completions.is_empty()).then(|| median(completions));
+        let cpu = |f: fn(&(f64, f64, f64)) -> f64| median(runs.iter().map(|r| f(&r.2)).collect());
+        let (plugin, etcd_cpu, store) = (cpu(|x| x.0), cpu(|x| x.1), cpu(|x| x.2));
         let db =
             std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.metadata().unwrap().len()).max().unwrap_or(0);
         let mbs = db as f64 / (1 << 20) as f64 / r.0;
         let b = *base.get_or_insert(mbs);
         let local_wall = *local.get_or_insert(r.0);
         println!(
-            "{:<40} {:>8.2}s {:>6.0} MiB/s {:>6} MiB{}  ({:.2}x local){}",
+            "{:<40} {:>8.2}s {:>6.0} MiB/s {:>6} MiB{}  ({:.2}x local)",
             name,
             r.0,
             mbs,
             r.1 / 1024,
             if r.2 { "" } else { "  (FAILED)" },
             mbs / b,
-            completion
-                .map(|c| format!(
-                    "; the store's CompleteMultipartUpload {c:.2}s: even sent as it streams, at best {:.2}x local",
-                    local_wall / (local_wall + c)
-                ))
-                .unwrap_or_default()
+        );
+        // The floor this much work allows: everything but the store's completion spread over
+        // every core with no core ever idle, then the completion, which only starts once the
+        // last part has arrived and runs on one core.
+        let tail = completion.unwrap_or(0.0);
+        let floor = (plugin + etcd_cpu + store - tail) / cores as f64 + tail;
+        println!(
+            "{:<40} CPU: plugin {plugin:.2}s, etcd {etcd_cpu:.2}s, store {store:.2}s{}; on {cores} cores no schedule of that work ends before {floor:.2}s ({:.2}x local)",
+            "",
+            completion.map(|c| format!(" (its CompleteMultipartUpload {c:.2}s, after the last part)")).unwrap_or_default(),
+            local_wall / floor
         );
     }
     // What the store itself costs: the saved file uploaded alone (same client, parts and

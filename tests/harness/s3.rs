@@ -65,6 +65,11 @@ impl S3 {
         s
     }
 
+    /// The pid of the server process, while it runs (the benchmark reads its CPU time).
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     /// Starts the server again (same port, root and keys) after [`S3::kill`].
     pub fn restart(&mut self) {
         let mut cmd = Command::new(s3s_fs());
