@@ -52,12 +52,17 @@ impl Print for LogReport {
             let mut t = Table::new(header);
             for f in &self.findings {
                 let mut row = vec![
-                    f.severity.label().to_string(),
+                    if f.cleared.is_some() { "CLEARED".to_string() } else { f.severity.label().to_string() },
                     f.count.to_string(),
                     short_time(&f.first),
                     short_time(&f.last),
                     if view.wide { f.what.clone() } else { fit(&f.what, WHAT_MAX) },
-                    if view.wide { f.next.clone() } else { next_cell(&f.next) },
+                    match &f.cleared {
+                        // History: when it ended, not a step to take now.
+                        Some(c) if !view.wide => format!("cleared {}", short_time(&c.at)).trim_end().to_string(),
+                        _ if view.wide => f.next.clone(),
+                        _ => next_cell(&f.next),
+                    },
                 ];
                 if view.wide {
                     row.push(f.evidence.clone());
@@ -73,7 +78,19 @@ impl Print for LogReport {
                     } else {
                         format!(" on {}", f.members.iter().cloned().collect::<Vec<_>>().join(", "))
                     };
-                    s.push_str(&format!("  {} ({}){on}: {}\n    next: {}\n", f.what, f.id, f.cause, f.next));
+                    match &f.cleared {
+                        Some(c) => s.push_str(&format!(
+                            "  {} ({}){on}, cleared{}: {}\n    cleared by: {}\n",
+                            f.what,
+                            f.id,
+                            c.at.as_ref().map(|t| format!(" at {t}")).unwrap_or_default(),
+                            f.cause,
+                            c.evidence
+                        )),
+                        None => {
+                            s.push_str(&format!("  {} ({}){on}: {}\n    next: {}\n", f.what, f.id, f.cause, f.next))
+                        }
+                    }
                 }
             }
         }

@@ -65,7 +65,7 @@ pub async fn examine(settings: &Settings, pod_log_dir: PathBuf, since: Option<st
     let mut next = Vec::new();
     let mut verdict = Vec::new();
     if let Some(l) = &logs {
-        if let Some(f) = l.findings.iter().find(|f| f.severity <= Severity::Error) {
+        if let Some(f) = l.current().find(|f| f.severity <= Severity::Error) {
             verdict.push(format!(
                 "its log: {} ({} time(s), last {})",
                 f.what,

@@ -115,6 +115,10 @@ pub struct Signature {
     /// etcd stops on its own after this line (no fatal line follows): how its container ended.
     #[serde(default)]
     pub stops: bool,
+    /// The lines that say the failure is over (NOSPACE's `alarm disarmed`): a finding with one
+    /// of these after its last line is history, not the cluster's state.
+    #[serde(default)]
+    pub cleared_by: Vec<Matcher>,
 }
 
 impl Signature {
@@ -122,6 +126,25 @@ impl Signature {
     pub fn matches(&self, r: &Record) -> bool {
         self.matchers.iter().any(|m| m.matches(r))
     }
+}
+
+/// Whether a line can be one that clears a failure ([`Signature::cleared_by`]): it holds the
+/// message one of those matchers looks for. Such a line is read in full by [`clearing`].
+pub fn may_clear(line: &str) -> bool {
+    static NEEDLES: OnceLock<Vec<String>> = OnceLock::new();
+    let needles = NEEDLES.get_or_init(|| {
+        signatures()
+            .iter()
+            .flat_map(|s| &s.cleared_by)
+            .filter_map(|m| m.msg.clone().or_else(|| m.contains.clone()))
+            .collect()
+    });
+    needles.iter().any(|n| in_line(line, n))
+}
+
+/// The signature a record says is over, when it is one of a [`Signature::cleared_by`] line.
+pub fn clearing(r: &Record) -> Option<&'static Signature> {
+    signatures().iter().find(|s| s.cleared_by.iter().any(|m| m.matches(r)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +310,10 @@ mod tests {
                 assert!(m.msg.is_some() || m.contains.is_some() || !m.fields.is_empty(), "{}: empty matcher", s.id);
             }
             assert!(!s.cause.is_empty() && !s.next.is_empty() && !s.what.is_empty(), "{}", s.id);
+            for m in &s.cleared_by {
+                // may_clear looks for a matcher's message (or its `contains`).
+                assert!(m.msg.is_some() || m.contains.is_some(), "{}: a cleared_by matcher without msg", s.id);
+            }
         }
         assert_eq!(signatures().len(), f.signatures.len());
     }

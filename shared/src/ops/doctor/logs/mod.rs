@@ -85,10 +85,26 @@ pub struct Finding {
     /// The members whose logs hold it, when the source names them (pod logs: `etcd-NODE`).
     #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub members: std::collections::BTreeSet<String>,
+    /// Set when a later line says it is over (NOSPACE's `alarm disarmed`): it is history, not
+    /// the cluster's state, and does not make the exit code 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleared: Option<Cleared>,
     #[serde(skip)]
     first_ns: Option<i128>,
     #[serde(skip)]
     last_ns: Option<i128>,
+    /// The order of its last line among every line read (for lines without a time).
+    #[serde(skip)]
+    last_seq: u64,
+}
+
+/// The line after a finding's last one that says it is over.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cleared {
+    /// Its time (RFC 3339), when it has one.
+    pub at: Option<String>,
+    /// The line, as etcd wrote it (cut at 2 KiB).
+    pub evidence: String,
 }
 
 /// The member a log source belongs to: the node of an etcd static pod, from its pod log dir
@@ -150,10 +166,15 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl LogReport {
-    /// 0 nothing found but warnings; 1 a critical or error finding (catalogued, or a fatal
-    /// line that ended a container).
+    /// The findings a later line did not clear: what is still wrong, as far as the log says.
+    pub fn current(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.cleared.is_none())
+    }
+
+    /// 0 nothing found but warnings or cleared failures; 1 a critical or error finding
+    /// (catalogued, or a fatal line that ended a container) no later line cleared.
     pub fn exit_code(&self) -> ExitCode {
-        if self.findings.iter().any(|f| f.severity <= Severity::Error) {
+        if self.current().any(|f| f.severity <= Severity::Error) {
             ExitCode::Negative
         } else {
             ExitCode::Ok
@@ -196,6 +217,10 @@ pub struct Analyzer {
     current: Option<Current>,
     /// Files (or parts) that could not be read to their end, and why.
     unreadable: Vec<String>,
+    /// Lines read so far, every format (the order of lines without a time).
+    seq: u64,
+    /// Per catalogue id, the last line that said its failure is over: time, order, line.
+    clears: BTreeMap<String, (Option<i128>, u64, String)>,
 }
 
 /// A start of etcd, as its first line at info level says it (etcdmain's `Running: ` with the
@@ -283,6 +308,24 @@ impl Analyzer {
     pub fn line(&mut self, outer: Option<i128>, text: &str) {
         if text.trim().is_empty() {
             return;
+        }
+        self.seq += 1;
+        // A line that says a failure is over (an alarm disarmed) is no failure itself.
+        if catalogue::may_clear(text) {
+            let r = parse::parse(outer, text);
+            if let Some(s) = catalogue::clearing(&r) {
+                if self.admit(r.format, r.time, false, false) {
+                    // The newest such line wins (members' logs are read one after another).
+                    let older = self
+                        .clears
+                        .get(&s.id)
+                        .is_some_and(|(t, _, _)| matches!((t, r.time), (Some(a), Some(b)) if *a > b));
+                    if !older {
+                        self.clears.insert(s.id.clone(), (r.time, self.seq, cut(&r.text, EVIDENCE_MAX)));
+                    }
+                }
+                return;
+            }
         }
         // Most lines of a big log match nothing, and most that do match on their message:
         // those are read from their head alone, without a record of every field.
@@ -414,8 +457,10 @@ impl Analyzer {
         line: &str,
     ) {
         let member = self.current.as_ref().and_then(|c| c.member.clone());
+        let seq = self.seq;
         if let Some(f) = self.findings.iter_mut().find(|f| f.id == id && f.what == what) {
             f.count += 1;
+            f.last_seq = seq;
             if let Some(m) = member {
                 f.members.insert(m);
             }
@@ -437,8 +482,10 @@ impl Analyzer {
             evidence: cut(line, EVIDENCE_MAX),
             source: source.to_vec(),
             members: member.into_iter().collect(),
+            cleared: None,
             first_ns: t,
             last_ns: t,
+            last_seq: seq,
         });
     }
 
@@ -449,8 +496,22 @@ impl Analyzer {
         for f in &mut findings {
             f.first = f.first_ns.map(format_time);
             f.last = f.last_ns.map(format_time);
+            if let Some((t, seq, line)) = self.clears.get(&f.id) {
+                // After its last line: by time when both have one (pod logs of several
+                // members are read one after another), else by the order read.
+                let after = match (t, f.last_ns) {
+                    (Some(t), Some(last)) => *t >= last,
+                    _ => *seq > f.last_seq,
+                };
+                if after {
+                    f.cleared = Some(Cleared { at: t.map(format_time), evidence: line.clone() });
+                }
+            }
         }
-        findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(b.count.cmp(&a.count)));
+        // What is still wrong first, then history; each by severity, then count.
+        findings.sort_by(|a, b| {
+            a.cleared.is_some().cmp(&b.cleared.is_some()).then(a.severity.cmp(&b.severity)).then(b.count.cmp(&a.count))
+        });
         let formats = [Format::Zap, Format::Text, Format::Raw]
             .into_iter()
             .zip(self.formats)
@@ -760,5 +821,66 @@ mod tests {
         assert!(read_line_capped(&mut r, &mut buf, 10).unwrap());
         assert_eq!(buf, b"next\n");
         assert!(!read_line_capped(&mut r, &mut buf, 10).unwrap());
+    }
+
+    fn report(lines: &[&str]) -> LogReport {
+        let mut a = Analyzer::new(None);
+        for l in lines {
+            a.line(None, l);
+        }
+        a.finish(vec!["test".into()])
+    }
+
+    const RAISED: &str = r#"{"level":"warn","ts":"2026-12-06T06:42:30.992Z","caller":"etcdserver/apply.go:737","msg":"alarm raised","alarm":"NOSPACE","from":"8e9e05c52164694d"}"#;
+    const REFUSED: &str = r#"{"level":"warn","ts":"2026-12-06T06:42:31.100Z","caller":"etcdserver/util.go:166","msg":"failed to apply request","took":"10µs","request":"header:<ID:1 > put:<key:\"/a\" value_size:3 >","response":"","error":"mvcc: database space exceeded"}"#;
+    const DISARMED: &str = r#"{"level":"warn","ts":"2026-12-06T06:43:02.001Z","caller":"etcdserver/apply.go:760","msg":"alarm disarmed","alarm":"NOSPACE","from":"8e9e05c52164694d"}"#;
+
+    #[test]
+    fn a_disarmed_nospace_is_history() {
+        let r = report(&[RAISED, REFUSED, DISARMED]);
+        let f = r.findings.iter().find(|f| f.id == "nospace").unwrap();
+        assert_eq!(f.count, 2);
+        let c = f.cleared.as_ref().expect("cleared");
+        assert_eq!(c.at.as_deref(), Some("2026-12-06T06:43:02.001000Z"));
+        assert!(c.evidence.contains("alarm disarmed"));
+        assert_eq!(r.exit_code(), ExitCode::Ok);
+        assert_eq!(r.current().count(), 0);
+        // The disarm line is counted as read, and is no finding of its own.
+        assert_eq!((r.lines, r.findings.len()), (3, 1));
+    }
+
+    #[test]
+    fn a_nospace_raised_again_after_its_disarm_is_current() {
+        let again = RAISED.replace("06:42:30.992", "06:44:00.000");
+        let r = report(&[RAISED, DISARMED, &again]);
+        let f = r.findings.iter().find(|f| f.id == "nospace").unwrap();
+        assert!(f.cleared.is_none(), "{f:?}");
+        assert_eq!(r.exit_code(), ExitCode::Negative);
+        // Another alarm's disarm does not clear NOSPACE.
+        let corrupt = DISARMED.replace("NOSPACE", "CORRUPT");
+        assert_eq!(report(&[RAISED, &corrupt]).exit_code(), ExitCode::Negative);
+    }
+
+    #[test]
+    fn a_disarm_read_before_a_later_raise_of_another_member_does_not_clear_it() {
+        // Two members' logs read one after the other: times decide, not the reading order.
+        let later = REFUSED.replace("06:42:31.100", "06:50:00.000");
+        let r = report(&[RAISED, DISARMED, &later]);
+        assert!(r.findings[0].cleared.is_none());
+        let r = report(&[&later, DISARMED]);
+        assert!(r.findings[0].cleared.is_none());
+        let r = report(&[REFUSED, DISARMED.replace("06:43:02.001", "06:51:00.000").as_str()]);
+        assert!(r.findings[0].cleared.is_some());
+    }
+
+    #[test]
+    fn capnslog_disarm_clears_too() {
+        // etcd 3.4's capnslog: `alarm %v raised by peer %s`, then `alarm disarmed %+v`.
+        let r = report(&[
+            "2026-12-06 06:44:49.892239 W | etcdserver: alarm NOSPACE raised by peer 8e9e05c52164694d",
+            "2026-12-06 06:45:10.000001 I | etcdserver: alarm disarmed action:DEACTIVATE memberID:10276657743932975437 alarm:NOSPACE ",
+        ]);
+        assert!(r.findings[0].cleared.is_some(), "{:?}", r.findings);
+        assert_eq!(r.exit_code(), ExitCode::Ok);
     }
 }
