@@ -64,7 +64,8 @@ fn finding<'a>(doc: &'a Value, id: &str, log: &str) -> &'a Value {
 
 /// Reads `log` with `doctor logs --log-file` and checks that it names `id` with a next step
 /// holding `next`, exits 1, and read the version's native format; then the same lines framed
-/// as a CRI pod log, which must give the same finding and exit code.
+/// as a CRI pod log and as Docker's json-file log, which must give the same finding and exit
+/// code.
 fn assert_known(log: &Path, id: &str, next: &str) -> Value {
     assert_known_exit(log, id, next, 1)
 }
@@ -101,6 +102,14 @@ fn assert_known_exit(log: &Path, id: &str, next: &str, code: i32) -> Value {
     assert_eq!((&g["next"], &g["count"], &g["evidence"]), (&f["next"], &f["count"], &f["evidence"]), "{c:#}");
     assert!(c["formats"][native_key()].as_u64().unwrap_or(0) > 0, "CRI not read as {}: {c:#}", native_key());
     assert_eq!(o.status.code(), Some(code), "{c:#}\n{}", stderr(&o));
+    // And as Docker's json-file driver keeps them (RKE1's etcd container): the same again.
+    let docker = harness::kubelet::docker_copy(log);
+    let (o, k) = doctor_logs(&["--log-file", s(&docker)]);
+    let g = finding(&k, id, &text);
+    assert_eq!((&g["next"], &g["count"], &g["evidence"]), (&f["next"], &f["count"], &f["evidence"]), "{k:#}");
+    assert!(k["formats"][native_key()].as_u64().unwrap_or(0) > 0, "Docker not read as {}: {k:#}", native_key());
+    assert_eq!(k["formats"].get("raw"), d["formats"].get("raw"), "{k:#}");
+    assert_eq!(o.status.code(), Some(code), "{k:#}\n{}", stderr(&o));
     d
 }
 

@@ -160,6 +160,36 @@ pub fn cri_copy(raw: &Path) -> PathBuf {
     path
 }
 
+/// A copy of `raw` framed line by line as Docker's json-file log driver writes container
+/// output (`/var/lib/docker/containers/ID/ID-json.log`, where RKE1 runs etcd): `<raw>.docker`.
+/// No Docker daemon runs here; this is the driver's framing, from its source
+/// (`daemon/logger/jsonfilelog`): one JSON object per line, `{"log":…,"stream":…,"time":…}`, the
+/// text escaped as Go's encoder does for HTML (`<`, `>`, `&` as `\u003c`, …), a line over 16 KiB
+/// cut into entries of which only the last ends in `\n`. The lines are etcd's; the times are
+/// the copy's.
+pub fn docker_copy(raw: &Path) -> PathBuf {
+    let text = std::fs::read(raw).unwrap();
+    let mut out = Vec::new();
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let chunks: Vec<&[u8]> = if body.is_empty() { vec![&[][..]] } else { body.chunks(CRI_MAX_LINE).collect() };
+        for (i, chunk) in chunks.iter().enumerate() {
+            let mut log = String::from_utf8_lossy(chunk).into_owned();
+            if i + 1 == chunks.len() {
+                log.push('\n');
+            }
+            let entry = serde_json::json!({ "log": log, "stream": "stderr", "time": cri_now() });
+            // serde_json orders keys by name: log, stream, time, Docker's own order.
+            let json = entry.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+            out.extend_from_slice(json.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    let path = raw.with_extension("docker");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
 /// Copies one output stream of the container into the raw log and the CRI log.
 fn tee(
     stream: impl std::io::Read + Send + 'static,

@@ -58,9 +58,13 @@ pub enum Command {
     /// log under /var/log/pods), each etcd pod's log through the Kubernetes API (pods/log,
     /// container etcd, the previous container and the current one, as kubectl logs reads them;
     /// RBAC: get on pods/log). Formats: etcd 3.5's JSON, etcd 3.4's text lines, raw or in
-    /// kubelet's CRI format, journald's lines; detected line by line.
+    /// kubelet's CRI format, Docker's json-file log (RKE1), journald's and syslog's lines;
+    /// detected line by line.
     ///
-    /// Exit codes: 0 nothing known found (warnings only); 1 a critical or error finding, or a
+    /// A failure a later line says is over (NOSPACE, then etcd's "alarm disarmed") is shown as
+    /// CLEARED and does not set the exit code.
+    ///
+    /// Exit codes: 0 nothing known found (warnings only, or cleared); 1 a critical or error finding, or a
     /// container that ended on a fatal line; 2 usage; 3 no log found (the message says where it
     /// looked).
     #[command(after_help = "Examples:

@@ -37,7 +37,8 @@ const EVIDENCE_MAX: usize = 2048;
 /// Where the log comes from.
 #[derive(Debug, Clone)]
 pub enum Input {
-    /// A file (`--log-file FILE`): raw, CRI, journald, gzip when it ends in `.gz`.
+    /// A file (`--log-file FILE`): raw, CRI, Docker json-file, journald or syslog; gzip when
+    /// it ends in `.gz`.
     File(PathBuf),
     /// Standard input (`--log-file -`).
     Stdin,
@@ -304,7 +305,7 @@ impl Analyzer {
         }
     }
 
-    /// Takes one whole line (unwrapped from CRI or journald).
+    /// Takes one whole line (unwrapped from CRI, Docker or syslog).
     pub fn line(&mut self, outer: Option<i128>, text: &str) {
         if text.trim().is_empty() {
             return;
@@ -497,10 +498,10 @@ impl Analyzer {
             f.first = f.first_ns.map(format_time);
             f.last = f.last_ns.map(format_time);
             if let Some((t, seq, line)) = self.clears.get(&f.id) {
-                // After its last line: by time when both have one (pod logs of several
-                // members are read one after another), else by the order read.
+                // After its last line: by time when both have one and they differ (pod logs
+                // of several members are read one after another), else by the order read.
                 let after = match (t, f.last_ns) {
-                    (Some(t), Some(last)) => *t >= last,
+                    (Some(t), Some(last)) if *t != last => *t > last,
                     _ => *seq > f.last_seq,
                 };
                 if after {

@@ -1,6 +1,8 @@
 //! One log line into one record, whatever wraps it: a CRI pod-log line (`<RFC 3339 nano>
-//! stdout|stderr P|F <text>`, partial `P` fragments joined by [`Cri`]), a journald line
-//! (`Dec 05 20:51:24 host etcd[42]: <text>`), or the bare text. The text is etcd 3.5's (or 3.4's
+//! stdout|stderr P|F <text>`, partial `P` fragments joined by [`Cri`]), a Docker json-file
+//! entry (`{"log":"<text>\n","stream":"stderr","time":"…"}`, RKE1's etcd; split entries joined
+//! the same way), a journald or syslog line (`Dec 05 20:51:24 host etcd[42]: <text>`, with or
+//! without the pid), or the bare text. The text is etcd 3.5's (or 3.4's
 //! `--logger=zap`) JSON, etcd 3.4's capnslog line (`2026-12-05 20:51:24.496976 W | rafthttp:
 //! …`), or anything else (a Go panic's `panic: …`, its goroutine dump). Detected line by line,
 //! so one input may mix them.
@@ -40,7 +42,7 @@ impl Format {
 pub struct Record {
     /// Its format.
     pub format: Format,
-    /// The time it carries (zap `ts`, capnslog's time, else the CRI or journald time), as
+    /// The time it carries (zap `ts`, capnslog's time, else the CRI, Docker or syslog time), as
     /// nanoseconds since the epoch.
     pub time: Option<i128>,
     /// The level, lowercase (`debug`, `info`, `warn`, `error`, `fatal`, `panic`, …); capnslog's
@@ -50,7 +52,7 @@ pub struct Record {
     pub msg: String,
     /// zap's other fields (not `level`, `ts`, `caller`, `msg`).
     pub fields: Map<String, Value>,
-    /// The text of the line, unwrapped from CRI/journald (the evidence).
+    /// The text of the line, unwrapped from CRI, Docker or syslog (the evidence).
     pub text: String,
 }
 
@@ -83,7 +85,7 @@ pub struct Cri {
 /// What one physical line gives.
 #[derive(Debug)]
 pub enum Line<'a> {
-    /// A whole line: its wrapper's time (CRI or journald) and its text (borrowed from the
+    /// A whole line: its wrapper's time (CRI, Docker or syslog) and its text (borrowed from the
     /// physical line unless fragments were joined or bytes were not UTF-8).
     Whole(Option<i128>, Cow<'a, str>),
     /// A CRI fragment kept until its `F`.
@@ -93,35 +95,46 @@ pub enum Line<'a> {
 impl Cri {
     /// Unwraps one physical line (without its `\n`).
     pub fn push<'a>(&mut self, line: &'a [u8]) -> Line<'a> {
-        match split_cri(line) {
-            Some((t, stream, false, text)) if self.partial[stream].is_none() => {
-                Line::Whole(t, String::from_utf8_lossy(text))
-            }
-            Some((t, stream, partial, text)) => {
-                let (t0, mut acc) = self.partial[stream].take().unwrap_or((t, Vec::new()));
-                let room = LINE_MAX.saturating_sub(acc.len());
-                acc.extend_from_slice(&text[..text.len().min(room)]);
-                if partial {
-                    self.partial[stream] = Some((t0, acc));
-                    Line::Pending
-                } else {
-                    Line::Whole(t0, Cow::Owned(String::from_utf8_lossy(&acc).into_owned()))
-                }
-            }
-            None => {
-                // A line that is not CRI drops fragments left pending (a cut file).
-                self.partial = [None, None];
-                match String::from_utf8_lossy(line) {
-                    Cow::Borrowed(l) => match split_journald(l) {
-                        Some((t, text)) => Line::Whole(t, Cow::Borrowed(text)),
-                        None => Line::Whole(None, Cow::Borrowed(l)),
-                    },
-                    Cow::Owned(l) => match split_journald(&l) {
-                        Some((t, text)) => Line::Whole(t, Cow::Owned(text.to_string())),
-                        None => Line::Whole(None, Cow::Owned(l)),
-                    },
-                }
-            }
+        if let Some((t, stream, partial, text)) = split_cri(line) {
+            return self.fragment(t, stream, partial, Cow::Borrowed(text));
+        }
+        if let Some((t, stream, partial, text)) = split_docker(line) {
+            return self.fragment(t, stream, partial, Cow::Owned(text.into_bytes()));
+        }
+        // A line that is not framed drops fragments left pending (a cut file).
+        self.partial = [None, None];
+        match String::from_utf8_lossy(line) {
+            Cow::Borrowed(l) => match split_syslog(l) {
+                Some((t, text)) => Line::Whole(t, Cow::Borrowed(text)),
+                None => Line::Whole(None, Cow::Borrowed(l)),
+            },
+            Cow::Owned(l) => match split_syslog(&l) {
+                Some((t, text)) => Line::Whole(t, Cow::Owned(text.to_string())),
+                None => Line::Whole(None, Cow::Owned(l)),
+            },
+        }
+    }
+
+    /// One framed piece of a line (CRI's `P`/`F`, Docker's entry without or with its `\n`):
+    /// the whole line once its last piece is in.
+    fn fragment<'a>(&mut self, t: Option<i128>, stream: usize, partial: bool, text: Cow<'a, [u8]>) -> Line<'a> {
+        if !partial && self.partial[stream].is_none() {
+            return Line::Whole(
+                t,
+                match text {
+                    Cow::Borrowed(b) => String::from_utf8_lossy(b),
+                    Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+                },
+            );
+        }
+        let (t0, mut acc) = self.partial[stream].take().unwrap_or((t, Vec::new()));
+        let room = LINE_MAX.saturating_sub(acc.len());
+        acc.extend_from_slice(&text[..text.len().min(room)]);
+        if partial {
+            self.partial[stream] = Some((t0, acc));
+            Line::Pending
+        } else {
+            Line::Whole(t0, Cow::Owned(String::from_utf8_lossy(&acc).into_owned()))
         }
     }
 
@@ -133,6 +146,33 @@ impl Cri {
             .map(|(t, b)| (t, String::from_utf8_lossy(&b).into_owned()))
             .collect()
     }
+}
+
+/// One entry of Docker's json-file log driver (`/var/lib/docker/containers/ID/ID-json.log`,
+/// where RKE1 runs etcd): `{"log":"<text>\n","stream":"stderr"[,"attrs":{…}],"time":"<RFC 3339
+/// nano>"}`. A line longer than 16 KiB is written as several entries, the last one alone
+/// ending in `\n`.
+#[derive(serde::Deserialize)]
+struct DockerEntry {
+    log: String,
+    #[serde(default)]
+    stream: String,
+    #[serde(default)]
+    time: String,
+}
+
+/// A Docker json-file entry → (time, stream: 0 stdout or 1 stderr, partial, text).
+fn split_docker(line: &[u8]) -> Option<(Option<i128>, usize, bool, String)> {
+    if !line.starts_with(br#"{"log":""#) {
+        return None;
+    }
+    let e: DockerEntry = serde_json::from_slice(line).ok()?;
+    let stream = usize::from(e.stream != "stdout");
+    let (text, partial) = match e.log.strip_suffix('\n') {
+        Some(t) => (t.strip_suffix('\r').unwrap_or(t).to_string(), false),
+        None => (e.log, true),
+    };
+    Some((parse_time(&e.time), stream, partial, text))
 }
 
 /// `<time> stdout|stderr P|F <text>` → (time, stream: 0 stdout or 1 stderr, partial, text).
@@ -155,24 +195,55 @@ fn split_cri(line: &[u8]) -> Option<(Option<i128>, usize, bool, &[u8])> {
     Some((parse_time(ts), stream, partial, text))
 }
 
-/// `Mon DD HH:MM:SS host unit[pid]: text` (journalctl's default output) → (no year: no time,
-/// text). journalctl -o short-iso's `2026-12-05T20:51:24+0000 host unit[pid]: text` gives its
-/// time.
-fn split_journald(line: &str) -> Option<(Option<i128>, &str)> {
-    let colon = line.find("]: ")?;
-    let head = &line[..colon];
-    let open = head.rfind('[')?;
-    if !head[open + 1..].bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let words: Vec<&str> = head[..open].split(' ').collect();
-    let iso = words.first().is_some_and(|w| w.contains('T') && w.as_bytes().first().is_some_and(u8::is_ascii_digit));
-    let short = words.len() >= 4 && words[0].len() == 3 && words[0].chars().all(|c| c.is_ascii_alphabetic());
-    if !(iso || short) {
-        return None;
-    }
-    let t = if iso { words.first().and_then(|w| parse_time(w)) } else { None };
-    Some((t, &line[colon + 3..]))
+/// A syslog line as journalctl and rsyslog write it → (its time when it has a year, text):
+/// `Mon DD HH:MM:SS host unit[pid]: text` (journalctl's default; no year: no time),
+/// `2026-12-05T20:51:24+0000 host unit[pid]: text` (`-o short-iso`, rsyslog's RFC 3339), and
+/// both without `[pid]` (`host etcd: text`, as a unit with a SyslogIdentifier or `logger -t`
+/// writes).
+fn split_syslog(line: &str) -> Option<(Option<i128>, &str)> {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    // The time, then the host: the rest starts at the tag.
+    let (t, rest) = if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        let (stamp, rest) = line.split_once(' ')?;
+        if !stamp.contains('T') {
+            return None;
+        }
+        (Some(parse_time(stamp)?), rest)
+    } else {
+        let month = line.get(..3)?;
+        if !MONTHS.contains(&month) || line.as_bytes().get(3) != Some(&b' ') {
+            return None;
+        }
+        // `Dec  5` (rsyslog pads the day) or `Dec 05`.
+        let rest = line[4..].trim_start_matches(' ');
+        let (day, rest) = rest.split_once(' ')?;
+        let (clock, rest) = rest.split_once(' ')?;
+        let c = clock.as_bytes();
+        let clock_ok = c.len() >= 8
+            && c[2] == b':'
+            && c[5] == b':'
+            && c[..8].iter().filter(|b| **b != b':').all(u8::is_ascii_digit);
+        if !(1..=2).contains(&day.len()) || !day.bytes().all(|b| b.is_ascii_digit()) || !clock_ok {
+            return None;
+        }
+        (None, rest)
+    };
+    let (_host, rest) = rest.split_once(' ')?;
+    let (tag, text) = rest.split_once(": ")?;
+    // The tag: a program name (`etcd`, `k3s`, `rke2`), with `[pid]` or without.
+    let name = match tag.split_once('[') {
+        Some((name, pid))
+            if pid.strip_suffix(']').is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            name
+        }
+        Some(_) => return None,
+        None => tag,
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'@'));
+    name_ok.then_some((t, text))
 }
 
 /// What every line needs, read without building a record: its format, time, level and
@@ -560,6 +631,62 @@ mod tests {
         match c.push(format!("2026-12-05T20:51:24.1Z stderr F {long}").as_bytes()) {
             Line::Whole(_, s) => assert_eq!(s.len(), LINE_MAX),
             l => panic!("{l:?}"),
+        }
+    }
+
+    fn whole(c: &mut Cri, line: &str) -> (Option<i128>, String) {
+        match c.push(line.as_bytes()) {
+            Line::Whole(t, s) => (t, s.into_owned()),
+            l => panic!("{l:?}"),
+        }
+    }
+
+    #[test]
+    fn docker_json_file_entries_unwrap_and_join() {
+        let mut c = Cri::default();
+        // A zap line inside Docker's entry: escaped once more, `<` as Docker's \u003c.
+        let (t, s) = whole(
+            &mut c,
+            r#"{"log":"{\"level\":\"warn\",\"ts\":\"2026-12-05T20:51:24.496Z\",\"msg\":\"a \u003cb\u003e\"}\n","stream":"stderr","time":"2026-12-05T20:51:24.496976123Z"}"#,
+        );
+        assert_eq!(s, r#"{"level":"warn","ts":"2026-12-05T20:51:24.496Z","msg":"a <b>"}"#);
+        assert_eq!(t, parse_time("2026-12-05T20:51:24.496976123Z"));
+        // attrs (--log-opt labels=…) and CRLF.
+        let (_, s) = whole(
+            &mut c,
+            r#"{"log":"2026-12-05 20:51:24.496976 W | etcdserver: x\r\n","stream":"stderr","attrs":{"io.rancher.rke.container.name":"etcd"},"time":"2026-12-05T20:51:24Z"}"#,
+        );
+        assert_eq!(s, "2026-12-05 20:51:24.496976 W | etcdserver: x");
+        // A line over 16 KiB: entries without `\n` until the last; stdout's line between.
+        assert!(matches!(c.push(br#"{"log":"abc","stream":"stderr","time":"2026-12-05T20:51:24.1Z"}"#), Line::Pending));
+        assert_eq!(whole(&mut c, r#"{"log":"out\n","stream":"stdout","time":"2026-12-05T20:51:24.2Z"}"#).1, "out");
+        let (t, s) = whole(&mut c, r#"{"log":"def\n","stream":"stderr","time":"2026-12-05T20:51:24.3Z"}"#);
+        assert_eq!((t, s.as_str()), (parse_time("2026-12-05T20:51:24.1Z"), "abcdef"));
+        // Not Docker's: kept whole as it is.
+        assert_eq!(whole(&mut c, r#"{"log":"#).1, r#"{"log":"#);
+    }
+
+    #[test]
+    fn syslog_lines_with_and_without_a_pid() {
+        let mut c = Cri::default();
+        for (line, time) in [
+            ("Dec 05 20:51:24 cp-1 etcd[42]: TEXT", None),
+            ("Dec  5 20:51:24 cp-1 etcd: TEXT", None),
+            ("Dec 5 20:51:24 cp-1 k3s[7]: TEXT", None),
+            ("2026-12-05T20:51:24+0000 cp-1 etcd[42]: TEXT", parse_time("2026-12-05T20:51:24Z")),
+            ("2026-12-05T20:51:24.123456+01:00 cp-1 etcd: TEXT", parse_time("2026-12-05T19:51:24.123456Z")),
+        ] {
+            assert_eq!(whole(&mut c, line), (time, "TEXT".to_string()), "{line}");
+        }
+        // Lines that are not syslog's stay whole: capnslog's, a Go panic's, prose.
+        for line in [
+            "2026-12-05 20:51:24.496976 W | rafthttp: lost: x",
+            "panic: runtime error: index out of range",
+            "goroutine 1 [running]:",
+            "May be: nothing",
+            "Dec 05 20:51:24 cp-1 etcd[4x]: TEXT",
+        ] {
+            assert_eq!(whole(&mut c, line).1, line, "{line}");
         }
     }
 }
