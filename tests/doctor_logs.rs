@@ -320,10 +320,12 @@ fn a_client_with_another_ca() {
     assert_known(&log_of(&c, 0), "tls-unknown-authority", "kubectl etcd learner certs");
 }
 
-/// A stopped peer: the leader cannot reach it.
+/// A stopped peer: the leader cannot reach it; started again, the same log tells that as
+/// history.
 #[test]
 fn a_stopped_peer() {
-    let mut c = builder(3).start();
+    // At info level, kubeadm's default: etcd logs a peer's return ("became active") at info.
+    let mut c = builder(3).flag("log-level", "info").start();
     let leader = c.leader();
     let follower = (leader + 1) % 3;
     c.kill(follower);
@@ -334,6 +336,26 @@ fn a_stopped_peer() {
     let f = finding(&d, "peer-unreachable", "");
     assert!(f["next"].as_str().unwrap().contains("kubectl etcd health"), "{f:#}");
     assert_known(&log_of(&c, leader), "peer-unreachable", "kubectl etcd health");
+    assert!(finding(&d, "peer-unreachable", "").get("cleared").is_none(), "{d:#}");
+
+    // Back: the leader logs it active again, and its log now reads the outage as over.
+    c.restart(follower);
+    let (o, d) = wait_for("the peer's return in the leader's log", Duration::from_secs(30), || {
+        let (o, d) = doctor_logs(&["--log-file", s(&log_of(&c, leader))]);
+        finding(&d, "peer-unreachable", "").get("cleared").is_some().then_some((o, d))
+    });
+    let f = finding(&d, "peer-unreachable", "");
+    assert!(f["cleared"]["evidence"].as_str().unwrap().contains("became active"), "{f:#}");
+    let current_errors: Vec<&Value> = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f.get("cleared").is_none() && ["critical", "error"].contains(&f["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(o.status.code(), Some(if current_errors.is_empty() { 0 } else { 1 }), "{d:#}");
+    // The stream to it came back too.
+    let lost = finding(&d, "peer-stream-lost", "");
+    assert!(lost["cleared"]["evidence"].as_str().is_some_and(|e| e.contains("established")), "{lost:#}");
 }
 
 /// A WAL record damaged in the middle of its segment: etcd refuses to start on it.

@@ -115,16 +115,72 @@ pub struct Signature {
     /// etcd stops on its own after this line (no fatal line follows): how its container ended.
     #[serde(default)]
     pub stops: bool,
-    /// The lines that say the failure is over (NOSPACE's `alarm disarmed`): a finding with one
-    /// of these after its last line is history, not the cluster's state.
+    /// The lines that say the failure is over (NOSPACE's `alarm disarmed`, a peer's `became
+    /// active`): a finding with one of these after the line that opened it is history, not the
+    /// cluster's state.
     #[serde(default)]
     pub cleared_by: Vec<Matcher>,
+    /// The lines that open the failure again after it was cleared (a peer's `became
+    /// inactive`); when empty, every line of the entry does. A line of the entry that is not
+    /// one of these (a prober's warning that lags the peer's return) does not.
+    #[serde(default)]
+    pub reopened_by: Vec<Matcher>,
+    /// What one failure of the entry is about, when there can be several at once (a peer):
+    /// each is cleared on its own, and the finding is cleared when all of them are.
+    #[serde(default)]
+    pub key: Option<Key>,
+}
+
+/// Where a line names what it is about.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    /// zap fields, the first present one (`peer-id`, `remote-peer-id`).
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// The word after this text in the message (capnslog's `peer 8e9e05c52164694d became …`).
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+impl Key {
+    /// The key of a line: `text` is the whole line (zap's JSON is searched for the fields
+    /// without a full parse), `msg` its message.
+    pub fn of(&self, format: Format, msg: &str, text: &str) -> Option<String> {
+        if format == Format::Zap {
+            for f in &self.fields {
+                let head = format!("\"{f}\":\"");
+                if let Some(at) = text.find(&head) {
+                    let rest = &text[at + head.len()..];
+                    return rest.find(['"', '\\']).map(|end| rest[..end].to_string());
+                }
+            }
+        }
+        let after = self.after.as_deref()?;
+        let rest = &msg[msg.find(after)? + after.len()..];
+        let word: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        (!word.is_empty()).then_some(word)
+    }
 }
 
 impl Signature {
     /// True when one of its matchers matches.
     pub fn matches(&self, r: &Record) -> bool {
         self.matchers.iter().any(|m| m.matches(r))
+    }
+
+    /// Whether a line of this entry opens it again after a clear ([`Signature::reopened_by`]):
+    /// from its format and message alone (reopening matchers match on the message).
+    pub fn reopens(&self, format: Format, msg: &str) -> bool {
+        self.reopened_by.is_empty()
+            || self.reopened_by.iter().any(|m| {
+                let format_ok = match m.format {
+                    MatchFormat::Any => true,
+                    MatchFormat::Zap => format == Format::Zap,
+                    MatchFormat::Text => format == Format::Text,
+                };
+                format_ok && m.msg.as_deref().is_some_and(|n| msg.contains(n))
+            })
     }
 }
 
@@ -313,6 +369,11 @@ mod tests {
             for m in &s.cleared_by {
                 // may_clear looks for a matcher's message (or its `contains`).
                 assert!(m.msg.is_some() || m.contains.is_some(), "{}: a cleared_by matcher without msg", s.id);
+            }
+            for m in &s.reopened_by {
+                // reopens() matches on the message alone.
+                assert!(m.msg.is_some() && m.fields.is_empty() && m.contains.is_none(), "{}: reopened_by", s.id);
+                assert!(!s.cleared_by.is_empty(), "{}: reopened_by without cleared_by", s.id);
             }
         }
         assert_eq!(signatures().len(), f.signatures.len());

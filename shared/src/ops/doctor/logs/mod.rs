@@ -94,9 +94,25 @@ pub struct Finding {
     first_ns: Option<i128>,
     #[serde(skip)]
     last_ns: Option<i128>,
-    /// The order of its last line among every line read (for lines without a time).
+    /// Per key (a peer; `""` for an entry without keys), the line that opened it: the last
+    /// one that [reopens](catalogue::Signature::reopens) it, else its first. Time and order.
     #[serde(skip)]
-    last_seq: u64,
+    opens: BTreeMap<String, (Option<i128>, u64)>,
+    /// A line gave no key, or there were more than [`KEYS_MAX`]: it is never cleared.
+    #[serde(skip)]
+    unclearable: bool,
+}
+
+/// At most this many keys (peers) are followed per finding.
+const KEYS_MAX: usize = 64;
+
+/// Whether `a` comes after `b` (time, order read): by time when both have one and they
+/// differ (pod logs of several members are read one after another), else by the order read.
+fn after(a: (Option<i128>, u64), b: (Option<i128>, u64)) -> bool {
+    match (a.0, b.0) {
+        (Some(x), Some(y)) if x != y => x > y,
+        _ => a.1 > b.1,
+    }
 }
 
 /// The line after a finding's last one that says it is over.
@@ -220,8 +236,9 @@ pub struct Analyzer {
     unreadable: Vec<String>,
     /// Lines read so far, every format (the order of lines without a time).
     seq: u64,
-    /// Per catalogue id, the last line that said its failure is over: time, order, line.
-    clears: BTreeMap<String, (Option<i128>, u64, String)>,
+    /// Per catalogue id and key, the last line that said its failure is over: time, order,
+    /// line. Bounded: keys come from lines of entries that have `cleared_by` (peers).
+    clears: BTreeMap<(String, String), (Option<i128>, u64, String)>,
 }
 
 /// A start of etcd, as its first line at info level says it (etcdmain's `Running: ` with the
@@ -315,14 +332,13 @@ impl Analyzer {
         if catalogue::may_clear(text) {
             let r = parse::parse(outer, text);
             if let Some(s) = catalogue::clearing(&r) {
-                if self.admit(r.format, r.time, false, false) {
+                let key = s.key.as_ref().map_or(Some(String::new()), |k| k.of(r.format, &r.msg, &r.text));
+                if let Some(key) = key.filter(|_| self.admit(r.format, r.time, false, false)) {
                     // The newest such line wins (members' logs are read one after another).
-                    let older = self
-                        .clears
-                        .get(&s.id)
-                        .is_some_and(|(t, _, _)| matches!((t, r.time), (Some(a), Some(b)) if *a > b));
-                    if !older {
-                        self.clears.insert(s.id.clone(), (r.time, self.seq, cut(&r.text, EVIDENCE_MAX)));
+                    let k = (s.id.clone(), key);
+                    let older = self.clears.get(&k).is_some_and(|(t, q, _)| after((*t, *q), (r.time, self.seq)));
+                    if !older && (self.clears.len() < KEYS_MAX * 4 || self.clears.contains_key(&k)) {
+                        self.clears.insert(k, (r.time, self.seq, cut(&r.text, EVIDENCE_MAX)));
                     }
                 }
                 return;
@@ -340,7 +356,7 @@ impl Analyzer {
                 if self.admit(q.format, q.time, is_start(q.format, q.msg), is_signal_stop(q.msg)) {
                     if let Some(s) = sig {
                         let line = text.trim_end_matches(['\r', '\n']);
-                        self.found(s, q.time, line);
+                        self.found(s, q.format, q.msg, q.time, line);
                     }
                 }
                 return;
@@ -371,7 +387,7 @@ impl Analyzer {
             }
         }
         match sig {
-            Some(s) => self.found(s, r.time, &r.text),
+            Some(s) => self.found(s, r.format, &r.msg, r.time, &r.text),
             None if fatal => {
                 let what = cut(&format!("etcd exited: {}", r.msg), 200);
                 let known = self.findings.iter().any(|f| f.id == "unknown-fatal" && f.what == what);
@@ -434,8 +450,21 @@ impl Analyzer {
 
     /// A line of catalogue entry `s`: noted, and remembered as why the container stopped when
     /// etcd stops on its own after it.
-    fn found(&mut self, s: &catalogue::Signature, t: Option<i128>, line: &str) {
-        self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, t, line);
+    fn found(&mut self, s: &catalogue::Signature, format: Format, msg: &str, t: Option<i128>, line: &str) {
+        let i = self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, t, line);
+        let seq = self.seq;
+        let f = &mut self.findings[i];
+        match s.key.as_ref().map_or(Some(String::new()), |k| k.of(format, msg, line)) {
+            None => f.unclearable = true,
+            Some(key) => {
+                let first = !f.opens.contains_key(&key);
+                if first && f.opens.len() >= KEYS_MAX {
+                    f.unclearable = true;
+                } else if first || s.reopens(format, msg) {
+                    f.opens.insert(key, (t, seq));
+                }
+            }
+        }
         if s.stops {
             if let Some(c) = self.current.as_mut() {
                 c.stopped = Some((s.what.clone(), cut(line, EVIDENCE_MAX)));
@@ -456,12 +485,11 @@ impl Analyzer {
         source: &[String],
         t: Option<i128>,
         line: &str,
-    ) {
+    ) -> usize {
         let member = self.current.as_ref().and_then(|c| c.member.clone());
-        let seq = self.seq;
-        if let Some(f) = self.findings.iter_mut().find(|f| f.id == id && f.what == what) {
+        if let Some(i) = self.findings.iter().position(|f| f.id == id && f.what == what) {
+            let f = &mut self.findings[i];
             f.count += 1;
-            f.last_seq = seq;
             if let Some(m) = member {
                 f.members.insert(m);
             }
@@ -469,7 +497,7 @@ impl Analyzer {
                 f.first_ns = Some(f.first_ns.map_or(t, |x| x.min(t)));
                 f.last_ns = Some(f.last_ns.map_or(t, |x| x.max(t)));
             }
-            return;
+            return i;
         }
         self.findings.push(Finding {
             id: id.into(),
@@ -486,8 +514,10 @@ impl Analyzer {
             cleared: None,
             first_ns: t,
             last_ns: t,
-            last_seq: seq,
+            opens: BTreeMap::new(),
+            unclearable: false,
         });
+        self.findings.len() - 1
     }
 
     /// The report, with what was read.
@@ -497,14 +527,18 @@ impl Analyzer {
         for f in &mut findings {
             f.first = f.first_ns.map(format_time);
             f.last = f.last_ns.map(format_time);
-            if let Some((t, seq, line)) = self.clears.get(&f.id) {
-                // After its last line: by time when both have one and they differ (pod logs
-                // of several members are read one after another), else by the order read.
-                let after = match (t, f.last_ns) {
-                    (Some(t), Some(last)) if *t != last => *t > last,
-                    _ => *seq > f.last_seq,
-                };
-                if after {
+            // Cleared when every key it was opened for has a clearing line after that.
+            if !f.unclearable && !f.opens.is_empty() {
+                let clears: Option<Vec<&(Option<i128>, u64, String)>> = f
+                    .opens
+                    .iter()
+                    .map(|(key, open)| {
+                        self.clears.get(&(f.id.clone(), key.clone())).filter(|(t, q, _)| after((*t, *q), *open))
+                    })
+                    .collect();
+                let last =
+                    clears.and_then(|c| c.into_iter().reduce(|a, b| if after((b.0, b.1), (a.0, a.1)) { b } else { a }));
+                if let Some((t, _, line)) = last {
                     f.cleared = Some(Cleared { at: t.map(format_time), evidence: line.clone() });
                 }
             }
@@ -883,5 +917,73 @@ mod tests {
         ]);
         assert!(r.findings[0].cleared.is_some(), "{:?}", r.findings);
         assert_eq!(r.exit_code(), ExitCode::Ok);
+    }
+
+    /// etcd 3.5's lines about peer `id` at second `sec`.
+    fn peer_line(kind: &str, id: &str, sec: u32) -> String {
+        let ts = format!("2026-12-06T07:00:{sec:02}.000Z");
+        match kind {
+            "inactive" => format!(
+                r#"{{"level":"warn","ts":"{ts}","caller":"rafthttp/peer_status.go:66","msg":"peer became inactive (message send to peer failed)","peer-id":"{id}","error":"failed to dial {id} on stream MsgApp v2 (peer {id} failed to find local node 1)"}}"#
+            ),
+            "prober" => format!(
+                r#"{{"level":"warn","ts":"{ts}","caller":"rafthttp/probing_status.go:68","msg":"prober detected unhealthy status","round-tripper-name":"ROUND_TRIPPER_RAFT_MESSAGE","remote-peer-id":"{id}","rtt":"0s","error":"dial tcp 127.0.0.1:2380: connect: connection refused"}}"#
+            ),
+            _ => format!(
+                r#"{{"level":"info","ts":"{ts}","caller":"rafthttp/peer_status.go:53","msg":"peer became active","peer-id":"{id}"}}"#
+            ),
+        }
+    }
+
+    #[test]
+    fn a_peer_back_clears_its_own_unreachability_only() {
+        let (a, b) = ("8e9e05c52164694d", "fd422379fda50e48");
+        let lines = [
+            peer_line("inactive", a, 1),
+            peer_line("prober", a, 2),
+            peer_line("inactive", b, 3),
+            peer_line("prober", b, 4),
+            peer_line("active", a, 10),
+            // The prober lags the peer's return by up to its interval: no reopening.
+            peer_line("prober", a, 12),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let r = report(&refs);
+        let f = r.findings.iter().find(|f| f.id == "peer-unreachable").unwrap();
+        assert!(f.cleared.is_none(), "{b} is still away: {f:?}");
+        assert_eq!(r.exit_code(), ExitCode::Negative);
+
+        let mut more = refs.clone();
+        let back = peer_line("active", b, 20);
+        more.push(&back);
+        let r = report(&more);
+        let f = r.findings.iter().find(|f| f.id == "peer-unreachable").unwrap();
+        assert_eq!(f.cleared.as_ref().unwrap().at.as_deref(), Some("2026-12-06T07:00:20.000000Z"));
+        assert_eq!(r.exit_code(), ExitCode::Ok);
+
+        // Gone again: current again.
+        let again = peer_line("inactive", a, 30);
+        more.push(&again);
+        assert!(report(&more).findings.iter().find(|f| f.id == "peer-unreachable").unwrap().cleared.is_none());
+    }
+
+    #[test]
+    fn capnslog_peers_are_keyed_by_the_word_after_peer() {
+        let r = report(&[
+            "2026-12-06 07:00:01.000000 W | rafthttp: health check for peer 8e9e05c52164694d could not connect: dial tcp 127.0.0.1:2380: connect: connection refused",
+            "2026-12-06 07:00:02.000000 I | rafthttp: peer fd422379fda50e48 became active",
+        ]);
+        assert!(r.findings[0].cleared.is_none(), "another peer's return: {:?}", r.findings);
+        let r = report(&[
+            "2026-12-06 07:00:01.000000 W | rafthttp: health check for peer 8e9e05c52164694d could not connect: dial tcp 127.0.0.1:2380: connect: connection refused",
+            "2026-12-06 07:00:02.000000 I | rafthttp: peer 8e9e05c52164694d became active",
+        ]);
+        assert!(r.findings[0].cleared.is_some(), "{:?}", r.findings);
+        // A line of the entry without a key (a join's peerURL) is never cleared.
+        let r = report(&[
+            "2026-12-06 07:00:01.000000 W | etcdserver: failed to reach the peerURL(https://10.0.0.2:2380) of member 8e9e05c52164694d (Get x: dial tcp: connection refused)",
+            "2026-12-06 07:00:02.000000 I | rafthttp: peer 8e9e05c52164694d became active",
+        ]);
+        assert!(r.findings[0].cleared.is_none(), "{:?}", r.findings);
     }
 }
