@@ -60,8 +60,13 @@ impl Print for LogReport {
                     match &f.cleared {
                         // History: when it ended, not a step to take now.
                         Some(c) if !view.wide => format!("cleared {}", short_time(&c.at)).trim_end().to_string(),
-                        _ if view.wide => f.next.clone(),
-                        _ => next_cell(&f.next),
+                        Some(c) => format!(
+                            "cleared{}; if it comes back: {}",
+                            c.at.as_ref().map(|t| format!(" at {t}")).unwrap_or_default(),
+                            f.next
+                        ),
+                        None if view.wide => f.next.clone(),
+                        None => next_cell(&f.next),
                     },
                 ];
                 if view.wide {

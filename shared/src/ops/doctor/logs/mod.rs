@@ -94,10 +94,11 @@ pub struct Finding {
     first_ns: Option<i128>,
     #[serde(skip)]
     last_ns: Option<i128>,
-    /// Per key (a peer; `""` for an entry without keys), the line that opened it: the last
-    /// one that [reopens](catalogue::Signature::reopens) it, else its first. Time and order.
+    /// Per key (`MEMBER/PEER`; `""` for an entry without keys), the line that opened it (the
+    /// last one that [reopens](catalogue::Signature::reopens) it, else its first) and its last
+    /// line.
     #[serde(skip)]
-    opens: BTreeMap<String, (Option<i128>, u64)>,
+    opens: BTreeMap<String, (At, At)>,
     /// A line gave no key, or there were more than [`KEYS_MAX`]: it is never cleared.
     #[serde(skip)]
     unclearable: bool,
@@ -106,12 +107,36 @@ pub struct Finding {
 /// At most this many keys (peers) are followed per finding.
 const KEYS_MAX: usize = 64;
 
-/// Whether `a` comes after `b` (time, order read): by time when both have one and they
-/// differ (pod logs of several members are read one after another), else by the order read.
-fn after(a: (Option<i128>, u64), b: (Option<i128>, u64)) -> bool {
-    match (a.0, b.0) {
-        (Some(x), Some(y)) if x != y => x > y,
-        _ => a.1 > b.1,
+/// A line of an entry this long after the line that cleared it opens it again, whatever
+/// `reopened_by` says: etcd's prober warns every 5 s while a peer is away, and lags its return
+/// by one probe.
+const REOPEN_AFTER_NS: i128 = 30_000_000_000;
+
+/// Where a line was read: its time, its order among all lines, its container's number.
+#[derive(Debug, Clone, Copy, Default)]
+struct At {
+    time: Option<i128>,
+    seq: u64,
+    container: u64,
+}
+
+impl At {
+    /// Whether this line comes after `b`: by time when both have one and they differ (pod logs
+    /// of several members are read one after another), else by the order read.
+    fn after(self, b: At) -> bool {
+        match (self.time, b.time) {
+            (Some(x), Some(y)) if x != y => x > y,
+            _ => self.seq > b.seq,
+        }
+    }
+
+    /// Whether this line, after a clear at `clear`, says the failure is back though it is not
+    /// one that reopens: well after the clear, or in a later container (etcd restarted while
+    /// the peer was still away: no `became inactive` then, only the prober's warnings).
+    fn outlives(self, clear: At) -> bool {
+        self.after(clear)
+            && (self.container > clear.container
+                || matches!((self.time, clear.time), (Some(x), Some(y)) if x - y > REOPEN_AFTER_NS))
     }
 }
 
@@ -236,9 +261,11 @@ pub struct Analyzer {
     unreadable: Vec<String>,
     /// Lines read so far, every format (the order of lines without a time).
     seq: u64,
-    /// Per catalogue id and key, the last line that said its failure is over: time, order,
-    /// line. Bounded: keys come from lines of entries that have `cleared_by` (peers).
-    clears: BTreeMap<(String, String), (Option<i128>, u64, String)>,
+    /// Per catalogue id and key, the last line that said its failure is over, and the line.
+    /// Bounded: keys come from lines of entries that have `cleared_by` (peers).
+    clears: BTreeMap<(String, String), (At, String)>,
+    /// Containers started so far (the number of the current one).
+    started: u64,
 }
 
 /// A start of etcd, as its first line at info level says it (etcdmain's `Running: ` with the
@@ -281,6 +308,7 @@ impl Analyzer {
     /// Starts a new container read from `source`.
     pub fn start_container(&mut self, source: &str) {
         self.end_container(false);
+        self.started += 1;
         self.current =
             Some(Current { source: vec![source.to_string()], member: member_of(source), ..Default::default() });
     }
@@ -332,13 +360,14 @@ impl Analyzer {
         if catalogue::may_clear(text) {
             let r = parse::parse(outer, text);
             if let Some(s) = catalogue::clearing(&r) {
-                let key = s.key.as_ref().map_or(Some(String::new()), |k| k.of(r.format, &r.msg, &r.text));
+                let key = self.key_of(s, r.format, &r.msg, &r.text);
                 if let Some(key) = key.filter(|_| self.admit(r.format, r.time, false, false)) {
                     // The newest such line wins (members' logs are read one after another).
+                    let at = self.at(r.time);
                     let k = (s.id.clone(), key);
-                    let older = self.clears.get(&k).is_some_and(|(t, q, _)| after((*t, *q), (r.time, self.seq)));
+                    let older = self.clears.get(&k).is_some_and(|(c, _)| c.after(at));
                     if !older && (self.clears.len() < KEYS_MAX * 4 || self.clears.contains_key(&k)) {
-                        self.clears.insert(k, (r.time, self.seq, cut(&r.text, EVIDENCE_MAX)));
+                        self.clears.insert(k, (at, cut(&r.text, EVIDENCE_MAX)));
                     }
                 }
                 return;
@@ -452,16 +481,24 @@ impl Analyzer {
     /// etcd stops on its own after it.
     fn found(&mut self, s: &catalogue::Signature, format: Format, msg: &str, t: Option<i128>, line: &str) {
         let i = self.note(&s.id, &s.what, s.severity, &s.cause, &s.next, &s.source, t, line);
-        let seq = self.seq;
+        let at = self.at(t);
+        let key = self.key_of(s, format, msg, line);
         let f = &mut self.findings[i];
-        match s.key.as_ref().map_or(Some(String::new()), |k| k.of(format, msg, line)) {
+        match key {
             None => f.unclearable = true,
             Some(key) => {
-                let first = !f.opens.contains_key(&key);
-                if first && f.opens.len() >= KEYS_MAX {
-                    f.unclearable = true;
-                } else if first || s.reopens(format, msg) {
-                    f.opens.insert(key, (t, seq));
+                let full = f.opens.len() >= KEYS_MAX;
+                match f.opens.get_mut(&key) {
+                    Some((open, last)) => {
+                        *last = at;
+                        if s.reopens(format, msg) {
+                            *open = at;
+                        }
+                    }
+                    None if full => f.unclearable = true,
+                    None => {
+                        f.opens.insert(key, (at, at));
+                    }
                 }
             }
         }
@@ -470,6 +507,20 @@ impl Analyzer {
                 c.stopped = Some((s.what.clone(), cut(line, EVIDENCE_MAX)));
             }
         }
+    }
+
+    /// Where the line being read is.
+    fn at(&self, time: Option<i128>) -> At {
+        At { time, seq: self.seq, container: self.started }
+    }
+
+    /// What a line of entry `s` is about: `""` for an entry without keys (NOSPACE is the whole
+    /// cluster's); `MEMBER/PEER` for one with (a partition between two members is not healed by
+    /// a third one's view of the peer); `None` when the line does not say.
+    fn key_of(&self, s: &catalogue::Signature, format: Format, msg: &str, line: &str) -> Option<String> {
+        let Some(k) = &s.key else { return Some(String::new()) };
+        let member = self.current.as_ref().and_then(|c| c.member.as_deref()).unwrap_or("");
+        k.of(format, msg, line).map(|peer| format!("{member}/{peer}"))
     }
 
     /// Counts one more line of finding `id`/`what`; `line` is its evidence when it is the
@@ -527,19 +578,21 @@ impl Analyzer {
         for f in &mut findings {
             f.first = f.first_ns.map(format_time);
             f.last = f.last_ns.map(format_time);
-            // Cleared when every key it was opened for has a clearing line after that.
+            // Cleared when every key it was opened for has a clearing line after that, and no
+            // line of it outlives that line.
             if !f.unclearable && !f.opens.is_empty() {
-                let clears: Option<Vec<&(Option<i128>, u64, String)>> = f
+                let clears: Option<Vec<&(At, String)>> = f
                     .opens
                     .iter()
-                    .map(|(key, open)| {
-                        self.clears.get(&(f.id.clone(), key.clone())).filter(|(t, q, _)| after((*t, *q), *open))
+                    .map(|(key, (open, last))| {
+                        self.clears
+                            .get(&(f.id.clone(), key.clone()))
+                            .filter(|(c, _)| c.after(*open) && !last.outlives(*c))
                     })
                     .collect();
-                let last =
-                    clears.and_then(|c| c.into_iter().reduce(|a, b| if after((b.0, b.1), (a.0, a.1)) { b } else { a }));
-                if let Some((t, _, line)) = last {
-                    f.cleared = Some(Cleared { at: t.map(format_time), evidence: line.clone() });
+                let last = clears.and_then(|c| c.into_iter().reduce(|a, b| if b.0.after(a.0) { b } else { a }));
+                if let Some((c, line)) = last {
+                    f.cleared = Some(Cleared { at: c.time.map(format_time), evidence: line.clone() });
                 }
             }
         }
@@ -985,5 +1038,43 @@ mod tests {
             "2026-12-06 07:00:02.000000 I | rafthttp: peer 8e9e05c52164694d became active",
         ]);
         assert!(r.findings[0].cleared.is_none(), "{:?}", r.findings);
+    }
+
+    #[test]
+    fn a_peer_still_away_after_a_restart_or_long_after_is_current() {
+        let a = "8e9e05c52164694d";
+        let running = r#"{"level":"info","ts":"2026-12-06T07:00:10.000Z","caller":"etcdmain/etcd.go:73","msg":"Running: ","args":["etcd"]}"#;
+        // etcd restarted while the peer was away: only the prober says so (no "became inactive").
+        // (15 s after the return: the restart, not the time, tells.)
+        let lines =
+            [peer_line("inactive", a, 1), peer_line("active", a, 5), running.to_string(), peer_line("prober", a, 20)];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let r = report(&refs);
+        assert!(r.findings[0].cleared.is_none(), "{:?}", r.findings);
+        // The same container, the prober 35 s after the return: away again.
+        let lines = [peer_line("inactive", a, 1), peer_line("active", a, 5), peer_line("prober", a, 40)];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        assert!(report(&refs).findings[0].cleared.is_none());
+        // One probe late: the return stands.
+        let lines = [peer_line("inactive", a, 1), peer_line("active", a, 5), peer_line("prober", a, 9)];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        assert!(report(&refs).findings[0].cleared.is_some());
+    }
+
+    #[test]
+    fn one_members_view_of_a_peer_does_not_clear_anothers() {
+        let a = "8e9e05c52164694d";
+        let mut an = Analyzer::new(None);
+        // cp-1 is cut off from the peer for ten minutes; cp-2 saw it come back at once.
+        an.start_container("/var/log/pods/kube-system_etcd-cp-1_u1/etcd/0.log");
+        an.line(None, &peer_line("inactive", a, 1));
+        an.line(None, &peer_line("prober", a, 45));
+        an.start_container("/var/log/pods/kube-system_etcd-cp-2_u2/etcd/0.log");
+        an.line(None, &peer_line("inactive", a, 1));
+        an.line(None, &peer_line("active", a, 20));
+        let r = an.finish(vec![]);
+        let f = r.findings.iter().find(|f| f.id == "peer-unreachable").unwrap();
+        assert!(f.cleared.is_none(), "{f:?}");
+        assert_eq!(r.exit_code(), ExitCode::Negative);
     }
 }

@@ -166,7 +166,8 @@ fn split_docker(line: &[u8]) -> Option<(Option<i128>, usize, bool, String)> {
     if !line.starts_with(br#"{"log":""#) {
         return None;
     }
-    let e: DockerEntry = serde_json::from_slice(line).ok()?;
+    // Bytes that are not UTF-8 (Docker writes U+FFFD for them) must not lose the entry.
+    let e: DockerEntry = serde_json::from_str(&String::from_utf8_lossy(line)).ok()?;
     let stream = usize::from(e.stream != "stdout");
     let (text, partial) = match e.log.strip_suffix('\n') {
         Some(t) => (t.strip_suffix('\r').unwrap_or(t).to_string(), false),
@@ -196,39 +197,16 @@ fn split_cri(line: &[u8]) -> Option<(Option<i128>, usize, bool, &[u8])> {
 }
 
 /// A syslog line as journalctl and rsyslog write it → (its time when it has a year, text):
-/// `Mon DD HH:MM:SS host unit[pid]: text` (journalctl's default; no year: no time),
-/// `2026-12-05T20:51:24+0000 host unit[pid]: text` (`-o short-iso`, rsyslog's RFC 3339), and
-/// both without `[pid]` (`host etcd: text`, as a unit with a SyslogIdentifier or `logger -t`
-/// writes).
+/// `Mon DD HH:MM:SS host unit[pid]: text` (journalctl's default; no year: no time; the month
+/// as the locale writes it), `2026-12-05T20:51:24+0000 host unit[pid]: text` (`-o short-iso`,
+/// rsyslog's RFC 3339), `-o short-full`'s `Sun 2026-12-06 06:42:30 UTC host …`, with or
+/// without the host (`--no-hostname`), and without `[pid]` (`host etcd: text`, as a unit with
+/// a SyslogIdentifier or `logger -t` writes).
 fn split_syslog(line: &str) -> Option<(Option<i128>, &str)> {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    // The time, then the host: the rest starts at the tag.
-    let (t, rest) = if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
-        let (stamp, rest) = line.split_once(' ')?;
-        if !stamp.contains('T') {
-            return None;
-        }
-        (Some(parse_time(stamp)?), rest)
-    } else {
-        let month = line.get(..3)?;
-        if !MONTHS.contains(&month) || line.as_bytes().get(3) != Some(&b' ') {
-            return None;
-        }
-        // `Dec  5` (rsyslog pads the day) or `Dec 05`.
-        let rest = line[4..].trim_start_matches(' ');
-        let (day, rest) = rest.split_once(' ')?;
-        let (clock, rest) = rest.split_once(' ')?;
-        let c = clock.as_bytes();
-        let clock_ok = c.len() >= 8
-            && c[2] == b':'
-            && c[5] == b':'
-            && c[..8].iter().filter(|b| **b != b':').all(u8::is_ascii_digit);
-        if !(1..=2).contains(&day.len()) || !day.bytes().all(|b| b.is_ascii_digit()) || !clock_ok {
-            return None;
-        }
-        (None, rest)
-    };
-    let (_host, rest) = rest.split_once(' ')?;
+    let (t, rest) = syslog_time(line)?;
+    // The host, unless the next word is already the tag (`--no-hostname`).
+    let first = rest.split(' ').next()?;
+    let rest = if first.ends_with(':') { rest } else { rest.split_once(' ')?.1 };
     let (tag, text) = rest.split_once(": ")?;
     // The tag: a program name (`etcd`, `k3s`, `rke2`), with `[pid]` or without.
     let name = match tag.split_once('[') {
@@ -244,6 +222,36 @@ fn split_syslog(line: &str) -> Option<(Option<i128>, &str)> {
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'@'));
     name_ok.then_some((t, text))
+}
+
+/// The time a syslog line starts with → (its time when it has a year, the rest after it).
+fn syslog_time(line: &str) -> Option<(Option<i128>, &str)> {
+    let clock_ok = |c: &str| {
+        let c = c.as_bytes();
+        c.len() >= 8 && c[2] == b':' && c[5] == b':' && c[..8].iter().filter(|b| **b != b':').all(u8::is_ascii_digit)
+    };
+    let (first, rest) = line.split_once(' ')?;
+    if first.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        // RFC 3339 (`-o short-iso`, rsyslog).
+        return first.contains('T').then(|| parse_time(first)).flatten().map(|t| (Some(t), rest));
+    }
+    if first.chars().count() != 3 || !first.chars().all(char::is_alphabetic) {
+        return None;
+    }
+    // `-o short-full`: `Sun 2026-12-06 06:42:30 UTC …` (the zone's name is not an offset:
+    // no time).
+    if rest.as_bytes().first().is_some_and(u8::is_ascii_digit) && rest.as_bytes().get(4) == Some(&b'-') {
+        let (_date, rest) = rest.split_once(' ')?;
+        let (clock, rest) = rest.split_once(' ')?;
+        let (_zone, rest) = rest.split_once(' ')?;
+        return clock_ok(clock).then_some((None, rest));
+    }
+    // `Dec 05 20:51:24` or rsyslog's `Dec  5 20:51:24`.
+    let rest = rest.trim_start_matches(' ');
+    let (day, rest) = rest.split_once(' ')?;
+    let (clock, rest) = rest.split_once(' ')?;
+    let day_ok = (1..=2).contains(&day.len()) && day.bytes().all(|b| b.is_ascii_digit());
+    (day_ok && clock_ok(clock)).then_some((None, rest))
 }
 
 /// What every line needs, read without building a record: its format, time, level and
@@ -662,6 +670,11 @@ mod tests {
         assert_eq!(whole(&mut c, r#"{"log":"out\n","stream":"stdout","time":"2026-12-05T20:51:24.2Z"}"#).1, "out");
         let (t, s) = whole(&mut c, r#"{"log":"def\n","stream":"stderr","time":"2026-12-05T20:51:24.3Z"}"#);
         assert_eq!((t, s.as_str()), (parse_time("2026-12-05T20:51:24.1Z"), "abcdef"));
+        // A byte that is not UTF-8 costs that character only.
+        match c.push(b"{\"log\":\"a\xffb\\n\",\"stream\":\"stderr\",\"time\":\"2026-12-05T20:51:24Z\"}") {
+            Line::Whole(_, s) => assert_eq!(s, "a\u{fffd}b"),
+            l => panic!("{l:?}"),
+        }
         // Not Docker's: kept whole as it is.
         assert_eq!(whole(&mut c, r#"{"log":"#).1, r#"{"log":"#);
     }
@@ -675,6 +688,11 @@ mod tests {
             ("Dec 5 20:51:24 cp-1 k3s[7]: TEXT", None),
             ("2026-12-05T20:51:24+0000 cp-1 etcd[42]: TEXT", parse_time("2026-12-05T20:51:24Z")),
             ("2026-12-05T20:51:24.123456+01:00 cp-1 etcd: TEXT", parse_time("2026-12-05T19:51:24.123456Z")),
+            // journalctl --no-hostname, -o short-full, a German locale's month.
+            ("Dec 06 06:42:30 etcd[42]: TEXT", None),
+            ("Sun 2026-12-06 06:42:30 UTC cp-1 etcd[42]: TEXT", None),
+            ("Dez 06 06:42:30 cp-1 etcd[42]: TEXT", None),
+            ("Mär 06 06:42:30 cp-1 etcd[42]: TEXT", None),
         ] {
             assert_eq!(whole(&mut c, line), (time, "TEXT".to_string()), "{line}");
         }
@@ -688,5 +706,8 @@ mod tests {
         ] {
             assert_eq!(whole(&mut c, line).1, line, "{line}");
         }
+        // A Go panic under --no-hostname keeps its `panic: ` (the tag is etcd's, not `panic`).
+        assert_eq!(whole(&mut c, "Dec 06 06:42:30 etcd[42]: panic: runtime error").1, "panic: runtime error");
+        assert_eq!(whole(&mut c, "Dec 06 06:42:30 etcd: panic: runtime error").1, "panic: runtime error");
     }
 }
