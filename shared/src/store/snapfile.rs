@@ -556,8 +556,16 @@ impl PartWriter {
             // No replace: a file that appeared under the final name meanwhile is kept.
             std::fs::hard_link(&from, &self.final_path).and_then(|()| std::fs::remove_file(&from))
         };
+        let named_by_revision = name.is_some();
         publish.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
+            if source.kind() == std::io::ErrorKind::AlreadyExists && named_by_revision {
+                // A snapshot directory's name is the second and the revision: another save of
+                // the same revision in the same second, before or during this one.
+                Error::Refused(format!(
+                    "{} already exists (another save of revision {rev} in the same second): kept it; this save added nothing",
+                    self.final_path.display()
+                ))
+            } else if source.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::Refused(format!(
                     "{} appeared while this save ran (another save?): kept it; pass --overwrite to replace it",
                     self.final_path.display()
@@ -669,5 +677,27 @@ mod tests {
             assert!(e.to_string().contains("sha256 mismatch"), "{e}");
             assert!(!target.exists() && !dir.path().join(format!("bad-{at}.db.part")).exists());
         }
+    }
+
+    /// A snapshot directory's name (second and revision) already taken: refused with what
+    /// happened, the file kept, no `.part` left, and no advice to pass --overwrite (which a
+    /// directory save does not take).
+    #[test]
+    fn a_directory_name_already_taken_is_kept_and_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = stream(dir.path());
+        let named = dir.path().join("etcd-snapshot-20261206T140000Z-200.db");
+        std::fs::write(&named, b"the earlier one").unwrap();
+        let target = dir.path().join("etcd-snapshot.part-target");
+        let mut w = PartWriter::create(&target, false).unwrap();
+        w.write(&bytes).unwrap();
+        let e =
+            w.finish_as(&|rev| Ok(dir.path().join(format!("etcd-snapshot-20261206T140000Z-{rev}.db")))).unwrap_err();
+        let said = e.to_string();
+        assert!(said.contains("already exists (another save of revision 200 in the same second)"), "{said}");
+        assert!(!said.contains("--overwrite"), "{said}");
+        assert_eq!(std::fs::read(&named).unwrap(), b"the earlier one");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(!left.iter().any(|n| n.to_string_lossy().ends_with(".part")), "{left:?}");
     }
 }
