@@ -47,6 +47,17 @@ pub enum MatchFormat {
     Any,
 }
 
+impl MatchFormat {
+    /// Whether a record of `format` is one this matcher reads.
+    fn admits(self, format: Format) -> bool {
+        match self {
+            MatchFormat::Any => true,
+            MatchFormat::Zap => format == Format::Zap,
+            MatchFormat::Text => format == Format::Text,
+        }
+    }
+}
+
 /// One way an entry matches a record: every given key has to hold.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,11 +77,7 @@ pub struct Matcher {
 
 impl Matcher {
     fn matches(&self, r: &Record) -> bool {
-        let format_ok = match self.format {
-            MatchFormat::Any => true,
-            MatchFormat::Zap => r.format == Format::Zap,
-            MatchFormat::Text => r.format == Format::Text,
-        };
+        let format_ok = self.format.admits(r.format);
         if !format_ok || (self.msg.is_none() && self.contains.is_none() && self.fields.is_empty()) {
             return false;
         }
@@ -152,7 +159,8 @@ impl Key {
                 let head = format!("\"{f}\":\"");
                 if let Some(at) = text.find(&head) {
                     let rest = &text[at + head.len()..];
-                    return rest.find(['"', '\\']).map(|end| rest[..end].to_string());
+                    // Peer IDs are hex: a value with an escape is no peer's.
+                    return super::parse::plain_string(rest).map(|(v, _)| v.to_string());
                 }
             }
         }
@@ -173,14 +181,10 @@ impl Signature {
     /// from its format and message alone (reopening matchers match on the message).
     pub fn reopens(&self, format: Format, msg: &str) -> bool {
         self.reopened_by.is_empty()
-            || self.reopened_by.iter().any(|m| {
-                let format_ok = match m.format {
-                    MatchFormat::Any => true,
-                    MatchFormat::Zap => format == Format::Zap,
-                    MatchFormat::Text => format == Format::Text,
-                };
-                format_ok && m.msg.as_deref().is_some_and(|n| msg.contains(n))
-            })
+            || self
+                .reopened_by
+                .iter()
+                .any(|m| m.format.admits(format) && m.msg.as_deref().is_some_and(|n| msg.contains(n)))
     }
 }
 
@@ -248,12 +252,7 @@ pub fn may_match(line: &str) -> bool {
 pub fn find_quick(q: &Quick<'_>, line: &str) -> Option<Option<&'static Signature>> {
     for s in signatures() {
         for m in &s.matchers {
-            let format_ok = match m.format {
-                MatchFormat::Any => true,
-                MatchFormat::Zap => q.format == Format::Zap,
-                MatchFormat::Text => q.format == Format::Text,
-            };
-            if !format_ok || m.msg.as_deref().is_some_and(|n| !q.msg.contains(n)) {
+            if !m.format.admits(q.format) || m.msg.as_deref().is_some_and(|n| !q.msg.contains(n)) {
                 continue;
             }
             let needles: Vec<&str> = m.contains.iter().chain(m.fields.values()).map(String::as_str).collect();

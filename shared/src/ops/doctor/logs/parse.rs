@@ -338,7 +338,7 @@ fn zap_head(t: &str, outer: Option<i128>) -> Option<ZapHead<'_>> {
 
 /// A JSON string's body up to its closing quote (the opening one already read), when it holds
 /// no escape; and what follows the quote.
-fn plain_string(s: &str) -> Option<(&str, &str)> {
+pub(super) fn plain_string(s: &str) -> Option<(&str, &str)> {
     let end = s.find(['"', '\\'])?;
     (s.as_bytes()[end] == b'"').then(|| (&s[..end], &s[end + 1..]))
 }
