@@ -61,8 +61,9 @@ pub enum Command {
     /// kubelet's CRI format, Docker's json-file log (RKE1), journald's and syslog's lines;
     /// detected line by line.
     ///
-    /// A failure a later line says is over (NOSPACE, then etcd's "alarm disarmed") is shown as
-    /// CLEARED and does not set the exit code.
+    /// A failure a later line says is over (NOSPACE, then etcd's "alarm disarmed"; a peer
+    /// unreachable, then "peer … became active") is shown as CLEARED and does not set the exit
+    /// code.
     ///
     /// Exit codes: 0 nothing known found (warnings only, or cleared); 1 a critical or error finding, or a
     /// container that ended on a fatal line; 2 usage; 3 no log found (the message says where it
